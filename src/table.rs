@@ -1,0 +1,2 @@
+//! Device-mapper tables: the `start length target params` text form.
+#![forbid(unsafe_code)]
