@@ -101,11 +101,11 @@ mod tests {
 
     #[test]
     fn known_encodings() {
-        // makedev(253, 0) == 0xfd00; makedev(8, 16) == 0x810; minor 256 goes to bit 20.
+        // makedev(253, 0) == 0xfd00; makedev(8, 16) == 0x810; minor 256 sets bit 20.
         assert_eq!(DevNum::new(253, 0).to_dev_t(), 0xfd00);
         assert_eq!(DevNum::new(8, 16).to_dev_t(), 0x810);
-        assert_eq!(DevNum::new(253, 256).to_dev_t(), 0x1_00fd00);
-        assert_eq!(DevNum::from_dev_t(0x1_00fd00), DevNum::new(253, 256));
+        assert_eq!(DevNum::new(253, 256).to_dev_t(), 0x10_fd00);
+        assert_eq!(DevNum::from_dev_t(0x10_fd00), DevNum::new(253, 256));
     }
 
     #[test]
