@@ -12,7 +12,7 @@
 //! | [`units`], [`DevNum`], [`DmName`], [`DmUuid`] | validated values | none |
 //! | [`io`] | positioned reads over images and block devices | none |
 //!
-//! ```no_run
+//! ```ignore
 //! use devmapper::{DeviceMapper, DmName};
 //! let dm = DeviceMapper::new()?;
 //! let v = dm.version()?;
