@@ -12,7 +12,7 @@
 //! | [`units`], [`DevNum`], [`DmName`], [`DmUuid`] | validated values | none |
 //! | [`io`] | positioned reads over images and block devices | none |
 //!
-//! ```ignore
+//! ```no_run
 //! use devmapper::{DeviceMapper, DmName};
 //! let dm = DeviceMapper::new()?;
 //! let v = dm.version()?;
@@ -29,7 +29,25 @@ pub mod io;
 pub mod units;
 
 pub use devnum::DevNum;
+pub mod command;
 pub mod cow;
+pub mod error;
+pub mod id;
+mod ioctl;
 pub mod lvm;
+pub mod reply;
 pub mod table;
 pub mod target;
+
+pub use command::{Command, Version};
+pub use error::{Errno, Error, Result};
+pub use id::{DevId, DmName, DmUuid};
+mod dm;
+pub mod nodes;
+
+pub use dm::{
+    CreateOptions, DeviceEntry, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options,
+    SuspendOptions, Which, availability,
+};
+pub use nodes::NodeMode;
+pub use reply::{RawTarget, TargetVersion};

@@ -1,0 +1,1225 @@
+//! [`DeviceMapper`]: one safe method per device-mapper command.
+#![forbid(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bitflags::bitflags;
+
+use crate::DevNum;
+use crate::command::{Command, Version};
+use crate::error::{Errno, Error, Result};
+use crate::id::{DevId, DmName, DmUuid};
+use crate::ioctl::{self, Buffer, sysv::CookieSem};
+use crate::nodes::{self, NodeMode};
+use crate::reply::{self, HEADER_SIZE, Header, RawTarget, RequestHeader, TargetVersion};
+use crate::units::Sectors;
+
+pub use crate::reply::NameListEntry as DeviceEntry;
+
+bitflags! {
+    /// The `flags` word of a device-mapper ioctl (`DM_*_FLAG`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct DmFlags: u32 {
+        /// `DM_READONLY_FLAG`.
+        const READONLY = dm_sys::DM_READONLY_FLAG;
+        /// `DM_SUSPEND_FLAG`.
+        const SUSPEND = dm_sys::DM_SUSPEND_FLAG;
+        /// `DM_PERSISTENT_DEV_FLAG`.
+        const PERSISTENT_DEV = dm_sys::DM_PERSISTENT_DEV_FLAG;
+        /// `DM_STATUS_TABLE_FLAG`.
+        const STATUS_TABLE = dm_sys::DM_STATUS_TABLE_FLAG;
+        /// `DM_ACTIVE_PRESENT_FLAG`.
+        const ACTIVE_PRESENT = dm_sys::DM_ACTIVE_PRESENT_FLAG;
+        /// `DM_INACTIVE_PRESENT_FLAG`.
+        const INACTIVE_PRESENT = dm_sys::DM_INACTIVE_PRESENT_FLAG;
+        /// `DM_BUFFER_FULL_FLAG`.
+        const BUFFER_FULL = dm_sys::DM_BUFFER_FULL_FLAG;
+        /// `DM_SKIP_BDGET_FLAG`.
+        const SKIP_BDGET = dm_sys::DM_SKIP_BDGET_FLAG;
+        /// `DM_SKIP_LOCKFS_FLAG`.
+        const SKIP_LOCKFS = dm_sys::DM_SKIP_LOCKFS_FLAG;
+        /// `DM_NOFLUSH_FLAG`.
+        const NOFLUSH = dm_sys::DM_NOFLUSH_FLAG;
+        /// `DM_QUERY_INACTIVE_TABLE_FLAG`.
+        const QUERY_INACTIVE_TABLE = dm_sys::DM_QUERY_INACTIVE_TABLE_FLAG;
+        /// `DM_UEVENT_GENERATED_FLAG`.
+        const UEVENT_GENERATED = dm_sys::DM_UEVENT_GENERATED_FLAG;
+        /// `DM_UUID_FLAG`.
+        const UUID = dm_sys::DM_UUID_FLAG;
+        /// `DM_SECURE_DATA_FLAG`.
+        const SECURE_DATA = dm_sys::DM_SECURE_DATA_FLAG;
+        /// `DM_DATA_OUT_FLAG`.
+        const DATA_OUT = dm_sys::DM_DATA_OUT_FLAG;
+        /// `DM_DEFERRED_REMOVE`.
+        const DEFERRED_REMOVE = dm_sys::DM_DEFERRED_REMOVE;
+        /// `DM_INTERNAL_SUSPEND_FLAG`.
+        const INTERNAL_SUSPEND = dm_sys::DM_INTERNAL_SUSPEND_FLAG;
+        /// `DM_IMA_MEASUREMENT_FLAG`.
+        const IMA_MEASUREMENT = dm_sys::DM_IMA_MEASUREMENT_FLAG;
+        // Bits this crate does not know stay representable.
+        const _ = !0;
+    }
+}
+
+/// What the kernel reports about one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device name.
+    pub name: String,
+    /// Device uuid, if it has one.
+    pub uuid: Option<String>,
+    /// Device number.
+    pub dev: DevNum,
+    /// Number of openers (mounts, other dm tables, processes).
+    pub open_count: i32,
+    /// Event number.
+    pub event_nr: u32,
+    /// Number of targets in the table the reply describes.
+    pub target_count: u32,
+    /// Flags as returned.
+    pub flags: DmFlags,
+}
+
+impl DeviceInfo {
+    fn from_header(h: &Header) -> Self {
+        Self {
+            name: h.name.clone(),
+            uuid: (!h.uuid.is_empty()).then(|| h.uuid.clone()),
+            dev: DevNum::from_kernel_huge(h.dev),
+            open_count: h.open_count,
+            event_nr: h.event_nr,
+            target_count: h.target_count,
+            flags: DmFlags::from_bits_retain(h.flags),
+        }
+    }
+
+    /// The device is suspended.
+    pub fn suspended(&self) -> bool {
+        self.flags.contains(DmFlags::SUSPEND)
+    }
+    /// The device (its live table) is read-only.
+    pub fn read_only(&self) -> bool {
+        self.flags.contains(DmFlags::READONLY)
+    }
+    /// The device has a live table.
+    pub fn has_live_table(&self) -> bool {
+        self.flags.contains(DmFlags::ACTIVE_PRESENT)
+    }
+    /// The device has an inactive (loaded, not yet resumed) table.
+    pub fn has_inactive_table(&self) -> bool {
+        self.flags.contains(DmFlags::INACTIVE_PRESENT)
+    }
+    /// A deferred remove is pending.
+    pub fn deferred_remove(&self) -> bool {
+        self.flags.contains(DmFlags::DEFERRED_REMOVE)
+    }
+}
+
+/// Options of [`DeviceMapper::create`].
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct CreateOptions {
+    /// Uuid to give the device.
+    pub uuid: Option<DmUuid>,
+    /// Create the device read-only.
+    pub read_only: bool,
+    /// Ask for this device number (the kernel honours the minor).
+    pub dev: Option<DevNum>,
+}
+
+impl CreateOptions {
+    /// Set the uuid.
+    pub fn uuid(mut self, uuid: DmUuid) -> Self {
+        self.uuid = Some(uuid);
+        self
+    }
+    /// Make the device read-only.
+    pub fn read_only(mut self, ro: bool) -> Self {
+        self.read_only = ro;
+        self
+    }
+    /// Ask for a fixed device number.
+    pub fn dev(mut self, dev: DevNum) -> Self {
+        self.dev = Some(dev);
+        self
+    }
+}
+
+/// Options of [`DeviceMapper::suspend`] and [`DeviceMapper::resume`].
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct SuspendOptions {
+    /// Requeue in-flight I/O instead of flushing it (also skips the filesystem freeze).
+    /// Never use it to take a snapshot.
+    pub noflush: bool,
+    /// Do not freeze the filesystem (crash-consistent only).
+    pub skip_lockfs: bool,
+}
+
+/// Options of [`DeviceMapper::load_table`].
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct LoadOptions {
+    /// Open the table's devices read-only and make the device read-only on resume.
+    pub read_only: bool,
+    /// Ask the kernel to wipe its copies of the table (for key material).
+    pub secure: bool,
+}
+
+/// Which table a query reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Which {
+    /// The live table.
+    #[default]
+    Live,
+    /// The inactive (loaded, not yet resumed) table.
+    Inactive,
+}
+
+/// Disk geometry for [`DeviceMapper::set_geometry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Cylinders.
+    pub cylinders: u64,
+    /// Heads.
+    pub heads: u64,
+    /// Sectors per track.
+    pub sectors: u64,
+    /// Start sector.
+    pub start: u64,
+}
+
+/// How a [`DeviceMapper`] handle is set up.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Options {
+    /// Path of the control node.
+    pub control: PathBuf,
+    /// Directory holding `mapper/` (`/dev`).
+    pub dev_dir: PathBuf,
+    /// Who manages `/dev/mapper/<name>` nodes.
+    pub nodes: NodeMode,
+    /// How long to wait for udev in [`NodeMode::Udev`].
+    pub udev_timeout: Duration,
+    /// First buffer size for replies that can grow (16 KiB, as libdevmapper).
+    pub initial_buffer: usize,
+    /// Largest buffer a reply may grow to.
+    pub max_buffer: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            control: PathBuf::from("/dev/mapper/control"),
+            dev_dir: PathBuf::from("/dev"),
+            nodes: NodeMode::Auto,
+            udev_timeout: Duration::from_secs(30),
+            initial_buffer: 16 * 1024,
+            max_buffer: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Options {
+    /// Set the node mode.
+    pub fn nodes(mut self, mode: NodeMode) -> Self {
+        self.nodes = mode;
+        self
+    }
+    /// Set the udev timeout.
+    pub fn udev_timeout(mut self, t: Duration) -> Self {
+        self.udev_timeout = t;
+        self
+    }
+    /// Set the initial reply buffer size (at least the 312-byte header).
+    pub fn initial_buffer(mut self, bytes: usize) -> Self {
+        self.initial_buffer = bytes;
+        self
+    }
+    /// Open the handle.
+    ///
+    /// # Errors
+    /// See [`DeviceMapper::with_options`].
+    pub fn open(self) -> Result<DeviceMapper> {
+        DeviceMapper::with_options(self)
+    }
+}
+
+/// A handle on the device-mapper control node. `Send + Sync`: share it between threads.
+///
+/// ```no_run
+/// use devmapper::{DeviceMapper, DmName, RawTarget, units::Sectors};
+/// let dm = DeviceMapper::new()?;
+/// let name = DmName::new("example-zero")?;
+/// dm.create(&name, Default::default())?;
+/// dm.load_table(&name, &[RawTarget {
+///     start: Sectors(0), length: Sectors(2048),
+///     target_type: "zero".into(), params: String::new(),
+/// }], Default::default())?;
+/// dm.resume(&name, Default::default())?;
+/// println!("{:?}", dm.info(&name)?);
+/// dm.remove(&name, false)?;
+/// # Ok::<(), devmapper::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct DeviceMapper {
+    control: File,
+    kernel: Version,
+    nodes: NodeMode,
+    opts: Options,
+}
+
+struct Reply {
+    header: Header,
+    buf: Buffer,
+}
+
+impl Reply {
+    fn payload(&self, cmd: Command) -> Result<&[u8]> {
+        reply::payload(self.buf.as_bytes(), &self.header).map_err(|e| Error::BadReply {
+            cmd,
+            offset: e.offset,
+            reason: e.reason.to_owned(),
+        })
+    }
+}
+
+fn bad(cmd: Command, e: reply::DecodeError) -> Error {
+    Error::BadReply {
+        cmd,
+        offset: e.offset,
+        reason: e.reason.to_owned(),
+    }
+}
+
+/// One call's inputs.
+#[derive(Default)]
+struct Call<'a> {
+    id: Option<DevId<'a>>,
+    flags: u32,
+    event_nr: u32,
+    target_count: u32,
+    payload: &'a [u8],
+    /// Create: name, uuid and dev go in explicitly.
+    name: &'a str,
+    uuid: &'a str,
+    dev: u64,
+}
+
+impl DeviceMapper {
+    /// Open `/dev/mapper/control` with default [`Options`], creating the node from sysfs if
+    /// it is missing.
+    ///
+    /// # Errors
+    /// [`Error::NotAvailable`] when the kernel has no device-mapper; [`Error::Io`] when the
+    /// node cannot be opened (not root?); [`Error::Ioctl`] when `DM_VERSION` fails.
+    pub fn new() -> Result<Self> {
+        Self::with_options(Options::default())
+    }
+
+    /// Open with explicit options.
+    ///
+    /// # Errors
+    /// As [`DeviceMapper::new`].
+    pub fn with_options(opts: Options) -> Result<Self> {
+        nodes::ensure_control_node(&opts.control)?;
+        let control = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&opts.control)
+            .map_err(|e| Error::io(&opts.control, e))?;
+        let mut dm = DeviceMapper {
+            control,
+            kernel: Version::new(4, 0, 0),
+            nodes: opts.nodes.resolve(),
+            opts,
+        };
+        dm.opts.initial_buffer = dm.opts.initial_buffer.max(HEADER_SIZE + 8);
+        let r = dm.call(Command::Version, Call::default())?;
+        if r.header.version.major != dm_sys::DM_VERSION_MAJOR {
+            return Err(Error::NotAvailable {
+                reason: format!(
+                    "kernel device-mapper interface {} is not major version 4",
+                    r.header.version
+                ),
+            });
+        }
+        dm.kernel = r.header.version;
+        Ok(dm)
+    }
+
+    /// `DM_VERSION`—the kernel's device-mapper interface version.
+    ///
+    /// # Errors
+    /// The ioctl fails.
+    #[doc(alias = "DM_VERSION")]
+    pub fn version(&self) -> Result<Version> {
+        Ok(self.call(Command::Version, Call::default())?.header.version)
+    }
+
+    /// The kernel interface version seen when the handle was opened.
+    pub fn kernel_version(&self) -> Version {
+        self.kernel
+    }
+
+    /// The node mode in effect (`Auto` resolved).
+    pub fn node_mode(&self) -> NodeMode {
+        self.nodes
+    }
+
+    /// `/dev/mapper/<name>` for this handle's device directory.
+    pub fn node_path(&self, name: &DmName) -> PathBuf {
+        nodes::node_path(&self.opts.dev_dir, name.as_str())
+    }
+
+    fn call(&self, cmd: Command, c: Call<'_>) -> Result<Reply> {
+        let needed = cmd.min_version();
+        if cmd != Command::Version && needed > self.kernel {
+            return Err(Error::Unsupported {
+                cmd,
+                needed,
+                kernel: self.kernel,
+            });
+        }
+        let (mut name, mut uuid, mut dev) = (c.name, c.uuid, c.dev);
+        match c.id {
+            Some(DevId::Name(n)) => name = n.as_str(),
+            Some(DevId::Uuid(u)) => uuid = u.as_str(),
+            Some(DevId::Dev(d)) => dev = d.to_kernel_huge(),
+            None => {}
+        }
+        let device =
+            c.id.map(|i| i.to_string())
+                .or_else(|| (!name.is_empty()).then(|| name.to_owned()));
+        let header = RequestHeader {
+            version: needed,
+            target_count: c.target_count,
+            flags: c.flags,
+            event_nr: c.event_nr,
+            dev,
+            name,
+            uuid,
+        };
+        let min = HEADER_SIZE + c.payload.len();
+        let mut size = if cmd.reply_can_grow() {
+            min.max(self.opts.initial_buffer)
+        } else {
+            min
+        };
+        loop {
+            let mut buf = Buffer::zeroed(size);
+            reply::encode_request(buf.as_bytes_mut(), &header, c.payload)
+                .map_err(|e| bad(cmd, e))?;
+            if let Err(errno) = ioctl::dm_ioctl(self.control.as_fd(), cmd.request_code(), &mut buf)
+            {
+                return Err(Error::Ioctl {
+                    cmd,
+                    device,
+                    errno,
+                    hint: None,
+                });
+            }
+            let h = reply::decode_header(buf.as_bytes()).map_err(|e| bad(cmd, e))?;
+            if h.flags & dm_sys::DM_BUFFER_FULL_FLAG != 0 && cmd.reply_can_grow() {
+                let next = buf.len().saturating_mul(2);
+                if next > self.opts.max_buffer {
+                    return Err(Error::ReplyTooLarge {
+                        cmd,
+                        cap: self.opts.max_buffer,
+                    });
+                }
+                size = next;
+                continue;
+            }
+            return Ok(Reply { header: h, buf });
+        }
+    }
+
+    /// A call that generates a uevent (resume, remove, rename): in udev mode, wrap it in the
+    /// cookie handshake.
+    fn call_with_cookie(&self, cmd: Command, mut c: Call<'_>) -> Result<Reply> {
+        if self.nodes != NodeMode::Udev {
+            return self.call(cmd, c);
+        }
+        let sem = match CookieSem::create() {
+            Ok(s) => s,
+            // No SysV IPC: go on without synchronisation, as libdevmapper does.
+            Err(_) => return self.call(cmd, c),
+        };
+        let flags = u32::from(dm_sys::DM_UDEV_PRIMARY_SOURCE_FLAG) << dm_sys::DM_UDEV_FLAGS_SHIFT;
+        c.event_nr = flags | u32::from(sem.base());
+        let _ = sem.add(1);
+        let r = self.call(cmd, c);
+        let generated =
+            matches!(&r, Ok(rep) if rep.header.flags & dm_sys::DM_UEVENT_GENERATED_FLAG != 0);
+        if !generated {
+            let _ = sem.add(-1);
+        }
+        let _ = sem.add(-1);
+        let _ = sem.wait_zero(self.opts.udev_timeout);
+        r
+    }
+
+    fn with_hint(&self, e: Error, id: Option<DevId<'_>>) -> Error {
+        let Error::Ioctl {
+            cmd,
+            device,
+            errno,
+            hint: None,
+        } = e
+        else {
+            return e;
+        };
+        let hint = match errno {
+            Errno::EACCES | Errno::EPERM => {
+                Some("device-mapper needs root (CAP_SYS_ADMIN)".to_owned())
+            }
+            Errno::ENXIO => Some("no such device (check `dmsnap ls`)".to_owned()),
+            Errno::EBUSY if cmd == Command::DevCreate || cmd == Command::DevRename => Some(
+                "a device with this name or uuid (or the requested minor) already exists"
+                    .to_owned(),
+            ),
+            Errno::EBUSY => id.map(|id| self.busy_hint(id)),
+            _ => None,
+        };
+        Error::Ioctl {
+            cmd,
+            device,
+            errno,
+            hint,
+        }
+    }
+
+    /// Explain why a device is busy: open count, mounts, holders.
+    fn busy_hint(&self, id: DevId<'_>) -> String {
+        let Ok(info) = self.info(id) else {
+            return "the device is in use".to_owned();
+        };
+        let mut parts = vec![format!("the device is open {} time(s)", info.open_count)];
+        let mounts = mounts_of(info.dev);
+        if !mounts.is_empty() {
+            parts.push(format!("mounted at {}", mounts.join(", ")));
+        }
+        let mut holders = Vec::new();
+        if let Ok(list) = self.list() {
+            for d in list {
+                if d.dev == info.dev {
+                    continue;
+                }
+                let other = DevId::Dev(d.dev);
+                if self
+                    .deps(other, Which::Live)
+                    .is_ok_and(|deps| deps.contains(&info.dev))
+                {
+                    holders.push(d.name);
+                }
+            }
+        }
+        let sys = PathBuf::from(format!("/sys/dev/block/{}/holders", info.dev));
+        if let Ok(rd) = std::fs::read_dir(&sys) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if !n.starts_with("dm-") {
+                    holders.push(n);
+                }
+            }
+        }
+        if !holders.is_empty() {
+            parts.push(format!("held by {}", holders.join(", ")));
+        }
+        parts.push("unmount or close it first, or remove with deferred remove".to_owned());
+        parts.join("; ")
+    }
+
+    /// `DM_REMOVE_ALL`—remove every device that is not open (with `deferred`, mark open
+    /// ones for removal on last close).
+    ///
+    /// # Errors
+    /// The ioctl fails.
+    #[doc(alias = "DM_REMOVE_ALL")]
+    pub fn remove_all(&self, deferred: bool) -> Result<()> {
+        let flags = if deferred {
+            dm_sys::DM_DEFERRED_REMOVE
+        } else {
+            0
+        };
+        self.call(
+            Command::RemoveAll,
+            Call {
+                flags,
+                ..Call::default()
+            },
+        )?;
+        if self.nodes == NodeMode::Nodes {
+            self.mknodes()?;
+        }
+        Ok(())
+    }
+
+    /// `DM_LIST_DEVICES`—every device with name, uuid, device number and event number.
+    ///
+    /// # Errors
+    /// The ioctl fails or the reply is malformed.
+    #[doc(alias = "DM_LIST_DEVICES")]
+    pub fn list(&self) -> Result<Vec<DeviceEntry>> {
+        let r = self.call(
+            Command::ListDevices,
+            Call {
+                flags: dm_sys::DM_UUID_FLAG,
+                ..Call::default()
+            },
+        )?;
+        reply::decode_name_list(r.payload(Command::ListDevices)?)
+            .map_err(|e| bad(Command::ListDevices, e))
+    }
+
+    /// `DM_DEV_CREATE`—create a device (suspended, with no table).
+    ///
+    /// In [`NodeMode::Nodes`] `/dev/mapper/<name>` is created at once.
+    ///
+    /// # Errors
+    /// `EBUSY` when the name, uuid or requested minor is taken.
+    #[doc(alias = "DM_DEV_CREATE")]
+    pub fn create(&self, name: &DmName, opts: CreateOptions) -> Result<DeviceInfo> {
+        let mut flags = 0;
+        if opts.read_only {
+            flags |= dm_sys::DM_READONLY_FLAG;
+        }
+        if opts.dev.is_some() {
+            flags |= dm_sys::DM_PERSISTENT_DEV_FLAG;
+        }
+        let call = Call {
+            flags,
+            name: name.as_str(),
+            uuid: opts.uuid.as_ref().map_or("", |u| u.as_str()),
+            dev: opts.dev.map_or(0, DevNum::to_kernel_huge),
+            ..Call::default()
+        };
+        let r = self
+            .call(Command::DevCreate, call)
+            .map_err(|e| self.with_hint(e, None))?;
+        let info = DeviceInfo::from_header(&r.header);
+        if self.nodes == NodeMode::Nodes {
+            nodes::ensure_node(&self.opts.dev_dir, name.as_str(), info.dev)?;
+        }
+        Ok(info)
+    }
+
+    /// `DM_DEV_REMOVE`—remove a device; with `deferred`, an open device is removed on its
+    /// last close instead of failing with `EBUSY`.
+    ///
+    /// # Errors
+    /// `EBUSY` (with a hint naming mounts and holders) when the device is open.
+    #[doc(alias = "DM_DEV_REMOVE")]
+    pub fn remove<'a>(&self, id: impl Into<DevId<'a>>, deferred: bool) -> Result<DeviceInfo> {
+        let id = id.into();
+        let flags = if deferred {
+            dm_sys::DM_DEFERRED_REMOVE
+        } else {
+            0
+        };
+        let r = self
+            .call_with_cookie(
+                Command::DevRemove,
+                Call {
+                    id: Some(id),
+                    flags,
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let info = DeviceInfo::from_header(&r.header);
+        if self.nodes == NodeMode::Nodes && !info.deferred_remove() && !info.name.is_empty() {
+            nodes::remove_node(&self.opts.dev_dir, &info.name)?;
+        }
+        Ok(info)
+    }
+
+    /// `DM_DEV_RENAME`—give a device a new name.
+    ///
+    /// # Errors
+    /// `EBUSY` when the new name is taken, `ENXIO` when the device does not exist.
+    #[doc(alias = "DM_DEV_RENAME")]
+    pub fn rename<'a>(&self, id: impl Into<DevId<'a>>, new_name: &DmName) -> Result<DeviceInfo> {
+        let id = id.into();
+        let mut payload = new_name.as_str().as_bytes().to_vec();
+        payload.push(0);
+        let r = self
+            .call_with_cookie(
+                Command::DevRename,
+                Call {
+                    id: Some(id),
+                    payload: &payload,
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let old = DeviceInfo::from_header(&r.header);
+        let info = self.info(new_name)?;
+        if self.nodes == NodeMode::Nodes {
+            if !old.name.is_empty() && old.name != new_name.as_str() {
+                nodes::remove_node(&self.opts.dev_dir, &old.name)?;
+            }
+            nodes::ensure_node(&self.opts.dev_dir, new_name.as_str(), info.dev)?;
+        }
+        Ok(info)
+    }
+
+    /// `DM_DEV_RENAME` with `DM_UUID_FLAG`—set the uuid of a device that has none (the
+    /// kernel allows this once).
+    ///
+    /// # Errors
+    /// `EINVAL` when the device already has a uuid, `EBUSY` when the uuid is taken.
+    #[doc(alias = "DM_UUID_FLAG")]
+    pub fn set_uuid<'a>(&self, id: impl Into<DevId<'a>>, uuid: &DmUuid) -> Result<DeviceInfo> {
+        let id = id.into();
+        let mut payload = uuid.as_str().as_bytes().to_vec();
+        payload.push(0);
+        self.call_with_cookie(
+            Command::DevRename,
+            Call {
+                id: Some(id),
+                flags: dm_sys::DM_UUID_FLAG,
+                payload: &payload,
+                ..Call::default()
+            },
+        )
+        .map_err(|e| self.with_hint(e, Some(id)))?;
+        self.info(uuid)
+    }
+
+    /// `DM_DEV_SUSPEND` with `DM_SUSPEND_FLAG`—suspend a device. By default the filesystem
+    /// on it is frozen (lockfs) and in-flight I/O is flushed.
+    ///
+    /// # Errors
+    /// The ioctl fails (`EINTR` when interrupted).
+    #[doc(alias = "DM_DEV_SUSPEND")]
+    pub fn suspend<'a>(
+        &self,
+        id: impl Into<DevId<'a>>,
+        opts: SuspendOptions,
+    ) -> Result<DeviceInfo> {
+        let id = id.into();
+        let mut flags = dm_sys::DM_SUSPEND_FLAG;
+        if opts.noflush {
+            flags |= dm_sys::DM_NOFLUSH_FLAG;
+        }
+        if opts.skip_lockfs {
+            flags |= dm_sys::DM_SKIP_LOCKFS_FLAG;
+        }
+        let r = self
+            .call(
+                Command::DevSuspend,
+                Call {
+                    id: Some(id),
+                    flags,
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        Ok(DeviceInfo::from_header(&r.header))
+    }
+
+    /// `DM_DEV_SUSPEND` without `DM_SUSPEND_FLAG`—resume a device, making its inactive
+    /// table (if any) live. In [`NodeMode::Nodes`] the node is checked afterwards.
+    ///
+    /// # Errors
+    /// The ioctl fails (for example a table whose devices vanished).
+    #[doc(alias = "DM_DEV_SUSPEND")]
+    pub fn resume<'a>(&self, id: impl Into<DevId<'a>>, opts: SuspendOptions) -> Result<DeviceInfo> {
+        let id = id.into();
+        let mut flags = 0;
+        if opts.noflush {
+            flags |= dm_sys::DM_NOFLUSH_FLAG;
+        }
+        if opts.skip_lockfs {
+            flags |= dm_sys::DM_SKIP_LOCKFS_FLAG;
+        }
+        let r = self
+            .call_with_cookie(
+                Command::DevSuspend,
+                Call {
+                    id: Some(id),
+                    flags,
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let info = DeviceInfo::from_header(&r.header);
+        if self.nodes == NodeMode::Nodes && !info.name.is_empty() {
+            nodes::ensure_node(&self.opts.dev_dir, &info.name, info.dev)?;
+        }
+        Ok(info)
+    }
+
+    /// `DM_DEV_STATUS`—information about one device.
+    ///
+    /// # Errors
+    /// `ENXIO` when it does not exist.
+    #[doc(alias = "DM_DEV_STATUS")]
+    pub fn info<'a>(&self, id: impl Into<DevId<'a>>) -> Result<DeviceInfo> {
+        let id = id.into();
+        let r = self
+            .call(
+                Command::DevStatus,
+                Call {
+                    id: Some(id),
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        Ok(DeviceInfo::from_header(&r.header))
+    }
+
+    /// Whether a device with this name exists.
+    ///
+    /// # Errors
+    /// Any failure other than "no such device".
+    pub fn exists<'a>(&self, id: impl Into<DevId<'a>>) -> Result<bool> {
+        match self.info(id) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DM_DEV_WAIT`—block until the device's event number differs from `event_nr`, then
+    /// return its info and status lines.
+    ///
+    /// # Errors
+    /// `EINTR` when interrupted by a signal.
+    #[doc(alias = "DM_DEV_WAIT")]
+    pub fn wait_event<'a>(
+        &self,
+        id: impl Into<DevId<'a>>,
+        event_nr: u32,
+    ) -> Result<(DeviceInfo, Vec<RawTarget>)> {
+        let id = id.into();
+        let r = self
+            .call(
+                Command::DevWait,
+                Call {
+                    id: Some(id),
+                    event_nr,
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let targets =
+            reply::decode_target_specs(r.payload(Command::DevWait)?, r.header.target_count)
+                .map_err(|e| bad(Command::DevWait, e))?;
+        Ok((DeviceInfo::from_header(&r.header), targets))
+    }
+
+    /// `DM_TABLE_LOAD`—load the inactive table; it becomes live on [`resume`](Self::resume).
+    /// The targets' constructors run now (devices are opened, COW headers written).
+    ///
+    /// The lines must cover sector 0 onwards without gaps; this is checked first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a malformed table; `EINVAL` from the kernel when a
+    /// target refuses its parameters (the kernel log says why).
+    #[doc(alias = "DM_TABLE_LOAD")]
+    pub fn load_table<'a>(
+        &self,
+        id: impl Into<DevId<'a>>,
+        targets: &[RawTarget],
+        opts: LoadOptions,
+    ) -> Result<DeviceInfo> {
+        let id = id.into();
+        check_table(targets)?;
+        let payload = reply::encode_target_specs(targets)
+            .map_err(|e| Error::InvalidArgument(format!("target {}: {}", e.offset, e.reason)))?;
+        let mut flags = 0;
+        if opts.read_only {
+            flags |= dm_sys::DM_READONLY_FLAG;
+        }
+        if opts.secure {
+            flags |= dm_sys::DM_SECURE_DATA_FLAG;
+        }
+        let r = self
+            .call(
+                Command::TableLoad,
+                Call {
+                    id: Some(id),
+                    flags,
+                    target_count: targets.len() as u32,
+                    payload: &payload,
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        Ok(DeviceInfo::from_header(&r.header))
+    }
+
+    /// `DM_TABLE_CLEAR`—drop the inactive table.
+    ///
+    /// # Errors
+    /// The ioctl fails.
+    #[doc(alias = "DM_TABLE_CLEAR")]
+    pub fn clear_table<'a>(&self, id: impl Into<DevId<'a>>) -> Result<DeviceInfo> {
+        let id = id.into();
+        let r = self
+            .call(
+                Command::TableClear,
+                Call {
+                    id: Some(id),
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        Ok(DeviceInfo::from_header(&r.header))
+    }
+
+    /// `DM_TABLE_DEPS`—the devices a table uses.
+    ///
+    /// # Errors
+    /// The ioctl fails or the reply is malformed.
+    #[doc(alias = "DM_TABLE_DEPS")]
+    pub fn deps<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Vec<DevNum>> {
+        let id = id.into();
+        let r = self
+            .call(
+                Command::TableDeps,
+                Call {
+                    id: Some(id),
+                    flags: query_flag(which),
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        reply::decode_deps(r.payload(Command::TableDeps)?).map_err(|e| bad(Command::TableDeps, e))
+    }
+
+    fn table_status(&self, id: DevId<'_>, flags: u32) -> Result<(DeviceInfo, Vec<RawTarget>)> {
+        let r = self
+            .call(
+                Command::TableStatus,
+                Call {
+                    id: Some(id),
+                    flags,
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let t = reply::decode_target_specs(r.payload(Command::TableStatus)?, r.header.target_count)
+            .map_err(|e| bad(Command::TableStatus, e))?;
+        Ok((DeviceInfo::from_header(&r.header), t))
+    }
+
+    /// `DM_TABLE_STATUS` with `DM_STATUS_TABLE_FLAG`—the table, as `dmsetup table` shows it
+    /// (devices as `major:minor`).
+    ///
+    /// # Errors
+    /// The ioctl fails or the reply is malformed.
+    #[doc(alias = "DM_STATUS_TABLE_FLAG")]
+    pub fn table<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Vec<RawTarget>> {
+        let flags = dm_sys::DM_STATUS_TABLE_FLAG | query_flag(which);
+        Ok(self.table_status(id.into(), flags)?.1)
+    }
+
+    /// `DM_TABLE_STATUS`—each target's status, as `dmsetup status` shows it. With `noflush`
+    /// targets that would flush to compute their status do not.
+    ///
+    /// # Errors
+    /// The ioctl fails or the reply is malformed.
+    #[doc(alias = "DM_TABLE_STATUS")]
+    pub fn status<'a>(
+        &self,
+        id: impl Into<DevId<'a>>,
+        which: Which,
+        noflush: bool,
+    ) -> Result<Vec<RawTarget>> {
+        let mut flags = query_flag(which);
+        if noflush {
+            flags |= dm_sys::DM_NOFLUSH_FLAG;
+        }
+        Ok(self.table_status(id.into(), flags)?.1)
+    }
+
+    /// `DM_LIST_VERSIONS`—every loaded target type with its version.
+    ///
+    /// # Errors
+    /// The ioctl fails or the reply is malformed.
+    #[doc(alias = "DM_LIST_VERSIONS")]
+    pub fn target_versions(&self) -> Result<Vec<TargetVersion>> {
+        let r = self.call(Command::ListVersions, Call::default())?;
+        reply::decode_target_versions(r.payload(Command::ListVersions)?)
+            .map_err(|e| bad(Command::ListVersions, e))
+    }
+
+    /// `DM_GET_TARGET_VERSION`—the version of one target type (the kernel loads its module
+    /// on demand).
+    ///
+    /// # Errors
+    /// `EINVAL` when there is no such target type.
+    #[doc(alias = "DM_GET_TARGET_VERSION")]
+    pub fn target_version(&self, target_type: &str) -> Result<TargetVersion> {
+        if target_type.is_empty()
+            || target_type.len() >= dm_sys::DM_MAX_TYPE_NAME
+            || target_type.chars().any(|c| c.is_control() || c == '/')
+        {
+            return Err(Error::InvalidArgument(format!(
+                "target type {target_type:?} must be 1 to 15 printable bytes"
+            )));
+        }
+        let r = self
+            .call(
+                Command::GetTargetVersion,
+                Call {
+                    name: target_type,
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, None))?;
+        let mut v = reply::decode_target_versions(r.payload(Command::GetTargetVersion)?)
+            .map_err(|e| bad(Command::GetTargetVersion, e))?;
+        match v.pop() {
+            Some(t) => Ok(t),
+            None => Err(Error::BadReply {
+                cmd: Command::GetTargetVersion,
+                offset: HEADER_SIZE,
+                reason: "no version record in the reply".to_owned(),
+            }),
+        }
+    }
+
+    /// `DM_TARGET_MSG`—send a message to the target at `sector` (or to the device-mapper
+    /// core for messages starting with `@`); returns the reply text, if any.
+    ///
+    /// # Errors
+    /// `EINVAL` when the target takes no messages or refuses this one.
+    #[doc(alias = "DM_TARGET_MSG")]
+    pub fn message<'a>(
+        &self,
+        id: impl Into<DevId<'a>>,
+        sector: Sectors,
+        message: &str,
+    ) -> Result<Option<String>> {
+        let id = id.into();
+        if message.contains('\0') {
+            return Err(Error::InvalidArgument("message contains NUL".to_owned()));
+        }
+        let mut payload = sector.0.to_ne_bytes().to_vec();
+        payload.extend_from_slice(message.as_bytes());
+        payload.push(0);
+        let r = self
+            .call(
+                Command::TargetMsg,
+                Call {
+                    id: Some(id),
+                    payload: &payload,
+                    ..Call::default()
+                },
+            )
+            .map_err(|e| self.with_hint(e, Some(id)))?;
+        if r.header.flags & dm_sys::DM_DATA_OUT_FLAG == 0 {
+            return Ok(None);
+        }
+        let s = reply::decode_string(r.payload(Command::TargetMsg)?);
+        Ok(Some(s))
+    }
+
+    /// `DM_DEV_SET_GEOMETRY`—set the geometry `HDIO_GETGEO` reports.
+    ///
+    /// # Errors
+    /// The ioctl fails.
+    #[doc(alias = "DM_DEV_SET_GEOMETRY")]
+    pub fn set_geometry<'a>(&self, id: impl Into<DevId<'a>>, g: Geometry) -> Result<()> {
+        let id = id.into();
+        let text = format!("{} {} {} {}\0", g.cylinders, g.heads, g.sectors, g.start);
+        self.call(
+            Command::DevSetGeometry,
+            Call {
+                id: Some(id),
+                payload: text.as_bytes(),
+                ..Call::default()
+            },
+        )
+        .map_err(|e| self.with_hint(e, Some(id)))?;
+        Ok(())
+    }
+
+    /// `DM_DEV_ARM_POLL`—arm the control fd: it polls readable once a device-mapper event
+    /// (create, remove, rename, table event) happens after this call. See
+    /// [`wait_poll`](Self::wait_poll).
+    ///
+    /// # Errors
+    /// The ioctl fails.
+    #[doc(alias = "DM_DEV_ARM_POLL")]
+    pub fn arm_poll(&self) -> Result<()> {
+        self.call(Command::DevArmPoll, Call::default())?;
+        Ok(())
+    }
+
+    /// Wait up to `timeout` for the armed control fd to become readable; `true` if an event
+    /// arrived.
+    ///
+    /// # Errors
+    /// `poll(2)` fails.
+    pub fn wait_poll(&self, timeout: Duration) -> Result<bool> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLIN)];
+        let n = poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        )
+        .map_err(|e| {
+            Error::io(
+                &self.opts.control,
+                std::io::Error::from_raw_os_error(e as i32),
+            )
+        })?;
+        Ok(n > 0)
+    }
+
+    /// Make `/dev/mapper` agree with the kernel, as `dmsetup mknodes` does: remove nodes of
+    /// devices that are gone, create or fix nodes of every device.
+    ///
+    /// # Errors
+    /// Listing fails or a node cannot be written.
+    pub fn mknodes(&self) -> Result<()> {
+        let devs = self.list()?;
+        let dir = self.opts.dev_dir.join(dm_sys::DM_DIR);
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n == dm_sys::DM_CONTROL_NODE || devs.iter().any(|d| d.name == n) {
+                    continue;
+                }
+                nodes::remove_node(&self.opts.dev_dir, &n)?;
+            }
+        }
+        for d in &devs {
+            nodes::ensure_node(&self.opts.dev_dir, &d.name, d.dev)?;
+        }
+        Ok(())
+    }
+}
+
+impl AsFd for DeviceMapper {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.control.as_fd()
+    }
+}
+
+fn query_flag(which: Which) -> u32 {
+    match which {
+        Which::Live => 0,
+        Which::Inactive => dm_sys::DM_QUERY_INACTIVE_TABLE_FLAG,
+    }
+}
+
+/// The kernel's own table rules, checked before a load so errors name the line.
+fn check_table(targets: &[RawTarget]) -> Result<()> {
+    if targets.is_empty() {
+        return Err(Error::InvalidArgument(
+            "a table needs at least one target".to_owned(),
+        ));
+    }
+    let mut next = 0u64;
+    for (i, t) in targets.iter().enumerate() {
+        if t.start.0 != next {
+            return Err(Error::InvalidArgument(format!(
+                "target {i} starts at sector {} but the previous one ends at {next} (tables must be contiguous from 0)",
+                t.start
+            )));
+        }
+        if t.length.0 == 0 {
+            return Err(Error::InvalidArgument(format!("target {i} has length 0")));
+        }
+        next = t
+            .start
+            .0
+            .checked_add(t.length.0)
+            .filter(|&e| e <= (i64::MAX as u64) >> 9)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("target {i} ends past the largest device size"))
+            })?;
+        if t.params.contains('\n') {
+            return Err(Error::InvalidArgument(format!(
+                "target {i} params contain a newline"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Mount points of a block device, from `/proc/self/mountinfo`.
+fn mounts_of(dev: DevNum) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let want = dev.to_string();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let num = f.nth(2)?;
+            let mnt = f.nth(1)?;
+            (num == want).then(|| mnt.to_owned())
+        })
+        .collect()
+}
+
+/// Whether device-mapper looks usable here; `Err` says why not (for skipping tests).
+pub fn availability() -> std::result::Result<(), String> {
+    if !Path::new("/sys/class/misc/device-mapper").exists()
+        && !Path::new("/dev/mapper/control").exists()
+    {
+        return Err(
+            "this kernel has no device-mapper (no /sys/class/misc/device-mapper)".to_owned(),
+        );
+    }
+    match DeviceMapper::new() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(start: u64, len: u64) -> RawTarget {
+        RawTarget {
+            start: Sectors(start),
+            length: Sectors(len),
+            target_type: "zero".into(),
+            params: String::new(),
+        }
+    }
+
+    #[test]
+    fn table_checks() {
+        assert!(check_table(&[]).is_err());
+        assert!(check_table(&[t(0, 8), t(8, 8)]).is_ok());
+        assert!(check_table(&[t(1, 8)]).is_err());
+        assert!(check_table(&[t(0, 8), t(9, 8)]).is_err());
+        assert!(check_table(&[t(0, 0)]).is_err());
+        assert!(check_table(&[t(0, u64::MAX)]).is_err());
+    }
+
+    #[test]
+    fn handle_is_send_and_sync() {
+        fn ok<T: Send + Sync>() {}
+        ok::<DeviceMapper>();
+    }
+
+    #[test]
+    fn missing_control_node_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            control: dir.path().join("mapper/control"),
+            ..Options::default()
+        };
+        if std::path::Path::new("/sys/class/misc/device-mapper").exists() {
+            return; // a kernel with dm: the node would be created
+        }
+        let e = DeviceMapper::with_options(opts).unwrap_err();
+        assert!(matches!(e, Error::NotAvailable { .. }), "{e}");
+    }
+}
