@@ -1,0 +1,198 @@
+//! Shared helpers for privileged tests: device-mapper availability (skip with a reason, or
+//! fail under `DEVMAPPER_REQUIRE_PRIVILEGED=1`), unique names, RAII guards for dm devices
+//! and loop devices.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Proc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use devmapper::{DeviceMapper, DmName, RawTarget, SuspendOptions, units::Sectors};
+
+/// Open device-mapper for a privileged test, or explain why the test is skipped.
+///
+/// Prints `PRIVILEGED-TEST-RAN <test>` when the test really runs (the VM harness counts
+/// these lines and fails when there are none). With `DEVMAPPER_REQUIRE_PRIVILEGED=1` a test
+/// that would skip fails instead.
+pub fn dm_or_skip(test: &str) -> Option<DeviceMapper> {
+    let reason = if !nix::unistd::Uid::effective().is_root() {
+        Some("not running as root".to_owned())
+    } else {
+        devmapper::availability().err()
+    };
+    match reason {
+        None => {
+            println!("PRIVILEGED-TEST-RAN {test}");
+            Some(DeviceMapper::new().expect("device-mapper was available a moment ago"))
+        }
+        Some(r) => {
+            if std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+                panic!("{test}: privileged test required but device-mapper is unusable: {r}");
+            }
+            println!("SKIP {test}: {r}");
+            None
+        }
+    }
+}
+
+/// Open a handle or return from the test with a printed skip reason.
+#[macro_export]
+macro_rules! dm_or_skip {
+    ($name:expr) => {
+        match $crate::common::dm_or_skip($name) {
+            Some(dm) => dm,
+            None => return,
+        }
+    };
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call: `dmt<pid>-<n>-<tag>`.
+pub fn unique_name(tag: &str) -> DmName {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    DmName::new(&format!("dmt{}-{}-{}", std::process::id(), n, tag)).unwrap()
+}
+
+/// A table of one target.
+pub fn one(target: &str, params: &str, sectors: u64) -> Vec<RawTarget> {
+    vec![RawTarget {
+        start: Sectors(0),
+        length: Sectors(sectors),
+        target_type: target.to_owned(),
+        params: params.to_owned(),
+    }]
+}
+
+/// Removes a dm device when dropped, even when the test failed: resumes it first if it was
+/// left suspended, retries while it is briefly busy, and falls back to a deferred remove.
+pub struct DevGuard<'a> {
+    pub dm: &'a DeviceMapper,
+    pub name: DmName,
+}
+
+impl<'a> DevGuard<'a> {
+    /// Create `name` and guard it.
+    pub fn create(dm: &'a DeviceMapper, name: DmName) -> Self {
+        dm.create(&name, Default::default())
+            .expect("create test device");
+        DevGuard { dm, name }
+    }
+
+    /// Create, load `table` and resume.
+    pub fn active(dm: &'a DeviceMapper, name: DmName, table: &[RawTarget]) -> Self {
+        let g = Self::create(dm, name);
+        dm.load_table(&g.name, table, Default::default())
+            .expect("load");
+        dm.resume(&g.name, SuspendOptions::default())
+            .expect("resume");
+        g
+    }
+
+    pub fn node(&self) -> PathBuf {
+        self.dm.node_path(&self.name)
+    }
+}
+
+impl Drop for DevGuard<'_> {
+    fn drop(&mut self) {
+        remove_quietly(self.dm, &self.name);
+    }
+}
+
+/// Best-effort removal used by guards.
+pub fn remove_quietly(dm: &DeviceMapper, name: &DmName) {
+    if let Ok(info) = dm.info(name) {
+        if info.suspended() {
+            let _ = dm.resume(name, SuspendOptions::default());
+        }
+    } else {
+        return;
+    }
+    for _ in 0..50 {
+        match dm.remove(name, false) {
+            Ok(_) => return,
+            Err(e) if e.is_not_found() => return,
+            Err(e) if e.is_busy() => std::thread::sleep(std::time::Duration::from_millis(100)),
+            Err(_) => break,
+        }
+    }
+    let _ = dm.remove(name, true);
+}
+
+static LOOP_LOCK: Mutex<()> = Mutex::new(());
+
+/// A loop device over a sparse temporary file; detached and deleted on drop.
+pub struct LoopDev {
+    pub path: PathBuf,
+    pub file: tempfile::NamedTempFile,
+}
+
+impl LoopDev {
+    /// A new loop device of `bytes` bytes.
+    pub fn new(bytes: u64) -> LoopDev {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(bytes).unwrap();
+        let _g = LOOP_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let out = Proc::new("losetup")
+            .args(["--find", "--show"])
+            .arg(file.path())
+            .output()
+            .expect("run losetup");
+        let path = if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        } else {
+            // busybox: `losetup -f` names a free device, then attach explicitly.
+            let free = Proc::new("losetup").arg("-f").output().expect("losetup -f");
+            let dev = String::from_utf8_lossy(&free.stdout).trim().to_owned();
+            let st = Proc::new("losetup")
+                .arg(&dev)
+                .arg(file.path())
+                .status()
+                .expect("losetup");
+            assert!(st.success(), "losetup {dev} failed");
+            dev
+        };
+        assert!(
+            path.starts_with("/dev/loop"),
+            "unexpected losetup output {path:?}"
+        );
+        LoopDev {
+            path: PathBuf::from(path),
+            file,
+        }
+    }
+
+    /// `major:minor` of the loop device.
+    pub fn devnum(&self) -> devmapper::DevNum {
+        use std::os::unix::fs::MetadataExt;
+        devmapper::DevNum::from_dev_t(std::fs::metadata(&self.path).unwrap().rdev())
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        let _ = Proc::new("losetup").arg("-d").arg(&self.path).status();
+    }
+}
+
+/// Assert that no device whose name starts with `prefix` is left.
+pub fn assert_none_left(dm: &DeviceMapper, prefix: &str) {
+    let left: Vec<String> = dm
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    assert!(left.is_empty(), "devices left over: {left:?}");
+}
+
+/// Read `len` bytes at `offset` from a path.
+pub fn read_at(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path)?;
+    let mut b = vec![0u8; len];
+    f.read_exact_at(&mut b, offset)?;
+    Ok(b)
+}

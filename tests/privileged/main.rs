@@ -1,0 +1,7 @@
+//! Privileged integration tests: real device-mapper, real loop devices.
+//!
+//! They run as root on any Linux host with device-mapper, and in the project's VM
+//! (`scripts/vm/test.sh`). Elsewhere each prints `SKIP <test>: <reason>` and returns.
+
+mod common;
+mod ioctl;
