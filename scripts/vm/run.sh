@@ -20,7 +20,7 @@
 # busybox applets; dmsetup, lvm (+ pvcreate/vgcreate/... links; /etc/lvm/lvm.conf set up
 # for a system without udev), mdadm, mke2fs/mkfs.ext4, e2fsck, losetup (util-linux).
 # No udev runs: /dev/dm-N nodes appear by themselves, /dev/mapper/<name> nodes do not.
-# The command runs in `sh` (busybox ash) from /, with $VM_OUT=/out: whatever it writes
+# The command runs in `sh` (dash) from /, with $VM_OUT=/out: whatever it writes
 # there is copied back to --out. Its stdout and stderr go to the serial console, which is
 # printed here and kept in target/vm/console.log.
 #
@@ -62,7 +62,7 @@ guest_cmd="$1"
 
 ensure_cmds qemu-system-x86_64:qemu-system-x86 /bin/busybox:busybox-static cpio:cpio \
     depmod:kmod dmsetup:dmsetup lvm:lvm2 mdadm:mdadm mke2fs:e2fsprogs losetup:mount \
-    gzip:gzip timeout:coreutils ldd:libc-bin
+    gzip:gzip flock:util-linux timeout:coreutils ldd:libc-bin dash:dash
 eval "$("$VM_DIR/kernel.sh")"
 
 # Modules the guest loads, each after its dependencies (from modules.dep).
@@ -175,6 +175,10 @@ build_base() {
     local dest="$1" tool path applet
     new_stage "$dest.stage"
     cp -L /bin/busybox "$stage/usr/bin/busybox"
+    # Debian's busybox ash runs its own applets ahead of PATH (SH_STANDALONE), so busybox's
+    # losetup would shadow util-linux's. dash as /bin/sh looks commands up in PATH.
+    copy_file "$(command -v dash)" "$stage/usr/bin/dash"
+    ln -s dash "$stage/usr/bin/sh"
     while read -r applet; do
         [[ -e "$stage/$applet" || -L "$stage/$applet" ]] || ln -s /usr/bin/busybox "$stage/$applet"
     done < <(/bin/busybox --list-full)
@@ -224,7 +228,7 @@ base_key() {
     {
         cat "$VM_DIR/run.sh" "$VM_DIR/init.sh" "$VM_DIR/lib.sh"
         echo "$VM_KVER ${MODULES[*]} $(id -u)"
-        for t in /bin/busybox "${TOOLS[@]}"; do stat -L -c '%n %s %Y' "$(command -v "$t")"; done
+        for t in /bin/busybox dash "${TOOLS[@]}"; do stat -L -c '%n %s %Y' "$(command -v "$t")"; done
     } | sha256sum | cut -c1-16
 }
 
@@ -232,6 +236,9 @@ base_key() {
 
 vm_out_root="$REPO_ROOT/target/vm"
 mkdir -p "$vm_out_root" "$VM_CACHE_DIR/initramfs"
+# One VM at a time per checkout: they share the work directory and the console log.
+exec 9>"$vm_out_root/.lock"
+flock -n 9 || die "another scripts/vm/run.sh is running in this checkout"
 base="$VM_CACHE_DIR/initramfs/base-$(base_key).cpio.gz"
 if [[ ! -s "$base" ]]; then
     log "building the base initramfs"
