@@ -477,11 +477,14 @@ impl DeviceMapper {
             Errno::EACCES | Errno::EPERM => {
                 Some("device-mapper needs root (CAP_SYS_ADMIN)".to_owned())
             }
-            Errno::ENXIO => Some("no such device (check `dmsnap ls`)".to_owned()),
-            Errno::EBUSY if cmd == Command::DevCreate || cmd == Command::DevRename => Some(
-                "a device with this name or uuid (or the requested minor) already exists"
+            Errno::EBUSY | Errno::ENXIO if cmd == Command::DevCreate => Some(
+                "a device with this name or uuid, or the requested minor, already exists"
                     .to_owned(),
             ),
+            Errno::EBUSY if cmd == Command::DevRename => {
+                Some("a device with the new name or uuid already exists".to_owned())
+            }
+            Errno::ENXIO => Some("no such device (check `dmsnap ls`)".to_owned()),
             Errno::EBUSY => id.map(|id| self.busy_hint(id)),
             _ => None,
         };
