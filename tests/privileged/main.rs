@@ -3,5 +3,6 @@
 //! They run as root on any Linux host with device-mapper, and in the project's VM
 //! (`scripts/vm/test.sh`). Elsewhere each prints `SKIP <test>: <reason>` and returns.
 
+mod cli;
 mod common;
 mod ioctl;

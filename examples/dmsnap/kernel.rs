@@ -1,0 +1,145 @@
+//! Kernel inspection commands: version, ls, table, status, targets.
+
+use std::io::Write;
+
+use devmapper::{DeviceMapper, DmName, RawTarget, Which};
+
+use crate::CliResult;
+
+pub fn version() -> CliResult {
+    println!("dmsnap version:    {}", env!("CARGO_PKG_VERSION"));
+    println!("Library version:   devmapper {}", env!("CARGO_PKG_VERSION"));
+    let dm = DeviceMapper::new()?;
+    println!("Driver version:    {}", dm.version()?);
+    Ok(())
+}
+
+pub fn ls(json: bool) -> CliResult {
+    let dm = DeviceMapper::new()?;
+    let mut rows = Vec::new();
+    for d in dm.list()? {
+        let name = DmName::new(&d.name)?;
+        // A device can vanish between the list and the query: skip it.
+        let Ok(info) = dm.info(&name) else { continue };
+        let targets: Vec<String> = dm
+            .table(&name, Which::Live)
+            .map(|t| t.into_iter().map(|t| t.target_type).collect())
+            .unwrap_or_default();
+        rows.push((d, info, targets));
+    }
+    rows.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let mut out = std::io::stdout().lock();
+    if json {
+        let devices: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(d, i, t)| {
+                serde_json::json!({
+                    "name": d.name,
+                    "uuid": d.uuid,
+                    "major": d.dev.major,
+                    "minor": d.dev.minor,
+                    "open_count": i.open_count,
+                    "suspended": i.suspended(),
+                    "read_only": i.read_only(),
+                    "live_table": i.has_live_table(),
+                    "inactive_table": i.has_inactive_table(),
+                    "event_nr": i.event_nr,
+                    "targets": t,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::json!({ "devices": devices }))?;
+        return Ok(());
+    }
+    if rows.is_empty() {
+        writeln!(out, "No devices found")?;
+        return Ok(());
+    }
+    let w = rows
+        .iter()
+        .map(|r| r.0.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:<w$}  {:<9}  {:>4}  {:<9}  {:<12}  UUID",
+        "NAME", "MAJ:MIN", "OPEN", "STATE", "TARGETS"
+    )?;
+    for (d, i, t) in &rows {
+        let mut state = if i.suspended() { "suspended" } else { "active" }.to_owned();
+        if !i.has_live_table() {
+            state = "no-table".to_owned();
+        }
+        let targets = if t.is_empty() {
+            "-".to_owned()
+        } else {
+            dedup(t).join(",")
+        };
+        writeln!(
+            out,
+            "{:<w$}  {:<9}  {:>4}  {:<9}  {:<12}  {}",
+            d.name,
+            d.dev.to_string(),
+            i.open_count,
+            state,
+            targets,
+            d.uuid.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
+}
+
+fn dedup(t: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for x in t {
+        if !v.contains(x) {
+            v.push(x.clone());
+        }
+    }
+    v
+}
+
+/// `start length target params`, as dmsetup prints each line: `"%llu %llu %s %s\n"`.
+pub fn print_lines(lines: &[RawTarget]) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        writeln!(
+            out,
+            "{} {} {} {}",
+            l.start, l.length, l.target_type, l.params
+        )?;
+    }
+    Ok(())
+}
+
+fn which(inactive: bool) -> Which {
+    if inactive {
+        Which::Inactive
+    } else {
+        Which::Live
+    }
+}
+
+pub fn table(name: &str, inactive: bool) -> CliResult {
+    let dm = DeviceMapper::new()?;
+    let name = DmName::new(name)?;
+    print_lines(&dm.table(&name, which(inactive))?)
+}
+
+pub fn status(name: &str, inactive: bool) -> CliResult {
+    let dm = DeviceMapper::new()?;
+    let name = DmName::new(name)?;
+    print_lines(&dm.status(&name, which(inactive), false)?)
+}
+
+pub fn targets() -> CliResult {
+    let dm = DeviceMapper::new()?;
+    let mut t = dm.target_versions()?;
+    t.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = std::io::stdout().lock();
+    for t in t {
+        writeln!(out, "{:<16} v{}", t.name, t.version)?;
+    }
+    Ok(())
+}
