@@ -1,0 +1,16 @@
+//! Fuzz the `target_specs` reply decoder with arbitrary kernel replies: it must never panic.
+#![no_main]
+
+use devmapper::reply;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((count, rest)) = data.split_first() else { return };
+    if let Ok(v) = reply::decode_target_specs(rest, u32::from(*count)) {
+        assert!(v.len() <= usize::from(*count));
+        for t in v {
+            assert!(t.target_type.len() <= 16);
+        }
+    }
+    let _ = reply::decode_header(data);
+});
