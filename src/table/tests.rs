@@ -268,3 +268,59 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn dmsetup_key_hiding() {
+    let t: Table = "0 8 crypt aes-cbc-essiv:sha256 0123456789abcdef 0 8:0 0\n8 8 linear 8:0 8\n"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        t.to_string_hiding_keys(),
+        "0 8 crypt aes-cbc-essiv:sha256 0000000000000000 0 8:0 0\n8 8 linear 8:0 8\n"
+    );
+    assert_eq!(hide_keys("crypt", "onlyoneword"), "onlyoneword");
+    assert_eq!(
+        hide_keys("crypt", "c  k"),
+        "c  k",
+        "an empty second word stays"
+    );
+    assert_eq!(
+        hide_keys("crypt", "c k\u{e9}y x"),
+        "c 0000 x",
+        "bytes, like C"
+    );
+    assert_eq!(
+        hide_keys(
+            "integrity",
+            "8:0 0 32 J 2 journal_crypt:aes:00ff journal_mac:hmac(sha1) x"
+        ),
+        "8:0 0 32 J 2 journal_crypt:aes:0000 journal_mac:hmac(sha1) x"
+    );
+    assert_eq!(
+        hide_keys("integrity", "internal_hash:crc32c"),
+        "internal_hash:crc32c"
+    );
+}
+
+#[test]
+fn status_lines() {
+    let s = StatusLine::from_raw(
+        Sectors(0),
+        Sectors(4096),
+        "thin-pool",
+        "0 1/2 3/4 - rw discard_passdown queue_if_no_space - 1 ",
+    )
+    .unwrap();
+    assert_eq!(
+        s.to_string(),
+        "0 4096 thin-pool 0 1/2 3/4 - rw discard_passdown queue_if_no_space - 1 "
+    );
+    let e = StatusLine::from_raw(Sectors(0), Sectors(8), "striped", "2 8:0 8:1 1 AZ").unwrap_err();
+    assert_eq!(e.column, "0 8 striped ".len() + 1 + 12);
+    assert_eq!(
+        StatusLine::from_raw(Sectors(0), Sectors(8), "zero", "")
+            .unwrap()
+            .to_string(),
+        "0 8 zero "
+    );
+}

@@ -37,15 +37,15 @@
 
 use std::fmt;
 
-mod devref;
-mod error_target;
-mod linear;
-mod opaque;
-mod snapshot;
-mod striped;
+pub mod devref;
+pub mod error_target;
+pub mod linear;
+pub mod opaque;
+pub mod snapshot;
+pub mod striped;
 pub(crate) mod text;
-mod thin;
-mod zero;
+pub mod thin;
+pub mod zero;
 
 #[cfg(test)]
 pub(crate) mod tests;
