@@ -269,7 +269,14 @@ impl Snapshot {
     pub(crate) fn parse_as(target: &str, params: &str) -> Result<Self, ParseError> {
         let mut t = Tokens::new(target, TextKind::Params, params);
         let origin = t.dev_ref("origin device")?;
+        let (cow_off, _) = t.peek().unwrap_or((t.end_offset(), ""));
         let cow = t.dev_ref("COW device")?;
+        if cow == origin {
+            return Err(t.error(
+                cow_off,
+                ParseErrorReason::Inconsistent("the COW device cannot be the origin"),
+            ));
+        }
         let (off, kind) = t.field("store type")?;
         // The kernel upper-cases the first letter and, for P, the option letter.
         let store = match kind.to_ascii_uppercase().as_str() {

@@ -46,7 +46,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::text::Tokens;
-use super::{DevRef, ParseError, TextKind};
+use super::{DevRef, ParseError, ParseErrorReason, TextKind};
 use crate::units::Sectors;
 
 /// Smallest thin-pool data block size in sectors (64 KiB); sizes are multiples of it.
@@ -256,7 +256,14 @@ impl FromStr for ThinPool {
     fn from_str(params: &str) -> Result<Self, ParseError> {
         let mut t = Tokens::new(Self::TARGET_TYPE, TextKind::Params, params);
         let metadata = t.dev_ref("metadata device")?;
+        let (data_off, _) = t.peek().unwrap_or((t.end_offset(), ""));
         let data = t.dev_ref("data device")?;
+        if data == metadata {
+            return Err(t.error(
+                data_off,
+                ParseErrorReason::Inconsistent("metadata and data must be different devices"),
+            ));
+        }
         let (bs_off, bs_tok) = t.peek().unwrap_or((t.end_offset(), ""));
         let block_size = t.u64("block size")?;
         if !(THIN_POOL_MIN_BLOCK_SIZE..=THIN_POOL_MAX_BLOCK_SIZE).contains(&block_size)
@@ -330,7 +337,16 @@ impl FromStr for Thin {
             return Err(t.invalid(id_off, "device id", id_tok, "a device id below 2^24"));
         }
         let external_origin = match t.peek() {
-            Some(_) => Some(t.dev_ref("external origin device")?),
+            Some((off, _)) => {
+                let origin = t.dev_ref("external origin device")?;
+                if origin == pool {
+                    return Err(t.error(
+                        off,
+                        ParseErrorReason::Inconsistent("the external origin cannot be the pool"),
+                    ));
+                }
+                Some(origin)
+            }
             None => None,
         };
         t.finish()?;

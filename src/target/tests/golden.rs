@@ -424,3 +424,20 @@ fn dev_paths() {
     );
     assert_eq!("/dev/x".parse::<DevRef>().unwrap().as_num(), None);
 }
+
+#[test]
+fn same_device_twice_is_refused_like_the_kernel() {
+    let e = "8:0 8:0 128 0".parse::<ThinPool>().unwrap_err();
+    assert_eq!(
+        (e.offset, e.reason.clone()),
+        (
+            4,
+            ParseErrorReason::Inconsistent("metadata and data must be different devices")
+        )
+    );
+    let e = "253:2 1 253:2".parse::<Thin>().unwrap_err();
+    assert_eq!(e.offset, 8);
+    let e = "8:0 8:0 P 8".parse::<Snapshot>().unwrap_err();
+    assert_eq!(e.offset, 4);
+    assert!(matches!(e.reason, ParseErrorReason::Inconsistent(_)));
+}

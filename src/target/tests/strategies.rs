@@ -67,15 +67,15 @@ fn snap_features() -> impl Strategy<Value = SnapshotFeatures> {
 }
 
 pub(crate) fn snapshot() -> impl Strategy<Value = Snapshot> {
-    (dev_ref(), dev_ref(), store(), snap_chunk(), snap_features()).prop_map(
-        |(origin, cow, store, chunk_size, features)| Snapshot {
+    (dev_ref(), dev_ref(), store(), snap_chunk(), snap_features())
+        .prop_filter("COW differs from origin", |(o, c, ..)| o != c)
+        .prop_map(|(origin, cow, store, chunk_size, features)| Snapshot {
             origin,
             cow,
             store,
             chunk_size,
             features,
-        },
-    )
+        })
 }
 
 pub(crate) fn thin_pool() -> impl Strategy<Value = ThinPool> {
@@ -314,6 +314,7 @@ pub(crate) fn snapshot_params_text() -> impl Strategy<Value = String> {
         snap_chunk(),
         0u8..3,
     )
+        .prop_filter("COW differs from origin", |(o, c, ..)| o != c)
         .prop_map(|(o, c, st, chunk, nf)| {
             let mut s = format!("{o} {c} {st} {chunk}");
             match nf {
@@ -344,6 +345,7 @@ pub(crate) fn thin_pool_params_text() -> impl Strategy<Value = String> {
             0..=4,
         ),
     )
+        .prop_filter("metadata differs from data", |(m, d, ..)| m != d)
         .prop_map(|(m, d, k, lwm, feats)| {
             let mut s = format!("{m} {d} {} {lwm} {} ", k * 128, feats.len());
             for f in feats {
@@ -361,6 +363,9 @@ pub(crate) fn thin_params_text() -> impl Strategy<Value = String> {
         0..=THIN_MAX_DEV_ID,
         proptest::option::of(dev_num_text()),
     )
+        .prop_filter("origin differs from pool", |(p, _, o)| {
+            o.as_ref() != Some(p)
+        })
         .prop_map(|(p, id, o)| match o {
             Some(o) => format!("{p} {id} {o}"),
             None => format!("{p} {id}"),
