@@ -9,9 +9,12 @@
 //! [`Table`]'s `Display` produces exactly those lines (for one device; `dmsetup` prefixes
 //! `NAME: ` when listing several and prints an empty line for a device without a table).
 //!
-//! Reading accepts what `dmsetup` accepts: fields separated by any whitespace, blank
-//! lines and lines starting with `#` skipped. The params are everything after the target
-//! type (leading whitespace dropped), parsed by the target's typed model.
+//! Reading is close to `dmsetup`'s `_parse_line`: fields separated by any whitespace,
+//! blank lines and lines starting with `#` skipped, the params being everything after
+//! the target type (leading whitespace dropped), parsed by the target's typed model.
+//! Unlike `dmsetup`, trailing whitespace and `#` inside the params are kept, so that
+//! opaque params survive the text form byte for byte; an inline `# comment` after typed
+//! params is therefore an error rather than ignored.
 //!
 //! [`Table::validate`] checks what the kernel checks when a table is loaded, so a bad
 //! table fails here with a line and column instead of an `EINVAL` from the ioctl.

@@ -137,3 +137,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Resolution only rewrites devices: numbers stay, and a resolved target names
+    /// every device by number.
+    #[test]
+    fn resolve_keeps_numbers(t in target()) {
+        let all_nums = t.devices().iter().all(|d| d.as_num().is_some());
+        match t.resolve_devices() {
+            Ok(r) => {
+                prop_assert!(r.devices().iter().all(|d| d.as_num().is_some()));
+                prop_assert_eq!(r.devices().len(), t.devices().len());
+                if all_nums {
+                    prop_assert_eq!(r, t);
+                }
+            }
+            Err(_) => prop_assert!(!all_nums),
+        }
+    }
+}
