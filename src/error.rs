@@ -138,6 +138,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A table that is malformed or that the kernel would refuse, or kernel text that
+    /// does not parse as the typed target.
+    #[error(transparent)]
+    Table(#[from] crate::table::TableError),
     /// An I/O error on a path (control node, `/dev/mapper` nodes, sysfs).
     #[error("{path}: {source}")]
     Io {

@@ -43,6 +43,7 @@ pub use command::{Command, Version};
 pub use error::{Errno, Error, Result};
 pub use id::{DevId, DmName, DmUuid};
 mod dm;
+mod dm_typed;
 pub mod nodes;
 
 pub use dm::{

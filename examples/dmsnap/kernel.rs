@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use devmapper::{DeviceMapper, DmName, RawTarget, Which};
+use devmapper::{DeviceMapper, DmName, Which};
 
 use crate::CliResult;
 
@@ -100,19 +100,6 @@ fn dedup(t: &[String]) -> Vec<String> {
     v
 }
 
-/// `start length target params`, as dmsetup prints each line: `"%llu %llu %s %s\n"`.
-pub fn print_lines(lines: &[RawTarget]) -> CliResult {
-    let mut out = std::io::stdout().lock();
-    for l in lines {
-        writeln!(
-            out,
-            "{} {} {} {}",
-            l.start, l.length, l.target_type, l.params
-        )?;
-    }
-    Ok(())
-}
-
 fn which(inactive: bool) -> Which {
     if inactive {
         Which::Inactive
@@ -121,16 +108,30 @@ fn which(inactive: bool) -> Which {
     }
 }
 
-pub fn table(name: &str, inactive: bool) -> CliResult {
+/// Through the typed layer (unknown targets stay opaque), keys hidden as dmsetup does
+/// unless `show_keys`.
+pub fn table(name: &str, inactive: bool, show_keys: bool) -> CliResult {
     let dm = DeviceMapper::new()?;
     let name = DmName::new(name)?;
-    print_lines(&dm.table(&name, which(inactive))?)
+    let table = dm.typed_table(&name, which(inactive))?;
+    let text = if show_keys {
+        table.to_string()
+    } else {
+        table.to_string_hiding_keys()
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
 }
 
+/// Through the typed status parsers.
 pub fn status(name: &str, inactive: bool) -> CliResult {
     let dm = DeviceMapper::new()?;
     let name = DmName::new(name)?;
-    print_lines(&dm.status(&name, which(inactive), false)?)
+    let mut out = std::io::stdout().lock();
+    for line in dm.typed_status(&name, which(inactive), false)? {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 pub fn targets() -> CliResult {

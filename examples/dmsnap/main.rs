@@ -34,6 +34,9 @@ enum Cmd {
         /// The inactive (loaded, not yet resumed) table.
         #[arg(long)]
         inactive: bool,
+        /// Show encryption keys instead of zeros.
+        #[arg(long)]
+        showkeys: bool,
     },
     /// A device's status, as `dmsetup status NAME` prints it.
     Status {
@@ -52,7 +55,11 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Version => kernel::version(),
         Cmd::Ls { json } => kernel::ls(json),
-        Cmd::Table { name, inactive } => kernel::table(&name, inactive),
+        Cmd::Table {
+            name,
+            inactive,
+            showkeys,
+        } => kernel::table(&name, inactive, showkeys),
         Cmd::Status { name, inactive } => kernel::status(&name, inactive),
         Cmd::Targets => kernel::targets(),
     };

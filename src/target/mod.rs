@@ -1,2 +1,426 @@
-//! Typed targets: parameters and status of each target family.
+//! Typed targets: the parameters and status of each target family, both ways.
+//!
+//! Every target type the snapshot and LVM workflows touch has a typed model whose
+//! `FromStr` reads the kernel's text and whose `Display` writes it back byte for byte as
+//! the kernel prints it (the *canonical* form). Anything else is kept as [`Opaque`] text.
+//!
+//! | target type | params | status |
+//! |---|---|---|
+//! | `linear` | [`Linear`] | empty |
+//! | `striped` | [`Striped`] | [`StripedStatus`] |
+//! | `zero` | [`Zero`] | empty |
+//! | `error` | [`ErrorTarget`] | empty |
+//! | `snapshot`, `snapshot-merge` | [`Snapshot`] | [`SnapshotStatus`] |
+//! | `snapshot-origin` | [`SnapshotOrigin`] | empty |
+//! | `thin-pool` | [`ThinPool`] | [`ThinPoolStatus`] |
+//! | `thin` | [`Thin`] | [`ThinStatus`] |
+//! | anything else | [`Opaque`] | [`OpaqueStatus`] |
+//!
+//! [`Target::parse`] and [`TargetStatus::parse`] take the target type name and the text,
+//! which is exactly what the kernel returns per target from `DM_TABLE_STATUS`.
+//!
+//! ```
+//! use devmapper::target::{DevRef, Linear, Target, TargetStatus};
+//! use devmapper::units::Sectors;
+//! let t = Target::parse("linear", "253:0 0").unwrap();
+//! assert_eq!(t, Target::Linear(Linear::new(DevRef::num(253, 0), Sectors(0))));
+//! assert_eq!((t.target_type(), t.params().as_str()), ("linear", "253:0 0"));
+//!
+//! let unknown = Target::parse("flakey", "8:0 0 5 5 1 drop_writes").unwrap();
+//! assert_eq!(unknown.params(), "8:0 0 5 5 1 drop_writes");
+//!
+//! let st = TargetStatus::parse("striped", "2 8:0 8:16 1 AA").unwrap();
+//! assert_eq!(st.to_string(), "2 8:0 8:16 1 AA");
+//! assert!(TargetStatus::parse("snapshot", "12/x 8").is_err());
+//! ```
 #![forbid(unsafe_code)]
+
+use std::fmt;
+
+pub mod devref;
+pub mod error_target;
+pub mod linear;
+pub mod opaque;
+pub mod snapshot;
+pub mod striped;
+pub(crate) mod text;
+pub mod thin;
+pub mod zero;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use devref::{DevPath, DevPathError, DevRef, ResolveError};
+pub use error_target::ErrorTarget;
+pub use linear::Linear;
+pub use opaque::{Opaque, OpaqueStatus, TargetNameError, check_target_name};
+pub use snapshot::{
+    ExceptionStore, MergeProgress, Snapshot, SnapshotFeatures, SnapshotOrigin, SnapshotStatus,
+    SnapshotUsage,
+};
+pub use striped::{Stripe, StripeHealth, StripeState, Striped, StripedStatus};
+pub use thin::{
+    BlockUsage, DiscardMode, NoSpacePolicy, PoolMode, THIN_MAX_DEV_ID, THIN_POOL_MAX_BLOCK_SIZE,
+    THIN_POOL_MAX_FEATURES, THIN_POOL_MIN_BLOCK_SIZE, Thin, ThinPool, ThinPoolFeatures,
+    ThinPoolStatus, ThinPoolUsage, ThinStatus,
+};
+pub use zero::Zero;
+
+/// Which text of a target an error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TextKind {
+    /// The table parameters.
+    Params,
+    /// The status string.
+    Status,
+}
+
+impl fmt::Display for TextKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TextKind::Params => "params",
+            TextKind::Status => "status",
+        })
+    }
+}
+
+/// A target's params or status text that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{target} {kind}, byte {offset}: {reason}")]
+pub struct ParseError {
+    /// The target type whose text was parsed.
+    pub target: String,
+    /// Params or status.
+    pub kind: TextKind,
+    /// Byte offset of the offending token in the text (its length if a field is missing).
+    pub offset: usize,
+    /// What is wrong.
+    pub reason: ParseErrorReason,
+}
+
+/// What is wrong with a target's text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseErrorReason {
+    /// The text ended before this field.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// A field has a bad value.
+    #[error("invalid {field} {token:?}, expected {expected}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// The text found (clipped to 64 bytes).
+        token: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// Text after the last field.
+    #[error("unexpected {token:?} after the last field")]
+    Trailing {
+        /// The first extra token (clipped).
+        token: String,
+    },
+    /// Fields that parse but contradict each other.
+    #[error("{0}")]
+    Inconsistent(&'static str),
+    /// The target type name itself is unusable.
+    #[error(transparent)]
+    TargetName(#[from] TargetNameError),
+}
+
+/// One target of a table: its type and typed parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Target {
+    /// `linear`.
+    Linear(Linear),
+    /// `striped`.
+    Striped(Striped),
+    /// `zero`.
+    Zero(Zero),
+    /// `error`.
+    Error(ErrorTarget),
+    /// `snapshot`.
+    Snapshot(Snapshot),
+    /// `snapshot-origin`.
+    SnapshotOrigin(SnapshotOrigin),
+    /// `snapshot-merge` (same params as `snapshot`).
+    SnapshotMerge(Snapshot),
+    /// `thin-pool`.
+    ThinPool(ThinPool),
+    /// `thin`.
+    Thin(Thin),
+    /// Any other target type, as text.
+    Opaque(Opaque),
+}
+
+/// The status of one target, typed by its target type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TargetStatus {
+    /// `linear` (empty status).
+    Linear,
+    /// `striped`.
+    Striped(StripedStatus),
+    /// `zero` (empty status).
+    Zero,
+    /// `error` (empty status).
+    Error,
+    /// `snapshot`.
+    Snapshot(SnapshotStatus),
+    /// `snapshot-origin` (empty status).
+    SnapshotOrigin,
+    /// `snapshot-merge`.
+    SnapshotMerge(SnapshotStatus),
+    /// `thin-pool`.
+    ThinPool(ThinPoolStatus),
+    /// `thin`.
+    Thin(ThinStatus),
+    /// Any other target type, as text.
+    Opaque(OpaqueStatus),
+}
+
+fn map_dev(d: &DevRef) -> Result<DevRef, ResolveError> {
+    d.resolved()
+}
+
+impl Target {
+    /// Parse `params` as a target of type `target_type`.
+    ///
+    /// Known types must parse; unknown types become [`Target::Opaque`] with the params
+    /// unchanged. The only error for an unknown type is an unusable type name.
+    pub fn parse(target_type: &str, params: &str) -> Result<Target, ParseError> {
+        Ok(match target_type {
+            Linear::TARGET_TYPE => Target::Linear(params.parse()?),
+            Striped::TARGET_TYPE => Target::Striped(params.parse()?),
+            Zero::TARGET_TYPE => Target::Zero(params.parse()?),
+            ErrorTarget::TARGET_TYPE => Target::Error(params.parse()?),
+            Snapshot::TARGET_TYPE => Target::Snapshot(params.parse()?),
+            SnapshotOrigin::TARGET_TYPE => Target::SnapshotOrigin(params.parse()?),
+            Snapshot::MERGE_TARGET_TYPE => {
+                Target::SnapshotMerge(Snapshot::parse_as(Snapshot::MERGE_TARGET_TYPE, params)?)
+            }
+            ThinPool::TARGET_TYPE => Target::ThinPool(params.parse()?),
+            Thin::TARGET_TYPE => Target::Thin(params.parse()?),
+            other => Target::Opaque(Opaque::new(other, params).map_err(|e| ParseError {
+                target: text::clip(other),
+                kind: TextKind::Params,
+                offset: 0,
+                reason: e.into(),
+            })?),
+        })
+    }
+
+    /// Like [`Target::parse`], but params of a known type that do not parse are kept as
+    /// [`Target::Opaque`] instead of failing.
+    ///
+    /// Meant for tables read back from the kernel, which are valid by construction but
+    /// may use forms this crate does not model (e.g. `Fail` as the table of a thin device
+    /// in a failed pool, or options of a newer kernel).
+    pub fn parse_or_opaque(target_type: &str, params: &str) -> Result<Target, TargetNameError> {
+        match Target::parse(target_type, params) {
+            Ok(t) => Ok(t),
+            Err(_) => Opaque::new(target_type, params).map(Target::Opaque),
+        }
+    }
+
+    /// The kernel's name of this target type.
+    pub fn target_type(&self) -> &str {
+        match self {
+            Target::Linear(_) => Linear::TARGET_TYPE,
+            Target::Striped(_) => Striped::TARGET_TYPE,
+            Target::Zero(_) => Zero::TARGET_TYPE,
+            Target::Error(_) => ErrorTarget::TARGET_TYPE,
+            Target::Snapshot(_) => Snapshot::TARGET_TYPE,
+            Target::SnapshotOrigin(_) => SnapshotOrigin::TARGET_TYPE,
+            Target::SnapshotMerge(_) => Snapshot::MERGE_TARGET_TYPE,
+            Target::ThinPool(_) => ThinPool::TARGET_TYPE,
+            Target::Thin(_) => Thin::TARGET_TYPE,
+            Target::Opaque(o) => o.target_type(),
+        }
+    }
+
+    /// The params text, as the kernel prints it for typed targets and unchanged for
+    /// opaque ones.
+    pub fn params(&self) -> String {
+        self.params_display().to_string()
+    }
+
+    /// The params text as a `Display` value (no allocation).
+    pub fn params_display(&self) -> &dyn fmt::Display {
+        match self {
+            Target::Linear(t) => t,
+            Target::Striped(t) => t,
+            Target::Zero(t) => t,
+            Target::Error(t) => t,
+            Target::Snapshot(t) | Target::SnapshotMerge(t) => t,
+            Target::SnapshotOrigin(t) => t,
+            Target::ThinPool(t) => t,
+            Target::Thin(t) => t,
+            Target::Opaque(t) => t,
+        }
+    }
+
+    /// Every device the params name, in order.
+    pub fn devices(&self) -> Vec<&DevRef> {
+        match self {
+            Target::Linear(t) => vec![&t.device],
+            Target::Striped(t) => t.stripes.iter().map(|s| &s.device).collect(),
+            Target::Zero(_) | Target::Opaque(_) => Vec::new(),
+            Target::Error(t) => t.backing.iter().map(|(d, _)| d).collect(),
+            Target::Snapshot(t) | Target::SnapshotMerge(t) => vec![&t.origin, &t.cow],
+            Target::SnapshotOrigin(t) => vec![&t.device],
+            Target::ThinPool(t) => vec![&t.metadata, &t.data],
+            Target::Thin(t) => std::iter::once(&t.pool)
+                .chain(t.external_origin.as_ref())
+                .collect(),
+        }
+    }
+
+    /// This target with every device path replaced by its `major:minor` number, which
+    /// is how the kernel prints it back (see [`DevRef::resolve`]). Opaque params are not
+    /// touched.
+    pub fn resolve_devices(&self) -> Result<Target, ResolveError> {
+        let mut t = self.clone();
+        match &mut t {
+            Target::Linear(l) => l.device = map_dev(&l.device)?,
+            Target::Striped(s) => {
+                for st in &mut s.stripes {
+                    st.device = map_dev(&st.device)?;
+                }
+            }
+            Target::Zero(_) | Target::Opaque(_) => {}
+            Target::Error(e) => {
+                if let Some((d, _)) = &mut e.backing {
+                    *d = map_dev(d)?;
+                }
+            }
+            Target::Snapshot(s) | Target::SnapshotMerge(s) => {
+                s.origin = map_dev(&s.origin)?;
+                s.cow = map_dev(&s.cow)?;
+            }
+            Target::SnapshotOrigin(o) => o.device = map_dev(&o.device)?,
+            Target::ThinPool(p) => {
+                p.metadata = map_dev(&p.metadata)?;
+                p.data = map_dev(&p.data)?;
+            }
+            Target::Thin(t) => {
+                t.pool = map_dev(&t.pool)?;
+                if let Some(o) = &mut t.external_origin {
+                    *o = map_dev(o)?;
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
+macro_rules! into_target {
+    ($($ty:ty => $var:ident),* $(,)?) => {$(
+        impl From<$ty> for Target {
+            fn from(t: $ty) -> Self {
+                Target::$var(t)
+            }
+        }
+    )*};
+}
+
+into_target!(
+    Linear => Linear,
+    Striped => Striped,
+    Zero => Zero,
+    ErrorTarget => Error,
+    Snapshot => Snapshot,
+    SnapshotOrigin => SnapshotOrigin,
+    ThinPool => ThinPool,
+    Thin => Thin,
+    Opaque => Opaque,
+);
+
+impl TargetStatus {
+    /// Parse the status text `status` of a target of type `target_type`.
+    ///
+    /// Known types must parse (targets with an empty status accept only whitespace);
+    /// unknown types become [`TargetStatus::Opaque`].
+    pub fn parse(target_type: &str, status: &str) -> Result<TargetStatus, ParseError> {
+        use text::expect_empty;
+        let kind = TextKind::Status;
+        Ok(match target_type {
+            Linear::TARGET_TYPE => {
+                expect_empty(target_type, kind, status)?;
+                TargetStatus::Linear
+            }
+            Striped::TARGET_TYPE => TargetStatus::Striped(status.parse()?),
+            Zero::TARGET_TYPE => {
+                expect_empty(target_type, kind, status)?;
+                TargetStatus::Zero
+            }
+            ErrorTarget::TARGET_TYPE => {
+                expect_empty(target_type, kind, status)?;
+                TargetStatus::Error
+            }
+            Snapshot::TARGET_TYPE => {
+                TargetStatus::Snapshot(SnapshotStatus::parse_as(target_type, status)?)
+            }
+            SnapshotOrigin::TARGET_TYPE => {
+                snapshot::parse_origin_status(status)?;
+                TargetStatus::SnapshotOrigin
+            }
+            Snapshot::MERGE_TARGET_TYPE => {
+                TargetStatus::SnapshotMerge(SnapshotStatus::parse_as(target_type, status)?)
+            }
+            ThinPool::TARGET_TYPE => TargetStatus::ThinPool(status.parse()?),
+            Thin::TARGET_TYPE => TargetStatus::Thin(status.parse()?),
+            other => {
+                TargetStatus::Opaque(OpaqueStatus::new(other, status).map_err(|e| ParseError {
+                    target: text::clip(other),
+                    kind,
+                    offset: 0,
+                    reason: e.into(),
+                })?)
+            }
+        })
+    }
+
+    /// The kernel's name of the target type this status belongs to.
+    pub fn target_type(&self) -> &str {
+        match self {
+            TargetStatus::Linear => Linear::TARGET_TYPE,
+            TargetStatus::Striped(_) => Striped::TARGET_TYPE,
+            TargetStatus::Zero => Zero::TARGET_TYPE,
+            TargetStatus::Error => ErrorTarget::TARGET_TYPE,
+            TargetStatus::Snapshot(_) => Snapshot::TARGET_TYPE,
+            TargetStatus::SnapshotOrigin => SnapshotOrigin::TARGET_TYPE,
+            TargetStatus::SnapshotMerge(_) => Snapshot::MERGE_TARGET_TYPE,
+            TargetStatus::ThinPool(_) => ThinPool::TARGET_TYPE,
+            TargetStatus::Thin(_) => Thin::TARGET_TYPE,
+            TargetStatus::Opaque(o) => o.target_type(),
+        }
+    }
+
+    /// The snapshot status of a `snapshot` or `snapshot-merge` target.
+    pub fn snapshot(&self) -> Option<&SnapshotStatus> {
+        match self {
+            TargetStatus::Snapshot(s) | TargetStatus::SnapshotMerge(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TargetStatus {
+    /// The status text as the kernel prints it (opaque text unchanged).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetStatus::Linear
+            | TargetStatus::Zero
+            | TargetStatus::Error
+            | TargetStatus::SnapshotOrigin => Ok(()),
+            TargetStatus::Striped(s) => s.fmt(f),
+            TargetStatus::Snapshot(s) | TargetStatus::SnapshotMerge(s) => s.fmt(f),
+            TargetStatus::ThinPool(s) => s.fmt(f),
+            TargetStatus::Thin(s) => s.fmt(f),
+            TargetStatus::Opaque(s) => s.fmt(f),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Typed table load/read helpers on [`DeviceMapper`].
+
+use crate::dm::{DeviceInfo, DeviceMapper, LoadOptions, Which};
+use crate::error::Result;
+use crate::id::DevId;
+use crate::reply::RawTarget;
+use crate::table::{StatusLine, Table, TableLine};
+
+impl From<&TableLine> for RawTarget {
+    fn from(l: &TableLine) -> Self {
+        let (start, length, target_type, params) = l.to_raw();
+        RawTarget {
+            start,
+            length,
+            target_type: target_type.to_owned(),
+            params,
+        }
+    }
+}
+
+impl DeviceMapper {
+    /// `DM_TABLE_LOAD` of a typed table, validated first ([`Table::validate`]).
+    ///
+    /// # Errors
+    /// [`Error::Table`](crate::Error::Table) for a table the kernel would refuse; otherwise
+    /// as [`DeviceMapper::load_table`].
+    pub fn load<'a>(
+        &self,
+        id: impl Into<DevId<'a>>,
+        table: &Table,
+        opts: LoadOptions,
+    ) -> Result<DeviceInfo> {
+        table.validate()?;
+        let raw: Vec<RawTarget> = table.lines().iter().map(RawTarget::from).collect();
+        self.load_table(id, &raw, opts)
+    }
+
+    /// The table as typed targets; text this crate does not model is kept as
+    /// [`Target::Opaque`](crate::target::Target::Opaque).
+    ///
+    /// # Errors
+    /// As [`DeviceMapper::table`].
+    pub fn typed_table<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Table> {
+        let lines = self
+            .table(id, which)?
+            .iter()
+            .map(|r| TableLine::from_raw_lenient(r.start, r.length, &r.target_type, &r.params))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Table::from_lines(lines))
+    }
+
+    /// Each target's status, typed.
+    ///
+    /// # Errors
+    /// As [`DeviceMapper::status`], or [`Error::Table`](crate::Error::Table) for status text
+    /// of a known target type that does not parse.
+    pub fn typed_status<'a>(
+        &self,
+        id: impl Into<DevId<'a>>,
+        which: Which,
+        noflush: bool,
+    ) -> Result<Vec<StatusLine>> {
+        Ok(self
+            .status(id, which, noflush)?
+            .iter()
+            .map(|r| StatusLine::from_raw(r.start, r.length, &r.target_type, &r.params))
+            .collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+}
