@@ -36,7 +36,9 @@ fn crate_cycles(dm: &DeviceMapper, n: usize) -> Duration {
 }
 
 fn dmsetup_cycles(n: usize) -> Duration {
-    let concise: Vec<String> = (0..n).map(|i| format!("bench-dms-{i},,,rw,0 8 zero")).collect();
+    let concise: Vec<String> = (0..n)
+        .map(|i| format!("bench-dms-{i},,,rw,0 8 zero"))
+        .collect();
     let concise = concise.join(";");
     let names: Vec<String> = (0..n).map(|i| format!("bench-dms-{i}")).collect();
     let t = Instant::now();
@@ -45,7 +47,11 @@ fn dmsetup_cycles(n: usize) -> Duration {
         .status()
         .unwrap();
     assert!(st.success(), "dmsetup create --concise failed");
-    let st = Command::new("dmsetup").arg("remove").args(&names).status().unwrap();
+    let st = Command::new("dmsetup")
+        .arg("remove")
+        .args(&names)
+        .status()
+        .unwrap();
     assert!(st.success(), "dmsetup remove failed");
     t.elapsed()
 }
@@ -60,8 +66,14 @@ fn main() {
         println!("SKIP dm_cycles: dmsetup (the anchor) is not installed");
         return;
     }
-    let n: usize = std::env::var("DM_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
-    let rounds: usize = std::env::var("DM_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let n: usize = std::env::var("DM_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let rounds: usize = std::env::var("DM_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     let dm = DeviceMapper::new().unwrap();
     // Alternate which side goes first (ABBA) so drift in the emulated machine cancels out;
     // report the median of each side.
