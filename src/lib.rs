@@ -52,3 +52,4 @@ pub use dm::{
 };
 pub use nodes::NodeMode;
 pub use reply::{RawTarget, TargetVersion};
+pub mod snapshot;

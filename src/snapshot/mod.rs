@@ -1,0 +1,212 @@
+//! Snapshot workflows on a raw block device, without LVM: wrap, snapshot, status, drop,
+//! rollback by merge, recover.
+//!
+//! ```no_run
+//! use devmapper::{DeviceMapper, DmName};
+//! use devmapper::snapshot::{SnapshotOptions, Wrapper};
+//! let dm = DeviceMapper::new()?;
+//! // Once: put a linear device over the disk and mount /dev/mapper/data from now on.
+//! let data = Wrapper::wrap(&dm, &DmName::new("data")?, "/dev/md0".as_ref())?;
+//! // Later, while it is mounted and written to: a consistent frozen view.
+//! let snap = data.take_snapshot(&SnapshotOptions::new("/dev/sdc1"))?;
+//! println!("frozen view at {}", snap.node().display());
+//! // ... back up /dev/mapper/data-snap, then discard it:
+//! snap.discard()?;
+//! # Ok::<(), devmapper::snapshot::SnapError>(())
+//! ```
+//!
+//! # Layout
+//! Like LVM: `NAME` is the device the user mounts; with a snapshot its table is
+//! `snapshot-origin NAME-real`, where `NAME-real` maps the backing device, and each
+//! snapshot is `snapshot NAME-real COW P|N chunk`. Devices carry uuids
+//! `DMSNAP-<id>`, `DMSNAP-<id>-real` and `DMSNAP-<id>-snap-<n>`, so the whole state can be
+//! read back from the kernel at any time.
+//!
+//! # Safety
+//! Every step has its undo, run automatically on error; no error path leaves a device
+//! suspended. The state lives only in the kernel, so after a crash
+//! [`Wrapper::recover`] (which every workflow runs first) completes or undoes whatever
+//! was interrupted.
+#![forbid(unsafe_code)]
+
+mod blockdev;
+mod error;
+mod fault;
+mod ops;
+mod recover;
+mod state;
+
+pub use blockdev::BlockDev;
+pub use error::{SnapError, SnapResult};
+pub use ops::{MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
+pub use state::{SnapshotReport, WrapperState, WrapperStatus};
+
+use crate::id::{DmName, DmUuid};
+use crate::table::{Table, TableLine};
+use crate::target::{DevRef, Linear};
+use crate::units::{SECTOR_SIZE, Sectors};
+use crate::{DevNum, DeviceMapper, LoadOptions, SuspendOptions};
+
+/// Prefix of the uuid of every device these workflows create.
+pub const UUID_PREFIX: &str = "DMSNAP-";
+/// Suffix of the hidden device that maps the backing device once a snapshot exists.
+pub const REAL_SUFFIX: &str = "-real";
+
+/// A device made by [`Wrapper::wrap`]: a linear device over a backing block device, which
+/// can hand out snapshots.
+#[derive(Debug)]
+pub struct Wrapper<'dm> {
+    dm: &'dm DeviceMapper,
+    name: DmName,
+    id: String,
+}
+
+impl<'dm> Wrapper<'dm> {
+    /// Put a linear device `name` over the whole of `device` (mount `/dev/mapper/<name>`
+    /// from now on).
+    ///
+    /// # Errors
+    /// The name is taken or too long, `device` is not a block device (or is empty), or a
+    /// device-mapper call fails (nothing is left behind).
+    pub fn wrap(
+        dm: &'dm DeviceMapper,
+        name: &DmName,
+        device: &std::path::Path,
+    ) -> SnapResult<Self> {
+        let max = crate::id::MAX_NAME_LEN - REAL_SUFFIX.len();
+        if name.as_str().len() > max {
+            return Err(SnapError::NameTooLong {
+                name: name.to_string(),
+                max,
+            });
+        }
+        if dm.exists(name)? {
+            return Err(SnapError::NameTaken {
+                name: name.to_string(),
+            });
+        }
+        let bd = blockdev::probe(device)?;
+        let len = bd.size / SECTOR_SIZE;
+        if len == 0 {
+            return Err(SnapError::BadDevice {
+                path: device.to_owned(),
+                reason: "size is zero".to_owned(),
+            });
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let uuid = DmUuid::new(&format!("{UUID_PREFIX}{id}"))?;
+        dm.create(name, crate::CreateOptions::default().uuid(uuid))?;
+        let w = Wrapper {
+            dm,
+            name: name.clone(),
+            id,
+        };
+        let built = (|| -> SnapResult<()> {
+            dm.load(
+                name,
+                &linear_table(bd.dev, Sectors(len)),
+                LoadOptions::default(),
+            )?;
+            dm.resume(name, SuspendOptions::default())?;
+            Ok(())
+        })();
+        if let Err(e) = built {
+            let _ = dm.remove(name, false);
+            return Err(e);
+        }
+        Ok(w)
+    }
+
+    /// A handle on an existing wrapped device.
+    ///
+    /// # Errors
+    /// No such device, or it was not made by [`Wrapper::wrap`].
+    pub fn open(dm: &'dm DeviceMapper, name: &DmName) -> SnapResult<Self> {
+        let info = match dm.info(name) {
+            Ok(i) => i,
+            Err(e) if e.is_not_found() => {
+                return Err(SnapError::NoSuchDevice {
+                    name: name.to_string(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let id = info
+            .uuid
+            .as_deref()
+            .and_then(|u| u.strip_prefix(UUID_PREFIX))
+            .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned);
+        match id {
+            Some(id) => Ok(Wrapper {
+                dm,
+                name: name.clone(),
+                id,
+            }),
+            None => Err(SnapError::NotWrapped {
+                name: name.to_string(),
+                uuid: info.uuid,
+            }),
+        }
+    }
+
+    /// The device name.
+    pub fn name(&self) -> &DmName {
+        &self.name
+    }
+
+    /// `/dev/mapper/<name>`.
+    pub fn node(&self) -> std::path::PathBuf {
+        self.dm.node_path(&self.name)
+    }
+
+    /// Remove the wrapper, leaving the backing device as it is.
+    ///
+    /// # Errors
+    /// [`SnapError::WrongState`] while a snapshot or merge exists; `EBUSY` (with who holds
+    /// it) while the device is open.
+    pub fn unwrap_device(self) -> SnapResult<()> {
+        self.recover()?;
+        let st = self.state()?;
+        if !st.snapshots.is_empty() || st.real.is_some() {
+            return Err(SnapError::WrongState {
+                name: self.name.to_string(),
+                reason: "a snapshot or merge exists; drop it or wait for the merge first"
+                    .to_owned(),
+            });
+        }
+        self.dm.remove(&self.name, false)?;
+        Ok(())
+    }
+
+    fn real_name(&self) -> SnapResult<DmName> {
+        Ok(DmName::new(&format!("{}{REAL_SUFFIX}", self.name))?)
+    }
+
+    fn real_uuid(&self) -> SnapResult<DmUuid> {
+        Ok(DmUuid::new(&format!(
+            "{UUID_PREFIX}{}{REAL_SUFFIX}",
+            self.id
+        ))?)
+    }
+
+    fn snap_uuid_prefix(&self) -> String {
+        format!("{UUID_PREFIX}{}-snap-", self.id)
+    }
+}
+
+/// `0 len linear dev 0`.
+pub(crate) fn linear_table(dev: DevNum, len: Sectors) -> Table {
+    Table::from_lines(vec![TableLine::new(
+        Sectors(0),
+        len,
+        Linear::new(DevRef::Num(dev), Sectors(0)),
+    )])
+}
+
+pub(crate) fn devnum(r: &DevRef) -> Option<DevNum> {
+    match r {
+        DevRef::Num(d) => Some(*d),
+        _ => None,
+    }
+}

@@ -1,0 +1,763 @@
+//! Take, discard and roll back snapshots; follow a merge to its end.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::blockdev;
+use super::error::{SnapError, SnapResult};
+use super::fault::step;
+use super::state::State;
+use super::{UUID_PREFIX, Wrapper, devnum, linear_table};
+use crate::id::{DmName, DmUuid};
+use crate::table::{Table, TableLine};
+use crate::target::{
+    DevRef, ExceptionStore, Snapshot as SnapTarget, SnapshotOrigin, SnapshotStatus, SnapshotUsage,
+    Target, TargetStatus,
+};
+use crate::units::{SECTOR_SIZE, Sectors};
+use crate::{CreateOptions, DeviceMapper, LoadOptions, SuspendOptions, Which};
+
+/// How to take a snapshot.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SnapshotOptions {
+    /// The COW device (its start is overwritten).
+    pub cow: PathBuf,
+    /// Chunk size (default 8 sectors = 4 KiB, as LVM).
+    pub chunk: Sectors,
+    /// A transient store (nothing kept on the COW across a reboot; cannot be rolled back).
+    pub transient: bool,
+    /// Name of the snapshot device (default `<origin>-snap`).
+    pub name: Option<DmName>,
+}
+
+impl SnapshotOptions {
+    /// A persistent snapshot on `cow` with 4 KiB chunks.
+    pub fn new(cow: impl Into<PathBuf>) -> Self {
+        Self {
+            cow: cow.into(),
+            chunk: Sectors(8),
+            transient: false,
+            name: None,
+        }
+    }
+    /// Set the chunk size.
+    pub fn chunk(mut self, chunk: Sectors) -> Self {
+        self.chunk = chunk;
+        self
+    }
+    /// Use a transient store.
+    pub fn transient(mut self, t: bool) -> Self {
+        self.transient = t;
+        self
+    }
+    /// Name the snapshot device.
+    pub fn name(mut self, name: DmName) -> Self {
+        self.name = Some(name);
+        self
+    }
+}
+
+/// Options of [`Snapshot::rollback`].
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct RollbackOptions {
+    /// Merge even though the origin is open (mounted): its data changes underneath.
+    pub force: bool,
+}
+
+/// An active snapshot of a [`Wrapper`]: discard it, or roll the origin back to it.
+#[derive(Debug)]
+pub struct Snapshot<'w, 'dm> {
+    wrapper: &'w Wrapper<'dm>,
+    name: DmName,
+}
+
+/// A rollback in progress: the origin is usable while the kernel merges.
+#[derive(Debug)]
+pub struct Merging<'w, 'dm> {
+    wrapper: &'w Wrapper<'dm>,
+}
+
+/// Where a merge stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MergeState {
+    /// Still copying: the usage of the merging store.
+    Running(SnapshotUsage),
+    /// All exceptions are merged; [`Merging::finish`] restores the plain table.
+    Done,
+    /// The kernel reported `Merge failed` (I/O error); the origin keeps working.
+    Failed,
+}
+
+fn chunk_check(chunk: Sectors, lbs_bytes: u64) -> SnapResult<()> {
+    let bad = |reason: String| SnapError::BadChunk {
+        sectors: chunk.0,
+        reason,
+    };
+    if chunk.0 == 0 || !chunk.0.is_power_of_two() {
+        return Err(bad("must be a power of two".to_owned()));
+    }
+    if chunk.0 * SECTOR_SIZE < lbs_bytes {
+        return Err(bad(format!(
+            "smaller than the devices' logical block size of {lbs_bytes} bytes"
+        )));
+    }
+    if chunk.0 > (i32::MAX as u64) >> 9 {
+        return Err(bad("larger than the kernel allows".to_owned()));
+    }
+    Ok(())
+}
+
+impl<'dm> Wrapper<'dm> {
+    /// The snapshots that exist now.
+    ///
+    /// # Errors
+    /// A device-mapper call fails.
+    pub fn snapshots(&self) -> SnapResult<Vec<Snapshot<'_, 'dm>>> {
+        Ok(self
+            .state()?
+            .snapshots
+            .into_iter()
+            .filter(|s| matches!(s.live, Some(Target::Snapshot(_))))
+            .map(|s| Snapshot {
+                wrapper: self,
+                name: s.name,
+            })
+            .collect())
+    }
+
+    /// The snapshot named `name`, or the only one when `name` is `None`.
+    ///
+    /// # Errors
+    /// No snapshot, several and none named, or no snapshot of that name.
+    pub fn snapshot(&self, name: Option<&DmName>) -> SnapResult<Snapshot<'_, 'dm>> {
+        let mut snaps = self.snapshots()?;
+        match name {
+            Some(n) => {
+                snaps
+                    .into_iter()
+                    .find(|s| &s.name == n)
+                    .ok_or_else(|| SnapError::WrongState {
+                        name: self.name.to_string(),
+                        reason: format!("{n} is not a snapshot of {}", self.name),
+                    })
+            }
+            None if snaps.len() == 1 => Ok(snaps.remove(0)),
+            None if snaps.is_empty() => Err(SnapError::NoSnapshot {
+                name: self.name.to_string(),
+            }),
+            None => Err(SnapError::Ambiguous {
+                name: self.name.to_string(),
+                snaps: snaps.iter().map(|s| s.name.to_string()).collect(),
+            }),
+        }
+    }
+
+    /// The merge in progress, if a rollback is running (or done but not finished).
+    ///
+    /// # Errors
+    /// A device-mapper call fails.
+    pub fn merging(&self) -> SnapResult<Option<Merging<'_, 'dm>>> {
+        let st = self.state()?;
+        Ok(matches!(st.origin.live, Some(Target::SnapshotMerge(_)))
+            .then_some(Merging { wrapper: self }))
+    }
+
+    /// Take a snapshot while the origin stays mounted and in use.
+    ///
+    /// Everything that can be prepared is prepared first (the `-real` device, the zeroed
+    /// COW header, the snapshot device and both new tables); then the origin is frozen
+    /// (filesystem sync and freeze, never `noflush`), the snapshot is resumed before the
+    /// origin, and the origin is resumed. The origin is suspended for three ioctls.
+    ///
+    /// Taking a snapshot whose name already exists as an active snapshot of this origin
+    /// returns it (so re-running after a crash completes).
+    ///
+    /// # Errors
+    /// Refusals before any change: a merge is running, bad chunk size, COW missing, too
+    /// small, in use or the same as the backing device, name taken. Failures during the
+    /// sequence are undone.
+    pub fn take_snapshot(&self, opts: &SnapshotOptions) -> SnapResult<Snapshot<'_, 'dm>> {
+        self.recover()?;
+        let st = self.state()?;
+        let snap_name = match &opts.name {
+            Some(n) => n.clone(),
+            None => DmName::new(&format!("{}-snap", self.name))?,
+        };
+        if let Some(existing) = st.snapshots.iter().find(|s| s.name == snap_name)
+            && matches!(existing.live, Some(Target::Snapshot(_)))
+        {
+            return Ok(Snapshot {
+                wrapper: self,
+                name: snap_name,
+            });
+        }
+        if self.dm.exists(&snap_name)? {
+            return Err(SnapError::NameTaken {
+                name: snap_name.to_string(),
+            });
+        }
+        match &st.origin.live {
+            Some(Target::Linear(_)) | Some(Target::SnapshotOrigin(_)) => {}
+            Some(Target::SnapshotMerge(_)) => {
+                return Err(SnapError::WrongState {
+                    name: self.name.to_string(),
+                    reason: "a rollback is merging; wait for it to finish".to_owned(),
+                });
+            }
+            _ => {
+                return Err(SnapError::WrongState {
+                    name: self.name.to_string(),
+                    reason: "its table is not one dmsnap made".to_owned(),
+                });
+            }
+        }
+        let backing = st.backing().ok_or_else(|| SnapError::WrongState {
+            name: self.name.to_string(),
+            reason: "cannot find the backing device in its tables".to_owned(),
+        })?;
+        let len = st.origin.length;
+
+        // Checks on the COW, before anything changes.
+        let cow = blockdev::probe(&opts.cow)?;
+        if cow.dev == backing {
+            return Err(SnapError::BadDevice {
+                path: opts.cow.clone(),
+                reason: "the COW device cannot be the origin's own device".to_owned(),
+            });
+        }
+        let lbs = blockdev::logical_block_size(cow.dev).max(blockdev::logical_block_size(backing));
+        chunk_check(opts.chunk, lbs)?;
+        let chunk_bytes = opts.chunk.0 * SECTOR_SIZE;
+        let min = if opts.transient {
+            chunk_bytes
+        } else {
+            3 * chunk_bytes
+        };
+        if cow.size < min {
+            return Err(SnapError::CowTooSmall {
+                path: opts.cow.clone(),
+                size: cow.size,
+                chunk: chunk_bytes,
+                min,
+            });
+        }
+        let cow_file = blockdev::open_exclusive(&opts.cow)?;
+
+        let mut undo = Undo::new(self.dm);
+        let result = self.take_steps(
+            &st, &opts.cow, cow_file, cow.dev, backing, len, opts, &snap_name, &mut undo,
+        );
+        match result {
+            Ok(()) => {
+                undo.commit();
+                Ok(Snapshot {
+                    wrapper: self,
+                    name: snap_name,
+                })
+            }
+            Err(e) => {
+                drop(undo);
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; the steps share these facts"
+    )]
+    fn take_steps(
+        &self,
+        st: &State,
+        cow_path: &Path,
+        cow_file: std::fs::File,
+        cow_dev: crate::DevNum,
+        backing: crate::DevNum,
+        len: Sectors,
+        opts: &SnapshotOptions,
+        snap_name: &DmName,
+        undo: &mut Undo<'_>,
+    ) -> SnapResult<()> {
+        let dm = self.dm;
+        // 1. The -real device: the backing device's mapping under a private name.
+        let real_name = self.real_name()?;
+        let real_dev = match &st.real {
+            Some(r) => r.info.dev,
+            None => {
+                if dm.exists(&real_name)? {
+                    return Err(SnapError::NameTaken {
+                        name: real_name.to_string(),
+                    });
+                }
+                let info =
+                    dm.create(&real_name, CreateOptions::default().uuid(self.real_uuid()?))?;
+                undo.push(UndoAction::Remove(real_name.clone()));
+                dm.load(
+                    &real_name,
+                    &linear_table(backing, len),
+                    LoadOptions::default(),
+                )?;
+                dm.resume(&real_name, SuspendOptions::default())?;
+                info.dev
+            }
+        };
+        step("snapshot", 1);
+        // 2. A fresh exception store: zero the COW's first chunk.
+        blockdev::zero_start(&cow_file, cow_path, opts.chunk.0 * SECTOR_SIZE)?;
+        // The COW must be closed before the kernel claims it exclusively at load.
+        drop(cow_file);
+        step("snapshot", 2);
+        // 3. The snapshot device, and its table (the constructor writes the header).
+        let n = uuid::Uuid::new_v4().simple().to_string();
+        let snap_uuid = DmUuid::new(&format!("{UUID_PREFIX}{}-snap-{}", self.id, &n[..8]))?;
+        dm.create(snap_name, CreateOptions::default().uuid(snap_uuid))?;
+        undo.push(UndoAction::Remove(snap_name.clone()));
+        step("snapshot", 3);
+        let mut target =
+            SnapTarget::persistent(DevRef::Num(real_dev), DevRef::Num(cow_dev), opts.chunk);
+        if opts.transient {
+            target.store = ExceptionStore::Transient;
+        }
+        let snap_table = Table::from_lines(vec![TableLine::new(
+            Sectors(0),
+            len,
+            Target::Snapshot(target),
+        )]);
+        dm.load(snap_name, &snap_table, LoadOptions::default())?;
+        step("snapshot", 4);
+        // 4. The origin's new table, staged in its inactive slot.
+        if matches!(st.origin.live, Some(Target::Linear(_))) {
+            let t = Table::from_lines(vec![TableLine::new(
+                Sectors(0),
+                len,
+                SnapshotOrigin::new(DevRef::Num(real_dev)),
+            )]);
+            dm.load(&self.name, &t, LoadOptions::default())?;
+            undo.push(UndoAction::ClearInactive(self.name.clone()));
+        }
+        step("snapshot", 5);
+        // 5. The short window: freeze, activate the snapshot, then the origin.
+        nix::unistd::sync();
+        dm.suspend(&self.name, SuspendOptions::default())?;
+        undo.push(UndoAction::Resume(self.name.clone()));
+        step("snapshot", 6);
+        dm.resume(snap_name, SuspendOptions::default())?;
+        step("snapshot", 7);
+        dm.resume(&self.name, SuspendOptions::default())?;
+        step("snapshot", 8);
+        Ok(())
+    }
+}
+
+impl<'w, 'dm> Snapshot<'w, 'dm> {
+    /// The snapshot device's name.
+    pub fn name(&self) -> &DmName {
+        &self.name
+    }
+
+    /// `/dev/mapper/<snapshot>`: the frozen view (mount it read-only for a backup).
+    pub fn node(&self) -> PathBuf {
+        self.wrapper.dm.node_path(&self.name)
+    }
+
+    /// Usage and state as the kernel reports it.
+    ///
+    /// # Errors
+    /// A device-mapper call fails.
+    pub fn status(&self) -> SnapResult<SnapshotStatus> {
+        let s = self
+            .wrapper
+            .dm
+            .typed_status(&self.name, Which::Live, true)?;
+        Ok(match s.first().map(|l| &l.status) {
+            Some(TargetStatus::Snapshot(x)) => *x,
+            _ => SnapshotStatus::Unknown,
+        })
+    }
+
+    /// Discard the snapshot: the origin goes back to its plain table (when this was the
+    /// last snapshot) and keeps all its data.
+    ///
+    /// # Errors
+    /// `EBUSY` while the snapshot is open (mounted); nothing changes then.
+    pub fn discard(self) -> SnapResult<()> {
+        let w = self.wrapper;
+        let dm = w.dm;
+        let snap_info = dm.info(&self.name)?;
+        if snap_info.open_count > 0 {
+            return Err(SnapError::WrongState {
+                name: self.name.to_string(),
+                reason: format!(
+                    "the snapshot is open {} time(s){}; unmount it first",
+                    snap_info.open_count,
+                    mounts_suffix(snap_info.dev)
+                ),
+            });
+        }
+        let st = w.state()?;
+        let others = st.snapshots.iter().filter(|s| s.name != self.name).count();
+        let mut undo = Undo::new(dm);
+        let r = (|| -> SnapResult<()> {
+            if others == 0 {
+                let backing = st.backing().ok_or_else(|| SnapError::WrongState {
+                    name: w.name.to_string(),
+                    reason: "cannot find the backing device".to_owned(),
+                })?;
+                dm.load(
+                    &w.name,
+                    &linear_table(backing, st.origin.length),
+                    LoadOptions::default(),
+                )?;
+                undo.push(UndoAction::ClearInactive(w.name.clone()));
+                step("drop", 1);
+                dm.suspend(
+                    &w.name,
+                    SuspendOptions {
+                        noflush: false,
+                        skip_lockfs: true,
+                    },
+                )?;
+                undo.push(UndoAction::Resume(w.name.clone()));
+                step("drop", 2);
+                dm.resume(&w.name, SuspendOptions::default())?;
+                undo.commit();
+                step("drop", 3);
+                remove_retrying(dm, &self.name)?;
+                step("drop", 4);
+                if let Ok(real) = w.real_name() {
+                    remove_retrying(dm, &real)?;
+                }
+                step("drop", 5);
+            } else {
+                // Other snapshots stay: remove this one with the origin suspended, so the
+                // origin's chunk split is recomputed on resume.
+                dm.suspend(
+                    &w.name,
+                    SuspendOptions {
+                        noflush: false,
+                        skip_lockfs: true,
+                    },
+                )?;
+                undo.push(UndoAction::Resume(w.name.clone()));
+                step("drop", 1);
+                dm.remove(&self.name, false)?;
+                step("drop", 2);
+                dm.resume(&w.name, SuspendOptions::default())?;
+                undo.commit();
+                step("drop", 3);
+            }
+            Ok(())
+        })();
+        drop(undo);
+        r
+    }
+
+    /// Roll the origin back to this snapshot: merge the snapshot into it. The origin is
+    /// usable at once (reads see the snapshot's content) while the kernel copies in the
+    /// background; follow it with [`Merging::wait`].
+    ///
+    /// # Errors
+    /// Refused while the origin is open (unless forced), while the snapshot is open, when
+    /// other snapshots exist, or when the snapshot is invalid, overflowed or transient.
+    pub fn rollback(self, opts: RollbackOptions) -> SnapResult<Merging<'w, 'dm>> {
+        let w = self.wrapper;
+        let dm = w.dm;
+        let st = w.state()?;
+        if st.origin.info.open_count > 0 && !opts.force {
+            return Err(SnapError::OriginOpen {
+                name: w.name.to_string(),
+                open_count: st.origin.info.open_count,
+                mounts: blockdev::mounts_of(st.origin.info.dev),
+            });
+        }
+        let others: Vec<String> = st
+            .snapshots
+            .iter()
+            .filter(|s| s.name != self.name)
+            .map(|s| s.name.to_string())
+            .collect();
+        if !others.is_empty() {
+            return Err(SnapError::WrongState {
+                name: w.name.to_string(),
+                reason: format!(
+                    "other snapshots exist ({}); drop them before a rollback",
+                    others.join(", ")
+                ),
+            });
+        }
+        let me = st
+            .snapshots
+            .iter()
+            .find(|s| s.name == self.name)
+            .ok_or_else(|| SnapError::NoSnapshot {
+                name: w.name.to_string(),
+            })?;
+        if me.info.open_count > 0 {
+            return Err(SnapError::WrongState {
+                name: self.name.to_string(),
+                reason: format!(
+                    "the snapshot is open{}; unmount it first",
+                    mounts_suffix(me.info.dev)
+                ),
+            });
+        }
+        let Some(Target::Snapshot(t)) = &me.live else {
+            return Err(SnapError::NoSnapshot {
+                name: w.name.to_string(),
+            });
+        };
+        if t.store == ExceptionStore::Transient {
+            return Err(SnapError::WrongState {
+                name: self.name.to_string(),
+                reason:
+                    "a transient snapshot cannot be merged (the kernel keeps no store to merge)"
+                        .to_owned(),
+            });
+        }
+        match self.status()? {
+            SnapshotStatus::Active(_) => {}
+            other => {
+                return Err(SnapError::WrongState {
+                    name: self.name.to_string(),
+                    reason: format!("the snapshot is {other:?} and cannot be merged; drop it"),
+                });
+            }
+        }
+        let mut merge = t.clone();
+        merge.store = ExceptionStore::Persistent;
+        let table = Table::from_lines(vec![TableLine::new(
+            Sectors(0),
+            st.origin.length,
+            Target::SnapshotMerge(merge),
+        )]);
+        let mut undo = Undo::new(dm);
+        let r = (|| -> SnapResult<()> {
+            dm.load(&w.name, &table, LoadOptions::default())?;
+            undo.push(UndoAction::ClearInactive(w.name.clone()));
+            step("rollback", 1);
+            dm.suspend(&self.name, SuspendOptions::default())?;
+            undo.push(UndoAction::Resume(self.name.clone()));
+            step("rollback", 2);
+            dm.suspend(&w.name, SuspendOptions::default())?;
+            undo.push(UndoAction::Resume(w.name.clone()));
+            step("rollback", 3);
+            // Resuming the origin hands the exceptions over and starts the merge.
+            dm.resume(&w.name, SuspendOptions::default())?;
+            undo.commit();
+            step("rollback", 4);
+            remove_retrying(dm, &self.name)?;
+            step("rollback", 5);
+            Ok(())
+        })();
+        drop(undo);
+        r.map(|()| Merging { wrapper: w })
+    }
+}
+
+impl Merging<'_, '_> {
+    /// Where the merge stands.
+    ///
+    /// # Errors
+    /// A device-mapper call fails, or the origin is no longer merging.
+    pub fn state(&self) -> SnapResult<MergeState> {
+        let w = self.wrapper;
+        let s = w.dm.typed_status(&w.name, Which::Live, true)?;
+        match s.first().map(|l| &l.status) {
+            Some(TargetStatus::SnapshotMerge(SnapshotStatus::Active(u))) => {
+                Ok(if u.allocated == u.metadata {
+                    MergeState::Done
+                } else {
+                    MergeState::Running(*u)
+                })
+            }
+            Some(TargetStatus::SnapshotMerge(SnapshotStatus::MergeFailed)) => {
+                Ok(MergeState::Failed)
+            }
+            _ => Err(SnapError::WrongState {
+                name: w.name.to_string(),
+                reason: "not merging".to_owned(),
+            }),
+        }
+    }
+
+    /// Poll until the merge is done (calling `progress` with the usage each time), then
+    /// [`finish`](Self::finish). `timeout` bounds the wait.
+    ///
+    /// # Errors
+    /// The merge failed, the timeout passed (the merge goes on), or a call fails.
+    pub fn wait(
+        self,
+        timeout: Option<Duration>,
+        mut progress: impl FnMut(&SnapshotUsage),
+    ) -> SnapResult<()> {
+        let start = Instant::now();
+        loop {
+            match self.state()? {
+                MergeState::Done => return self.finish(),
+                MergeState::Running(u) => progress(&u),
+                MergeState::Failed => {
+                    return Err(SnapError::WrongState {
+                        name: self.wrapper.name.to_string(),
+                        reason:
+                            "the kernel reports Merge failed (I/O error); the origin keeps working"
+                                .to_owned(),
+                    });
+                }
+            }
+            if timeout.is_some_and(|t| start.elapsed() > t) {
+                return Err(SnapError::WrongState {
+                    name: self.wrapper.name.to_string(),
+                    reason: "timed out waiting for the merge; it goes on in the kernel".to_owned(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// After the merge is done: put the plain linear table back and remove `-real`.
+    ///
+    /// # Errors
+    /// The merge is not done yet, or a call fails (undone).
+    pub fn finish(self) -> SnapResult<()> {
+        let w = self.wrapper;
+        if self.state()? != MergeState::Done {
+            return Err(SnapError::WrongState {
+                name: w.name.to_string(),
+                reason: "the merge is still running".to_owned(),
+            });
+        }
+        finish_merge(w)
+    }
+}
+
+pub(crate) fn finish_merge(w: &Wrapper<'_>) -> SnapResult<()> {
+    let dm = w.dm;
+    let st = w.state()?;
+    let backing = st.backing().ok_or_else(|| SnapError::WrongState {
+        name: w.name.to_string(),
+        reason: "cannot find the backing device".to_owned(),
+    })?;
+    let mut undo = Undo::new(dm);
+    let r = (|| -> SnapResult<()> {
+        dm.load(
+            &w.name,
+            &linear_table(backing, st.origin.length),
+            LoadOptions::default(),
+        )?;
+        undo.push(UndoAction::ClearInactive(w.name.clone()));
+        step("finish", 1);
+        dm.suspend(
+            &w.name,
+            SuspendOptions {
+                noflush: false,
+                skip_lockfs: true,
+            },
+        )?;
+        undo.push(UndoAction::Resume(w.name.clone()));
+        step("finish", 2);
+        dm.resume(&w.name, SuspendOptions::default())?;
+        undo.commit();
+        step("finish", 3);
+        remove_retrying(dm, &w.real_name()?)?;
+        step("finish", 4);
+        Ok(())
+    })();
+    drop(undo);
+    r
+}
+
+fn mounts_suffix(dev: crate::DevNum) -> String {
+    let m = blockdev::mounts_of(dev);
+    if m.is_empty() {
+        String::new()
+    } else {
+        format!(" (mounted at {})", m.join(", "))
+    }
+}
+
+/// Remove a device, retrying a few times while a transient opener (udev, blkid) holds it.
+pub(crate) fn remove_retrying(dm: &DeviceMapper, name: &DmName) -> SnapResult<()> {
+    let mut last = None;
+    for _ in 0..25 {
+        match dm.remove(name, false) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) if e.is_busy() => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last
+        .map(SnapError::from)
+        .unwrap_or_else(|| SnapError::WrongState {
+            name: name.to_string(),
+            reason: "could not be removed".to_owned(),
+        }))
+}
+
+/// One undo step.
+#[derive(Debug)]
+pub(crate) enum UndoAction {
+    Remove(DmName),
+    ClearInactive(DmName),
+    Resume(DmName),
+}
+
+/// Undo actions run in reverse order on drop unless committed: no error path leaves a
+/// device suspended or half-built.
+#[derive(Debug)]
+pub(crate) struct Undo<'a> {
+    dm: &'a DeviceMapper,
+    actions: Vec<UndoAction>,
+}
+
+impl<'a> Undo<'a> {
+    pub(crate) fn new(dm: &'a DeviceMapper) -> Self {
+        Self {
+            dm,
+            actions: Vec::new(),
+        }
+    }
+    pub(crate) fn push(&mut self, a: UndoAction) {
+        self.actions.push(a);
+    }
+    pub(crate) fn commit(&mut self) {
+        self.actions.clear();
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        // Clearing an inactive table must come before a resume, which would otherwise
+        // make it live; every resume before any remove.
+        let actions = std::mem::take(&mut self.actions);
+        for a in actions.iter().rev() {
+            if let UndoAction::ClearInactive(n) = a {
+                let _ = self.dm.clear_table(n);
+            }
+        }
+        for a in actions.iter().rev() {
+            if let UndoAction::Resume(n) = a {
+                let _ = self.dm.resume(n, SuspendOptions::default());
+            }
+        }
+        for a in actions.iter().rev() {
+            if let UndoAction::Remove(n) = a {
+                let _ = remove_retrying(self.dm, n);
+            }
+        }
+    }
+}
+
+#[allow(dead_code, reason = "used by recover")]
+pub(crate) fn cow_of(t: &Target) -> Option<crate::DevNum> {
+    match t {
+        Target::Snapshot(s) | Target::SnapshotMerge(s) => devnum(&s.cow),
+        _ => None,
+    }
+}

@@ -1,0 +1,124 @@
+//! Completing or undoing whatever a crash interrupted, from the kernel's state alone.
+#![forbid(unsafe_code)]
+
+use super::Wrapper;
+use super::error::SnapResult;
+use super::ops::{cow_of, finish_merge, remove_retrying};
+use crate::target::{SnapshotStatus, Target, TargetStatus};
+use crate::{SuspendOptions, Which};
+
+impl Wrapper<'_> {
+    /// Bring the wrapper to a consistent state after an interrupted workflow; returns what
+    /// was done (empty when nothing was needed). Every workflow runs this first.
+    ///
+    /// - An origin left suspended is resumed: with a staged `snapshot-origin` table after
+    ///   its snapshot (the snapshot completes), with a staged `snapshot-merge` table (the
+    ///   rollback completes), otherwise as it is.
+    /// - A staged table on a running origin is dropped (the interrupted step is undone).
+    /// - Half-built snapshot devices, snapshots already handed to a merge, and snapshots of
+    ///   an origin that no longer tracks them are removed; suspended ones resumed.
+    /// - With no snapshot left the origin gets its plain table back and `-real` goes.
+    /// - A finished merge is finished.
+    ///
+    /// # Errors
+    /// A device-mapper call fails (the state is then reported by [`Wrapper::status`]).
+    pub fn recover(&self) -> SnapResult<Vec<String>> {
+        let dm = self.dm;
+        let mut done = Vec::new();
+        let st = self.state()?;
+
+        // 1. A suspended origin: finish the window it was suspended for.
+        if st.origin.info.suspended() {
+            match &st.origin.inactive {
+                Some(Target::SnapshotOrigin(_)) => {
+                    for s in &st.snapshots {
+                        if s.info.has_inactive_table() && !s.info.has_live_table() {
+                            dm.resume(&s.name, SuspendOptions::default())?;
+                            done.push(format!("resumed new snapshot {}", s.name));
+                        }
+                    }
+                }
+                Some(Target::SnapshotMerge(m)) => {
+                    for s in &st.snapshots {
+                        if s.live.as_ref().and_then(cow_of) == super::devnum(&m.cow)
+                            && !s.info.suspended()
+                        {
+                            dm.suspend(&s.name, SuspendOptions::default())?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            dm.resume(&self.name, SuspendOptions::default())?;
+            done.push(format!("resumed {}", self.name));
+        } else if st.origin.inactive.is_some() {
+            // 2. Staged but never suspended: undo the staging.
+            dm.clear_table(&self.name)?;
+            done.push(format!("dropped the staged table of {}", self.name));
+        }
+
+        // 3. Snapshot devices.
+        let st = self.state()?;
+        let merge_cow = match &st.origin.live {
+            Some(Target::SnapshotMerge(m)) => super::devnum(&m.cow),
+            _ => None,
+        };
+        let tracking = matches!(st.origin.live, Some(Target::SnapshotOrigin(_)));
+        for s in &st.snapshots {
+            let live_cow = s.live.as_ref().and_then(cow_of);
+            let handed_over = merge_cow.is_some() && live_cow == merge_cow;
+            if !s.info.has_live_table() || handed_over || !tracking {
+                if s.info.suspended() {
+                    let _ = dm.clear_table(&s.name);
+                    dm.resume(&s.name, SuspendOptions::default())?;
+                }
+                remove_retrying(dm, &s.name)?;
+                done.push(format!("removed snapshot device {}", s.name));
+            } else if s.info.suspended() {
+                if s.info.has_inactive_table() {
+                    dm.clear_table(&s.name)?;
+                }
+                dm.resume(&s.name, SuspendOptions::default())?;
+                done.push(format!("resumed snapshot {}", s.name));
+            }
+        }
+        if let Some(r) = &st.real
+            && r.info.suspended()
+        {
+            dm.resume(&r.name, SuspendOptions::default())?;
+            done.push(format!("resumed {}", r.name));
+        }
+
+        // 4. Origin tables without their helpers.
+        let st = self.state()?;
+        match &st.origin.live {
+            Some(Target::Linear(_)) => {
+                if let Some(r) = &st.real {
+                    remove_retrying(dm, &r.name)?;
+                    done.push(format!("removed {}", r.name));
+                }
+            }
+            Some(Target::SnapshotOrigin(_)) if st.snapshots.is_empty() => {
+                finish_merge_like_drop(self)?;
+                done.push(format!("restored the plain table of {}", self.name));
+            }
+            Some(Target::SnapshotMerge(_)) => {
+                let s = dm.typed_status(&self.name, Which::Live, true)?;
+                if let Some(TargetStatus::SnapshotMerge(SnapshotStatus::Active(u))) =
+                    s.first().map(|l| &l.status)
+                    && u.allocated == u.metadata
+                {
+                    finish_merge(self)?;
+                    done.push(format!("finished the merge into {}", self.name));
+                }
+            }
+            _ => {}
+        }
+        Ok(done)
+    }
+}
+
+/// Same table swap as finishing a merge: linear table back, `-real` removed.
+fn finish_merge_like_drop(w: &Wrapper<'_>) -> SnapResult<()> {
+    finish_merge(w)
+}

@@ -1,0 +1,230 @@
+//! Reading a wrapped device's whole state back from the kernel.
+#![forbid(unsafe_code)]
+
+use super::error::{SnapError, SnapResult};
+use super::{Wrapper, devnum};
+use crate::id::DmName;
+use crate::target::{
+    ExceptionStore, Snapshot as SnapTarget, SnapshotStatus, SnapshotUsage, Target, TargetStatus,
+};
+use crate::units::Sectors;
+use crate::{DevNum, DeviceInfo, Which};
+
+/// One device's info and the single target of its live and inactive tables.
+#[derive(Debug, Clone)]
+pub(crate) struct Dev {
+    pub name: DmName,
+    pub info: DeviceInfo,
+    pub live: Option<Target>,
+    pub inactive: Option<Target>,
+    pub length: Sectors,
+}
+
+/// Everything about a wrapper, as the kernel has it now.
+#[derive(Debug, Clone)]
+pub(crate) struct State {
+    pub origin: Dev,
+    pub real: Option<Dev>,
+    pub snapshots: Vec<Dev>,
+}
+
+impl State {
+    /// The backing device: what the origin (plain) or `-real` maps linearly.
+    pub fn backing(&self) -> Option<DevNum> {
+        let lin = |d: &Dev| match &d.live {
+            Some(Target::Linear(l)) => devnum(&l.device),
+            _ => None,
+        };
+        lin(&self.origin).or_else(|| self.real.as_ref().and_then(lin))
+    }
+}
+
+impl Wrapper<'_> {
+    fn read_dev(&self, name: DmName, info: DeviceInfo) -> SnapResult<Dev> {
+        let first = |w: Which| -> SnapResult<(Option<Target>, Sectors)> {
+            let t = self.dm.typed_table(&name, w)?;
+            let len = t.size().unwrap_or(Sectors(0));
+            Ok((t.into_lines().into_iter().next().map(|l| l.target), len))
+        };
+        let (live, length) = if info.has_live_table() {
+            first(Which::Live)?
+        } else {
+            (None, Sectors(0))
+        };
+        let (inactive, _) = if info.has_inactive_table() {
+            first(Which::Inactive)?
+        } else {
+            (None, Sectors(0))
+        };
+        Ok(Dev {
+            name,
+            info,
+            live,
+            inactive,
+            length,
+        })
+    }
+
+    pub(crate) fn state(&self) -> SnapResult<State> {
+        let info = match self.dm.info(&self.name) {
+            Ok(i) => i,
+            Err(e) if e.is_not_found() => {
+                return Err(SnapError::NoSuchDevice {
+                    name: self.name.to_string(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let origin = self.read_dev(self.name.clone(), info)?;
+        let real_uuid = self.real_uuid()?;
+        let real = match self.dm.info(&real_uuid) {
+            Ok(i) => {
+                let n = DmName::new(&i.name)?;
+                Some(self.read_dev(n, i)?)
+            }
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
+        let prefix = self.snap_uuid_prefix();
+        let mut snapshots = Vec::new();
+        for d in self.dm.list()? {
+            if !d.uuid.as_deref().is_some_and(|u| u.starts_with(&prefix)) {
+                continue;
+            }
+            let n = DmName::new(&d.name)?;
+            match self.dm.info(&n) {
+                Ok(i) => snapshots.push(self.read_dev(n, i)?),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        snapshots.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(State {
+            origin,
+            real,
+            snapshots,
+        })
+    }
+
+    /// The wrapper's state: plain, snapshotted or merging, with each snapshot's usage.
+    ///
+    /// # Errors
+    /// A device-mapper call fails or the device is not a wrapper.
+    pub fn status(&self) -> SnapResult<WrapperStatus> {
+        let st = self.state()?;
+        let mut snapshots = Vec::new();
+        for s in &st.snapshots {
+            let Some(Target::Snapshot(t)) = &s.live else {
+                continue;
+            };
+            let status = self.dm.typed_status(&s.name, Which::Live, true)?;
+            let status = match status.first().map(|l| &l.status) {
+                Some(TargetStatus::Snapshot(x)) => *x,
+                _ => SnapshotStatus::Unknown,
+            };
+            snapshots.push(SnapshotReport::new(s.name.to_string(), t, status));
+        }
+        let state = match &st.origin.live {
+            Some(Target::SnapshotMerge(t)) => {
+                let status = self.dm.typed_status(&st.origin.name, Which::Live, true)?;
+                let status = match status.first().map(|l| &l.status) {
+                    Some(TargetStatus::SnapshotMerge(x)) => *x,
+                    _ => SnapshotStatus::Unknown,
+                };
+                let mut r = SnapshotReport::new(format!("{} (merging)", self.name), t, status);
+                r.state = match status {
+                    SnapshotStatus::MergeFailed => "merge-failed",
+                    SnapshotStatus::Invalid => "invalid",
+                    _ => "merging",
+                };
+                WrapperState::Merging(r)
+            }
+            Some(Target::SnapshotOrigin(_)) => WrapperState::Snapshotted,
+            Some(Target::Linear(_)) => WrapperState::Plain,
+            _ => WrapperState::Unknown,
+        };
+        Ok(WrapperStatus {
+            name: self.name.to_string(),
+            backing: st.backing(),
+            size: st.origin.length,
+            open_count: st.origin.info.open_count,
+            suspended: st.origin.info.suspended(),
+            state,
+            snapshots,
+        })
+    }
+}
+
+/// What state a wrapper is in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WrapperState {
+    /// A plain linear device.
+    Plain,
+    /// One or more snapshots are active.
+    Snapshotted,
+    /// A rollback is merging a snapshot into the origin.
+    Merging(SnapshotReport),
+    /// A table this crate did not make (changed by hand?).
+    Unknown,
+}
+
+/// Status of a wrapper and its snapshots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrapperStatus {
+    /// Device name.
+    pub name: String,
+    /// The backing device.
+    pub backing: Option<DevNum>,
+    /// Size in sectors.
+    pub size: Sectors,
+    /// Open count of the origin.
+    pub open_count: i32,
+    /// Whether the origin is suspended (it never should be at rest).
+    pub suspended: bool,
+    /// Plain, snapshotted or merging.
+    pub state: WrapperState,
+    /// Active snapshots.
+    pub snapshots: Vec<SnapshotReport>,
+}
+
+/// One snapshot (or a merge) with its usage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotReport {
+    /// Snapshot device name.
+    pub name: String,
+    /// COW device.
+    pub cow: Option<DevNum>,
+    /// Chunk size.
+    pub chunk: Sectors,
+    /// Persistent, persistent with overflow, or transient.
+    pub store: ExceptionStore,
+    /// `active`, `invalid`, `overflow`, `merging` or `merge-failed`.
+    pub state: &'static str,
+    /// Usage when the kernel reports it.
+    pub usage: Option<SnapshotUsage>,
+}
+
+impl SnapshotReport {
+    fn new(name: String, t: &SnapTarget, status: SnapshotStatus) -> Self {
+        let (state, usage) = match status {
+            SnapshotStatus::Active(u) => ("active", Some(u)),
+            SnapshotStatus::Invalid => ("invalid", None),
+            SnapshotStatus::Overflow => ("overflow", None),
+            SnapshotStatus::MergeFailed => ("merge-failed", None),
+            _ => ("unknown", None),
+        };
+        Self {
+            name,
+            cow: devnum(&t.cow),
+            chunk: t.chunk_size,
+            store: t.store,
+            state,
+            usage,
+        }
+    }
+
+    /// Percent of the COW in use.
+    pub fn used_percent(&self) -> Option<f64> {
+        self.usage.as_ref().and_then(SnapshotUsage::used_percent)
+    }
+}
