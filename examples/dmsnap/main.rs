@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod kernel;
+mod snap;
 
 /// Device-mapper snapshots, rollback and inspection, in pure Rust.
 #[derive(Debug, Parser)]
@@ -38,13 +39,76 @@ enum Cmd {
         #[arg(long)]
         showkeys: bool,
     },
-    /// A device's status, as `dmsetup status NAME` prints it.
+    /// Snapshot state and usage of a wrapped device; for any other device its status as
+    /// `dmsetup status NAME` prints it.
     Status {
         /// Device name.
         name: String,
-        /// The inactive table's status.
+        /// The inactive table's status (dmsetup style).
         #[arg(long)]
         inactive: bool,
+        /// dmsetup-style status even for a wrapped device.
+        #[arg(long)]
+        raw: bool,
+        /// One JSON document on stdout (wrapped devices).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a linear device NAME over DEVICE; mount /dev/mapper/NAME from now on.
+    Wrap {
+        /// Name of the new device.
+        name: String,
+        /// The block device to wrap (a disk, partition, md array, ...).
+        device: std::path::PathBuf,
+    },
+    /// Take a snapshot of NAME while it stays mounted and in use (brief freeze).
+    Snapshot {
+        /// The wrapped device.
+        name: String,
+        /// The COW device holding the snapshot's changed chunks (its start is overwritten).
+        #[arg(long)]
+        cow: std::path::PathBuf,
+        /// Chunk size (power of two: 4k, 8k, 64k, 8s...; default 4k).
+        #[arg(long)]
+        chunk: Option<String>,
+        /// Transient store: nothing survives a reboot; cannot be rolled back.
+        #[arg(long)]
+        transient: bool,
+        /// Name of the snapshot device (default NAME-snap).
+        #[arg(long)]
+        snap: Option<String>,
+    },
+    /// Discard a snapshot; the origin keeps its data and gets its plain table back.
+    Drop {
+        /// The wrapped device.
+        name: String,
+        /// Which snapshot, when there are several.
+        #[arg(long)]
+        snap: Option<String>,
+    },
+    /// Merge the snapshot into NAME: NAME returns to the snapshot's content.
+    Rollback {
+        /// The wrapped device.
+        name: String,
+        /// Which snapshot, when there are several.
+        #[arg(long)]
+        snap: Option<String>,
+        /// Wait for the merge, showing progress, and restore the plain table.
+        #[arg(long)]
+        wait: bool,
+        /// Merge even though NAME is open (mounted): its data changes underneath.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove the wrapper (refused while a snapshot exists or the device is open).
+    Unwrap {
+        /// The wrapped device.
+        name: String,
+    },
+    /// Complete or undo an interrupted snapshot, drop or rollback of NAME.
+    Recover {
+        /// The wrapped device.
+        name: String,
     },
     /// Loaded target types with their versions.
     Targets,
@@ -60,7 +124,39 @@ fn main() -> ExitCode {
             inactive,
             showkeys,
         } => kernel::table(&name, inactive, showkeys),
-        Cmd::Status { name, inactive } => kernel::status(&name, inactive),
+        Cmd::Status {
+            name,
+            inactive,
+            raw,
+            json,
+        } => {
+            if !raw && !inactive {
+                match snap::status(&name, json) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => kernel::status(&name, inactive),
+                    Err(e) => Err(e),
+                }
+            } else {
+                kernel::status(&name, inactive)
+            }
+        }
+        Cmd::Wrap { name, device } => snap::wrap(&name, &device),
+        Cmd::Snapshot {
+            name,
+            cow,
+            chunk,
+            transient,
+            snap,
+        } => snap::snapshot(&name, cow, chunk.as_deref(), transient, snap.as_deref()),
+        Cmd::Drop { name, snap } => snap::drop_snapshot(&name, snap.as_deref()),
+        Cmd::Rollback {
+            name,
+            snap,
+            wait,
+            force,
+        } => snap::rollback(&name, snap.as_deref(), wait, force),
+        Cmd::Unwrap { name } => snap::unwrap(&name),
+        Cmd::Recover { name } => snap::recover(&name),
         Cmd::Targets => kernel::targets(),
     };
     match r {

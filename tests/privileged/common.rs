@@ -129,6 +129,28 @@ pub struct LoopDev {
 }
 
 impl LoopDev {
+    /// A new loop device of `bytes` bytes with `sector` logical block size (util-linux).
+    pub fn with_sector_size(bytes: u64, sector: u32) -> LoopDev {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(bytes).unwrap();
+        let _g = LOOP_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let out = Proc::new("losetup")
+            .args(["--find", "--show", "--sector-size", &sector.to_string()])
+            .arg(file.path())
+            .output()
+            .expect("run losetup");
+        assert!(
+            out.status.success(),
+            "losetup --sector-size: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        LoopDev {
+            path: PathBuf::from(path),
+            file,
+        }
+    }
+
     /// A new loop device of `bytes` bytes.
     pub fn new(bytes: u64) -> LoopDev {
         let file = tempfile::NamedTempFile::new().unwrap();

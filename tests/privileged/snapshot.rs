@@ -1,0 +1,501 @@
+//! Snapshot workflows on raw devices: content, bad inputs that change nothing, and a crash
+//! after every step of every workflow, recovered.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command as Proc;
+
+use devmapper::snapshot::{RollbackOptions, SnapError, SnapshotOptions, Wrapper};
+use devmapper::units::Sectors;
+use devmapper::{DeviceMapper, DmName, Which};
+
+use crate::common::{DevGuard, LoopDev, one, remove_quietly, unique_name};
+use crate::dm_or_skip;
+
+const MIB: u64 = 1 << 20;
+
+/// Deterministic bytes for `seed`.
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8 ^ seed)
+        .collect()
+}
+
+fn write(path: &Path, offset: u64, data: &[u8]) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(data, offset).unwrap();
+    f.sync_all().unwrap();
+}
+
+fn read(path: &Path, len: usize) -> Vec<u8> {
+    crate::common::read_at(path, 0, len).unwrap()
+}
+
+/// Removes every device of a wrapper (snapshots, origin, real) when dropped.
+struct WrapGuard<'a> {
+    dm: &'a DeviceMapper,
+    name: DmName,
+}
+
+impl Drop for WrapGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(w) = Wrapper::open(self.dm, &self.name) {
+            let _ = w.recover();
+        }
+        let prefix = self.name.as_str().to_owned();
+        if let Ok(list) = self.dm.list() {
+            // Snapshots first, then the origin, then -real.
+            let mut names: Vec<String> = list
+                .into_iter()
+                .map(|d| d.name)
+                .filter(|n| n.starts_with(&prefix))
+                .collect();
+            names.sort_by_key(|n| (n.ends_with("-real"), n == &prefix));
+            for n in names {
+                remove_quietly(self.dm, &DmName::new(&n).unwrap());
+            }
+        }
+    }
+}
+
+fn assert_nothing_suspended(dm: &DeviceMapper, prefix: &str) {
+    for d in dm.list().unwrap() {
+        if d.name.starts_with(prefix) {
+            let i = dm.info(&DmName::new(&d.name).unwrap()).unwrap();
+            assert!(!i.suspended(), "{} left suspended", d.name);
+        }
+    }
+}
+
+fn devices(dm: &DeviceMapper, prefix: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = dm
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.name.starts_with(prefix))
+        .map(|d| {
+            let n = DmName::new(&d.name).unwrap();
+            let t = dm.table(&n, Which::Live).unwrap();
+            let i = dm.info(&n).unwrap();
+            (
+                d.name,
+                format!(
+                    "{t:?} suspended={} inactive={}",
+                    i.suspended(),
+                    i.has_inactive_table()
+                ),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn raw_snapshot_discard_and_rollback() {
+    let dm = dm_or_skip!("raw_snapshot_discard_and_rollback");
+    let lo = LoopDev::new(16 * MIB);
+    let cow = LoopDev::new(4 * MIB);
+    let name = unique_name("raw");
+    let w = Wrapper::wrap(&dm, &name, &lo.path).unwrap();
+    let _g = WrapGuard {
+        dm: &dm,
+        name: name.clone(),
+    };
+    let p0 = pattern(1, MIB as usize);
+    write(&w.node(), 0, &p0);
+    let s = w.take_snapshot(&SnapshotOptions::new(&cow.path)).unwrap();
+    assert_eq!(s.name().as_str(), format!("{name}-snap"));
+    let p1 = pattern(2, MIB as usize / 2);
+    write(&w.node(), 4096, &p1);
+    assert_eq!(
+        read(&s.node(), MIB as usize),
+        p0,
+        "snapshot changed with the origin"
+    );
+    let mut now = p0.clone();
+    now[4096..4096 + p1.len()].copy_from_slice(&p1);
+    assert_eq!(read(&w.node(), MIB as usize), now);
+    let st = w.status().unwrap();
+    assert_eq!(st.snapshots.len(), 1);
+    let u = st.snapshots[0].usage.unwrap();
+    assert!(u.data() >= Sectors((p1.len() as u64) / 512), "{u:?}");
+    // Taking it again by the same name returns the same snapshot.
+    assert_eq!(
+        w.take_snapshot(&SnapshotOptions::new(&cow.path))
+            .unwrap()
+            .name(),
+        s.name()
+    );
+    s.discard().unwrap();
+    assert_eq!(
+        read(&w.node(), MIB as usize),
+        now,
+        "discard changed the origin"
+    );
+    assert!(
+        !dm.exists(&DmName::new(&format!("{name}-real")).unwrap())
+            .unwrap()
+    );
+    assert!(matches!(
+        dm.typed_table(&name, Which::Live).unwrap().lines()[0].target,
+        devmapper::target::Target::Linear(_)
+    ));
+
+    // Rollback: the origin returns to the snapshot's content, usable at once.
+    let s = w
+        .take_snapshot(&SnapshotOptions::new(&cow.path).chunk(Sectors(16)))
+        .unwrap();
+    write(&w.node(), 0, &pattern(3, MIB as usize));
+    let m = s.rollback(RollbackOptions::default()).unwrap();
+    assert_eq!(
+        read(&w.node(), MIB as usize),
+        now,
+        "origin does not show the snapshot at once"
+    );
+    let mut polls = 0;
+    m.wait(Some(std::time::Duration::from_secs(120)), |_| polls += 1)
+        .unwrap();
+    assert_eq!(read(&w.node(), MIB as usize), now);
+    assert!(
+        !dm.exists(&DmName::new(&format!("{name}-real")).unwrap())
+            .unwrap()
+    );
+    assert!(
+        !dm.exists(&DmName::new(&format!("{name}-snap")).unwrap())
+            .unwrap()
+    );
+    assert_nothing_suspended(&dm, name.as_str());
+    w.unwrap_device().unwrap();
+    assert!(!dm.exists(&name).unwrap());
+}
+
+#[test]
+fn bad_inputs_change_nothing() {
+    let dm = dm_or_skip!("bad_inputs_change_nothing");
+    let lo = LoopDev::new(16 * MIB);
+    let cow = LoopDev::new(4 * MIB);
+    let tiny = LoopDev::new(8192);
+    let big_sector = LoopDev::with_sector_size(4 * MIB, 4096);
+    let name = unique_name("bad");
+    let w = Wrapper::wrap(&dm, &name, &lo.path).unwrap();
+    let _g = WrapGuard {
+        dm: &dm,
+        name: name.clone(),
+    };
+    write(&w.node(), 0, &pattern(7, 65536));
+    write(&cow.path, 0, b"SnAp-not-really");
+    let before = devices(&dm, name.as_str());
+
+    type Case<'a> = (&'a str, SnapshotOptions, fn(&SnapError) -> bool);
+    let cases: Vec<Case> = vec![
+        (
+            "missing COW",
+            SnapshotOptions::new("/dev/does-not-exist"),
+            |e| matches!(e, SnapError::BadDevice { .. }),
+        ),
+        (
+            "not a block device",
+            SnapshotOptions::new("/proc/version"),
+            |e| matches!(e, SnapError::BadDevice { .. }),
+        ),
+        ("COW too small", SnapshotOptions::new(&tiny.path), |e| {
+            matches!(e, SnapError::CowTooSmall { .. })
+        }),
+        (
+            "chunk not a power of two",
+            SnapshotOptions::new(&cow.path).chunk(Sectors(12)),
+            |e| matches!(e, SnapError::BadChunk { .. }),
+        ),
+        (
+            "chunk zero",
+            SnapshotOptions::new(&cow.path).chunk(Sectors(0)),
+            |e| matches!(e, SnapError::BadChunk { .. }),
+        ),
+        (
+            "chunk below the block size",
+            SnapshotOptions::new(&big_sector.path).chunk(Sectors(4)),
+            |e| matches!(e, SnapError::BadChunk { .. }),
+        ),
+        (
+            "COW is the origin's device",
+            SnapshotOptions::new(&lo.path),
+            |e| matches!(e, SnapError::BadDevice { .. }),
+        ),
+        (
+            "snapshot name taken",
+            SnapshotOptions::new(&cow.path).name(name.clone()),
+            |e| matches!(e, SnapError::NameTaken { .. }),
+        ),
+    ];
+    for (what, opts, ok) in cases {
+        let e = match w.take_snapshot(&opts) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => e,
+        };
+        assert!(ok(&e), "{what}: wrong error {e:?}");
+        assert!(!e.to_string().is_empty());
+        assert_eq!(
+            devices(&dm, name.as_str()),
+            before,
+            "{what} changed the devices"
+        );
+    }
+    // The COW in use by another device.
+    let holder = DevGuard::active(
+        &dm,
+        unique_name("holder"),
+        &one("linear", &format!("{} 0", cow.devnum()), 8),
+    );
+    let e = w
+        .take_snapshot(&SnapshotOptions::new(&cow.path))
+        .unwrap_err();
+    assert!(matches!(e, SnapError::CowInUse { .. }), "{e:?}");
+    assert!(e.to_string().contains(holder.name.as_str()), "{e}");
+    drop(holder);
+    // Nothing written to the COW by any refusal.
+    assert_eq!(
+        crate::common::read_at(&cow.path, 0, 15).unwrap(),
+        b"SnAp-not-really"
+    );
+    assert_eq!(devices(&dm, name.as_str()), before);
+    // Invalid names never reach the kernel.
+    assert!(DmName::new("a/b").is_err());
+    let long = DmName::new(&"w".repeat(125)).unwrap();
+    assert!(matches!(
+        Wrapper::wrap(&dm, &long, &lo.path),
+        Err(SnapError::NameTooLong { .. })
+    ));
+    assert!(matches!(
+        Wrapper::wrap(&dm, &name, &cow.path),
+        Err(SnapError::NameTaken { .. })
+    ));
+    // A device that is not a wrapper.
+    let plain = DevGuard::active(&dm, unique_name("plain"), &one("zero", "", 8));
+    assert!(matches!(
+        Wrapper::open(&dm, &plain.name),
+        Err(SnapError::NotWrapped { .. })
+    ));
+    // Rollback of a transient snapshot is refused and changes nothing.
+    let s = w
+        .take_snapshot(&SnapshotOptions::new(&cow.path).transient(true))
+        .unwrap();
+    let before = devices(&dm, name.as_str());
+    assert!(matches!(
+        s.rollback(RollbackOptions::default()),
+        Err(SnapError::WrongState { .. })
+    ));
+    assert_eq!(devices(&dm, name.as_str()), before);
+    w.snapshot(None).unwrap().discard().unwrap();
+    assert_nothing_suspended(&dm, name.as_str());
+}
+
+#[test]
+fn several_snapshots_of_one_origin() {
+    let dm = dm_or_skip!("several_snapshots_of_one_origin");
+    let lo = LoopDev::new(16 * MIB);
+    let (c1, c2) = (LoopDev::new(4 * MIB), LoopDev::new(4 * MIB));
+    let name = unique_name("multi");
+    let w = Wrapper::wrap(&dm, &name, &lo.path).unwrap();
+    let _g = WrapGuard {
+        dm: &dm,
+        name: name.clone(),
+    };
+    write(&w.node(), 0, &pattern(1, 65536));
+    let s1 = w
+        .take_snapshot(
+            &SnapshotOptions::new(&c1.path).name(DmName::new(&format!("{name}-a")).unwrap()),
+        )
+        .unwrap();
+    write(&w.node(), 0, &pattern(2, 65536));
+    let s2 = w
+        .take_snapshot(
+            &SnapshotOptions::new(&c2.path)
+                .chunk(Sectors(32))
+                .name(DmName::new(&format!("{name}-b")).unwrap()),
+        )
+        .unwrap();
+    write(&w.node(), 0, &pattern(3, 65536));
+    assert_eq!(read(&s1.node(), 65536), pattern(1, 65536));
+    assert_eq!(read(&s2.node(), 65536), pattern(2, 65536));
+    assert!(matches!(w.snapshot(None), Err(SnapError::Ambiguous { .. })));
+    // A rollback needs the other snapshot gone first.
+    let n2 = s2.name().clone();
+    assert!(matches!(
+        s1.rollback(RollbackOptions::default()),
+        Err(SnapError::WrongState { .. })
+    ));
+    w.snapshot(Some(&n2)).unwrap().discard().unwrap();
+    let s1 = w.snapshot(None).unwrap();
+    write(&w.node(), 0, &pattern(4, 65536));
+    assert_eq!(read(&s1.node(), 65536), pattern(1, 65536));
+    s1.discard().unwrap();
+    assert_eq!(read(&w.node(), 65536), pattern(4, 65536));
+    assert_nothing_suspended(&dm, name.as_str());
+}
+
+/// The workflows and how many fault-injection steps each has.
+const WORKFLOWS: [(&str, u32); 4] = [("snapshot", 8), ("drop", 5), ("rollback", 5), ("finish", 4)];
+
+/// Child half of `crash_after_every_step_is_recovered`: runs one workflow with fault
+/// injection armed; only runs when the parent sets `DMSNAP_FAULT_CHILD`.
+#[test]
+#[ignore = "run by crash_after_every_step_is_recovered in a child process"]
+fn fault_child() {
+    let Ok(op) = std::env::var("DMSNAP_FAULT_CHILD") else {
+        return;
+    };
+    let name = DmName::new(&std::env::var("DMSNAP_FAULT_NAME").unwrap()).unwrap();
+    let cow = std::env::var("DMSNAP_FAULT_COW").unwrap();
+    let dm = DeviceMapper::new().unwrap();
+    let w = Wrapper::open(&dm, &name).unwrap();
+    match op.as_str() {
+        "snapshot" => {
+            w.take_snapshot(&SnapshotOptions::new(cow)).unwrap();
+        }
+        "drop" => w.snapshot(None).unwrap().discard().unwrap(),
+        "rollback" => {
+            w.snapshot(None)
+                .unwrap()
+                .rollback(RollbackOptions::default())
+                .unwrap();
+        }
+        "finish" => w.merging().unwrap().unwrap().wait(None, |_| {}).unwrap(),
+        _ => panic!("unknown op {op}"),
+    }
+}
+
+#[test]
+fn crash_after_every_step_is_recovered() {
+    let dm = dm_or_skip!("crash_after_every_step_is_recovered");
+    let exe = std::env::current_exe().unwrap();
+    let len = 256 * 1024;
+    let (p0, p1) = (pattern(10, len), pattern(11, len));
+    for (op, steps) in WORKFLOWS {
+        for k in 1..=steps {
+            let lo = LoopDev::new(8 * MIB);
+            let cow = LoopDev::new(4 * MIB);
+            let name = unique_name(&format!("crash-{op}{k}"));
+            let w = Wrapper::wrap(&dm, &name, &lo.path).unwrap();
+            let _g = WrapGuard {
+                dm: &dm,
+                name: name.clone(),
+            };
+            write(&w.node(), 0, &p0);
+            if op != "snapshot" {
+                w.take_snapshot(&SnapshotOptions::new(&cow.path)).unwrap();
+                write(&w.node(), 0, &p1);
+            }
+            if op == "finish" {
+                let m = w
+                    .snapshot(None)
+                    .unwrap()
+                    .rollback(RollbackOptions::default())
+                    .unwrap();
+                while m.state().unwrap() != devmapper::snapshot::MergeState::Done {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            let out = Proc::new(&exe)
+                .args([
+                    "--exact",
+                    "snapshot::fault_child",
+                    "--include-ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("DMSNAP_FAULT_CHILD", op)
+                .env("DMSNAP_FAULT_NAME", name.as_str())
+                .env("DMSNAP_FAULT_COW", &cow.path)
+                .env("DEVMAPPER_FAULT_STEP", format!("{op}:{k}"))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success() && stderr.contains(&format!("aborting after {op} step {k}")),
+                "{op} step {k}: the child did not abort there: {:?}\n{stderr}",
+                out.status
+            );
+            let actions = w.recover().unwrap();
+            assert_nothing_suspended(&dm, name.as_str());
+            // Recovery is idempotent.
+            assert!(
+                w.recover().unwrap().is_empty(),
+                "{op}:{k}: second recover did more"
+            );
+            let st = w.status().unwrap();
+            let origin = read(&w.node(), len);
+            match op {
+                "snapshot" => {
+                    // Completed (an active snapshot showing p0) or undone (plain).
+                    assert_eq!(origin, p0, "{op}:{k}");
+                    match st.snapshots.first() {
+                        Some(s) => {
+                            assert_eq!(s.state, "active", "{op}:{k} {actions:?}");
+                            assert_eq!(read(&w.snapshot(None).unwrap().node(), len), p0);
+                        }
+                        None => assert_eq!(
+                            st.state,
+                            devmapper::snapshot::WrapperState::Plain,
+                            "{op}:{k}"
+                        ),
+                    }
+                    // Running the command again completes it.
+                    let s = w.take_snapshot(&SnapshotOptions::new(&cow.path)).unwrap();
+                    write(&w.node(), 0, &p1);
+                    assert_eq!(read(&s.node(), len), p0, "{op}:{k}: snapshot after rerun");
+                }
+                "drop" => {
+                    assert_eq!(origin, p1, "{op}:{k}");
+                    if let Ok(s) = w.snapshot(None) {
+                        assert_eq!(
+                            read(&s.node(), len),
+                            p0,
+                            "{op}:{k}: undone drop lost the snapshot"
+                        );
+                        s.discard().unwrap();
+                    }
+                    assert_eq!(
+                        w.status().unwrap().state,
+                        devmapper::snapshot::WrapperState::Plain
+                    );
+                    assert_eq!(read(&w.node(), len), p1);
+                }
+                "rollback" => {
+                    if origin == p1 {
+                        // Undone: the snapshot is intact and the rollback can run again.
+                        let s = w.snapshot(None).unwrap();
+                        assert_eq!(read(&s.node(), len), p0, "{op}:{k}");
+                        s.rollback(RollbackOptions::default()).unwrap();
+                    } else {
+                        assert_eq!(origin, p0, "{op}:{k}: origin is neither state");
+                    }
+                    if let Some(m) = w.merging().unwrap() {
+                        m.wait(Some(std::time::Duration::from_secs(120)), |_| {})
+                            .unwrap();
+                    }
+                    assert_eq!(read(&w.node(), len), p0, "{op}:{k}");
+                    assert_eq!(
+                        w.status().unwrap().state,
+                        devmapper::snapshot::WrapperState::Plain
+                    );
+                }
+                "finish" => {
+                    assert_eq!(origin, p0, "{op}:{k}");
+                    assert_eq!(
+                        st.state,
+                        devmapper::snapshot::WrapperState::Plain,
+                        "{op}:{k} {actions:?}"
+                    );
+                }
+                _ => unreachable!(),
+            }
+            assert!(
+                !dm.exists(&DmName::new(&format!("{name}-real")).unwrap())
+                    .unwrap()
+                    || op == "snapshot"
+            );
+            assert_nothing_suspended(&dm, name.as_str());
+        }
+    }
+}
