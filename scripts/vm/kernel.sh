@@ -13,6 +13,7 @@
 # VM_KERNEL_PACKAGE=linux-image-X-cloud-amd64 pins a package instead of following the
 # meta-package.
 set -euo pipefail
+# shellcheck source=scripts/vm/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 refresh=0

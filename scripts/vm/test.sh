@@ -21,6 +21,7 @@
 # Logs: target/vm/out/logs/<binary>.log and target/vm/console.log.
 # VM_TEST_THREADS=N passes --test-threads=N (default: libtest's, the guest's CPU count).
 set -euo pipefail
+# shellcheck source=scripts/vm/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 profile_args=()
