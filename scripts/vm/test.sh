@@ -12,6 +12,7 @@
 #   3. boots the VM (scripts/vm/run.sh) and runs each binary from its package directory with
 #        DEVMAPPER_REQUIRE_PRIVILEGED=1 RUST_BACKTRACE=1 DMSNAP_BIN=/usr/local/bin/dmsnap
 #        PROPTEST_CASES=32 (unless set; the host run does the full count)
+#        PROPTEST_DISABLE_FAILURE_PERSISTENCE=1 (no source tree in the guest)
 #      and `--nocapture` plus ARGS, each under --test-timeout (default 900 s);
 #   4. prints each binary's libtest summary and the privileged tests that ran.
 #
@@ -82,8 +83,9 @@ for dir in "${!dirs[@]}"; do
         [[ ! -d "$dir/$data" ]] || add+=(--add "$dir/$data")
     done
 done
+# The guest has no source tree for proptest to save regressions into.
 guest_env=(--env DEVMAPPER_REQUIRE_PRIVILEGED=1 --env RUST_BACKTRACE=1
-    --env "PROPTEST_CASES=${PROPTEST_CASES:-32}")
+    --env "PROPTEST_CASES=${PROPTEST_CASES:-32}" --env PROPTEST_DISABLE_FAILURE_PERSISTENCE=1)
 if [[ -n "$dmsnap" ]]; then
     add+=(--add "$dmsnap:/usr/local/bin/dmsnap")
     guest_env+=(--env DMSNAP_BIN=/usr/local/bin/dmsnap)
