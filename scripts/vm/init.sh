@@ -42,6 +42,7 @@ done
 [ -b /dev/vda ] || echo "vm: warning: no /dev/vda; results come back only on the console"
 
 set -a
+# shellcheck disable=SC1091 # written by run.sh
 . /etc/vm/env
 set +a
 export VM_OUT=/out

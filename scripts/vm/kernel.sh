@@ -13,6 +13,7 @@
 # VM_KERNEL_PACKAGE=linux-image-X-cloud-amd64 pins a package instead of following the
 # meta-package.
 set -euo pipefail
+# shellcheck source=scripts/vm/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 refresh=0
@@ -60,9 +61,12 @@ if [[ ! -d "$root" ]]; then
     work="$cache/$pkg/download"
     rm -rf "$work" "$cache/$pkg/root.tmp"
     mkdir -p "$work"
-    # apt-get download writes into the current directory. As root it warns that the _apt
-    # user cannot write there; the download itself is fine.
-    (cd "$work" && apt-get download -qq "$pkg" >&2) || die "apt-get download $pkg failed"
+    # apt-get download writes into the current directory, which apt's unprivileged _apt
+    # user may not be able to write: as root, download as root.
+    sandbox=()
+    [[ $(id -u) -ne 0 ]] || sandbox=(-o APT::Sandbox::User=root)
+    (cd "$work" && apt-get download -qq "${sandbox[@]+"${sandbox[@]}"}" "$pkg" >&2) ||
+        die "apt-get download $pkg failed"
     deb="$(find "$work" -maxdepth 1 -name '*.deb' | head -n1)"
     [[ -n "$deb" ]] || die "apt-get download $pkg produced no .deb"
     dpkg-deb -x "$deb" "$cache/$pkg/root.tmp" || die "dpkg-deb -x $deb failed"

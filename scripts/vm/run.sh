@@ -28,6 +28,7 @@
 # (kernel panic, crash, harness error). Caches the kernel and the base initramfs in
 # $VM_CACHE_DIR (default .vm-cache/). VM_MODULES_EXTRA="a b" loads more modules.
 set -euo pipefail
+# shellcheck source=scripts/vm/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
@@ -69,8 +70,9 @@ eval "$("$VM_DIR/kernel.sh")"
 MODULES=(dm-mod dm-bufio dm-snapshot dm-zero loop
     libcrc32c dm-persistent-data dm-bio-prison dm-thin-pool
     md-mod raid1
-    virtio_pci virtio_blk
-    ${VM_MODULES_EXTRA:-})
+    virtio_pci virtio_blk)
+read -ra extra_modules <<<"${VM_MODULES_EXTRA:-}"
+MODULES+=("${extra_modules[@]+"${extra_modules[@]}"}")
 # Real tools, copied with their libraries into /usr/local/sbin (ahead of busybox in PATH).
 TOOLS=(dmsetup lvm mdadm mke2fs e2fsck losetup blkid)
 LVM_LINKS=(pvcreate pvremove pvs pvscan pvdisplay pvchange pvresize
@@ -136,7 +138,8 @@ mod_norm() { printf '%s' "${1//-/_}"; }
 # resolve_module NAME: print modules.dep paths of NAME's dependencies, then NAME itself.
 declare -A mod_seen=()
 resolve_module() {
-    local want path deps dep
+    local want path dep
+    local -a deps
     want="$(mod_norm "$1")"
     path="$(awk -F: -v want="$want" '{
         n = $1; sub(/.*\//, "", n); sub(/\.ko(\..*)?$/, "", n); gsub(/-/, "_", n)
@@ -153,9 +156,9 @@ resolve_module() {
     fi
     [[ -z "${mod_seen[$path]:-}" ]] || return 0
     mod_seen[$path]=1
-    deps="$(awk -F': *' -v p="$path" '$1 == p { print $2; exit }' "$VM_MODULES/modules.dep")"
+    read -ra deps < <(awk -F': *' -v p="$path" '$1 == p { print $2; exit }' "$VM_MODULES/modules.dep") || true
     # modules.dep lists dependencies with the most basic last.
-    for dep in $(printf '%s\n' $deps | tac); do
+    for dep in $(printf '%s\n' "${deps[@]+"${deps[@]}"}" | tac); do
         resolve_module "$(basename "${dep%%.ko*}")"
     done
     printf '%s\n' "$path" >>"$stage/etc/vm/modules"

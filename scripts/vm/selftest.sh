@@ -7,6 +7,7 @@
 #
 # Usage: scripts/vm/selftest.sh
 set -euo pipefail
+# shellcheck source=scripts/vm/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 out="$REPO_ROOT/target/vm/selftest-out"
