@@ -493,6 +493,7 @@ fn eight_threads_create_and_remove() {
 #[test]
 fn udev_mode_without_udev_times_out_cleanly() {
     let _dm = dm_or_skip!("udev_mode_without_udev_times_out_cleanly");
+    let _lock = COOKIE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     if std::path::Path::new("/run/udev/control").exists() {
         println!("udev runs here: nothing to check");
         return;
@@ -537,3 +538,104 @@ fn names_are_validated_before_any_call() {
     assert!(DmName::new(&"x".repeat(128)).is_err());
     assert!(DmUuid::new(&"u".repeat(129)).is_err());
 }
+
+#[test]
+fn control_node_is_created_from_sysfs() {
+    let _dm = dm_or_skip!("control_node_is_created_from_sysfs");
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("mapper/control");
+    let dm = Options {
+        control: control.clone(),
+        ..Options::default()
+    }
+    .open()
+    .unwrap();
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(&control).unwrap();
+    assert!(meta.file_type().is_char_device());
+    assert_eq!(dm.version().unwrap().major, 4);
+}
+
+/// Keys of the SysV semaphores that look like udev cookies (`0x0D4Dxxxx`).
+fn cookie_keys() -> Vec<i64> {
+    std::fs::read_to_string("/proc/sysvipc/sem")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse::<i64>().ok())
+        .filter(|k| (k >> 16) == 0x0D4D)
+        .collect()
+}
+
+#[test]
+fn udev_cookie_handshake_with_libdevmapper_udevcomplete() {
+    let _dm = dm_or_skip!("udev_cookie_handshake_with_libdevmapper_udevcomplete");
+    let _lock = COOKIE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if std::process::Command::new("dmsetup")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+            "dmsetup missing"
+        );
+        println!("SKIP udev_cookie_handshake_with_libdevmapper_udevcomplete: no dmsetup");
+        return;
+    }
+    let dm = Options::default()
+        .nodes(devmapper::NodeMode::Udev)
+        .udev_timeout(Duration::from_secs(30))
+        .open()
+        .unwrap();
+    let name = unique_name("cookie");
+    dm.create(&name, Default::default()).unwrap();
+    let _g = DevGuard {
+        dm: &dm,
+        name: name.clone(),
+    };
+    dm.load_table(&name, &one("zero", "", 8), Default::default())
+        .unwrap();
+    // Play udev's part: complete every new cookie with libdevmapper's own tool.
+    let before = cookie_keys();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let seen = before.clone();
+    let completer = std::thread::spawn(move || {
+        let mut completed = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            for k in cookie_keys() {
+                if !seen.contains(&k) {
+                    let cookie = (k & 0xffff).to_string();
+                    let st = std::process::Command::new("dmsetup")
+                        .args(["udevcomplete", &cookie])
+                        .status()
+                        .unwrap();
+                    if st.success() {
+                        completed += 1;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        completed
+    });
+    let t = std::time::Instant::now();
+    dm.resume(&name, SuspendOptions::default()).unwrap();
+    let took = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let completed = completer.join().unwrap();
+    assert!(completed >= 1, "no cookie was seen");
+    assert!(
+        took < Duration::from_secs(10),
+        "waited {took:?}: the handshake did not complete"
+    );
+    let after = cookie_keys();
+    assert!(
+        after.iter().all(|k| before.contains(k)),
+        "cookie semaphore left behind: {after:?}"
+    );
+}
+
+/// The two udev tests look at the machine-wide SysV semaphores: one at a time.
+static COOKIE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
