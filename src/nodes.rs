@@ -123,3 +123,16 @@ pub(crate) fn ensure_control_node(control: &Path) -> Result<()> {
     )
     .map_err(|e| Error::io(control, io::Error::from_raw_os_error(e as i32)))
 }
+
+/// udev's side of the cookie handshake, as `dmsetup udevcomplete COOKIE` does it: signal
+/// the process waiting on `cookie` (the `DM_COOKIE` value of a uevent) that udev's rules
+/// for that event have run. For a udev rule written in Rust, or a udev replacement.
+///
+/// # Errors
+/// No semaphore for that cookie (`ENOENT`), or it is already at zero (`EAGAIN`).
+pub fn udev_complete(cookie: u32) -> Result<()> {
+    crate::ioctl::sysv::complete(cookie).map_err(|e| Error::Io {
+        path: PathBuf::from(format!("udev cookie {cookie:#x}")),
+        source: e.into(),
+    })
+}

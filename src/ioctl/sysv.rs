@@ -19,6 +19,25 @@ fn last_errno() -> Errno {
     )
 }
 
+/// udev's side of the handshake (`dmsetup udevcomplete`): take one away from the
+/// semaphore of `cookie` (its low 16 bits name the semaphore).
+pub(crate) fn complete(cookie: u32) -> Result<(), Errno> {
+    let key = KEY_BASE | (cookie & 0xffff) as i32;
+    // SAFETY: semget takes plain integers and touches no memory of ours.
+    let id = unsafe { libc::semget(key, 1, 0) };
+    if id < 0 {
+        return Err(last_errno());
+    }
+    let mut op = libc::sembuf {
+        sem_num: 0,
+        sem_op: -1,
+        sem_flg: libc::IPC_NOWAIT as libc::c_short,
+    };
+    // SAFETY: `op` is a valid sembuf living across the call and nsops is 1.
+    let rc = unsafe { libc::semop(id, &mut op, 1) };
+    if rc < 0 { Err(last_errno()) } else { Ok(()) }
+}
+
 /// A cookie semaphore owned by this process; removed on drop.
 #[derive(Debug)]
 pub(crate) struct CookieSem {

@@ -326,7 +326,7 @@ impl<'dm> Wrapper<'dm> {
             len,
             Target::Snapshot(target),
         )]);
-        dm.load(snap_name, &snap_table, LoadOptions::default())?;
+        load_retrying_busy(dm, snap_name, &snap_table)?;
         step("snapshot", 4);
         // 4. The origin's new table, staged in its inactive slot.
         if matches!(st.origin.live, Some(Target::Linear(_))) {
@@ -675,6 +675,23 @@ fn mounts_suffix(dev: crate::DevNum) -> String {
         String::new()
     } else {
         format!(" (mounted at {})", m.join(", "))
+    }
+}
+
+/// Load a table whose devices we just released: a process forked by another thread of
+/// this program can hold a copy of our exclusive descriptor until it execs, so the kernel's
+/// exclusive claim may fail with `EBUSY` for a moment. Retry briefly.
+fn load_retrying_busy(dm: &DeviceMapper, name: &DmName, table: &Table) -> SnapResult<()> {
+    let mut tries = 0;
+    loop {
+        match dm.load(name, table, LoadOptions::default()) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_busy() && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
