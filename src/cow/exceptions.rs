@@ -72,6 +72,7 @@ impl ChunkSet {
     }
 
     /// Insert `chunk` (which must be below the capacity); false if it was already present.
+    #[inline]
     pub(crate) fn insert(&mut self, chunk: u64) -> bool {
         let Ok(w) = usize::try_from(chunk / 64) else {
             return false;
@@ -113,6 +114,8 @@ enum State {
 pub struct ExceptionIter<'a, R: ?Sized> {
     src: &'a R,
     geo: Geometry,
+    /// `geo.cow_chunks()`, kept to save a division per entry.
+    cow_chunks: u64,
     origin_chunks: Option<u64>,
     area: u64,
     area_offset: u64,
@@ -121,6 +124,9 @@ pub struct ExceptionIter<'a, R: ?Sized> {
     buf_first: u32,
     buf_entries: u32,
     seen: ChunkSet,
+    /// A run of data chunks between two metadata areas known to hold no metadata chunk:
+    /// most entries fall in the last run seen, which saves a division per entry.
+    data_run: (u64, u64),
     max_new: u64,
     count: u64,
     state: State,
@@ -136,6 +142,7 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
         ExceptionIter {
             src,
             geo,
+            cow_chunks: geo.cow_chunks(),
             origin_chunks,
             area: 0,
             area_offset,
@@ -144,6 +151,7 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
             buf_first: 0,
             buf_entries: 0,
             seen: ChunkSet::new(geo.cow_chunks()),
+            data_run: (0, 0),
             max_new: 0,
             count: 0,
             state: State::Running,
@@ -193,6 +201,22 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
         });
     }
 
+    /// Whether `chunk` (not 0, inside the device) is a metadata chunk; if not, remember
+    /// the run of data chunks it lies in.
+    fn is_metadata(&mut self, chunk: u64) -> bool {
+        let stride = self.geo.stride();
+        let into = chunk % stride;
+        if into == 1 {
+            return true;
+        }
+        // chunk is in (area_chunk(k), area_chunk(k + 1)) with area_chunk(k) = chunk - into + 1
+        // (or the run before area 0 ends at chunk 1, which chunk 0 never reaches here).
+        let start = (chunk - into).saturating_add(2);
+        let start = if into == 0 { chunk - stride + 2 } else { start };
+        self.data_run = (start, start.saturating_add(stride - 1));
+        false
+    }
+
     fn fail(&mut self, e: Error) -> Option<Result<Entry>> {
         self.state = State::Failed;
         Some(Err(e))
@@ -206,7 +230,7 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
             let next = self.area.saturating_add(1);
             let chunk = self.geo.area_chunk(next);
             match chunk {
-                Some(c) if c < self.geo.cow_chunks() => {
+                Some(c) if c < self.cow_chunks => {
                     self.area = next;
                     self.area_offset = c * chunk_bytes; // c < cow_chunks: no overflow
                     self.index = 0;
@@ -248,12 +272,14 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
             return None;
         }
         let offset = self.area_offset + u64::from(self.index) * ENTRY_LEN;
-        let kind = if new_chunk >= self.geo.cow_chunks() {
+        let kind = if new_chunk >= self.cow_chunks {
             Some(CorruptKind::NewChunkBeyondCow {
                 new_chunk,
-                cow_chunks: self.geo.cow_chunks(),
+                cow_chunks: self.cow_chunks,
             })
-        } else if self.geo.is_metadata_chunk(new_chunk) {
+        } else if !(self.data_run.0 <= new_chunk && new_chunk < self.data_run.1)
+            && self.is_metadata(new_chunk)
+        {
             Some(CorruptKind::NewChunkIsMetadata { new_chunk })
         } else if let Some(origin_chunks) = self.origin_chunks
             && old_chunk >= origin_chunks
