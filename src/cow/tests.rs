@@ -653,6 +653,33 @@ proptest! {
         prop_assert_eq!(end.exceptions, olds.len() as u64);
     }
 
+    /// The per-entry metadata check (with its cached data run) agrees with the definition.
+    #[test]
+    fn metadata_check_matches_definition(news in proptest::collection::vec(2u64..400, 1..40)) {
+        // 512-byte chunks: stride 33, metadata chunks 1, 34, 67, ...
+        let mut seen = std::collections::HashSet::new();
+        let news: Vec<u64> = news.into_iter().filter(|n| seen.insert(*n)).collect();
+        let list: Vec<(u64, Option<u64>)> = news.iter().enumerate().map(|(i, &n)| (i as u64, Some(n))).collect();
+        let img = StoreWriter::build(1, 400 * 512, &list).unwrap().to_vec();
+        let store = Store::open(&img[..]).unwrap();
+        let geo = store.geometry().unwrap();
+        let first_meta = news.iter().position(|&n| geo.is_metadata_chunk(n));
+        // Entries past the first area are only read if area 0 is full; keep to area 0.
+        let first_meta = first_meta.filter(|&i| i < 32);
+        let got: Vec<_> = store.exceptions(None).take(32).collect();
+        match first_meta {
+            Some(i) => {
+                prop_assert!(got[..i].iter().all(Result::is_ok));
+                let is_meta_err = matches!(
+                    got[i],
+                    Err(Error::Corrupt { kind: CorruptKind::NewChunkIsMetadata { .. }, .. })
+                );
+                prop_assert!(is_meta_err);
+            }
+            None => prop_assert!(got.iter().all(Result::is_ok)),
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), chunk in 0u32..4) {
         let mut img = bytes;
