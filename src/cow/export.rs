@@ -1,7 +1,7 @@
 //! Copy a snapshot (or any [`ReadAt`] source) into a file, keeping holes.
 //!
-//! When the output is a regular file it is truncated, then blocks that are all zeros are
-//! skipped (left as holes) and the length is set at the end. Other outputs (block devices)
+//! When the output is a regular file it is truncated, then 4 KiB pages that are all zeros
+//! are skipped (left as holes) and the length is set at the end. Other outputs (block devices)
 //! get every byte and must be large enough. The size is verified afterwards.
 //!
 //! ```
@@ -59,6 +59,38 @@ pub fn is_zero(buf: &[u8]) -> bool {
     chunks.remainder().iter().all(|&b| b == 0)
 }
 
+/// Granularity of holes.
+const PAGE: usize = 4096;
+
+/// Write the non-zero runs of 4 KiB pages of `b` (at `pos`), returning the bytes written.
+fn write_sparse(out: &File, b: &[u8], pos: u64) -> Result<u64> {
+    let mut written = 0;
+    let mut run: Option<usize> = None; // start of the pending non-zero run
+    let mut flush = |from: usize, to: usize| -> Result<()> {
+        if let Some(data) = b.get(from..to) {
+            let at = pos + from as u64;
+            out.write_all_at(data, at).map_err(io_err("output", at))?;
+            written += data.len() as u64;
+        }
+        Ok(())
+    };
+    for (i, page) in b.chunks(PAGE).enumerate() {
+        let start = i * PAGE;
+        match (is_zero(page), run) {
+            (true, Some(r)) => {
+                flush(r, start)?;
+                run = None;
+            }
+            (false, None) => run = Some(start),
+            _ => {}
+        }
+    }
+    if let Some(r) = run {
+        flush(r, b.len())?;
+    }
+    Ok(written)
+}
+
 /// Copy all of `src` into `out`, calling `progress(done, total)` after every block.
 ///
 /// # Errors
@@ -94,7 +126,9 @@ pub fn export<R: ReadAt + ?Sized>(
         let n = (total - pos).min(buf.len() as u64) as usize;
         let Some(b) = buf.get_mut(..n) else { break };
         src.read_exact_at(b, pos).map_err(io_err("snapshot", pos))?;
-        if !(sparse && is_zero(b)) {
+        if sparse {
+            written += write_sparse(out, b, pos)?;
+        } else {
             out.write_all_at(b, pos).map_err(io_err("output", pos))?;
             written += n as u64;
         }
