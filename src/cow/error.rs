@@ -1,4 +1,14 @@
 //! Errors of the `cow` module: every one says where on the COW device it was found.
+//!
+//! ```
+//! use devmapper::cow::{CorruptKind, Error, Store, writer::StoreWriter};
+//! // An entry pointing past the end of a 64 KiB COW (16 chunks of 4 KiB).
+//! let image = StoreWriter::build(8, 64 << 10, &[(1, Some(99))])?;
+//! let err = Store::open(&image)?.scan(None).unwrap_err();
+//! assert!(matches!(err, Error::Corrupt { area: 0, entry: 0, offset: 4096,
+//!     kind: CorruptKind::NewChunkBeyondCow { new_chunk: 99, cow_chunks: 16 } }));
+//! # Ok::<(), devmapper::cow::Error>(())
+//! ```
 
 use std::io;
 

@@ -1,5 +1,19 @@
 //! Streaming iteration over the exception table, area by area, with the kernel's end rule.
 //!
+//! ```
+//! use devmapper::cow::{Store, writer::StoreWriter};
+//! let image = StoreWriter::build(8, 1 << 20, &[(40, None), (41, None)])?;
+//! let store = Store::open(&image)?;
+//! let mut it = store.exceptions(None);
+//! for entry in it.by_ref() {
+//!     let e = entry?;
+//!     println!("area {} #{}: origin chunk {} -> COW chunk {}",
+//!              e.area, e.index, e.exception.old_chunk, e.exception.new_chunk);
+//! }
+//! assert_eq!(it.end().map(|end| end.next_free), Some(4));
+//! # Ok::<(), devmapper::cow::Error>(())
+//! ```
+//!
 //! End rule (the kernel's `read_exceptions`/`insert_exceptions`): read area 0, 1, 2, ...;
 //! within an area stop at the first entry whose `new_chunk` is 0. Go on to the next area
 //! only if every entry of this one was used. A next area that lies past the end of the COW

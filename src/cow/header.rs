@@ -1,4 +1,21 @@
 //! The 16-byte header in chunk 0 and the layout it implies ([`Geometry`]).
+//!
+//! ```
+//! use devmapper::cow::{Geometry, Header, HeaderState};
+//! #[rustfmt::skip]
+//! let raw = [
+//!     0x53, 0x6e, 0x41, 0x70, // magic "SnAp"
+//!     0x01, 0x00, 0x00, 0x00, // valid
+//!     0x01, 0x00, 0x00, 0x00, // version 1
+//!     0x10, 0x00, 0x00, 0x00, // chunk size: 16 sectors
+//! ];
+//! let HeaderState::Persistent(h) = Header::parse(&raw)? else { unreachable!() };
+//! let geo = Geometry::new(h.chunk_sectors, 1 << 30)?;
+//! assert_eq!(geo.exceptions_per_area(), 512);
+//! assert_eq!(geo.area_chunk(1), Some(514)); // header, area 0, 512 data chunks, area 1
+//! assert_eq!(Header::parse(&[0; 16])?, HeaderState::Fresh);
+//! # Ok::<(), devmapper::cow::Error>(())
+//! ```
 
 use super::error::{Error, Result};
 

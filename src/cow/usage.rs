@@ -1,5 +1,16 @@
 //! Usage figures exactly as the kernel's snapshot status line reports them.
 //!
+//! ```
+//! use devmapper::cow::{Store, writer::StoreWriter};
+//! // 300 exceptions with 4 KiB chunks fill area 0 (256 entries) and spill into area 1.
+//! let list: Vec<_> = (0..300).map(|old| (old, None)).collect();
+//! let image = StoreWriter::build(8, 64 << 20, &list)?;
+//! let usage = Store::open(&image)?.usage()?;
+//! // next_free = 303 (chunks 2..=257, area 1 at 258, 259..=302); header + 2 areas.
+//! assert_eq!(usage.to_string(), "2424/131072 24");
+//! # Ok::<(), devmapper::cow::Error>(())
+//! ```
+//!
 //! For a persistent store the kernel (`persistent_usage`) reports
 //! `<allocated>/<total> <metadata>` in sectors, where
 //! - allocated = `next_free * chunk`: the allocation high-water mark, header and metadata
