@@ -898,3 +898,186 @@ fn merge_refuses_old_chunk_past_origin() {
     ));
     assert_eq!(read_all(&o), origin);
 }
+
+//------------------------------------------
+// Fixtures made by the kernel (tests/fixtures/cow, see make.sh there)
+
+struct Fixture {
+    name: &'static str,
+    origin: Vec<u8>,
+    cow: Vec<u8>,
+    /// key=value lines of NAME.txt.
+    meta: std::collections::HashMap<String, String>,
+}
+
+impl Fixture {
+    fn load(name: &'static str) -> Fixture {
+        use std::io::Read as _;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cow");
+        let gunzip = |file: String| {
+            let f = std::fs::File::open(dir.join(&file)).unwrap();
+            let mut v = Vec::new();
+            flate2::read::GzDecoder::new(f).read_to_end(&mut v).unwrap();
+            v
+        };
+        let text = std::fs::read_to_string(dir.join(format!("{name}.txt"))).unwrap();
+        let meta = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Fixture {
+            name,
+            origin: gunzip(format!("{name}.origin.gz")),
+            cow: gunzip(format!("{name}.cow.gz")),
+            meta,
+        }
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.meta
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{}: no {key}", self.name))
+    }
+
+    /// The info part of a recorded `dmsetup status` line (`0 LEN snapshot INFO`).
+    fn status(&self, key: &str) -> String {
+        self.get(key).splitn(4, ' ').nth(3).unwrap().to_owned()
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Export through a real file, as `dmsnap cow export` does, and return the bytes.
+fn export_file(origin: &[u8], cow: &[u8]) -> Vec<u8> {
+    let snap = SnapshotReader::open(origin, cow).unwrap();
+    let out = tempfile::tempfile().unwrap();
+    export(&snap, &out, &ExportOptions::default(), |_, _| {}).unwrap();
+    read_all(&out)
+}
+
+const VALID_FIXTURES: [&str; 7] = [
+    "c8",
+    "c16",
+    "c128",
+    "c1024",
+    "multiarea",
+    "full",
+    "midmerge",
+];
+
+#[test]
+fn fixtures_inspect_matches_kernel_status() {
+    for name in VALID_FIXTURES.into_iter().chain(["overflow"]) {
+        let fx = Fixture::load(name);
+        assert_eq!(fx.cow.len().to_string(), fx.get("cow_bytes"), "{name}");
+        let store = Store::open(&fx.cow[..]).unwrap();
+        assert_eq!(
+            u64::from(store.header().unwrap().chunk_sectors).to_string(),
+            fx.get("chunk"),
+            "{name}"
+        );
+        // Offline figures equal what the kernel computed when it loaded this COW...
+        assert_eq!(
+            store.kernel_status().unwrap(),
+            fx.status("status_reload"),
+            "{name}"
+        );
+        // ...and, except while merging, what it showed live.
+        if name != "midmerge" {
+            assert_eq!(
+                store.kernel_status().unwrap(),
+                fx.status("status_live"),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fixtures_export_reproduces_kernel_snapshot() {
+    for name in VALID_FIXTURES {
+        let fx = Fixture::load(name);
+        assert_eq!(
+            fx.origin.len().to_string(),
+            fx.get("origin_bytes"),
+            "{name}"
+        );
+        let bytes = export_file(&fx.origin, &fx.cow);
+        assert_eq!(sha256_hex(&bytes), fx.get("snapshot_sha256"), "{name}");
+        // The snapshot differs from the origin (the test wrote to both).
+        assert_ne!(bytes, fx.origin, "{name}");
+    }
+}
+
+#[test]
+fn fixture_shapes() {
+    let areas = |name| {
+        let fx = Fixture::load(name);
+        let store = Store::open(&fx.cow[..]).unwrap();
+        store.scan(Some(fx.origin.len() as u64)).unwrap()
+    };
+    // 500 + 23 origin writes, and 89 of the 177 snapshot writes hit chunks without an
+    // exception yet: 612 exceptions, areas 0 and 1 full (256 each), 100 in area 2.
+    let m = areas("multiarea");
+    assert_eq!((m.exceptions, m.current_area, m.committed), (612, 2, 100));
+    let f = areas("full");
+    assert_eq!((f.exceptions, f.next_free), (8, 10));
+    // The kernel merged from the tail: what is left is a prefix of area 0.
+    let mm = areas("midmerge");
+    assert_eq!(mm.current_area, 0);
+    assert!(mm.exceptions > 0 && mm.exceptions < 1000, "{mm:?}");
+}
+
+#[test]
+fn fixture_overflow_is_refused_unless_forced() {
+    let fx = Fixture::load("overflow");
+    assert!(matches!(
+        SnapshotReader::open(&fx.origin[..], &fx.cow[..]),
+        Err(Error::Invalidated)
+    ));
+    let forced = SnapshotReader::open_with(
+        &fx.origin[..],
+        &fx.cow[..],
+        OpenOptions {
+            force_invalid: true,
+        },
+    )
+    .unwrap();
+    // The 8 chunks that fitted are there; the 9th never reached the COW.
+    assert_eq!(forced.exceptions(), 8);
+    let mut all = vec![0u8; fx.origin.len()];
+    forced.read_at(&mut all, 0).unwrap();
+    assert_ne!(sha256_hex(&all), fx.get("snapshot_sha256"));
+}
+
+#[test]
+fn fixtures_offline_merge_gives_the_snapshot() {
+    for name in ["c8", "c1024", "multiarea", "midmerge"] {
+        let fx = Fixture::load(name);
+        let (o, c) = (temp_with(&fx.origin), temp_with(&fx.cow));
+        let report = merge(&o, &c, &MergeOptions::default(), go_on).unwrap();
+        assert!(report.completed, "{name}");
+        assert_eq!(
+            sha256_hex(&read_all(&o)),
+            fx.get("snapshot_sha256"),
+            "{name}"
+        );
+        // Empty afterwards, as the kernel leaves a merged store: 2c/total 2c.
+        let store_after = read_all(&c);
+        let store = Store::open(&store_after[..]).unwrap();
+        let c2 = 2 * u64::from(store.header().unwrap().chunk_sectors);
+        assert_eq!(
+            store.kernel_status().unwrap(),
+            format!("{c2}/{} {c2}", fx.cow.len() / 512),
+            "{name}"
+        );
+    }
+}
