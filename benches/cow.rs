@@ -1,6 +1,7 @@
 //! COW store benchmarks, each next to a same-run anchor:
 //! - `scan`: walk a table of 1 million exceptions (4 KiB chunks, 16 MB of metadata) from
-//!   memory, against a plain copy + checksum of the same metadata bytes;
+//!   memory and from a file in the page cache (tmpfs when there is one), against a plain
+//!   copy + checksum of the same metadata bytes;
 //! - `export`: export a snapshot (origin + COW, a quarter of the chunks remapped) to a file,
 //!   against a plain copy of the same number of bytes into a file.
 //!
@@ -46,6 +47,13 @@ fn bench_scan(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("ours", |b| {
         b.iter(|| black_box(&store).scan(None).expect("scan"))
+    });
+    // The same store in a (sparse) file: page-cache reads, one pread per area.
+    let file = out_file();
+    img.write_to(&file).expect("write image");
+    let file_store = Store::open(&file).expect("open file");
+    g.bench_function("ours_from_file", |b| {
+        b.iter(|| black_box(&file_store).scan(None).expect("scan"))
     });
     g.bench_function("anchor_copy_checksum", |b| {
         let mut buf = vec![0u8; 4096];

@@ -77,8 +77,17 @@ pub fn run(cmd: CowCmd) -> Result<(), Box<dyn Error>> {
     }
 }
 
+/// Open read-only and drop the device's clean cached pages (best effort): the kernel
+/// writes a COW device behind the page cache, so cached pages may be stale.
 fn open_ro(path: &Path) -> Result<File, Box<dyn Error>> {
-    File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()).into())
+    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let _ = nix::fcntl::posix_fadvise(
+        &f,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
+    Ok(f)
 }
 
 /// Open read-write; block devices exclusively, so a mounted or otherwise claimed device

@@ -50,7 +50,9 @@ pub struct Entry {
 /// Where the table ended: what the kernel's in-memory state is after loading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TableEnd {
-    /// The area the kernel would append to next (`ps->current_area`).
+    /// The area the kernel would append to next (`ps->current_area`): the area holding
+    /// the end marker, or, when a full area's successor lies past the device end, that
+    /// (nonexistent) successor.
     pub current_area: u64,
     /// Entries used in that area (`ps->current_committed`).
     pub committed: u32,
@@ -195,9 +197,57 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
     ///
     /// # Errors
     /// The first error an entry gives.
-    pub fn finish(mut self) -> Result<TableEnd> {
-        for e in self.by_ref() {
-            e?;
+    pub fn finish(self) -> Result<TableEnd> {
+        self.walk(|_| {})
+    }
+
+    /// Run to the end, calling `f` with every exception once it passed its checks, and
+    /// return where the table ended. Faster than the `Iterator` (a buffer at a time).
+    ///
+    /// # Errors
+    /// The first error an entry gives (`f` has seen the entries before it).
+    pub fn walk(mut self, mut f: impl FnMut(Exception)) -> Result<TableEnd> {
+        // The same walk as `next()`, a buffer of entries at a time.
+        while self.state == State::Running {
+            if !self.refill()? {
+                break;
+            }
+            let from = (self.index - self.buf_first) as usize * ENTRY_LEN as usize;
+            let buf = std::mem::take(&mut self.buf);
+            let mut result = Ok(());
+            let mut max_new = self.max_new;
+            let mut used = 0u32;
+            for e in buf
+                .get(from..)
+                .unwrap_or_default()
+                .chunks_exact(ENTRY_LEN as usize)
+            {
+                let (old_chunk, new_chunk) = parse_entry(e);
+                if new_chunk == 0 {
+                    self.index += used;
+                    self.count += u64::from(used);
+                    self.max_new = max_new;
+                    self.stop(self.area, self.index);
+                    break;
+                }
+                if let Some(kind) = self.check(old_chunk, new_chunk) {
+                    result = Err(self.corrupt(self.index + used, kind));
+                    break;
+                }
+                max_new = max_new.max(new_chunk);
+                used += 1;
+                f(Exception {
+                    old_chunk,
+                    new_chunk,
+                });
+            }
+            self.buf = buf;
+            result?;
+            if self.state == State::Running {
+                self.index += used;
+                self.count += u64::from(used);
+                self.max_new = max_new;
+            }
         }
         self.end.ok_or(Error::Fresh)
     }
@@ -231,62 +281,10 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
         false
     }
 
-    fn fail(&mut self, e: Error) -> Option<Result<Entry>> {
-        self.state = State::Failed;
-        Some(Err(e))
-    }
-
-    fn step(&mut self) -> Option<Result<Entry>> {
-        let epa = self.geo.exceptions_per_area();
-        let chunk_bytes = self.geo.chunk_bytes();
-        if self.index == epa {
-            // The area was full: go on to the next one, unless it lies past the device end.
-            let next = self.area.saturating_add(1);
-            let chunk = self.geo.area_chunk(next);
-            match chunk {
-                Some(c) if c < self.cow_chunks => {
-                    self.area = next;
-                    self.area_offset = c * chunk_bytes; // c < cow_chunks: no overflow
-                    self.index = 0;
-                    self.buf_entries = 0;
-                }
-                _ => {
-                    self.stop(next, 0);
-                    return None;
-                }
-            }
-        }
-        if self.index >= self.buf_first.saturating_add(self.buf_entries) || self.buf_entries == 0 {
-            let n = (epa - self.index).min(BLOCK_ENTRIES);
-            let len = n as usize * ENTRY_LEN as usize;
-            let offset = self.area_offset + u64::from(self.index) * ENTRY_LEN;
-            self.buf.resize(len, 0);
-            if let Err(e) = self.src.read_exact_at(&mut self.buf, offset) {
-                return self.fail(io_err("COW device", offset)(e));
-            }
-            self.buf_first = self.index;
-            self.buf_entries = n;
-        }
-        let at = (self.index - self.buf_first) as usize * ENTRY_LEN as usize;
-        let (old_chunk, new_chunk) = match self.buf.get(at..at + ENTRY_LEN as usize) {
-            Some(b) => {
-                let mut o = [0u8; 8];
-                let mut n = [0u8; 8];
-                o.copy_from_slice(&b[..8]);
-                n.copy_from_slice(&b[8..]);
-                (u64::from_le_bytes(o), u64::from_le_bytes(n))
-            }
-            None => {
-                self.state = State::Failed;
-                return None;
-            }
-        };
-        if new_chunk == 0 {
-            self.stop(self.area, self.index);
-            return None;
-        }
-        let offset = self.area_offset + u64::from(self.index) * ENTRY_LEN;
-        let kind = if new_chunk >= self.cow_chunks {
+    /// The checks of one entry (whose `new_chunk` is not 0); marks `new_chunk` used.
+    #[inline]
+    fn check(&mut self, old_chunk: u64, new_chunk: u64) -> Option<CorruptKind> {
+        if new_chunk >= self.cow_chunks {
             Some(CorruptKind::NewChunkBeyondCow {
                 new_chunk,
                 cow_chunks: self.cow_chunks,
@@ -306,14 +304,73 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
             Some(CorruptKind::NewChunkReused { new_chunk })
         } else {
             None
+        }
+    }
+
+    /// The error for entry `index` of the current area; fuses the iterator.
+    fn corrupt(&mut self, index: u32, kind: CorruptKind) -> Error {
+        self.state = State::Failed;
+        Error::Corrupt {
+            area: self.area,
+            entry: index,
+            offset: self.area_offset + u64::from(index) * ENTRY_LEN,
+            kind,
+        }
+    }
+
+    /// Make the entry at `self.index` available in the buffer, moving on to the next area
+    /// after a full one. `Ok(false)`: the table ended (past the device end).
+    fn refill(&mut self) -> Result<bool> {
+        let epa = self.geo.exceptions_per_area();
+        if self.index == epa {
+            // The area was full: go on to the next one, unless it lies past the device end.
+            let next = self.area.saturating_add(1);
+            match self.geo.area_chunk(next) {
+                Some(c) if c < self.cow_chunks => {
+                    self.area = next;
+                    self.area_offset = c * self.geo.chunk_bytes(); // c < cow_chunks: no overflow
+                    self.index = 0;
+                    self.buf_entries = 0;
+                }
+                _ => {
+                    self.stop(next, 0);
+                    return Ok(false);
+                }
+            }
+        }
+        if self.index >= self.buf_first.saturating_add(self.buf_entries) || self.buf_entries == 0 {
+            let n = (epa - self.index).min(BLOCK_ENTRIES);
+            let len = n as usize * ENTRY_LEN as usize;
+            let offset = self.area_offset + u64::from(self.index) * ENTRY_LEN;
+            self.buf.resize(len, 0);
+            if let Err(e) = self.src.read_exact_at(&mut self.buf, offset) {
+                self.state = State::Failed;
+                return Err(io_err("COW device", offset)(e));
+            }
+            self.buf_first = self.index;
+            self.buf_entries = n;
+        }
+        Ok(true)
+    }
+
+    fn step(&mut self) -> Option<Result<Entry>> {
+        match self.refill() {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+        let at = (self.index - self.buf_first) as usize * ENTRY_LEN as usize;
+        let Some(e) = self.buf.get(at..at + ENTRY_LEN as usize) else {
+            self.state = State::Failed;
+            return None;
         };
-        if let Some(kind) = kind {
-            return self.fail(Error::Corrupt {
-                area: self.area,
-                entry: self.index,
-                offset,
-                kind,
-            });
+        let (old_chunk, new_chunk) = parse_entry(e);
+        if new_chunk == 0 {
+            self.stop(self.area, self.index);
+            return None;
+        }
+        if let Some(kind) = self.check(old_chunk, new_chunk) {
+            return Some(Err(self.corrupt(self.index, kind)));
         }
         let entry = Entry {
             area: self.area,
@@ -328,6 +385,19 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
         self.index += 1;
         Some(Ok(entry))
     }
+}
+
+/// `(old_chunk, new_chunk)` of a 16-byte entry (shorter input reads as zeros).
+#[inline]
+fn parse_entry(e: &[u8]) -> (u64, u64) {
+    let word = |r: std::ops::Range<usize>| {
+        let mut w = [0u8; 8];
+        if let Some(b) = e.get(r) {
+            w.copy_from_slice(b);
+        }
+        u64::from_le_bytes(w)
+    };
+    (word(0..8), word(8..16))
 }
 
 impl<R: ReadAt + ?Sized> Iterator for ExceptionIter<'_, R> {

@@ -151,9 +151,9 @@ pub fn merge<O: WriteAt, C: WriteAt>(
         return Err(Error::Invalidated);
     }
     let mut table = Vec::new();
-    for e in store.exceptions(Some(origin_size)) {
-        table.push(e?.exception);
-    }
+    store
+        .exceptions(Some(origin_size))
+        .walk(|e| table.push(e))?;
     check_unique_old(&table)?;
 
     let cb = geo.chunk_bytes();

@@ -5,6 +5,10 @@
 //! device, all others from the origin. [`ReadAtCursor`] adapts it (or any `ReadAt`) to
 //! `Read + Seek`.
 //!
+//! Read a quiescent store: with the snapshot live, the kernel writes the COW device
+//! underneath any page cache a reader holds and keeps changing the origin, so the result
+//! could mix moments. Remove or suspend the snapshot (or read after `lvchange -an`) first.
+//!
 //! ```
 //! use std::io::{Read, Seek, SeekFrom};
 //! use devmapper::cow::reader::{ReadAtCursor, SnapshotReader};
@@ -79,10 +83,9 @@ impl<O: ReadAt, C: ReadAt> SnapshotReader<O, C> {
                 return Err(Error::Invalidated);
             }
             chunk_bytes = geo.chunk_bytes();
-            for e in store.exceptions(Some(size)) {
-                let e = e?.exception;
-                map.push((e.old_chunk, e.new_chunk));
-            }
+            store
+                .exceptions(Some(size))
+                .walk(|e| map.push((e.old_chunk, e.new_chunk)))?;
             map.sort_unstable();
             if let Some(w) = map.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(Error::DuplicateOldChunk {
@@ -166,7 +169,10 @@ impl<O: ReadAt, C: ReadAt> SnapshotReader<O, C> {
                     ((cb - within).min(end - pos), Some(new * cb + within))
                 }
                 // An origin run up to the next exception (or the end).
-                Some(&(old, _)) => ((old * cb - pos).min(end - pos), None),
+                Some(&(old, _)) => (
+                    old.saturating_mul(cb).saturating_sub(pos).min(end - pos),
+                    None,
+                ),
                 None => (end - pos, None),
             };
             let (head, tail) = out.split_at_mut(n as usize);

@@ -680,6 +680,32 @@ proptest! {
         }
     }
 
+    /// `finish()` (a buffer at a time) and `next()` (an entry at a time) agree on every
+    /// table, valid or corrupt: same end, or the same first error.
+    #[test]
+    fn finish_agrees_with_next(
+        entries in proptest::collection::vec((0u64..90, 0u64..100), 0..80),
+        origin in proptest::option::of(1u64..90 * 512),
+    ) {
+        // 512-byte chunks (32 entries per area), 90 chunks: area 2 (chunk 67) exists.
+        let list: Vec<(u64, Option<u64>)> = entries.iter().map(|&(o, n)| (o, Some(n))).collect();
+        let img = StoreWriter::build(1, 90 * 512, &list).unwrap().to_vec();
+        let store = Store::open(&img[..]).unwrap();
+        let mut walked = Vec::new();
+        let by_finish = format!("{:?}", store.exceptions(origin).walk(|e| walked.push(e)));
+        let mut it = store.exceptions(origin);
+        let mut nexted = Vec::new();
+        let by_next = loop {
+            match it.next() {
+                Some(Ok(e)) => nexted.push(e.exception),
+                Some(Err(e)) => break format!("{:?}", Err::<TableEnd, _>(e)),
+                None => break format!("{:?}", it.end().ok_or(Error::Fresh)),
+            }
+        };
+        prop_assert_eq!(by_finish, by_next);
+        prop_assert_eq!(walked, nexted);
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), chunk in 0u32..4) {
         let mut img = bytes;
