@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cow;
 mod kernel;
 mod snap;
 
@@ -112,6 +113,9 @@ enum Cmd {
     },
     /// Loaded target types with their versions.
     Targets,
+    /// Offline: the snapshot exception store (COW) on a device or image, no kernel needed.
+    #[command(subcommand)]
+    Cow(cow::CowCmd),
 }
 
 fn main() -> ExitCode {
@@ -158,6 +162,7 @@ fn main() -> ExitCode {
         Cmd::Unwrap { name } => snap::unwrap(&name),
         Cmd::Recover { name } => snap::recover(&name),
         Cmd::Targets => kernel::targets(),
+        Cmd::Cow(c) => cow::run(c),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

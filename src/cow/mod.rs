@@ -1,2 +1,192 @@
-//! The kernel's persistent snapshot exception store (COW device), read offline.
+//! The kernel's persistent snapshot exception store (the COW device), read offline.
+//!
+//! A `snapshot <origin> <cow> P <chunk>` target keeps, on its COW device, a header, then
+//! metadata areas of `(old_chunk, new_chunk)` entries interleaved with the data chunks they
+//! point at. This module reads that format without the kernel and without root: the header
+//! ([`header`]), the exception table ([`exceptions`]), the usage figures of the status line
+//! ([`usage`]), the snapshot's content as origin + COW ([`reader`], [`export`]), and an
+//! offline rollback of the snapshot into the origin ([`merge`]). [`writer`] builds stores
+//! for tests and fixtures.
+//!
+//! ```
+//! use devmapper::cow::{Store, reader::SnapshotReader, writer::StoreWriter};
+//! use devmapper::io::ReadAt;
+//!
+//! // A 4 KiB-chunk store on a 1 MiB COW device: origin chunk 3 was overwritten after
+//! // the snapshot was taken, so its old content was saved to the COW.
+//! let mut w = StoreWriter::new(8, 1 << 20)?;
+//! w.push(3, &[0xaa; 4096])?;
+//! let cow = w.to_vec();
+//!
+//! let store = Store::open(&cow[..])?;
+//! assert_eq!(store.usage()?.to_string(), "24/2048 16"); // as `dmsetup status` says
+//!
+//! let origin = vec![0u8; 64 << 10];
+//! let snap = SnapshotReader::open(&origin[..], &cow[..])?;
+//! let mut buf = [0u8; 4];
+//! snap.read_exact_at(&mut buf, 3 * 4096)?;
+//! assert_eq!(buf, [0xaa; 4]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Transient (`N`) stores keep nothing on disk (no header, no table): they cannot be read
+//! offline. A device with an all-zero first word reads as [`HeaderState::Fresh`]: a
+//! persistent store that was never loaded (or a wiped one), whose snapshot equals the origin.
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod exceptions;
+pub mod export;
+pub mod header;
+pub mod merge;
+pub mod reader;
+pub mod usage;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{CorruptKind, Error, Result};
+pub use exceptions::{Entry, Exception, ExceptionIter, TableEnd};
+pub use header::{Geometry, Header, HeaderState};
+pub use usage::Usage;
+
+use crate::io::ReadAt;
+use error::io_err;
+use header::HEADER_LEN;
+
+/// A persistent exception store on a COW device: its header and size, checked.
+#[derive(Debug)]
+pub struct Store<R> {
+    src: R,
+    size: u64,
+    state: HeaderState,
+}
+
+impl<R: ReadAt> Store<R> {
+    /// Read and check the header of the store on `src`.
+    ///
+    /// # Errors
+    /// I/O errors; [`Error::TooSmall`] when the device cannot hold the header (or, for a
+    /// persistent header, the header chunk and metadata area 0); the header's errors
+    /// ([`Error::BadMagic`], [`Error::BadVersion`], [`Error::BadChunkSize`]).
+    pub fn open(src: R) -> Result<Store<R>> {
+        let size = src.size().map_err(io_err("COW device", 0))?;
+        if size < HEADER_LEN as u64 {
+            return Err(Error::TooSmall {
+                what: "COW device",
+                size,
+                needed: HEADER_LEN as u64,
+            });
+        }
+        let mut raw = [0u8; HEADER_LEN];
+        src.read_exact_at(&mut raw, 0)
+            .map_err(io_err("COW device", 0))?;
+        let state = Header::parse(&raw)?;
+        if let HeaderState::Persistent(h) = state {
+            let needed = (u64::from(h.chunk_sectors) << 9) * 2;
+            if size < needed {
+                return Err(Error::TooSmall {
+                    what: "COW device",
+                    size,
+                    needed,
+                });
+            }
+        }
+        Ok(Store { src, size, state })
+    }
+
+    /// What chunk 0 holds.
+    pub fn state(&self) -> HeaderState {
+        self.state
+    }
+
+    /// The header, unless the store is fresh.
+    pub fn header(&self) -> Option<&Header> {
+        match &self.state {
+            HeaderState::Persistent(h) => Some(h),
+            HeaderState::Fresh => None,
+        }
+    }
+
+    /// The COW device's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The layout, unless the store is fresh (its chunk size is then unknown).
+    pub fn geometry(&self) -> Option<Geometry> {
+        let h = self.header()?;
+        Geometry::new(h.chunk_sectors, self.size).ok()
+    }
+
+    /// The device the store is on.
+    pub fn source(&self) -> &R {
+        &self.src
+    }
+
+    /// Give the device back.
+    pub fn into_source(self) -> R {
+        self.src
+    }
+
+    /// Iterate over the exception table. `origin_bytes`, when known, lets every
+    /// `old_chunk` be checked against the origin's size.
+    ///
+    /// A fresh store yields nothing. The table of an invalidated store (`valid == 0`) is
+    /// read anyway: check [`Header::is_valid`] first if that matters.
+    pub fn exceptions(&self, origin_bytes: Option<u64>) -> ExceptionIter<'_, R> {
+        match self.geometry() {
+            Some(geo) => {
+                let origin_chunks = origin_bytes.map(|b| geo.origin_chunks(b));
+                ExceptionIter::new(&self.src, geo, origin_chunks)
+            }
+            // Fresh: any layout works for an empty iterator.
+            None => ExceptionIter::empty(&self.src, Geometry::unchecked(1, self.size)),
+        }
+    }
+
+    /// Read the whole table, checking every entry, and return where it ended.
+    ///
+    /// # Errors
+    /// The first I/O error or corrupt entry.
+    pub fn scan(&self, origin_bytes: Option<u64>) -> Result<TableEnd> {
+        if self.geometry().is_none() {
+            return Ok(TableEnd::EMPTY);
+        }
+        self.exceptions(origin_bytes).finish()
+    }
+
+    /// The usage figures the kernel's status line shows for this store once loaded.
+    ///
+    /// # Errors
+    /// [`Error::Fresh`] for a fresh store (its chunk size comes from the table line; use
+    /// [`Store::usage_fresh`]), or the errors of [`Store::scan`].
+    pub fn usage(&self) -> Result<Usage> {
+        let geo = self.geometry().ok_or(Error::Fresh)?;
+        let end = self.scan(None)?;
+        Ok(Usage::new(&geo, &end))
+    }
+
+    /// The usage figures of a fresh store loaded with chunk size `chunk_sectors`:
+    /// `2c/total 2c`.
+    ///
+    /// # Errors
+    /// [`Error::BadChunkSize`].
+    pub fn usage_fresh(&self, chunk_sectors: u32) -> Result<Usage> {
+        let geo = Geometry::new(chunk_sectors, self.size)?;
+        Ok(Usage::new(&geo, &TableEnd::EMPTY))
+    }
+
+    /// The info part of the kernel's status line for this store: `Invalid` for an
+    /// invalidated store, otherwise `<allocated>/<total> <metadata>`.
+    ///
+    /// # Errors
+    /// As [`Store::usage`].
+    pub fn kernel_status(&self) -> Result<String> {
+        match self.header() {
+            Some(h) if !h.is_valid() => Ok("Invalid".to_owned()),
+            _ => Ok(self.usage()?.to_string()),
+        }
+    }
+}

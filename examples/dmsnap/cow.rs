@@ -1,0 +1,356 @@
+//! `dmsnap cow ...`: offline commands on persistent exception stores (no kernel, no root).
+
+use std::error::Error;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, IsTerminal, Write};
+use std::ops::ControlFlow;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use devmapper::cow::export::{ExportOptions, export};
+use devmapper::cow::merge::{MergeOptions, merge};
+use devmapper::cow::reader::{self, SnapshotReader};
+use devmapper::cow::{HeaderState, Store};
+use devmapper::io::ReadAt;
+
+/// Offline commands on a snapshot's COW device (persistent `P`/`PO` stores).
+#[derive(Debug, Subcommand)]
+pub enum CowCmd {
+    /// Show the store's header and usage (as the kernel's status line would).
+    Inspect {
+        /// COW device or image.
+        cow: PathBuf,
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the snapshot's content (origin + COW) to a file; holes are kept.
+    Export {
+        /// Origin device or image (read-only).
+        #[arg(long)]
+        origin: PathBuf,
+        /// COW device or image (read-only).
+        #[arg(long)]
+        cow: PathBuf,
+        /// Output file (created; a block device must be large enough).
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        /// Read an invalidated store anyway (its table may be incomplete).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Roll the origin back to the snapshot: write the exceptions into the origin.
+    Merge {
+        /// Origin device or image (written!). Must not be mounted or in use.
+        #[arg(long)]
+        origin: PathBuf,
+        /// COW device or image (its table is emptied as chunks are merged).
+        #[arg(long)]
+        cow: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Merge an invalidated store anyway (the kernel refuses to).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Run a `dmsnap cow` command.
+pub fn run(cmd: CowCmd) -> Result<(), Box<dyn Error>> {
+    match cmd {
+        CowCmd::Inspect { cow, json } => inspect(&cow, json),
+        CowCmd::Export {
+            origin,
+            cow,
+            output,
+            force,
+        } => export_cmd(&origin, &cow, &output, force),
+        CowCmd::Merge {
+            origin,
+            cow,
+            yes,
+            force,
+        } => merge_cmd(&origin, &cow, yes, force),
+    }
+}
+
+/// Open read-only and drop the device's clean cached pages (best effort): the kernel
+/// writes a COW device behind the page cache, so cached pages may be stale.
+fn open_ro(path: &Path) -> Result<File, Box<dyn Error>> {
+    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let _ = nix::fcntl::posix_fadvise(
+        &f,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
+    Ok(f)
+}
+
+/// Open read-write; block devices exclusively, so a mounted or otherwise claimed device
+/// is refused by the kernel (EBUSY).
+fn open_rw(path: &Path) -> Result<File, Box<dyn Error>> {
+    let is_block = std::fs::metadata(path)
+        .map(|m| m.file_type().is_block_device())
+        .unwrap_or(false);
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true);
+    if is_block {
+        opts.custom_flags(libc::O_EXCL);
+    }
+    opts.open(path).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::EBUSY) {
+            " (the device is in use: unmount it and stop anything holding it first)"
+        } else {
+            ""
+        };
+        format!("cannot open {} read-write: {e}{hint}", path.display()).into()
+    })
+}
+
+const FRESH_NOTE: &str = "no header (first word is 0): a persistent store that was never \
+activated or was wiped, so the snapshot equals the origin; or a transient (N) store, which \
+keeps its table only in kernel memory and cannot be read offline";
+
+fn inspect(path: &Path, json: bool) -> Result<(), Box<dyn Error>> {
+    let file = open_ro(path)?;
+    let store = Store::open(&file)?;
+    let size = store.size();
+    let Some(header) = store.header().copied() else {
+        if json {
+            let doc = serde_json::json!({
+                "magic_ok": false, "valid": false, "version": 0, "chunk_sectors": 0,
+                "exceptions": 0, "metadata_areas": 0,
+                "allocated_sectors": 0, "metadata_sectors": 0, "total_sectors": size >> 9,
+                "fresh": true,
+            });
+            println!("{doc:#}");
+        } else {
+            println!("COW:          {} ({size} bytes)", path.display());
+            println!("header:       {FRESH_NOTE}");
+        }
+        return Ok(());
+    };
+    let geo = store.geometry().ok_or("unusable chunk size")?;
+    let end = store.scan(None)?;
+    let usage = devmapper::cow::Usage::new(&geo, &end);
+    if json {
+        let doc = serde_json::json!({
+            "magic_ok": true,
+            "valid": header.is_valid(),
+            "version": header.version,
+            "chunk_sectors": header.chunk_sectors,
+            "exceptions": end.exceptions,
+            "metadata_areas": end.current_area + 1,
+            "allocated_sectors": usage.allocated.0,
+            "metadata_sectors": usage.metadata.0,
+            "total_sectors": usage.total.0,
+            "fresh": false,
+            "kernel_status": store.kernel_status()?,
+        });
+        println!("{doc:#}");
+        return Ok(());
+    }
+    println!("COW:          {} ({size} bytes)", path.display());
+    println!(
+        "header:       SnAp version {}, {}",
+        header.version,
+        if header.is_valid() {
+            "valid"
+        } else {
+            "INVALID (the kernel invalidated this snapshot, e.g. after the COW overflowed)"
+        }
+    );
+    println!(
+        "chunk size:   {} sectors ({})",
+        header.chunk_sectors,
+        human(geo.chunk_bytes())
+    );
+    println!(
+        "exceptions:   {} in {} metadata area(s)",
+        end.exceptions,
+        end.current_area + 1
+    );
+    println!(
+        "usage:        {usage} sectors (allocated/total metadata), {:.1}% used",
+        usage.percent()
+    );
+    println!("status line:  {}", store.kernel_status()?);
+    Ok(())
+}
+
+fn export_cmd(origin: &Path, cow: &Path, output: &Path, force: bool) -> Result<(), Box<dyn Error>> {
+    let o = open_ro(origin)?;
+    let c = open_ro(cow)?;
+    let snap = SnapshotReader::open_with(
+        &o,
+        &c,
+        reader::OpenOptions {
+            force_invalid: force,
+        },
+    )
+    .map_err(|e| match e {
+        devmapper::cow::Error::Invalidated => {
+            format!("{e}\nhint: pass --force to export what the table holds anyway").into()
+        }
+        other => Box::<dyn Error>::from(other),
+    })?;
+    if snap.state() == HeaderState::Fresh {
+        eprintln!("note: COW has {FRESH_NOTE}; exporting the origin as is");
+    }
+    let out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(output)
+        .map_err(|e| format!("cannot open {}: {e}", output.display()))?;
+    let total = snap.size()?;
+    let mut bar = Bar::new("export", total);
+    let report = export(&snap, &out, &ExportOptions::default(), |done, _| {
+        bar.update(done)
+    })?;
+    bar.finish();
+    eprintln!(
+        "exported {} ({} exceptions) to {}: {} written, {} left as holes",
+        human(report.bytes),
+        snap.exceptions(),
+        output.display(),
+        human(report.written),
+        human(report.bytes - report.written)
+    );
+    Ok(())
+}
+
+fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Box<dyn Error>> {
+    let o = open_rw(origin)?;
+    let c = open_rw(cow)?;
+    // Look before writing: what would be merged.
+    let (count, chunk_bytes, valid) = {
+        let snap = SnapshotReader::open_with(
+            &o,
+            &c,
+            reader::OpenOptions {
+                force_invalid: force,
+            },
+        )?;
+        let valid = Store::open(&c)?.header().is_none_or(|h| h.is_valid());
+        (snap.exceptions() as u64, snap.chunk_bytes(), valid)
+    };
+    if count == 0 {
+        eprintln!("nothing to merge: the store holds no exceptions");
+        return Ok(());
+    }
+    eprintln!(
+        "merging {count} chunk(s) ({}) from {} into {}{}",
+        human(count * chunk_bytes),
+        cow.display(),
+        origin.display(),
+        if valid {
+            ""
+        } else {
+            " (INVALIDATED store, forced)"
+        }
+    );
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err("refusing to write the origin without confirmation: pass --yes".into());
+        }
+        eprint!("the origin will be rolled back to the snapshot; type 'yes' to go on: ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if line.trim() != "yes" {
+            return Err("aborted; nothing was written".into());
+        }
+    }
+    let mut bar = Bar::new("merge", count * chunk_bytes);
+    let opts = MergeOptions {
+        force_invalid: force,
+        ..MergeOptions::default()
+    };
+    let report = merge(&o, &c, &opts, |p| {
+        bar.update(p.merged * chunk_bytes);
+        ControlFlow::Continue(())
+    })?;
+    bar.finish();
+    eprintln!(
+        "merged and verified {} chunk(s) in {} batch(es); the store is now empty",
+        report.merged, report.batches
+    );
+    Ok(())
+}
+
+/// A one-line progress bar on stderr (drawn only when stderr is a terminal).
+struct Bar {
+    label: &'static str,
+    total: u64,
+    start: Instant,
+    last: Option<Instant>,
+    tty: bool,
+}
+
+impl Bar {
+    fn new(label: &'static str, total: u64) -> Bar {
+        Bar {
+            label,
+            total,
+            start: Instant::now(),
+            last: None,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&mut self, done: u64) {
+        let now = Instant::now();
+        let due = self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100));
+        if !self.tty || !(due || done >= self.total) {
+            return;
+        }
+        self.last = Some(now);
+        const WIDTH: u64 = 30;
+        let filled = (done.saturating_mul(WIDTH))
+            .checked_div(self.total)
+            .unwrap_or(WIDTH)
+            .min(WIDTH) as usize;
+        let pct = (done.saturating_mul(100))
+            .checked_div(self.total)
+            .unwrap_or(100);
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        eprint!(
+            "\r{} [{}{}] {pct:3}% {} / {} {}/s ",
+            self.label,
+            "#".repeat(filled),
+            "-".repeat(WIDTH as usize - filled),
+            human(done),
+            human(self.total),
+            human((done as f64 / secs) as u64),
+        );
+    }
+
+    fn finish(&mut self) {
+        if self.tty && self.last.is_some() {
+            eprintln!();
+        }
+    }
+}
+
+/// `1.5 GiB`-style sizes.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,296 @@
+//! Offline rollback: write a snapshot's exceptions back into its origin.
+//!
+//! This is what the kernel's `snapshot-merge` target does, for systems without
+//! device-mapper (rescue shells, images). Afterwards the origin holds the snapshot's
+//! content and the store is empty (valid, no exceptions), as after a kernel merge.
+//!
+//! Crash safety follows the kernel: entries are taken from the **tail** of the table, in
+//! batches within one metadata area. For each batch the chunks are copied COW -> origin and
+//! the origin is synced; only then are the batch's entries zeroed on the COW and the COW
+//! synced. The on-disk table is therefore always a prefix of the original one whose
+//! chunks, and only those, may still be unmerged: a rerun after a crash re-copies at most
+//! one batch (idempotent, the COW data never changes) and completes the merge.
+//!
+//! Every merged chunk is checksummed when it is copied (that is the snapshot's content)
+//! and the origin is read back and compared at the end.
+//!
+//! ```
+//! use devmapper::cow::merge::{merge, MergeOptions};
+//! use devmapper::cow::writer::StoreWriter;
+//! use std::os::unix::fs::FileExt;
+//!
+//! let mut w = StoreWriter::new(8, 1 << 20)?;
+//! w.push(2, &[9u8; 4096])?;
+//! let cow = tempfile::tempfile()?;
+//! w.write_to(&cow)?;
+//! let origin = tempfile::tempfile()?;
+//! origin.set_len(16 << 10)?;
+//!
+//! let report = merge(&origin, &cow, &MergeOptions::default(), |_| std::ops::ControlFlow::Continue(()))?;
+//! assert!(report.completed);
+//! let mut b = [0u8; 1];
+//! origin.read_exact_at(&mut b, 2 * 4096)?;
+//! assert_eq!(b[0], 9);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fs::File;
+use std::io;
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
+
+use super::Store;
+use super::error::{Error, Result, io_err};
+use super::header::{ENTRY_LEN, HeaderState};
+use crate::io::ReadAt;
+
+/// A device that can be written in place and synced: the origin and the COW of a merge.
+pub trait WriteAt: ReadAt {
+    /// Write all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Make written data durable (`fdatasync`).
+    fn sync(&self) -> io::Result<()>;
+}
+
+impl WriteAt for File {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, buf, offset)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.sync_data()
+    }
+}
+
+impl<T: WriteAt + ?Sized> WriteAt for &T {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        (**self).write_all_at(buf, offset)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        (**self).sync()
+    }
+}
+
+/// Merge settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MergeOptions {
+    /// Merge an invalidated store anyway (the kernel refuses to; its table may be
+    /// incomplete, so the origin may not end up equal to the snapshot as it was).
+    pub force_invalid: bool,
+    /// Upper bound on the data copied between two syncs (default 8 MiB; at least one
+    /// chunk per batch).
+    pub batch_bytes: u64,
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions {
+            force_invalid: false,
+            batch_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Progress after a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MergeProgress {
+    /// Chunks merged so far in this run.
+    pub merged: u64,
+    /// Chunks to merge in this run.
+    pub total: u64,
+    /// Batches committed so far.
+    pub batches: u64,
+}
+
+/// What a merge did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MergeReport {
+    /// Chunks merged (and verified) in this run.
+    pub merged: u64,
+    /// Exceptions in the table when this run started.
+    pub total: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// False when the progress callback stopped the merge early (the table then holds
+    /// the rest: run again to finish).
+    pub completed: bool,
+}
+
+/// Copy buffer size for one piece of a chunk.
+const PIECE: u64 = 1 << 20;
+
+/// Merge the store on `cow` into `origin`. `progress` runs after each committed batch;
+/// returning `ControlFlow::Break(())` stops cleanly (the rest stays in the table).
+///
+/// # Errors
+/// Store errors (header, corrupt table, [`Error::DuplicateOldChunk`]);
+/// [`Error::Invalidated`] unless forced; I/O errors; [`Error::VerifyMismatch`] when the
+/// origin does not read back as the snapshot's content.
+pub fn merge<O: WriteAt, C: WriteAt>(
+    origin: &O,
+    cow: &C,
+    opts: &MergeOptions,
+    mut progress: impl FnMut(&MergeProgress) -> ControlFlow<()>,
+) -> Result<MergeReport> {
+    let origin_size = origin.size().map_err(io_err("origin", 0))?;
+    let store = Store::open(cow)?;
+    let (header, geo) = match (store.state(), store.geometry()) {
+        (HeaderState::Persistent(h), Some(g)) => (h, g),
+        // Fresh: nothing to merge, the snapshot already equals the origin.
+        _ => {
+            return Ok(MergeReport {
+                merged: 0,
+                total: 0,
+                batches: 0,
+                completed: true,
+            });
+        }
+    };
+    if !header.is_valid() && !opts.force_invalid {
+        return Err(Error::Invalidated);
+    }
+    let mut table = Vec::new();
+    store
+        .exceptions(Some(origin_size))
+        .walk(|e| table.push(e))?;
+    check_unique_old(&table)?;
+
+    let cb = geo.chunk_bytes();
+    let epa = u64::from(geo.exceptions_per_area());
+    let per_batch = (opts.batch_bytes / cb).max(1);
+    let total = table.len() as u64;
+    let mut sums = vec![0u32; table.len()];
+    let mut piece = vec![0u8; cb.min(PIECE) as usize];
+    let zeros = vec![0u8; (per_batch.min(epa) * ENTRY_LEN) as usize];
+    let mut pos = total; // entries [0, pos) are still in the table
+    let mut batches = 0u64;
+    let mut stopped = false;
+    while pos > 0 {
+        let area = (pos - 1) / epa;
+        let start = (area * epa).max(pos - per_batch.min(pos));
+        for i in (start..pos).rev() {
+            let Some(e) = table.get(i as usize) else {
+                break;
+            };
+            let sum = copy_chunk(
+                cow,
+                origin,
+                e.new_chunk * cb,
+                e.old_chunk * cb,
+                cb,
+                origin_size,
+                &mut piece,
+            )?;
+            if let Some(s) = sums.get_mut(i as usize) {
+                *s = sum;
+            }
+        }
+        origin.sync().map_err(io_err("origin", 0))?;
+        // Zero the batch's entries: the table now ends before them.
+        let area_off = geo.area_chunk(area).unwrap_or(0) * cb;
+        let at = area_off + (start - area * epa) * ENTRY_LEN;
+        let len = ((pos - start) * ENTRY_LEN) as usize;
+        let z = zeros.get(..len).unwrap_or(&zeros);
+        cow.write_all_at(z, at).map_err(io_err("COW device", at))?;
+        cow.sync().map_err(io_err("COW device", at))?;
+        pos = start;
+        batches += 1;
+        let p = MergeProgress {
+            merged: total - pos,
+            total,
+            batches,
+        };
+        if progress(&p).is_break() && pos > 0 {
+            stopped = true;
+            break;
+        }
+    }
+    // Verify every chunk merged in this run.
+    for (i, e) in table.iter().enumerate().skip(pos as usize) {
+        let sum = checksum(
+            origin,
+            "origin",
+            e.old_chunk * cb,
+            cb,
+            origin_size,
+            &mut piece,
+        )?;
+        if sums.get(i) != Some(&sum) {
+            return Err(Error::VerifyMismatch {
+                old_chunk: e.old_chunk,
+                new_chunk: e.new_chunk,
+            });
+        }
+    }
+    Ok(MergeReport {
+        merged: total - pos,
+        total,
+        batches,
+        completed: !stopped,
+    })
+}
+
+/// Refuse tables that remap one origin chunk twice.
+fn check_unique_old(table: &[super::Exception]) -> Result<()> {
+    let mut sorted: Vec<(u64, u64)> = table.iter().map(|e| (e.old_chunk, e.new_chunk)).collect();
+    sorted.sort_unstable();
+    match sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+        Some(w) => Err(Error::DuplicateOldChunk {
+            old_chunk: w[0].0,
+            first_new: w[0].1,
+            second_new: w[1].1,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Copy one chunk (clipped to the origin's end), returning the CRC-32 of what was copied.
+fn copy_chunk<O: WriteAt, C: ReadAt>(
+    cow: &C,
+    origin: &O,
+    from: u64,
+    to: u64,
+    cb: u64,
+    origin_size: u64,
+    piece: &mut [u8],
+) -> Result<u32> {
+    let len = cb.min(origin_size.saturating_sub(to));
+    let mut hasher = crc32fast::Hasher::new();
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(piece.len() as u64) as usize;
+        let Some(b) = piece.get_mut(..n) else { break };
+        cow.read_exact_at(b, from + done)
+            .map_err(io_err("COW device", from + done))?;
+        origin
+            .write_all_at(b, to + done)
+            .map_err(io_err("origin", to + done))?;
+        hasher.update(b);
+        done += n as u64;
+    }
+    Ok(hasher.finalize())
+}
+
+/// CRC-32 of one chunk of `dev` (clipped to `limit`).
+fn checksum<R: ReadAt>(
+    dev: &R,
+    what: &'static str,
+    at: u64,
+    cb: u64,
+    limit: u64,
+    piece: &mut [u8],
+) -> Result<u32> {
+    let len = cb.min(limit.saturating_sub(at));
+    let mut hasher = crc32fast::Hasher::new();
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(piece.len() as u64) as usize;
+        let Some(b) = piece.get_mut(..n) else { break };
+        dev.read_exact_at(b, at + done)
+            .map_err(io_err(what, at + done))?;
+        hasher.update(b);
+        done += n as u64;
+    }
+    Ok(hasher.finalize())
+}
