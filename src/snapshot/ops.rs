@@ -467,11 +467,21 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
         let dm = w.dm;
         let st = w.state()?;
         if st.origin.info.open_count > 0 && !opts.force {
-            return Err(SnapError::OriginOpen {
-                name: w.name.to_string(),
-                open_count: st.origin.info.open_count,
-                mounts: blockdev::mounts_of(st.origin.info.dev),
-            });
+            let mounts = blockdev::mounts_of(st.origin.info.dev);
+            // A transient opener (a udev/blkid probe, a just-forked child that has not
+            // exec'd yet) goes away by itself; a mount does not.
+            let open_count = if mounts.is_empty() {
+                wait_closed(dm, &w.name, Duration::from_secs(2))?
+            } else {
+                st.origin.info.open_count
+            };
+            if open_count > 0 {
+                return Err(SnapError::OriginOpen {
+                    name: w.name.to_string(),
+                    open_count,
+                    mounts,
+                });
+            }
         }
         let others: Vec<String> = st
             .snapshots
@@ -675,6 +685,18 @@ fn mounts_suffix(dev: crate::DevNum) -> String {
         String::new()
     } else {
         format!(" (mounted at {})", m.join(", "))
+    }
+}
+
+/// Poll a device's open count for up to `limit`; the last count seen.
+fn wait_closed(dm: &DeviceMapper, name: &DmName, limit: Duration) -> SnapResult<i32> {
+    let start = Instant::now();
+    loop {
+        let n = dm.info(name)?.open_count;
+        if n == 0 || start.elapsed() >= limit {
+            return Ok(n);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
