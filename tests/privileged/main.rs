@@ -6,4 +6,5 @@
 mod cli;
 mod common;
 mod ioctl;
+mod snapshot_walkthrough;
 mod targets;
