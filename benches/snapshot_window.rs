@@ -17,9 +17,14 @@
 //! - `dmsetup-prepared`: the same, but `ORIG-real` created before the suspend (the best
 //!   one can do with `dmsetup` alone).
 //!
-//! Needs root, device-mapper, `losetup`, `dmsetup` and `dd` (run it in the VM, see
-//! BENCHMARKS.md); elsewhere it prints why it skipped. `DM_BENCH_ROUNDS` sets the number
-//! of rounds (default 9; the order of the sides rotates each round; medians are reported).
+//! Without udev (the VM) `dmsetup` runs with `DM_DISABLE_UDEV=1`, so it makes the
+//! `/dev/mapper` nodes itself, as udev would; the writer uses `/dev/dm-N`.
+//!
+//! Needs root, device-mapper, `losetup`, `dmsetup` and `dd`: run it in the VM with
+//! `scripts/vm/bench.sh snapshot_window`; elsewhere it prints why it skipped.
+//! `DM_BENCH_ROUNDS` sets the number of rounds (default 9; the order of the sides rotates
+//! each round; medians are reported). The emulated machine's own noise (the longest write
+//! in a quiet stretch, reported as `quiet max`) bounds how small a stall can be measured.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -76,8 +81,14 @@ fn dm_node(dm: &DeviceMapper, name: &DmName) -> PathBuf {
     PathBuf::from(format!("/dev/dm-{}", dm.info(name).unwrap().dev.minor))
 }
 
+/// One `dmsetup` step. Without udev (the VM) `DM_DISABLE_UDEV=1` makes dmsetup create the
+/// `/dev/mapper` nodes itself, as udev would on a normal system.
 fn dmsetup(args: &[&str]) {
-    let out = Command::new("dmsetup").args(args).output().unwrap();
+    let out = Command::new("dmsetup")
+        .env("DM_DISABLE_UDEV", "1")
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "dmsetup {args:?} failed: {}",
@@ -122,6 +133,8 @@ fn measure<T>(dev: &Path, op: impl FnOnce() -> T) -> (T, Sample) {
             }
             log
         });
+        // Stop the writer even if `op` panics (the scope joins it).
+        let _stop = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(300));
         let t0 = Instant::now();
         let r = op();
@@ -185,6 +198,8 @@ fn dmsetup_round(
         dmsetup(&["create", &real, "--table", &real_table]);
     }
     let ((), s) = measure(&dev, || {
+        // Should a step fail, the origin must not stay suspended (the writer would block).
+        let _resume = ResumeOnDrop(dm, name);
         let out = Command::new("dd")
             .args(["if=/dev/zero", &zero, "bs=4096", "count=1", "conv=fsync"])
             .output()
@@ -218,6 +233,27 @@ fn dmsetup_round(
         }
     }
     s
+}
+
+/// Sets a flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Resumes a device when dropped (a no-op when it is running).
+struct ResumeOnDrop<'a>(&'a DeviceMapper, &'a DmName);
+
+impl Drop for ResumeOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.0.info(self.1).is_ok_and(|i| i.suspended()) {
+            let _ = self.0.clear_table(self.1);
+            let _ = self.0.resume(self.1, SuspendOptions::default());
+        }
+    }
 }
 
 fn linear(dev: DevNum, len: u64) -> Vec<RawTarget> {
