@@ -635,7 +635,7 @@ fn live_snapshot_walkthrough(dm: &DeviceMapper, name: &DmName, backing: &Path, c
         phase.store(AFTER, Ordering::SeqCst);
         let n = done.load(Ordering::SeqCst);
         wait_until("writes after the snapshot", Duration::from_secs(60), || {
-            done.load(Ordering::SeqCst) >= n + 15
+            done.load(Ordering::SeqCst) >= n + 20
         });
         stop.store(true, Ordering::SeqCst);
         let ops = h.join().expect("writer thread panicked");
