@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use devmapper::snapshot::{
     MergeState, RollbackOptions, SnapError, Snapshot, SnapshotOptions, Wrapper, WrapperState,
 };
-use devmapper::target::{DevRef, SnapshotStatus, Target};
+use devmapper::target::{DevRef, ExceptionStore, SnapshotStatus, Target};
 use devmapper::units::Sectors;
 use devmapper::{DevNum, DeviceMapper, DmName, SuspendOptions, Which};
 use nix::mount::{MntFlags, MsFlags};
@@ -881,6 +881,7 @@ fn cow_too_small_invalidates_the_snapshot_not_the_origin() {
     assert_eq!(status.state, WrapperState::Snapshotted);
     assert_eq!(status.snapshots.len(), 1);
     assert_eq!(status.snapshots[0].state, "invalid");
+    assert_eq!(status.snapshots[0].store, ExceptionStore::Persistent);
     assert!(!status.suspended);
 
     // The origin goes on working.
