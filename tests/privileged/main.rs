@@ -7,4 +7,5 @@ mod cli;
 mod common;
 mod ioctl;
 mod snapshot;
+mod snapshot_walkthrough;
 mod targets;
