@@ -56,10 +56,7 @@ impl DevNum {
     pub const fn to_dev_t(self) -> u64 {
         let major = self.major as u64;
         let minor = self.minor as u64;
-        ((major & 0xfff) << 8)
-            | ((major & !0xfff) << 32)
-            | (minor & 0xff)
-            | ((minor & !0xff) << 12)
+        ((major & 0xfff) << 8) | ((major & !0xfff) << 32) | (minor & 0xff) | ((minor & !0xff) << 12)
     }
 }
 
@@ -81,7 +78,9 @@ impl FromStr for DevNum {
     type Err = ParseDevNumError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseDevNumError { input: s.to_owned() };
+        let err = || ParseDevNumError {
+            input: s.to_owned(),
+        };
         let (maj, min) = s.split_once(':').ok_or_else(err)?;
         let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
         if !digits(maj) || !digits(min) {
@@ -110,7 +109,17 @@ mod tests {
 
     #[test]
     fn parse_rejects_garbage() {
-        for bad in ["", ":", "1:", ":1", "a:b", "1:2:3", "-1:2", "1: 2", "99999999999:1"] {
+        for bad in [
+            "",
+            ":",
+            "1:",
+            ":1",
+            "a:b",
+            "1:2:3",
+            "-1:2",
+            "1: 2",
+            "99999999999:1",
+        ] {
             assert!(bad.parse::<DevNum>().is_err(), "{bad}");
         }
     }

@@ -89,7 +89,10 @@ pub fn open_read_only(path: &Path) -> io::Result<File> {
 }
 
 fn eof() -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the source")
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "read past the end of the source",
+    )
 }
 
 #[cfg(test)]

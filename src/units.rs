@@ -58,7 +58,7 @@ impl Sectors {
 impl Bytes {
     /// The number of whole sectors, or `None` if this is not a multiple of 512.
     pub const fn to_sectors_exact(self) -> Option<Sectors> {
-        if self.0 % SECTOR_SIZE == 0 {
+        if self.0.is_multiple_of(SECTOR_SIZE) {
             Some(Sectors(self.0 / SECTOR_SIZE))
         } else {
             None

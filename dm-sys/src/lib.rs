@@ -15,7 +15,10 @@
 //! - `include/uapi/linux/dm-ioctl.h` in the Linux kernel (interface 4.x).
 //! - `Documentation/admin-guide/device-mapper/` in the Linux kernel.
 #![no_std]
-#![allow(non_camel_case_types, reason = "type names mirror the C header exactly")]
+#![allow(
+    non_camel_case_types,
+    reason = "type names mirror the C header exactly"
+)]
 
 use core::mem::{offset_of, size_of};
 

@@ -41,7 +41,10 @@ fn layout_offsets() {
     assert_eq!(size_of::<dm_target_deps>(), DM_TARGET_DEPS_DEV_OFFSET);
     assert_eq!(size_of::<dm_name_list>(), 16);
     assert_eq!(DM_NAME_LIST_NAME_OFFSET, 12);
-    assert_eq!(size_of::<dm_target_versions>(), DM_TARGET_VERSIONS_NAME_OFFSET);
+    assert_eq!(
+        size_of::<dm_target_versions>(),
+        DM_TARGET_VERSIONS_NAME_OFFSET
+    );
     assert_eq!(size_of::<dm_target_msg>(), DM_TARGET_MSG_MESSAGE_OFFSET);
 }
 

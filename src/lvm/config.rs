@@ -1,0 +1,814 @@
+//! The text format of LVM2 metadata, parsed the way libdevmapper's `libdm-config.c` does it,
+//! and printed back in lvm2's layout.
+//!
+//! The grammar is small but its tokenizer is context-sensitive: a number or bare word is a
+//! value only right after `=`, `[` or `,`; elsewhere the same bytes are an identifier. The
+//! quirks that follow are kept on purpose, because the aim is to accept exactly what lvm2
+//! accepts and to read it the same way:
+//!
+//! * `#` starts a comment outside quotes; a NUL byte ends the text.
+//! * `"..."` unescapes only `\"` and `\\`; `'...'` has no escapes.
+//! * arrays are flat; the comma may be left out only before a quoted string (`[1 2]` is an
+//!   error, `["a" "b"]` is not);
+//! * integers are read with `strtoll(.., 0)`: a leading `0` means octal (`010` is 8), and the
+//!   value is read from the token start even past the token's end (`0x10` reads as 16 and
+//!   leaves `x10` as the next token, which is almost always a syntax error);
+//! * keys with `/` are paths: `a/b = 1` is `a { b = 1 }`;
+//! * duplicates: metadata read from disk ([`ParseMode::Disk`]) keeps duplicate keys as
+//!   siblings in file order and every lookup returns the first; files ([`ParseMode::File`],
+//!   as `vgcfgbackup` output is read) merge duplicate sections and let a later value
+//!   replace an earlier one.
+//!
+//! ```
+//! use devmapper::lvm::config::{self, Scalar};
+//! let text = b"vg0 {\n  id = \"abc\"  # comment\n  seqno = 010\n  status = [\"READ\" \"WRITE\"]\n}\n";
+//! let cfg = config::parse(text).unwrap();
+//! let vg = cfg.find("vg0").unwrap();
+//! assert_eq!(vg.get_str("id"), Some("abc"));
+//! assert_eq!(vg.get_int("seqno"), Some(8)); // octal, as libdm reads it
+//! assert_eq!(vg.get_list("status").unwrap().len(), 2);
+//! // Printing gives lvm2's on-disk layout, and it parses back to the same tree.
+//! let printed = cfg.to_text(config::Layout::Disk);
+//! assert_eq!(config::parse(printed.as_bytes()).unwrap(), cfg);
+//! assert_eq!(vg.get_list("status").unwrap()[0], Scalar::Str("READ".into()));
+//! ```
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use nom::IResult;
+use nom::Parser as _;
+use nom::bytes::complete::{take_till, take_while};
+
+use super::error::{ParseError, ParseErrorKind};
+
+/// Deepest section nesting accepted (lvm2 metadata nests 5 levels).
+pub const MAX_DEPTH: usize = 64;
+/// Longest array accepted.
+pub const MAX_ARRAY: usize = 1 << 20;
+/// Longest text accepted.
+pub const MAX_TEXT: usize = 64 << 20;
+
+/// How duplicate keys are handled (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ParseMode {
+    /// `dm_config_parse_without_dup_node_check`: duplicates stay, lookups see the first.
+    #[default]
+    Disk,
+    /// `dm_config_parse`: duplicate sections merge, a later value replaces an earlier one.
+    File,
+}
+
+/// How the printer lays the text out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// As lvm2 writes metadata areas: no indentation.
+    #[default]
+    Disk,
+    /// As lvm2 writes backup files: one tab per level.
+    File,
+}
+
+/// One value item.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar<'a> {
+    /// An integer.
+    Int(i64),
+    /// A float (a number token containing `.`).
+    Float(f64),
+    /// A string (quoted or bare).
+    Str(Cow<'a, str>),
+}
+
+/// A node's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// A single item.
+    Scalar(Scalar<'a>),
+    /// `[ ... ]`, possibly empty.
+    Array(Vec<Scalar<'a>>),
+}
+
+impl<'a> Value<'a> {
+    /// The items: one for a scalar, all for an array (libdm does not tell them apart).
+    pub fn items(&self) -> &[Scalar<'a>] {
+        match self {
+            Value::Scalar(s) => std::slice::from_ref(s),
+            Value::Array(v) => v,
+        }
+    }
+}
+
+/// A key with either a value or children (a section). Like libdm's `dm_config_node`, a
+/// merged file can give one node both; it then counts as a value.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Node<'a> {
+    /// The key (one path component).
+    pub key: Cow<'a, str>,
+    /// The value, `None` for a section.
+    pub value: Option<Value<'a>>,
+    /// Children of a section, in file order.
+    pub children: Vec<Node<'a>>,
+}
+
+/// A parsed text: its top-level nodes in file order.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Config<'a> {
+    /// Top-level nodes.
+    pub nodes: Vec<Node<'a>>,
+}
+
+fn find_in<'n, 'a>(mut nodes: &'n [Node<'a>], path: &str) -> Option<&'n Node<'a>> {
+    let mut rest = path;
+    loop {
+        rest = rest.trim_start_matches('/');
+        let (seg, tail) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let n = nodes.iter().find(|n| n.key == seg)?;
+        if tail.is_empty() {
+            return Some(n);
+        }
+        nodes = &n.children;
+        rest = tail;
+    }
+}
+
+impl<'a> Config<'a> {
+    /// The first node at `path` (`/`-separated), as libdm's lookups find it.
+    pub fn find(&self, path: &str) -> Option<&Node<'a>> {
+        find_in(&self.nodes, path)
+    }
+
+    /// A copy that owns all its strings.
+    pub fn into_owned(self) -> Config<'static> {
+        Config {
+            nodes: self.nodes.into_iter().map(Node::into_owned).collect(),
+        }
+    }
+
+    /// Print in lvm2's layout; the text parses back to an equal tree (see [`Node::key`] and
+    /// the printer notes on [`print_scalar`]).
+    pub fn to_text(&self, layout: Layout) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            print_node(&mut out, n, layout, 0);
+        }
+        out
+    }
+}
+
+impl<'a> Node<'a> {
+    /// Is this a section (no value)?
+    pub fn is_section(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// The first descendant at `path`.
+    pub fn find(&self, path: &str) -> Option<&Node<'a>> {
+        find_in(&self.children, path)
+    }
+
+    /// The value items at `path` (a scalar counts as a one-item list).
+    pub fn get_list(&self, path: &str) -> Option<&[Scalar<'a>]> {
+        self.find(path)?.value.as_ref().map(Value::items)
+    }
+
+    /// The string at `path` (the first item when it is an array, like `dm_config_get_str`).
+    pub fn get_str(&self, path: &str) -> Option<&str> {
+        match self.get_list(path)?.first()? {
+            Scalar::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer at `path` (the first item when it is an array).
+    pub fn get_int(&self, path: &str) -> Option<i64> {
+        match self.get_list(path)?.first()? {
+            Scalar::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The child sections, in order.
+    pub fn sections(&self) -> impl Iterator<Item = &Node<'a>> {
+        self.children.iter().filter(|n| n.is_section())
+    }
+
+    /// A copy that owns all its strings.
+    pub fn into_owned(self) -> Node<'static> {
+        Node {
+            key: Cow::Owned(self.key.into_owned()),
+            value: self.value.map(|v| match v {
+                Value::Scalar(s) => Value::Scalar(scalar_owned(s)),
+                Value::Array(a) => Value::Array(a.into_iter().map(scalar_owned).collect()),
+            }),
+            children: self.children.into_iter().map(Node::into_owned).collect(),
+        }
+    }
+}
+
+fn scalar_owned(s: Scalar<'_>) -> Scalar<'static> {
+    match s {
+        Scalar::Int(i) => Scalar::Int(i),
+        Scalar::Float(f) => Scalar::Float(f),
+        Scalar::Str(s) => Scalar::Str(Cow::Owned(s.into_owned())),
+    }
+}
+
+//------------------------------------------------------------------------------------------
+// Tokenizer
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Int,
+    Float,
+    /// Single-quoted.
+    Str,
+    /// Double-quoted.
+    StrEscaped,
+    Bare,
+    Eq,
+    SectionB,
+    SectionE,
+    ArrayB,
+    ArrayE,
+    Ident,
+    Comma,
+    Eof,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Token {
+    kind: Kind,
+    start: usize,
+    end: usize,
+}
+
+/// C's `isspace` in the C locale.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn ident_char(c: u8) -> bool {
+    !(is_space(c) || matches!(c, b'#' | b'=' | b'{' | b'}'))
+}
+
+/// Whitespace and `#` comments (nom: alternating `take_while`/`take_till`).
+fn blank(i: &[u8]) -> IResult<&[u8], ()> {
+    let mut i = i;
+    loop {
+        let (r, _) = take_while(is_space).parse(i)?;
+        i = r;
+        if i.first() == Some(&b'#') {
+            let (r, _) = take_till(|c| c == b'\n').parse(i)?;
+            i = r;
+        } else {
+            return Ok((i, ()));
+        }
+    }
+}
+
+struct Lexer<'a> {
+    text: &'a [u8],
+    /// Byte offsets of line starts seen so far, for error positions (computed lazily).
+    tok: Token,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(text: &'a [u8]) -> Lexer<'a> {
+        let mut lx = Lexer {
+            text,
+            tok: Token {
+                kind: Kind::Eof,
+                start: 0,
+                end: 0,
+            },
+        };
+        lx.advance(Kind::SectionE);
+        lx
+    }
+
+    fn rest(&self, at: usize) -> &'a [u8] {
+        self.text.get(at..).unwrap_or_default()
+    }
+
+    /// `_get_token`: lex the token after the current one; `prev` is the kind just matched.
+    fn advance(&mut self, prev: Kind) {
+        let from = self.tok.end;
+        let after_blank = match blank(self.rest(from)) {
+            Ok((r, ())) => r,
+            Err(_) => &[],
+        };
+        let start = self.text.len() - after_blank.len();
+        let Some(&c) = after_blank.first() else {
+            self.tok = Token {
+                kind: Kind::Eof,
+                start,
+                end: start,
+            };
+            return;
+        };
+        let values_allowed = matches!(prev, Kind::Eq | Kind::ArrayB | Kind::Comma);
+        let len = after_blank.len();
+        let (kind, n) = match c {
+            b'{' => (Kind::SectionB, 1),
+            b'}' => (Kind::SectionE, 1),
+            b'[' => (Kind::ArrayB, 1),
+            b']' => (Kind::ArrayE, 1),
+            b',' => (Kind::Comma, 1),
+            b'=' => (Kind::Eq, 1),
+            b'"' => {
+                let mut te = 1;
+                while let Some(&b) = after_blank.get(te) {
+                    if b == b'"' {
+                        break;
+                    }
+                    if b == b'\\' && te + 1 < len {
+                        te += 1;
+                    }
+                    te += 1;
+                }
+                (Kind::StrEscaped, (te + 1).min(len))
+            }
+            b'\'' => {
+                let body = after_blank.get(1..).unwrap_or_default();
+                let te = 1 + body.iter().position(|&b| b == b'\'').unwrap_or(body.len());
+                (Kind::Str, (te + 1).min(len))
+            }
+            b'.' | b'0'..=b'9' | b'+' | b'-' if values_allowed => {
+                let mut kind = if c == b'.' { Kind::Float } else { Kind::Int };
+                let mut te = 1;
+                while let Some(&b) = after_blank.get(te) {
+                    if !b.is_ascii_digit() {
+                        if b == b'.' && kind != Kind::Float {
+                            kind = Kind::Float;
+                            te += 1;
+                            continue;
+                        }
+                        break;
+                    }
+                    te += 1;
+                }
+                (kind, te)
+            }
+            _ => {
+                let n = after_blank
+                    .iter()
+                    .position(|&b| !ident_char(b))
+                    .unwrap_or(len);
+                (
+                    if values_allowed {
+                        Kind::Bare
+                    } else {
+                        Kind::Ident
+                    },
+                    n,
+                )
+            }
+        };
+        self.tok = Token {
+            kind,
+            start,
+            end: start + n,
+        };
+    }
+
+    fn slice(&self, t: Token) -> &'a [u8] {
+        self.text.get(t.start..t.end).unwrap_or_default()
+    }
+
+    fn error(&self, at: usize, kind: ParseErrorKind) -> ParseError {
+        let upto = self.text.get(..at).unwrap_or(self.text);
+        let line = 1 + upto.iter().filter(|&&c| c == b'\n').count();
+        let line_start = upto.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
+        ParseError {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            col: u32::try_from(at - line_start + 1).unwrap_or(u32::MAX),
+            offset: at,
+            kind,
+        }
+    }
+
+    /// `match(kind)`.
+    fn expect(&mut self, kind: Kind, expected: &'static str) -> Result<(), ParseError> {
+        if self.tok.kind != kind {
+            return Err(self.error(self.tok.start, ParseErrorKind::Unexpected { expected }));
+        }
+        self.advance(kind);
+        Ok(())
+    }
+
+    /// `_dup_string_tok`: the body of a quoted token, libdm's way: drop the first and the
+    /// last byte (so an unterminated string at the end loses its last byte, as in libdm).
+    fn string_body(&self, t: Token) -> Result<&'a [u8], ParseError> {
+        let s = self.slice(t);
+        if s.len() < 2 {
+            return Err(self.error(t.start, ParseErrorKind::ExpectedValue));
+        }
+        Ok(s.get(1..s.len() - 1).unwrap_or_default())
+    }
+}
+
+fn text_of(b: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+/// `dm_unescape_double_quotes`: `\"` -> `"`, `\\` -> `\`, any other backslash stays.
+fn unescape(b: &[u8]) -> Cow<'_, str> {
+    if !b.contains(&b'\\') {
+        return text_of(b);
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'\\' && matches!(b.get(i + 1), Some(b'"' | b'\\')) {
+            i += 1;
+            if let Some(&n) = b.get(i) {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `strtoll(s, NULL, 0)`: `None` on overflow (ERANGE). No digits at all reads as 0.
+fn strtoll(s: &[u8]) -> Option<i64> {
+    let (neg, s) = match s.first() {
+        Some(b'-') => (true, s.get(1..).unwrap_or_default()),
+        Some(b'+') => (false, s.get(1..).unwrap_or_default()),
+        _ => (false, s),
+    };
+    let (radix, digits) = match s {
+        [b'0', b'x' | b'X', h, ..] if h.is_ascii_hexdigit() => {
+            (16u32, s.get(2..).unwrap_or_default())
+        }
+        [b'0', ..] => (8, s),
+        _ => (10, s),
+    };
+    // Accumulate negatively so that i64::MIN is representable.
+    let mut acc: i64 = 0;
+    for &c in digits {
+        let Some(d) = (c as char).to_digit(radix) else {
+            break;
+        };
+        acc = acc
+            .checked_mul(i64::from(radix))?
+            .checked_sub(i64::from(d))?;
+    }
+    if neg { Some(acc) } else { acc.checked_neg() }
+}
+
+/// `strtod(s, NULL)` for the shapes a float token can start: `[+-]digits[.digits][e[+-]digits]`.
+fn strtod(s: &[u8]) -> Option<f64> {
+    let mut i = 0;
+    if matches!(s.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let int_start = i;
+    while s.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    let mut mantissa_digits = i - int_start;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        let frac_start = i;
+        while s.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        mantissa_digits += i - frac_start;
+    }
+    if mantissa_digits == 0 {
+        return Some(0.0);
+    }
+    if matches!(s.get(i), Some(b'e' | b'E')) {
+        let mut j = i + 1;
+        if matches!(s.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        if s.get(j).is_some_and(u8::is_ascii_digit) {
+            while s.get(j).is_some_and(u8::is_ascii_digit) {
+                j += 1;
+            }
+            i = j;
+        }
+    }
+    let text = std::str::from_utf8(s.get(..i)?).ok()?;
+    let v: f64 = text.parse().ok()?;
+    let nonzero_digits = s
+        .get(..i)?
+        .iter()
+        .take_while(|c| !matches!(c, b'e' | b'E'))
+        .any(|c| (b'1'..=b'9').contains(c));
+    if v.is_infinite() || (v == 0.0 && nonzero_digits) {
+        return None; // ERANGE
+    }
+    Some(v)
+}
+
+//------------------------------------------------------------------------------------------
+// Parser
+
+struct Parser<'a> {
+    lx: Lexer<'a>,
+    mode: ParseMode,
+}
+
+/// Parse on-disk metadata text ([`ParseMode::Disk`]).
+pub fn parse(text: &[u8]) -> Result<Config<'_>, ParseError> {
+    parse_with(text, ParseMode::Disk)
+}
+
+/// Parse with an explicit duplicate-key mode. The text ends at its first NUL.
+pub fn parse_with(text: &[u8], mode: ParseMode) -> Result<Config<'_>, ParseError> {
+    let end = text.iter().position(|&c| c == 0).unwrap_or(text.len());
+    let text = text.get(..end).unwrap_or_default();
+    if text.len() > MAX_TEXT {
+        return Err(ParseError {
+            line: 1,
+            col: 1,
+            offset: 0,
+            kind: ParseErrorKind::TooLarge { limit: MAX_TEXT },
+        });
+    }
+    let mut p = Parser {
+        lx: Lexer::new(text),
+        mode,
+    };
+    let mut nodes = Vec::new();
+    while p.lx.tok.kind != Kind::Eof {
+        p.section(&mut nodes, 0)?;
+    }
+    Ok(Config { nodes })
+}
+
+/// `_find_or_make_node` with a pool: walk `path` component by component, creating nodes;
+/// in `File` mode reuse the first existing node of each name.
+fn find_or_make<'n, 'a>(
+    parent: &'n mut Vec<Node<'a>>,
+    key: Cow<'a, str>,
+    mode: ParseMode,
+) -> &'n mut Node<'a> {
+    // Fast path: no '/' (every key lvm2 writes).
+    if !key.contains('/') {
+        return make_one(parent, key, mode);
+    }
+    let mut comps: Vec<Cow<'a, str>> = Vec::new();
+    match &key {
+        Cow::Borrowed(s) => split_path(s, |c| comps.push(Cow::Borrowed(c))),
+        Cow::Owned(s) => split_path(s, |c| comps.push(Cow::Owned(c.to_owned()))),
+    }
+    let last = comps.pop().unwrap_or_default();
+    let mut parent = parent;
+    for c in comps {
+        parent = &mut make_one(parent, c, mode).children;
+    }
+    make_one(parent, last, mode)
+}
+
+/// libdm's path walk: strip leading `/`s, cut at the next `/`; a trailing `/` yields a
+/// final empty component.
+fn split_path<'s>(s: &'s str, mut push: impl FnMut(&'s str)) {
+    let mut rest = s;
+    loop {
+        rest = rest.trim_start_matches('/');
+        match rest.split_once('/') {
+            Some((seg, _)) => {
+                push(seg);
+                rest = &rest[seg.len()..];
+            }
+            None => {
+                push(rest);
+                return;
+            }
+        }
+    }
+}
+
+fn make_one<'n, 'a>(
+    parent: &'n mut Vec<Node<'a>>,
+    key: Cow<'a, str>,
+    mode: ParseMode,
+) -> &'n mut Node<'a> {
+    let found = match mode {
+        ParseMode::File => parent.iter().position(|n| n.key == key),
+        ParseMode::Disk => None,
+    };
+    let idx = match found {
+        Some(i) => i,
+        None => {
+            parent.push(Node {
+                key,
+                value: None,
+                children: Vec::new(),
+            });
+            parent.len() - 1
+        }
+    };
+    // In bounds by construction: a found position or the element just pushed.
+    &mut parent[idx]
+}
+
+impl<'a> Parser<'a> {
+    fn section(&mut self, parent: &mut Vec<Node<'a>>, depth: usize) -> Result<(), ParseError> {
+        let t = self.lx.tok;
+        let key = match t.kind {
+            Kind::StrEscaped => {
+                let body = self.lx.string_body(t)?;
+                self.lx.advance(Kind::StrEscaped);
+                unescape(body)
+            }
+            Kind::Str => {
+                let body = self.lx.string_body(t)?;
+                self.lx.advance(Kind::Str);
+                text_of(body)
+            }
+            _ => {
+                let body = self.lx.slice(t);
+                self.lx.expect(Kind::Ident, "a key")?;
+                text_of(body)
+            }
+        };
+        if key.is_empty() {
+            return Err(self.lx.error(t.start, ParseErrorKind::EmptyKey));
+        }
+        let mode = self.mode;
+        let node = find_or_make(parent, key, mode);
+        if self.lx.tok.kind == Kind::SectionB {
+            if depth + 1 >= MAX_DEPTH {
+                return Err(self.lx.error(
+                    self.lx.tok.start,
+                    ParseErrorKind::TooDeep { limit: MAX_DEPTH },
+                ));
+            }
+            self.lx.advance(Kind::SectionB);
+            while self.lx.tok.kind != Kind::SectionE {
+                self.section(&mut node.children, depth + 1)?;
+            }
+            self.lx.advance(Kind::SectionE);
+        } else {
+            self.lx.expect(Kind::Eq, "'=' or '{'")?;
+            let v = self.value()?;
+            node.value = Some(v);
+        }
+        Ok(())
+    }
+
+    fn value(&mut self) -> Result<Value<'a>, ParseError> {
+        if self.lx.tok.kind != Kind::ArrayB {
+            return Ok(Value::Scalar(self.scalar()?));
+        }
+        self.lx.advance(Kind::ArrayB);
+        let mut items = Vec::new();
+        while self.lx.tok.kind != Kind::ArrayE {
+            if items.len() >= MAX_ARRAY {
+                return Err(self.lx.error(
+                    self.lx.tok.start,
+                    ParseErrorKind::ArrayTooLong { limit: MAX_ARRAY },
+                ));
+            }
+            items.push(self.scalar()?);
+            if self.lx.tok.kind == Kind::Comma {
+                self.lx.advance(Kind::Comma);
+            }
+        }
+        self.lx.advance(Kind::ArrayE);
+        Ok(Value::Array(items))
+    }
+
+    /// `_type`.
+    fn scalar(&mut self) -> Result<Scalar<'a>, ParseError> {
+        let t = self.lx.tok;
+        let v = match t.kind {
+            Kind::Int => {
+                let v = strtoll(self.lx.rest(t.start))
+                    .ok_or_else(|| self.lx.error(t.start, ParseErrorKind::IntRange))?;
+                Scalar::Int(v)
+            }
+            Kind::Float => {
+                let v = strtod(self.lx.rest(t.start))
+                    .ok_or_else(|| self.lx.error(t.start, ParseErrorKind::FloatRange))?;
+                Scalar::Float(v)
+            }
+            Kind::Str => Scalar::Str(text_of(self.lx.string_body(t)?)),
+            Kind::StrEscaped => Scalar::Str(unescape(self.lx.string_body(t)?)),
+            Kind::Bare => Scalar::Str(text_of(self.lx.slice(t))),
+            _ => return Err(self.lx.error(t.start, ParseErrorKind::ExpectedValue)),
+        };
+        self.lx.advance(t.kind);
+        Ok(v)
+    }
+}
+
+//------------------------------------------------------------------------------------------
+// Printer
+
+/// Keys whose arrays lvm2 writes one area (name, offset pair) per line.
+const AREA_KEYS: &[&str] = &["stripes", "mirrors", "raids", "raid0_lvs", "areas"];
+
+fn is_bare_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'+' | b'-'))
+}
+
+fn push_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+/// Print one item. Strings are always double-quoted with `"` and `\` escaped (so they read
+/// back unchanged unless they contain NUL, which ends lvm2 text). Floats are printed in
+/// full with a `.` so that they lex as floats again; non-finite floats, which the text
+/// cannot express, print as `0.0`.
+pub fn print_scalar(out: &mut String, s: &Scalar<'_>) {
+    match s {
+        Scalar::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Scalar::Float(f) => {
+            if f.is_finite() {
+                let start = out.len();
+                let _ = write!(out, "{f}");
+                if !out.get(start..).unwrap_or_default().contains('.') {
+                    out.push_str(".0");
+                }
+            } else {
+                out.push_str("0.0");
+            }
+        }
+        Scalar::Str(s) => push_quoted(out, s),
+    }
+}
+
+fn indent(out: &mut String, layout: Layout, level: usize) {
+    if layout == Layout::File {
+        for _ in 0..level {
+            out.push('\t');
+        }
+    }
+}
+
+fn print_node(out: &mut String, n: &Node<'_>, layout: Layout, level: usize) {
+    indent(out, layout, level);
+    if is_bare_key(&n.key) {
+        out.push_str(&n.key);
+    } else {
+        push_quoted(out, &n.key);
+    }
+    match &n.value {
+        None => {
+            out.push_str(" {\n");
+            for c in &n.children {
+                print_node(out, c, layout, level + 1);
+            }
+            indent(out, layout, level);
+            out.push_str("}\n");
+        }
+        Some(Value::Scalar(s)) => {
+            out.push_str(" = ");
+            print_scalar(out, s);
+            out.push('\n');
+        }
+        Some(Value::Array(items)) => {
+            out.push_str(" = [");
+            if AREA_KEYS.contains(&&*n.key) && !items.is_empty() {
+                // lvm2's `_out_areas`: one (name, offset) pair per line.
+                out.push('\n');
+                for (i, pair) in items.chunks(2).enumerate() {
+                    indent(out, layout, level + 1);
+                    for (j, s) in pair.iter().enumerate() {
+                        if j > 0 {
+                            out.push_str(", ");
+                        }
+                        print_scalar(out, s);
+                    }
+                    if (i + 1) * 2 < items.len() {
+                        out.push(',');
+                    }
+                    out.push('\n');
+                }
+                indent(out, layout, level);
+            } else {
+                for (i, s) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    print_scalar(out, s);
+                }
+            }
+            out.push_str("]\n");
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Unit tests of the LVM2 reader, one file per area under `tests/`.
+
+mod config;
+mod crc;
+mod label;
+mod mda;
+mod writer;
