@@ -30,6 +30,7 @@ pub mod error;
 pub mod id;
 pub mod label;
 pub mod mda;
+pub mod model;
 
 pub use error::{Error, ParseError, ParseErrorKind, Result};
 pub use id::LvmId;

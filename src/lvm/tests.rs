@@ -4,4 +4,6 @@ mod config;
 mod crc;
 mod label;
 mod mda;
+mod model;
+mod sample;
 mod writer;
