@@ -17,10 +17,46 @@
 //! | [`export`] | LV contents from PV images | — |
 //!
 //! ```
-//! use devmapper::lvm::config;
-//! let cfg = config::parse(b"vg0 { seqno = 3 }")?;
-//! assert_eq!(cfg.find("vg0/seqno").and_then(|n| n.value.as_ref()).map(|v| v.items().len()), Some(1));
-//! # Ok::<(), devmapper::lvm::ParseError>(())
+//! use devmapper::lvm::{config, model::VolumeGroup, plan};
+//! let text = br#"vg0 {
+//! id = "kY9pF3-4Qy6-nB3W-wd25-rq4f-5zr3-QA7YeE"
+//! seqno = 1
+//! status = ["RESIZEABLE", "READ", "WRITE"]
+//! extent_size = 8192
+//! max_lv = 0
+//! max_pv = 0
+//! physical_volumes {
+//! pv0 {
+//! id = "EBY3AB-p3e2-zS8i-q9y7-AjzQ-Hb6B-AEcn6z"
+//! status = ["ALLOCATABLE"]
+//! pe_start = 2048
+//! pe_count = 100
+//! }
+//! }
+//! logical_volumes {
+//! root {
+//! id = "J4A3Dd-vHyr-NktB-Xtnj-fObI-Nf5A-jxvUlK"
+//! status = ["READ", "WRITE", "VISIBLE"]
+//! segment_count = 1
+//! segment1 {
+//! start_extent = 0
+//! extent_count = 10
+//! type = "striped"
+//! stripe_count = 1
+//! stripes = ["pv0", 0]
+//! }
+//! }
+//! }
+//! }
+//! contents = "Text Format Volume Group"
+//! version = 1
+//! "#;
+//! let vg = VolumeGroup::from_config(&config::parse(text)?)?;
+//! let pv_dev = |_pv: &devmapper::lvm::model::PhysicalVolume| Some("8:16".to_string());
+//! let p = plan::plan_vg(&vg, &pv_dev, &plan::PlanOptions::default())?;
+//! assert_eq!(p.devices[0].name, "vg0-root");
+//! assert_eq!(p.devices[0].table[0].params, "8:16 2048");
+//! # Ok::<(), devmapper::lvm::Error>(())
 //! ```
 #![forbid(unsafe_code)]
 
@@ -31,6 +67,7 @@ pub mod id;
 pub mod label;
 pub mod mda;
 pub mod model;
+pub mod plan;
 
 pub use error::{Error, ParseError, ParseErrorKind, Result};
 pub use id::LvmId;

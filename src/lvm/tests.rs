@@ -5,5 +5,6 @@ mod crc;
 mod label;
 mod mda;
 mod model;
+mod plan;
 mod sample;
 mod writer;
