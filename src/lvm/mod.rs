@@ -68,6 +68,7 @@ pub mod label;
 pub mod mda;
 pub mod model;
 pub mod plan;
+pub mod scan;
 
 pub use error::{Error, ParseError, ParseErrorKind, Result};
 pub use id::LvmId;

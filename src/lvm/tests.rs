@@ -7,4 +7,5 @@ mod mda;
 mod model;
 mod plan;
 mod sample;
+mod scan;
 mod writer;

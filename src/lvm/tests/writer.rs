@@ -113,3 +113,25 @@ pub fn simple_pv(len: usize, text: &[u8]) -> Vec<u8> {
     img[start as usize..start as usize + 512].copy_from_slice(&mda_header(start, size, &locns));
     img
 }
+
+/// A PV image with the given id and metadata areas `(start, size, text)`.
+pub fn pv_image(len: usize, pv_id: &str, mdas: &[(u64, u64, Option<&[u8]>)]) -> Vec<u8> {
+    let mut img = vec![0u8; len];
+    let spec = LabelSpec {
+        sector: 1,
+        pv_id,
+        device_size: len as u64,
+        data_areas: vec![(1 << 20, 0)],
+        metadata_areas: mdas.iter().map(|&(s, l, _)| (s, l)).collect(),
+        extension: Some((2, 1)),
+    };
+    img[512..1024].copy_from_slice(&label_sector(&spec));
+    for &(start, size, text) in mdas {
+        let locns = match text {
+            Some(t) => vec![put_text(&mut img, start, size, 512, t)],
+            None => vec![],
+        };
+        img[start as usize..start as usize + 512].copy_from_slice(&mda_header(start, size, &locns));
+    }
+    img
+}
