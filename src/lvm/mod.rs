@@ -63,6 +63,7 @@
 pub mod config;
 pub mod crc;
 pub mod error;
+pub mod export;
 pub mod id;
 pub mod label;
 pub mod mda;

@@ -2,6 +2,7 @@
 
 mod config;
 mod crc;
+mod export;
 mod label;
 mod mda;
 mod model;
