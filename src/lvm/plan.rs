@@ -14,7 +14,8 @@
 //!   is being merged);
 //! * a thin pool in use becomes `-tpool` (the `thin-pool` table) under a linear `vg-pool`
 //!   device, its `_tmeta` and `_tdata` LVs below; a thin LV maps onto `-tpool`;
-//! * an LV without `WRITE` is read-only (its `-cow` layer stays writable).
+//! * an LV without `WRITE` is read-only (its `-cow` layer stays writable), and so is the
+//!   linear device over a used thin pool.
 //!
 //! PVs appear in the tables as whatever string the caller maps them to (a path or
 //! `major:minor`), dm devices as `/dev/mapper/<name>`.
@@ -345,10 +346,13 @@ impl<'a> Builder<'a> {
         let es = vg.extent_size;
         let size = vg.lv_size(lv);
         let is_cow_lv = vg.cow_link(&lv.name).is_some();
+        let used_pool_top = layer.is_none() && Self::is_thin_pool(lv).is_some_and(|t| t != 0);
         let read_only = if layer.is_some() && is_cow_lv {
             false // the COW store stays writable
         } else {
-            self.opts.read_only || !lv.is_writable()
+            // The linear device lvm2 puts over a used pool's -tpool is loaded read-only
+            // (observed with lvm2 2.03.16: `dmsetup info` shows `vg-pool` as L--r).
+            used_pool_top || self.opts.read_only || !lv.is_writable()
         };
         let mut table = Vec::new();
         let mut after: Vec<&'a LogicalVolume> = Vec::new();

@@ -151,7 +151,7 @@ fn thin_pool_thin_striped_multisegment_hyphens() {
             "my--vg-pool_tmeta 0 8192 linear /dev/loop1 51200",
             "my--vg-pool_tdata 0 32768 linear /dev/loop0 59392",
             "my--vg-pool-tpool 0 32768 thin-pool /dev/mapper/my--vg-pool_tmeta /dev/mapper/my--vg-pool_tdata 128 0 0",
-            "my--vg-pool 0 32768 linear /dev/mapper/my--vg-pool-tpool 0",
+            "my--vg-pool (ro) 0 32768 linear /dev/mapper/my--vg-pool-tpool 0",
             "my--vg-thin1 0 65536 thin /dev/mapper/my--vg-pool-tpool 1",
         ]
     );
