@@ -43,7 +43,8 @@ use nom::bytes::complete::{take_till, take_while};
 
 use super::error::{ParseError, ParseErrorKind};
 
-/// Deepest section nesting accepted (lvm2 metadata nests 5 levels).
+/// Deepest nesting accepted, path keys (`a/b`) counted by their components (lvm2 metadata
+/// nests 5 levels).
 pub const MAX_DEPTH: usize = 64;
 /// Longest array accepted.
 pub const MAX_ARRAY: usize = 1 << 20;
@@ -637,18 +638,21 @@ impl<'a> Parser<'a> {
         if key.is_empty() {
             return Err(self.lx.error(t.start, ParseErrorKind::EmptyKey));
         }
+        // A path key (`a/b/c`) nests as deep as its components.
+        let mut comps = 0usize;
+        split_path(&key, |_| comps += 1);
+        let level = depth + comps;
+        if level > MAX_DEPTH {
+            return Err(self
+                .lx
+                .error(t.start, ParseErrorKind::TooDeep { limit: MAX_DEPTH }));
+        }
         let mode = self.mode;
         let node = find_or_make(parent, key, mode);
         if self.lx.tok.kind == Kind::SectionB {
-            if depth + 1 >= MAX_DEPTH {
-                return Err(self.lx.error(
-                    self.lx.tok.start,
-                    ParseErrorKind::TooDeep { limit: MAX_DEPTH },
-                ));
-            }
             self.lx.advance(Kind::SectionB);
             while self.lx.tok.kind != Kind::SectionE {
-                self.section(&mut node.children, depth + 1)?;
+                self.section(&mut node.children, level)?;
             }
             self.lx.advance(Kind::SectionE);
         } else {

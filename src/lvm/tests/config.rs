@@ -167,6 +167,17 @@ fn depth_limit() {
     }
     ok.extend(std::iter::repeat_n(b'}', 10));
     assert!(parse(&ok).is_ok());
+    // Path keys nest too: 100 components in one key are as deep as 100 sections.
+    let key = vec!["a"; 100].join("/");
+    let e = parse(format!("{key} = 1").as_bytes()).unwrap_err();
+    assert!(matches!(e.kind, ParseErrorKind::TooDeep { .. }));
+    let key = vec!["a"; 30].join("/");
+    let e = parse(format!("{key} {{ {key} {{ {key} = 1 }} }}").as_bytes()).unwrap_err();
+    assert!(matches!(e.kind, ParseErrorKind::TooDeep { .. }));
+    let key = vec!["a"; 60].join("/");
+    let text = format!("{key} = 1");
+    let c = parse(text.as_bytes()).unwrap();
+    assert_eq!(parse(c.to_text(Layout::Disk).as_bytes()).unwrap(), c);
 }
 
 #[test]
