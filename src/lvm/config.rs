@@ -414,7 +414,11 @@ impl<'a> Lexer<'a> {
 }
 
 fn text_of(b: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(b)
+    // `from_utf8` has an ASCII fast path; only invalid text pays for the lossy copy.
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 /// `dm_unescape_double_quotes`: `\"` -> `"`, `\\` -> `\`, any other backslash stays.
@@ -556,7 +560,7 @@ fn find_or_make<'n, 'a>(
     mode: ParseMode,
 ) -> &'n mut Node<'a> {
     // Fast path: no '/' (every key lvm2 writes).
-    if !key.contains('/') {
+    if !key.as_bytes().contains(&b'/') {
         return make_one(parent, key, mode);
     }
     let mut comps: Vec<Cow<'a, str>> = Vec::new();
@@ -639,8 +643,11 @@ impl<'a> Parser<'a> {
             return Err(self.lx.error(t.start, ParseErrorKind::EmptyKey));
         }
         // A path key (`a/b/c`) nests as deep as its components.
-        let mut comps = 0usize;
-        split_path(&key, |_| comps += 1);
+        let mut comps = 1usize;
+        if key.as_bytes().contains(&b'/') {
+            comps = 0;
+            split_path(&key, |_| comps += 1);
+        }
         let level = depth + comps;
         if level > MAX_DEPTH {
             return Err(self
@@ -651,6 +658,8 @@ impl<'a> Parser<'a> {
         let node = find_or_make(parent, key, mode);
         if self.lx.tok.kind == Kind::SectionB {
             self.lx.advance(Kind::SectionB);
+            // lvm2's LV and segment sections have 7-9 entries: one allocation, not three.
+            node.children.reserve(8);
             while self.lx.tok.kind != Kind::SectionE {
                 self.section(&mut node.children, level)?;
             }

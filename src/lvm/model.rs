@@ -28,7 +28,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::config::{Config, Node, ParseMode, Scalar};
 use super::error::{Error, Result};
@@ -437,15 +437,16 @@ impl VolumeGroup {
 
     /// Import a parsed text: the VG is the first top-level section.
     pub fn from_config(cfg: &Config<'_>) -> Result<VolumeGroup> {
-        let root = Node {
-            children: cfg.nodes.clone(),
-            ..Node::default()
+        let first = |key: &str| {
+            cfg.find(key)
+                .and_then(|n| n.value.as_ref())
+                .and_then(|v| v.items().first())
         };
-        match root.get_str("contents") {
-            Some(CONTENTS) => {}
+        match first("contents") {
+            Some(Scalar::Str(s)) if s == CONTENTS => {}
             _ => return Err(err("contents", format!("must be \"{CONTENTS}\""))),
         }
-        if root.get_int("version") != Some(1) {
+        if !matches!(first("version"), Some(Scalar::Int(1))) {
             return Err(err("version", "must be 1"));
         }
         let vgn = cfg
@@ -565,13 +566,14 @@ fn import_vg(vgn: &Node<'_>) -> Result<VolumeGroup> {
 
     let pvs_node = req(vgn, "physical_volumes", path)?;
     let mut pvs: Vec<PhysicalVolume> = Vec::new();
+    let mut pv_ids = HashSet::new();
     for pvn in pvs_node.sections() {
         let pv = import_pv(
             pvn,
             extent_size,
             &format!("{path}/physical_volumes/{}", pvn.key),
         )?;
-        if pvs.iter().any(|p| p.id == pv.id) {
+        if !pv_ids.insert(pv.id) {
             return Err(err(path, format!("PV id {} appears twice", pv.id)));
         }
         pvs.push(pv);
@@ -579,18 +581,18 @@ fn import_vg(vgn: &Node<'_>) -> Result<VolumeGroup> {
 
     // LV names first (areas may refer to LVs defined later), then segments.
     let mut lv_nodes = Vec::new();
+    let mut lv_names: HashMap<&str, ()> = HashMap::new();
     if let Some(lvs_node) = vgn.find("logical_volumes") {
         for lvn in lvs_node.sections() {
             if !valid_name(&lvn.key) {
                 return Err(err(path, format!("invalid LV name {:?}", lvn.key)));
             }
-            if lv_nodes.iter().any(|n: &&Node<'_>| n.key == lvn.key) {
+            if lv_names.insert(&lvn.key, ()).is_some() {
                 return Err(err(path, format!("LV {} appears twice", lvn.key)));
             }
             lv_nodes.push(lvn);
         }
     }
-    let lv_names: HashMap<&str, ()> = lv_nodes.iter().map(|n| (&*n.key, ())).collect();
     let pv_index: HashMap<&str, &PhysicalVolume> =
         pvs.iter().map(|p| (p.handle.as_str(), p)).collect();
     let ctx = Ctx {
@@ -1007,6 +1009,11 @@ fn import_thin_pool(sn: &Node<'_>, ctx: &Ctx<'_>, path: &str) -> Result<SegmentK
 
 /// Cross-LV checks once every LV is known: LV areas in range, no LV used as its own area.
 fn check_links(vg: &VolumeGroup) -> Result<()> {
+    let sizes: HashMap<&str, u64> = vg
+        .lvs
+        .iter()
+        .map(|l| (l.name.as_str(), l.le_count()))
+        .collect();
     for lv in &vg.lvs {
         for s in &lv.segments {
             if let SegmentKind::Striped { areas, .. } = &s.kind {
@@ -1016,7 +1023,7 @@ fn check_links(vg: &VolumeGroup) -> Result<()> {
                         if *name == lv.name {
                             return Err(err(&lv.name, "an LV cannot map onto itself"));
                         }
-                        let target = vg.lv(name).map_or(0, LogicalVolume::le_count);
+                        let target = sizes.get(name.as_str()).copied().unwrap_or(0);
                         if le.saturating_add(per) > target {
                             return Err(err(&lv.name, format!("area on {name} is beyond its end")));
                         }

@@ -33,12 +33,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::error::{Error, Result};
 use super::id::LvmId;
-use super::model::{Area, Discards, LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
+use super::model::{
+    Area, Discards, LogicalVolume, PhysicalVolume, SegmentKind, SnapshotLink, VolumeGroup,
+};
 
 /// Knobs that change the tables lvm2 loads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,7 +187,7 @@ pub fn plan_vg(
     let mut b = Builder::new(vg, pv_device, opts);
     let mut skipped = Vec::new();
     for lv in &vg.lvs {
-        if !vg.is_visible(lv) || vg.cow_link(&lv.name).is_some() {
+        if !b.ix.is_visible(vg, lv) || b.ix.cow.contains_key(lv.name.as_str()) {
             continue;
         }
         if lv.flags.contains("ACTIVATION_SKIP") || lv.status.contains("ACTIVATION_SKIP") {
@@ -238,8 +240,61 @@ pub fn plan_lv(
     })
 }
 
+/// Lookups the plan needs per LV, built once (the model's own lookups scan all LVs).
+struct Index<'a> {
+    lvs: HashMap<&'a str, &'a LogicalVolume>,
+    cow: HashMap<&'a str, SnapshotLink<'a>>,
+    snaps: HashMap<&'a str, Vec<SnapshotLink<'a>>>,
+    pool_parts: HashMap<&'a str, &'static str>,
+    thin_merge_targets: HashSet<&'a str>,
+}
+
+impl<'a> Index<'a> {
+    fn new(vg: &'a VolumeGroup) -> Index<'a> {
+        let mut ix = Index {
+            lvs: vg.lvs.iter().map(|l| (l.name.as_str(), l)).collect(),
+            cow: HashMap::new(),
+            snaps: HashMap::new(),
+            pool_parts: HashMap::new(),
+            thin_merge_targets: HashSet::new(),
+        };
+        for link in vg.snapshot_links() {
+            ix.cow.insert(link.cow, link);
+            ix.snaps.entry(link.origin).or_default().push(link);
+        }
+        for lv in &vg.lvs {
+            match lv.first_kind() {
+                Some(SegmentKind::ThinPool { metadata, data, .. }) => {
+                    ix.pool_parts.entry(data.as_str()).or_insert("tdata");
+                    ix.pool_parts.entry(metadata.as_str()).or_insert("tmeta");
+                }
+                Some(SegmentKind::Thin { merge: Some(m), .. }) => {
+                    ix.thin_merge_targets.insert(m.as_str());
+                }
+                _ => {}
+            }
+        }
+        ix
+    }
+
+    /// `lv_is_visible`, with the index.
+    fn is_visible(&self, vg: &VolumeGroup, lv: &LogicalVolume) -> bool {
+        if vg.is_snapshot_internal(lv) {
+            return false;
+        }
+        if let Some(link) = self.cow.get(lv.name.as_str()) {
+            return self
+                .lvs
+                .get(link.origin)
+                .is_some_and(|o| o.status.contains("VISIBLE"));
+        }
+        lv.status.contains("VISIBLE")
+    }
+}
+
 struct Builder<'a> {
     vg: &'a VolumeGroup,
+    ix: Index<'a>,
     pv_device: &'a dyn Fn(&PhysicalVolume) -> Option<String>,
     opts: &'a PlanOptions,
     devices: Vec<PlannedDevice>,
@@ -260,6 +315,7 @@ impl<'a> Builder<'a> {
     ) -> Self {
         Builder {
             vg,
+            ix: Index::new(vg),
             pv_device,
             opts,
             devices: Vec::new(),
@@ -276,8 +332,10 @@ impl<'a> Builder<'a> {
     }
 
     fn lv(&self, from: &LogicalVolume, name: &str) -> Result<&'a LogicalVolume> {
-        self.vg
-            .lv(name)
+        self.ix
+            .lvs
+            .get(name)
+            .copied()
             .ok_or_else(|| self.fail(from, format!("refers to unknown LV {name}")))
     }
 
@@ -293,17 +351,7 @@ impl<'a> Builder<'a> {
         if Self::is_thin_pool(lv).is_some() {
             return Some("pool");
         }
-        for other in &self.vg.lvs {
-            if let Some(SegmentKind::ThinPool { metadata, data, .. }) = other.first_kind() {
-                if *data == lv.name {
-                    return Some("tdata");
-                }
-                if *metadata == lv.name {
-                    return Some("tmeta");
-                }
-            }
-        }
-        None
+        self.ix.pool_parts.get(lv.name.as_str()).copied()
     }
 
     fn device_name(&self, lv: &LogicalVolume) -> String {
@@ -345,7 +393,7 @@ impl<'a> Builder<'a> {
         let vg = self.vg;
         let es = vg.extent_size;
         let size = vg.lv_size(lv);
-        let is_cow_lv = vg.cow_link(&lv.name).is_some();
+        let is_cow_lv = self.ix.cow.contains_key(lv.name.as_str());
         let used_pool_top = layer.is_none() && Self::is_thin_pool(lv).is_some_and(|t| t != 0);
         let read_only = if layer.is_some() && is_cow_lv {
             false // the COW store stays writable
@@ -357,7 +405,12 @@ impl<'a> Builder<'a> {
         let mut table = Vec::new();
         let mut after: Vec<&'a LogicalVolume> = Vec::new();
         let top = layer.is_none();
-        let snaps: Vec<_> = vg.snapshots_of(&lv.name).collect();
+        let snaps: Vec<SnapshotLink<'a>> = self
+            .ix
+            .snaps
+            .get(lv.name.as_str())
+            .cloned()
+            .unwrap_or_default();
 
         if top && !snaps.is_empty() {
             // Snapshot origin: -real holds the segments.
@@ -379,7 +432,7 @@ impl<'a> Builder<'a> {
             for s in &snaps {
                 after.push(self.lv(lv, s.cow)?);
             }
-        } else if top && let Some(link) = vg.cow_link(&lv.name) {
+        } else if top && let Some(link) = self.ix.cow.get(lv.name.as_str()).copied() {
             let origin = self.lv(lv, link.origin)?;
             self.add(origin, Some("real"))?;
             self.add(lv, Some("cow"))?;
@@ -476,7 +529,8 @@ impl<'a> Builder<'a> {
                                 self.fail(lv, "thin LVs with an external origin are not supported")
                             );
                         }
-                        if merge.is_some() || vg.lvs.iter().any(|o| matches!(o.first_kind(), Some(SegmentKind::Thin { merge: Some(m), .. }) if *m == lv.name)) {
+                        if merge.is_some() || self.ix.thin_merge_targets.contains(lv.name.as_str())
+                        {
                             return Err(self.fail(lv, "thin snapshot merges are not supported"));
                         }
                         let pool_lv = self.lv(lv, pool)?;
