@@ -54,10 +54,10 @@ struct DmInfo {
 }
 
 /// `dmsetup info -c -o name,uuid,major,minor,attr`: by name, plus `major:minor` -> name.
-fn dm_info() -> (BTreeMap<String, DmInfo>, BTreeMap<String, String>) {
+fn dm_info(case: &str) -> (BTreeMap<String, DmInfo>, BTreeMap<String, String>) {
     let mut by_name = BTreeMap::new();
     let mut by_dev = BTreeMap::new();
-    for l in read("multi", "dmsetup-info.txt").lines() {
+    for l in read(case, "dmsetup-info.txt").lines() {
         let f: Vec<_> = l.split_whitespace().collect();
         by_dev.insert(format!("{}:{}", f[2], f[3]), f[0].to_string());
         by_name.insert(
@@ -72,9 +72,9 @@ fn dm_info() -> (BTreeMap<String, DmInfo>, BTreeMap<String, String>) {
 }
 
 /// `dmsetup table`, dm device numbers replaced by `/dev/mapper/<name>`.
-fn lvm2_tables(by_dev: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String>> {
+fn lvm2_tables(case: &str, by_dev: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for l in read("multi", "dmsetup-table.txt").lines() {
+    for l in read(case, "dmsetup-table.txt").lines() {
         let (name, rest) = l.split_once(": ").unwrap();
         let norm: Vec<String> = rest
             .split_whitespace()
@@ -120,19 +120,21 @@ fn multi_two_metadata_copies_agree() {
     }
 }
 
-#[test]
-fn multi_plan_equals_lvm2_tables() {
-    let pvs = multi_pvs();
-    let (vg, pv_devices) = scanned_multi(&pvs);
-    let devnums = loop_devnums("multi");
-    let pv_dev = |p: &PhysicalVolume| {
-        let i = vg.pvs.iter().position(|x| x.id == p.id)?;
-        devnums.get(pv_devices[i]?).cloned()
-    };
-    let plan = plan_vg(&vg, &pv_dev, &PlanOptions::default()).unwrap();
-    assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
-    let (info, by_dev) = dm_info();
-    let expected = lvm2_tables(&by_dev);
+/// Plan the VG found on `pvs` and compare with what lvm2 loaded: same devices, same
+/// tables (dm device numbers mapped to names), same uuids and read-only flags, and every
+/// dm device a table uses is created before it. Returns the skipped LVs.
+fn plan_matches_lvm2(case: &str, pvs: &[Vec<u8>]) -> Vec<String> {
+    let refs: Vec<&[u8]> = pvs.iter().map(|v| &v[..]).collect();
+    let r = scan(&refs);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let s = &r.vgs[0];
+    assert!(s.is_complete());
+    let vg = &s.vg;
+    let devnums = loop_devnums(case);
+    let pv_dev = |p: &PhysicalVolume| devnums.get(s.device_of(p)?).cloned();
+    let plan = plan_vg(vg, &pv_dev, &PlanOptions::default()).unwrap();
+    let (info, by_dev) = dm_info(case);
+    let expected = lvm2_tables(case, &by_dev);
     let ours: BTreeMap<String, Vec<String>> = plan
         .devices
         .iter()
@@ -155,7 +157,6 @@ fn multi_plan_equals_lvm2_tables() {
         assert_eq!(d.uuid, i.uuid, "{}", d.name);
         assert_eq!(d.read_only, i.read_only, "read-only flag of {}", d.name);
     }
-    // Creation order: every dm device a table refers to is created before it.
     for (n, d) in plan.devices.iter().enumerate() {
         for l in &d.table {
             for w in l
@@ -169,6 +170,20 @@ fn multi_plan_equals_lvm2_tables() {
             }
         }
     }
+    plan.skipped.iter().map(|s| s.lv.clone()).collect()
+}
+
+#[test]
+fn multi_plan_equals_lvm2_tables() {
+    let skipped = plan_matches_lvm2("multi", &multi_pvs());
+    assert!(skipped.is_empty(), "{skipped:?}");
+}
+
+#[test]
+fn merge_unused_pool_and_skip_flag_plan_equals_lvm2_tables() {
+    let pv = gunzip(&dir("more").join("pv5.img.gz"));
+    let skipped = plan_matches_lvm2("more", &[pv]);
+    assert_eq!(skipped, ["skipme"]);
 }
 
 #[test]
