@@ -157,6 +157,9 @@ fn bench_text(c: &mut Criterion) {
         g.bench_function("ours_parse", |b| {
             b.iter(|| config::parse(black_box(bytes)).expect("parse"))
         });
+        g.bench_function("ours_parse_file_mode", |b| {
+            b.iter(|| config::parse_with(black_box(bytes), ParseMode::File).expect("parse"))
+        });
         g.bench_function("ours_import", |b| {
             b.iter(|| VolumeGroup::from_text(black_box(bytes), ParseMode::Disk).expect("import"))
         });

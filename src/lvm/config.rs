@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use nom::IResult;
@@ -546,8 +547,9 @@ pub fn parse_with(text: &[u8], mode: ParseMode) -> Result<Config<'_>, ParseError
         mode,
     };
     let mut nodes = Vec::new();
+    let mut index: SiblingIndex<'_> = None;
     while p.lx.tok.kind != Kind::Eof {
-        p.section(&mut nodes, 0)?;
+        p.section(&mut nodes, &mut index, 0)?;
     }
     Ok(Config { nodes })
 }
@@ -558,10 +560,11 @@ fn find_or_make<'n, 'a>(
     parent: &'n mut Vec<Node<'a>>,
     key: Cow<'a, str>,
     mode: ParseMode,
+    index: &mut SiblingIndex<'a>,
 ) -> &'n mut Node<'a> {
     // Fast path: no '/' (every key lvm2 writes).
     if !key.as_bytes().contains(&b'/') {
-        return make_one(parent, key, mode);
+        return make_one(parent, key, mode, Some(index));
     }
     let mut comps: Vec<Cow<'a, str>> = Vec::new();
     match &key {
@@ -570,10 +573,11 @@ fn find_or_make<'n, 'a>(
     }
     let last = comps.pop().unwrap_or_default();
     let mut parent = parent;
+    let mut first = Some(index);
     for c in comps {
-        parent = &mut make_one(parent, c, mode).children;
+        parent = &mut make_one(parent, c, mode, first.take()).children;
     }
-    make_one(parent, last, mode)
+    make_one(parent, last, mode, first)
 }
 
 /// libdm's path walk: strip leading `/`s, cut at the next `/`; a trailing `/` yields a
@@ -595,14 +599,42 @@ fn split_path<'s>(s: &'s str, mut push: impl FnMut(&'s str)) {
     }
 }
 
+/// In [`ParseMode::File`], a name -> position map of one section's children, built once
+/// the section is large enough for linear lookups to matter (so that a merged file with
+/// thousands of LVs does not parse in quadratic time, as libdm's does).
+type SiblingIndex<'a> = Option<HashMap<Cow<'a, str>, usize>>;
+
+/// Children count from which [`SiblingIndex`] is built.
+const INDEX_FROM: usize = 16;
+
 fn make_one<'n, 'a>(
     parent: &'n mut Vec<Node<'a>>,
     key: Cow<'a, str>,
     mode: ParseMode,
+    index: Option<&mut SiblingIndex<'a>>,
 ) -> &'n mut Node<'a> {
-    let found = match mode {
-        ParseMode::File => parent.iter().position(|n| n.key == key),
-        ParseMode::Disk => None,
+    let found = match (mode, index) {
+        (ParseMode::Disk, _) => None,
+        (ParseMode::File, None) => parent.iter().position(|n| n.key == key),
+        (ParseMode::File, Some(ix)) => {
+            if ix.is_none() && parent.len() >= INDEX_FROM {
+                let mut m = HashMap::with_capacity(parent.len() * 2);
+                for (i, n) in parent.iter().enumerate() {
+                    m.entry(n.key.clone()).or_insert(i);
+                }
+                *ix = Some(m);
+            }
+            match ix {
+                Some(m) => {
+                    let f = m.get(&key).copied();
+                    if f.is_none() {
+                        m.insert(key.clone(), parent.len());
+                    }
+                    f
+                }
+                None => parent.iter().position(|n| n.key == key),
+            }
+        }
     };
     let idx = match found {
         Some(i) => i,
@@ -620,7 +652,12 @@ fn make_one<'n, 'a>(
 }
 
 impl<'a> Parser<'a> {
-    fn section(&mut self, parent: &mut Vec<Node<'a>>, depth: usize) -> Result<(), ParseError> {
+    fn section(
+        &mut self,
+        parent: &mut Vec<Node<'a>>,
+        index: &mut SiblingIndex<'a>,
+        depth: usize,
+    ) -> Result<(), ParseError> {
         let t = self.lx.tok;
         let key = match t.kind {
             Kind::StrEscaped => {
@@ -655,13 +692,14 @@ impl<'a> Parser<'a> {
                 .error(t.start, ParseErrorKind::TooDeep { limit: MAX_DEPTH }));
         }
         let mode = self.mode;
-        let node = find_or_make(parent, key, mode);
+        let node = find_or_make(parent, key, mode, index);
         if self.lx.tok.kind == Kind::SectionB {
             self.lx.advance(Kind::SectionB);
             // lvm2's LV and segment sections have 7-9 entries: one allocation, not three.
             node.children.reserve(8);
+            let mut child_index: SiblingIndex<'a> = None;
             while self.lx.tok.kind != Kind::SectionE {
-                self.section(&mut node.children, level)?;
+                self.section(&mut node.children, &mut child_index, level)?;
             }
             self.lx.advance(Kind::SectionE);
         } else {

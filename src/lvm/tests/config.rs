@@ -127,6 +127,29 @@ fn duplicate_keys_file_mode_merge() {
 }
 
 #[test]
+fn file_mode_merges_large_sections() {
+    // Past the size where a sibling index is used: same result as the linear rule.
+    let mut t = String::from("s {\n");
+    for i in 0..100 {
+        t.push_str(&format!("k{i} = {i}\nsec{i} {{ a = {i} }}\n"));
+    }
+    t.push_str("}\ns {\n");
+    for i in (0..100).rev() {
+        t.push_str(&format!("k{i} = {}\nsec{i} {{ b = {i} }}\n", i + 1000));
+    }
+    t.push_str("s/k5 = 7\n}\n");
+    let c = parse_with(t.as_bytes(), ParseMode::File).unwrap();
+    assert_eq!(c.nodes.len(), 1);
+    let s = &c.nodes[0];
+    assert_eq!(s.children.len(), 201); // k0..k99, sec0..sec99, and the nested "s"
+    assert_eq!(s.children[0].key, "k0");
+    assert_eq!(s.get_int("k42"), Some(1042));
+    assert_eq!(s.get_int("sec42/a"), Some(42));
+    assert_eq!(s.get_int("sec42/b"), Some(42));
+    assert_eq!(s.get_int("s/k5"), Some(7));
+}
+
+#[test]
 fn slash_keys_are_paths() {
     let c = parse(b"a/b = 1\n\"c/d\" { e = 2 }\n").unwrap();
     assert_eq!(c.nodes[0].key, "a");
