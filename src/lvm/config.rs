@@ -275,7 +275,7 @@ fn blank(i: &[u8]) -> IResult<&[u8], ()> {
 
 struct Lexer<'a> {
     text: &'a [u8],
-    /// Byte offsets of line starts seen so far, for error positions (computed lazily).
+    /// The current token (line and column are computed only for errors).
     tok: Token,
 }
 
