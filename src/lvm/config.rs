@@ -251,12 +251,33 @@ struct Token {
 
 /// C's `isspace` in the C locale.
 fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+    CLASS[c as usize] & SPACE != 0
 }
 
+/// Bytes that may continue an identifier or bare word.
 fn ident_char(c: u8) -> bool {
-    !(is_space(c) || matches!(c, b'#' | b'=' | b'{' | b'}'))
+    CLASS[c as usize] & STOP == 0
 }
+
+const SPACE: u8 = 1;
+/// Ends an identifier: space, `#`, `=`, `{`, `}`.
+const STOP: u8 = 2;
+
+/// Byte classes, one table lookup per byte in the hot loops.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let spaces = [b' ', b'\t', b'\n', 0x0b, 0x0c, b'\r'];
+    let mut i = 0;
+    while i < spaces.len() {
+        t[spaces[i] as usize] = SPACE | STOP;
+        i += 1;
+    }
+    t[b'#' as usize] = STOP;
+    t[b'=' as usize] = STOP;
+    t[b'{' as usize] = STOP;
+    t[b'}' as usize] = STOP;
+    t
+};
 
 /// Whitespace and `#` comments (nom: alternating `take_while`/`take_till`).
 fn blank(i: &[u8]) -> IResult<&[u8], ()> {
@@ -323,15 +344,24 @@ impl<'a> Lexer<'a> {
             b',' => (Kind::Comma, 1),
             b'=' => (Kind::Eq, 1),
             b'"' => {
+                // Jump from one `"` or `\\` to the next; a backslash skips the byte after it.
                 let mut te = 1;
-                while let Some(&b) = after_blank.get(te) {
-                    if b == b'"' {
-                        break;
+                loop {
+                    let rest = after_blank.get(te..).unwrap_or_default();
+                    match rest.iter().position(|&b| b == b'"' || b == b'\\') {
+                        None => {
+                            te = len;
+                            break;
+                        }
+                        Some(i) => {
+                            te += i;
+                            if rest.get(i) == Some(&b'"') {
+                                break;
+                            }
+                            // A backslash: skip it and the escaped byte (if any).
+                            te = (te + 2).min(len);
+                        }
                     }
-                    if b == b'\\' && te + 1 < len {
-                        te += 1;
-                    }
-                    te += 1;
                 }
                 (Kind::StrEscaped, (te + 1).min(len))
             }
