@@ -128,6 +128,9 @@ impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
             let (Some(start), Some(len)) = (start, len) else {
                 return Err(fail(vg, lv_name, "segment overflows"));
             };
+            if start.checked_add(len).is_none() {
+                return Err(fail(vg, lv_name, "segment overflows"));
+            }
             let kind = match &s.kind {
                 SegmentKind::Striped { stripe_size, areas } => {
                     let mut out = Vec::with_capacity(areas.len());
@@ -257,7 +260,10 @@ impl<R: ReadAt + ?Sized> ReadAt for LvReader<'_, R> {
                     let dst = buf
                         .get_mut(done..done + n as usize)
                         .ok_or_else(|| io::Error::other("buffer bounds"))?;
-                    src.read(dst, base + within)?;
+                    let at = base
+                        .checked_add(within)
+                        .ok_or_else(|| io::Error::other("device offset overflows"))?;
+                    src.read(dst, at)?;
                 }
             }
             pos += n;

@@ -223,7 +223,10 @@ pub fn read_committed<R: ReadAt + ?Sized>(dev: &R, header: &MdaHeader) -> Result
             locn.size
         )));
     }
-    let end = locn.offset + locn.size;
+    let end = locn
+        .offset
+        .checked_add(locn.size)
+        .ok_or_else(|| bad("text location overflows".into()))?;
     let wrap = end.saturating_sub(header.size);
     let first_len = locn.size - wrap;
     let total = usize::try_from(locn.size).map_err(|_| bad("text too large".into()))?;
@@ -237,7 +240,10 @@ pub fn read_committed<R: ReadAt + ?Sized>(dev: &R, header: &MdaHeader) -> Result
     dev.read_exact_at(a, first_at)
         .map_err(io_err("metadata text", first_at))?;
     if !b.is_empty() {
-        let second_at = header.start + hdr_size;
+        let second_at = header
+            .start
+            .checked_add(hdr_size)
+            .ok_or_else(|| bad("area offset overflows".into()))?;
         dev.read_exact_at(b, second_at)
             .map_err(io_err("metadata text (wrapped part)", second_at))?;
     }

@@ -143,6 +143,15 @@ fn hostile_locations_rejected() {
         img[4096..4608].copy_from_slice(&mda_header(4096, AREA.size, &[locn]));
         assert!(read_metadata(&img[..], AREA).is_err(), "{offset} {size}");
     }
+    // Offsets near the top of the u64 range fail cleanly (no overflow).
+    let locn = RawLocn {
+        offset: u64::MAX - 10,
+        size: 100,
+        checksum: 0,
+        flags: 0,
+    };
+    img[4096..4608].copy_from_slice(&mda_header(4096, u64::MAX, &[locn]));
+    assert!(read_metadata(&img[..], AREA).is_err());
     // A huge area with a huge (but "fitting") size is capped before allocating.
     let locn = RawLocn {
         offset: 512,
