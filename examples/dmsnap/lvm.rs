@@ -152,7 +152,7 @@ fn scan_metadata_file(file: &Path, as_json: bool) -> Result<(), Box<dyn Error>> 
     // Text as stored on disk starts with the VG section and is read without merging
     // duplicates; backup files start with comments or header values.
     let on_disk = config::parse(&text)
-        .map(|c| c.nodes.first().is_some_and(|n| n.is_section()))
+        .map(|c| c.nodes().next().is_some_and(|n| n.is_section()))
         .unwrap_or(false);
     let mode = if on_disk {
         ParseMode::Disk

@@ -19,6 +19,9 @@
 //!   as `vgcfgbackup` output is read) merge duplicate sections and let a later value
 //!   replace an earlier one.
 //!
+//! The tree is an arena ([`Config`]) read through [`Node`] handles; strings borrow from the
+//! text unless unescaping or invalid UTF-8 (replaced by U+FFFD) forces a copy.
+//!
 //! ```
 //! use devmapper::lvm::config::{self, Scalar};
 //! let text = b"vg0 {\n  id = \"abc\"  # comment\n  seqno = 010\n  status = [\"READ\" \"WRITE\"]\n}\n";
@@ -83,45 +86,274 @@ pub enum Scalar<'a> {
     Str(Cow<'a, str>),
 }
 
-/// A node's value.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value<'a> {
+/// A node's value, borrowed from its [`Config`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'c, 'a> {
     /// A single item.
-    Scalar(Scalar<'a>),
+    Scalar(&'c Scalar<'a>),
     /// `[ ... ]`, possibly empty.
-    Array(Vec<Scalar<'a>>),
+    Array(&'c [Scalar<'a>]),
 }
 
-impl<'a> Value<'a> {
+impl<'c, 'a> Value<'c, 'a> {
     /// The items: one for a scalar, all for an array (libdm does not tell them apart).
-    pub fn items(&self) -> &[Scalar<'a>] {
-        match self {
+    pub fn items(&self) -> &'c [Scalar<'a>] {
+        match *self {
             Value::Scalar(s) => std::slice::from_ref(s),
             Value::Array(v) => v,
         }
     }
 }
 
-/// A key with either a value or children (a section). Like libdm's `dm_config_node`, a
-/// merged file can give one node both; it then counts as a value.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct Node<'a> {
-    /// The key (one path component).
-    pub key: Cow<'a, str>,
-    /// The value, `None` for a section.
-    pub value: Option<Value<'a>>,
-    /// Children of a section, in file order.
-    pub children: Vec<Node<'a>>,
+/// A value to add with [`Config::add_value`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum NewValue<'a> {
+    /// A single item.
+    Scalar(Scalar<'a>),
+    /// An array.
+    Array(Vec<Scalar<'a>>),
 }
 
-/// A parsed text: its top-level nodes in file order.
-#[derive(Clone, Debug, PartialEq, Default)]
+/// Where a node's value is in [`Config`]'s item vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Val {
+    None,
+    Scalar(u32),
+    Array(u32, u32),
+}
+
+/// Arena slot of one node; children form a first-child / next-sibling list (0 = none;
+/// slot 0 is the root, never anyone's child).
+#[derive(Clone, Debug)]
+struct Slot<'a> {
+    key: Cow<'a, str>,
+    value: Val,
+    first: u32,
+    last: u32,
+    next: u32,
+}
+
+/// Identifies a node of a [`Config`] (for building one with [`Config::add_section`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeId(u32);
+
+/// A parsed text: an arena of nodes (keys with a value or children) in file order.
+///
+/// Nodes are read through [`Node`] handles: [`Config::nodes`] for the top level,
+/// [`Config::find`] for a path. Equality is structural.
+#[derive(Clone)]
 pub struct Config<'a> {
-    /// Top-level nodes.
-    pub nodes: Vec<Node<'a>>,
+    slots: Vec<Slot<'a>>,
+    items: Vec<Scalar<'a>>,
 }
 
-fn find_in<'n, 'a>(mut nodes: &'n [Node<'a>], path: &str) -> Option<&'n Node<'a>> {
+impl Default for Config<'_> {
+    fn default() -> Self {
+        Config::new()
+    }
+}
+
+impl std::fmt::Debug for Config<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.nodes()).finish()
+    }
+}
+
+impl PartialEq for Config<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.nodes().eq(other.nodes())
+    }
+}
+
+/// A node of a [`Config`]: a key with either a value or children (a section). Like libdm's
+/// `dm_config_node`, a merged file can give one node both; it then counts as a value.
+#[derive(Clone, Copy)]
+pub struct Node<'c, 'a> {
+    cfg: &'c Config<'a>,
+    id: u32,
+}
+
+impl std::fmt::Debug for Node<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Node");
+        d.field("key", &self.key());
+        if let Some(v) = self.value() {
+            d.field("value", &v);
+        }
+        if self.children().next().is_some() {
+            d.field("children", &self.children().collect::<Vec<_>>());
+        }
+        d.finish()
+    }
+}
+
+impl PartialEq for Node<'_, '_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+            && self.value().map(|v| v.items()) == other.value().map(|v| v.items())
+            && matches!(self.value(), Some(Value::Array(_)))
+                == matches!(other.value(), Some(Value::Array(_)))
+            && self.children().eq(other.children())
+    }
+}
+
+/// Iterator over the children of a node (or the top level of a [`Config`]).
+#[derive(Clone, Debug)]
+pub struct Children<'c, 'a> {
+    cfg: &'c Config<'a>,
+    next: u32,
+}
+
+impl<'c, 'a> Iterator for Children<'c, 'a> {
+    type Item = Node<'c, 'a>;
+
+    fn next(&mut self) -> Option<Node<'c, 'a>> {
+        if self.next == 0 {
+            return None;
+        }
+        let id = self.next;
+        self.next = self.cfg.slot(id).map_or(0, |s| s.next);
+        Some(Node { cfg: self.cfg, id })
+    }
+}
+
+const ROOT: u32 = 0;
+
+impl<'a> Config<'a> {
+    /// An empty config.
+    pub fn new() -> Config<'a> {
+        Config {
+            slots: vec![Slot {
+                key: Cow::Borrowed(""),
+                value: Val::None,
+                first: 0,
+                last: 0,
+                next: 0,
+            }],
+            items: Vec::new(),
+        }
+    }
+
+    fn slot(&self, id: u32) -> Option<&Slot<'a>> {
+        self.slots.get(id as usize)
+    }
+
+    /// The top-level nodes, in order.
+    pub fn nodes(&self) -> Children<'_, 'a> {
+        Children {
+            cfg: self,
+            next: self.slot(ROOT).map_or(0, |s| s.first),
+        }
+    }
+
+    /// No top-level node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes().next().is_none()
+    }
+
+    /// The first node at `path` (`/`-separated), as libdm's lookups find it.
+    pub fn find(&self, path: &str) -> Option<Node<'_, 'a>> {
+        find_in(self.nodes(), path)
+    }
+
+    /// Append a section under `parent` (`None`: top level).
+    pub fn add_section(&mut self, parent: Option<NodeId>, key: impl Into<Cow<'a, str>>) -> NodeId {
+        NodeId(self.push(parent.map_or(ROOT, |p| p.0), key.into()))
+    }
+
+    /// Append a `key = value` node under `parent` (`None`: top level).
+    pub fn add_value(
+        &mut self,
+        parent: Option<NodeId>,
+        key: impl Into<Cow<'a, str>>,
+        value: NewValue<'a>,
+    ) -> NodeId {
+        let id = self.push(parent.map_or(ROOT, |p| p.0), key.into());
+        let v = match value {
+            NewValue::Scalar(s) => self.push_items(std::iter::once(s), false),
+            NewValue::Array(a) => self.push_items(a, true),
+        };
+        self.set_value(id, v);
+        NodeId(id)
+    }
+
+    fn push_items(&mut self, items: impl IntoIterator<Item = Scalar<'a>>, array: bool) -> Val {
+        let start = self.items.len();
+        self.items.extend(items);
+        let start32 = u32::try_from(start).unwrap_or(u32::MAX);
+        let len32 = u32::try_from(self.items.len() - start).unwrap_or(u32::MAX);
+        if array {
+            Val::Array(start32, len32)
+        } else {
+            Val::Scalar(start32)
+        }
+    }
+
+    fn set_value(&mut self, id: u32, v: Val) {
+        if let Some(s) = self.slots.get_mut(id as usize) {
+            s.value = v;
+        }
+    }
+
+    /// Append a node as the last child of `parent`; returns its id.
+    fn push(&mut self, parent: u32, key: Cow<'a, str>) -> u32 {
+        let id = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        self.slots.push(Slot {
+            key,
+            value: Val::None,
+            first: 0,
+            last: 0,
+            next: 0,
+        });
+        let last = match self.slots.get_mut(parent as usize) {
+            Some(p) => {
+                let last = p.last;
+                if p.first == 0 {
+                    p.first = id;
+                }
+                p.last = id;
+                last
+            }
+            None => 0,
+        };
+        if last != 0
+            && let Some(l) = self.slots.get_mut(last as usize)
+        {
+            l.next = id;
+        }
+        id
+    }
+
+    /// A copy that owns all its strings.
+    pub fn into_owned(self) -> Config<'static> {
+        Config {
+            slots: self
+                .slots
+                .into_iter()
+                .map(|s| Slot {
+                    key: Cow::Owned(s.key.into_owned()),
+                    value: s.value,
+                    first: s.first,
+                    last: s.last,
+                    next: s.next,
+                })
+                .collect(),
+            items: self.items.into_iter().map(scalar_owned).collect(),
+        }
+    }
+
+    /// Print in lvm2's layout; the text parses back to an equal tree (keys must be
+    /// non-empty and free of `/`; see also [`print_scalar`]).
+    pub fn to_text(&self, layout: Layout) -> String {
+        let mut out = String::with_capacity(self.items.len() * 16 + self.slots.len() * 24);
+        for n in self.nodes() {
+            print_node(&mut out, n, layout, 0);
+        }
+        out
+    }
+}
+
+fn find_in<'c, 'a>(mut nodes: Children<'c, 'a>, path: &str) -> Option<Node<'c, 'a>> {
     let mut rest = path;
     loop {
         rest = rest.trim_start_matches('/');
@@ -129,57 +361,67 @@ fn find_in<'n, 'a>(mut nodes: &'n [Node<'a>], path: &str) -> Option<&'n Node<'a>
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        let n = nodes.iter().find(|n| n.key == seg)?;
+        let n = nodes.find(|n| n.key() == seg)?;
         if tail.is_empty() {
             return Some(n);
         }
-        nodes = &n.children;
+        nodes = n.children();
         rest = tail;
     }
 }
 
-impl<'a> Config<'a> {
-    /// The first node at `path` (`/`-separated), as libdm's lookups find it.
-    pub fn find(&self, path: &str) -> Option<&Node<'a>> {
-        find_in(&self.nodes, path)
+impl<'c, 'a> Node<'c, 'a> {
+    fn slot(&self) -> Option<&'c Slot<'a>> {
+        self.cfg.slot(self.id)
     }
 
-    /// A copy that owns all its strings.
-    pub fn into_owned(self) -> Config<'static> {
-        Config {
-            nodes: self.nodes.into_iter().map(Node::into_owned).collect(),
+    /// This node's id (to add children with [`Config::add_section`]).
+    pub fn id(&self) -> NodeId {
+        NodeId(self.id)
+    }
+
+    /// The key (one path component).
+    pub fn key(&self) -> &'c str {
+        self.slot().map_or("", |s| &s.key)
+    }
+
+    /// The value, `None` for a section.
+    pub fn value(&self) -> Option<Value<'c, 'a>> {
+        match self.slot()?.value {
+            Val::None => None,
+            Val::Scalar(i) => self.cfg.items.get(i as usize).map(Value::Scalar),
+            Val::Array(start, len) => {
+                let (start, len) = (start as usize, len as usize);
+                self.cfg.items.get(start..start + len).map(Value::Array)
+            }
         }
     }
 
-    /// Print in lvm2's layout; the text parses back to an equal tree (see [`Node::key`] and
-    /// the printer notes on [`print_scalar`]).
-    pub fn to_text(&self, layout: Layout) -> String {
-        let mut out = String::new();
-        for n in &self.nodes {
-            print_node(&mut out, n, layout, 0);
+    /// The children, in order.
+    pub fn children(&self) -> Children<'c, 'a> {
+        Children {
+            cfg: self.cfg,
+            next: self.slot().map_or(0, |s| s.first),
         }
-        out
     }
-}
 
-impl<'a> Node<'a> {
     /// Is this a section (no value)?
     pub fn is_section(&self) -> bool {
-        self.value.is_none()
+        self.slot().is_some_and(|s| s.value == Val::None)
     }
 
     /// The first descendant at `path`.
-    pub fn find(&self, path: &str) -> Option<&Node<'a>> {
-        find_in(&self.children, path)
+    pub fn find(&self, path: &str) -> Option<Node<'c, 'a>> {
+        find_in(self.children(), path)
     }
 
     /// The value items at `path` (a scalar counts as a one-item list).
-    pub fn get_list(&self, path: &str) -> Option<&[Scalar<'a>]> {
-        self.find(path)?.value.as_ref().map(Value::items)
+    pub fn get_list(&self, path: &str) -> Option<&'c [Scalar<'a>]> {
+        self.find(path)?.value().map(|v| v.items())
     }
 
     /// The string at `path` (the first item when it is an array, like `dm_config_get_str`).
-    pub fn get_str(&self, path: &str) -> Option<&str> {
+    pub fn get_str(&self, path: &str) -> Option<&'c str> {
         match self.get_list(path)?.first()? {
             Scalar::Str(s) => Some(s),
             _ => None,
@@ -195,20 +437,8 @@ impl<'a> Node<'a> {
     }
 
     /// The child sections, in order.
-    pub fn sections(&self) -> impl Iterator<Item = &Node<'a>> {
-        self.children.iter().filter(|n| n.is_section())
-    }
-
-    /// A copy that owns all its strings.
-    pub fn into_owned(self) -> Node<'static> {
-        Node {
-            key: Cow::Owned(self.key.into_owned()),
-            value: self.value.map(|v| match v {
-                Value::Scalar(s) => Value::Scalar(scalar_owned(s)),
-                Value::Array(a) => Value::Array(a.into_iter().map(scalar_owned).collect()),
-            }),
-            children: self.children.into_iter().map(Node::into_owned).collect(),
-        }
+    pub fn sections(&self) -> impl Iterator<Item = Node<'c, 'a>> + use<'c, 'a> {
+        self.children().filter(|n| n.is_section())
     }
 }
 
@@ -553,6 +783,7 @@ fn strtod(s: &[u8]) -> Option<f64> {
 struct Parser<'a> {
     lx: Lexer<'a>,
     mode: ParseMode,
+    cfg: Config<'a>,
 }
 
 /// Parse on-disk metadata text ([`ParseMode::Disk`]).
@@ -572,43 +803,30 @@ pub fn parse_with(text: &[u8], mode: ParseMode) -> Result<Config<'_>, ParseError
             kind: ParseErrorKind::TooLarge { limit: MAX_TEXT },
         });
     }
+    let mut cfg = Config::new();
+    // About one node per 16 bytes and one item per 24 in lvm2's layout; capped so that a
+    // large text of comments does not reserve much.
+    cfg.slots.reserve((text.len() / 16).min(1 << 18));
+    cfg.items.reserve((text.len() / 24).min(1 << 18));
     let mut p = Parser {
         lx: Lexer::new(text),
         mode,
+        cfg,
     };
-    let mut nodes = Vec::new();
     let mut index: SiblingIndex<'_> = None;
     while p.lx.tok.kind != Kind::Eof {
-        p.section(&mut nodes, &mut index, 0)?;
+        p.section(ROOT, &mut index, 0)?;
     }
-    Ok(Config { nodes })
+    Ok(p.cfg)
 }
 
-/// `_find_or_make_node` with a pool: walk `path` component by component, creating nodes;
-/// in `File` mode reuse the first existing node of each name.
-fn find_or_make<'n, 'a>(
-    parent: &'n mut Vec<Node<'a>>,
-    key: Cow<'a, str>,
-    mode: ParseMode,
-    index: &mut SiblingIndex<'a>,
-) -> &'n mut Node<'a> {
-    // Fast path: no '/' (every key lvm2 writes).
-    if !key.as_bytes().contains(&b'/') {
-        return make_one(parent, key, mode, Some(index));
-    }
-    let mut comps: Vec<Cow<'a, str>> = Vec::new();
-    match &key {
-        Cow::Borrowed(s) => split_path(s, |c| comps.push(Cow::Borrowed(c))),
-        Cow::Owned(s) => split_path(s, |c| comps.push(Cow::Owned(c.to_owned()))),
-    }
-    let last = comps.pop().unwrap_or_default();
-    let mut parent = parent;
-    let mut first = Some(index);
-    for c in comps {
-        parent = &mut make_one(parent, c, mode, first.take()).children;
-    }
-    make_one(parent, last, mode, first)
-}
+/// In [`ParseMode::File`], a name -> node map of one section's children, built once the
+/// section is large enough for linear lookups to matter (so that a merged file with
+/// thousands of LVs does not parse in quadratic time, as libdm's does).
+type SiblingIndex<'a> = Option<HashMap<Cow<'a, str>, u32>>;
+
+/// Children count from which [`SiblingIndex`] is built.
+const INDEX_FROM: usize = 16;
 
 /// libdm's path walk: strip leading `/`s, cut at the next `/`; a trailing `/` yields a
 /// final empty component.
@@ -629,62 +847,78 @@ fn split_path<'s>(s: &'s str, mut push: impl FnMut(&'s str)) {
     }
 }
 
-/// In [`ParseMode::File`], a name -> position map of one section's children, built once
-/// the section is large enough for linear lookups to matter (so that a merged file with
-/// thousands of LVs does not parse in quadratic time, as libdm's does).
-type SiblingIndex<'a> = Option<HashMap<Cow<'a, str>, usize>>;
+impl<'a> Parser<'a> {
+    /// `_find_or_make_node` with a pool: walk `key` component by component, creating
+    /// nodes; in `File` mode reuse the first existing node of each name.
+    fn find_or_make(
+        &mut self,
+        parent: u32,
+        key: Cow<'a, str>,
+        index: &mut SiblingIndex<'a>,
+    ) -> u32 {
+        // Fast path: no '/' (every key lvm2 writes).
+        if !key.as_bytes().contains(&b'/') {
+            return self.make_one(parent, key, Some(index));
+        }
+        let mut comps: Vec<Cow<'a, str>> = Vec::new();
+        match &key {
+            Cow::Borrowed(s) => split_path(s, |c| comps.push(Cow::Borrowed(c))),
+            Cow::Owned(s) => split_path(s, |c| comps.push(Cow::Owned(c.to_owned()))),
+        }
+        let last = comps.pop().unwrap_or_default();
+        let mut parent = parent;
+        let mut first = Some(index);
+        for c in comps {
+            parent = self.make_one(parent, c, first.take());
+        }
+        self.make_one(parent, last, first)
+    }
 
-/// Children count from which [`SiblingIndex`] is built.
-const INDEX_FROM: usize = 16;
-
-fn make_one<'n, 'a>(
-    parent: &'n mut Vec<Node<'a>>,
-    key: Cow<'a, str>,
-    mode: ParseMode,
-    index: Option<&mut SiblingIndex<'a>>,
-) -> &'n mut Node<'a> {
-    let found = match (mode, index) {
-        (ParseMode::Disk, _) => None,
-        (ParseMode::File, None) => parent.iter().position(|n| n.key == key),
-        (ParseMode::File, Some(ix)) => {
-            if ix.is_none() && parent.len() >= INDEX_FROM {
-                let mut m = HashMap::with_capacity(parent.len() * 2);
-                for (i, n) in parent.iter().enumerate() {
-                    m.entry(n.key.clone()).or_insert(i);
+    fn make_one(
+        &mut self,
+        parent: u32,
+        key: Cow<'a, str>,
+        mut index: Option<&mut SiblingIndex<'a>>,
+    ) -> u32 {
+        if self.mode == ParseMode::File {
+            let siblings = Children {
+                cfg: &self.cfg,
+                next: self.cfg.slot(parent).map_or(0, |s| s.first),
+            };
+            if let Some(ix) = index.as_deref_mut()
+                && ix.is_none()
+                && siblings.clone().nth(INDEX_FROM).is_some()
+            {
+                let mut m = HashMap::new();
+                for n in siblings.clone() {
+                    if let Some(slot) = self.cfg.slot(n.id) {
+                        m.entry(slot.key.clone()).or_insert(n.id);
+                    }
                 }
                 *ix = Some(m);
             }
-            match ix {
-                Some(m) => {
-                    let f = m.get(&key).copied();
-                    if f.is_none() {
-                        m.insert(key.clone(), parent.len());
-                    }
-                    f
-                }
-                None => parent.iter().position(|n| n.key == key),
+            let found = match index.as_deref() {
+                Some(Some(m)) => m.get(&key).copied(),
+                _ => siblings.clone().find(|n| n.key() == key).map(|n| n.id),
+            };
+            if let Some(id) = found {
+                return id;
             }
         }
-    };
-    let idx = match found {
-        Some(i) => i,
-        None => {
-            parent.push(Node {
-                key,
-                value: None,
-                children: Vec::new(),
-            });
-            parent.len() - 1
+        let insert_key = match &index {
+            Some(Some(_)) => Some(key.clone()),
+            _ => None,
+        };
+        let id = self.cfg.push(parent, key);
+        if let (Some(Some(m)), Some(k)) = (index, insert_key) {
+            m.insert(k, id);
         }
-    };
-    // In bounds by construction: a found position or the element just pushed.
-    &mut parent[idx]
-}
+        id
+    }
 
-impl<'a> Parser<'a> {
     fn section(
         &mut self,
-        parent: &mut Vec<Node<'a>>,
+        parent: u32,
         index: &mut SiblingIndex<'a>,
         depth: usize,
     ) -> Result<(), ParseError> {
@@ -721,45 +955,46 @@ impl<'a> Parser<'a> {
                 .lx
                 .error(t.start, ParseErrorKind::TooDeep { limit: MAX_DEPTH }));
         }
-        let mode = self.mode;
-        let node = find_or_make(parent, key, mode, index);
+        let node = self.find_or_make(parent, key, index);
         if self.lx.tok.kind == Kind::SectionB {
             self.lx.advance(Kind::SectionB);
-            // lvm2's LV and segment sections have 7-9 entries: one allocation, not three.
-            node.children.reserve(8);
             let mut child_index: SiblingIndex<'a> = None;
             while self.lx.tok.kind != Kind::SectionE {
-                self.section(&mut node.children, &mut child_index, level)?;
+                self.section(node, &mut child_index, level)?;
             }
             self.lx.advance(Kind::SectionE);
         } else {
             self.lx.expect(Kind::Eq, "'=' or '{'")?;
             let v = self.value()?;
-            node.value = Some(v);
+            self.cfg.set_value(node, v);
         }
         Ok(())
     }
 
-    fn value(&mut self) -> Result<Value<'a>, ParseError> {
+    fn value(&mut self) -> Result<Val, ParseError> {
         if self.lx.tok.kind != Kind::ArrayB {
-            return Ok(Value::Scalar(self.scalar()?));
+            let s = self.scalar()?;
+            return Ok(self.cfg.push_items(std::iter::once(s), false));
         }
         self.lx.advance(Kind::ArrayB);
-        let mut items = Vec::new();
+        let start = self.cfg.items.len();
         while self.lx.tok.kind != Kind::ArrayE {
-            if items.len() >= MAX_ARRAY {
+            if self.cfg.items.len() - start >= MAX_ARRAY {
                 return Err(self.lx.error(
                     self.lx.tok.start,
                     ParseErrorKind::ArrayTooLong { limit: MAX_ARRAY },
                 ));
             }
-            items.push(self.scalar()?);
+            let s = self.scalar()?;
+            self.cfg.items.push(s);
             if self.lx.tok.kind == Kind::Comma {
                 self.lx.advance(Kind::Comma);
             }
         }
         self.lx.advance(Kind::ArrayE);
-        Ok(Value::Array(items))
+        let start32 = u32::try_from(start).unwrap_or(u32::MAX);
+        let len32 = u32::try_from(self.cfg.items.len() - start).unwrap_or(u32::MAX);
+        Ok(Val::Array(start32, len32))
     }
 
     /// `_type`.
@@ -841,17 +1076,18 @@ fn indent(out: &mut String, layout: Layout, level: usize) {
     }
 }
 
-fn print_node(out: &mut String, n: &Node<'_>, layout: Layout, level: usize) {
+fn print_node(out: &mut String, n: Node<'_, '_>, layout: Layout, level: usize) {
     indent(out, layout, level);
-    if is_bare_key(&n.key) {
-        out.push_str(&n.key);
+    let key = n.key();
+    if is_bare_key(key) {
+        out.push_str(key);
     } else {
-        push_quoted(out, &n.key);
+        push_quoted(out, key);
     }
-    match &n.value {
+    match n.value() {
         None => {
             out.push_str(" {\n");
-            for c in &n.children {
+            for c in n.children() {
                 print_node(out, c, layout, level + 1);
             }
             indent(out, layout, level);
@@ -864,7 +1100,7 @@ fn print_node(out: &mut String, n: &Node<'_>, layout: Layout, level: usize) {
         }
         Some(Value::Array(items)) => {
             out.push_str(" = [");
-            if AREA_KEYS.contains(&&*n.key) && !items.is_empty() {
+            if AREA_KEYS.contains(&key) && !items.is_empty() {
                 // lvm2's `_out_areas`: one (name, offset) pair per line.
                 out.push('\n');
                 for (i, pair) in items.chunks(2).enumerate() {

@@ -353,52 +353,52 @@ pub fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'_' | b'.' | b'-'))
 }
 
-fn req<'n, 'a>(node: &'n Node<'a>, key: &str, path: &str) -> Result<&'n Node<'a>> {
+fn req<'c, 'a>(node: &Node<'c, 'a>, key: &str, path: &str) -> Result<Node<'c, 'a>> {
     node.find(key)
         .ok_or_else(|| err(path, format!("`{key}` is missing")))
 }
 
-fn get_u64(node: &Node<'_>, key: &str, path: &str, max: u64) -> Result<u64> {
+fn get_u64(node: &Node<'_, '_>, key: &str, path: &str, max: u64) -> Result<u64> {
     let n = req(node, key, path)?;
-    match n.value.as_ref().and_then(|v| v.items().first()) {
+    match n.value().and_then(|v| v.items().first()) {
         Some(Scalar::Int(i)) if *i >= 0 && (*i as u64) <= max => Ok(*i as u64),
         Some(Scalar::Int(i)) => Err(err(path, format!("`{key}` = {i} is out of range"))),
         _ => Err(err(path, format!("`{key}` must be an integer"))),
     }
 }
 
-fn opt_u64(node: &Node<'_>, key: &str, path: &str, max: u64) -> Result<Option<u64>> {
+fn opt_u64(node: &Node<'_, '_>, key: &str, path: &str, max: u64) -> Result<Option<u64>> {
     if node.find(key).is_none() {
         return Ok(None);
     }
     get_u64(node, key, path, max).map(Some)
 }
 
-fn get_str<'n>(node: &'n Node<'_>, key: &str, path: &str) -> Result<&'n str> {
+fn get_str<'c>(node: &Node<'c, '_>, key: &str, path: &str) -> Result<&'c str> {
     let n = req(node, key, path)?;
-    match n.value.as_ref().and_then(|v| v.items().first()) {
+    match n.value().and_then(|v| v.items().first()) {
         Some(Scalar::Str(s)) => Ok(s),
         _ => Err(err(path, format!("`{key}` must be a string"))),
     }
 }
 
-fn opt_str(node: &Node<'_>, key: &str, path: &str) -> Result<Option<String>> {
+fn opt_str(node: &Node<'_, '_>, key: &str, path: &str) -> Result<Option<String>> {
     if node.find(key).is_none() {
         return Ok(None);
     }
     get_str(node, key, path).map(|s| Some(s.to_string()))
 }
 
-fn get_id(node: &Node<'_>, path: &str) -> Result<LvmId> {
+fn get_id(node: &Node<'_, '_>, path: &str) -> Result<LvmId> {
     let s = get_str(node, "id", path)?;
     s.parse().map_err(|e| err(path, format!("id {s:?}: {e}")))
 }
 
-fn str_list(node: &Node<'_>, key: &str, path: &str) -> Result<Vec<String>> {
+fn str_list(node: &Node<'_, '_>, key: &str, path: &str) -> Result<Vec<String>> {
     let Some(n) = node.find(key) else {
         return Ok(Vec::new());
     };
-    let items = n.value.as_ref().map(|v| v.items()).unwrap_or_default();
+    let items = n.value().map(|v| v.items()).unwrap_or_default();
     items
         .iter()
         .map(|s| match s {
@@ -410,7 +410,7 @@ fn str_list(node: &Node<'_>, key: &str, path: &str) -> Result<Vec<String>> {
 
 /// `read_flags`: unknown entries are an error for `status` and ignored for `flags`.
 fn read_flags(
-    node: &Node<'_>,
+    node: &Node<'_, '_>,
     key: &str,
     known: &[&str],
     strict: bool,
@@ -439,7 +439,7 @@ impl VolumeGroup {
     pub fn from_config(cfg: &Config<'_>) -> Result<VolumeGroup> {
         let first = |key: &str| {
             cfg.find(key)
-                .and_then(|n| n.value.as_ref())
+                .and_then(|n| n.value())
                 .and_then(|v| v.items().first())
         };
         match first("contents") {
@@ -450,11 +450,10 @@ impl VolumeGroup {
             return Err(err("version", "must be 1"));
         }
         let vgn = cfg
-            .nodes
-            .iter()
+            .nodes()
             .find(|n| n.is_section())
             .ok_or_else(|| err("", "no volume group section"))?;
-        import_vg(vgn)
+        import_vg(&vgn)
     }
 
     /// The PV with this handle.
@@ -543,8 +542,8 @@ pub struct SnapshotLink<'a> {
     pub origin_extents: u64,
 }
 
-fn import_vg(vgn: &Node<'_>) -> Result<VolumeGroup> {
-    let name = vgn.key.to_string();
+fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
+    let name = vgn.key().to_string();
     if !valid_name(&name) {
         return Err(err(&name, "invalid VG name"));
     }
@@ -569,9 +568,9 @@ fn import_vg(vgn: &Node<'_>) -> Result<VolumeGroup> {
     let mut pv_ids = HashSet::new();
     for pvn in pvs_node.sections() {
         let pv = import_pv(
-            pvn,
+            &pvn,
             extent_size,
-            &format!("{path}/physical_volumes/{}", pvn.key),
+            &format!("{path}/physical_volumes/{}", pvn.key()),
         )?;
         if !pv_ids.insert(pv.id) {
             return Err(err(path, format!("PV id {} appears twice", pv.id)));
@@ -584,11 +583,11 @@ fn import_vg(vgn: &Node<'_>) -> Result<VolumeGroup> {
     let mut lv_names: HashMap<&str, ()> = HashMap::new();
     if let Some(lvs_node) = vgn.find("logical_volumes") {
         for lvn in lvs_node.sections() {
-            if !valid_name(&lvn.key) {
-                return Err(err(path, format!("invalid LV name {:?}", lvn.key)));
+            if !valid_name(lvn.key()) {
+                return Err(err(path, format!("invalid LV name {:?}", lvn.key())));
             }
-            if lv_names.insert(&lvn.key, ()).is_some() {
-                return Err(err(path, format!("LV {} appears twice", lvn.key)));
+            if lv_names.insert(lvn.key(), ()).is_some() {
+                return Err(err(path, format!("LV {} appears twice", lvn.key())));
             }
             lv_nodes.push(lvn);
         }
@@ -602,9 +601,9 @@ fn import_vg(vgn: &Node<'_>) -> Result<VolumeGroup> {
     let mut lvs = Vec::with_capacity(lv_nodes.len());
     for lvn in lv_nodes {
         lvs.push(import_lv(
-            lvn,
+            &lvn,
             &ctx,
-            &format!("{path}/logical_volumes/{}", lvn.key),
+            &format!("{path}/logical_volumes/{}", lvn.key()),
         )?);
     }
     let vg = VolumeGroup {
@@ -626,7 +625,7 @@ fn import_vg(vgn: &Node<'_>) -> Result<VolumeGroup> {
     Ok(vg)
 }
 
-fn import_pv(pvn: &Node<'_>, extent_size: u64, path: &str) -> Result<PhysicalVolume> {
+fn import_pv(pvn: &Node<'_, '_>, extent_size: u64, path: &str) -> Result<PhysicalVolume> {
     let id = get_id(pvn, path)?;
     req(pvn, "status", path)?;
     let status = read_flags(pvn, "status", PV_FLAGS, true, path)?;
@@ -647,7 +646,7 @@ fn import_pv(pvn: &Node<'_>, extent_size: u64, path: &str) -> Result<PhysicalVol
         ));
     }
     Ok(PhysicalVolume {
-        handle: pvn.key.to_string(),
+        handle: pvn.key().to_string(),
         id,
         device_hint: opt_str(pvn, "device", path)?,
         status,
@@ -665,7 +664,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn lv_ref(&self, node: &Node<'_>, key: &str, path: &str) -> Result<String> {
+    fn lv_ref(&self, node: &Node<'_, '_>, key: &str, path: &str) -> Result<String> {
         let name = get_str(node, key, path)?;
         if !self.lvs.contains_key(name) {
             return Err(err(path, format!("`{key}` names unknown LV {name:?}")));
@@ -673,7 +672,7 @@ impl Ctx<'_> {
         Ok(name.to_string())
     }
 
-    fn opt_lv_ref(&self, node: &Node<'_>, key: &str, path: &str) -> Result<Option<String>> {
+    fn opt_lv_ref(&self, node: &Node<'_, '_>, key: &str, path: &str) -> Result<Option<String>> {
         if node.find(key).is_none() {
             return Ok(None);
         }
@@ -681,7 +680,7 @@ impl Ctx<'_> {
     }
 }
 
-fn import_lv(lvn: &Node<'_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVolume> {
+fn import_lv(lvn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVolume> {
     let id = get_id(lvn, path)?;
     req(lvn, "status", path)?;
     let status = read_flags(lvn, "status", LV_FLAGS, true, path)?;
@@ -690,7 +689,7 @@ fn import_lv(lvn: &Node<'_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVolume>
     let int = |k: &str| -> Result<Option<i64>> {
         match lvn.find(k) {
             None => Ok(None),
-            Some(n) => match n.value.as_ref().and_then(|v| v.items().first()) {
+            Some(n) => match n.value().and_then(|v| v.items().first()) {
                 Some(Scalar::Int(i)) => Ok(Some(*i)),
                 _ => Err(err(path, format!("`{k}` must be an integer"))),
             },
@@ -698,8 +697,8 @@ fn import_lv(lvn: &Node<'_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVolume>
     };
     let mut segments = Vec::new();
     for sn in lvn.sections() {
-        let spath = format!("{path}/{}", sn.key);
-        segments.push(import_segment(sn, ctx, &spath)?);
+        let spath = format!("{path}/{}", sn.key());
+        segments.push(import_segment(&sn, ctx, &spath)?);
     }
     if segments.len() as u64 != segment_count {
         return Err(err(
@@ -734,7 +733,7 @@ fn import_lv(lvn: &Node<'_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVolume>
         return Err(err(path, "only one segment is permitted for a snapshot"));
     }
     Ok(LogicalVolume {
-        name: lvn.key.to_string(),
+        name: lvn.key().to_string(),
         id,
         status,
         flags,
@@ -789,7 +788,7 @@ fn merge_segments(segs: Vec<Segment>) -> Vec<Segment> {
     out
 }
 
-fn import_segment(sn: &Node<'_>, ctx: &Ctx<'_>, path: &str) -> Result<Segment> {
+fn import_segment(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<Segment> {
     let start_extent = get_u64(sn, "start_extent", path, u64::from(u32::MAX))?;
     let extent_count = get_u64(sn, "extent_count", path, u64::from(u32::MAX))?;
     if extent_count == 0 {
@@ -853,13 +852,13 @@ fn import_segment(sn: &Node<'_>, ctx: &Ctx<'_>, path: &str) -> Result<Segment> {
     })
 }
 
-fn other(sn: &Node<'_>, base: &str) -> SegmentKind {
+fn other(sn: &Node<'_, '_>, base: &str) -> SegmentKind {
     // Keep the LV names the segment mentions (images, logs, pools), best effort.
     let mut lv_refs = Vec::new();
-    for n in &sn.children {
-        if let Some(v) = &n.value
+    for n in sn.children() {
+        if let Some(v) = n.value()
             && matches!(
-                &*n.key,
+                n.key(),
                 "mirrors"
                     | "raids"
                     | "raid0_lvs"
@@ -889,7 +888,7 @@ fn other(sn: &Node<'_>, base: &str) -> SegmentKind {
 }
 
 fn import_striped(
-    sn: &Node<'_>,
+    sn: &Node<'_, '_>,
     ctx: &Ctx<'_>,
     path: &str,
     extent_count: u64,
@@ -964,7 +963,7 @@ fn import_striped(
     Ok(SegmentKind::Striped { stripe_size, areas })
 }
 
-fn import_thin_pool(sn: &Node<'_>, ctx: &Ctx<'_>, path: &str) -> Result<SegmentKind> {
+fn import_thin_pool(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<SegmentKind> {
     let metadata = ctx.lv_ref(sn, "metadata", path)?;
     let data = ctx.lv_ref(sn, "pool", path)?;
     let transaction_id = get_u64(sn, "transaction_id", path, u64::MAX)?;
@@ -982,12 +981,12 @@ fn import_thin_pool(sn: &Node<'_>, ctx: &Ctx<'_>, path: &str) -> Result<SegmentK
         opt_u64(sn, "zero_new_blocks", path, u64::from(u32::MAX))?.unwrap_or(0) != 0;
     let mut messages = Vec::new();
     for m in sn.sections() {
-        let mpath = format!("{path}/{}", m.key);
+        let mpath = format!("{path}/{}", m.key());
         if m.find("create").is_some() {
-            messages.push(ThinMessage::Create(ctx.lv_ref(m, "create", &mpath)?));
+            messages.push(ThinMessage::Create(ctx.lv_ref(&m, "create", &mpath)?));
         } else if m.find("delete").is_some() {
             messages.push(ThinMessage::Delete(get_u64(
-                m,
+                &m,
                 "delete",
                 &mpath,
                 u64::from(u32::MAX),

@@ -152,15 +152,14 @@ fn read_area<R: ReadAt + ?Sized>(dev: &R, area: DiskLocn) -> MdaOutcome {
 pub fn summary(text: &[u8]) -> Result<(String, LvmId, u64)> {
     let cfg = config::parse(text)?;
     let vgn = cfg
-        .nodes
-        .iter()
+        .nodes()
         .find(|n| n.is_section())
         .ok_or_else(|| Error::Model {
             path: String::new(),
             reason: "no volume group section".into(),
         })?;
     let bad = |reason: &str| Error::Model {
-        path: vgn.key.to_string(),
+        path: vgn.key().to_string(),
         reason: reason.to_string(),
     };
     let id = vgn
@@ -172,7 +171,7 @@ pub fn summary(text: &[u8]) -> Result<(String, LvmId, u64)> {
         .get_int("seqno")
         .and_then(|s| u64::try_from(s).ok())
         .ok_or_else(|| bad("`seqno` is missing or negative"))?;
-    Ok((vgn.key.to_string(), id, seqno))
+    Ok((vgn.key().to_string(), id, seqno))
 }
 
 /// Scan devices and assemble their VGs.

@@ -1,6 +1,8 @@
 use std::borrow::Cow;
 
-use crate::lvm::config::{Config, Layout, Node, ParseMode, Scalar, Value, parse, parse_with};
+use crate::lvm::config::{
+    Config, Layout, NewValue, NodeId, ParseMode, Scalar, Value, parse, parse_with,
+};
 use crate::lvm::error::ParseErrorKind;
 use proptest::prelude::*;
 
@@ -8,8 +10,8 @@ fn s(v: &str) -> Scalar<'_> {
     Scalar::Str(Cow::Borrowed(v))
 }
 
-fn val<'a>(c: &'a Config<'_>, path: &str) -> &'a Value<'a> {
-    c.find(path).and_then(|n| n.value.as_ref()).unwrap()
+fn val<'c, 'a>(c: &'c Config<'a>, path: &str) -> Value<'c, 'a> {
+    c.find(path).and_then(|n| n.value()).unwrap()
 }
 
 #[test]
@@ -56,8 +58,13 @@ fn numbers_like_libdm() {
     let e = parse(b"a = 9223372036854775808").unwrap_err();
     assert_eq!(e.kind, ParseErrorKind::IntRange);
     assert_eq!(
-        parse(b"a = -9223372036854775808").unwrap().nodes[0].value,
-        Some(Value::Scalar(Scalar::Int(i64::MIN)))
+        parse(b"a = -9223372036854775808")
+            .unwrap()
+            .nodes()
+            .next()
+            .unwrap()
+            .value(),
+        Some(Value::Scalar(&Scalar::Int(i64::MIN)))
     );
 }
 
@@ -79,7 +86,7 @@ fn arrays() {
             .unwrap();
     assert_eq!(val(&c, "a").items().len(), 3);
     assert_eq!(val(&c, "b").items(), &[s("x"), s("y"), s("z")]);
-    assert_eq!(val(&c, "c"), &Value::Array(vec![]));
+    assert_eq!(val(&c, "c"), Value::Array(&[]));
     assert_eq!(
         val(&c, "d").items(),
         &[s("pv0"), Scalar::Int(0), s("pv1"), Scalar::Int(0)]
@@ -106,7 +113,7 @@ fn nul_ends_text() {
 #[test]
 fn duplicate_keys_disk_mode_first_wins() {
     let c = parse(b"a = 1\na = 2\ns { x = 1 }\ns { x = 2 y = 3 }\n").unwrap();
-    assert_eq!(c.nodes.len(), 4);
+    assert_eq!(c.nodes().count(), 4);
     assert_eq!(val(&c, "a").items(), &[Scalar::Int(1)]);
     assert_eq!(val(&c, "s/x").items(), &[Scalar::Int(1)]);
     // The lookup descends into the first `s` only.
@@ -120,7 +127,7 @@ fn duplicate_keys_file_mode_merge() {
         ParseMode::File,
     )
     .unwrap();
-    assert_eq!(c.nodes.len(), 2);
+    assert_eq!(c.nodes().count(), 2);
     assert_eq!(val(&c, "a").items(), &[Scalar::Int(2)]);
     assert_eq!(val(&c, "s/x").items(), &[Scalar::Int(2)]);
     assert_eq!(val(&c, "s/y").items(), &[Scalar::Int(3)]);
@@ -139,10 +146,10 @@ fn file_mode_merges_large_sections() {
     }
     t.push_str("s/k5 = 7\n}\n");
     let c = parse_with(t.as_bytes(), ParseMode::File).unwrap();
-    assert_eq!(c.nodes.len(), 1);
-    let s = &c.nodes[0];
-    assert_eq!(s.children.len(), 201); // k0..k99, sec0..sec99, and the nested "s"
-    assert_eq!(s.children[0].key, "k0");
+    assert_eq!(c.nodes().count(), 1);
+    let s = c.nodes().next().unwrap();
+    assert_eq!(s.children().count(), 201); // k0..k99, sec0..sec99, and the nested "s"
+    assert_eq!(s.children().next().unwrap().key(), "k0");
     assert_eq!(s.get_int("k42"), Some(1042));
     assert_eq!(s.get_int("sec42/a"), Some(42));
     assert_eq!(s.get_int("sec42/b"), Some(42));
@@ -152,12 +159,15 @@ fn file_mode_merges_large_sections() {
 #[test]
 fn slash_keys_are_paths() {
     let c = parse(b"a/b = 1\n\"c/d\" { e = 2 }\n").unwrap();
-    assert_eq!(c.nodes[0].key, "a");
+    assert_eq!(c.nodes().next().unwrap().key(), "a");
     assert_eq!(val(&c, "a/b").items(), &[Scalar::Int(1)]);
     assert_eq!(val(&c, "c/d/e").items(), &[Scalar::Int(2)]);
     // Trailing slash: a final empty component, as libdm makes it.
     let c = parse(b"x/ = 1").unwrap();
-    assert_eq!(c.nodes[0].children[0].key, "");
+    assert_eq!(
+        c.nodes().next().unwrap().children().next().unwrap().key(),
+        ""
+    );
 }
 
 #[test]
@@ -205,8 +215,8 @@ fn depth_limit() {
 
 #[test]
 fn empty_text() {
-    assert_eq!(parse(b"").unwrap().nodes.len(), 0);
-    assert_eq!(parse(b"  # only a comment").unwrap().nodes.len(), 0);
+    assert!(parse(b"").unwrap().is_empty());
+    assert!(parse(b"  # only a comment").unwrap().is_empty());
 }
 
 #[test]
@@ -248,32 +258,48 @@ fn scalar() -> impl Strategy<Value = Scalar<'static>> {
     ]
 }
 
-fn value() -> impl Strategy<Value = Value<'static>> {
+fn value() -> impl Strategy<Value = NewValue<'static>> {
     prop_oneof![
-        scalar().prop_map(Value::Scalar),
-        proptest::collection::vec(scalar(), 0..5).prop_map(Value::Array),
+        scalar().prop_map(NewValue::Scalar),
+        proptest::collection::vec(scalar(), 0..5).prop_map(NewValue::Array),
     ]
 }
 
-fn node() -> impl Strategy<Value = Node<'static>> {
-    let leaf = (key(), value()).prop_map(|(k, v)| Node {
-        key: Cow::Owned(k),
-        value: Some(v),
-        children: vec![],
-    });
+/// An owned tree, turned into a [`Config`] through the builder API.
+#[derive(Clone, Debug)]
+enum Tree {
+    Value(String, NewValue<'static>),
+    Section(String, Vec<Tree>),
+}
+
+fn tree() -> impl Strategy<Value = Tree> {
+    let leaf = (key(), value()).prop_map(|(k, v)| Tree::Value(k, v));
     leaf.prop_recursive(4, 40, 6, |inner| {
-        (key(), proptest::collection::vec(inner, 0..6)).prop_map(|(k, children)| Node {
-            key: Cow::Owned(k),
-            value: None,
-            children,
-        })
+        (key(), proptest::collection::vec(inner, 0..6)).prop_map(|(k, c)| Tree::Section(k, c))
     })
+}
+
+fn build(cfg: &mut Config<'static>, parent: Option<NodeId>, t: &Tree) {
+    match t {
+        Tree::Value(k, v) => {
+            cfg.add_value(parent, k.clone(), v.clone());
+        }
+        Tree::Section(k, children) => {
+            let id = cfg.add_section(parent, k.clone());
+            for c in children {
+                build(cfg, Some(id), c);
+            }
+        }
+    }
 }
 
 proptest! {
     #[test]
-    fn print_parse_round_trip(nodes in proptest::collection::vec(node(), 0..6), file in any::<bool>()) {
-        let c = Config { nodes };
+    fn print_parse_round_trip(trees in proptest::collection::vec(tree(), 0..6), file in any::<bool>()) {
+        let mut c = Config::new();
+        for t in &trees {
+            build(&mut c, None, t);
+        }
         let layout = if file { Layout::File } else { Layout::Disk };
         let text = c.to_text(layout);
         let back = parse(text.as_bytes()).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
