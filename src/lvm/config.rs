@@ -526,6 +526,8 @@ fn blank(i: &[u8]) -> IResult<&[u8], ()> {
 
 struct Lexer<'a> {
     text: &'a [u8],
+    /// The same text when it is valid UTF-8.
+    utf8: Option<&'a str>,
     /// The current token (line and column are computed only for errors).
     tok: Token,
 }
@@ -534,6 +536,7 @@ impl<'a> Lexer<'a> {
     fn new(text: &'a [u8]) -> Lexer<'a> {
         let mut lx = Lexer {
             text,
+            utf8: std::str::from_utf8(text).ok(),
             tok: Token {
                 kind: Kind::Eof,
                 start: 0,
@@ -638,10 +641,6 @@ impl<'a> Lexer<'a> {
         };
     }
 
-    fn slice(&self, t: Token) -> &'a [u8] {
-        self.text.get(t.start..t.end).unwrap_or_default()
-    }
-
     fn error(&self, at: usize, kind: ParseErrorKind) -> ParseError {
         let upto = self.text.get(..at).unwrap_or(self.text);
         let line = 1 + upto.iter().filter(|&&c| c == b'\n').count();
@@ -665,12 +664,31 @@ impl<'a> Lexer<'a> {
 
     /// `_dup_string_tok`: the body of a quoted token, libdm's way: drop the first and the
     /// last byte (so an unterminated string at the end loses its last byte, as in libdm).
-    fn string_body(&self, t: Token) -> Result<&'a [u8], ParseError> {
-        let s = self.slice(t);
-        if s.len() < 2 {
+    fn string_body(&self, t: Token) -> Result<(usize, usize), ParseError> {
+        if t.end < t.start + 2 {
             return Err(self.error(t.start, ParseErrorKind::ExpectedValue));
         }
-        Ok(s.get(1..s.len() - 1).unwrap_or_default())
+        Ok((t.start + 1, t.end - 1))
+    }
+
+    /// `text[a..b]` as a string: borrowed from the text when it is valid UTF-8 (checked
+    /// once for the whole text), otherwise converted with U+FFFD replacements.
+    fn text(&self, (a, b): (usize, usize)) -> Cow<'a, str> {
+        if let Some(s) = self.utf8
+            && let Some(sub) = s.get(a..b)
+        {
+            return Cow::Borrowed(sub);
+        }
+        text_of(self.text.get(a..b).unwrap_or_default())
+    }
+
+    /// A double-quoted body, unescaped like `dm_unescape_double_quotes`.
+    fn unescaped(&self, (a, b): (usize, usize)) -> Cow<'a, str> {
+        let bytes = self.text.get(a..b).unwrap_or_default();
+        if !bytes.contains(&b'\\') {
+            return self.text((a, b));
+        }
+        unescape(bytes)
     }
 }
 
@@ -927,17 +945,17 @@ impl<'a> Parser<'a> {
             Kind::StrEscaped => {
                 let body = self.lx.string_body(t)?;
                 self.lx.advance(Kind::StrEscaped);
-                unescape(body)
+                self.lx.unescaped(body)
             }
             Kind::Str => {
                 let body = self.lx.string_body(t)?;
                 self.lx.advance(Kind::Str);
-                text_of(body)
+                self.lx.text(body)
             }
             _ => {
-                let body = self.lx.slice(t);
+                let body = (t.start, t.end);
                 self.lx.expect(Kind::Ident, "a key")?;
-                text_of(body)
+                self.lx.text(body)
             }
         };
         if key.is_empty() {
@@ -1011,9 +1029,9 @@ impl<'a> Parser<'a> {
                     .ok_or_else(|| self.lx.error(t.start, ParseErrorKind::FloatRange))?;
                 Scalar::Float(v)
             }
-            Kind::Str => Scalar::Str(text_of(self.lx.string_body(t)?)),
-            Kind::StrEscaped => Scalar::Str(unescape(self.lx.string_body(t)?)),
-            Kind::Bare => Scalar::Str(text_of(self.lx.slice(t))),
+            Kind::Str => Scalar::Str(self.lx.text(self.lx.string_body(t)?)),
+            Kind::StrEscaped => Scalar::Str(self.lx.unescaped(self.lx.string_body(t)?)),
+            Kind::Bare => Scalar::Str(self.lx.text((t.start, t.end))),
             _ => return Err(self.lx.error(t.start, ParseErrorKind::ExpectedValue)),
         };
         self.lx.advance(t.kind);
