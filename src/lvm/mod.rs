@@ -1,2 +1,78 @@
-//! LVM2 volume groups read without lvm2: PV label, metadata area, text metadata, plan.
+//! LVM2 volume groups read without lvm2: PV label, metadata area, text metadata, typed
+//! model, the device-mapper plan lvm2 would load, and offline LV export.
+//!
+//! Data flows one way, bytes to types to plans; nothing here opens a path or talks to the
+//! kernel. PVs are read through [`crate::io::ReadAt`], so image files, block devices and
+//! byte slices all work.
+//!
+//! | module | what it reads or builds | lvm2 counterpart |
+//! |---|---|---|
+//! | [`crc`] | lvm2's CRC-32 variant | `lib/misc/crc.c` |
+//! | [`label`] | PV label, `pv_header`, area lists, extension | `lib/label`, `text_label.c` |
+//! | [`mda`] | metadata area header, committed text (ring wrap, CRC) | `format-text.c` |
+//! | [`config`] | the text grammar, parse and print | `libdm/libdm-config.c` |
+//! | [`model`] | VG / PV / LV / segment types and validation | `import_vsn1.c`, segtypes |
+//! | [`scan`] | PVs grouped into VGs, newest copy, completeness | `lvmcache`, `vg_read` |
+//! | [`plan`] | dm names, uuids, tables, creation order | `dev_manager.c`, `libdm-deptree.c` |
+//! | [`export`] | LV contents from PV images | — |
+//!
+//! ```
+//! use devmapper::lvm::{config, model::VolumeGroup, plan};
+//! let text = br#"vg0 {
+//! id = "kY9pF3-4Qy6-nB3W-wd25-rq4f-5zr3-QA7YeE"
+//! seqno = 1
+//! status = ["RESIZEABLE", "READ", "WRITE"]
+//! extent_size = 8192
+//! max_lv = 0
+//! max_pv = 0
+//! physical_volumes {
+//! pv0 {
+//! id = "EBY3AB-p3e2-zS8i-q9y7-AjzQ-Hb6B-AEcn6z"
+//! status = ["ALLOCATABLE"]
+//! pe_start = 2048
+//! pe_count = 100
+//! }
+//! }
+//! logical_volumes {
+//! root {
+//! id = "J4A3Dd-vHyr-NktB-Xtnj-fObI-Nf5A-jxvUlK"
+//! status = ["READ", "WRITE", "VISIBLE"]
+//! segment_count = 1
+//! segment1 {
+//! start_extent = 0
+//! extent_count = 10
+//! type = "striped"
+//! stripe_count = 1
+//! stripes = ["pv0", 0]
+//! }
+//! }
+//! }
+//! }
+//! contents = "Text Format Volume Group"
+//! version = 1
+//! "#;
+//! let vg = VolumeGroup::from_config(&config::parse(text)?)?;
+//! let pv_dev = |_pv: &devmapper::lvm::model::PhysicalVolume| Some("8:16".to_string());
+//! let p = plan::plan_vg(&vg, &pv_dev, &plan::PlanOptions::default())?;
+//! assert_eq!(p.devices[0].name, "vg0-root");
+//! assert_eq!(p.devices[0].table[0].params, "8:16 2048");
+//! # Ok::<(), devmapper::lvm::Error>(())
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod crc;
+pub mod error;
+pub mod export;
+pub mod id;
+pub mod label;
+pub mod mda;
+pub mod model;
+pub mod plan;
+pub mod scan;
+
+pub use error::{Error, ParseError, ParseErrorKind, Result};
+pub use id::LvmId;
+
+#[cfg(test)]
+mod tests;

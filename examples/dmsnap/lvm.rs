@@ -1,0 +1,432 @@
+//! `dmsnap lvm ...`: LVM2 volume groups read without lvm2, offline (no kernel, no root).
+//!
+//! `activate`/`deactivate` need the kernel layer and live with the kernel commands; they
+//! apply [`devmapper::lvm::plan::Plan`] (devices in order, deactivate in reverse).
+
+use std::error::Error;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use devmapper::lvm::config::{self, ParseMode};
+use devmapper::lvm::export::{LvReader, export};
+use devmapper::lvm::model::{LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
+use devmapper::lvm::plan::{Plan, PlanOptions, plan_vg};
+use devmapper::lvm::scan::{self, MdaOutcome, ScanReport, ScannedVg};
+use serde_json::{Value, json};
+
+/// Offline commands on LVM2 physical volumes (devices or image files, opened read-only).
+#[derive(Debug, Subcommand)]
+pub enum LvmCmd {
+    /// VGs, PVs and LVs found on the given devices or images (like vgs, pvs, lvs).
+    Scan {
+        /// PV devices or images.
+        pvs: Vec<PathBuf>,
+        /// Read a metadata text file instead (a vgcfgbackup/archive file, or text as
+        /// stored on disk).
+        #[arg(long, conflicts_with = "pvs")]
+        metadata: Option<PathBuf>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The committed metadata text of the PV's VG, exactly as stored (newest copy).
+    Metadata {
+        /// A PV device or image.
+        pv: PathBuf,
+    },
+    /// Every dm device lvm2 would create to activate the VGs, lower layers first.
+    Plan {
+        /// PV devices or images (all PVs of the VG).
+        #[arg(required = true)]
+        pvs: Vec<PathBuf>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an LV's content to a file (linear, striped, multi-segment LVs).
+    Export {
+        /// The LV, as VG/LV.
+        vg_lv: String,
+        /// Output file (created or truncated).
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        /// PV devices or images (all PVs the LV uses).
+        #[arg(required = true)]
+        pvs: Vec<PathBuf>,
+        /// For a snapshot LV, write its COW store (the LV's own segments) instead of the
+        /// snapshot's content.
+        #[arg(long)]
+        raw: bool,
+    },
+}
+
+/// Run one `dmsnap lvm` command.
+pub fn run(cmd: LvmCmd) -> Result<(), Box<dyn Error>> {
+    match cmd {
+        LvmCmd::Scan {
+            pvs,
+            metadata,
+            json,
+        } => match metadata {
+            Some(file) => scan_metadata_file(&file, json),
+            None => scan_devices(&pvs, json),
+        },
+        LvmCmd::Metadata { pv } => metadata(&pv),
+        LvmCmd::Plan { pvs, json } => plan(&pvs, json),
+        LvmCmd::Export {
+            vg_lv,
+            output,
+            pvs,
+            raw,
+        } => export_lv(&vg_lv, &output, &pvs, raw),
+    }
+}
+
+fn open_all(paths: &[PathBuf]) -> Result<Vec<File>, Box<dyn Error>> {
+    paths
+        .iter()
+        .map(|p| File::open(p).map_err(|e| format!("{}: {e}", p.display()).into()))
+        .collect()
+}
+
+fn scan_paths(paths: &[PathBuf]) -> Result<(Vec<File>, ScanReport), Box<dyn Error>> {
+    if paths.is_empty() {
+        return Err("give the PV devices or images to scan (or --metadata FILE)".into());
+    }
+    let files = open_all(paths)?;
+    let report = scan::scan(&files);
+    Ok((files, report))
+}
+
+fn warn_errors(report: &ScanReport, paths: &[PathBuf]) {
+    for (dev, e) in &report.errors {
+        match dev.and_then(|i| paths.get(i)) {
+            Some(p) => eprintln!("dmsnap: {}: {e}", p.display()),
+            None => eprintln!("dmsnap: {e}"),
+        }
+    }
+}
+
+fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
+    let (_files, report) = scan_paths(paths)?;
+    warn_errors(&report, paths);
+    if report.vgs.is_empty() && report.pvs.is_empty() {
+        return Err("no LVM2 physical volume found".into());
+    }
+    if as_json {
+        let vgs: Vec<Value> = report
+            .vgs
+            .iter()
+            .map(|s| vg_json(&s.vg, Some((s, paths))))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "vgs": vgs }))?);
+        return Ok(());
+    }
+    for s in &report.vgs {
+        print_vg(&s.vg, Some((s, paths)));
+    }
+    for pv in &report.pvs {
+        let orphan = pv
+            .mdas
+            .iter()
+            .all(|m| !matches!(m.outcome, MdaOutcome::Text { .. }));
+        let in_vg = report
+            .vgs
+            .iter()
+            .any(|v| v.pv_devices.contains(&Some(pv.device)));
+        if orphan && !in_vg {
+            let p = paths
+                .get(pv.device)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            println!("PV {p} ({}) is not in any VG found", pv.label.pv_id);
+        }
+    }
+    Ok(())
+}
+
+fn scan_metadata_file(file: &Path, as_json: bool) -> Result<(), Box<dyn Error>> {
+    let text = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    // Text as stored on disk starts with the VG section and is read without merging
+    // duplicates; backup files start with comments or header values.
+    let on_disk = config::parse(&text)
+        .map(|c| c.nodes().next().is_some_and(|n| n.is_section()))
+        .unwrap_or(false);
+    let mode = if on_disk {
+        ParseMode::Disk
+    } else {
+        ParseMode::File
+    };
+    let vg = VolumeGroup::from_text(&text, mode).map_err(|e| format!("{}: {e}", file.display()))?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "vgs": [vg_json(&vg, None)] }))?
+        );
+    } else {
+        print_vg(&vg, None);
+    }
+    Ok(())
+}
+
+/// The segment type as `lvs` names it (one-stripe `striped` is `linear`).
+fn lv_segtype(lv: &LogicalVolume) -> &str {
+    match lv.segments.first() {
+        None => "-",
+        Some(s) => match &s.kind {
+            SegmentKind::Striped { areas, .. } if areas.len() == 1 => "linear",
+            _ => s.type_name.split('+').next().unwrap_or_default(),
+        },
+    }
+}
+
+fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value {
+    let pvs: Vec<Value> = vg
+        .pvs
+        .iter()
+        .map(|p| {
+            let device = scanned
+                .and_then(|(s, paths)| s.device_of(p).and_then(|i| paths.get(i)))
+                .map(|p| p.display().to_string());
+            json!({
+                "name": p.handle, "uuid": p.id.to_string(), "device": device,
+                "device_hint": p.device_hint, "pe_start": p.pe_start, "pe_count": p.pe_count,
+                "missing": p.is_missing() || (scanned.is_some() && device.is_none()),
+            })
+        })
+        .collect();
+    let lvs: Vec<Value> = vg
+        .lvs
+        .iter()
+        .filter(|lv| !vg.is_snapshot_internal(lv))
+        .map(|lv| {
+            let mut o = json!({
+                "name": lv.name, "uuid": lv.id.to_string(),
+                "size_sectors": vg.lv_size(lv), "segments": lv.segments.len(),
+                "segtype": lv_segtype(lv), "visible": vg.is_visible(lv),
+                "read_only": !lv.is_writable(),
+                "snapshots": vg.snapshots_of(&lv.name).map(|l| l.cow).collect::<Vec<_>>(),
+            });
+            if let Some(link) = vg.cow_link(&lv.name) {
+                o["origin"] = json!(link.origin);
+                o["chunk_sectors"] = json!(link.chunk_size);
+                o["merging"] = json!(link.merging);
+                o["size_sectors"] = json!(link.origin_extents * vg.extent_size);
+                o["cow_size_sectors"] = json!(vg.lv_size(lv));
+            }
+            o
+        })
+        .collect();
+    let mut o = json!({
+        "name": vg.name, "uuid": vg.id.to_string(), "seqno": vg.seqno,
+        "extent_size_sectors": vg.extent_size, "pvs": pvs, "lvs": lvs,
+    });
+    if let Some((s, _)) = scanned {
+        o["complete"] = json!(s.is_complete());
+        o["inconsistent"] = json!(s.inconsistent);
+    }
+    o
+}
+
+fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
+    let state = match scanned {
+        Some((s, _)) if !s.is_complete() => ", INCOMPLETE (PVs missing)",
+        Some((s, _)) if s.inconsistent => ", metadata copies disagree (newest used)",
+        _ => "",
+    };
+    println!(
+        "VG {}  uuid {}  seqno {}  extent {} sectors{state}",
+        vg.name, vg.id, vg.seqno, vg.extent_size
+    );
+    for p in &vg.pvs {
+        let dev = scanned
+            .and_then(|(s, paths)| s.device_of(p).and_then(|i| paths.get(i)))
+            .map_or_else(
+                || {
+                    if scanned.is_some() {
+                        "MISSING".to_string()
+                    } else {
+                        "-".to_string()
+                    }
+                },
+                |p| p.display().to_string(),
+            );
+        println!(
+            "  PV {:<6} {:<40} {} PEs from sector {}  {}",
+            p.handle,
+            p.id.to_string(),
+            p.pe_count,
+            p.pe_start,
+            dev
+        );
+    }
+    for lv in vg.lvs.iter().filter(|lv| !vg.is_snapshot_internal(lv)) {
+        let name = if vg.is_visible(lv) {
+            lv.name.clone()
+        } else {
+            format!("[{}]", lv.name)
+        };
+        let mut extra = String::new();
+        if let Some(link) = vg.cow_link(&lv.name) {
+            extra = format!(
+                "  snapshot of {} (chunk {} sectors{})",
+                link.origin,
+                link.chunk_size,
+                if link.merging { ", merging" } else { "" }
+            );
+        }
+        let snaps: Vec<_> = vg.snapshots_of(&lv.name).map(|l| l.cow).collect();
+        if !snaps.is_empty() {
+            extra = format!("  origin of {}", snaps.join(", "));
+        }
+        println!(
+            "  LV {:<20} {:>12} sectors  {:<10} {}{}{extra}",
+            name,
+            vg.lv_size(lv),
+            lv_segtype(lv),
+            if lv.is_writable() { "rw" } else { "ro" },
+            if lv.segments.iter().all(|s| s.kind.is_mappable()) {
+                ""
+            } else {
+                "  (not activatable here)"
+            },
+        );
+    }
+}
+
+fn metadata(pv: &Path) -> Result<(), Box<dyn Error>> {
+    let f = File::open(pv).map_err(|e| format!("{}: {e}", pv.display()))?;
+    let scanned = scan::scan_pv(&f, 0).map_err(|e| format!("{}: {e}", pv.display()))?;
+    let newest = scanned
+        .mdas
+        .iter()
+        .filter_map(|m| match &m.outcome {
+            MdaOutcome::Text { seqno, text, .. } => Some((*seqno, text)),
+            _ => None,
+        })
+        .max_by_key(|(s, _)| *s);
+    let Some((_, text)) = newest else {
+        for m in &scanned.mdas {
+            if let MdaOutcome::Error(e) = &m.outcome {
+                eprintln!("dmsnap: {}: {e}", pv.display());
+            }
+        }
+        return Err(format!("{}: no readable VG metadata on this PV", pv.display()).into());
+    };
+    std::io::stdout().write_all(&text.text)?;
+    Ok(())
+}
+
+fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
+    let (_files, report) = scan_paths(paths)?;
+    warn_errors(&report, paths);
+    if report.vgs.is_empty() {
+        return Err("no volume group found on the given devices".into());
+    }
+    let mut all = Plan::default();
+    for s in &report.vgs {
+        if !s.is_complete() {
+            let missing: Vec<_> = s
+                .missing_pvs()
+                .map(|p| format!("{} ({})", p.handle, p.id))
+                .collect();
+            eprintln!(
+                "dmsnap: VG {} is incomplete, missing {}; LVs on them are skipped",
+                s.vg.name,
+                missing.join(", ")
+            );
+        }
+        let dev = |p: &PhysicalVolume| {
+            s.device_of(p)
+                .and_then(|i| paths.get(i))
+                .map(|p| p.display().to_string())
+        };
+        let p = plan_vg(&s.vg, &dev, &PlanOptions::default())?;
+        all.devices.extend(p.devices);
+        all.skipped.extend(p.skipped);
+    }
+    if as_json {
+        let devices: Vec<Value> = all
+            .devices
+            .iter()
+            .map(|d| {
+                let table: Vec<Value> = d
+                    .table
+                    .iter()
+                    .map(|l| json!({ "start": l.start, "length": l.length, "target": l.target, "params": l.params }))
+                    .collect();
+                json!({ "name": d.name, "uuid": d.uuid, "read_only": d.read_only, "lv": d.lv, "layer": d.layer, "table": table })
+            })
+            .collect();
+        let skipped: Vec<Value> = all
+            .skipped
+            .iter()
+            .map(|s| json!({ "lv": s.lv, "reason": s.reason }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "devices": devices, "skipped": skipped }))?
+        );
+        return Ok(());
+    }
+    for d in &all.devices {
+        println!(
+            "{}  {}{}",
+            d.name,
+            d.uuid,
+            if d.read_only { "  (read-only)" } else { "" }
+        );
+        for l in &d.table {
+            println!("  {} {} {} {}", l.start, l.length, l.target, l.params);
+        }
+    }
+    for s in &all.skipped {
+        println!("skipped {}: {}", s.lv, s.reason);
+    }
+    Ok(())
+}
+
+fn export_lv(
+    vg_lv: &str,
+    output: &Path,
+    paths: &[PathBuf],
+    raw: bool,
+) -> Result<(), Box<dyn Error>> {
+    let (vg_name, lv_name) = vg_lv
+        .split_once('/')
+        .ok_or_else(|| format!("{vg_lv}: give the LV as VG/LV"))?;
+    let (files, report) = scan_paths(paths)?;
+    let s = report
+        .vgs
+        .iter()
+        .find(|s| s.vg.name == vg_name)
+        .ok_or_else(|| {
+            warn_errors(&report, paths);
+            format!("VG {vg_name} not found on the given devices")
+        })?;
+    let vg = &s.vg;
+    if vg.lv(lv_name).is_none() {
+        return Err(format!("LV {lv_name} not found in VG {vg_name}").into());
+    }
+    if let Some(link) = vg.cow_link(lv_name)
+        && !raw
+    {
+        return Err(format!(
+            "{vg_lv} is a snapshot of {origin}: its content is origin + COW store, which `lvm export` \
+             does not combine yet; export both (`lvm export {vg_name}/{origin}` and `lvm export --raw {vg_lv}`) \
+             and run `dmsnap cow export --origin ORIGIN --cow COW -o OUT`",
+            origin = link.origin
+        )
+        .into());
+    }
+    let src = |p: &PhysicalVolume| s.device_of(p).and_then(|i| files.get(i));
+    let reader = LvReader::new(vg, lv_name, &src)?;
+    let out = File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let mut w = BufWriter::new(out);
+    let n = export(&reader, &mut w).map_err(|e| format!("reading {vg_lv}: {e}"))?;
+    w.flush()?;
+    eprintln!("{vg_lv}: {n} bytes written to {}", output.display());
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! Metadata areas: the 512-byte `mda_header` and the circular text buffer behind it.
+//!
+//! Slot 0 of the header's `raw_locns` is the committed copy of the VG metadata text; it may
+//! wrap around the end of the area, continuing right after the header. Its CRC covers the
+//! whole stored size, trailing NUL included. Slot 1 (precommitted) is for lvm2's own
+//! suspend/resume and is not read here. An area whose slot 0 carries `RAW_LOCN_IGNORED`
+//! (`pvchange --metadataignore`) may hold stale text and is skipped.
+//!
+//! ```
+//! use devmapper::lvm::mda;
+//! let zeros = [0u8; 512];
+//! // A zeroed header fails its checksum.
+//! assert!(mda::parse_mda_header(&zeros, 4096).is_err());
+//! ```
+#![forbid(unsafe_code)]
+
+use super::crc::{INITIAL_CRC, calc_crc};
+use super::error::{Error, Result, io_err};
+use super::label::DiskLocn;
+use crate::io::ReadAt;
+
+/// Size of `struct mda_header`.
+pub const MDA_HEADER_SIZE: usize = 512;
+/// `FMTT_MAGIC`, `" LVM2 x[5A%r0N*>"`.
+pub const FMTT_MAGIC: &[u8; 16] = b" LVM2 x[5A%r0N*>";
+/// `FMTT_VERSION`.
+pub const FMTT_VERSION: u32 = 1;
+/// `RAW_LOCN_IGNORED`: the area is ignored (`pvchange --metadataignore y`).
+pub const RAW_LOCN_IGNORED: u32 = 0x1;
+/// The largest metadata text this reader accepts (lvm2 allows up to 4 GiB; real VGs are
+/// far smaller, and the cap keeps hostile headers from forcing huge allocations).
+pub const MAX_METADATA_TEXT: u64 = 64 << 20;
+/// Size of one `raw_locn`.
+const RAW_LOCN_SIZE: usize = 24;
+
+/// `struct raw_locn`: where one copy of the text is in the area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawLocn {
+    /// Offset from the start of the area (0 = no text).
+    pub offset: u64,
+    /// Size in bytes, trailing NUL included.
+    pub size: u64,
+    /// CRC of the text.
+    pub checksum: u32,
+    /// `RAW_LOCN_*` flags.
+    pub flags: u32,
+}
+
+impl RawLocn {
+    /// Is `RAW_LOCN_IGNORED` set?
+    pub fn is_ignored(&self) -> bool {
+        self.flags & RAW_LOCN_IGNORED != 0
+    }
+}
+
+/// A decoded `struct mda_header`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MdaHeader {
+    /// `checksum_xl`, already verified.
+    pub checksum: u32,
+    /// `version` (1).
+    pub version: u32,
+    /// `start`: absolute offset of the header.
+    pub start: u64,
+    /// `size`: the whole area in bytes, header included.
+    pub size: u64,
+    /// The `raw_locns` up to the terminator: `[0]` committed, `[1]` precommitted (if any).
+    pub raw_locns: Vec<RawLocn>,
+}
+
+impl MdaHeader {
+    /// The committed slot, if any.
+    pub fn committed(&self) -> Option<&RawLocn> {
+        self.raw_locns.first()
+    }
+}
+
+/// What a metadata area holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MdaContent {
+    /// The committed text.
+    Text(MetadataText),
+    /// The area is flagged ignored.
+    Ignored,
+    /// No VG metadata (an orphan PV).
+    Empty,
+}
+
+/// One committed copy of the metadata text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataText {
+    /// The slot it was read through.
+    pub locn: RawLocn,
+    /// Whether the copy wraps around the end of the circular buffer.
+    pub wrapped: bool,
+    /// The text up to (not including) its first NUL.
+    pub text: Vec<u8>,
+}
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_le_bytes)
+        .unwrap_or(0)
+}
+
+/// Decode and check a header read from `expected_start` (the PV header's area offset).
+pub fn parse_mda_header(buf: &[u8], expected_start: u64) -> Result<MdaHeader> {
+    let bad = |reason: String| Error::Mda {
+        offset: expected_start,
+        reason,
+    };
+    let hdr = buf
+        .get(..MDA_HEADER_SIZE)
+        .ok_or_else(|| bad("short header".into()))?;
+    let checksum = le32(hdr, 0);
+    let computed = calc_crc(INITIAL_CRC, hdr.get(4..).unwrap_or_default());
+    if computed != checksum {
+        return Err(bad(format!(
+            "header checksum {checksum:#010x} does not match {computed:#010x}"
+        )));
+    }
+    if hdr.get(4..20) != Some(&FMTT_MAGIC[..]) {
+        return Err(bad("wrong magic".into()));
+    }
+    let version = le32(hdr, 20);
+    if version != FMTT_VERSION {
+        return Err(bad(format!("unsupported version {version}")));
+    }
+    let start = le64(hdr, 24);
+    if start != expected_start {
+        return Err(bad(format!("header says it starts at byte {start}")));
+    }
+    let size = le64(hdr, 32);
+    if size < MDA_HEADER_SIZE as u64 {
+        return Err(bad(format!("area size {size} is smaller than its header")));
+    }
+    let mut raw_locns = Vec::new();
+    let mut at = 40;
+    while at + RAW_LOCN_SIZE <= MDA_HEADER_SIZE {
+        let offset = le64(hdr, at);
+        if offset == 0 && !raw_locns.is_empty() {
+            break;
+        }
+        let locn = RawLocn {
+            offset,
+            size: le64(hdr, at + 8),
+            checksum: le32(hdr, at + 16),
+            flags: le32(hdr, at + 20),
+        };
+        // Slot 0 is kept even when empty: its flags still say "ignored".
+        raw_locns.push(locn);
+        if offset == 0 {
+            break;
+        }
+        at += RAW_LOCN_SIZE;
+    }
+    Ok(MdaHeader {
+        checksum,
+        version,
+        start,
+        size,
+        raw_locns,
+    })
+}
+
+/// Read and check the header of the area at `area`.
+pub fn read_mda_header<R: ReadAt + ?Sized>(dev: &R, area: DiskLocn) -> Result<MdaHeader> {
+    let mut buf = [0u8; MDA_HEADER_SIZE];
+    dev.read_exact_at(&mut buf, area.offset)
+        .map_err(io_err("metadata area header", area.offset))?;
+    parse_mda_header(&buf, area.offset)
+}
+
+/// Read the area's header and its committed text (checksum verified, wrap handled).
+pub fn read_metadata<R: ReadAt + ?Sized>(
+    dev: &R,
+    area: DiskLocn,
+) -> Result<(MdaHeader, MdaContent)> {
+    let header = read_mda_header(dev, area)?;
+    let content = read_committed(dev, &header)?;
+    Ok((header, content))
+}
+
+/// Read the committed text that `header` points at.
+pub fn read_committed<R: ReadAt + ?Sized>(dev: &R, header: &MdaHeader) -> Result<MdaContent> {
+    let Some(&locn) = header.committed() else {
+        return Ok(MdaContent::Empty);
+    };
+    if locn.is_ignored() {
+        return Ok(MdaContent::Ignored);
+    }
+    if locn.offset == 0 {
+        return Ok(MdaContent::Empty);
+    }
+    let bad = |reason: String| Error::Mda {
+        offset: header.start,
+        reason,
+    };
+    let hdr_size = MDA_HEADER_SIZE as u64;
+    if locn.offset < hdr_size || locn.offset >= header.size {
+        return Err(bad(format!(
+            "text offset {} is outside the buffer (area size {})",
+            locn.offset, header.size
+        )));
+    }
+    if locn.size == 0 || locn.size > header.size - hdr_size || locn.size > u64::from(u32::MAX) {
+        return Err(bad(format!(
+            "text size {} does not fit the area",
+            locn.size
+        )));
+    }
+    if locn.size > MAX_METADATA_TEXT {
+        return Err(bad(format!(
+            "text size {} is over the {MAX_METADATA_TEXT}-byte limit",
+            locn.size
+        )));
+    }
+    let end = locn
+        .offset
+        .checked_add(locn.size)
+        .ok_or_else(|| bad("text location overflows".into()))?;
+    let wrap = end.saturating_sub(header.size);
+    let first_len = locn.size - wrap;
+    let total = usize::try_from(locn.size).map_err(|_| bad("text too large".into()))?;
+    let first = usize::try_from(first_len).map_err(|_| bad("text too large".into()))?;
+    let mut text = vec![0u8; total];
+    let (a, b) = text.split_at_mut(first);
+    let first_at = header
+        .start
+        .checked_add(locn.offset)
+        .ok_or_else(|| bad("text offset overflows".into()))?;
+    dev.read_exact_at(a, first_at)
+        .map_err(io_err("metadata text", first_at))?;
+    if !b.is_empty() {
+        let second_at = header
+            .start
+            .checked_add(hdr_size)
+            .ok_or_else(|| bad("area offset overflows".into()))?;
+        dev.read_exact_at(b, second_at)
+            .map_err(io_err("metadata text (wrapped part)", second_at))?;
+    }
+    let crc = calc_crc(INITIAL_CRC, &text);
+    if crc != locn.checksum {
+        return Err(bad(format!(
+            "text checksum {:#010x} does not match {crc:#010x}",
+            locn.checksum
+        )));
+    }
+    if let Some(nul) = text.iter().position(|&c| c == 0) {
+        text.truncate(nul);
+    }
+    Ok(MdaContent::Text(MetadataText {
+        locn,
+        wrapped: wrap > 0,
+        text,
+    }))
+}

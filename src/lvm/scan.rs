@@ -1,0 +1,251 @@
+//! Scanning PVs: read each device's label and both metadata copies, group the PVs by VG
+//! id, keep the copy with the highest `seqno`, and tell whether the VG is complete (every
+//! PV its metadata lists was found, matched by PV id, never by the `device` hint).
+//!
+//! ```
+//! use devmapper::lvm::scan;
+//! // A device without a label is reported, not fatal.
+//! let blank = vec![0u8; 4096];
+//! let report = scan::scan(&[&blank[..]]);
+//! assert!(report.vgs.is_empty());
+//! assert_eq!(report.errors.len(), 1);
+//! ```
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use super::config::{self, ParseMode};
+use super::error::{Error, Result};
+use super::id::LvmId;
+use super::label::{DiskLocn, Label, read_label};
+use super::mda::{MdaContent, MetadataText, read_metadata};
+use super::model::{PhysicalVolume, VolumeGroup};
+use crate::io::ReadAt;
+
+/// One metadata area of a scanned PV and what it held.
+#[derive(Debug)]
+pub struct MdaRead {
+    /// Where the area is.
+    pub area: DiskLocn,
+    /// What was found.
+    pub outcome: MdaOutcome,
+}
+
+/// The result of reading one metadata area.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MdaOutcome {
+    /// A committed copy of a VG's metadata.
+    Text {
+        /// VG name (the first section's key).
+        vg_name: String,
+        /// VG id.
+        vg_id: LvmId,
+        /// `seqno`.
+        seqno: u64,
+        /// The text and where it came from.
+        text: MetadataText,
+    },
+    /// The area is flagged ignored.
+    Ignored,
+    /// The area holds no VG (an orphan PV).
+    Empty,
+    /// The area could not be read or checked.
+    Error(Error),
+}
+
+/// A device that carries an LVM2 label.
+#[derive(Debug)]
+pub struct ScannedPv {
+    /// Index of the device in the input list.
+    pub device: usize,
+    /// The label and PV header.
+    pub label: Label,
+    /// Each metadata area in label order.
+    pub mdas: Vec<MdaRead>,
+}
+
+/// A VG assembled from the scanned PVs.
+#[derive(Debug)]
+pub struct ScannedVg {
+    /// The VG from the newest metadata copy.
+    pub vg: VolumeGroup,
+    /// That copy's text, exactly as stored (up to its NUL).
+    pub text: Vec<u8>,
+    /// For each PV of the VG (in metadata order): the index of the device holding it.
+    pub pv_devices: Vec<Option<usize>>,
+    /// Copies with another seqno (or another text at the same seqno) were seen
+    /// (lvm2 warns "Inconsistent metadata").
+    pub inconsistent: bool,
+}
+
+impl ScannedVg {
+    /// Every PV the metadata lists was found.
+    pub fn is_complete(&self) -> bool {
+        self.pv_devices.iter().all(Option::is_some)
+    }
+
+    /// PVs listed in the metadata but not found.
+    pub fn missing_pvs(&self) -> impl Iterator<Item = &PhysicalVolume> {
+        self.vg
+            .pvs
+            .iter()
+            .zip(&self.pv_devices)
+            .filter(|(_, d)| d.is_none())
+            .map(|(p, _)| p)
+    }
+
+    /// The input device index holding `pv`.
+    pub fn device_of(&self, pv: &PhysicalVolume) -> Option<usize> {
+        let i = self.vg.pvs.iter().position(|p| p.id == pv.id)?;
+        self.pv_devices.get(i).copied().flatten()
+    }
+}
+
+/// Everything a scan found.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    /// Labelled devices.
+    pub pvs: Vec<ScannedPv>,
+    /// VGs, in order of first appearance.
+    pub vgs: Vec<ScannedVg>,
+    /// Devices without a usable label, or VGs whose newest metadata does not import.
+    pub errors: Vec<(Option<usize>, Error)>,
+}
+
+/// Read one device: its label and every metadata area (a bad area is recorded, not fatal).
+pub fn scan_pv<R: ReadAt + ?Sized>(dev: &R, device: usize) -> Result<ScannedPv> {
+    let label = read_label(dev)?;
+    let mdas = label
+        .metadata_areas
+        .iter()
+        .map(|&area| MdaRead {
+            area,
+            outcome: read_area(dev, area),
+        })
+        .collect();
+    Ok(ScannedPv {
+        device,
+        label,
+        mdas,
+    })
+}
+
+fn read_area<R: ReadAt + ?Sized>(dev: &R, area: DiskLocn) -> MdaOutcome {
+    match read_metadata(dev, area) {
+        Err(e) => MdaOutcome::Error(e),
+        Ok((_, MdaContent::Ignored)) => MdaOutcome::Ignored,
+        Ok((_, MdaContent::Empty)) => MdaOutcome::Empty,
+        Ok((_, MdaContent::Text(text))) => match summary(&text.text) {
+            Ok((vg_name, vg_id, seqno)) => MdaOutcome::Text {
+                vg_name,
+                vg_id,
+                seqno,
+                text,
+            },
+            Err(e) => MdaOutcome::Error(e),
+        },
+    }
+}
+
+/// VG name, id and seqno of a metadata text (lvm2's `text_read_metadata_summary`).
+pub fn summary(text: &[u8]) -> Result<(String, LvmId, u64)> {
+    let cfg = config::parse(text)?;
+    let vgn = cfg
+        .nodes()
+        .find(|n| n.is_section())
+        .ok_or_else(|| Error::Model {
+            path: String::new(),
+            reason: "no volume group section".into(),
+        })?;
+    let bad = |reason: &str| Error::Model {
+        path: vgn.key().to_string(),
+        reason: reason.to_string(),
+    };
+    let id = vgn
+        .get_str("id")
+        .ok_or_else(|| bad("`id` is missing"))?
+        .parse()
+        .map_err(|e| bad(&format!("id: {e}")))?;
+    let seqno = vgn
+        .get_int("seqno")
+        .and_then(|s| u64::try_from(s).ok())
+        .ok_or_else(|| bad("`seqno` is missing or negative"))?;
+    Ok((vgn.key().to_string(), id, seqno))
+}
+
+/// Scan devices and assemble their VGs.
+pub fn scan<R: ReadAt>(devices: &[R]) -> ScanReport {
+    let mut report = ScanReport::default();
+    for (i, dev) in devices.iter().enumerate() {
+        match scan_pv(dev, i) {
+            Ok(pv) => report.pvs.push(pv),
+            Err(e) => report.errors.push((Some(i), e)),
+        }
+    }
+    let (vgs, errors) = assemble(&report.pvs);
+    report.vgs = vgs;
+    report.errors.extend(errors.into_iter().map(|e| (None, e)));
+    report
+}
+
+/// Group scanned PVs into VGs (newest seqno per VG id wins).
+pub fn assemble(pvs: &[ScannedPv]) -> (Vec<ScannedVg>, Vec<Error>) {
+    struct Best<'a> {
+        order: usize,
+        seqno: u64,
+        text: &'a [u8],
+        inconsistent: bool,
+    }
+    let mut best: BTreeMap<LvmId, Best<'_>> = BTreeMap::new();
+    for pv in pvs {
+        for m in &pv.mdas {
+            let MdaOutcome::Text {
+                vg_id, seqno, text, ..
+            } = &m.outcome
+            else {
+                continue;
+            };
+            let order = best.len();
+            let e = best.entry(*vg_id).or_insert(Best {
+                order,
+                seqno: *seqno,
+                text: &text.text,
+                inconsistent: false,
+            });
+            if *seqno > e.seqno {
+                e.seqno = *seqno;
+                e.text = &text.text;
+                e.inconsistent = true;
+            } else if *seqno < e.seqno || text.text != e.text {
+                e.inconsistent = true;
+            }
+        }
+    }
+    let mut ordered: Vec<_> = best.into_iter().collect();
+    ordered.sort_by_key(|(_, b)| b.order);
+    let mut vgs = Vec::new();
+    let mut errors = Vec::new();
+    for (id, b) in ordered {
+        match VolumeGroup::from_text(b.text, ParseMode::Disk) {
+            Ok(vg) => {
+                let pv_devices = vg
+                    .pvs
+                    .iter()
+                    .map(|p| pvs.iter().find(|s| s.label.pv_id == p.id).map(|s| s.device))
+                    .collect();
+                vgs.push(ScannedVg {
+                    vg,
+                    text: b.text.to_vec(),
+                    pv_devices,
+                    inconsistent: b.inconsistent,
+                });
+            }
+            Err(e) => errors.push(Error::Scan {
+                vg: id.to_string(),
+                reason: format!("newest metadata (seqno {}) does not import: {e}", b.seqno),
+            }),
+        }
+    }
+    (vgs, errors)
+}

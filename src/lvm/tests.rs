@@ -1,0 +1,12 @@
+//! Unit tests of the LVM2 reader, one file per area under `tests/`.
+
+mod config;
+mod crc;
+mod export;
+mod label;
+mod mda;
+mod model;
+mod plan;
+mod sample;
+mod scan;
+mod writer;

@@ -1,0 +1,158 @@
+use crate::io::ReadAt;
+use crate::lvm::config::ParseMode;
+use crate::lvm::export::{LvReader, export, snapshot_parts};
+use crate::lvm::model::{PhysicalVolume, VolumeGroup};
+use proptest::prelude::*;
+
+/// extent = 8 sectors (4 KiB), two PVs of 16 PEs after a 2-sector pe_start.
+const VG: &str = r#"ex {
+id = "aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg"
+seqno = 1
+status = ["READ", "WRITE"]
+extent_size = 8
+max_lv = 0
+max_pv = 0
+physical_volumes {
+pv0 { id = "AAAAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGGGG" status = ["ALLOCATABLE"] pe_start = 2 pe_count = 16 }
+pv1 { id = "HHHHHH-IIII-JJJJ-KKKK-LLLL-MMMM-NNNNNN" status = ["ALLOCATABLE"] pe_start = 2 pe_count = 16 }
+}
+logical_volumes {
+multi {
+id = "111111-2222-3333-4444-5555-6666-777777"
+status = ["READ", "WRITE", "VISIBLE"]
+segment_count = 3
+segment1 { start_extent = 0 extent_count = 2 type = "striped" stripe_count = 1 stripes = ["pv1", 3] }
+segment2 { start_extent = 2 extent_count = 1 type = "zero" }
+segment3 { start_extent = 3 extent_count = 2 type = "striped" stripe_count = 1 stripes = ["pv0", 10] }
+}
+striped {
+id = "888888-9999-0000-aaaa-bbbb-cccc-dddddd"
+status = ["READ", "WRITE", "VISIBLE"]
+segment_count = 1
+segment1 { start_extent = 0 extent_count = 6 type = "striped" stripe_count = 2 stripe_size = 2 stripes = ["pv0", 0, "pv1", 6] }
+}
+stacked {
+id = "999999-9999-0000-aaaa-bbbb-cccc-dddddd"
+status = ["READ", "WRITE", "VISIBLE"]
+segment_count = 1
+segment1 { start_extent = 0 extent_count = 2 type = "striped" stripe_count = 1 stripes = ["striped", 1] }
+}
+cow {
+id = "cccccc-9999-0000-aaaa-bbbb-cccc-dddddd"
+status = ["READ", "WRITE"]
+segment_count = 1
+segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 15] }
+}
+snapshot0 {
+id = "ssssss-9999-0000-aaaa-bbbb-cccc-dddddd"
+status = ["READ", "WRITE", "VISIBLE"]
+segment_count = 1
+segment1 { start_extent = 0 extent_count = 5 type = "snapshot" chunk_size = 8 origin = "multi" cow_store = "cow" }
+}
+}
+}
+contents = "Text Format Volume Group"
+version = 1
+"#;
+
+const PV_SECTORS: usize = 2 + 16 * 8;
+
+/// Sector `s` of PV `p` is filled with a pattern naming both.
+fn pv_image(p: u8) -> Vec<u8> {
+    (0..PV_SECTORS)
+        .flat_map(|s| {
+            (0..512).map(move |i| (s as u8).wrapping_mul(7) ^ p.wrapping_mul(101) ^ (i as u8))
+        })
+        .collect()
+}
+
+fn setup() -> (VolumeGroup, Vec<Vec<u8>>) {
+    (
+        VolumeGroup::from_text(VG.as_bytes(), ParseMode::Disk).unwrap(),
+        vec![pv_image(0), pv_image(1)],
+    )
+}
+
+fn src<'a>(pvs: &'a [Vec<u8>]) -> impl Fn(&PhysicalVolume) -> Option<&'a [u8]> {
+    move |p| {
+        pvs.get(p.handle[2..].parse::<usize>().ok()?)
+            .map(|v| &v[..])
+    }
+}
+
+/// Independent sector-by-sector mapping of the `striped` LV (2 stripes of 2 sectors).
+fn expected_striped(pvs: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in 0..48u64 {
+        let chunk = s / 2;
+        let (pv, base_pe) = if chunk % 2 == 0 { (0, 0) } else { (1, 6) };
+        let sector = 2 + base_pe * 8 + (chunk / 2) * 2 + s % 2;
+        out.extend_from_slice(&pvs[pv][sector as usize * 512..][..512]);
+    }
+    out
+}
+
+#[test]
+fn multi_segment_with_zero() {
+    let (vg, pvs) = setup();
+    let r = LvReader::new(&vg, "multi", &src(&pvs)).unwrap();
+    assert_eq!(r.len(), 5 * 4096);
+    let mut all = Vec::new();
+    export(&r, &mut all).unwrap();
+    let pv1_pe3 = (2 + 3 * 8) * 512;
+    assert_eq!(&all[..8192], &pvs[1][pv1_pe3..pv1_pe3 + 8192]);
+    assert!(all[8192..12288].iter().all(|&b| b == 0));
+    let pv0_pe10 = (2 + 10 * 8) * 512;
+    assert_eq!(&all[12288..], &pvs[0][pv0_pe10..pv0_pe10 + 8192]);
+}
+
+#[test]
+fn striped_matches_reference() {
+    let (vg, pvs) = setup();
+    let r = LvReader::new(&vg, "striped", &src(&pvs)).unwrap();
+    let mut all = Vec::new();
+    assert_eq!(export(&r, &mut all).unwrap(), 6 * 4096);
+    assert_eq!(all, expected_striped(&pvs));
+}
+
+#[test]
+fn lv_on_lv() {
+    let (vg, pvs) = setup();
+    let r = LvReader::new(&vg, "stacked", &src(&pvs)).unwrap();
+    let mut all = Vec::new();
+    export(&r, &mut all).unwrap();
+    assert_eq!(all, expected_striped(&pvs)[4096..3 * 4096]);
+}
+
+#[test]
+fn bounds_and_missing_pv() {
+    let (vg, pvs) = setup();
+    let r = LvReader::new(&vg, "multi", &src(&pvs)).unwrap();
+    let mut b = [0u8; 2];
+    assert!(r.read_exact_at(&mut b, r.len() - 1).is_err());
+    assert!(r.read_exact_at(&mut b, u64::MAX).is_err());
+    let only1 = |p: &PhysicalVolume| (p.handle == "pv1").then_some(&pvs[1][..]);
+    let e = LvReader::new(&vg, "multi", &only1).unwrap_err();
+    assert!(e.to_string().contains("PV pv0"), "{e}");
+    assert!(LvReader::new(&vg, "snapshot0", &src(&pvs)).is_err());
+}
+
+#[test]
+fn snapshot_parts_give_origin_and_cow() {
+    let (vg, pvs) = setup();
+    let (origin, cow, chunk) = snapshot_parts(&vg, "cow", &src(&pvs)).unwrap();
+    assert_eq!((origin.len(), cow.len(), chunk), (5 * 4096, 4096, 8));
+    assert!(snapshot_parts(&vg, "multi", &src(&pvs)).is_err());
+}
+
+proptest! {
+    #[test]
+    fn random_reads_match(off in 0u64..(6 * 4096), len in 0usize..9000) {
+        let (vg, pvs) = setup();
+        let r = LvReader::new(&vg, "striped", &src(&pvs)).unwrap();
+        let len = len.min((6 * 4096 - off) as usize);
+        let mut b = vec![0u8; len];
+        r.read_exact_at(&mut b, off).unwrap();
+        prop_assert_eq!(&b[..], &expected_striped(&pvs)[off as usize..off as usize + len]);
+    }
+}

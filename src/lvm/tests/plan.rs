@@ -1,0 +1,326 @@
+use super::sample::{SAMPLE, THIN_STRIPED};
+use crate::lvm::config::ParseMode;
+use crate::lvm::model::{PhysicalVolume, VolumeGroup};
+use crate::lvm::plan::{Plan, PlanOptions, activation_blockers, plan_lv, plan_vg};
+
+fn vg(text: &str) -> VolumeGroup {
+    VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk).unwrap()
+}
+
+fn sdb(_: &PhysicalVolume) -> Option<String> {
+    Some("8:16".into())
+}
+
+fn loops(pv: &PhysicalVolume) -> Option<String> {
+    Some(format!("/dev/loop{}", &pv.handle[2..]))
+}
+
+/// `name uuid-suffix ro : start length target params` per line, for compact comparisons.
+fn render(p: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in &p.devices {
+        for l in &d.table {
+            out.push(format!(
+                "{}{} {} {} {} {}",
+                d.name,
+                if d.read_only { " (ro)" } else { "" },
+                l.start,
+                l.length,
+                l.target,
+                l.params
+            ));
+        }
+    }
+    out
+}
+
+const V: &str = "kY9pF34Qy6nB3Wwd25rq4f5zr3QA7YeE";
+
+#[test]
+fn sample_origin_snapshot_and_linear() {
+    let v = vg(SAMPLE);
+    let p = plan_vg(&v, &sdb, &PlanOptions::default()).unwrap();
+    assert_eq!(
+        render(&p),
+        [
+            "vg0-root-real 0 10485760 linear 8:16 2048",
+            "vg0-root 0 10485760 snapshot-origin /dev/mapper/vg0-root-real",
+            "vg0-root_snap-cow 0 2097152 linear 8:16 31459328",
+            "vg0-root_snap 0 10485760 snapshot /dev/mapper/vg0-root-real /dev/mapper/vg0-root_snap-cow P 8",
+            "vg0-home 0 20971520 linear 8:16 10487808",
+        ]
+    );
+    let uuids: Vec<_> = p.devices.iter().map(|d| d.uuid.as_str()).collect();
+    assert_eq!(
+        uuids,
+        [
+            format!("LVM-{V}J4A3DdvHyrNktBXtnjfObINf5AjxvUlK-real"),
+            format!("LVM-{V}J4A3DdvHyrNktBXtnjfObINf5AjxvUlK"),
+            format!("LVM-{V}t4R5YhuIG43KIjFAHQsiJoUGm1YtmaD7-cow"),
+            format!("LVM-{V}t4R5YhuIG43KIjFAHQsiJoUGm1YtmaD7"),
+            format!("LVM-{V}siC47wqaMl9Xvq2ZG4MzAOUQklImCvBP"),
+        ]
+    );
+    assert!(p.skipped.is_empty());
+    assert_eq!(p.devices[0].layer.as_deref(), Some("real"));
+    assert!(
+        p.to_text()
+            .starts_with("vg0-root-real: 0 10485760 linear 8:16 2048\n")
+    );
+}
+
+#[test]
+fn two_snapshots_of_one_origin() {
+    // Add a second COW + snapshot1 on the same origin.
+    let extra = r#"root_snap2 {
+id = "u5S6Zi-vJH5-4LJk-GBIR-tjKp-VHn2-ZunbE8"
+status = ["READ"]
+flags = []
+segment_count = 1
+segment1 {
+start_extent = 0
+extent_count = 16
+type = "striped"
+stripe_count = 1
+stripes = ["pv0", 4096]
+}
+}
+snapshot1 {
+id = "w4eOj9-Mgqq-XUw6-btqa-iV9R-sUi2-KrnIVp"
+status = ["READ", "WRITE", "VISIBLE"]
+flags = []
+segment_count = 1
+segment1 {
+start_extent = 0
+extent_count = 1280
+type = "snapshot"
+chunk_size = 128
+origin = "root"
+cow_store = "root_snap2"
+}
+}
+"#;
+    let t = SAMPLE.replacen("snapshot0 {", &format!("{extra}snapshot0 {{"), 1);
+    let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
+    let r = render(&p);
+    assert_eq!(r.len(), 7);
+    assert_eq!(r[0], "vg0-root-real 0 10485760 linear 8:16 2048");
+    assert_eq!(
+        r[1],
+        "vg0-root 0 10485760 snapshot-origin /dev/mapper/vg0-root-real"
+    );
+    // snapshots in metadata order: snapshot1 (root_snap2) is listed before snapshot0.
+    assert_eq!(r[2], "vg0-root_snap2-cow 0 131072 linear 8:16 33556480");
+    // A read-only snapshot: the top device is read-only, its COW store is not.
+    assert_eq!(
+        r[3],
+        "vg0-root_snap2 (ro) 0 10485760 snapshot /dev/mapper/vg0-root-real /dev/mapper/vg0-root_snap2-cow P 128"
+    );
+    assert_eq!(
+        r[5],
+        "vg0-root_snap 0 10485760 snapshot /dev/mapper/vg0-root-real /dev/mapper/vg0-root_snap-cow P 8"
+    );
+    assert_eq!(r[6], "vg0-home 0 20971520 linear 8:16 10487808");
+}
+
+#[test]
+fn merging_snapshot() {
+    let t = SAMPLE.replace("cow_store = \"root_snap\"", "merging_store = \"root_snap\"");
+    let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
+    assert_eq!(
+        render(&p)[..4],
+        [
+            "vg0-root-real 0 10485760 linear 8:16 2048",
+            "vg0-root_snap-cow 0 2097152 linear 8:16 31459328",
+            "vg0-root 0 10485760 snapshot-merge /dev/mapper/vg0-root-real /dev/mapper/vg0-root_snap-cow P 8",
+            "vg0-root_snap 0 10485760 error ",
+        ]
+    );
+}
+
+#[test]
+fn thin_pool_thin_striped_multisegment_hyphens() {
+    let v = vg(THIN_STRIPED);
+    let p = plan_vg(&v, &loops, &PlanOptions::default()).unwrap();
+    assert_eq!(
+        render(&p),
+        [
+            "my--vg-lv--1 0 16384 linear /dev/loop0 2048",
+            "my--vg-lv--1 16384 8192 linear /dev/loop1 43008",
+            "my--vg-stripey (ro) 0 32768 striped 2 128 /dev/loop0 18432 /dev/loop1 2048",
+            "my--vg-pool_tmeta 0 8192 linear /dev/loop1 51200",
+            "my--vg-pool_tdata 0 32768 linear /dev/loop0 59392",
+            "my--vg-pool-tpool 0 32768 thin-pool /dev/mapper/my--vg-pool_tmeta /dev/mapper/my--vg-pool_tdata 128 0 0",
+            "my--vg-pool (ro) 0 32768 linear /dev/mapper/my--vg-pool-tpool 0",
+            "my--vg-thin1 0 65536 thin /dev/mapper/my--vg-pool-tpool 1",
+        ]
+    );
+    let suffix: Vec<_> = p
+        .devices
+        .iter()
+        .map(|d| d.uuid.rsplit_once('-').map(|x| x.1).unwrap_or(""))
+        .collect();
+    assert_eq!(&suffix[2..6], ["tmeta", "tdata", "tpool", "pool"]);
+    assert_eq!(
+        p.devices[1].uuid,
+        format!(
+            "LVM-{}{}",
+            v.id.as_str(),
+            v.lv("stripey").unwrap().id.as_str()
+        )
+    );
+}
+
+#[test]
+fn thin_pool_features() {
+    let t = THIN_STRIPED.replace("discards = \"passdown\"\nzero_new_blocks = 1\n", "");
+    let t = t.replacen("id = \"pppppp-pppp-pppp-pppp-pppp-pppp-pppppp\"\nstatus = [\"READ\", \"WRITE\", \"VISIBLE\"]\nflags = []", "id = \"pppppp-pppp-pppp-pppp-pppp-pppp-pppppp\"\nstatus = [\"READ\", \"WRITE\", \"VISIBLE\"]\nflags = [\"ERROR_WHEN_FULL\"]", 1);
+    let opts = PlanOptions {
+        thin_pool_autoextend_threshold: 80,
+        ..PlanOptions::default()
+    };
+    let p = plan_vg(&vg(&t), &loops, &opts).unwrap();
+    let tp = p
+        .devices
+        .iter()
+        .find(|d| d.name == "my--vg-pool-tpool")
+        .unwrap();
+    // 32768 sectors / 128 = 256 blocks; 20% = 51.
+    assert_eq!(
+        tp.table[0].params,
+        "/dev/mapper/my--vg-pool_tmeta /dev/mapper/my--vg-pool_tdata 128 51 3 skip_block_zeroing ignore_discard error_if_no_space"
+    );
+    let t = THIN_STRIPED.replace("\"passdown\"", "\"nopassdown\"");
+    let p = plan_vg(&vg(&t), &loops, &PlanOptions::default()).unwrap();
+    let tp = p
+        .devices
+        .iter()
+        .find(|d| d.name == "my--vg-pool-tpool")
+        .unwrap();
+    assert!(tp.table[0].params.ends_with(" 128 0 1 no_discard_passdown"));
+}
+
+#[test]
+fn unused_thin_pool_is_its_own_tpool() {
+    let t = THIN_STRIPED.replacen("transaction_id = 1", "transaction_id = 0", 1);
+    // Drop the thin LV (a pool with transaction 0 has none).
+    let start = t.find("thin1 {").unwrap();
+    let end = t.find("lvol0_pmspare {").unwrap();
+    let t = format!("{}{}", &t[..start], &t[end..]);
+    let p = plan_vg(&vg(&t), &loops, &PlanOptions::default()).unwrap();
+    let pool = p
+        .devices
+        .iter()
+        .find(|d| d.lv == "pool" && d.layer.as_deref() == Some("tpool"))
+        .unwrap();
+    assert_eq!(pool.name, "my--vg-pool");
+    assert!(pool.uuid.ends_with("-tpool"));
+    assert_eq!(pool.table[0].target, "thin-pool");
+    assert!(!p.devices.iter().any(|d| d.name == "my--vg-pool-tpool"));
+}
+
+#[test]
+fn thin_lv_alone_brings_its_pool_layer_only() {
+    let p = plan_lv(&vg(THIN_STRIPED), "thin1", &loops, &PlanOptions::default()).unwrap();
+    let names: Vec<_> = p.devices.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "my--vg-pool_tmeta",
+            "my--vg-pool_tdata",
+            "my--vg-pool-tpool",
+            "my--vg-thin1"
+        ]
+    );
+}
+
+#[test]
+fn snapshot_alone_brings_its_origin() {
+    let p = plan_lv(&vg(SAMPLE), "root_snap", &sdb, &PlanOptions::default()).unwrap();
+    assert_eq!(p.devices.len(), 4);
+    assert_eq!(p.devices[3].name, "vg0-root_snap");
+}
+
+#[test]
+fn missing_pv_and_skip_flag_and_unsupported() {
+    let v = vg(THIN_STRIPED);
+    let only0 = |pv: &PhysicalVolume| (pv.handle == "pv0").then(|| "/dev/loop0".to_string());
+    let p = plan_vg(&v, &only0, &PlanOptions::default()).unwrap();
+    let skipped: Vec<_> = p.skipped.iter().map(|s| s.lv.as_str()).collect();
+    assert_eq!(skipped, ["lv-1", "stripey", "pool", "thin1"]);
+    assert!(
+        p.skipped[0].reason.contains("PV pv1"),
+        "{}",
+        p.skipped[0].reason
+    );
+    assert!(
+        p.devices.is_empty(),
+        "partial LVs must leave nothing behind: {:?}",
+        p.devices
+    );
+
+    let t = SAMPLE.replacen(
+        "flags = []\ncreation_time = 1718000100",
+        "flags = [\"ACTIVATION_SKIP\"]\ncreation_time = 1718000100",
+        1,
+    );
+    let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
+    assert_eq!(p.skipped.len(), 1);
+    assert_eq!(p.skipped[0].lv, "home");
+
+    let t = SAMPLE.replacen(
+        "type = \"striped\"\nstripe_count = 1\n\nstripes = [\n\"pv0\", 1280\n]",
+        "type = \"raid1\"",
+        1,
+    );
+    let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
+    assert_eq!(p.skipped[0].lv, "home");
+    assert!(p.skipped[0].reason.contains("raid1"));
+    assert_eq!(p.devices.len(), 4);
+}
+
+#[test]
+fn read_only_option_and_fixed_minor() {
+    let opts = PlanOptions {
+        read_only: true,
+        ..PlanOptions::default()
+    };
+    let p = plan_vg(&vg(SAMPLE), &sdb, &opts).unwrap();
+    for d in &p.devices {
+        assert_eq!(d.read_only, d.layer.as_deref() != Some("cow"), "{}", d.name);
+    }
+    let t = SAMPLE.replacen(
+        "status = [\"READ\", \"WRITE\", \"VISIBLE\"]\nflags = []\ncreation_time = 1718000100",
+        "status = [\"READ\", \"WRITE\", \"VISIBLE\", \"FIXED_MINOR\"]\nflags = []\nmajor = 253\nminor = 7\ncreation_time = 1718000100",
+        1,
+    );
+    let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
+    assert_eq!(p.devices.last().unwrap().major_minor, Some((253, 7)));
+}
+
+#[test]
+fn blockers() {
+    let v = vg(SAMPLE);
+    assert!(activation_blockers(&v, None).is_empty());
+    let t = SAMPLE
+        .replacen(
+            "[\"RESIZEABLE\", \"READ\", \"WRITE\"]",
+            "[\"RESIZEABLE\", \"READ\", \"WRITE\", \"EXPORTED\"]",
+            1,
+        )
+        .replacen(
+            "extent_size = 8192",
+            "system_id = \"otherhost\"\nextent_size = 8192",
+            1,
+        );
+    let b = activation_blockers(&vg(&t), Some("thishost"));
+    assert_eq!(b.len(), 2, "{b:?}");
+    assert!(
+        activation_blockers(
+            &vg(&t.replace("\"otherhost\"", "\"thishost\"")),
+            Some("thishost")
+        )
+        .len()
+            == 1
+    );
+}

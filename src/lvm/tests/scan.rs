@@ -1,0 +1,110 @@
+use super::sample::THIN_STRIPED;
+use super::writer::pv_image;
+use crate::lvm::scan::{MdaOutcome, scan};
+
+const PV0: &str = "AAAAAABBBBCCCCDDDDEEEEFFFFGGGGGG";
+const PV1: &str = "HHHHHHIIIIJJJJKKKKLLLLMMMMNNNNNN";
+const LEN: usize = 4 << 20;
+const MDA1: (u64, u64) = (4096, (1 << 20) - 4096);
+const MDA2: (u64, u64) = ((LEN as u64) - (1 << 20), 1 << 20);
+
+fn text(seqno: u32) -> Vec<u8> {
+    THIN_STRIPED
+        .replacen("seqno = 12", &format!("seqno = {seqno}"), 1)
+        .into_bytes()
+}
+
+#[test]
+fn two_pvs_two_copies_newest_wins() {
+    let new = text(13);
+    let old = text(12);
+    // pv0: mda1 old, mda2 new. pv1: both old.
+    let a = pv_image(
+        LEN,
+        PV0,
+        &[(MDA1.0, MDA1.1, Some(&old)), (MDA2.0, MDA2.1, Some(&new))],
+    );
+    let b = pv_image(
+        LEN,
+        PV1,
+        &[(MDA1.0, MDA1.1, Some(&old)), (MDA2.0, MDA2.1, Some(&old))],
+    );
+    let r = scan(&[&a[..], &b[..]]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.pvs.len(), 2);
+    assert_eq!(r.pvs[0].mdas.len(), 2);
+    assert_eq!(r.vgs.len(), 1);
+    let vg = &r.vgs[0];
+    assert_eq!(vg.vg.seqno, 13);
+    assert_eq!(vg.text, new);
+    assert!(vg.inconsistent);
+    assert!(vg.is_complete());
+    assert_eq!(vg.pv_devices, vec![Some(0), Some(1)]);
+    assert_eq!(vg.device_of(&vg.vg.pvs[1]), Some(1));
+}
+
+#[test]
+fn device_order_does_not_matter() {
+    let t = text(12);
+    let a = pv_image(LEN, PV0, &[(MDA1.0, MDA1.1, Some(&t))]);
+    let b = pv_image(LEN, PV1, &[(MDA1.0, MDA1.1, Some(&t))]);
+    let r = scan(&[&b[..], &a[..]]);
+    let vg = &r.vgs[0];
+    assert!(!vg.inconsistent);
+    assert_eq!(vg.pv_devices, vec![Some(1), Some(0)]);
+}
+
+#[test]
+fn missing_pv_makes_vg_incomplete() {
+    let t = text(12);
+    let a = pv_image(LEN, PV0, &[(MDA1.0, MDA1.1, Some(&t))]);
+    let r = scan(&[&a[..]]);
+    let vg = &r.vgs[0];
+    assert!(!vg.is_complete());
+    let missing: Vec<_> = vg.missing_pvs().map(|p| p.handle.as_str()).collect();
+    assert_eq!(missing, ["pv1"]);
+}
+
+#[test]
+fn pv_without_metadata_still_completes_the_vg() {
+    let t = text(12);
+    let a = pv_image(LEN, PV0, &[(MDA1.0, MDA1.1, Some(&t))]);
+    let b = pv_image(LEN, PV1, &[]);
+    let r = scan(&[&a[..], &b[..]]);
+    assert!(r.vgs[0].is_complete());
+    assert!(r.pvs[1].mdas.is_empty());
+}
+
+#[test]
+fn a_bad_copy_is_recorded_and_the_other_used() {
+    let t = text(12);
+    let mut a = pv_image(
+        LEN,
+        PV0,
+        &[(MDA1.0, MDA1.1, Some(&t)), (MDA2.0, MDA2.1, Some(&t))],
+    );
+    a[4096 + 600] ^= 0xff; // corrupt the first copy's text
+    let r = scan(&[&a[..]]);
+    assert!(matches!(r.pvs[0].mdas[0].outcome, MdaOutcome::Error(_)));
+    assert!(matches!(
+        r.pvs[0].mdas[1].outcome,
+        MdaOutcome::Text { seqno: 12, .. }
+    ));
+    assert_eq!(r.vgs.len(), 1);
+}
+
+#[test]
+fn unlabelled_and_unimportable() {
+    let blank = vec![0u8; LEN];
+    let bad = THIN_STRIPED.replacen("segment_count = 2", "segment_count = 3", 1);
+    let a = pv_image(LEN, PV0, &[(MDA1.0, MDA1.1, Some(bad.as_bytes()))]);
+    let r = scan(&[&blank[..], &a[..]]);
+    assert_eq!(r.errors.len(), 2);
+    assert_eq!(r.errors[0].0, Some(0));
+    assert!(
+        r.errors[1].1.to_string().contains("does not import"),
+        "{}",
+        r.errors[1].1
+    );
+    assert!(r.vgs.is_empty());
+}
