@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod cow;
 mod kernel;
+mod lvm;
 mod snap;
 
 /// Device-mapper snapshots, rollback and inspection, in pure Rust.
@@ -116,6 +117,9 @@ enum Cmd {
     /// Offline: the snapshot exception store (COW) on a device or image, no kernel needed.
     #[command(subcommand)]
     Cow(cow::CowCmd),
+    /// LVM2 volume groups without lvm2: scan, metadata, plan, export (offline).
+    #[command(subcommand)]
+    Lvm(lvm::LvmCmd),
 }
 
 fn main() -> ExitCode {
@@ -163,6 +167,7 @@ fn main() -> ExitCode {
         Cmd::Recover { name } => snap::recover(&name),
         Cmd::Targets => kernel::targets(),
         Cmd::Cow(c) => cow::run(c),
+        Cmd::Lvm(c) => lvm::run(c),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
