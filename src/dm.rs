@@ -159,6 +159,19 @@ pub struct SuspendOptions {
     pub skip_lockfs: bool,
 }
 
+impl SuspendOptions {
+    fn flags(self) -> u32 {
+        let mut flags = 0;
+        if self.noflush {
+            flags |= dm_sys::DM_NOFLUSH_FLAG;
+        }
+        if self.skip_lockfs {
+            flags |= dm_sys::DM_SKIP_LOCKFS_FLAG;
+        }
+        flags
+    }
+}
+
 /// Options of [`DeviceMapper::load_table`].
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
@@ -706,13 +719,7 @@ impl DeviceMapper {
         opts: SuspendOptions,
     ) -> Result<DeviceInfo> {
         let id = id.into();
-        let mut flags = dm_sys::DM_SUSPEND_FLAG;
-        if opts.noflush {
-            flags |= dm_sys::DM_NOFLUSH_FLAG;
-        }
-        if opts.skip_lockfs {
-            flags |= dm_sys::DM_SKIP_LOCKFS_FLAG;
-        }
+        let flags = dm_sys::DM_SUSPEND_FLAG | opts.flags();
         let r = self
             .call(
                 Command::DevSuspend,
@@ -734,13 +741,7 @@ impl DeviceMapper {
     #[doc(alias = "DM_DEV_SUSPEND")]
     pub fn resume<'a>(&self, id: impl Into<DevId<'a>>, opts: SuspendOptions) -> Result<DeviceInfo> {
         let id = id.into();
-        let mut flags = 0;
-        if opts.noflush {
-            flags |= dm_sys::DM_NOFLUSH_FLAG;
-        }
-        if opts.skip_lockfs {
-            flags |= dm_sys::DM_SKIP_LOCKFS_FLAG;
-        }
+        let flags = opts.flags();
         let r = self
             .call_with_cookie(
                 Command::DevSuspend,
@@ -1153,7 +1154,7 @@ fn check_table(targets: &[RawTarget]) -> Result<()> {
 }
 
 /// Mount points of a block device, from `/proc/self/mountinfo`.
-fn mounts_of(dev: DevNum) -> Vec<String> {
+pub(crate) fn mounts_of(dev: DevNum) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };

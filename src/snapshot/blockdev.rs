@@ -115,16 +115,5 @@ pub(crate) fn zero_start(f: &File, path: &Path, bytes: u64) -> SnapResult<()> {
 
 /// Mount points of a device (from `/proc/self/mountinfo`).
 pub(crate) fn mounts_of(dev: DevNum) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let want = dev.to_string();
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let num = f.nth(2)?;
-            let mnt = f.nth(1)?;
-            (num == want).then(|| mnt.to_owned())
-        })
-        .collect()
+    crate::dm::mounts_of(dev)
 }

@@ -402,35 +402,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
         let mut undo = Undo::new(dm);
         let r = (|| -> SnapResult<()> {
             if others == 0 {
-                let backing = st.backing().ok_or_else(|| SnapError::WrongState {
-                    name: w.name.to_string(),
-                    reason: "cannot find the backing device".to_owned(),
-                })?;
-                dm.load(
-                    &w.name,
-                    &linear_table(backing, st.origin.length),
-                    LoadOptions::default(),
-                )?;
-                undo.push(UndoAction::ClearInactive(w.name.clone()));
-                step("drop", 1);
-                dm.suspend(
-                    &w.name,
-                    SuspendOptions {
-                        noflush: false,
-                        skip_lockfs: true,
-                    },
-                )?;
-                undo.push(UndoAction::Resume(w.name.clone()));
-                step("drop", 2);
-                dm.resume(&w.name, SuspendOptions::default())?;
-                undo.commit();
-                step("drop", 3);
-                remove_retrying(dm, &self.name)?;
-                step("drop", 4);
-                if let Ok(real) = w.real_name() {
-                    remove_retrying(dm, &real)?;
-                }
-                step("drop", 5);
+                restore_plain(w, "drop", Some(&self.name))?;
             } else {
                 // Other snapshots stay: remove this one with the origin suspended, so the
                 // origin's chunk split is recomputed on resume.
@@ -644,6 +616,13 @@ impl Merging<'_, '_> {
 }
 
 pub(crate) fn finish_merge(w: &Wrapper<'_>) -> SnapResult<()> {
+    restore_plain(w, "finish", None)
+}
+
+/// Put the origin's plain linear table back (staged, then a short suspend/resume), then
+/// remove `also_remove` (the snapshot being dropped) and `-real`. Steps 1-3 are the table
+/// swap, then one step per removal, for fault injection under `op`.
+fn restore_plain(w: &Wrapper<'_>, op: &str, also_remove: Option<&DmName>) -> SnapResult<()> {
     let dm = w.dm;
     let st = w.state()?;
     let backing = st.backing().ok_or_else(|| SnapError::WrongState {
@@ -651,32 +630,34 @@ pub(crate) fn finish_merge(w: &Wrapper<'_>) -> SnapResult<()> {
         reason: "cannot find the backing device".to_owned(),
     })?;
     let mut undo = Undo::new(dm);
-    let r = (|| -> SnapResult<()> {
-        dm.load(
-            &w.name,
-            &linear_table(backing, st.origin.length),
-            LoadOptions::default(),
-        )?;
-        undo.push(UndoAction::ClearInactive(w.name.clone()));
-        step("finish", 1);
-        dm.suspend(
-            &w.name,
-            SuspendOptions {
-                noflush: false,
-                skip_lockfs: true,
-            },
-        )?;
-        undo.push(UndoAction::Resume(w.name.clone()));
-        step("finish", 2);
-        dm.resume(&w.name, SuspendOptions::default())?;
-        undo.commit();
-        step("finish", 3);
-        remove_retrying(dm, &w.real_name()?)?;
-        step("finish", 4);
-        Ok(())
-    })();
-    drop(undo);
-    r
+    dm.load(
+        &w.name,
+        &linear_table(backing, st.origin.length),
+        LoadOptions::default(),
+    )?;
+    undo.push(UndoAction::ClearInactive(w.name.clone()));
+    step(op, 1);
+    dm.suspend(
+        &w.name,
+        SuspendOptions {
+            noflush: false,
+            skip_lockfs: true,
+        },
+    )?;
+    undo.push(UndoAction::Resume(w.name.clone()));
+    step(op, 2);
+    dm.resume(&w.name, SuspendOptions::default())?;
+    undo.commit();
+    step(op, 3);
+    let mut k = 4;
+    if let Some(n) = also_remove {
+        remove_retrying(dm, n)?;
+        step(op, k);
+        k += 1;
+    }
+    remove_retrying(dm, &w.real_name()?)?;
+    step(op, k);
+    Ok(())
 }
 
 fn mounts_suffix(dev: crate::DevNum) -> String {
