@@ -13,8 +13,18 @@ mount -t devtmpfs devtmpfs /dev
 [ -t 1 ] || exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# Files added under /tmp or /run (say fixtures of a checkout that lives under /tmp) would be
+# hidden by the tmpfs mounts: set them aside and copy them in afterwards.
+for d in tmp run; do
+    if [ -n "$(ls -A "/$d" 2>/dev/null)" ]; then
+        mkdir -p /.carry && mv "/$d" "/.carry/$d" && mkdir "/$d"
+    fi
+done
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
+for d in tmp run; do
+    [ -d "/.carry/$d" ] && cp -a "/.carry/$d/." "/$d/" && rm -rf "/.carry/$d"
+done
 mkdir -p /dev/shm /dev/pts /run/lock/lvm /run/lvm /run/mdadm /out
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 # devtmpfs has no /dev/fd family.
