@@ -9,7 +9,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(v) = reply::decode_target_specs(rest, u32::from(*count)) {
         assert!(v.len() <= usize::from(*count));
         for t in v {
-            assert!(t.target_type.len() <= 16);
+            // 16 bytes at most; invalid UTF-8 becomes U+FFFD, so count characters.
+            assert!(t.target_type.chars().count() <= 16);
         }
     }
     let _ = reply::decode_header(data);
