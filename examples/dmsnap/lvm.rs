@@ -8,9 +8,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use devmapper::io::ReadAt;
 use devmapper::lvm::activate;
 use devmapper::lvm::config::{self, ParseMode};
-use devmapper::lvm::export::{LvReader, export};
+use devmapper::lvm::export::{LvReader, export, snapshot_reader};
 use devmapper::lvm::model::{LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
 use devmapper::lvm::plan::{Plan, PlanOptions, plan_vg};
 use devmapper::lvm::scan::{self, MdaOutcome, ScanReport, ScannedVg};
@@ -46,7 +47,7 @@ pub enum LvmCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Write an LV's content to a file (linear, striped, multi-segment LVs).
+    /// Write an LV's content to a file (linear, striped, multi-segment and snapshot LVs).
     Export {
         /// The LV, as VG/LV.
         vg_lv: String,
@@ -526,22 +527,16 @@ fn export_lv(
     if vg.lv(lv_name).is_none() {
         return Err(format!("LV {lv_name} not found in VG {vg_name}").into());
     }
-    if let Some(link) = vg.cow_link(lv_name)
-        && !raw
-    {
-        return Err(format!(
-            "{vg_lv} is a snapshot of {origin}: its content is origin + COW store, which `lvm export` \
-             does not combine yet; export both (`lvm export {vg_name}/{origin}` and `lvm export --raw {vg_lv}`) \
-             and run `dmsnap cow export --origin ORIGIN --cow COW -o OUT`",
-            origin = link.origin
-        )
-        .into());
-    }
     let src = |p: &PhysicalVolume| s.device_of(p).and_then(|i| files.get(i));
-    let reader = LvReader::new(vg, lv_name, &src)?;
+    // A snapshot LV is origin + COW store; `--raw` writes the store itself.
+    let reader: Box<dyn ReadAt + '_> = if vg.cow_link(lv_name).is_some() && !raw {
+        Box::new(snapshot_reader(vg, lv_name, &src)?)
+    } else {
+        Box::new(LvReader::new(vg, lv_name, &src)?)
+    };
     let out = File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
     let mut w = BufWriter::new(out);
-    let n = export(&reader, &mut w).map_err(|e| format!("reading {vg_lv}: {e}"))?;
+    let n = export(&*reader, &mut w).map_err(|e| format!("reading {vg_lv}: {e}"))?;
     w.flush()?;
     eprintln!("{vg_lv}: {n} bytes written to {}", output.display());
     Ok(())
