@@ -392,6 +392,24 @@ fn failed_activation_rolls_back() {
     crate::common::assert_none_left(&dm, &base);
 }
 
+/// The fixture VGs have fixed names: one test at a time may activate them.
+static FIXTURE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The fixture's PV images on loop devices.
+fn fixture_loops(case: &str, pvs: &[&str]) -> Vec<LoopDev> {
+    let dir = fixture_dir(case);
+    pvs.iter()
+        .map(|p| {
+            let img = gunzip(&dir.join(format!("{p}.img.gz")));
+            let l = LoopDev::new(img.len() as u64);
+            let f = File::options().write(true).open(&l.path).unwrap();
+            f.write_all_at(&img, 0).unwrap();
+            f.sync_all().unwrap();
+            l
+        })
+        .collect()
+}
+
 fn fixture_dir(case: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/lvm")
@@ -430,22 +448,10 @@ impl Drop for ActiveGuard<'_> {
 /// and activated by us: the same devices, uuids, read-only flags and tables as lvm2
 /// recorded, and (where recorded) the same device contents.
 fn activate_fixture(dm: &DeviceMapper, case: &str, pvs: &[&str]) -> Vec<String> {
+    let _one_at_a_time = FIXTURE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let dir = fixture_dir(case);
     let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
-    let images: Vec<Vec<u8>> = pvs
-        .iter()
-        .map(|p| gunzip(&dir.join(format!("{p}.img.gz"))))
-        .collect();
-    let loops: Vec<LoopDev> = images
-        .iter()
-        .map(|img| {
-            let l = LoopDev::new(img.len() as u64);
-            let f = File::options().write(true).open(&l.path).unwrap();
-            f.write_all_at(img, 0).unwrap();
-            f.sync_all().unwrap();
-            l
-        })
-        .collect();
+    let loops = fixture_loops(case, pvs);
     // lvm2's numbers: loop i (loops.txt) -> <pvI>, dm major:minor -> <name>.
     let mut theirs_dev: BTreeMap<String, String> = BTreeMap::new();
     for (i, l) in read("loops.txt").lines().enumerate() {
@@ -542,4 +548,86 @@ fn lvm2_fixture_merge_unused_pool_and_skip_flag_activate_as_lvm2_did() {
         crate::dm_or_skip!("lvm2_fixture_merge_unused_pool_and_skip_flag_activate_as_lvm2_did");
     let skipped = activate_fixture(&dm, "more", &["pv5"]);
     assert_eq!(skipped, ["skipme"]);
+}
+
+/// The dmsnap binary: `DMSNAP_BIN` (set by the VM harness), else the one cargo built.
+fn dmsnap() -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::env::var("DMSNAP_BIN") {
+        return Some(p.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("examples/dmsnap");
+    p.exists().then_some(p)
+}
+
+fn dmsnap_run(bin: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Proc::new(bin).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn dmsnap_lvm_activate_and_deactivate() {
+    let dm: DeviceMapper = crate::dm_or_skip!("dmsnap_lvm_activate_and_deactivate");
+    let Some(bin) = dmsnap() else {
+        assert!(
+            std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+            "no dmsnap binary"
+        );
+        println!("SKIP dmsnap_lvm_activate_and_deactivate: no dmsnap binary (build the examples)");
+        return;
+    };
+    let _one_at_a_time = FIXTURE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let loops = fixture_loops("more", &["pv5"]);
+    let dev = loops[0].path.display().to_string();
+    let report = scan::scan(&[File::open(&loops[0].path).unwrap()]);
+    let _guard = ActiveGuard {
+        dm: &dm,
+        vg_id: report.vgs[0].vg.id,
+    };
+    let active = |dm: &DeviceMapper| -> Vec<String> {
+        let mut v: Vec<String> = activate::vg_devices(dm, &report.vgs[0].vg.id)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        v.sort();
+        v
+    };
+
+    // One LV and what it needs.
+    let (ok, out, err) = dmsnap_run(&bin, &["lvm", "activate", "more", "--lv", "pool2", &dev]);
+    assert!(ok, "{err}");
+    assert!(out.contains("more-pool2 "), "{out}");
+    assert_eq!(
+        active(&dm),
+        ["more-pool2", "more-pool2_tdata", "more-pool2_tmeta"]
+    );
+    // A flagged LV asked for by name is refused, with the reason.
+    let (ok, _, err) = dmsnap_run(&bin, &["lvm", "activate", "more", "--lv", "skipme", &dev]);
+    assert!(!ok);
+    assert!(err.contains("ACTIVATION_SKIP"), "{err}");
+    // The whole VG: the active pool is reused, skipme is reported.
+    let (ok, out, err) = dmsnap_run(&bin, &["lvm", "activate", "more", &dev]);
+    assert!(ok, "{err}");
+    assert!(out.contains("3 device(s) were already active"), "{out}");
+    assert!(err.contains("skipme") && err.contains("skip"), "{err}");
+    assert_eq!(active(&dm).len(), 7, "{:?}", active(&dm));
+    // Deactivate by VG name alone (found from the active devices).
+    let (ok, out, err) = dmsnap_run(&bin, &["lvm", "deactivate", "more"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 7, "{out}");
+    assert!(active(&dm).is_empty());
+    let (ok, _, err) = dmsnap_run(&bin, &["lvm", "deactivate", "more"]);
+    assert!(!ok);
+    assert!(err.contains("no active device belongs to VG more"), "{err}");
+    // An image file is not a block device: refused before anything is created.
+    let img = loops[0].file.path().display().to_string();
+    let (ok, _, err) = dmsnap_run(&bin, &["lvm", "activate", "more", &img]);
+    assert!(!ok);
+    assert!(err.contains("not a block device"), "{err}");
+    assert!(active(&dm).is_empty());
 }
