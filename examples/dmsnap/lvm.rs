@@ -1,7 +1,6 @@
-//! `dmsnap lvm ...`: LVM2 volume groups read without lvm2, offline (no kernel, no root).
-//!
-//! `activate`/`deactivate` need the kernel layer and live with the kernel commands; they
-//! apply [`devmapper::lvm::plan::Plan`] (devices in order, deactivate in reverse).
+//! `dmsnap lvm ...`: LVM2 volume groups read without lvm2. `scan`, `metadata`, `plan` and
+//! `export` are offline (no kernel, no root); `activate` and `deactivate` apply a
+//! [`devmapper::lvm::plan::Plan`] with the ioctl core ([`devmapper::lvm::activate`]).
 
 use std::error::Error;
 use std::fs::File;
@@ -9,11 +8,14 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use devmapper::io::ReadAt;
+use devmapper::lvm::activate;
 use devmapper::lvm::config::{self, ParseMode};
-use devmapper::lvm::export::{LvReader, export};
+use devmapper::lvm::export::{LvReader, export, snapshot_reader};
 use devmapper::lvm::model::{LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
 use devmapper::lvm::plan::{Plan, PlanOptions, plan_vg};
 use devmapper::lvm::scan::{self, MdaOutcome, ScanReport, ScannedVg};
+use devmapper::{DevNum, DeviceMapper};
 use serde_json::{Value, json};
 
 /// Offline commands on LVM2 physical volumes (devices or image files, opened read-only).
@@ -45,7 +47,7 @@ pub enum LvmCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Write an LV's content to a file (linear, striped, multi-segment LVs).
+    /// Write an LV's content to a file (linear, striped, multi-segment and snapshot LVs).
     Export {
         /// The LV, as VG/LV.
         vg_lv: String,
@@ -59,6 +61,31 @@ pub enum LvmCmd {
         /// snapshot's content.
         #[arg(long)]
         raw: bool,
+    },
+    /// Activate the LVs of a VG from its PV block devices, as `vgchange -ay` (root).
+    Activate {
+        /// The VG name.
+        vg: String,
+        /// Only this LV (and the devices it needs).
+        #[arg(long)]
+        lv: Option<String>,
+        /// Everything read-only.
+        #[arg(long)]
+        read_only: bool,
+        /// This host's lvm system id (VGs with another one are refused).
+        #[arg(long)]
+        system_id: Option<String>,
+        /// PV block devices (all PVs of the VG).
+        #[arg(required = true)]
+        devices: Vec<PathBuf>,
+    },
+    /// Remove every active dm device of a VG, as `vgchange -an` (root). Without PVs the
+    /// VG is found by the names and `LVM-` uuids of the active devices.
+    Deactivate {
+        /// The VG name.
+        vg: String,
+        /// PV devices of the VG (to read its id from the metadata).
+        devices: Vec<PathBuf>,
     },
 }
 
@@ -81,7 +108,97 @@ pub fn run(cmd: LvmCmd) -> Result<(), Box<dyn Error>> {
             pvs,
             raw,
         } => export_lv(&vg_lv, &output, &pvs, raw),
+        LvmCmd::Activate {
+            vg,
+            lv,
+            read_only,
+            system_id,
+            devices,
+        } => activate(
+            &vg,
+            lv.as_deref(),
+            read_only,
+            system_id.as_deref(),
+            &devices,
+        ),
+        LvmCmd::Deactivate { vg, devices } => deactivate(&vg, &devices),
     }
+}
+
+/// The table reference for a PV: its block device's `major:minor`.
+fn block_devnum(path: &Path) -> Result<String, Box<dyn Error>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let md = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !md.file_type().is_block_device() {
+        return Err(format!(
+            "{}: not a block device (attach an image with losetup first)",
+            path.display()
+        )
+        .into());
+    }
+    Ok(DevNum::from_dev_t(md.rdev()).to_string())
+}
+
+fn find_vg<'r>(
+    report: &'r ScanReport,
+    vg: &str,
+    paths: &[PathBuf],
+) -> Result<&'r ScannedVg, Box<dyn Error>> {
+    report.vgs.iter().find(|s| s.vg.name == vg).ok_or_else(|| {
+        warn_errors(report, paths);
+        format!("VG {vg} not found on the given devices").into()
+    })
+}
+
+fn activate(
+    vg: &str,
+    lv: Option<&str>,
+    read_only: bool,
+    system_id: Option<&str>,
+    paths: &[PathBuf],
+) -> Result<(), Box<dyn Error>> {
+    let (_files, report) = scan_paths(paths)?;
+    let s = find_vg(&report, vg, paths)?;
+    let mut devs = Vec::with_capacity(paths.len());
+    for p in paths {
+        devs.push(block_devnum(p)?);
+    }
+    let dev = |p: &PhysicalVolume| s.device_of(p).and_then(|i| devs.get(i)).cloned();
+    let opts = PlanOptions {
+        read_only,
+        ..PlanOptions::default()
+    };
+    let dm = DeviceMapper::new()?;
+    let (plan, created) = activate::activate_vg(&dm, s, &dev, lv, system_id, &opts)?;
+    for d in &created {
+        println!("{} {} active", d.name, d.dev);
+    }
+    let reused = plan.devices.len() - created.len();
+    if reused > 0 {
+        println!("{reused} device(s) were already active");
+    }
+    for sk in &plan.skipped {
+        eprintln!("dmsnap: {vg}/{}: skipped: {}", sk.lv, sk.reason);
+    }
+    Ok(())
+}
+
+fn deactivate(vg: &str, paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
+    let dm = DeviceMapper::new()?;
+    let id = if paths.is_empty() {
+        activate::active_vg_id(&dm, vg)?
+    } else {
+        let (_files, report) = scan_paths(paths)?;
+        find_vg(&report, vg, paths)?.vg.id
+    };
+    let removed = activate::deactivate(&dm, &id)?;
+    if removed.is_empty() {
+        println!("VG {vg}: no device was active");
+    }
+    for n in removed {
+        println!("{n} removed");
+    }
+    Ok(())
 }
 
 fn open_all(paths: &[PathBuf]) -> Result<Vec<File>, Box<dyn Error>> {
@@ -410,22 +527,16 @@ fn export_lv(
     if vg.lv(lv_name).is_none() {
         return Err(format!("LV {lv_name} not found in VG {vg_name}").into());
     }
-    if let Some(link) = vg.cow_link(lv_name)
-        && !raw
-    {
-        return Err(format!(
-            "{vg_lv} is a snapshot of {origin}: its content is origin + COW store, which `lvm export` \
-             does not combine yet; export both (`lvm export {vg_name}/{origin}` and `lvm export --raw {vg_lv}`) \
-             and run `dmsnap cow export --origin ORIGIN --cow COW -o OUT`",
-            origin = link.origin
-        )
-        .into());
-    }
     let src = |p: &PhysicalVolume| s.device_of(p).and_then(|i| files.get(i));
-    let reader = LvReader::new(vg, lv_name, &src)?;
+    // A snapshot LV is origin + COW store; `--raw` writes the store itself.
+    let reader: Box<dyn ReadAt + '_> = if vg.cow_link(lv_name).is_some() && !raw {
+        Box::new(snapshot_reader(vg, lv_name, &src)?)
+    } else {
+        Box::new(LvReader::new(vg, lv_name, &src)?)
+    };
     let out = File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
     let mut w = BufWriter::new(out);
-    let n = export(&reader, &mut w).map_err(|e| format!("reading {vg_lv}: {e}"))?;
+    let n = export(&*reader, &mut w).map_err(|e| format!("reading {vg_lv}: {e}"))?;
     w.flush()?;
     eprintln!("{vg_lv}: {n} bytes written to {}", output.display());
     Ok(())

@@ -2,8 +2,9 @@
 //! linear, striped, zero and LV-on-LV segments to the PV devices, and implements
 //! [`ReadAt`], so it can be copied to a file ([`export`]) or stacked under another reader.
 //!
-//! Snapshot LVs are origin + COW store: [`snapshot_parts`] gives readers for both, to be
-//! combined by the COW store reader. Thin LVs need the pool's btrees and are not read here.
+//! Snapshot LVs are origin + COW store: [`snapshot_reader`] combines the two through the
+//! COW store reader ([`snapshot_parts`] gives them apart). Thin LVs need the pool's btrees
+//! and are not read here.
 //!
 //! ```
 //! use devmapper::io::ReadAt;
@@ -33,6 +34,7 @@ use std::io::{self, Write};
 
 use super::error::{Error, Result};
 use super::model::{Area, LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
+use crate::cow::reader::SnapshotReader;
 use crate::io::ReadAt;
 use crate::units::SECTOR_SIZE;
 
@@ -313,4 +315,83 @@ pub fn snapshot_parts<'a, R: ReadAt + ?Sized>(
     let origin = LvReader::new(vg, link.origin, pv_source)?;
     let cow = LvReader::new(vg, link.cow, pv_source)?;
     Ok((origin, cow, link.chunk_size))
+}
+
+/// The first `len` bytes of an LV: a snapshot sees only the origin extents it was taken
+/// with, even after the origin grew.
+pub struct OriginView<'a, R: ReadAt + ?Sized> {
+    inner: LvReader<'a, R>,
+    len: u64,
+}
+
+impl<R: ReadAt + ?Sized> std::fmt::Debug for OriginView<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginView")
+            .field("origin", &self.inner)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<R: ReadAt + ?Sized> ReadAt for OriginView<'_, R> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match offset.checked_add(buf.len() as u64) {
+            Some(end) if end <= self.len => self.inner.read_exact_at(buf, offset),
+            _ => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of the snapshot",
+            )),
+        }
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.len)
+    }
+}
+
+/// A snapshot LV's content: its origin with the COW store's exceptions applied (what the
+/// kernel's `snapshot` target shows), read through [`crate::cow::reader::SnapshotReader`].
+pub type SnapshotLvReader<'a, R> = SnapshotReader<OriginView<'a, R>, LvReader<'a, R>>;
+
+/// Open a snapshot LV (named by its COW LV, as `lvs` shows it) for reading offline. The
+/// store's chunk size must match the metadata's, and an invalidated (overflowed) store is
+/// refused, as the kernel refuses to load it.
+pub fn snapshot_reader<'a, R: ReadAt + ?Sized>(
+    vg: &'a VolumeGroup,
+    snapshot: &str,
+    pv_source: &dyn Fn(&PhysicalVolume) -> Option<&'a R>,
+) -> Result<SnapshotLvReader<'a, R>> {
+    let link = vg
+        .cow_link(snapshot)
+        .ok_or_else(|| fail(vg, snapshot, "not a snapshot"))?;
+    let (origin, cow, chunk) = snapshot_parts(vg, snapshot, pv_source)?;
+    let len = link
+        .origin_extents
+        .checked_mul(vg.extent_size)
+        .and_then(|s| s.checked_mul(SECTOR_SIZE))
+        .filter(|&l| l <= origin.len())
+        .ok_or_else(|| {
+            fail(
+                vg,
+                snapshot,
+                format!(
+                    "origin_size of {} extents exceeds origin {}",
+                    link.origin_extents, link.origin
+                ),
+            )
+        })?;
+    let r = SnapshotReader::open(OriginView { inner: origin, len }, cow)
+        .map_err(|e| fail(vg, snapshot, format!("COW store: {e}")))?;
+    let want = chunk.saturating_mul(SECTOR_SIZE);
+    if r.chunk_bytes() != 0 && r.chunk_bytes() != want {
+        return Err(fail(
+            vg,
+            snapshot,
+            format!(
+                "COW store chunk size {} bytes, metadata says {want}",
+                r.chunk_bytes()
+            ),
+        ));
+    }
+    Ok(r)
 }

@@ -2,7 +2,7 @@
 //! model, the device-mapper plan lvm2 would load, and offline LV export.
 //!
 //! Data flows one way, bytes to types to plans; nothing here opens a path or talks to the
-//! kernel. PVs are read through [`crate::io::ReadAt`], so image files, block devices and
+//! kernel except [`activate`]. PVs are read through [`crate::io::ReadAt`], so image files, block devices and
 //! byte slices all work.
 //!
 //! | module | what it reads or builds | lvm2 counterpart |
@@ -15,6 +15,7 @@
 //! | [`scan`] | PVs grouped into VGs, newest copy, completeness | `lvmcache`, `vg_read` |
 //! | [`plan`] | dm names, uuids, tables, creation order | `dev_manager.c`, `libdm-deptree.c` |
 //! | [`export`] | LV contents from PV images | — |
+//! | [`activate`] | plans applied with the ioctl core (the only kernel user here) | `activate.c` |
 //!
 //! ```
 //! use devmapper::lvm::{config, model::VolumeGroup, plan};
@@ -60,6 +61,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod activate;
 pub mod config;
 pub mod crc;
 pub mod error;

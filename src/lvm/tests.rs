@@ -1,5 +1,6 @@
 //! Unit tests of the LVM2 reader, one file per area under `tests/`.
 
+mod activate;
 mod config;
 mod crc;
 mod export;

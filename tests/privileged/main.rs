@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod ioctl;
+mod lvm_activate;
 mod snapshot;
 mod snapshot_walkthrough;
 mod targets;

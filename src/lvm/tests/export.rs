@@ -1,6 +1,7 @@
+use crate::cow::writer::StoreWriter;
 use crate::io::ReadAt;
 use crate::lvm::config::ParseMode;
-use crate::lvm::export::{LvReader, export, snapshot_parts};
+use crate::lvm::export::{LvReader, export, snapshot_parts, snapshot_reader};
 use crate::lvm::model::{PhysicalVolume, VolumeGroup};
 use proptest::prelude::*;
 
@@ -143,6 +144,66 @@ fn snapshot_parts_give_origin_and_cow() {
     let (origin, cow, chunk) = snapshot_parts(&vg, "cow", &src(&pvs)).unwrap();
     assert_eq!((origin.len(), cow.len(), chunk), (5 * 4096, 4096, 8));
     assert!(snapshot_parts(&vg, "multi", &src(&pvs)).is_err());
+}
+
+/// The `cow` LV grown to 3 extents (PEs 13-15 of pv0) holding a real store: header,
+/// one exception area, and origin chunk 1 remapped to 0xab bytes.
+fn with_store(meta_chunk: u32, origin_extents: u32) -> (VolumeGroup, Vec<Vec<u8>>) {
+    let text = VG
+        .replace(
+            "extent_count = 1 type = \"striped\" stripe_count = 1 stripes = [\"pv0\", 15]",
+            "extent_count = 3 type = \"striped\" stripe_count = 1 stripes = [\"pv0\", 13]",
+        )
+        .replace(
+            "extent_count = 5 type = \"snapshot\" chunk_size = 8",
+            &format!(
+                "extent_count = {origin_extents} type = \"snapshot\" chunk_size = {meta_chunk}"
+            ),
+        );
+    let vg = VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk).unwrap();
+    assert_eq!(
+        vg.lv_size(vg.lv("cow").unwrap()),
+        24,
+        "fixture edit applied"
+    );
+    let mut w = StoreWriter::new(8, 3 * 4096).unwrap();
+    w.push(1, &[0xab; 4096]).unwrap();
+    let store = w.finish().to_vec();
+    let (_, mut pvs) = setup();
+    let at = (2 + 13 * 8) * 512;
+    pvs[0][at..at + store.len()].copy_from_slice(&store);
+    (vg, pvs)
+}
+
+#[test]
+fn snapshot_reader_applies_the_exceptions() {
+    let (vg, pvs) = with_store(8, 5);
+    let origin = LvReader::new(&vg, "multi", &src(&pvs)).unwrap();
+    let mut want = Vec::new();
+    export(&origin, &mut want).unwrap();
+    want[4096..8192].fill(0xab);
+    let r = snapshot_reader(&vg, "cow", &src(&pvs)).unwrap();
+    assert_eq!(r.exceptions(), 1);
+    let mut got = Vec::new();
+    export(&r, &mut got).unwrap();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn snapshot_reader_sees_only_the_origin_size_it_was_taken_with() {
+    let (vg, pvs) = with_store(8, 4);
+    let r = snapshot_reader(&vg, "cow", &src(&pvs)).unwrap();
+    assert_eq!(r.size().unwrap(), 4 * 4096);
+    let (vg, pvs) = with_store(8, 6);
+    let e = snapshot_reader(&vg, "cow", &src(&pvs)).unwrap_err();
+    assert!(e.to_string().contains("exceeds origin"), "{e}");
+}
+
+#[test]
+fn snapshot_reader_refuses_a_chunk_size_mismatch() {
+    let (vg, pvs) = with_store(16, 5);
+    let e = snapshot_reader(&vg, "cow", &src(&pvs)).unwrap_err();
+    assert!(e.to_string().contains("chunk size"), "{e}");
 }
 
 proptest! {
