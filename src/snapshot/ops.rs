@@ -387,16 +387,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
         let w = self.wrapper;
         let dm = w.dm;
         let snap_info = dm.info(&self.name)?;
-        if snap_info.open_count > 0 {
-            return Err(SnapError::WrongState {
-                name: self.name.to_string(),
-                reason: format!(
-                    "the snapshot is open {} time(s){}; unmount it first",
-                    snap_info.open_count,
-                    mounts_suffix(snap_info.dev)
-                ),
-            });
-        }
+        snapshot_not_open(dm, &self.name, &snap_info)?;
         let st = w.state()?;
         let others = st.snapshots.iter().filter(|s| s.name != self.name).count();
         let mut undo = Undo::new(dm);
@@ -477,15 +468,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             .ok_or_else(|| SnapError::NoSnapshot {
                 name: w.name.to_string(),
             })?;
-        if me.info.open_count > 0 {
-            return Err(SnapError::WrongState {
-                name: self.name.to_string(),
-                reason: format!(
-                    "the snapshot is open{}; unmount it first",
-                    mounts_suffix(me.info.dev)
-                ),
-            });
-        }
+        snapshot_not_open(dm, &self.name, &me.info)?;
         let Some(Target::Snapshot(t)) = &me.live else {
             return Err(SnapError::NoSnapshot {
                 name: w.name.to_string(),
@@ -667,6 +650,30 @@ fn mounts_suffix(dev: crate::DevNum) -> String {
     } else {
         format!(" (mounted at {})", m.join(", "))
     }
+}
+
+/// Refuse when the snapshot device is open: at once when it is mounted; otherwise after
+/// giving a transient opener (a probe, a forked child that has not exec'd) two seconds.
+fn snapshot_not_open(dm: &DeviceMapper, name: &DmName, info: &crate::DeviceInfo) -> SnapResult<()> {
+    if info.open_count == 0 {
+        return Ok(());
+    }
+    let mounted = !blockdev::mounts_of(info.dev).is_empty();
+    let n = if mounted {
+        info.open_count
+    } else {
+        wait_closed(dm, name, Duration::from_secs(2))?
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    Err(SnapError::WrongState {
+        name: name.to_string(),
+        reason: format!(
+            "the snapshot is open {n} time(s){}; unmount it first",
+            mounts_suffix(info.dev)
+        ),
+    })
 }
 
 /// Poll a device's open count for up to `limit`; the last count seen.
