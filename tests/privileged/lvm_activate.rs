@@ -33,6 +33,22 @@ fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A dmsetup command that walks every device: another test removing its device between
+/// dmsetup's list and its query makes it fail with "Device does not exist"; try again.
+fn run_listing(args: &[&str]) -> String {
+    for _ in 0..20 {
+        let out = Proc::new(args[0]).args(&args[1..]).output().unwrap();
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        if !String::from_utf8_lossy(&out.stderr).contains("Device does not exist") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run(args)
+}
+
 /// lvm2 usable here, or why not.
 fn lvm_available() -> Result<(), String> {
     match Proc::new("lvm").arg("version").output() {
@@ -76,7 +92,7 @@ impl Drop for VgGuard {
 /// `dmsetup table` lines of the VG's devices, grouped by device name.
 fn dmsetup_tables(name_prefix: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in run(&["dmsetup", "table"]).lines() {
+    for line in run_listing(&["dmsetup", "table"]).lines() {
         if let Some((name, table)) = line.split_once(": ")
             && name.starts_with(name_prefix)
         {
@@ -119,7 +135,7 @@ fn normalise(
 
 /// name → uuid of the VG's devices, from `dmsetup info`.
 fn dmsetup_uuids(name_prefix: &str) -> BTreeMap<String, String> {
-    run(&[
+    run_listing(&[
         "dmsetup",
         "info",
         "-c",
