@@ -200,6 +200,9 @@ build_base() {
     cat >"$stage/etc/lvm/lvm.conf" <<'EOF'
 # No udev in the test guest: libdevmapper creates /dev/mapper and /dev/VG nodes itself.
 devices {
+    # PVs in the tests live on loop devices: scanning only those keeps lvm from opening
+    # (and briefly holding) other tests' dm devices.
+    global_filter = [ "a|^/dev/loop|", "r|.*|" ]
     obtain_device_list_from_udev = 0
     external_device_info_source = "none"
     use_devicesfile = 0

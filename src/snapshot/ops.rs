@@ -434,7 +434,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             // A transient opener (a udev/blkid probe, a just-forked child that has not
             // exec'd yet) goes away by itself; a mount does not.
             let open_count = if mounts.is_empty() {
-                wait_closed(dm, &w.name, Duration::from_secs(2))?
+                wait_closed(dm, &w.name, Duration::from_secs(5))?
             } else {
                 st.origin.info.open_count
             };
@@ -653,7 +653,7 @@ fn mounts_suffix(dev: crate::DevNum) -> String {
 }
 
 /// Refuse when the snapshot device is open: at once when it is mounted; otherwise after
-/// giving a transient opener (a probe, a forked child that has not exec'd) two seconds.
+/// giving a transient opener (a probe, a forked child that has not exec'd) five seconds.
 fn snapshot_not_open(dm: &DeviceMapper, name: &DmName, info: &crate::DeviceInfo) -> SnapResult<()> {
     if info.open_count == 0 {
         return Ok(());
@@ -662,7 +662,7 @@ fn snapshot_not_open(dm: &DeviceMapper, name: &DmName, info: &crate::DeviceInfo)
     let n = if mounted {
         info.open_count
     } else {
-        wait_closed(dm, name, Duration::from_secs(2))?
+        wait_closed(dm, name, Duration::from_secs(5))?
     };
     if n == 0 {
         return Ok(());
@@ -708,13 +708,15 @@ fn load_retrying_busy(dm: &DeviceMapper, name: &DmName, table: &Table) -> SnapRe
 /// Remove a device, retrying a few times while a transient opener (udev, blkid) holds it.
 pub(crate) fn remove_retrying(dm: &DeviceMapper, name: &DmName) -> SnapResult<()> {
     let mut last = None;
-    for _ in 0..25 {
+    // Up to 10 s: device scanners (lvm, blkid) hold devices for a moment, longer on a
+    // loaded machine; libdevmapper retries removes for the same reason.
+    for _ in 0..50 {
         match dm.remove(name, false) {
             Ok(_) => return Ok(()),
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) if e.is_busy() => {
                 last = Some(e);
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(200));
             }
             Err(e) => return Err(e.into()),
         }
