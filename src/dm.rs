@@ -451,6 +451,18 @@ impl DeviceMapper {
         }
     }
 
+    /// A call on one device; a failure gets the hint for that device.
+    fn call_on(&self, cmd: Command, id: DevId<'_>, c: Call<'_>) -> Result<Reply> {
+        self.call(cmd, Call { id: Some(id), ..c })
+            .map_err(|e| self.with_hint(e, Some(id)))
+    }
+
+    /// [`call_on`](Self::call_on) for a call that generates a uevent.
+    fn call_with_cookie_on(&self, cmd: Command, id: DevId<'_>, c: Call<'_>) -> Result<Reply> {
+        self.call_with_cookie(cmd, Call { id: Some(id), ..c })
+            .map_err(|e| self.with_hint(e, Some(id)))
+    }
+
     /// A call that generates a uevent (resume, remove, rename): in udev mode, wrap it in the
     /// cookie handshake.
     fn call_with_cookie(&self, cmd: Command, mut c: Call<'_>) -> Result<Reply> {
@@ -637,16 +649,14 @@ impl DeviceMapper {
         } else {
             0
         };
-        let r = self
-            .call_with_cookie(
-                Command::DevRemove,
-                Call {
-                    id: Some(id),
-                    flags,
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_with_cookie_on(
+            Command::DevRemove,
+            id,
+            Call {
+                flags,
+                ..Call::default()
+            },
+        )?;
         let info = DeviceInfo::from_header(&r.header);
         if self.nodes == NodeMode::Nodes && !info.deferred_remove() && !info.name.is_empty() {
             nodes::remove_node(&self.opts.dev_dir, &info.name)?;
@@ -663,16 +673,14 @@ impl DeviceMapper {
         let id = id.into();
         let mut payload = new_name.as_str().as_bytes().to_vec();
         payload.push(0);
-        let r = self
-            .call_with_cookie(
-                Command::DevRename,
-                Call {
-                    id: Some(id),
-                    payload: &payload,
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_with_cookie_on(
+            Command::DevRename,
+            id,
+            Call {
+                payload: &payload,
+                ..Call::default()
+            },
+        )?;
         let old = DeviceInfo::from_header(&r.header);
         let info = self.info(new_name)?;
         if self.nodes == NodeMode::Nodes {
@@ -694,16 +702,15 @@ impl DeviceMapper {
         let id = id.into();
         let mut payload = uuid.as_str().as_bytes().to_vec();
         payload.push(0);
-        self.call_with_cookie(
+        self.call_with_cookie_on(
             Command::DevRename,
+            id,
             Call {
-                id: Some(id),
                 flags: dm_sys::DM_UUID_FLAG,
                 payload: &payload,
                 ..Call::default()
             },
-        )
-        .map_err(|e| self.with_hint(e, Some(id)))?;
+        )?;
         self.info(uuid)
     }
 
@@ -720,16 +727,14 @@ impl DeviceMapper {
     ) -> Result<DeviceInfo> {
         let id = id.into();
         let flags = dm_sys::DM_SUSPEND_FLAG | opts.flags();
-        let r = self
-            .call(
-                Command::DevSuspend,
-                Call {
-                    id: Some(id),
-                    flags,
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_on(
+            Command::DevSuspend,
+            id,
+            Call {
+                flags,
+                ..Call::default()
+            },
+        )?;
         Ok(DeviceInfo::from_header(&r.header))
     }
 
@@ -742,16 +747,14 @@ impl DeviceMapper {
     pub fn resume<'a>(&self, id: impl Into<DevId<'a>>, opts: SuspendOptions) -> Result<DeviceInfo> {
         let id = id.into();
         let flags = opts.flags();
-        let r = self
-            .call_with_cookie(
-                Command::DevSuspend,
-                Call {
-                    id: Some(id),
-                    flags,
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_with_cookie_on(
+            Command::DevSuspend,
+            id,
+            Call {
+                flags,
+                ..Call::default()
+            },
+        )?;
         let info = DeviceInfo::from_header(&r.header);
         if self.nodes == NodeMode::Nodes && !info.name.is_empty() {
             nodes::ensure_node(&self.opts.dev_dir, &info.name, info.dev)?;
@@ -766,15 +769,7 @@ impl DeviceMapper {
     #[doc(alias = "DM_DEV_STATUS")]
     pub fn info<'a>(&self, id: impl Into<DevId<'a>>) -> Result<DeviceInfo> {
         let id = id.into();
-        let r = self
-            .call(
-                Command::DevStatus,
-                Call {
-                    id: Some(id),
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_on(Command::DevStatus, id, Call { ..Call::default() })?;
         Ok(DeviceInfo::from_header(&r.header))
     }
 
@@ -802,16 +797,14 @@ impl DeviceMapper {
         event_nr: u32,
     ) -> Result<(DeviceInfo, Vec<RawTarget>)> {
         let id = id.into();
-        let r = self
-            .call(
-                Command::DevWait,
-                Call {
-                    id: Some(id),
-                    event_nr,
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_on(
+            Command::DevWait,
+            id,
+            Call {
+                event_nr,
+                ..Call::default()
+            },
+        )?;
         let targets =
             reply::decode_target_specs(r.payload(Command::DevWait)?, r.header.target_count)
                 .map_err(|e| bad(Command::DevWait, e))?;
@@ -844,18 +837,16 @@ impl DeviceMapper {
         if opts.secure {
             flags |= dm_sys::DM_SECURE_DATA_FLAG;
         }
-        let r = self
-            .call(
-                Command::TableLoad,
-                Call {
-                    id: Some(id),
-                    flags,
-                    target_count: targets.len() as u32,
-                    payload: &payload,
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_on(
+            Command::TableLoad,
+            id,
+            Call {
+                flags,
+                target_count: targets.len() as u32,
+                payload: &payload,
+                ..Call::default()
+            },
+        )?;
         Ok(DeviceInfo::from_header(&r.header))
     }
 
@@ -866,15 +857,7 @@ impl DeviceMapper {
     #[doc(alias = "DM_TABLE_CLEAR")]
     pub fn clear_table<'a>(&self, id: impl Into<DevId<'a>>) -> Result<DeviceInfo> {
         let id = id.into();
-        let r = self
-            .call(
-                Command::TableClear,
-                Call {
-                    id: Some(id),
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_on(Command::TableClear, id, Call { ..Call::default() })?;
         Ok(DeviceInfo::from_header(&r.header))
     }
 
@@ -885,30 +868,26 @@ impl DeviceMapper {
     #[doc(alias = "DM_TABLE_DEPS")]
     pub fn deps<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Vec<DevNum>> {
         let id = id.into();
-        let r = self
-            .call(
-                Command::TableDeps,
-                Call {
-                    id: Some(id),
-                    flags: query_flag(which),
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_on(
+            Command::TableDeps,
+            id,
+            Call {
+                flags: query_flag(which),
+                ..Call::default()
+            },
+        )?;
         reply::decode_deps(r.payload(Command::TableDeps)?).map_err(|e| bad(Command::TableDeps, e))
     }
 
     fn table_status(&self, id: DevId<'_>, flags: u32) -> Result<(DeviceInfo, Vec<RawTarget>)> {
-        let r = self
-            .call(
-                Command::TableStatus,
-                Call {
-                    id: Some(id),
-                    flags,
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_on(
+            Command::TableStatus,
+            id,
+            Call {
+                flags,
+                ..Call::default()
+            },
+        )?;
         let t = reply::decode_target_specs(r.payload(Command::TableStatus)?, r.header.target_count)
             .map_err(|e| bad(Command::TableStatus, e))?;
         Ok((DeviceInfo::from_header(&r.header), t))
@@ -1010,16 +989,14 @@ impl DeviceMapper {
         let mut payload = sector.0.to_ne_bytes().to_vec();
         payload.extend_from_slice(message.as_bytes());
         payload.push(0);
-        let r = self
-            .call(
-                Command::TargetMsg,
-                Call {
-                    id: Some(id),
-                    payload: &payload,
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, Some(id)))?;
+        let r = self.call_on(
+            Command::TargetMsg,
+            id,
+            Call {
+                payload: &payload,
+                ..Call::default()
+            },
+        )?;
         if r.header.flags & dm_sys::DM_DATA_OUT_FLAG == 0 {
             return Ok(None);
         }
@@ -1035,15 +1012,14 @@ impl DeviceMapper {
     pub fn set_geometry<'a>(&self, id: impl Into<DevId<'a>>, g: Geometry) -> Result<()> {
         let id = id.into();
         let text = format!("{} {} {} {}\0", g.cylinders, g.heads, g.sectors, g.start);
-        self.call(
+        self.call_on(
             Command::DevSetGeometry,
+            id,
             Call {
-                id: Some(id),
                 payload: text.as_bytes(),
                 ..Call::default()
             },
-        )
-        .map_err(|e| self.with_hint(e, Some(id)))?;
+        )?;
         Ok(())
     }
 
