@@ -783,7 +783,7 @@ impl Drop for Undo<'_> {
     }
 }
 
-#[allow(dead_code, reason = "used by recover")]
+/// The COW device of a snapshot or snapshot-merge target.
 pub(crate) fn cow_of(t: &Target) -> Option<crate::DevNum> {
     match t {
         Target::Snapshot(s) | Target::SnapshotMerge(s) => devnum(&s.cow),

@@ -99,7 +99,7 @@ impl Wrapper<'_> {
                 }
             }
             Some(Target::SnapshotOrigin(_)) if st.snapshots.is_empty() => {
-                finish_merge_like_drop(self)?;
+                finish_merge(self)?;
                 done.push(format!("restored the plain table of {}", self.name));
             }
             Some(Target::SnapshotMerge(_)) => {
@@ -116,9 +116,4 @@ impl Wrapper<'_> {
         }
         Ok(done)
     }
-}
-
-/// Same table swap as finishing a merge: linear table back, `-real` removed.
-fn finish_merge_like_drop(w: &Wrapper<'_>) -> SnapResult<()> {
-    finish_merge(w)
 }
