@@ -15,6 +15,8 @@ use devmapper::cow::reader::{self, SnapshotReader};
 use devmapper::cow::{HeaderState, Store};
 use devmapper::io::ReadAt;
 
+use crate::out::Out;
+
 /// Offline commands on a snapshot's COW device (persistent `P`/`PO` stores).
 #[derive(Debug, Subcommand)]
 pub enum CowCmd {
@@ -59,9 +61,9 @@ pub enum CowCmd {
 }
 
 /// Run a `dmsnap cow` command.
-pub fn run(cmd: CowCmd) -> Result<(), Box<dyn Error>> {
+pub fn run(cmd: CowCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     match cmd {
-        CowCmd::Inspect { cow, json } => inspect(&cow, json),
+        CowCmd::Inspect { cow, json } => inspect(&cow, json, out),
         CowCmd::Export {
             origin,
             cow,
@@ -115,7 +117,7 @@ const FRESH_NOTE: &str = "no header (first word is 0): a persistent store that w
 activated or was wiped, so the snapshot equals the origin; or a transient (N) store, which \
 keeps its table only in kernel memory and cannot be read offline";
 
-fn inspect(path: &Path, json: bool) -> Result<(), Box<dyn Error>> {
+fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let file = open_ro(path)?;
     let store = Store::open(&file)?;
     let size = store.size();
@@ -127,10 +129,10 @@ fn inspect(path: &Path, json: bool) -> Result<(), Box<dyn Error>> {
                 "allocated_sectors": 0, "metadata_sectors": 0, "total_sectors": size >> 9,
                 "fresh": true,
             });
-            println!("{doc:#}");
+            writeln!(out, "{doc:#}");
         } else {
-            println!("COW:          {} ({size} bytes)", path.display());
-            println!("header:       {FRESH_NOTE}");
+            writeln!(out, "COW:          {} ({size} bytes)", path.display());
+            writeln!(out, "header:       {FRESH_NOTE}");
         }
         return Ok(());
     };
@@ -151,11 +153,12 @@ fn inspect(path: &Path, json: bool) -> Result<(), Box<dyn Error>> {
             "fresh": false,
             "kernel_status": store.kernel_status()?,
         });
-        println!("{doc:#}");
+        writeln!(out, "{doc:#}");
         return Ok(());
     }
-    println!("COW:          {} ({size} bytes)", path.display());
-    println!(
+    writeln!(out, "COW:          {} ({size} bytes)", path.display());
+    writeln!(
+        out,
         "header:       SnAp version {}, {}",
         header.version,
         if header.is_valid() {
@@ -164,21 +167,24 @@ fn inspect(path: &Path, json: bool) -> Result<(), Box<dyn Error>> {
             "INVALID (the kernel invalidated this snapshot, e.g. after the COW overflowed)"
         }
     );
-    println!(
+    writeln!(
+        out,
         "chunk size:   {} sectors ({})",
         header.chunk_sectors,
         human(geo.chunk_bytes())
     );
-    println!(
+    writeln!(
+        out,
         "exceptions:   {} in {} metadata area(s)",
         end.exceptions,
         end.current_area + 1
     );
-    println!(
+    writeln!(
+        out,
         "usage:        {usage} sectors (allocated/total metadata), {:.1}% used",
         usage.percent()
     );
-    println!("status line:  {}", store.kernel_status()?);
+    writeln!(out, "status line:  {}", store.kernel_status()?);
     Ok(())
 }
 
@@ -199,7 +205,7 @@ fn export_cmd(origin: &Path, cow: &Path, output: &Path, force: bool) -> Result<(
         other => Box::<dyn Error>::from(other),
     })?;
     if snap.state() == HeaderState::Fresh {
-        eprintln!("note: COW has {FRESH_NOTE}; exporting the origin as is");
+        errln!("note: COW has {FRESH_NOTE}; exporting the origin as is");
     }
     let out = OpenOptions::new()
         .write(true)
@@ -213,7 +219,7 @@ fn export_cmd(origin: &Path, cow: &Path, output: &Path, force: bool) -> Result<(
         bar.update(done)
     })?;
     bar.finish();
-    eprintln!(
+    errln!(
         "exported {} ({} exceptions) to {}: {} written, {} left as holes",
         human(report.bytes),
         snap.exceptions(),
@@ -240,10 +246,10 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
         (snap.exceptions() as u64, snap.chunk_bytes(), valid)
     };
     if count == 0 {
-        eprintln!("nothing to merge: the store holds no exceptions");
+        errln!("nothing to merge: the store holds no exceptions");
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "merging {count} chunk(s) ({}) from {} into {}{}",
         human(count * chunk_bytes),
         cow.display(),
@@ -258,7 +264,7 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
         if !std::io::stdin().is_terminal() {
             return Err("refusing to write the origin without confirmation: pass --yes".into());
         }
-        eprint!("the origin will be rolled back to the snapshot; type 'yes' to go on: ");
+        errprint!("the origin will be rolled back to the snapshot; type 'yes' to go on: ");
         std::io::stderr().flush()?;
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
@@ -276,9 +282,10 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
         ControlFlow::Continue(())
     })?;
     bar.finish();
-    eprintln!(
+    errln!(
         "merged and verified {} chunk(s) in {} batch(es); the store is now empty",
-        report.merged, report.batches
+        report.merged,
+        report.batches
     );
     Ok(())
 }
@@ -321,7 +328,7 @@ impl Bar {
             .checked_div(self.total)
             .unwrap_or(100);
         let secs = self.start.elapsed().as_secs_f64().max(1e-3);
-        eprint!(
+        errprint!(
             "\r{} [{}{}] {pct:3}% {} / {} {}/s ",
             self.label,
             "#".repeat(filled),
@@ -334,7 +341,7 @@ impl Bar {
 
     fn finish(&mut self) {
         if self.tty && self.last.is_some() {
-            eprintln!();
+            errln!();
         }
     }
 }

@@ -18,6 +18,8 @@ use devmapper::lvm::scan::{self, MdaOutcome, ScanReport, ScannedVg};
 use devmapper::{DevNum, DeviceMapper};
 use serde_json::{Value, json};
 
+use crate::out::Out;
+
 /// Offline commands on LVM2 physical volumes (devices or image files, opened read-only).
 #[derive(Debug, Subcommand)]
 pub enum LvmCmd {
@@ -90,18 +92,18 @@ pub enum LvmCmd {
 }
 
 /// Run one `dmsnap lvm` command.
-pub fn run(cmd: LvmCmd) -> Result<(), Box<dyn Error>> {
+pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     match cmd {
         LvmCmd::Scan {
             pvs,
             metadata,
             json,
         } => match metadata {
-            Some(file) => scan_metadata_file(&file, json),
-            None => scan_devices(&pvs, json),
+            Some(file) => scan_metadata_file(&file, json, out),
+            None => scan_devices(&pvs, json, out),
         },
-        LvmCmd::Metadata { pv } => metadata(&pv),
-        LvmCmd::Plan { pvs, json } => plan(&pvs, json),
+        LvmCmd::Metadata { pv } => metadata(&pv, out),
+        LvmCmd::Plan { pvs, json } => plan(&pvs, json, out),
         LvmCmd::Export {
             vg_lv,
             output,
@@ -120,8 +122,9 @@ pub fn run(cmd: LvmCmd) -> Result<(), Box<dyn Error>> {
             read_only,
             system_id.as_deref(),
             &devices,
+            out,
         ),
-        LvmCmd::Deactivate { vg, devices } => deactivate(&vg, &devices),
+        LvmCmd::Deactivate { vg, devices } => deactivate(&vg, &devices, out),
     }
 }
 
@@ -156,6 +159,7 @@ fn activate(
     read_only: bool,
     system_id: Option<&str>,
     paths: &[PathBuf],
+    out: &mut Out,
 ) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
     let s = find_vg(&report, vg, paths)?;
@@ -171,19 +175,19 @@ fn activate(
     let dm = DeviceMapper::new()?;
     let (plan, created) = activate::activate_vg(&dm, s, &dev, lv, system_id, &opts)?;
     for d in &created {
-        println!("{} {} active", d.name, d.dev);
+        writeln!(out, "{} {} active", d.name, d.dev);
     }
     let reused = plan.devices.len() - created.len();
     if reused > 0 {
-        println!("{reused} device(s) were already active");
+        writeln!(out, "{reused} device(s) were already active");
     }
     for sk in &plan.skipped {
-        eprintln!("dmsnap: {vg}/{}: skipped: {}", sk.lv, sk.reason);
+        errln!("dmsnap: {vg}/{}: skipped: {}", sk.lv, sk.reason);
     }
     Ok(())
 }
 
-fn deactivate(vg: &str, paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
+fn deactivate(vg: &str, paths: &[PathBuf], out: &mut Out) -> Result<(), Box<dyn Error>> {
     let dm = DeviceMapper::new()?;
     let id = if paths.is_empty() {
         activate::active_vg_id(&dm, vg)?
@@ -193,10 +197,10 @@ fn deactivate(vg: &str, paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
     };
     let removed = activate::deactivate(&dm, &id)?;
     if removed.is_empty() {
-        println!("VG {vg}: no device was active");
+        writeln!(out, "VG {vg}: no device was active");
     }
     for n in removed {
-        println!("{n} removed");
+        writeln!(out, "{n} removed");
     }
     Ok(())
 }
@@ -220,13 +224,13 @@ fn scan_paths(paths: &[PathBuf]) -> Result<(Vec<File>, ScanReport), Box<dyn Erro
 fn warn_errors(report: &ScanReport, paths: &[PathBuf]) {
     for (dev, e) in &report.errors {
         match dev.and_then(|i| paths.get(i)) {
-            Some(p) => eprintln!("dmsnap: {}: {e}", p.display()),
-            None => eprintln!("dmsnap: {e}"),
+            Some(p) => errln!("dmsnap: {}: {e}", p.display()),
+            None => errln!("dmsnap: {e}"),
         }
     }
 }
 
-fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
+fn scan_devices(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
     warn_errors(&report, paths);
     if report.vgs.is_empty() && report.pvs.is_empty() {
@@ -238,11 +242,15 @@ fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> 
             .iter()
             .map(|s| vg_json(&s.vg, Some((s, paths))))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "vgs": vgs }))?);
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({ "vgs": vgs }))?
+        );
         return Ok(());
     }
     for s in &report.vgs {
-        print_vg(&s.vg, Some((s, paths)));
+        print_vg(&s.vg, Some((s, paths)), out);
     }
     for pv in &report.pvs {
         let orphan = pv
@@ -258,13 +266,13 @@ fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> 
                 .get(pv.device)
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
-            println!("PV {p} ({}) is not in any VG found", pv.label.pv_id);
+            writeln!(out, "PV {p} ({}) is not in any VG found", pv.label.pv_id);
         }
     }
     Ok(())
 }
 
-fn scan_metadata_file(file: &Path, as_json: bool) -> Result<(), Box<dyn Error>> {
+fn scan_metadata_file(file: &Path, as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let text = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     // Text as stored on disk starts with the VG section and is read without merging
     // duplicates; backup files start with comments or header values.
@@ -278,12 +286,13 @@ fn scan_metadata_file(file: &Path, as_json: bool) -> Result<(), Box<dyn Error>> 
     };
     let vg = VolumeGroup::from_text(&text, mode).map_err(|e| format!("{}: {e}", file.display()))?;
     if as_json {
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&json!({ "vgs": [vg_json(&vg, None)] }))?
         );
     } else {
-        print_vg(&vg, None);
+        print_vg(&vg, None, out);
     }
     Ok(())
 }
@@ -347,13 +356,14 @@ fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value
     o
 }
 
-fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
+fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &mut Out) {
     let state = match scanned {
         Some((s, _)) if !s.is_complete() => ", INCOMPLETE (PVs missing)",
         Some((s, _)) if s.inconsistent => ", metadata copies disagree (newest used)",
         _ => "",
     };
-    println!(
+    writeln!(
+        out,
         "VG {}  uuid {}  seqno {}  extent {} sectors{state}",
         vg.name, vg.id, vg.seqno, vg.extent_size
     );
@@ -370,7 +380,8 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
                 },
                 |p| p.display().to_string(),
             );
-        println!(
+        writeln!(
+            out,
             "  PV {:<6} {:<40} {} PEs from sector {}  {}",
             p.handle,
             p.id.to_string(),
@@ -398,7 +409,8 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
         if !snaps.is_empty() {
             extra = format!("  origin of {}", snaps.join(", "));
         }
-        println!(
+        writeln!(
+            out,
             "  LV {:<20} {:>12} sectors  {:<10} {}{}{extra}",
             name,
             vg.lv_size(lv),
@@ -413,7 +425,7 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
     }
 }
 
-fn metadata(pv: &Path) -> Result<(), Box<dyn Error>> {
+fn metadata(pv: &Path, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let f = File::open(pv).map_err(|e| format!("{}: {e}", pv.display()))?;
     let scanned = scan::scan_pv(&f, 0).map_err(|e| format!("{}: {e}", pv.display()))?;
     let newest = scanned
@@ -427,16 +439,16 @@ fn metadata(pv: &Path) -> Result<(), Box<dyn Error>> {
     let Some((_, text)) = newest else {
         for m in &scanned.mdas {
             if let MdaOutcome::Error(e) = &m.outcome {
-                eprintln!("dmsnap: {}: {e}", pv.display());
+                errln!("dmsnap: {}: {e}", pv.display());
             }
         }
         return Err(format!("{}: no readable VG metadata on this PV", pv.display()).into());
     };
-    std::io::stdout().write_all(&text.text)?;
+    out.write_all(&text.text);
     Ok(())
 }
 
-fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
+fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
     warn_errors(&report, paths);
     if report.vgs.is_empty() {
@@ -449,7 +461,7 @@ fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
                 .missing_pvs()
                 .map(|p| format!("{} ({})", p.handle, p.id))
                 .collect();
-            eprintln!(
+            errln!(
                 "dmsnap: VG {} is incomplete, missing {}; LVs on them are skipped",
                 s.vg.name,
                 missing.join(", ")
@@ -482,25 +494,27 @@ fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
             .iter()
             .map(|s| json!({ "lv": s.lv, "reason": s.reason }))
             .collect();
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&json!({ "devices": devices, "skipped": skipped }))?
         );
         return Ok(());
     }
     for d in &all.devices {
-        println!(
+        writeln!(
+            out,
             "{}  {}{}",
             d.name,
             d.uuid,
             if d.read_only { "  (read-only)" } else { "" }
         );
         for l in &d.table {
-            println!("  {} {} {} {}", l.start, l.length, l.target, l.params);
+            writeln!(out, "  {} {} {} {}", l.start, l.length, l.target, l.params);
         }
     }
     for s in &all.skipped {
-        println!("skipped {}: {}", s.lv, s.reason);
+        writeln!(out, "skipped {}: {}", s.lv, s.reason);
     }
     Ok(())
 }
@@ -538,6 +552,6 @@ fn export_lv(
     let mut w = BufWriter::new(out);
     let n = export(&*reader, &mut w).map_err(|e| format!("reading {vg_lv}: {e}"))?;
     w.flush()?;
-    eprintln!("{vg_lv}: {n} bytes written to {}", output.display());
+    errln!("{vg_lv}: {n} bytes written to {}", output.display());
     Ok(())
 }
