@@ -38,6 +38,9 @@ mod state;
 
 pub use blockdev::BlockDev;
 pub use error::{SnapError, SnapResult};
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use fault::arm as arm_fault_injection;
 pub use ops::{MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
 pub use state::{SnapshotReport, WrapperState, WrapperStatus};
 
