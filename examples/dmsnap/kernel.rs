@@ -122,15 +122,24 @@ pub fn table(name: &str, inactive: bool, show_keys: bool, out: &mut Out) -> CliR
         table.to_string_hiding_keys()
     };
     out.write_all(text.as_bytes());
+    if table.is_empty() {
+        // No table (or no inactive one): dmsetup prints one empty line.
+        writeln!(out);
+    }
     Ok(())
 }
 
-/// Through the typed status parsers.
+/// Through the typed status parsers; an empty line for a device without a table, as
+/// dmsetup prints.
 pub fn status(name: &str, inactive: bool, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let name = DmName::new(name)?;
-    for line in dm.typed_status(&name, which(inactive), false)? {
+    let lines = dm.typed_status(&name, which(inactive), false)?;
+    for line in &lines {
         writeln!(out, "{line}");
+    }
+    if lines.is_empty() {
+        writeln!(out);
     }
     Ok(())
 }
