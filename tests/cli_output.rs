@@ -297,3 +297,21 @@ fn no_device_mapper_is_one_line() {
         assert!(!stderr.contains("os error"), "{what}: {stderr}");
     }
 }
+
+/// `--help` states the exit statuses this file checks.
+#[test]
+fn help_documents_exit_status() {
+    let Some(bin) = dmsnap("help_documents_exit_status") else {
+        return;
+    };
+    let out = run_with(&bin, &["--help".into()], Stdio::piped(), Stdio::piped());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for s in [
+        format!("{EXIT_FAILURE} on an error"),
+        format!("{EXIT_STDOUT_CLOSED}, quietly, when stdout is a closed pipe"),
+        "2 for a bad command line".to_owned(),
+    ] {
+        assert!(help.contains(&s), "--help does not say {s:?}:\n{help}");
+    }
+}

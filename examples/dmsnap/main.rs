@@ -18,9 +18,13 @@ mod snap;
 
 use out::{EXIT_FAILURE, EXIT_STDOUT_CLOSED, EXIT_USAGE, Out, StdoutError};
 
+const EXIT_STATUS: &str = "Exit status: 0 on success; 1 on an error (message on stderr, nothing \
+on stdout) or when stdout cannot be written (a full disk); 2 for a bad command line; 141, \
+quietly, when stdout is a closed pipe.";
+
 /// Device-mapper snapshots, rollback and inspection, in pure Rust.
 #[derive(Debug, Parser)]
-#[command(name = "dmsnap", version, about, long_about = None)]
+#[command(name = "dmsnap", version, about, long_about = None, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
