@@ -162,8 +162,15 @@ pub(crate) fn ensure_control_node(control: &Path) -> Result<()> {
     let Driver::Present(Some(dev)) = dm_driver() else {
         return Err(unavailable(control, "is missing".to_owned()));
     };
+    let not_created = |e: io::Error| Error::NoDeviceMapper {
+        reason: DmUnavailable::ControlNode {
+            path: control.to_owned(),
+            dev: Some(dev),
+            problem: format!("is missing and could not be created ({e})"),
+        },
+    };
     if let Some(dir) = control.parent() {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        fs::create_dir_all(dir).map_err(not_created)?;
     }
     nix::sys::stat::mknod(
         control,
@@ -171,16 +178,7 @@ pub(crate) fn ensure_control_node(control: &Path) -> Result<()> {
         Mode::from_bits_truncate(0o600),
         dev.to_dev_t(),
     )
-    .map_err(|e| Error::NoDeviceMapper {
-        reason: DmUnavailable::ControlNode {
-            path: control.to_owned(),
-            dev: Some(dev),
-            problem: format!(
-                "is missing and could not be created ({})",
-                io::Error::from_raw_os_error(e as i32)
-            ),
-        },
-    })
+    .map_err(|e| not_created(io::Error::from_raw_os_error(e as i32)))
 }
 
 /// udev's side of the cookie handshake, as `dmsetup udevcomplete COOKIE` does it: signal
