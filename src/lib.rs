@@ -35,6 +35,7 @@ pub mod error;
 pub mod id;
 mod ioctl;
 pub mod lvm;
+pub mod probe;
 pub mod reply;
 pub mod table;
 pub mod target;
