@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use devmapper::snapshot::{
-    RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper, WrapperState,
-    WrapperStatus,
+    CowOverwrite, RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper,
+    WrapperState, WrapperStatus,
 };
 use devmapper::target::ExceptionStore;
 use devmapper::units::parse_size;
@@ -27,10 +27,18 @@ pub fn snapshot(
     chunk: Option<&str>,
     transient: bool,
     snap: Option<&str>,
+    force: bool,
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
-    let mut opts = SnapshotOptions::new(cow).transient(transient);
+    let overwrite = if force {
+        CowOverwrite::Force
+    } else {
+        CowOverwrite::Refuse
+    };
+    let mut opts = SnapshotOptions::new(cow)
+        .transient(transient)
+        .overwrite(overwrite);
     if let Some(c) = chunk {
         let bytes =
             parse_size(c).ok_or_else(|| format!("invalid chunk size {c:?} (try 4k, 64k, 8s)"))?;

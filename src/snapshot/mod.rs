@@ -38,7 +38,7 @@ mod state;
 
 pub use blockdev::BlockDev;
 pub use error::{SnapError, SnapResult};
-pub use ops::{MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
+pub use ops::{CowOverwrite, MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
 pub use state::{SnapshotReport, WrapperState, WrapperStatus};
 
 use crate::id::{DmName, DmUuid};

@@ -10,6 +10,7 @@ use super::fault::step;
 use super::state::State;
 use super::{UUID_PREFIX, Wrapper, devnum, linear_table};
 use crate::id::{DmName, DmUuid};
+use crate::probe::{self, Found};
 use crate::table::{Table, TableLine};
 use crate::target::{
     DevRef, ExceptionStore, Snapshot as SnapTarget, SnapshotOrigin, SnapshotStatus, SnapshotUsage,
@@ -18,12 +19,37 @@ use crate::target::{
 use crate::units::{SECTOR_SIZE, Sectors};
 use crate::{CreateOptions, DeviceMapper, LoadOptions, SuspendOptions, Which};
 
+/// What [`Wrapper::take_snapshot`] does when the COW device already holds something
+/// recognisable (see [`crate::probe::identify`]): a filesystem, a partition table, an LVM2
+/// PV, an md member, LUKS, swap, or a dm-snapshot store with exceptions.
+///
+/// ```
+/// use devmapper::snapshot::{CowOverwrite, SnapshotOptions};
+/// let opts = SnapshotOptions::new("/dev/sdc1");
+/// assert_eq!(opts.overwrite, CowOverwrite::Refuse);
+/// let opts = opts.overwrite(CowOverwrite::Force);
+/// assert_eq!(opts.overwrite, CowOverwrite::Force);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CowOverwrite {
+    /// Refuse with [`SnapError::CowHoldsData`] or [`SnapError::CowHoldsSnapshot`] before
+    /// anything is written or suspended. An all-zero device, one with nothing recognisable,
+    /// and a dm-snapshot store without exceptions (freshly initialised, or fully merged) are
+    /// used.
+    #[default]
+    Refuse,
+    /// Overwrite the device's start whatever it holds.
+    Force,
+}
+
 /// How to take a snapshot.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SnapshotOptions {
     /// The COW device (its start is overwritten).
     pub cow: PathBuf,
+    /// What to do when the COW device holds something recognisable (default: refuse).
+    pub overwrite: CowOverwrite,
     /// Chunk size (default 8 sectors = 4 KiB, as LVM).
     pub chunk: Sectors,
     /// A transient store (nothing kept on the COW across a reboot; cannot be rolled back).
@@ -37,10 +63,16 @@ impl SnapshotOptions {
     pub fn new(cow: impl Into<PathBuf>) -> Self {
         Self {
             cow: cow.into(),
+            overwrite: CowOverwrite::Refuse,
             chunk: Sectors(8),
             transient: false,
             name: None,
         }
+    }
+    /// Set the policy for a COW device that holds something recognisable.
+    pub fn overwrite(mut self, policy: CowOverwrite) -> Self {
+        self.overwrite = policy;
+        self
     }
     /// Set the chunk size.
     pub fn chunk(mut self, chunk: Sectors) -> Self {
@@ -89,6 +121,42 @@ pub enum MergeState {
     Done,
     /// The kernel reported `Merge failed` (I/O error); the origin keeps working.
     Failed,
+}
+
+/// Refuse a COW device that holds something recognisable, unless `policy` forces it.
+fn cow_content_check(f: &std::fs::File, path: &Path, policy: CowOverwrite) -> SnapResult<()> {
+    if policy == CowOverwrite::Force {
+        return Ok(());
+    }
+    let found = probe::identify(f).map_err(|source| SnapError::CowProbe {
+        path: path.to_owned(),
+        source,
+    })?;
+    // A store without exceptions holds nothing beyond the origin: a crashed and undone
+    // snapshot leaves one behind (the kernel initialises the store at load), so does a
+    // finished rollback.
+    let found: Vec<Found> = found
+        .into_iter()
+        .filter(|f| !matches!(f, Found::SnapshotStore { empty: true, .. }))
+        .collect();
+    match found.as_slice() {
+        [] => Ok(()),
+        [
+            Found::SnapshotStore {
+                chunk_sectors,
+                valid,
+                ..
+            },
+        ] => Err(SnapError::CowHoldsSnapshot {
+            path: path.to_owned(),
+            chunk_sectors: *chunk_sectors,
+            valid: *valid,
+        }),
+        _ => Err(SnapError::CowHoldsData {
+            path: path.to_owned(),
+            found,
+        }),
+    }
 }
 
 fn chunk_check(chunk: Sectors, lbs_bytes: u64) -> SnapResult<()> {
@@ -177,7 +245,9 @@ impl<'dm> Wrapper<'dm> {
     ///
     /// # Errors
     /// Refusals before any change: a merge is running, bad chunk size, COW missing, too
-    /// small, in use or the same as the backing device, name taken. Failures during the
+    /// small, in use, the same as the backing device, or holding something recognisable
+    /// ([`SnapError::CowHoldsData`], [`SnapError::CowHoldsSnapshot`], unless
+    /// [`CowOverwrite::Force`]), name taken. Failures during the
     /// sequence are undone.
     pub fn take_snapshot(&self, opts: &SnapshotOptions) -> SnapResult<Snapshot<'_, 'dm>> {
         self.recover()?;
@@ -245,6 +315,8 @@ impl<'dm> Wrapper<'dm> {
             });
         }
         let cow_file = blockdev::open_exclusive(&opts.cow)?;
+        // Nothing is written or suspended yet; the exclusive open keeps others off meanwhile.
+        cow_content_check(&cow_file, &opts.cow, opts.overwrite)?;
 
         let mut undo = Undo::new(self.dm);
         let result = self.take_steps(
@@ -379,7 +451,9 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
     }
 
     /// Discard the snapshot: the origin goes back to its plain table (when this was the
-    /// last snapshot) and keeps all its data.
+    /// last snapshot) and keeps all its data. The store's header on the COW device is then
+    /// cleared (best effort), so the device can take a new snapshot without
+    /// [`CowOverwrite::Force`].
     ///
     /// # Errors
     /// `EBUSY` while the snapshot is open (mounted); nothing changes then.
@@ -390,6 +464,12 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
         snapshot_not_open(dm, &self.name, &snap_info)?;
         let st = w.state()?;
         let others = st.snapshots.iter().filter(|s| s.name != self.name).count();
+        let cow = st
+            .snapshots
+            .iter()
+            .find(|s| s.name == self.name)
+            .and_then(|s| s.live.as_ref())
+            .and_then(cow_of);
         let mut undo = Undo::new(dm);
         let r = (|| -> SnapResult<()> {
             if others == 0 {
@@ -415,6 +495,11 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             Ok(())
         })();
         drop(undo);
+        if r.is_ok()
+            && let Some(cow) = cow
+        {
+            blockdev::forget_store(cow);
+        }
         r
     }
 
