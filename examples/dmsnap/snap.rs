@@ -51,7 +51,12 @@ pub fn snapshot(
         opts = opts.name(DmName::new(s)?);
     }
     let t = Instant::now();
-    let s = w.take_snapshot(&opts)?;
+    let s = w.take_snapshot(&opts).map_err(|e| match e {
+        SnapError::CowHoldsData { .. } | SnapError::CowHoldsSnapshot { .. } => {
+            format!("{e} (--force overwrites it)").into()
+        }
+        e => Box::<dyn std::error::Error>::from(e),
+    })?;
     println!(
         "snapshot of {} at {} ({:.1} ms)",
         w.name(),

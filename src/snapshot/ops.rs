@@ -875,3 +875,77 @@ pub(crate) fn cow_of(t: &Target) -> Option<crate::DevNum> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::cow::Header;
+
+    fn cow(writes: &[(u64, &[u8])]) -> (tempfile::NamedTempFile, std::fs::File) {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        t.as_file().set_len(4 << 20).unwrap();
+        for (at, data) in writes {
+            t.as_file().write_all_at(data, *at).unwrap();
+        }
+        let f = t.reopen().unwrap();
+        (t, f)
+    }
+
+    #[test]
+    fn cow_content_policy() {
+        let check = |writes: &[(u64, &[u8])], policy| {
+            let (t, f) = cow(writes);
+            cow_content_check(&f, t.path(), policy).map_err(|e| (e.to_string(), e))
+        };
+        // Zeros and unrecognised bytes are used.
+        assert!(check(&[], CowOverwrite::Refuse).is_ok());
+        assert!(check(&[(0, b"just some bytes")], CowOverwrite::Refuse).is_ok());
+        // A filesystem is refused, naming it and the device; forced, it is not.
+        let ext4: &[(u64, &[u8])] = &[(1024 + 0x38, &[0x53, 0xEF]), (1024 + 0x60, &[0x40])];
+        match check(ext4, CowOverwrite::Refuse) {
+            Err((msg, SnapError::CowHoldsData { path, found })) => {
+                assert!(matches!(
+                    &found[..],
+                    [Found::Filesystem {
+                        kind: probe::FsKind::Ext4,
+                        ..
+                    }]
+                ));
+                assert!(msg.contains(path.to_str().unwrap()), "{msg}");
+                assert!(msg.contains("holds an ext4 filesystem"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check(ext4, CowOverwrite::Force).is_ok());
+        // A store with an exception: its own error; an empty store is used.
+        let header = Header::new(8).to_bytes();
+        let entry = [[5u8; 8], 2u64.to_le_bytes()].concat();
+        match check(&[(0, &header), (4096, &entry)], CowOverwrite::Refuse) {
+            Err((
+                msg,
+                SnapError::CowHoldsSnapshot {
+                    chunk_sectors: 8,
+                    valid: true,
+                    ..
+                },
+            )) => {
+                assert!(msg.contains("discards that snapshot"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check(&[(0, &header)], CowOverwrite::Refuse).is_ok());
+        // A store and something else: everything is named.
+        match check(
+            &[(0, &header), (4096, &entry), (4086, b"SWAPSPACE2")],
+            CowOverwrite::Refuse,
+        ) {
+            Err((msg, SnapError::CowHoldsData { found, .. })) => {
+                assert_eq!(found.len(), 2, "{found:?}");
+                assert!(msg.contains("dm-snapshot") && msg.contains("swap"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
