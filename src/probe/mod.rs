@@ -5,9 +5,9 @@
 //! device holds something a user would miss. `identify` looks for the signatures of
 //! ext2/3/4, XFS, btrfs, Linux swap, LVM2 physical volumes, md RAID members (0.90 and 1.x
 //! superblocks), LUKS1/LUKS2, MBR and GPT partition tables and dm-snapshot persistent
-//! stores, and returns everything it found, ordered by where the signature lives. An empty
-//! list means nothing recognisable (all zeros, random data, or a format this module does not
-//! know): it is not a promise that the device holds nothing.
+//! stores, and returns everything it found (the signatures near the start first, then those
+//! at the end). An empty list means nothing recognisable (all zeros, random data, or a
+//! format this module does not know): it is not a promise that the device holds nothing.
 //!
 //! At most about 70 KiB are read, whatever the device's size: the first 68 KiB in one read,
 //! then a handful of sector-sized reads near the end (md 0.90 and 1.0, the backup GPT

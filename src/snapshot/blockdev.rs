@@ -140,6 +140,7 @@ pub(crate) fn forget_store(cow: DevNum) {
     if f.metadata().map(|m| DevNum::from_dev_t(m.rdev())).ok() != Some(cow) {
         return;
     }
+    drop_cached(&f);
     let mut raw = [0u8; HEADER_LEN];
     if FileExt::read_exact_at(&f, &mut raw, 0).is_ok()
         && matches!(Header::parse(&raw), Ok(HeaderState::Persistent(_)))
@@ -161,4 +162,12 @@ fn node_of(dev: DevNum) -> Option<std::path::PathBuf> {
         return None;
     }
     Some(Path::new("/dev").join(name))
+}
+
+/// Drop the clean cached pages of a block device, so that reads see what is on the device
+/// and not what this host cached before a kernel target wrote to it directly (best effort:
+/// a device without a page cache has nothing to drop).
+pub(crate) fn drop_cached(f: &File) {
+    use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+    let _ = posix_fadvise(f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
 }

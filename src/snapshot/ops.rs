@@ -128,6 +128,7 @@ fn cow_content_check(f: &std::fs::File, path: &Path, policy: CowOverwrite) -> Sn
     if policy == CowOverwrite::Force {
         return Ok(());
     }
+    blockdev::drop_cached(f);
     let found = probe::identify(f).map_err(|source| SnapError::CowProbe {
         path: path.to_owned(),
         source,
