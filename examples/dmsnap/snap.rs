@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use devmapper::snapshot::{
-    RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper, WrapperState,
-    WrapperStatus,
+    CowOverwrite, RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper,
+    WrapperState, WrapperStatus,
 };
 use devmapper::target::ExceptionStore;
 use devmapper::units::parse_size;
@@ -32,11 +32,22 @@ pub fn snapshot(
     chunk: Option<&str>,
     transient: bool,
     snap: Option<&str>,
+<<<<<<< HEAD
     out: &mut Out,
+=======
+    force: bool,
+>>>>>>> h-probe
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
-    let mut opts = SnapshotOptions::new(cow).transient(transient);
+    let overwrite = if force {
+        CowOverwrite::Force
+    } else {
+        CowOverwrite::Refuse
+    };
+    let mut opts = SnapshotOptions::new(cow)
+        .transient(transient)
+        .overwrite(overwrite);
     if let Some(c) = chunk {
         let bytes =
             parse_size(c).ok_or_else(|| format!("invalid chunk size {c:?} (try 4k, 64k, 8s)"))?;
@@ -49,9 +60,19 @@ pub fn snapshot(
         opts = opts.name(DmName::new(s)?);
     }
     let t = Instant::now();
+<<<<<<< HEAD
     let s = w.take_snapshot(&opts)?;
     writeln!(
         out,
+=======
+    let s = w.take_snapshot(&opts).map_err(|e| match e {
+        SnapError::CowHoldsData { .. } | SnapError::CowHoldsSnapshot { .. } => {
+            format!("{e} (--force overwrites it)").into()
+        }
+        e => Box::<dyn std::error::Error>::from(e),
+    })?;
+    println!(
+>>>>>>> h-probe
         "snapshot of {} at {} ({:.1} ms)",
         w.name(),
         s.node().display(),
