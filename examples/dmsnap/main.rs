@@ -196,25 +196,17 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
             chunk,
             transient,
             snap,
-<<<<<<< HEAD
-=======
             force,
->>>>>>> h-probe
         } => snap::snapshot(
             &name,
             cow,
             chunk.as_deref(),
             transient,
             snap.as_deref(),
-<<<<<<< HEAD
+            force,
             out,
         ),
         Cmd::Drop { name, snap } => snap::drop_snapshot(&name, snap.as_deref(), out),
-=======
-            force,
-        ),
-        Cmd::Drop { name, snap } => snap::drop_snapshot(&name, snap.as_deref()),
->>>>>>> h-probe
         Cmd::Rollback {
             name,
             snap,

@@ -32,11 +32,8 @@ pub fn snapshot(
     chunk: Option<&str>,
     transient: bool,
     snap: Option<&str>,
-<<<<<<< HEAD
-    out: &mut Out,
-=======
     force: bool,
->>>>>>> h-probe
+    out: &mut Out,
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
@@ -60,19 +57,14 @@ pub fn snapshot(
         opts = opts.name(DmName::new(s)?);
     }
     let t = Instant::now();
-<<<<<<< HEAD
-    let s = w.take_snapshot(&opts)?;
-    writeln!(
-        out,
-=======
     let s = w.take_snapshot(&opts).map_err(|e| match e {
         SnapError::CowHoldsData { .. } | SnapError::CowHoldsSnapshot { .. } => {
             format!("{e} (--force overwrites it)").into()
         }
         e => Box::<dyn std::error::Error>::from(e),
     })?;
-    println!(
->>>>>>> h-probe
+    writeln!(
+        out,
         "snapshot of {} at {} ({:.1} ms)",
         w.name(),
         s.node().display(),
