@@ -152,7 +152,7 @@ pub(crate) fn forget_store(cow: DevNum) {
 }
 
 /// `/dev/<DEVNAME>` of a block device, from its sysfs `uevent` (devtmpfs names the node so).
-fn node_of(dev: DevNum) -> Option<std::path::PathBuf> {
+pub(crate) fn node_of(dev: DevNum) -> Option<std::path::PathBuf> {
     let uevent = std::fs::read_to_string(format!("/sys/dev/block/{dev}/uevent")).ok()?;
     let name = uevent
         .lines()

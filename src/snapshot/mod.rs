@@ -32,7 +32,9 @@
 mod blockdev;
 mod error;
 mod fault;
+pub mod identity;
 mod ops;
+pub mod record;
 mod recover;
 mod state;
 
