@@ -12,8 +12,10 @@ use clap::Subcommand;
 use devmapper::cow::export::{ExportOptions, export};
 use devmapper::cow::merge::{MergeOptions, merge};
 use devmapper::cow::reader::{self, SnapshotReader};
+use devmapper::cow::region::locate;
 use devmapper::cow::{HeaderState, Store};
 use devmapper::io::ReadAt;
+use devmapper::snapshot::record::{RECORD_LEN, Record, RecordState};
 
 use crate::out::Out;
 
@@ -117,9 +119,46 @@ const FRESH_NOTE: &str = "no header (first word is 0): a persistent store that w
 activated or was wiped, so the snapshot equals the origin; or a transient (N) store, which \
 keeps its table only in kernel memory and cannot be read offline";
 
+/// What a dmsnap record says, for `inspect`.
+fn record_json(r: &Record) -> serde_json::Value {
+    serde_json::json!({
+        "wrapper": r.wrapper_name.as_str(),
+        "wrapper_uuid": r.wrapper_uuid.as_str(),
+        "snapshot": r.snapshot_name.as_str(),
+        "snapshot_uuid": r.snapshot_uuid.as_str(),
+        "state": match r.state { RecordState::Merging => "merging", _ => "snapshot" },
+        "created": r.created,
+        "chunk_sectors": r.chunk_sectors,
+        "store_offset_sectors": r.store_offset.0,
+        "store_sectors": r.store_sectors.0,
+        "origin_sectors": r.origin_sectors,
+        "origin_ids": r.origin_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+    })
+}
+
 fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let file = open_ro(path)?;
-    let store = Store::open(&file)?;
+    let located = locate(&file)?;
+    let record = located.record.clone();
+    if !json && let Some(r) = &record {
+        writeln!(out, "dmsnap record: {r}");
+        writeln!(
+            out,
+            "origin:       {} sectors{}",
+            r.origin_sectors,
+            r.origin_ids
+                .iter()
+                .map(|i| format!(", {i}"))
+                .collect::<String>()
+        );
+        writeln!(
+            out,
+            "store:        at sector {}, {} sectors",
+            r.store_offset, r.store_sectors
+        );
+    }
+    let record = record.as_ref().map(record_json);
+    let store = Store::open(&located.store)?;
     let size = store.size();
     let Some(header) = store.header().copied() else {
         if json {
@@ -127,7 +166,7 @@ fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>>
                 "magic_ok": false, "valid": false, "version": 0, "chunk_sectors": 0,
                 "exceptions": 0, "metadata_areas": 0,
                 "allocated_sectors": 0, "metadata_sectors": 0, "total_sectors": size >> 9,
-                "fresh": true,
+                "fresh": true, "record": record,
             });
             writeln!(out, "{doc:#}");
         } else {
@@ -152,6 +191,7 @@ fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>>
             "total_sectors": usage.total.0,
             "fresh": false,
             "kernel_status": store.kernel_status()?,
+            "record": record,
         });
         writeln!(out, "{doc:#}");
         return Ok(());
@@ -191,6 +231,7 @@ fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>>
 fn export_cmd(origin: &Path, cow: &Path, output: &Path, force: bool) -> Result<(), Box<dyn Error>> {
     let o = open_ro(origin)?;
     let c = open_ro(cow)?;
+    let c = locate(&c)?.store;
     let snap = SnapshotReader::open_with(
         &o,
         &c,
@@ -232,7 +273,10 @@ fn export_cmd(origin: &Path, cow: &Path, output: &Path, force: bool) -> Result<(
 
 fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Box<dyn Error>> {
     let o = open_rw(origin)?;
-    let c = open_rw(cow)?;
+    let c_file = open_rw(cow)?;
+    let located = locate(&c_file)?;
+    let had_record = located.record.is_some();
+    let c = located.store;
     // Look before writing: what would be merged.
     let (count, chunk_bytes, valid) = {
         let snap = SnapshotReader::open_with(
@@ -287,6 +331,13 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
         report.merged,
         report.batches
     );
+    if had_record {
+        // The snapshot is gone into the origin: nothing is left to activate.
+        std::os::unix::fs::FileExt::write_all_at(&c_file, &[0u8; RECORD_LEN], 0)
+            .and_then(|()| c_file.sync_all())
+            .map_err(|e| format!("clearing the dmsnap record on {}: {e}", cow.display()))?;
+        errln!("cleared the dmsnap record on {}", cow.display());
+    }
     Ok(())
 }
 

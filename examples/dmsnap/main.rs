@@ -72,6 +72,11 @@ enum Cmd {
         name: String,
         /// The block device to wrap (a disk, partition, md array, ...).
         device: std::path::PathBuf,
+        /// Also write /etc/dmsnap/wrap/NAME.conf, so that `dmsnap activate` re-creates
+        /// the wrapper at boot even without a snapshot (DMSNAP_CONFIG_DIR overrides the
+        /// directory).
+        #[arg(long)]
+        boot: bool,
     },
     /// Take a snapshot of NAME while it stays mounted and in use (brief freeze).
     Snapshot {
@@ -128,6 +133,15 @@ enum Cmd {
     Recover {
         /// The wrapped device.
         name: String,
+    },
+    /// After a reboot: re-create the wrappers and persistent snapshots found on the devices
+    /// (every block device when none is given); idempotent.
+    Activate {
+        /// Devices to scan for dmsnap records and origins (default: all block devices).
+        devices: Vec<std::path::PathBuf>,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Loaded target types with their versions.
     Targets,
@@ -189,7 +203,7 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
                 kernel::status(&name, inactive, out)
             }
         }
-        Cmd::Wrap { name, device } => snap::wrap(&name, &device, out),
+        Cmd::Wrap { name, device, boot } => snap::wrap(&name, &device, boot, out),
         Cmd::Snapshot {
             name,
             cow,
@@ -215,6 +229,7 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
         } => snap::rollback(&name, snap.as_deref(), wait, force, out),
         Cmd::Unwrap { name } => snap::unwrap(&name, out),
         Cmd::Recover { name } => snap::recover(&name, out),
+        Cmd::Activate { devices, json } => snap::activate(devices, json, out),
         Cmd::Targets => kernel::targets(out),
         Cmd::Cow(c) => cow::run(c, out),
         Cmd::Lvm(c) => lvm::run(c, out),

@@ -14,14 +14,50 @@ use devmapper::{DeviceMapper, DmName};
 use crate::CliResult;
 use crate::out::Out;
 
-pub fn wrap(name: &str, device: &std::path::Path, out: &mut Out) -> CliResult {
+/// Where plain-wrapper entries live: DMSNAP_CONFIG_DIR, else /etc/dmsnap/wrap.
+fn config_dir() -> PathBuf {
+    std::env::var_os("DMSNAP_CONFIG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| devmapper::snapshot::activate::DEFAULT_CONFIG_DIR.into())
+}
+
+pub fn wrap(name: &str, device: &std::path::Path, boot: bool, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::wrap(&dm, &DmName::new(name)?, device)?;
+    if boot {
+        let written = w
+            .boot_entry()
+            .map_err(Box::<dyn std::error::Error>::from)
+            .and_then(|e| {
+                let dir = config_dir();
+                std::fs::create_dir_all(&dir)
+                    .and_then(|()| {
+                        let tmp = dir.join(format!(".{name}.conf.tmp"));
+                        std::fs::write(&tmp, e.to_text())?;
+                        std::fs::File::open(&tmp)?.sync_all()?;
+                        std::fs::rename(&tmp, dir.join(format!("{name}.conf")))
+                    })
+                    .map_err(|err| format!("writing {}/{name}.conf: {err}", dir.display()).into())
+            });
+        if let Err(e) = written {
+            // Without the entry the wrapper would not come back at boot: undo the wrap.
+            let _ = w.unwrap_device();
+            return Err(format!("{e}; {name} was not kept").into());
+        }
+    }
     writeln!(
         out,
-        "wrapped {} as {}",
+        "wrapped {} as {}{}",
         device.display(),
-        w.node().display()
+        w.node().display(),
+        if boot {
+            format!(
+                " (re-created at boot from {}/{name}.conf)",
+                config_dir().display()
+            )
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }
@@ -58,9 +94,13 @@ pub fn snapshot(
     }
     let t = Instant::now();
     let s = w.take_snapshot(&opts).map_err(|e| match e {
-        SnapError::CowHoldsData { .. } | SnapError::CowHoldsSnapshot { .. } => {
-            format!("{e} (--force overwrites it)").into()
-        }
+        SnapError::CowHoldsData { .. }
+        | SnapError::CowHoldsSnapshot { .. }
+        | SnapError::CowRecordDamaged { .. } => format!("{e} (--force overwrites it)").into(),
+        SnapError::CowHoldsRecord { .. } => format!(
+            "{e}\nhint: run `dmsnap activate` to bring that snapshot back (--force overwrites it)"
+        )
+        .into(),
         e => Box::<dyn std::error::Error>::from(e),
     })?;
     writeln!(
@@ -250,6 +290,11 @@ pub fn unwrap(name: &str, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     w.unwrap_device()?;
+    let entry = config_dir().join(format!("{name}.conf"));
+    if entry.exists() {
+        std::fs::remove_file(&entry)
+            .map_err(|e| format!("removed {name}, but not {}: {e}", entry.display()))?;
+    }
     writeln!(out, "removed {name}");
     Ok(())
 }
@@ -263,6 +308,137 @@ pub fn recover(name: &str, out: &mut Out) -> CliResult {
     }
     for d in done {
         writeln!(out, "{d}");
+    }
+    Ok(())
+}
+
+pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
+    use devmapper::snapshot::activate::{self, ActivateOptions, Outcome};
+    use devmapper::snapshot::record::{RecordState, utc};
+    let dm = DeviceMapper::new()?;
+    let report = activate::activate(
+        &dm,
+        &ActivateOptions {
+            devices,
+            config_dir: Some(config_dir()),
+        },
+    )?;
+    let word = |o: &Outcome| match o {
+        Outcome::Activated => "activated",
+        Outcome::MergeResumed => "merge-resumed",
+        Outcome::AlreadyActive => "already-active",
+        _ => "refused",
+    };
+    if json {
+        let items: Vec<serde_json::Value> = report
+            .activations
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "wrapper": a.wrapper,
+                    "snapshot": a.snapshot,
+                    "cow": a.cow.display().to_string(),
+                    "origin": a.origin.as_ref().map(|p| p.display().to_string()),
+                    "outcome": word(&a.outcome),
+                    "reason": match &a.outcome { Outcome::Refused(r) => Some(r.as_str()), _ => None },
+                    "merging": a.record.state == RecordState::Merging,
+                    "created": a.record.created,
+                    "chunk_sectors": a.record.chunk_sectors,
+                })
+            })
+            .collect();
+        let damaged: Vec<serde_json::Value> = report
+            .damaged
+            .iter()
+            .map(|(p, e)| serde_json::json!({ "device": p.display().to_string(), "error": e.to_string() }))
+            .collect();
+        let wrappers: Vec<serde_json::Value> = report
+            .wrappers
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "wrapper": w.wrapper,
+                    "entry": w.entry.display().to_string(),
+                    "origin": w.origin.as_ref().map(|p| p.display().to_string()),
+                    "outcome": word(&w.outcome),
+                    "reason": match &w.outcome { Outcome::Refused(r) => Some(r.as_str()), _ => None },
+                })
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "activations": items, "wrappers": wrappers, "damaged": damaged })
+        );
+    } else {
+        for w in &report.wrappers {
+            match &w.outcome {
+                Outcome::Refused(why) => {
+                    writeln!(
+                        out,
+                        "{} (from {}): NOT activated: {why}",
+                        w.wrapper,
+                        w.entry.display()
+                    )
+                }
+                o => writeln!(
+                    out,
+                    "{} (from {}, origin {}): {}",
+                    w.wrapper,
+                    w.entry.display(),
+                    w.origin
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "as active".into()),
+                    word(o)
+                ),
+            }
+        }
+        for (p, e) in &report.bad_entries {
+            writeln!(out, "{}: left alone: {e}", p.display());
+        }
+        if report.activations.is_empty() && report.damaged.is_empty() && report.wrappers.is_empty()
+        {
+            writeln!(out, "no dmsnap snapshot found");
+        }
+        for a in &report.activations {
+            let taken = utc(a.record.created);
+            match &a.outcome {
+                Outcome::Refused(why) => writeln!(
+                    out,
+                    "{} / {} (COW {}, taken {taken}): NOT activated: {why}",
+                    a.wrapper,
+                    a.snapshot,
+                    a.cow.display()
+                ),
+                o => writeln!(
+                    out,
+                    "{} / {} (COW {}, origin {}, taken {taken}): {}",
+                    a.wrapper,
+                    a.snapshot,
+                    a.cow.display(),
+                    a.origin
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "as active".into()),
+                    word(o)
+                ),
+            }
+        }
+        for (p, e) in &report.damaged {
+            writeln!(out, "{}: left alone: {e}", p.display());
+        }
+    }
+    if report
+        .activations
+        .iter()
+        .map(|a| &a.outcome)
+        .chain(report.wrappers.iter().map(|w| &w.outcome))
+        .any(|o| matches!(o, Outcome::Refused(_)))
+    {
+        // Everything that could be done is done; say so in the status.
+        out.flush()?;
+        return Err("some snapshots were not activated (see above)".into());
     }
     Ok(())
 }

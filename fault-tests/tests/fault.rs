@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command as Proc;
 
+use devmapper::snapshot::activate::{self, ActivateOptions, Outcome};
 use devmapper::snapshot::{RollbackOptions, SnapshotOptions, Wrapper};
 use devmapper::{DeviceMapper, DmName};
 
@@ -58,7 +59,8 @@ impl Drop for WrapGuard<'_> {
                 .map(|d| d.name)
                 .filter(|n| n.starts_with(&prefix))
                 .collect();
-            names.sort_by_key(|n| (n.ends_with("-real"), n == &prefix));
+            // -cow layers go with -real, after the snapshots and the origin using them.
+            names.sort_by_key(|n| (n.ends_with("-real") || n.ends_with("-cow"), n == &prefix));
             for n in names {
                 remove_quietly(self.dm, &DmName::new(&n).unwrap());
             }
@@ -90,6 +92,18 @@ fn fault_child() {
     let cow = std::env::var("DMSNAP_FAULT_COW").unwrap();
     devmapper::snapshot::arm_fault_injection();
     let dm = DeviceMapper::new().unwrap();
+    if op == "activate" {
+        let devices = cow.split(',').map(std::path::PathBuf::from).collect();
+        activate::activate(
+            &dm,
+            &ActivateOptions {
+                devices,
+                config_dir: None,
+            },
+        )
+        .unwrap();
+        return;
+    }
     let w = Wrapper::open(&dm, &name).unwrap();
     match op.as_str() {
         "snapshot" => {
@@ -239,5 +253,106 @@ fn crash_after_every_step_is_recovered() {
             );
             assert_nothing_suspended(&dm, name.as_str());
         }
+    }
+}
+
+/// An ext2 superblock magic and uuid at 1024: something for the origin's identity.
+fn ext2_superblock(dev: &Path) {
+    let mut sb = vec![0u8; 1024];
+    sb[0x38..0x3a].copy_from_slice(&0xEF53u16.to_le_bytes());
+    sb[0x68..0x78].copy_from_slice(&pattern(3, 16));
+    write(dev, 1024, &sb);
+}
+
+/// "Reboot": remove every device of the wrapper, leaving the disks as they are.
+fn remove_all(dm: &DeviceMapper, name: &DmName) {
+    for suffix in ["-snap", "", "-real", "-snap-cow"] {
+        remove_quietly(dm, &DmName::new(&format!("{name}{suffix}")).unwrap());
+    }
+    assert!(
+        !dm.list()
+            .unwrap()
+            .iter()
+            .any(|d| d.name.starts_with(name.as_str())),
+        "devices of {name} left"
+    );
+}
+
+#[test]
+fn activate_killed_at_every_step_completes_on_rerun() {
+    let dm = dm_or_skip!("activate_killed_at_every_step_completes_on_rerun");
+    let exe = std::env::current_exe().unwrap();
+    let len = 256 * 1024;
+    let (p0, p1) = (pattern(20, len), pattern(21, len));
+    for k in 1..=5u32 {
+        let lo = LoopDev::new(8 * MIB);
+        let cow = LoopDev::new(4 * MIB);
+        let name = unique_name(&format!("act{k}"));
+        let w = Wrapper::wrap(&dm, &name, &lo.path).unwrap();
+        let _g = WrapGuard {
+            dm: &dm,
+            name: name.clone(),
+        };
+        ext2_superblock(&w.node());
+        write(&w.node(), MIB, &p0);
+        w.take_snapshot(&SnapshotOptions::new(&cow.path)).unwrap();
+        write(&w.node(), MIB, &p1);
+        remove_all(&dm, &name);
+        let devices = format!("{},{}", lo.path.display(), cow.path.display());
+        let out = Proc::new(&exe)
+            .args([
+                "--exact",
+                "fault_child",
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("DMSNAP_FAULT_CHILD", "activate")
+            .env("DMSNAP_FAULT_NAME", name.as_str())
+            .env("DMSNAP_FAULT_COW", &devices)
+            .env("DEVMAPPER_FAULT_STEP", format!("activate:{k}"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(&format!("aborting after activate step {k}")),
+            "activate step {k}: the child did not abort there: {:?}\n{stderr}",
+            out.status
+        );
+        assert_nothing_suspended(&dm, name.as_str());
+        let opts = ActivateOptions {
+            devices: vec![lo.path.clone(), cow.path.clone()],
+            config_dir: None,
+        };
+        let r = activate::activate(&dm, &opts).unwrap();
+        assert_eq!(r.activations.len(), 1, "{k}: {r:?}");
+        let want = if k == 5 {
+            Outcome::AlreadyActive
+        } else {
+            Outcome::Activated
+        };
+        assert_eq!(r.activations[0].outcome, want, "activate:{k}");
+        assert_eq!(r.activations[0].origin.as_deref(), Some(lo.path.as_path()));
+        let w = Wrapper::open(&dm, &name).unwrap();
+        let s = w.snapshot(None).unwrap();
+        assert_eq!(
+            crate::common::read_at(&s.node(), MIB, len).unwrap(),
+            p0,
+            "activate:{k}: snapshot"
+        );
+        assert_eq!(
+            crate::common::read_at(&w.node(), MIB, len).unwrap(),
+            p1,
+            "activate:{k}: origin"
+        );
+        // Once more: nothing to do.
+        let r = activate::activate(&dm, &opts).unwrap();
+        assert_eq!(
+            r.activations[0].outcome,
+            Outcome::AlreadyActive,
+            "activate:{k} again"
+        );
+        assert_nothing_suspended(&dm, name.as_str());
+        s.discard().unwrap();
     }
 }

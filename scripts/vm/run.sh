@@ -12,6 +12,10 @@
 #   --env NAME=VALUE     export a variable to the command (repeatable)
 #   --out DIR            where the guest's /out comes back (default target/vm/out; emptied)
 #   --strip              strip debug info from added ELF files (smaller, faster boots)
+#   --disk FILE[:SERIAL] attach a raw disk image as one more virtio disk (repeatable): the
+#                        first is /dev/vdb, the next /dev/vdc, ... in the order given; the
+#                        guest sees SERIAL in /sys/block/vdX/serial. Writes persist in FILE
+#                        (boot again with the same files: a reboot).
 #   --mem MB             guest memory (default 2048)
 #   --smp N              guest CPUs (default 2)
 #
@@ -42,11 +46,13 @@ strip=0
 out_dir="$REPO_ROOT/target/vm/out"
 adds=()
 envs=()
+disks=()
 while (($#)); do
     case "$1" in
     --timeout) timeout_s="${2:?--timeout needs seconds}" && shift 2 ;;
     --add) adds+=("${2:?--add needs a path}") && shift 2 ;;
     --env) envs+=("${2:?--env needs NAME=VALUE}") && shift 2 ;;
+    --disk) disks+=("${2:?--disk needs FILE[:SERIAL]}") && shift 2 ;;
     --out) out_dir="${2:?--out needs a directory}" && shift 2 ;;
     --mem) mem="${2:?--mem needs MB}" && shift 2 ;;
     --smp) smp="${2:?--smp needs a count}" && shift 2 ;;
@@ -294,6 +300,20 @@ rm -rf "$stage"
 cat "$base" "$work/extra.cpio" >"$work/initrd.img"
 rm -f "$work/extra.cpio"
 
+# Extra disks after the results disk (/dev/vda): /dev/vdb, /dev/vdc, ... in order.
+disk_args=()
+n=0
+for spec in "${disks[@]+"${disks[@]}"}"; do
+    file="${spec%%:*}"
+    serial=""
+    [[ "$spec" != *:* ]] || serial="${spec#*:}"
+    [[ -f "$file" ]] || die "--disk: no such image file: $file"
+    [[ "$serial" =~ ^[A-Za-z0-9_.-]{0,20}$ ]] || die "--disk: serial must be up to 20 of [A-Za-z0-9_.-]: $serial"
+    n=$((n + 1))
+    disk_args+=(-drive "file=$(realpath "$file"),format=raw,if=none,id=extra$n"
+        -device "virtio-blk-pci,drive=extra$n${serial:+,serial=$serial}")
+done
+
 disk="$work/results.img"
 truncate -s 1G "$disk"
 console="$vm_out_root/console.log"
@@ -308,6 +328,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
     -kernel "$VM_KERNEL" -initrd "$work/initrd.img" \
     -append "console=ttyS0 panic=-1 loglevel=3 rdinit=/init" \
     -drive "file=$disk,format=raw,if=virtio" \
+    "${disk_args[@]+"${disk_args[@]}"}" \
     </dev/null 2>&1 | tr -d '\r' | tee "$console"
 qemu_rc=${PIPESTATUS[0]}
 set -e

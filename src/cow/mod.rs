@@ -40,6 +40,7 @@ pub mod export;
 pub mod header;
 pub mod merge;
 pub mod reader;
+pub mod region;
 pub mod usage;
 pub mod writer;
 

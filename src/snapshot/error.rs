@@ -104,6 +104,35 @@ pub enum SnapError {
         /// The store's `valid` flag.
         valid: bool,
     },
+    /// The COW device holds a dmsnap record: a persistent snapshot that can be activated
+    /// again (after a reboot). Nothing was written. [`CowOverwrite::Force`] overrides.
+    ///
+    /// [`CowOverwrite::Force`]: super::CowOverwrite::Force
+    #[error(
+        "COW device {path} holds {record}, origin {} ({} sectors); activate it again instead (it is found from the devices themselves); a new snapshot on it discards that one; refusing unless forced",
+        record.wrapper_name,
+        record.origin_sectors
+    )]
+    CowHoldsRecord {
+        /// The path.
+        path: PathBuf,
+        /// The record found.
+        record: Box<super::record::Record>,
+    },
+    /// The COW device starts with a dmsnap record that does not check out (damaged, or a
+    /// later version). Nothing was written. [`CowOverwrite::Force`] overrides.
+    ///
+    /// [`CowOverwrite::Force`]: super::CowOverwrite::Force
+    #[error(
+        "COW device {path} starts with a dmsnap record that cannot be read ({source}); refusing unless forced"
+    )]
+    CowRecordDamaged {
+        /// The path.
+        path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: super::record::RecordError,
+    },
     /// The COW device's content could not be read to check what it holds.
     #[error("COW device {path}: cannot check what it holds: {source}")]
     CowProbe {

@@ -29,11 +29,13 @@
 //! was interrupted.
 #![forbid(unsafe_code)]
 
+pub mod activate;
 mod blockdev;
 mod error;
 mod fault;
 pub mod identity;
 mod ops;
+mod persist;
 pub mod record;
 mod recover;
 mod state;
@@ -56,6 +58,9 @@ use crate::{DevNum, DeviceMapper, LoadOptions, SuspendOptions};
 pub const UUID_PREFIX: &str = "DMSNAP-";
 /// Suffix of the hidden device that maps the backing device once a snapshot exists.
 pub const REAL_SUFFIX: &str = "-real";
+/// Suffix of the hidden linear device that maps a persistent snapshot's exception store,
+/// after the dmsnap record, on its COW device (see [`record`]).
+pub const COW_SUFFIX: &str = "-cow";
 
 /// A device made by [`Wrapper::wrap`]: a linear device over a backing block device, which
 /// can hand out snapshots.
@@ -197,6 +202,15 @@ impl<'dm> Wrapper<'dm> {
 
     fn snap_uuid_prefix(&self) -> String {
         format!("{UUID_PREFIX}{}-snap-", self.id)
+    }
+
+    fn cow_uuid_prefix(&self) -> String {
+        format!("{UUID_PREFIX}{}-cow-", self.id)
+    }
+
+    /// `DMSNAP-<id>`: the wrapper's dm uuid.
+    fn uuid(&self) -> SnapResult<DmUuid> {
+        Ok(DmUuid::new(&format!("{UUID_PREFIX}{}", self.id))?)
     }
 }
 

@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 use super::blockdev;
 use super::error::{SnapError, SnapResult};
 use super::fault::step;
+use super::persist;
+use super::record::{DeviceId, RECORD_LEN, Record, RecordState};
 use super::state::State;
-use super::{UUID_PREFIX, Wrapper, devnum, linear_table};
+use super::{COW_SUFFIX, UUID_PREFIX, Wrapper, devnum, linear_table};
 use crate::id::{DmName, DmUuid};
 use crate::probe::{self, Found};
 use crate::table::{Table, TableLine};
 use crate::target::{
-    DevRef, ExceptionStore, Snapshot as SnapTarget, SnapshotOrigin, SnapshotStatus, SnapshotUsage,
-    Target, TargetStatus,
+    DevRef, ExceptionStore, Linear, Snapshot as SnapTarget, SnapshotOrigin, SnapshotStatus,
+    SnapshotUsage, Target, TargetStatus,
 };
 use crate::units::{SECTOR_SIZE, Sectors};
 use crate::{CreateOptions, DeviceMapper, LoadOptions, SuspendOptions, Which};
@@ -156,6 +158,37 @@ fn cow_content_check(f: &std::fs::File, path: &Path, policy: CowOverwrite) -> Sn
         _ => Err(SnapError::CowHoldsData {
             path: path.to_owned(),
             found,
+        }),
+    }
+}
+
+/// What a persistent snapshot keeps on its COW device besides the store.
+#[derive(Debug)]
+struct Persist {
+    /// Where the store starts.
+    offset: Sectors,
+    /// The store's length (whole chunks).
+    sectors: Sectors,
+    /// The origin's identity.
+    ids: Vec<DeviceId>,
+}
+
+/// Refuse a COW device holding a dmsnap record (a snapshot that can be activated again)
+/// or a damaged one.
+fn record_check(f: &std::fs::File, path: &Path) -> SnapResult<()> {
+    match persist::read_record(f) {
+        Ok(None) => Ok(()),
+        Ok(Some(Ok(record))) => Err(SnapError::CowHoldsRecord {
+            path: path.to_owned(),
+            record: Box::new(record),
+        }),
+        Ok(Some(Err(source))) => Err(SnapError::CowRecordDamaged {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(source) => Err(SnapError::Io {
+            path: path.to_owned(),
+            source,
         }),
     }
 }
@@ -302,11 +335,18 @@ impl<'dm> Wrapper<'dm> {
         let lbs = blockdev::logical_block_size(cow.dev).max(blockdev::logical_block_size(backing));
         chunk_check(opts.chunk, lbs)?;
         let chunk_bytes = opts.chunk.0 * SECTOR_SIZE;
-        let min = if opts.transient {
-            chunk_bytes
+        // A persistent store goes after the dmsnap record, a whole number of chunks in.
+        let store_offset = if opts.transient {
+            Sectors(0)
         } else {
-            3 * chunk_bytes
+            Sectors(opts.chunk.0.max(RECORD_LEN as u64 / SECTOR_SIZE))
         };
+        let min = store_offset.0 * SECTOR_SIZE
+            + if opts.transient {
+                chunk_bytes
+            } else {
+                3 * chunk_bytes
+            };
         if cow.size < min {
             return Err(SnapError::CowTooSmall {
                 path: opts.cow.clone(),
@@ -315,13 +355,48 @@ impl<'dm> Wrapper<'dm> {
                 min,
             });
         }
+        if !opts.transient {
+            let max = crate::id::MAX_NAME_LEN - COW_SUFFIX.len();
+            if snap_name.as_str().len() > max {
+                return Err(SnapError::NameTooLong {
+                    name: snap_name.to_string(),
+                    max,
+                });
+            }
+        }
         let cow_file = blockdev::open_exclusive(&opts.cow)?;
         // Nothing is written or suspended yet; the exclusive open keeps others off meanwhile.
+        if opts.overwrite != CowOverwrite::Force {
+            record_check(&cow_file, &opts.cow)?;
+        }
         cow_content_check(&cow_file, &opts.cow, opts.overwrite)?;
+        let persist = (!opts.transient).then(|| {
+            let sectors = cow.size / SECTOR_SIZE - store_offset.0;
+            // What identifies the origin after a reboot: the backing device's ids and the
+            // uuids of what the origin holds (read through the origin itself, which has
+            // the current content, not through a possibly stale cache of the backing device).
+            let content = blockdev::node_of(st.origin.info.dev);
+            Persist {
+                offset: store_offset,
+                sectors: Sectors(sectors / opts.chunk.0 * opts.chunk.0),
+                ids: super::identity::identify(backing, content.as_deref())
+                    .map(|i| i.ids)
+                    .unwrap_or_default(),
+            }
+        });
 
         let mut undo = Undo::new(self.dm);
         let result = self.take_steps(
-            &st, &opts.cow, cow_file, cow.dev, backing, len, opts, &snap_name, &mut undo,
+            &st,
+            &opts.cow,
+            cow_file,
+            cow.dev,
+            backing,
+            len,
+            opts,
+            &snap_name,
+            persist.as_ref(),
+            &mut undo,
         );
         match result {
             Ok(()) => {
@@ -352,6 +427,7 @@ impl<'dm> Wrapper<'dm> {
         len: Sectors,
         opts: &SnapshotOptions,
         snap_name: &DmName,
+        persist: Option<&Persist>,
         undo: &mut Undo<'_>,
     ) -> SnapResult<()> {
         let dm = self.dm;
@@ -378,19 +454,55 @@ impl<'dm> Wrapper<'dm> {
             }
         };
         step("snapshot", 1);
-        // 2. A fresh exception store: zero the COW's first chunk.
-        blockdev::zero_start(&cow_file, cow_path, opts.chunk.0 * SECTOR_SIZE)?;
+        // 2. A fresh exception store: zero the COW's first chunk (with a record: the
+        // record block and the store's first chunk).
+        let io = |source| SnapError::Io {
+            path: cow_path.to_owned(),
+            source,
+        };
+        match persist {
+            None => blockdev::zero_start(&cow_file, cow_path, opts.chunk.0 * SECTOR_SIZE)?,
+            Some(p) => {
+                let zeros = vec![0u8; usize::try_from(opts.chunk.0 * SECTOR_SIZE).unwrap_or(4096)];
+                persist::write_durable(&cow_file, &[0u8; RECORD_LEN], 0).map_err(io)?;
+                persist::write_durable(&cow_file, &zeros, p.offset.0 * SECTOR_SIZE).map_err(io)?;
+            }
+        }
         // The COW must be closed before the kernel claims it exclusively at load.
         drop(cow_file);
         step("snapshot", 2);
-        // 3. The snapshot device, and its table (the constructor writes the header).
+        // 3. The snapshot device (with a record: over a `-cow` layer mapping the store),
+        // and its table (the constructor writes the header).
         let n = uuid::Uuid::new_v4().simple().to_string();
-        let snap_uuid = DmUuid::new(&format!("{UUID_PREFIX}{}-snap-{}", self.id, &n[..8]))?;
-        dm.create(snap_name, CreateOptions::default().uuid(snap_uuid))?;
+        let n = &n[..8];
+        let snap_uuid = DmUuid::new(&format!("{UUID_PREFIX}{}-snap-{n}", self.id))?;
+        let store_dev = match persist {
+            None => cow_dev,
+            Some(p) => {
+                let layer = DmName::new(&format!("{snap_name}{COW_SUFFIX}"))?;
+                if dm.exists(&layer)? {
+                    return Err(SnapError::NameTaken {
+                        name: layer.to_string(),
+                    });
+                }
+                let layer_uuid = DmUuid::new(&format!("{}{n}", self.cow_uuid_prefix()))?;
+                let info = dm.create(&layer, CreateOptions::default().uuid(layer_uuid))?;
+                undo.push(UndoAction::Remove(layer.clone()));
+                let t = Table::from_lines(vec![TableLine::new(
+                    Sectors(0),
+                    p.sectors,
+                    Linear::new(DevRef::Num(cow_dev), p.offset),
+                )]);
+                load_retrying_busy(dm, &layer, &t)?;
+                dm.resume(&layer, SuspendOptions::default())?;
+                info.dev
+            }
+        };
+        dm.create(snap_name, CreateOptions::default().uuid(snap_uuid.clone()))?;
         undo.push(UndoAction::Remove(snap_name.clone()));
         step("snapshot", 3);
         let mut target =
-            SnapTarget::persistent(DevRef::Num(real_dev), DevRef::Num(cow_dev), opts.chunk);
+            SnapTarget::persistent(DevRef::Num(real_dev), DevRef::Num(store_dev), opts.chunk);
         if opts.transient {
             target.store = ExceptionStore::Transient;
         }
@@ -410,6 +522,36 @@ impl<'dm> Wrapper<'dm> {
             )]);
             dm.load(&self.name, &t, LoadOptions::default())?;
             undo.push(UndoAction::ClearInactive(self.name.clone()));
+        }
+        // The record, last before the window: should anything below fail, recover()
+        // removes the `-cow` layer and zeroes the record with it.
+        if let Some(p) = persist {
+            let rec = Record {
+                state: RecordState::Snapshot,
+                created: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+                chunk_sectors: u32::try_from(opts.chunk.0).unwrap_or(u32::MAX),
+                store_offset: p.offset,
+                store_sectors: p.sectors,
+                origin_sectors: len.0,
+                wrapper_name: self.name.clone(),
+                wrapper_uuid: self.uuid()?,
+                snapshot_name: snap_name.clone(),
+                snapshot_uuid: snap_uuid,
+                origin_ids: p.ids.clone(),
+            };
+            let block = rec.encode().map_err(|e| SnapError::BadDevice {
+                path: cow_path.to_owned(),
+                reason: e.to_string(),
+            })?;
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(cow_path)
+                .map_err(io)?;
+            persist::write_durable(&f, &block, 0).map_err(io)?;
         }
         step("snapshot", 5);
         // 5. The short window: freeze, activate the snapshot, then the origin.
@@ -492,6 +634,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
                 dm.resume(&w.name, SuspendOptions::default())?;
                 undo.commit();
                 step("drop", 3);
+                persist::remove_stale_layers(w, &w.state()?)?;
             }
             Ok(())
         })();
@@ -577,6 +720,15 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
                 });
             }
         }
+        // A snapshot with a record: mark it merging first, so that a reboot resumes it.
+        let recorded = devnum(&t.cow)
+            .and_then(|c| st.cow_layer(c))
+            .and_then(persist::layer_target)
+            .zip(me.info.uuid.clone());
+        if let Some(((raw, _), u)) = &recorded {
+            persist::set_state(*raw, u, RecordState::Merging)?;
+        }
+        let mut started = false;
         let mut merge = t.clone();
         merge.store = ExceptionStore::Persistent;
         let table = Table::from_lines(vec![TableLine::new(
@@ -598,12 +750,19 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             // Resuming the origin hands the exceptions over and starts the merge.
             dm.resume(&w.name, SuspendOptions::default())?;
             undo.commit();
+            started = true;
             step("rollback", 4);
             remove_retrying(dm, &self.name)?;
             step("rollback", 5);
             Ok(())
         })();
         drop(undo);
+        if r.is_err()
+            && !started
+            && let Some(((raw, _), u)) = &recorded
+        {
+            let _ = persist::set_state(*raw, u, RecordState::Snapshot);
+        }
         r.map(|()| Merging { wrapper: w })
     }
 }
@@ -726,6 +885,7 @@ fn restore_plain(w: &Wrapper<'_>, op: &str, also_remove: Option<&DmName>) -> Sna
     }
     remove_retrying(dm, &w.real_name()?)?;
     step(op, k);
+    persist::remove_stale_layers(w, &w.state()?)?;
     Ok(())
 }
 

@@ -347,7 +347,8 @@ impl Record {
                 format!("{chunk} sectors is not a power of two up to {MAX_CHUNK_SECTORS}"),
             ));
         }
-        if store_offset < (RECORD_LEN as u64 >> 9) || store_offset % u64::from(chunk) != 0 {
+        if store_offset < (RECORD_LEN as u64 >> 9) || !store_offset.is_multiple_of(u64::from(chunk))
+        {
             return Err(bad(
                 "store offset",
                 format!(
@@ -430,8 +431,11 @@ impl Record {
                 }
                 t => match IdKind::from_tag(t) {
                     Some(kind) => {
-                        if text.is_empty() {
-                            return Err(bad("origin identity", format!("empty {}", kind.name())));
+                        if text.is_empty() || text.len() > MAX_ID_LEN {
+                            return Err(bad(
+                                "origin identity",
+                                format!("{} of {} bytes", kind.name(), text.len()),
+                            ));
                         }
                         if origin_ids.len() < MAX_IDS {
                             origin_ids.push(DeviceId::new(kind, text));
@@ -786,7 +790,7 @@ mod tests {
     #[test]
     fn utc_dates() {
         assert_eq!(utc(1_764_622_800), "2025-12-01 21:00:00 UTC");
-        assert_eq!(utc(u64::MAX).len() > 10, true);
+        assert!(utc(u64::MAX).len() > 10);
     }
 
     proptest::proptest! {

@@ -89,6 +89,9 @@ impl Wrapper<'_> {
             done.push(format!("resumed {}", r.name));
         }
 
+        // -cow layers nothing uses any more (their records are zeroed with them).
+        done.extend(super::persist::remove_stale_layers(self, &self.state()?)?);
+
         // 4. Origin tables without their helpers.
         let st = self.state()?;
         match &st.origin.live {

@@ -26,6 +26,8 @@ pub(crate) struct State {
     pub origin: Dev,
     pub real: Option<Dev>,
     pub snapshots: Vec<Dev>,
+    /// The `-cow` layers of persistent snapshots made with a dmsnap record.
+    pub cows: Vec<Dev>,
 }
 
 impl State {
@@ -36,6 +38,22 @@ impl State {
             _ => None,
         };
         lin(&self.origin).or_else(|| self.real.as_ref().and_then(lin))
+    }
+
+    /// The `-cow` layer whose device number is `cow`, if it is one.
+    pub fn cow_layer(&self, cow: DevNum) -> Option<&Dev> {
+        self.cows.iter().find(|c| c.info.dev == cow)
+    }
+
+    /// The device a snapshot's COW really is: the COW device under a `-cow` layer, else
+    /// `cow` itself.
+    pub fn raw_cow(&self, cow: DevNum) -> DevNum {
+        self.cow_layer(cow)
+            .and_then(|c| match &c.live {
+                Some(Target::Linear(l)) => devnum(&l.device),
+                _ => None,
+            })
+            .unwrap_or(cow)
     }
 }
 
@@ -86,23 +104,34 @@ impl Wrapper<'_> {
             Err(e) => return Err(e.into()),
         };
         let prefix = self.snap_uuid_prefix();
+        let cow_prefix = self.cow_uuid_prefix();
         let mut snapshots = Vec::new();
+        let mut cows = Vec::new();
         for d in self.dm.list()? {
-            if !d.uuid.as_deref().is_some_and(|u| u.starts_with(&prefix)) {
+            let Some(u) = d.uuid.as_deref() else {
                 continue;
-            }
+            };
+            let into = if u.starts_with(&prefix) {
+                &mut snapshots
+            } else if u.starts_with(&cow_prefix) {
+                &mut cows
+            } else {
+                continue;
+            };
             let n = DmName::new(&d.name)?;
             match self.dm.info(&n) {
-                Ok(i) => snapshots.push(self.read_dev(n, i)?),
+                Ok(i) => into.push(self.read_dev(n, i)?),
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         snapshots.sort_by(|a, b| a.name.cmp(&b.name));
+        cows.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(State {
             origin,
             real,
             snapshots,
+            cows,
         })
     }
 
@@ -122,7 +151,9 @@ impl Wrapper<'_> {
                 Some(TargetStatus::Snapshot(x)) => *x,
                 _ => SnapshotStatus::Unknown,
             };
-            snapshots.push(SnapshotReport::new(s.name.to_string(), t, status));
+            let mut r = SnapshotReport::new(s.name.to_string(), t, status);
+            r.cow = r.cow.map(|c| st.raw_cow(c));
+            snapshots.push(r);
         }
         let state = match &st.origin.live {
             Some(Target::SnapshotMerge(t)) => {
@@ -132,6 +163,7 @@ impl Wrapper<'_> {
                     _ => SnapshotStatus::Unknown,
                 };
                 let mut r = SnapshotReport::new(format!("{} (merging)", self.name), t, status);
+                r.cow = r.cow.map(|c| st.raw_cow(c));
                 r.state = match status {
                     SnapshotStatus::MergeFailed => "merge-failed",
                     SnapshotStatus::Invalid => "invalid",
