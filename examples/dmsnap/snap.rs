@@ -243,8 +243,14 @@ pub fn rollback(
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
-    for d in w.recover()? {
+    let done = w.recover()?;
+    for d in &done {
         errln!("recovered: {d}");
+    }
+    if done.iter().any(|d| d.starts_with("finished the merge")) && w.merging()?.is_none() {
+        // A merge that ran on (say, resumed by `activate` after a reboot) is now done.
+        writeln!(out, "rollback of {} complete", w.name());
+        return Ok(());
     }
     let merging = match w.merging()? {
         Some(m) => {

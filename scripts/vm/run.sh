@@ -327,7 +327,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
     -nodefaults -no-user-config -display none -serial stdio -no-reboot \
     -kernel "$VM_KERNEL" -initrd "$work/initrd.img" \
     -append "console=ttyS0 panic=-1 loglevel=3 rdinit=/init" \
-    -drive "file=$disk,format=raw,if=virtio" \
+    -drive "file=$disk,format=raw,if=none,id=results" -device virtio-blk-pci,drive=results \
     "${disk_args[@]+"${disk_args[@]}"}" \
     </dev/null 2>&1 | tr -d '\r' | tee "$console"
 qemu_rc=${PIPESTATUS[0]}

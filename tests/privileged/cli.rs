@@ -261,7 +261,12 @@ impl Drop for WrapperCleanup<'_> {
             .map(|d| d.name)
             .filter(|n| n.starts_with(self.prefix))
             .collect();
-        names.sort_by_key(|n| (n.ends_with("-real"), n == self.prefix));
+        names.sort_by_key(|n| {
+            (
+                n.ends_with("-real") || n.ends_with("-cow"),
+                n == self.prefix,
+            )
+        });
         for n in names {
             crate::common::remove_quietly(self.dm, &devmapper::DmName::new(&n).unwrap());
         }

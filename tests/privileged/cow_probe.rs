@@ -57,7 +57,7 @@ impl Drop for Cleanup<'_> {
             .map(|l| l.into_iter().map(|d| d.name).collect())
             .unwrap_or_default();
         names.retain(|n| n.starts_with(&prefix));
-        names.sort_by_key(|n| (n.ends_with("-real"), n == &prefix));
+        names.sort_by_key(|n| (n.ends_with("-real") || n.ends_with("-cow"), n == &prefix));
         for n in names {
             remove_quietly(self.dm, &DmName::new(&n).unwrap());
         }
@@ -180,13 +180,18 @@ fn cow_with_an_earlier_snapshots_store_gets_its_own_refusal() {
     f.sync_all().unwrap();
     drop(f);
     // The kernel's store, as a reboot would leave it: copy it (through the loop's backing
-    // file, which the kernel wrote) onto a device no snapshot uses.
-    let store = std::fs::read(cow.file.path()).unwrap();
+    // file, which the kernel wrote) onto a device no snapshot uses. The COW device starts
+    // with dmsnap's record (refused as CowHoldsRecord, see tests/privileged/activate.rs);
+    // the store proper, after it, is what lvm2 or any bare `snapshot` target leaves.
+    let device = std::fs::read(cow.file.path()).unwrap();
+    let offset = 16 * 512; // the store offset: one 16-sector chunk
+    assert_eq!(&device[..8], b"DMSNAPRC");
+    let store = &device[offset..];
     std::fs::OpenOptions::new()
         .write(true)
         .open(&orphan.path)
         .unwrap()
-        .write_all_at(&store, 0)
+        .write_all_at(store, 0)
         .unwrap();
     s.discard().unwrap();
     let before = sha(&orphan.path, 4 * MIB);

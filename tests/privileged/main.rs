@@ -3,6 +3,7 @@
 //! They run as root on any Linux host with device-mapper, and in the project's VM
 //! (`scripts/vm/test.sh`). Elsewhere each prints `SKIP <test>: <reason>` and returns.
 
+mod activate;
 mod cli;
 mod common;
 mod cow_probe;

@@ -49,7 +49,7 @@ impl Drop for WrapGuard<'_> {
                 .map(|d| d.name)
                 .filter(|n| n.starts_with(&prefix))
                 .collect();
-            names.sort_by_key(|n| (n.ends_with("-real"), n == &prefix));
+            names.sort_by_key(|n| (n.ends_with("-real") || n.ends_with("-cow"), n == &prefix));
             for n in names {
                 remove_quietly(self.dm, &DmName::new(&n).unwrap());
             }
