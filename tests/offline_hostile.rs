@@ -1,0 +1,2093 @@
+//! Hostile input to every offline `dmsnap` command (issue 9, "Done when"): random bytes, and
+//! structurally valid LVM2 PV images and COW stores that are then mutated (bit flips,
+//! truncation, extreme numbers, duplicate names, stripe chains, snapshot cycles, special
+//! files, an output that is an input).
+//!
+//! Every run of the binary is checked for: no panic (exit 101, "panicked" on stderr, a
+//! signal), no hang (killed after [`TIMEOUT`]), bounded memory (run under an address-space
+//! limit of [`MEM_LIMIT`]), inputs unchanged (SHA-256 of every input before and after), and
+//! an exit status consistent with the output (exit 0: something on stdout where the command
+//! prints, `--json` parses; non-zero: a message on stderr, nothing on stdout; a failed
+//! export leaves no output file behind).
+//!
+//! Each test runs all its cases and then fails with the list of every failure class found
+//! (command + symptom), one reproduction each, saved under
+//! `$CARGO_TARGET_TMPDIR/hostile/<test>/<n>/` (`cmd.txt` holds the command line). Case
+//! counts follow `PROPTEST_CASES` when it is set.
+//!
+//! The binary is `DMSNAP_BIN`, else `target/<profile>/examples/dmsnap` next to this test
+//! (`cargo test` builds it; after `cargo test --test offline_hostile` alone, run
+//! `cargo build --example dmsnap` first).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{LAYOUT, LvSpec, Num, PvSpec, SegKind, SegSpec, VgSpec, make_id};
+use devmapper::cow::writer::StoreWriter;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use sha2::{Digest, Sha256};
+
+/// A run still going after this is a hang.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Address-space limit of every run (the binary itself needs a few tens of MiB).
+const MEM_LIMIT: u64 = 512 << 20;
+/// Runs at once in the random tests (2-core machine).
+const PARALLEL: usize = 3;
+/// Kept of each of stdout and stderr (the rest is read and dropped).
+const KEEP: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------------------
+// Running dmsnap
+
+fn dmsnap() -> PathBuf {
+    if let Ok(p) = std::env::var("DMSNAP_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/dmsnap");
+    assert!(
+        p.exists(),
+        "no dmsnap binary at {} (run `cargo build --example dmsnap`, or set DMSNAP_BIN)",
+        p.display()
+    );
+    p
+}
+
+/// Where stdout goes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Out {
+    /// A pipe we read.
+    Pipe,
+    /// `/dev/full`: every write fails with ENOSPC.
+    Full,
+    /// A pipe whose read end is closed before the command runs (`| head`).
+    Closed,
+}
+
+/// One command line and what must hold of its run.
+#[derive(Clone, Debug)]
+struct Inv {
+    /// Short class name, e.g. `lvm scan --json`.
+    label: String,
+    args: Vec<String>,
+    /// On success the command prints something on stdout.
+    prints: bool,
+    /// stdout is one JSON document.
+    json: bool,
+    stdout: Out,
+    /// Files (relative to the case dir, or absolute) that must stay unchanged.
+    inputs: Vec<String>,
+    /// The command writes its inputs on success (`cow merge`): only sizes are checked then.
+    writes_inputs: bool,
+    /// An output file that did not exist before: must exist after success, must not after
+    /// a failure.
+    fresh_output: Option<String>,
+    /// The command must refuse (non-zero exit, inputs unchanged).
+    must_fail: bool,
+    /// The input is valid: the command must succeed.
+    must_succeed: bool,
+}
+
+impl Inv {
+    fn new(label: &str, args: &[&str], inputs: &[&str]) -> Inv {
+        Inv {
+            label: label.to_string(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            prints: false,
+            json: false,
+            stdout: Out::Pipe,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            writes_inputs: false,
+            fresh_output: None,
+            must_fail: false,
+            must_succeed: false,
+        }
+    }
+    fn prints(mut self) -> Inv {
+        self.prints = true;
+        self.json = self.args.iter().any(|a| a == "--json");
+        self
+    }
+    fn output(mut self, out: &str) -> Inv {
+        self.fresh_output = Some(out.to_string());
+        self
+    }
+    fn cmdline(&self) -> String {
+        let mut s = String::from("dmsnap");
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(a);
+        }
+        match self.stdout {
+            Out::Pipe => {}
+            Out::Full => s.push_str(" >/dev/full"),
+            Out::Closed => s.push_str(" | true   # stdout closed"),
+        }
+        s
+    }
+}
+
+#[derive(Debug)]
+struct Outcome {
+    code: Option<i32>,
+    signal: Option<i32>,
+    timed_out: bool,
+    elapsed: Duration,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+fn reader(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let room = KEEP.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+        kept
+    })
+}
+
+struct Running {
+    child: Child,
+    start: Instant,
+    out: Option<JoinHandle<Vec<u8>>>,
+    err: JoinHandle<Vec<u8>>,
+}
+
+fn spawn(bin: &Path, dir: &Path, inv: &Inv) -> Running {
+    let limit = format!("--as={MEM_LIMIT}");
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(&limit)
+        .arg("--")
+        .arg(bin)
+        .args(&inv.args)
+        .current_dir(dir);
+    cmd.stdin(Stdio::null()).stderr(Stdio::piped());
+    match inv.stdout {
+        Out::Pipe | Out::Closed => {
+            cmd.stdout(Stdio::piped());
+        }
+        Out::Full => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap();
+            cmd.stdout(Stdio::from(f));
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run prlimit (util-linux) for {bin:?}: {e}"));
+    let out = child.stdout.take().and_then(|o| {
+        if inv.stdout == Out::Closed {
+            drop(o);
+            None
+        } else {
+            Some(reader(o))
+        }
+    });
+    let err = reader(child.stderr.take().unwrap());
+    Running {
+        child,
+        start: Instant::now(),
+        out,
+        err,
+    }
+}
+
+fn finish(mut r: Running, timed_out: bool) -> Outcome {
+    if timed_out {
+        let _ = r.child.kill();
+    }
+    let status = r.child.wait().unwrap();
+    let elapsed = r.start.elapsed();
+    Outcome {
+        code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        elapsed,
+        stdout: r.out.map(|h| h.join().unwrap()).unwrap_or_default(),
+        stderr: r.err.join().unwrap(),
+    }
+}
+
+/// Run every invocation in `dir`, at most `parallel` at a time, each killed after
+/// [`TIMEOUT`].
+fn run_all(dirs: &[PathBuf], invs: &[Inv], parallel: usize) -> Vec<Outcome> {
+    let bin = dmsnap();
+    let mut results: Vec<Option<Outcome>> = (0..invs.len()).map(|_| None).collect();
+    let mut running: Vec<(usize, Running)> = Vec::new();
+    let mut next = 0;
+    while next < invs.len() || !running.is_empty() {
+        while running.len() < parallel && next < invs.len() {
+            running.push((next, spawn(&bin, &dirs[next], &invs[next])));
+            next += 1;
+        }
+        let mut i = 0;
+        let mut progressed = false;
+        while i < running.len() {
+            let done = running[i].1.child.try_wait().unwrap().is_some();
+            let late = running[i].1.start.elapsed() > TIMEOUT;
+            if done || late {
+                let (k, r) = running.swap_remove(i);
+                results[k] = Some(finish(r, !done));
+                progressed = true;
+            } else {
+                i += 1;
+            }
+        }
+        if !progressed {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    results.into_iter().map(Option::unwrap).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Checking a run
+
+/// What a file is, for "inputs unchanged".
+#[derive(Clone, Debug, PartialEq)]
+enum Snap {
+    File { len: u64, sha: [u8; 32] },
+    Other(String),
+}
+
+fn snap(dir: &Path, name: &str) -> Snap {
+    let p = dir.join(name);
+    match std::fs::symlink_metadata(&p) {
+        Err(e) => Snap::Other(format!("missing ({})", e.kind())),
+        Ok(m) if m.file_type().is_symlink() => {
+            // Follow: the target is what must not change.
+            match std::fs::metadata(&p) {
+                Ok(t) if t.is_file() => file_snap(&p),
+                Ok(t) => Snap::Other(format!("link to {:?}", t.file_type())),
+                Err(e) => Snap::Other(format!("dangling ({})", e.kind())),
+            }
+        }
+        Ok(m) if m.is_file() => file_snap(&p),
+        Ok(m) if m.file_type().is_fifo() => Snap::Other("fifo".into()),
+        Ok(m) => Snap::Other(format!("{:?}", m.file_type())),
+    }
+}
+
+fn file_snap(p: &Path) -> Snap {
+    let bytes = std::fs::read(p).unwrap();
+    Snap::File {
+        len: bytes.len() as u64,
+        sha: Sha256::digest(&bytes).into(),
+    }
+}
+
+/// Where the panic happened: `src/x.rs:1:2`, or the first line of the message.
+fn panic_site(stderr: &str) -> String {
+    for l in stderr.lines() {
+        if let Some(at) = l.find("panicked at ") {
+            let rest = &l[at + "panicked at ".len()..];
+            return rest.trim_end_matches(':').to_string();
+        }
+    }
+    stderr
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(80)
+        .collect()
+}
+
+/// The violated properties of one run (empty: all hold).
+fn check(
+    dir: &Path,
+    inv: &Inv,
+    o: &Outcome,
+    before: &[Snap],
+    after: &[Snap],
+    out_existed: bool,
+) -> Vec<String> {
+    let mut v = Vec::new();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if o.timed_out {
+        v.push(format!("hang (killed after {} s)", TIMEOUT.as_secs()));
+    } else if let Some(sig) = o.signal {
+        let pipe = sig == libc::SIGPIPE && inv.stdout == Out::Closed;
+        if !pipe {
+            if stderr.contains("memory allocation of") {
+                v.push("out of memory (allocation failed, abort)".into());
+            } else if stderr.contains("has overflowed its stack") {
+                v.push("stack overflow".into());
+            } else if stderr.contains("panicked") {
+                v.push(format!(
+                    "panic (then signal {sig}) at {}",
+                    panic_site(&stderr)
+                ));
+            } else {
+                v.push(format!("killed by signal {sig}"));
+            }
+        }
+    } else if o.code == Some(101) || stderr.contains("panicked") {
+        v.push(format!("panic at {}", panic_site(&stderr)));
+    } else if stderr.contains("out of memory") || stderr.contains("memory allocation") {
+        // A clean exit, but only because the limit stopped an unbounded allocation.
+        v.push(format!("ran into the {} MiB memory limit", MEM_LIMIT >> 20));
+    }
+    let failed = !o.timed_out && o.code != Some(0);
+    let ok = o.code == Some(0);
+    if v.is_empty() {
+        if inv.must_fail && ok {
+            v.push("exit 0 where it must refuse".into());
+        }
+        if inv.must_succeed && failed {
+            v.push("error on valid input".into());
+        }
+        match inv.stdout {
+            Out::Pipe => {
+                if ok && inv.prints && o.stdout.is_empty() {
+                    v.push("exit 0 with nothing on stdout".into());
+                }
+                if ok && inv.json && serde_json::from_slice::<serde_json::Value>(&o.stdout).is_err()
+                {
+                    v.push("exit 0 but --json stdout is not one JSON document".into());
+                }
+                if failed && !o.stdout.is_empty() {
+                    v.push("error exit with output on stdout".into());
+                }
+                if failed && o.stderr.is_empty() {
+                    v.push("error exit with nothing on stderr".into());
+                }
+            }
+            Out::Full | Out::Closed => {
+                if ok && inv.prints {
+                    v.push(format!("exit 0 although stdout is {:?}", inv.stdout));
+                }
+            }
+        }
+        if let Some(out) = &inv.fresh_output {
+            let exists = dir.join(out).exists();
+            if failed && exists && !out_existed {
+                v.push("failed export left an output file behind".into());
+            }
+            if ok && !exists {
+                v.push("exit 0 but no output file".into());
+            }
+        }
+    }
+    for ((name, b), a) in inv.inputs.iter().zip(before).zip(after) {
+        if b == a {
+            continue;
+        }
+        let resized = match (b, a) {
+            (Snap::File { len: x, .. }, Snap::File { len: y, .. }) => x != y,
+            _ => true,
+        };
+        if resized {
+            v.push(format!("input {} resized or replaced", role(name)));
+        } else if !(inv.writes_inputs && ok) {
+            v.push(format!("input {} changed", role(name)));
+        }
+    }
+    v
+}
+
+/// Properties across the runs of one case: a command and its `--json` variant agree on
+/// success; `lvm plan` does not succeed where `lvm scan` of the same PVs fails.
+fn cross_check(invs: &[Inv], outs: &[Outcome], found: &mut [Vec<String>]) {
+    let key =
+        |i: &Inv| -> Vec<String> { i.args.iter().filter(|a| *a != "--json").cloned().collect() };
+    let done = |o: &Outcome| !o.timed_out && o.signal.is_none() && o.code != Some(101);
+    for (a, ia) in invs.iter().enumerate() {
+        if !ia.json || ia.stdout != Out::Pipe || !done(&outs[a]) {
+            continue;
+        }
+        for (b, ib) in invs.iter().enumerate() {
+            if a != b && !ib.json && ib.stdout == Out::Pipe && key(ib) == key(ia) && done(&outs[b])
+            {
+                let (oa, ob) = (outs[a].code == Some(0), outs[b].code == Some(0));
+                if oa != ob {
+                    found[a].push(format!(
+                        "exit {} but the text variant exits {}",
+                        outs[a].code.unwrap_or(-1),
+                        outs[b].code.unwrap_or(-1)
+                    ));
+                }
+            }
+        }
+    }
+    for (a, ia) in invs.iter().enumerate() {
+        if ia.args.get(1).map(String::as_str) != Some("plan") || outs[a].code != Some(0) {
+            continue;
+        }
+        let pvs: Vec<&String> = ia.args[2..].iter().filter(|x| *x != "--json").collect();
+        for (b, ib) in invs.iter().enumerate() {
+            let scan_pvs: Vec<&String> =
+                ib.args.iter().skip(2).filter(|x| *x != "--json").collect();
+            if ib.args.get(1).map(String::as_str) == Some("scan")
+                && scan_pvs == pvs
+                && done(&outs[b])
+                && outs[b].code != Some(0)
+            {
+                found[a].push("exit 0 although lvm scan of the same PVs fails".into());
+                break;
+            }
+        }
+    }
+}
+
+/// A file name without the case-specific parts, for class names.
+fn role(name: &str) -> String {
+    name.trim_start_matches("m1-")
+        .trim_start_matches("m2-")
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Collecting failure classes
+
+struct Example {
+    count: usize,
+    recipe: String,
+}
+
+/// Every failure class seen by one test, with the first example of each.
+struct Survey {
+    test: &'static str,
+    classes: BTreeMap<String, Example>,
+    cases: usize,
+    runs: usize,
+    slowest: Duration,
+}
+
+impl Survey {
+    fn new(test: &'static str) -> Survey {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("hostile")
+            .join(test);
+        let _ = std::fs::remove_dir_all(&root);
+        Survey {
+            test,
+            classes: BTreeMap::new(),
+            cases: 0,
+            runs: 0,
+            slowest: Duration::ZERO,
+        }
+    }
+
+    fn save_dir(&self) -> PathBuf {
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("hostile")
+            .join(self.test)
+            .join(self.classes.len().to_string())
+    }
+
+    /// Write `files`, run `invs`, record every violation.
+    fn case(&mut self, case: &Case, invs: &[Inv], parallel: usize) {
+        self.run_case(case, invs, parallel, false);
+    }
+
+    /// As [`Survey::case`], each run in a directory of its own (runs that may damage the
+    /// files, or FIFOs that one run's open would unblock for another).
+    fn case_isolated(&mut self, case: &Case, invs: &[Inv], parallel: usize) {
+        self.run_case(case, invs, parallel, true);
+    }
+
+    fn run_case(&mut self, case: &Case, invs: &[Inv], parallel: usize, isolated: bool) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs: Vec<PathBuf> = (0..invs.len())
+            .map(|k| {
+                let d = if isolated {
+                    tmp.path().join(k.to_string())
+                } else {
+                    tmp.path().to_path_buf()
+                };
+                if isolated || k == 0 {
+                    case.write(&d);
+                }
+                d
+            })
+            .collect();
+        let before: Vec<Vec<Snap>> = invs
+            .iter()
+            .zip(&dirs)
+            .map(|(i, d)| i.inputs.iter().map(|n| snap(d, n)).collect())
+            .collect();
+        let existed: Vec<bool> = invs
+            .iter()
+            .zip(&dirs)
+            .map(|(i, d)| i.fresh_output.as_ref().is_some_and(|o| d.join(o).exists()))
+            .collect();
+        let outcomes = run_all(&dirs, invs, parallel);
+        self.cases += 1;
+        let mut found: Vec<Vec<String>> = Vec::new();
+        for (k, (inv, o)) in invs.iter().zip(&outcomes).enumerate() {
+            self.runs += 1;
+            self.slowest = self.slowest.max(o.elapsed);
+            let dir = &dirs[k];
+            let after: Vec<Snap> = inv.inputs.iter().map(|n| snap(dir, n)).collect();
+            found.push(check(dir, inv, o, &before[k], &after, existed[k]));
+        }
+        cross_check(invs, &outcomes, &mut found);
+        for ((inv, o), symptoms) in invs.iter().zip(&outcomes).zip(found) {
+            for symptom in symptoms {
+                let class = format!("{}: {symptom}", inv.label);
+                if let Some(e) = self.classes.get_mut(&class) {
+                    e.count += 1;
+                    continue;
+                }
+                let save = self.save_dir();
+                case.write(&save);
+                let recipe = format!(
+                    "cd {} && {}\n    ({}) stderr: {}\n    case: {}",
+                    save.display(),
+                    inv.cmdline(),
+                    match (o.code, o.signal, o.timed_out) {
+                        (_, _, true) => "killed".to_string(),
+                        (Some(c), _, _) => format!("exit {c}"),
+                        (_, Some(s), _) => format!("signal {s}"),
+                        _ => "?".into(),
+                    },
+                    String::from_utf8_lossy(&o.stderr)
+                        .chars()
+                        .take(240)
+                        .collect::<String>()
+                        .replace('\n', "\\n"),
+                    case.what,
+                );
+                let _ = std::fs::write(save.join("cmd.txt"), format!("{recipe}\n"));
+                self.classes.insert(class, Example { count: 1, recipe });
+            }
+        }
+    }
+
+    fn finish(self) {
+        let mut report = format!(
+            "{}: {} cases, {} runs, slowest run {:?}, {} failure class(es)\n",
+            self.test,
+            self.cases,
+            self.runs,
+            self.slowest,
+            self.classes.len()
+        );
+        for (class, e) in &self.classes {
+            let _ = writeln!(report, "- {class} (x{})\n    {}", e.count, e.recipe);
+        }
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("hostile")
+            .join(self.test);
+        let _ = std::fs::create_dir_all(&root);
+        let _ = std::fs::write(root.join("summary.txt"), &report);
+        eprintln!("{report}");
+        assert!(self.classes.is_empty(), "{report}");
+    }
+}
+
+/// The files of one case, in memory (written into a fresh directory per run, and again
+/// for a reproduction).
+#[derive(Clone, Debug, Default)]
+struct Case {
+    files: Vec<(String, Vec<u8>)>,
+    /// Symlinks and hard links `(name, target)` made after the files.
+    symlinks: Vec<(String, String)>,
+    hardlinks: Vec<(String, String)>,
+    fifos: Vec<String>,
+    dirs: Vec<String>,
+    /// How the case was made (for the recipe).
+    what: String,
+}
+
+impl Case {
+    fn add(&mut self, name: &str, bytes: Vec<u8>) {
+        self.files.push((name.to_string(), bytes));
+    }
+
+    fn write(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        for (n, b) in &self.files {
+            std::fs::write(dir.join(n), b).unwrap();
+        }
+        for (n, t) in &self.symlinks {
+            let _ = std::fs::remove_file(dir.join(n));
+            std::os::unix::fs::symlink(t, dir.join(n)).unwrap();
+        }
+        for (n, t) in &self.hardlinks {
+            let _ = std::fs::remove_file(dir.join(n));
+            std::fs::hard_link(dir.join(t), dir.join(n)).unwrap();
+        }
+        for n in &self.fifos {
+            let p = dir.join(n);
+            if !p.exists() {
+                nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            }
+        }
+        for n in &self.dirs {
+            std::fs::create_dir_all(dir.join(n)).unwrap();
+        }
+    }
+}
+
+/// Cases per random test: `PROPTEST_CASES` if set, else `default`.
+fn config(default: u32) -> Config {
+    let mut c = Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = default;
+    }
+    // Every case is recorded by the survey; nothing to shrink or persist.
+    c.failure_persistence = None;
+    c.max_shrink_iters = 0;
+    c
+}
+
+fn run_random<S: Strategy>(
+    test: &'static str,
+    cases: u32,
+    strategy: S,
+    f: impl Fn(S::Value, &mut Survey),
+) where
+    S::Value: std::fmt::Debug,
+{
+    let survey = Mutex::new(Survey::new(test));
+    let mut runner = TestRunner::new(config(cases));
+    runner
+        .run(&strategy, |v| {
+            f(v, &mut survey.lock().unwrap());
+            Ok(())
+        })
+        .unwrap();
+    survey.into_inner().unwrap().finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// The commands
+
+/// Every offline `lvm` command over `pvs` (metadata text file `meta`), exporting `lvs`.
+fn lvm_invocations(pvs: &[&str], meta: &str, vg: &str, lvs: &[(String, bool)]) -> Vec<Inv> {
+    let with = |head: &[&str]| -> Vec<String> {
+        head.iter()
+            .map(|s| s.to_string())
+            .chain(pvs.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let mk = |label: &str, args: Vec<String>, inputs: &[&str]| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        Inv::new(label, &a, inputs)
+    };
+    let mut v = vec![
+        mk("lvm scan", with(&["lvm", "scan"]), pvs).prints(),
+        mk("lvm scan --json", with(&["lvm", "scan", "--json"]), pvs).prints(),
+        Inv::new(
+            "lvm scan --metadata",
+            &["lvm", "scan", "--metadata", meta],
+            &[meta],
+        )
+        .prints(),
+        Inv::new(
+            "lvm scan --metadata --json",
+            &["lvm", "scan", "--metadata", meta, "--json"],
+            &[meta],
+        )
+        .prints(),
+        mk("lvm plan", with(&["lvm", "plan"]), pvs).prints(),
+        mk("lvm plan --json", with(&["lvm", "plan", "--json"]), pvs).prints(),
+    ];
+    for pv in pvs {
+        v.push(Inv::new("lvm metadata", &["lvm", "metadata", pv], &[pv]).prints());
+    }
+    for (i, (lv, snapshot)) in lvs.iter().enumerate() {
+        let out = format!("lv-out{i}.img");
+        let target = format!("{vg}/{lv}");
+        let mut args = vec!["lvm", "export", &target, "-o", &out];
+        args.extend_from_slice(pvs);
+        v.push(Inv::new("lvm export", &args, pvs).output(&out));
+        if *snapshot {
+            let out = format!("lv-raw{i}.img");
+            let mut args = vec!["lvm", "export", "--raw", &target, "-o", &out];
+            args.extend_from_slice(pvs);
+            v.push(Inv::new("lvm export --raw", &args, pvs).output(&out));
+        }
+    }
+    v
+}
+
+/// Every offline `cow` command over `origin` and `cow`; the merges work on copies (made by
+/// [`merge_copies`]).
+fn cow_invocations(origin: &str, cow: &str) -> Vec<Inv> {
+    let m = |p: &str, n: &str| format!("{p}-{n}");
+    let (o1, c1, o2, c2) = (m("m1", origin), m("m1", cow), m("m2", origin), m("m2", cow));
+    let mut merge1 = Inv::new(
+        "cow merge",
+        &["cow", "merge", "--yes", "--origin", &o1, "--cow", &c1],
+        &[&o1, &c1],
+    );
+    merge1.writes_inputs = true;
+    let mut merge2 = Inv::new(
+        "cow merge --force",
+        &[
+            "cow", "merge", "--yes", "--force", "--origin", &o2, "--cow", &c2,
+        ],
+        &[&o2, &c2],
+    );
+    merge2.writes_inputs = true;
+    vec![
+        Inv::new("cow inspect", &["cow", "inspect", cow], &[cow]).prints(),
+        Inv::new(
+            "cow inspect --json",
+            &["cow", "inspect", "--json", cow],
+            &[cow],
+        )
+        .prints(),
+        Inv::new(
+            "cow export",
+            &[
+                "cow",
+                "export",
+                "--origin",
+                origin,
+                "--cow",
+                cow,
+                "-o",
+                "cow-out.img",
+            ],
+            &[origin, cow],
+        )
+        .output("cow-out.img"),
+        Inv::new(
+            "cow export --force",
+            &[
+                "cow",
+                "export",
+                "--force",
+                "--origin",
+                origin,
+                "--cow",
+                cow,
+                "-o",
+                "cow-out2.img",
+            ],
+            &[origin, cow],
+        )
+        .output("cow-out2.img"),
+        merge1,
+        merge2,
+    ]
+}
+
+/// The copies [`cow_invocations`]' merges write to.
+fn merge_copies(case: &mut Case, origin: &str, cow: &str) {
+    for p in ["m1", "m2"] {
+        for n in [origin, cow] {
+            let bytes = case
+                .files
+                .iter()
+                .find(|(f, _)| f == n)
+                .map(|(_, b)| b.clone())
+                .unwrap();
+            case.add(&format!("{p}-{n}"), bytes);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Generators
+
+/// A small deterministic generator for the base structures (proptest picks the seed and
+/// the mutations).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    fn fill(&mut self, b: &mut [u8]) {
+        for c in b.chunks_mut(8) {
+            let x = self.next().to_le_bytes();
+            c.copy_from_slice(&x[..c.len()]);
+        }
+    }
+}
+
+const EXTREMES: &[Num] = &[
+    0,
+    1,
+    -1,
+    2,
+    3,
+    7,
+    (1 << 31) - 1,
+    1 << 31,
+    (1 << 32) - 1,
+    1 << 32,
+    1 << 53,
+    1 << 55,
+    (1 << 55) + 1,
+    1 << 62,
+    i64::MAX as Num,
+    1 << 63,
+    u64::MAX as Num,
+    1 << 64,
+    i64::MIN as Num,
+    -(1 << 64),
+    1_000_000_000_000_000_000_000_000_000_000,
+];
+
+const EXTREMES_U64: &[u64] = &[
+    0,
+    1,
+    511,
+    512,
+    4096,
+    65536,
+    1 << 32,
+    1 << 55,
+    1 << 63,
+    u64::MAX - 511,
+    u64::MAX,
+];
+
+fn num() -> impl Strategy<Value = Num> {
+    prop_oneof![
+        3 => proptest::sample::select(EXTREMES),
+        1 => 0..64i128,
+        1 => any::<u64>().prop_map(Num::from),
+    ]
+}
+
+/// A change to a valid VG model.
+#[derive(Clone, Debug)]
+enum VgMut {
+    /// Set a number: `field` picks which (of which PV/LV/segment/stripe: `a`, `b`, `c`).
+    Num {
+        field: u8,
+        a: u8,
+        b: u8,
+        c: u8,
+        value: Num,
+    },
+    DupPvName(u8, u8),
+    DupPvId(u8, u8),
+    DupLvName(u8, u8),
+    /// A stripe of LV `lv` names LV `target` instead of a PV.
+    StripeOntoLv {
+        lv: u8,
+        target: u8,
+    },
+    /// LVs striped `width` ways onto the next, `depth` deep (item 8).
+    StripeChain {
+        depth: u8,
+        width: u8,
+    },
+    SnapCycle,
+    OriginIsSnapshot,
+    SnapshotOfCow,
+    SharedCow,
+    /// A `stripe_size` that does not divide the per-stripe length (item 5).
+    OddStripeSize(u8),
+    SegType(u8, &'static str),
+    NoStripes(u8),
+}
+
+fn vg_mut() -> impl Strategy<Value = VgMut> {
+    let idx = || any::<u8>();
+    prop_oneof![
+        6 => (0u8..12, idx(), idx(), idx(), num())
+            .prop_map(|(field, a, b, c, value)| VgMut::Num { field, a, b, c, value }),
+        1 => (idx(), idx()).prop_map(|(a, b)| VgMut::DupPvName(a, b)),
+        1 => (idx(), idx()).prop_map(|(a, b)| VgMut::DupPvId(a, b)),
+        1 => (idx(), idx()).prop_map(|(a, b)| VgMut::DupLvName(a, b)),
+        1 => (idx(), idx()).prop_map(|(lv, target)| VgMut::StripeOntoLv { lv, target }),
+        1 => (1u8..=18, 2u8..=4).prop_map(|(depth, width)| VgMut::StripeChain { depth, width }),
+        1 => Just(VgMut::SnapCycle),
+        1 => Just(VgMut::OriginIsSnapshot),
+        1 => Just(VgMut::SnapshotOfCow),
+        1 => Just(VgMut::SharedCow),
+        1 => idx().prop_map(VgMut::OddStripeSize),
+        1 => (idx(), proptest::sample::select(&[
+            "thin", "mirror", "raid1", "", "striped+foo", "snapshot", "zero", "error", "thin-pool",
+            "cache", "linear",
+        ][..])).prop_map(|(a, t)| VgMut::SegType(a, t)),
+        1 => idx().prop_map(VgMut::NoStripes),
+    ]
+}
+
+/// A change to the rendered text.
+#[derive(Clone, Debug)]
+enum TextMut {
+    Flip {
+        pos: u32,
+        bit: u8,
+    },
+    Truncate(u16),
+    DeleteLine(u16),
+    DupLine(u16),
+    /// `n` nested sections / lists at the top.
+    DeepSections(u32),
+    DeepLists(u32),
+    LongString(u32),
+    ManyKeys(u32),
+}
+
+fn text_mut() -> impl Strategy<Value = TextMut> {
+    prop_oneof![
+        3 => (any::<u32>(), 0u8..8).prop_map(|(pos, bit)| TextMut::Flip { pos, bit }),
+        1 => any::<u16>().prop_map(TextMut::Truncate),
+        1 => any::<u16>().prop_map(TextMut::DeleteLine),
+        1 => any::<u16>().prop_map(TextMut::DupLine),
+        1 => (1u32..50_000).prop_map(TextMut::DeepSections),
+        1 => (1u32..50_000).prop_map(TextMut::DeepLists),
+        1 => (1u32..1_000_000).prop_map(TextMut::LongString),
+        1 => (1u32..30_000).prop_map(TextMut::ManyKeys),
+    ]
+}
+
+/// A change to a PV image.
+#[derive(Clone, Debug)]
+enum ImgMut {
+    /// Flip a bit in the first 64 KiB (label, mda header, text), CRCs left stale.
+    Flip {
+        pos: u16,
+        bit: u8,
+    },
+    /// Set a label field and reseal: 0 sector, 1 offset_xl, 2 device_size, 3 data area
+    /// offset, 4 data size, 5 mda offset, 6 mda size.
+    Label {
+        field: u8,
+        value: u64,
+    },
+    /// Set an mda header field and reseal: 0 version, 1 start, 2 size, 3 text offset,
+    /// 4 text size, 5 flags, 6 a second copy's offset, 7 its size.
+    Mda {
+        field: u8,
+        value: u64,
+    },
+    Truncate(u16),
+}
+
+fn u64_extreme() -> impl Strategy<Value = u64> {
+    prop_oneof![3 => proptest::sample::select(EXTREMES_U64), 1 => any::<u64>(), 1 => 0u64..70_000]
+}
+
+fn img_mut() -> impl Strategy<Value = ImgMut> {
+    prop_oneof![
+        2 => (any::<u16>(), 0u8..8).prop_map(|(pos, bit)| ImgMut::Flip { pos, bit }),
+        2 => (0u8..7, u64_extreme()).prop_map(|(field, value)| ImgMut::Label { field, value }),
+        2 => (0u8..8, u64_extreme()).prop_map(|(field, value)| ImgMut::Mda { field, value }),
+        1 => any::<u16>().prop_map(ImgMut::Truncate),
+    ]
+}
+
+/// A valid VG on 1-3 PVs, its PV images' data (PE areas) and the LVs to export.
+struct World {
+    vg: VgSpec,
+    /// Per PV: PE area bytes.
+    pe_data: Vec<Vec<u8>>,
+}
+
+fn pick<T>(v: &[T], i: u8) -> Option<&T> {
+    (!v.is_empty()).then(|| &v[i as usize % v.len()])
+}
+
+fn pick_mut<T>(v: &mut [T], i: u8) -> Option<&mut T> {
+    let n = v.len();
+    (n != 0).then(|| &mut v[i as usize % n])
+}
+
+fn linear(start: u64, count: u64, pv: &str, pe: u64) -> SegSpec {
+    SegSpec {
+        start_extent: start as Num,
+        extent_count: count as Num,
+        kind: SegKind::Striped {
+            stripe_count: 1,
+            stripe_size: None,
+            stripes: vec![(pv.to_string(), pe as Num)],
+        },
+    }
+}
+
+fn base_world(seed: u64) -> World {
+    let mut r = Rng(seed);
+    let es = 8u64 << r.below(2); // 8 or 16 sectors
+    let ext_bytes = es * 512;
+    let npv = r.range(1, 3) as usize;
+    let mut pvs = Vec::new();
+    let mut free = Vec::new();
+    for i in 0..npv {
+        let pe_count = r.range(16, 28);
+        let len = LAYOUT.pe_start + pe_count * ext_bytes;
+        pvs.push(PvSpec {
+            name: format!("pv{i}"),
+            id: make_id(seed ^ (i as u64 + 1)),
+            pe_start: (LAYOUT.pe_start / 512) as Num,
+            pe_count: pe_count as Num,
+            dev_size: (r.below(4) != 0).then_some((len / 512) as Num),
+        });
+        free.push((0u64, pe_count));
+    }
+    let mut alloc = |r: &mut Rng, n: u64, avoid: &[usize]| -> Option<(usize, u64)> {
+        let start = r.below(npv as u64) as usize;
+        for k in 0..npv {
+            let i = (start + k) % npv;
+            if avoid.contains(&i) {
+                continue;
+            }
+            if free[i].1 - free[i].0 >= n {
+                let at = free[i].0;
+                free[i].0 += n;
+                return Some((i, at));
+            }
+        }
+        None
+    };
+    let mut lvs = Vec::new();
+    let nlv = r.range(1, 4);
+    for k in 0..nlv {
+        let name = format!("lv{k}");
+        let mut segs = Vec::new();
+        match r.below(3) {
+            2 if npv >= 2 => {
+                let w = r.range(2, npv as u64);
+                let per = r.range(1, 2);
+                let mut stripes = Vec::new();
+                let mut used = Vec::new();
+                for _ in 0..w {
+                    if let Some((i, at)) = alloc(&mut r, per, &used) {
+                        used.push(i);
+                        stripes.push((pvs[i].name.clone(), at as Num));
+                    }
+                }
+                if stripes.len() as u64 == w {
+                    segs.push(SegSpec {
+                        start_extent: 0,
+                        extent_count: (w * per) as Num,
+                        kind: SegKind::Striped {
+                            stripe_count: w as Num,
+                            stripe_size: Some(8),
+                            stripes,
+                        },
+                    });
+                }
+            }
+            1 => {
+                let mut at_le = 0;
+                for _ in 0..2 {
+                    let n = r.range(1, 2);
+                    if let Some((i, at)) = alloc(&mut r, n, &[]) {
+                        segs.push(linear(at_le, n, &pvs[i].name, at));
+                        at_le += n;
+                    }
+                }
+            }
+            _ => {
+                let n = r.range(1, 3);
+                if let Some((i, at)) = alloc(&mut r, n, &[]) {
+                    segs.push(linear(0, n, &pvs[i].name, at));
+                }
+            }
+        }
+        if !segs.is_empty() {
+            lvs.push(LvSpec {
+                name,
+                id: make_id(seed ^ (0x100 + k)),
+                visible: true,
+                segment_count: None,
+                segments: segs,
+            });
+        }
+    }
+    // PE data: a pattern.
+    let mut pe_data: Vec<Vec<u8>> = pvs
+        .iter()
+        .map(|p| {
+            let mut d = vec![0u8; p.pe_count as usize * ext_bytes as usize];
+            r.fill(&mut d);
+            d
+        })
+        .collect();
+    // A snapshot of the first LV with a real COW store in its COW LV.
+    if !lvs.is_empty() && r.below(2) == 0 {
+        let n = r.range(2, 4);
+        if let Some((i, at)) = alloc(&mut r, n, &[]) {
+            let origin = lvs[0].name.clone();
+            let origin_le: Num = lvs[0].segments.iter().map(|s| s.extent_count).sum();
+            let origin_chunks = origin_le as u64 * ext_bytes / 4096;
+            let cow_bytes = n * ext_bytes;
+            let mut w = StoreWriter::new(8, cow_bytes).unwrap();
+            let mut olds = Vec::new();
+            for _ in 0..r.below(6) {
+                let mut data = vec![0u8; 4096];
+                r.fill(&mut data);
+                let old = r.below(origin_chunks.max(1));
+                if olds.contains(&old) {
+                    continue;
+                }
+                olds.push(old);
+                if w.push(old, &data).is_err() {
+                    break;
+                }
+            }
+            let store = w.to_vec();
+            let off = (at * ext_bytes) as usize;
+            pe_data[i][off..off + store.len()].copy_from_slice(&store);
+            let cow = format!("{origin}_snap");
+            lvs.push(LvSpec {
+                name: cow.clone(),
+                id: make_id(seed ^ 0x200),
+                visible: true,
+                segment_count: None,
+                segments: vec![linear(0, n, &pvs[i].name, at)],
+            });
+            lvs.push(LvSpec {
+                name: "snapshot0".into(),
+                id: make_id(seed ^ 0x201),
+                visible: false,
+                segment_count: None,
+                segments: vec![SegSpec {
+                    start_extent: 0,
+                    extent_count: origin_le,
+                    kind: SegKind::Snapshot {
+                        chunk_size: 8,
+                        origin,
+                        cow,
+                        merging: r.below(4) == 0,
+                    },
+                }],
+            });
+        }
+    }
+    let vg = VgSpec {
+        name: ["vg0", "my-vg", "v"][r.below(3) as usize].to_string(),
+        id: make_id(seed ^ 0x300),
+        seqno: r.range(1, 40) as Num,
+        extent_size: es as Num,
+        pvs,
+        lvs,
+    };
+    World { vg, pe_data }
+}
+
+fn snap_lv(name: &str, origin: &str, cow: &str, le: Num) -> LvSpec {
+    LvSpec {
+        name: name.to_string(),
+        id: make_id(name.len() as u64 * 31 + origin.len() as u64),
+        visible: false,
+        segment_count: None,
+        segments: vec![SegSpec {
+            start_extent: 0,
+            extent_count: le,
+            kind: SegKind::Snapshot {
+                chunk_size: 8,
+                origin: origin.to_string(),
+                cow: cow.to_string(),
+                merging: false,
+            },
+        }],
+    }
+}
+
+fn lv_name(vg: &VgSpec, i: usize) -> String {
+    vg.lvs
+        .get(i % vg.lvs.len().max(1))
+        .map_or_else(|| "lv0".to_string(), |l| l.name.clone())
+}
+
+fn apply_vg_mut(vg: &mut VgSpec, m: &VgMut) {
+    match m {
+        VgMut::Num {
+            field,
+            a,
+            b,
+            c,
+            value,
+        } => {
+            let v = *value;
+            match field {
+                0 => vg.extent_size = v,
+                1 => vg.seqno = v,
+                2..=4 => {
+                    if let Some(pv) = pick_mut(&mut vg.pvs, *a) {
+                        match field {
+                            2 => pv.pe_start = v,
+                            3 => pv.pe_count = v,
+                            _ => pv.dev_size = Some(v),
+                        }
+                    }
+                }
+                11 => {
+                    if let Some(lv) = pick_mut(&mut vg.lvs, *a) {
+                        lv.segment_count = Some(v);
+                    }
+                }
+                _ => {
+                    let Some(lv) = pick_mut(&mut vg.lvs, *a) else {
+                        return;
+                    };
+                    let Some(seg) = pick_mut(&mut lv.segments, *b) else {
+                        return;
+                    };
+                    match (field, &mut seg.kind) {
+                        (5, _) => seg.start_extent = v,
+                        (6, _) => seg.extent_count = v,
+                        (7, SegKind::Striped { stripe_count, .. }) => *stripe_count = v,
+                        (8, SegKind::Striped { stripe_size, .. }) => *stripe_size = Some(v),
+                        (9, SegKind::Striped { stripes, .. }) => {
+                            if let Some(s) = pick_mut(stripes, *c) {
+                                s.1 = v;
+                            }
+                        }
+                        (10, SegKind::Snapshot { chunk_size, .. }) => *chunk_size = v,
+                        _ => seg.extent_count = v,
+                    }
+                }
+            }
+        }
+        VgMut::DupPvName(a, b) => {
+            if let Some(name) = pick(&vg.pvs, *a).map(|p| p.name.clone())
+                && let Some(pv) = pick_mut(&mut vg.pvs, *b)
+            {
+                pv.name = name;
+            }
+        }
+        VgMut::DupPvId(a, b) => {
+            if let Some(id) = pick(&vg.pvs, *a).map(|p| p.id)
+                && let Some(pv) = pick_mut(&mut vg.pvs, *b)
+            {
+                pv.id = id;
+            }
+        }
+        VgMut::DupLvName(a, b) => {
+            if let Some(name) = pick(&vg.lvs, *a).map(|l| l.name.clone())
+                && let Some(lv) = pick_mut(&mut vg.lvs, *b)
+            {
+                lv.name = name;
+            }
+        }
+        VgMut::StripeOntoLv { lv, target } => {
+            let t = lv_name(vg, *target as usize);
+            if let Some(l) = pick_mut(&mut vg.lvs, *lv) {
+                for s in &mut l.segments {
+                    if let SegKind::Striped { stripes, .. } = &mut s.kind
+                        && let Some(st) = stripes.first_mut()
+                    {
+                        *st = (t.clone(), 0);
+                    }
+                }
+            }
+        }
+        VgMut::StripeChain { depth, width } => {
+            let w = Num::from(*width);
+            let pv = vg
+                .pvs
+                .first()
+                .map_or_else(|| "pv0".into(), |p| p.name.clone());
+            let d = *depth as usize;
+            for k in 0..=d {
+                let name = format!("chain{k}");
+                let segments = if k == d {
+                    vec![linear(0, w as u64, &pv, 0)]
+                } else {
+                    vec![SegSpec {
+                        start_extent: 0,
+                        extent_count: w,
+                        kind: SegKind::Striped {
+                            stripe_count: w,
+                            stripe_size: Some(8),
+                            stripes: (0..w).map(|_| (format!("chain{}", k + 1), 0)).collect(),
+                        },
+                    }]
+                };
+                vg.lvs.push(LvSpec {
+                    name,
+                    id: make_id(0x400 + k as u64),
+                    visible: k == 0,
+                    segment_count: None,
+                    segments,
+                });
+            }
+        }
+        VgMut::SnapCycle => {
+            let cow = lv_name(vg, 0);
+            vg.lvs.push(snap_lv("snapA", "snapB", &cow, 1));
+            vg.lvs.push(snap_lv("snapB", "snapA", &cow, 1));
+        }
+        VgMut::OriginIsSnapshot => {
+            let cow = lv_name(vg, 1);
+            let origin = if vg.lvs.iter().any(|l| l.name == "snapshot0") {
+                "snapshot0".to_string()
+            } else {
+                "snapshot7".to_string()
+            };
+            vg.lvs.push(snap_lv("snapshot7", &origin, &cow, 1));
+        }
+        VgMut::SnapshotOfCow => {
+            let (a, b, c) = (lv_name(vg, 0), lv_name(vg, 1), lv_name(vg, 2));
+            vg.lvs.push(snap_lv("snapX", &a, &b, 1));
+            vg.lvs.push(snap_lv("snapY", &b, &c, 1));
+        }
+        VgMut::SharedCow => {
+            let (a, b, c) = (lv_name(vg, 0), lv_name(vg, 1), lv_name(vg, 2));
+            vg.lvs.push(snap_lv("snapX", &a, &c, 1));
+            vg.lvs.push(snap_lv("snapY", &b, &c, 1));
+        }
+        VgMut::OddStripeSize(a) => {
+            let es = vg.extent_size;
+            if let Some(l) = pick_mut(&mut vg.lvs, *a) {
+                for s in &mut l.segments {
+                    if let SegKind::Striped { stripe_size, .. } = &mut s.kind {
+                        *stripe_size = Some(es * 3);
+                    }
+                }
+            }
+        }
+        VgMut::SegType(a, t) => {
+            if let Some(l) = pick_mut(&mut vg.lvs, *a)
+                && let Some(s) = l.segments.first_mut()
+            {
+                s.kind = SegKind::Other(t.to_string());
+            }
+        }
+        VgMut::NoStripes(a) => {
+            if let Some(l) = pick_mut(&mut vg.lvs, *a) {
+                for s in &mut l.segments {
+                    if let SegKind::Striped { stripes, .. } = &mut s.kind {
+                        stripes.clear();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn apply_text_mut(t: &mut Vec<u8>, m: &TextMut) {
+    let line_starts = |t: &[u8]| -> Vec<usize> {
+        std::iter::once(0)
+            .chain(
+                t.iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect()
+    };
+    match m {
+        TextMut::Flip { pos, bit } => {
+            if !t.is_empty() {
+                let n = t.len();
+                t[*pos as usize % n] ^= 1 << bit;
+            }
+        }
+        TextMut::Truncate(f) => {
+            let n = t.len() * *f as usize / 65536;
+            t.truncate(n);
+        }
+        TextMut::DeleteLine(i) | TextMut::DupLine(i) => {
+            let ls = line_starts(t);
+            let k = *i as usize % ls.len();
+            let s = ls[k];
+            let e = ls.get(k + 1).copied().unwrap_or(t.len());
+            let line = t[s..e].to_vec();
+            if matches!(m, TextMut::DeleteLine(_)) {
+                t.drain(s..e);
+            } else {
+                t.splice(s..s, line);
+            }
+        }
+        TextMut::DeepSections(n) => {
+            let n = *n as usize;
+            let mut p = b"x {\n".repeat(n);
+            p.extend(b"}\n".repeat(n));
+            t.splice(0..0, p);
+        }
+        TextMut::DeepLists(n) => {
+            let n = *n as usize;
+            let mut p = b"x = ".to_vec();
+            p.extend(b"[".repeat(n));
+            p.extend(b"]".repeat(n));
+            p.push(b'\n');
+            t.splice(0..0, p);
+        }
+        TextMut::LongString(n) => {
+            let mut p = b"x = \"".to_vec();
+            p.extend(b"\\a".repeat(*n as usize / 2));
+            p.extend(b"\"\n");
+            t.splice(0..0, p);
+        }
+        TextMut::ManyKeys(n) => {
+            let mut p = Vec::new();
+            for i in 0..*n {
+                p.extend(format!("k{i} = {i}\n").as_bytes());
+            }
+            t.splice(0..0, p);
+        }
+    }
+}
+
+fn apply_img_mut(img: &mut Vec<u8>, m: &ImgMut) {
+    let set = |img: &mut Vec<u8>, at: usize, v: &[u8]| {
+        if img.len() >= at + v.len() {
+            img[at..at + v.len()].copy_from_slice(v);
+        }
+    };
+    match m {
+        ImgMut::Flip { pos, bit } => {
+            let n = img.len().min(65536);
+            if n > 0 {
+                img[*pos as usize % n] ^= 1 << bit;
+            }
+        }
+        ImgMut::Label { field, value } => {
+            let at = 512 + [8usize, 20, 64, 72, 80, 104, 112][*field as usize % 7];
+            if *field == 1 {
+                set(img, at, &(*value as u32).to_le_bytes());
+            } else {
+                set(img, at, &value.to_le_bytes());
+            }
+            if img.len() >= 1024 {
+                common::seal_label(&mut img[512..1024]);
+            }
+        }
+        ImgMut::Mda { field, value } => {
+            let h = LAYOUT.mda_start as usize;
+            let at = h + [20usize, 24, 32, 40, 48, 60, 64, 72][*field as usize % 8];
+            if matches!(field % 8, 0 | 5) {
+                set(img, at, &(*value as u32).to_le_bytes());
+            } else {
+                set(img, at, &value.to_le_bytes());
+            }
+            if img.len() >= h + 512 {
+                common::seal_mda(&mut img[h..h + 512]);
+            }
+        }
+        ImgMut::Truncate(f) => {
+            let n = img.len() * *f as usize / 65536;
+            img.truncate(n);
+        }
+    }
+}
+
+/// Generated LVM case: seed of the valid VG, mutations of the model, the text, the images.
+#[derive(Clone, Debug)]
+struct LvmCase {
+    seed: u64,
+    vg_muts: Vec<VgMut>,
+    text_muts: Vec<TextMut>,
+    img_muts: Vec<(u8, ImgMut)>,
+    /// Write the text near the end of the ring so that it wraps.
+    wrap: bool,
+}
+
+fn lvm_case() -> impl Strategy<Value = LvmCase> {
+    (
+        any::<u64>(),
+        proptest::collection::vec(vg_mut(), 0..3),
+        prop_oneof![3 => Just(vec![]), 1 => proptest::collection::vec(text_mut(), 1..3)],
+        prop_oneof![3 => Just(vec![]), 1 => proptest::collection::vec((any::<u8>(), img_mut()), 1..3)],
+        any::<bool>(),
+    )
+        .prop_map(|(seed, vg_muts, text_muts, img_muts, wrap)| LvmCase {
+            seed,
+            vg_muts,
+            text_muts,
+            img_muts,
+            wrap,
+        })
+}
+
+fn build_lvm(c: &LvmCase) -> (Case, Vec<Inv>) {
+    let world = base_world(c.seed);
+    let mut vg = world.vg.clone();
+    for m in &c.vg_muts {
+        apply_vg_mut(&mut vg, m);
+    }
+    let mut text = vg.render().into_bytes();
+    for m in &c.text_muts {
+        apply_text_mut(&mut text, m);
+    }
+    let mut case = Case {
+        what: format!("{c:?}"),
+        ..Case::default()
+    };
+    let mut names = Vec::new();
+    for (i, pv) in world.vg.pvs.iter().enumerate() {
+        let data = &world.pe_data[i];
+        let len = LAYOUT.pe_start as usize + data.len();
+        let ring_room = LAYOUT.mda_size - 512;
+        let off = if c.wrap && (text.len() as u64) < ring_room {
+            // Start the copy so that about half of it wraps (512-aligned like lvm2).
+            let o = LAYOUT.mda_size - (text.len() as u64 / 2).max(1);
+            (o / 512 * 512).max(512)
+        } else {
+            512
+        };
+        let mut img = common::pv_image(len, &pv.id, &text, off);
+        img[LAYOUT.pe_start as usize..].copy_from_slice(data);
+        for (which, m) in &c.img_muts {
+            if *which as usize % world.vg.pvs.len() == i {
+                apply_img_mut(&mut img, m);
+            }
+        }
+        let name = format!("pv{i}.img");
+        case.add(&name, img);
+        names.push(name);
+    }
+    case.add("meta.vg", text);
+    let mut lvs = export_targets(&vg, true);
+    lvs.dedup();
+    // The first chain LV is the one whose export builds the whole tree; drop the rest.
+    lvs.retain(|(n, _)| !n.starts_with("chain") || n == "chain0");
+    lvs.truncate(6);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let invs = lvm_invocations(&refs, "meta.vg", &vg.name, &lvs);
+    (case, invs)
+}
+
+/// The LVs to export, each with whether it is a snapshot's COW LV (also exported
+/// `--raw`); `hidden` includes the internal `snapshotN` LVs.
+fn export_targets(vg: &VgSpec, hidden: bool) -> Vec<(String, bool)> {
+    let cows: Vec<&str> = vg
+        .lvs
+        .iter()
+        .flat_map(|l| &l.segments)
+        .filter_map(|s| match &s.kind {
+            SegKind::Snapshot { cow, .. } => Some(cow.as_str()),
+            _ => None,
+        })
+        .collect();
+    vg.lvs
+        .iter()
+        .filter(|l| hidden || l.visible)
+        .map(|l| (l.name.clone(), cows.contains(&l.name.as_str())))
+        .collect()
+}
+
+/// Generated COW case.
+#[derive(Clone, Debug)]
+struct CowCase {
+    seed: u64,
+    chunk_sectors: u32,
+    cow_chunks: u64,
+    origin_chunks: u64,
+    exceptions: u8,
+    muts: Vec<CowMut>,
+}
+
+#[derive(Clone, Debug)]
+enum CowMut {
+    /// Flip a bit in the header chunk or the first metadata area.
+    Flip {
+        pos: u32,
+        bit: u8,
+    },
+    /// Header word: 0 magic, 1 valid, 2 version, 3 chunk size.
+    Header {
+        field: u8,
+        value: u32,
+    },
+    /// Exception `index` of the first area: `which` 0 old, 1 new, 2 both.
+    Entry {
+        index: u8,
+        which: u8,
+        value: u64,
+    },
+    /// Copy entry `a` over entry `b` (duplicates).
+    DupEntry(u8, u8),
+    TruncateCow(u16),
+    TruncateOrigin(u16),
+    Invalidate,
+    ZeroFirstWord,
+}
+
+fn cow_mut() -> impl Strategy<Value = CowMut> {
+    let word = prop_oneof![
+        3 => proptest::sample::select(&[
+            0u32, 1, 2, 3, 7, 8, 9, 16, 1 << 21, (1 << 21) + 1, 1 << 31, u32::MAX, 0x7041_6e53,
+        ][..]),
+        1 => any::<u32>(),
+    ];
+    let big = prop_oneof![
+        3 => proptest::sample::select(&[
+            0u64, 1, 2, 3, 47, 48, 63, 64, 65, 1 << 32, 1 << 55, 1 << 63, u64::MAX - 1, u64::MAX,
+        ][..]),
+        1 => any::<u64>(),
+    ];
+    prop_oneof![
+        3 => (any::<u32>(), 0u8..8).prop_map(|(pos, bit)| CowMut::Flip { pos, bit }),
+        2 => (0u8..4, word).prop_map(|(field, value)| CowMut::Header { field, value }),
+        3 => (0u8..8, 0u8..3, big).prop_map(|(index, which, value)| CowMut::Entry { index, which, value }),
+        1 => (0u8..8, 0u8..8).prop_map(|(a, b)| CowMut::DupEntry(a, b)),
+        1 => any::<u16>().prop_map(CowMut::TruncateCow),
+        1 => any::<u16>().prop_map(CowMut::TruncateOrigin),
+        1 => Just(CowMut::Invalidate),
+        1 => Just(CowMut::ZeroFirstWord),
+    ]
+}
+
+fn cow_case() -> impl Strategy<Value = CowCase> {
+    (
+        any::<u64>(),
+        proptest::sample::select(&[8u32, 16, 32][..]),
+        2u64..=48,
+        1u64..=64,
+        0u8..12,
+        prop_oneof![1 => Just(vec![]), 3 => proptest::collection::vec(cow_mut(), 1..4)],
+    )
+        .prop_map(
+            |(seed, chunk_sectors, cow_chunks, origin_chunks, exceptions, muts)| CowCase {
+                seed,
+                chunk_sectors,
+                cow_chunks,
+                origin_chunks,
+                exceptions,
+                muts,
+            },
+        )
+}
+
+fn build_cow(c: &CowCase) -> (Case, Vec<Inv>) {
+    let mut r = Rng(c.seed);
+    let cb = u64::from(c.chunk_sectors) * 512;
+    let mut w = StoreWriter::new(c.chunk_sectors, c.cow_chunks * cb).unwrap();
+    let mut olds = Vec::new();
+    for _ in 0..c.exceptions {
+        let mut data = vec![0u8; cb as usize];
+        r.fill(&mut data);
+        // Mostly inside the origin, sometimes just past its end; never twice (the kernel
+        // does not write duplicates: the mutations do).
+        let old = r.below(c.origin_chunks + 2);
+        if olds.contains(&old) {
+            continue;
+        }
+        olds.push(old);
+        if w.push(old, &data).is_err() {
+            break;
+        }
+    }
+    let mut cow = w.to_vec();
+    let mut origin = vec![0u8; (c.origin_chunks * cb) as usize];
+    r.fill(&mut origin);
+    let entry = |i: u8| (cb + 16 * u64::from(i)) as usize;
+    for m in &c.muts {
+        match m {
+            CowMut::Flip { pos, bit } => {
+                let n = cow.len().min(2 * cb as usize);
+                if n > 0 {
+                    cow[*pos as usize % n] ^= 1 << bit;
+                }
+            }
+            CowMut::Header { field, value } => {
+                let at = 4 * (*field as usize % 4);
+                if cow.len() >= at + 4 {
+                    cow[at..at + 4].copy_from_slice(&value.to_le_bytes());
+                }
+            }
+            CowMut::Entry {
+                index,
+                which,
+                value,
+            } => {
+                let at = entry(*index);
+                for (k, off) in [0usize, 8].iter().enumerate() {
+                    if (*which == 2 || *which as usize == k) && cow.len() >= at + off + 8 {
+                        cow[at + off..at + off + 8].copy_from_slice(&value.to_le_bytes());
+                    }
+                }
+            }
+            CowMut::DupEntry(a, b) => {
+                let (a, b) = (entry(*a), entry(*b));
+                if cow.len() >= a.max(b) + 16 {
+                    let e = cow[a..a + 16].to_vec();
+                    cow[b..b + 16].copy_from_slice(&e);
+                }
+            }
+            CowMut::TruncateCow(f) => {
+                let n = cow.len() * *f as usize / 65536;
+                cow.truncate(n);
+            }
+            CowMut::TruncateOrigin(f) => {
+                let n = origin.len() * *f as usize / 65536;
+                origin.truncate(n);
+            }
+            CowMut::Invalidate => {
+                if cow.len() >= 8 {
+                    cow[4..8].copy_from_slice(&0u32.to_le_bytes());
+                }
+            }
+            CowMut::ZeroFirstWord => {
+                if cow.len() >= 4 {
+                    cow[..4].fill(0);
+                }
+            }
+        }
+    }
+    let mut case = Case {
+        what: format!("{c:?}"),
+        ..Case::default()
+    };
+    case.add("origin.img", origin);
+    case.add("cow.img", cow);
+    merge_copies(&mut case, "origin.img", "cow.img");
+    (case, cow_invocations("origin.img", "cow.img"))
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests
+
+/// Structurally valid VGs on PV images, mutated at the model, text and image level, fed to
+/// every `lvm` command.
+#[test]
+fn lvm_commands_on_mutated_metadata() {
+    run_random("lvm_mutated", 24, lvm_case(), |c, s| {
+        let (case, invs) = build_lvm(&c);
+        s.case(&case, &invs, PARALLEL);
+    });
+}
+
+/// Valid COW stores (made by the library's writer) with origins, mutated, fed to every
+/// `cow` command.
+#[test]
+fn cow_commands_on_mutated_stores() {
+    run_random("cow_mutated", 32, cow_case(), |c, s| {
+        let (case, invs) = build_cow(&c);
+        s.case(&case, &invs, PARALLEL);
+    });
+}
+
+/// Random bytes (sometimes behind a PV label or a COW magic) as every input of every
+/// command.
+#[test]
+fn every_command_on_random_bytes() {
+    let file = (
+        0usize..3,
+        proptest::collection::vec(any::<u8>(), 0..6000),
+        0usize..300_000,
+    );
+    run_random(
+        "random_bytes",
+        12,
+        proptest::collection::vec(file, 1..3),
+        |files, s| {
+            let mut case = Case {
+                what: format!("{} file(s) of random bytes", files.len()),
+                ..Case::default()
+            };
+            let mut names = Vec::new();
+            for (i, (magic, head, len)) in files.iter().enumerate() {
+                let mut b = head.clone();
+                b.resize((*len).max(head.len()), 0);
+                match magic {
+                    1 if b.len() >= 1024 => {
+                        b[512..520].copy_from_slice(b"LABELONE");
+                        b[536..544].copy_from_slice(b"LVM2 001");
+                        common::seal_label(&mut b[512..1024]);
+                    }
+                    2 if b.len() >= 4 => b[..4].copy_from_slice(b"SnAp"),
+                    _ => {}
+                }
+                let name = format!("f{i}.bin");
+                case.add(&name, b);
+                names.push(name);
+            }
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut invs = lvm_invocations(&refs, refs[0], "vg0", &[("lv0".into(), true)]);
+            // No random file is a PV (or metadata text): every lvm command must say so
+            // (item 4), none may answer "no VG" with exit 0.
+            for inv in &mut invs {
+                inv.must_fail = true;
+            }
+            let origin = refs.get(1).copied().unwrap_or(refs[0]);
+            merge_copies(&mut case, origin, refs[0]);
+            if origin == refs[0] {
+                // merge_copies made m1-f0.bin twice; keep one copy per role.
+                case.files.dedup_by(|a, b| a.0 == b.0);
+            }
+            let mut cow = cow_invocations(origin, refs[0]);
+            if origin == refs[0] {
+                // The same file as origin and store: that merge must refuse (item 2).
+                for inv in cow.iter_mut().filter(|i| i.writes_inputs) {
+                    inv.writes_inputs = false;
+                    inv.must_fail = true;
+                }
+            }
+            invs.extend(cow);
+            s.case(&case, &invs, PARALLEL);
+        },
+    );
+}
+
+/// A valid case for the deterministic tests: 2 PVs, every kind of LV, a snapshot; a COW
+/// store with exceptions and its origin.
+fn valid_case(seed_from: u64) -> (Case, VgSpec) {
+    // A seed whose world has 2+ PVs and a snapshot.
+    let mut seed = seed_from;
+    let world = loop {
+        let w = base_world(seed);
+        if w.vg.pvs.len() >= 2 && w.vg.lvs.iter().any(|l| l.name == "snapshot0") {
+            break w;
+        }
+        seed += 1;
+    };
+    let text = world.vg.render().into_bytes();
+    let mut case = Case {
+        what: format!("valid: base_world({seed})"),
+        ..Case::default()
+    };
+    for (i, pv) in world.vg.pvs.iter().enumerate() {
+        let data = &world.pe_data[i];
+        let mut img = common::pv_image(LAYOUT.pe_start as usize + data.len(), &pv.id, &text, 512);
+        img[LAYOUT.pe_start as usize..].copy_from_slice(data);
+        case.add(&format!("pv{i}.img"), img);
+    }
+    case.add("meta.vg", text);
+    let mut w = StoreWriter::new(8, 64 << 10).unwrap();
+    w.push(1, &[0xaa; 4096]).unwrap();
+    w.push(3, &[0xbb; 4096]).unwrap();
+    case.add("cow.img", w.to_vec());
+    case.add("origin.img", vec![0x11; 32 << 10]);
+    (case, world.vg)
+}
+
+/// Sanity of the generator and the harness: the unmutated inputs succeed everywhere (so
+/// the random tests start from inputs that get past the first checks).
+#[test]
+fn valid_inputs_succeed() {
+    let (mut case, vg) = valid_case(1);
+    let pvs: Vec<String> = (0..vg.pvs.len()).map(|i| format!("pv{i}.img")).collect();
+    let refs: Vec<&str> = pvs.iter().map(String::as_str).collect();
+    let lvs = export_targets(&vg, false);
+    let mut invs = lvm_invocations(&refs, "meta.vg", &vg.name, &lvs);
+    merge_copies(&mut case, "origin.img", "cow.img");
+    invs.extend(cow_invocations("origin.img", "cow.img"));
+    for inv in &mut invs {
+        inv.must_succeed = true;
+    }
+    let mut s = Survey::new("valid");
+    s.case(&case, &invs, PARALLEL);
+    s.finish();
+}
+
+/// FIFOs, character devices, directories, missing and empty files in every input role of
+/// every command (items 9, 10): no hang, no unbounded read, a clear error.
+#[test]
+fn special_files_as_inputs() {
+    let (mut base, vg) = valid_case(7);
+    base.fifos.push("fifo".into());
+    base.dirs.push("dir".into());
+    base.add("empty", Vec::new());
+    base.add("m-origin.img", vec![0x11; 32 << 10]);
+    let cow_bytes = base
+        .files
+        .iter()
+        .find(|f| f.0 == "cow.img")
+        .unwrap()
+        .1
+        .clone();
+    base.add("m-cow.img", cow_bytes);
+    let lv = vg.lvs[0].name.clone();
+    let mut invs = Vec::new();
+    for (k, special) in ["fifo", "/dev/zero", "/dev/null", "dir", "missing", "empty"]
+        .into_iter()
+        .enumerate()
+    {
+        let pvs = [special, "pv1.img"];
+        let mut v = lvm_invocations(&pvs, special, &vg.name, &[(lv.clone(), false)]);
+        v.retain(|i| i.args.iter().any(|a| a == special));
+        let c = |label: &str, args: &[&str], inputs: &[&str]| Inv::new(label, args, inputs);
+        v.extend([
+            c("cow inspect", &["cow", "inspect", special], &[]).prints(),
+            c(
+                "cow inspect --json",
+                &["cow", "inspect", "--json", special],
+                &[],
+            )
+            .prints(),
+            c(
+                "cow export (store)",
+                &[
+                    "cow",
+                    "export",
+                    "--origin",
+                    "origin.img",
+                    "--cow",
+                    special,
+                    "-o",
+                    "o1",
+                ],
+                &["origin.img"],
+            )
+            .output("o1"),
+            c(
+                "cow export (origin)",
+                &[
+                    "cow", "export", "--origin", special, "--cow", "cow.img", "-o", "o2",
+                ],
+                &["cow.img"],
+            )
+            .output("o2"),
+            c(
+                "cow merge (store)",
+                &[
+                    "cow",
+                    "merge",
+                    "--yes",
+                    "--origin",
+                    "m-origin.img",
+                    "--cow",
+                    special,
+                ],
+                &["m-origin.img"],
+            ),
+            c(
+                "cow merge (origin)",
+                &[
+                    "cow",
+                    "merge",
+                    "--yes",
+                    "--origin",
+                    special,
+                    "--cow",
+                    "m-cow.img",
+                ],
+                &["m-cow.img"],
+            ),
+        ]);
+        for inv in &mut v {
+            inv.label = format!("{} (input {special})", inv.label);
+            inv.inputs.retain(|f| f != special);
+            inv.must_fail = true;
+            // Outputs of their own: the runs go at once in one directory.
+            if let Some(out) = inv.fresh_output.take() {
+                let mine = format!("{k}-{out}");
+                for a in &mut inv.args {
+                    if *a == out {
+                        a.clone_from(&mine);
+                    }
+                }
+                inv.fresh_output = Some(mine);
+            }
+        }
+        invs.extend(v);
+    }
+    let mut s = Survey::new("special_files");
+    // Everything at once: a hang costs one timeout, not one per run.
+    s.case_isolated(&base, &invs, invs.len());
+    s.finish();
+}
+
+/// An output that is one of the inputs (same path, symlink, hard link), a merge whose
+/// origin is its store, and an existing output file (items 1, 2): refused, inputs intact.
+#[test]
+fn output_is_an_input() {
+    let (mut case, vg) = valid_case(3);
+    case.symlinks
+        .push(("sym-origin".into(), "origin.img".into()));
+    case.symlinks.push(("sym-pv0".into(), "pv0.img".into()));
+    case.hardlinks.push(("hard-cow".into(), "cow.img".into()));
+    case.hardlinks.push(("hard-pv1".into(), "pv1.img".into()));
+    case.add("existing.img", b"precious".to_vec());
+    let lv = format!("{}/{}", vg.name, vg.lvs[0].name);
+    let cow_export = |out: &str| {
+        let mut i = Inv::new(
+            &format!("cow export -o {out}"),
+            &[
+                "cow",
+                "export",
+                "--origin",
+                "origin.img",
+                "--cow",
+                "cow.img",
+                "-o",
+                out,
+            ],
+            &["origin.img", "cow.img", "existing.img"],
+        );
+        i.must_fail = true;
+        i
+    };
+    let lvm_export = |out: &str| {
+        let mut i = Inv::new(
+            &format!("lvm export -o {out}"),
+            &["lvm", "export", &lv, "-o", out, "pv0.img", "pv1.img"],
+            &["pv0.img", "pv1.img", "existing.img"],
+        );
+        i.must_fail = true;
+        i
+    };
+    let merge = |o: &str, c: &str| {
+        let mut i = Inv::new(
+            &format!("cow merge --origin {o} --cow {c}"),
+            &["cow", "merge", "--yes", "--origin", o, "--cow", c],
+            &["cow.img"],
+        );
+        i.must_fail = true;
+        i
+    };
+    let invs = vec![
+        cow_export("origin.img"),
+        cow_export("cow.img"),
+        cow_export("sym-origin"),
+        cow_export("hard-cow"),
+        cow_export("existing.img"),
+        lvm_export("pv0.img"),
+        lvm_export("sym-pv0"),
+        lvm_export("hard-pv1"),
+        lvm_export("existing.img"),
+        merge("cow.img", "cow.img"),
+        merge("hard-cow", "cow.img"),
+        merge("cow.img", "hard-cow"),
+    ];
+    let mut s = Survey::new("output_is_input");
+    s.case_isolated(&case, &invs, PARALLEL);
+    s.finish();
+}
+
+/// Every printing command on valid input with stdout a closed pipe or `/dev/full`
+/// (item 11): a non-zero exit, no panic.
+#[test]
+fn closed_and_full_stdout() {
+    let (case, vg) = valid_case(5);
+    let mut invs = Vec::new();
+    for mode in [Out::Full, Out::Closed] {
+        let mut v = lvm_invocations(&["pv0.img", "pv1.img"], "meta.vg", &vg.name, &[]);
+        v.extend(cow_invocations("origin.img", "cow.img"));
+        v.retain(|i| i.prints);
+        for inv in &mut v {
+            inv.stdout = mode;
+            inv.label = format!("{} (stdout {mode:?})", inv.label);
+        }
+        invs.extend(v);
+    }
+    let mut s = Survey::new("closed_stdout");
+    s.case(&case, &invs, PARALLEL);
+    s.finish();
+}
