@@ -101,6 +101,8 @@ struct Inv {
     must_fail: bool,
     /// The input is valid: the command must succeed.
     must_succeed: bool,
+    /// What a successful run must write to `fresh_output`.
+    expect: Option<Vec<u8>>,
 }
 
 impl Inv {
@@ -116,6 +118,7 @@ impl Inv {
             fresh_output: None,
             must_fail: false,
             must_succeed: false,
+            expect: None,
         }
     }
     fn prints(mut self) -> Inv {
@@ -395,6 +398,15 @@ fn check(
             }
             if ok && !exists {
                 v.push("exit 0 but no output file".into());
+            }
+            if ok
+                && exists
+                && let Some(want) = &inv.expect
+                && std::fs::read(dir.join(out)).ok().as_ref() != Some(want)
+            {
+                v.push(
+                    "exit 0 but the output is not the LV's content (silent wrong answer)".into(),
+                );
             }
         }
     }
@@ -1086,6 +1098,78 @@ struct World {
     vg: VgSpec,
     /// Per PV: PE area bytes.
     pe_data: Vec<Vec<u8>>,
+    /// The snapshot, if any.
+    snap: Option<SnapTruth>,
+}
+
+/// What the snapshot of a [`World`] holds.
+struct SnapTruth {
+    cow_lv: String,
+    origin_lv: String,
+    merging: bool,
+    /// `(origin chunk, 4 KiB of data)`.
+    exceptions: Vec<(u64, Vec<u8>)>,
+    /// The COW LV's own content.
+    store: Vec<u8>,
+}
+
+impl World {
+    /// The content of a linear or striped LV of the unmutated VG, from the PE data.
+    fn lv_content(&self, name: &str) -> Option<Vec<u8>> {
+        let lv = self.vg.lvs.iter().find(|l| l.name == name)?;
+        let es = self.vg.extent_size as usize * 512;
+        let mut out = Vec::new();
+        for seg in &lv.segments {
+            let SegKind::Striped {
+                stripe_size,
+                stripes,
+                ..
+            } = &seg.kind
+            else {
+                return None;
+            };
+            let w = stripes.len();
+            let per = seg.extent_count as usize / w * es;
+            let ss = stripe_size.map_or(per, |s| s as usize * 512);
+            let src: Vec<&[u8]> = stripes
+                .iter()
+                .map(|(pv, pe)| {
+                    let i = self.vg.pvs.iter().position(|p| &p.name == pv)?;
+                    let at = *pe as usize * es;
+                    self.pe_data[i].get(at..at + per)
+                })
+                .collect::<Option<_>>()?;
+            for o in (0..per * w).step_by(ss.min(per)) {
+                let chunk = o / ss;
+                let (stripe, row) = (chunk % w, chunk / w);
+                let at = row * ss;
+                out.extend_from_slice(&src[stripe][at..at + ss.min(per)]);
+            }
+        }
+        Some(out)
+    }
+
+    /// What `lvm export VG/LV` must write for the unmutated VG (`None`: no expectation).
+    fn expected_export(&self, name: &str, raw: bool) -> Option<Vec<u8>> {
+        match &self.snap {
+            Some(s) if s.cow_lv == name => {
+                if raw {
+                    Some(s.store.clone())
+                } else if s.merging {
+                    None
+                } else {
+                    let mut o = self.lv_content(&s.origin_lv)?;
+                    for (old, data) in &s.exceptions {
+                        let at = *old as usize * 4096;
+                        o[at..at + 4096].copy_from_slice(data);
+                    }
+                    Some(o)
+                }
+            }
+            _ if raw => None,
+            _ => self.lv_content(name),
+        }
+    }
 }
 
 fn pick<T>(v: &[T], i: u8) -> Option<&T> {
@@ -1214,6 +1298,7 @@ fn base_world(seed: u64) -> World {
         })
         .collect();
     // A snapshot of the first LV with a real COW store in its COW LV.
+    let mut snap = None;
     if !lvs.is_empty() && r.below(2) == 0 {
         let n = r.range(2, 4);
         if let Some((i, at)) = alloc(&mut r, n, &[]) {
@@ -1222,20 +1307,28 @@ fn base_world(seed: u64) -> World {
             let origin_chunks = origin_le as u64 * ext_bytes / 4096;
             let cow_bytes = n * ext_bytes;
             let mut w = StoreWriter::new(8, cow_bytes).unwrap();
-            let mut olds = Vec::new();
+            let mut exceptions: Vec<(u64, Vec<u8>)> = Vec::new();
             for _ in 0..r.below(6) {
                 let mut data = vec![0u8; 4096];
                 r.fill(&mut data);
                 let old = r.below(origin_chunks.max(1));
-                if olds.contains(&old) {
+                if exceptions.iter().any(|e| e.0 == old) {
                     continue;
                 }
-                olds.push(old);
                 if w.push(old, &data).is_err() {
                     break;
                 }
+                exceptions.push((old, data));
             }
             let store = w.to_vec();
+            let merging = r.below(4) == 0;
+            snap = Some(SnapTruth {
+                cow_lv: format!("{origin}_snap"),
+                origin_lv: origin.clone(),
+                merging,
+                exceptions,
+                store: store.clone(),
+            });
             let off = (at * ext_bytes) as usize;
             pe_data[i][off..off + store.len()].copy_from_slice(&store);
             let cow = format!("{origin}_snap");
@@ -1258,7 +1351,7 @@ fn base_world(seed: u64) -> World {
                         chunk_size: 8,
                         origin,
                         cow,
-                        merging: r.below(4) == 0,
+                        merging,
                     },
                 }],
             });
@@ -1272,7 +1365,7 @@ fn base_world(seed: u64) -> World {
         pvs,
         lvs,
     };
-    World { vg, pe_data }
+    World { vg, pe_data, snap }
 }
 
 fn snap_lv(name: &str, origin: &str, cow: &str, le: Num) -> LvSpec {
@@ -1646,7 +1739,10 @@ fn build_lvm(c: &LvmCase) -> (Case, Vec<Inv>) {
     lvs.retain(|(n, _)| !n.starts_with("chain") || n == "chain0");
     lvs.truncate(6);
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let invs = lvm_invocations(&refs, "meta.vg", &vg.name, &lvs);
+    let mut invs = lvm_invocations(&refs, "meta.vg", &vg.name, &lvs);
+    if c.vg_muts.is_empty() && c.text_muts.is_empty() && c.img_muts.is_empty() {
+        expect_exports(&world, &mut invs);
+    }
     (case, invs)
 }
 
@@ -1667,6 +1763,19 @@ fn export_targets(vg: &VgSpec, hidden: bool) -> Vec<(String, bool)> {
         .filter(|l| hidden || l.visible)
         .map(|l| (l.name.clone(), cows.contains(&l.name.as_str())))
         .collect()
+}
+
+/// For an unmutated world: every `lvm export` must write exactly the LV's content.
+fn expect_exports(world: &World, invs: &mut [Inv]) {
+    for inv in invs
+        .iter_mut()
+        .filter(|i| i.args.get(1).is_some_and(|a| a == "export"))
+    {
+        let raw = inv.args.iter().any(|a| a == "--raw");
+        let target = if raw { &inv.args[3] } else { &inv.args[2] };
+        let lv = target.split_once('/').map_or("", |(_, l)| l).to_string();
+        inv.expect = world.expected_export(&lv, raw);
+    }
 }
 
 /// Generated COW case.
@@ -1925,12 +2034,12 @@ fn every_command_on_random_bytes() {
 
 /// A valid case for the deterministic tests: 2 PVs, every kind of LV, a snapshot; a COW
 /// store with exceptions and its origin.
-fn valid_case(seed_from: u64) -> (Case, VgSpec) {
+fn valid_case(seed_from: u64) -> (Case, World) {
     // A seed whose world has 2+ PVs and a snapshot.
     let mut seed = seed_from;
     let world = loop {
         let w = base_world(seed);
-        if w.vg.pvs.len() >= 2 && w.vg.lvs.iter().any(|l| l.name == "snapshot0") {
+        if w.vg.pvs.len() >= 2 && w.snap.as_ref().is_some_and(|s| !s.merging) {
             break w;
         }
         seed += 1;
@@ -1952,18 +2061,21 @@ fn valid_case(seed_from: u64) -> (Case, VgSpec) {
     w.push(3, &[0xbb; 4096]).unwrap();
     case.add("cow.img", w.to_vec());
     case.add("origin.img", vec![0x11; 32 << 10]);
-    (case, world.vg)
+    (case, world)
 }
 
 /// Sanity of the generator and the harness: the unmutated inputs succeed everywhere (so
 /// the random tests start from inputs that get past the first checks).
 #[test]
 fn valid_inputs_succeed() {
-    let (mut case, vg) = valid_case(1);
+    let (mut case, world) = valid_case(1);
+    let vg = world.vg.clone();
     let pvs: Vec<String> = (0..vg.pvs.len()).map(|i| format!("pv{i}.img")).collect();
     let refs: Vec<&str> = pvs.iter().map(String::as_str).collect();
     let lvs = export_targets(&vg, false);
     let mut invs = lvm_invocations(&refs, "meta.vg", &vg.name, &lvs);
+    expect_exports(&world, &mut invs);
+    assert!(invs.iter().filter(|i| i.expect.is_some()).count() >= 3);
     merge_copies(&mut case, "origin.img", "cow.img");
     invs.extend(cow_invocations("origin.img", "cow.img"));
     for inv in &mut invs {
@@ -1978,7 +2090,8 @@ fn valid_inputs_succeed() {
 /// every command (items 9, 10): no hang, no unbounded read, a clear error.
 #[test]
 fn special_files_as_inputs() {
-    let (mut base, vg) = valid_case(7);
+    let (mut base, world) = valid_case(7);
+    let vg = world.vg.clone();
     base.fifos.push("fifo".into());
     base.dirs.push("dir".into());
     base.add("empty", Vec::new());
@@ -2086,7 +2199,8 @@ fn special_files_as_inputs() {
 /// origin is its store, and an existing output file (items 1, 2): refused, inputs intact.
 #[test]
 fn output_is_an_input() {
-    let (mut case, vg) = valid_case(3);
+    let (mut case, world) = valid_case(3);
+    let vg = world.vg.clone();
     case.symlinks
         .push(("sym-origin".into(), "origin.img".into()));
     case.symlinks.push(("sym-pv0".into(), "pv0.img".into()));
@@ -2153,7 +2267,8 @@ fn output_is_an_input() {
 /// (item 11): a non-zero exit, no panic.
 #[test]
 fn closed_and_full_stdout() {
-    let (case, vg) = valid_case(5);
+    let (case, world) = valid_case(5);
+    let vg = world.vg.clone();
     let mut invs = Vec::new();
     for mode in [Out::Full, Out::Closed] {
         let mut v = lvm_invocations(&["pv0.img", "pv1.img"], "meta.vg", &vg.name, &[]);
