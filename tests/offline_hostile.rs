@@ -103,6 +103,8 @@ struct Inv {
     must_succeed: bool,
     /// What a successful run must write to `fresh_output`.
     expect: Option<Vec<u8>>,
+    /// Words a failure message must not use (a write error called "reading", item 14).
+    stderr_lacks: Option<&'static str>,
 }
 
 impl Inv {
@@ -119,6 +121,7 @@ impl Inv {
             must_fail: false,
             must_succeed: false,
             expect: None,
+            stderr_lacks: None,
         }
     }
     fn prints(mut self) -> Inv {
@@ -383,6 +386,18 @@ fn check(
                 }
                 if failed && o.stderr.is_empty() {
                     v.push("error exit with nothing on stderr".into());
+                }
+                // Messages that do not say what is wrong (item 14).
+                for raw in ["failed to fill whole buffer", "Illegal seek"] {
+                    if failed && stderr.contains(raw) {
+                        v.push(format!("error message says only {raw:?}"));
+                    }
+                }
+                if let Some(w) = inv.stderr_lacks
+                    && failed
+                    && stderr.contains(w)
+                {
+                    v.push(format!("error message says {w:?}"));
                 }
             }
             Out::Full | Out::Closed => {
@@ -2279,6 +2294,34 @@ fn closed_and_full_stdout() {
             inv.label = format!("{} (stdout {mode:?})", inv.label);
         }
         invs.extend(v);
+    }
+    // An export whose output fails to write: an error that says writing, not reading.
+    let lv = format!("{}/{}", vg.name, vg.lvs[0].name);
+    for args in [
+        vec![
+            "lvm",
+            "export",
+            &lv,
+            "-o",
+            "/dev/full",
+            "pv0.img",
+            "pv1.img",
+        ],
+        vec![
+            "cow",
+            "export",
+            "--origin",
+            "origin.img",
+            "--cow",
+            "cow.img",
+            "-o",
+            "/dev/full",
+        ],
+    ] {
+        let mut i = Inv::new(&format!("{} {} -o /dev/full", args[0], args[1]), &args, &[]);
+        i.must_fail = true;
+        i.stderr_lacks = Some("reading");
+        invs.push(i);
     }
     let mut s = Survey::new("closed_stdout");
     s.case(&case, &invs, PARALLEL);
