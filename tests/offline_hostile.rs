@@ -192,8 +192,14 @@ fn spawn(bin: &Path, dir: &Path, inv: &Inv) -> Running {
         .current_dir(dir);
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     match inv.stdout {
-        Out::Pipe | Out::Closed => {
+        Out::Pipe => {
             cmd.stdout(Stdio::piped());
+        }
+        Out::Closed => {
+            // The read end is closed before the command starts: its first write fails.
+            let (r, w) = nix::unistd::pipe().unwrap();
+            drop(r);
+            cmd.stdout(Stdio::from(w));
         }
         Out::Full => {
             let f = std::fs::OpenOptions::new()
@@ -206,14 +212,7 @@ fn spawn(bin: &Path, dir: &Path, inv: &Inv) -> Running {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run prlimit (util-linux) for {bin:?}: {e}"));
-    let out = child.stdout.take().and_then(|o| {
-        if inv.stdout == Out::Closed {
-            drop(o);
-            None
-        } else {
-            Some(reader(o))
-        }
-    });
+    let out = child.stdout.take().map(reader);
     let err = reader(child.stderr.take().unwrap());
     Running {
         child,
@@ -563,6 +562,8 @@ struct Survey {
     cases: usize,
     runs: usize,
     slowest: Duration,
+    /// Per command: (runs, exit 0): shows how far the inputs get past the first checks.
+    ok: BTreeMap<String, (usize, usize)>,
 }
 
 impl Survey {
@@ -577,6 +578,7 @@ impl Survey {
             cases: 0,
             runs: 0,
             slowest: Duration::ZERO,
+            ok: BTreeMap::new(),
         }
     }
 
@@ -638,6 +640,9 @@ impl Survey {
         for (k, (inv, o)) in invs.iter().zip(&outcomes).enumerate() {
             self.runs += 1;
             self.slowest = self.slowest.max(o.elapsed);
+            let e = self.ok.entry(inv.label.clone()).or_default();
+            e.0 += 1;
+            e.1 += usize::from(o.code == Some(0));
             let dir = &dirs[k];
             let after = snap_all(&mut cache, dir, &inv.inputs);
             found.push(check(dir, inv, o, &before[k], &after, existed[k]));
@@ -692,6 +697,12 @@ impl Survey {
             self.slowest,
             self.classes.len()
         );
+        let ok: Vec<String> = self
+            .ok
+            .iter()
+            .map(|(l, (n, k))| format!("{l} {k}/{n}"))
+            .collect();
+        let _ = writeln!(report, "exit 0 per command: {}", ok.join(", "));
         for (class, e) in &self.classes {
             let _ = writeln!(report, "- {class} (x{})\n    {}", e.count, e.recipe);
         }
