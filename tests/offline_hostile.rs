@@ -2444,3 +2444,103 @@ fn known_metadata_classes() {
     }
     s.finish();
 }
+
+/// The real-world metadata texts of the shared corpus (`../shared/corpus/lvm-wild`), or
+/// `None` (with the reason printed) when the corpus is not there.
+fn corpus() -> Option<Vec<(String, Vec<u8>)>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/lvm-wild");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        println!("SKIP corpus: {} is not there", dir.display());
+        return None;
+    };
+    let mut v: Vec<(String, Vec<u8>)> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "vg"))
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    v.sort();
+    (!v.is_empty()).then_some(v)
+}
+
+/// The first `id = "..."` after `physical_volumes {`, without dashes (a PV id to give the
+/// label, so the text's VG finds its PV); the VG name; the first LV names.
+fn corpus_facts(text: &[u8]) -> ([u8; 32], String, Vec<String>) {
+    let t = String::from_utf8_lossy(text);
+    let mut id = make_id(t.len() as u64);
+    if let Some(at) = t.find("physical_volumes {")
+        && let Some(i) = t[at..].find("id = \"")
+    {
+        let raw: Vec<u8> = t[at + i + 6..]
+            .bytes()
+            .take_while(|b| *b != b'"')
+            .filter(|b| *b != b'-')
+            .collect();
+        if raw.len() == 32 {
+            id.copy_from_slice(&raw);
+        }
+    }
+    let vg = t
+        .lines()
+        .map(str::trim)
+        .find(|l| l.ends_with(" {") && !l.starts_with('#'))
+        .map_or("vg", |l| l.trim_end_matches(" {"))
+        .to_string();
+    let mut lvs = Vec::new();
+    if let Some(at) = t.find("logical_volumes {") {
+        let mut depth = 0;
+        for l in t[at + "logical_volumes {".len()..].lines().map(str::trim) {
+            if l.ends_with('{') {
+                if depth == 0 {
+                    lvs.push(l.trim_end_matches('{').trim().to_string());
+                }
+                depth += 1;
+            } else if l.starts_with('}') {
+                if depth == 0 {
+                    break;
+                }
+                depth -= 1;
+            }
+        }
+    }
+    lvs.truncate(2);
+    (id, vg, lvs)
+}
+
+/// Real-world metadata texts (the 51 of the corpus), mutated, as `--metadata` files and as
+/// the committed text of a PV whose label carries the text's first PV id.
+#[test]
+fn corpus_texts_mutated() {
+    let Some(texts) = corpus() else {
+        return;
+    };
+    let strategy = (
+        0..texts.len(),
+        proptest::collection::vec(text_mut(), 0..3),
+        any::<bool>(),
+    );
+    run_random("corpus", 16, strategy, |(k, muts, wrap), s| {
+        let (name, orig) = &texts[k];
+        let mut text = orig.clone();
+        for m in &muts {
+            apply_text_mut(&mut text, m);
+        }
+        let (id, vg, lvs) = corpus_facts(orig);
+        let off = if wrap && (text.len() as u64) < LAYOUT.mda_size - 1024 {
+            ((LAYOUT.mda_size - text.len() as u64 / 2) / 512 * 512).max(512)
+        } else {
+            512
+        };
+        let mut case = Case {
+            what: format!("{name} {muts:?} wrap={wrap}"),
+            ..Case::default()
+        };
+        case.add("pv0.img", common::pv_image(1 << 20, &id, &text, off));
+        case.add("meta.vg", text);
+        let lvs: Vec<(String, bool)> = lvs.into_iter().map(|l| (l, false)).collect();
+        let invs = lvm_invocations(&["pv0.img"], "meta.vg", &vg, &lvs);
+        s.case(&case, &invs, PARALLEL);
+    });
+}
