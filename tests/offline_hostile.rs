@@ -103,6 +103,8 @@ struct Inv {
     must_succeed: bool,
     /// What a successful run must write to `fresh_output`.
     expect: Option<Vec<u8>>,
+    /// What a successful run must leave in one of its inputs (`cow merge`: the origin).
+    expect_input: Option<(String, Vec<u8>)>,
     /// Words a failure message must not use (a write error called "reading", item 14).
     stderr_lacks: Option<&'static str>,
 }
@@ -121,6 +123,7 @@ impl Inv {
             must_fail: false,
             must_succeed: false,
             expect: None,
+            expect_input: None,
             stderr_lacks: None,
         }
     }
@@ -419,10 +422,20 @@ fn check(
                 && std::fs::read(dir.join(out)).ok().as_ref() != Some(want)
             {
                 v.push(
-                    "exit 0 but the output is not the LV's content (silent wrong answer)".into(),
+                    "exit 0 but the output is not the expected content (silent wrong answer)"
+                        .into(),
                 );
             }
         }
+    }
+    if ok
+        && let Some((name, want)) = &inv.expect_input
+        && std::fs::read(dir.join(name)).ok().as_ref() != Some(want)
+    {
+        v.push(format!(
+            "exit 0 but {} is not the snapshot's content",
+            role(name)
+        ));
     }
     for ((name, b), a) in inv.inputs.iter().zip(before).zip(after) {
         if b == a {
@@ -1811,7 +1824,8 @@ struct CowCase {
     chunk_sectors: u32,
     cow_chunks: u64,
     origin_chunks: u64,
-    exceptions: u8,
+    /// Exceptions written (over 256 with 4 KiB chunks: a second metadata area).
+    exceptions: u16,
     muts: Vec<CowMut>,
 }
 
@@ -1827,8 +1841,9 @@ enum CowMut {
         field: u8,
         value: u32,
     },
-    /// Exception `index` of the first area: `which` 0 old, 1 new, 2 both.
+    /// Exception `index` of metadata area `area` (0 or 1): `which` 0 old, 1 new, 2 both.
     Entry {
+        area: u8,
         index: u8,
         which: u8,
         value: u64,
@@ -1857,7 +1872,8 @@ fn cow_mut() -> impl Strategy<Value = CowMut> {
     prop_oneof![
         3 => (any::<u32>(), 0u8..8).prop_map(|(pos, bit)| CowMut::Flip { pos, bit }),
         2 => (0u8..4, word).prop_map(|(field, value)| CowMut::Header { field, value }),
-        3 => (0u8..8, 0u8..3, big).prop_map(|(index, which, value)| CowMut::Entry { index, which, value }),
+        3 => (0u8..2, 0u8..8, 0u8..3, big)
+            .prop_map(|(area, index, which, value)| CowMut::Entry { area, index, which, value }),
         1 => (0u8..8, 0u8..8).prop_map(|(a, b)| CowMut::DupEntry(a, b)),
         1 => any::<u16>().prop_map(CowMut::TruncateCow),
         1 => any::<u16>().prop_map(CowMut::TruncateOrigin),
@@ -1872,7 +1888,7 @@ fn cow_case() -> impl Strategy<Value = CowCase> {
         proptest::sample::select(&[8u32, 16, 32][..]),
         2u64..=48,
         1u64..=64,
-        0u8..12,
+        prop_oneof![3 => 0u16..12, 1 => 250u16..300],
         prop_oneof![1 => Just(vec![]), 3 => proptest::collection::vec(cow_mut(), 1..4)],
     )
         .prop_map(
@@ -1890,26 +1906,31 @@ fn cow_case() -> impl Strategy<Value = CowCase> {
 fn build_cow(c: &CowCase) -> (Case, Vec<Inv>) {
     let mut r = Rng(c.seed);
     let cb = u64::from(c.chunk_sectors) * 512;
-    let mut w = StoreWriter::new(c.chunk_sectors, c.cow_chunks * cb).unwrap();
-    let mut olds = Vec::new();
+    // Room for the exceptions (and their metadata areas), an origin that has their chunks.
+    let cow_chunks = c.cow_chunks.max(u64::from(c.exceptions) + 8);
+    let origin_chunks = c.origin_chunks.max(u64::from(c.exceptions) * 2);
+    let mut w = StoreWriter::new(c.chunk_sectors, cow_chunks * cb).unwrap();
+    let mut written: Vec<(u64, Vec<u8>)> = Vec::new();
     for _ in 0..c.exceptions {
         let mut data = vec![0u8; cb as usize];
         r.fill(&mut data);
         // Mostly inside the origin, sometimes just past its end; never twice (the kernel
         // does not write duplicates: the mutations do).
-        let old = r.below(c.origin_chunks + 2);
-        if olds.contains(&old) {
+        let old = r.below(origin_chunks + 2);
+        if written.iter().any(|e| e.0 == old) {
             continue;
         }
-        olds.push(old);
         if w.push(old, &data).is_err() {
             break;
         }
+        written.push((old, data));
     }
     let mut cow = w.to_vec();
-    let mut origin = vec![0u8; (c.origin_chunks * cb) as usize];
+    let mut origin = vec![0u8; (origin_chunks * cb) as usize];
     r.fill(&mut origin);
-    let entry = |i: u8| (cb + 16 * u64::from(i)) as usize;
+    // Area a's metadata chunk: 1 + a * (entries per chunk + 1).
+    let entry =
+        |a: u8, i: u8| ((1 + u64::from(a) * (cb / 16 + 1)) * cb + 16 * u64::from(i)) as usize;
     for m in &c.muts {
         match m {
             CowMut::Flip { pos, bit } => {
@@ -1925,11 +1946,12 @@ fn build_cow(c: &CowCase) -> (Case, Vec<Inv>) {
                 }
             }
             CowMut::Entry {
+                area,
                 index,
                 which,
                 value,
             } => {
-                let at = entry(*index);
+                let at = entry(*area, *index);
                 for (k, off) in [0usize, 8].iter().enumerate() {
                     if (*which == 2 || *which as usize == k) && cow.len() >= at + off + 8 {
                         cow[at + off..at + off + 8].copy_from_slice(&value.to_le_bytes());
@@ -1937,7 +1959,7 @@ fn build_cow(c: &CowCase) -> (Case, Vec<Inv>) {
                 }
             }
             CowMut::DupEntry(a, b) => {
-                let (a, b) = (entry(*a), entry(*b));
+                let (a, b) = (entry(0, *a), entry(0, *b));
                 if cow.len() >= a.max(b) + 16 {
                     let e = cow[a..a + 16].to_vec();
                     cow[b..b + 16].copy_from_slice(&e);
@@ -1967,10 +1989,37 @@ fn build_cow(c: &CowCase) -> (Case, Vec<Inv>) {
         what: format!("{c:?}"),
         ..Case::default()
     };
-    case.add("origin.img", origin);
+    case.add("origin.img", origin.clone());
     case.add("cow.img", cow);
     merge_copies(&mut case, "origin.img", "cow.img");
-    (case, cow_invocations("origin.img", "cow.img"))
+    let mut invs = cow_invocations("origin.img", "cow.img");
+    if c.muts.is_empty() {
+        // An intact store: the snapshot is the origin with the saved chunks put back. If a
+        // saved chunk lies past the origin's end, the origin is short: every export and
+        // merge must refuse (item 6).
+        let short = written.iter().any(|e| e.0 >= origin_chunks);
+        let mut snap = origin.clone();
+        for (old, data) in written.iter().filter(|e| e.0 < origin_chunks) {
+            let at = (*old * cb) as usize;
+            snap[at..at + cb as usize].copy_from_slice(data);
+        }
+        for inv in &mut invs {
+            let sub = inv.args[1].as_str();
+            if sub == "inspect" {
+                inv.must_succeed = true;
+            } else if short {
+                inv.must_fail = true;
+            } else if sub == "export" {
+                inv.must_succeed = true;
+                inv.expect = Some(snap.clone());
+            } else {
+                inv.must_succeed = true;
+                let origin = inv.args[inv.args.len() - 3].clone();
+                inv.expect_input = Some((origin, snap.clone()));
+            }
+        }
+    }
+    (case, invs)
 }
 
 // ---------------------------------------------------------------------------------------
