@@ -2593,3 +2593,115 @@ fn corpus_texts_mutated() {
         s.case(&case, &invs, PARALLEL);
     });
 }
+
+/// The checker itself: every kind of violation is reported, a clean run is not.
+#[test]
+fn checker_flags_each_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = |code: Option<i32>, signal: Option<i32>, stdout: &str, stderr: &str| Outcome {
+        code,
+        signal,
+        timed_out: false,
+        elapsed: Duration::ZERO,
+        stdout: stdout.as_bytes().to_vec(),
+        stderr: stderr.as_bytes().to_vec(),
+    };
+    let json = Inv::new("scan --json", &["lvm", "scan", "--json", "x"], &[]).prints();
+    let file = [Snap::File {
+        len: 1,
+        bytes: vec![1],
+    }];
+    let changed = [Snap::File {
+        len: 1,
+        bytes: vec![2],
+    }];
+    let one = |inv: &Inv, o: &Outcome| check(d, inv, o, &[], &[], false);
+    assert_eq!(
+        one(&json, &out(Some(0), None, "{}", "")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        one(&json, &out(Some(1), None, "", "bad")),
+        Vec::<String>::new()
+    );
+    let cases: Vec<(Outcome, &str)> = vec![
+        (
+            out(
+                Some(101),
+                None,
+                "",
+                "thread 'main' panicked at src/a.rs:1:2:\nboom",
+            ),
+            "panic at src/a.rs:1:2",
+        ),
+        (
+            out(None, Some(6), "", "memory allocation of 8 bytes failed"),
+            "out of memory (allocation failed, abort)",
+        ),
+        (out(None, Some(11), "", ""), "killed by signal 11"),
+        (
+            out(Some(1), None, "", "x: out of memory"),
+            "ran into the 512 MiB memory limit",
+        ),
+        (out(Some(0), None, "", ""), "exit 0 with nothing on stdout"),
+        (
+            out(Some(0), None, "{", ""),
+            "exit 0 but --json stdout is not one JSON document",
+        ),
+        (
+            out(Some(1), None, "{}", "bad"),
+            "error exit with output on stdout",
+        ),
+        (
+            out(Some(1), None, "", ""),
+            "error exit with nothing on stderr",
+        ),
+        (
+            out(Some(1), None, "", "failed to fill whole buffer"),
+            "error message says only \"failed to fill whole buffer\"",
+        ),
+    ];
+    for (o, want) in cases {
+        let got = one(&json, &o);
+        assert!(got.iter().any(|g| g == want), "{want:?} not in {got:?}");
+    }
+    let mut hung = out(None, Some(9), "", "");
+    hung.timed_out = true;
+    assert_eq!(one(&json, &hung), ["hang (killed after 10 s)"]);
+    // Inputs: a change, a resize; a merge may change (not resize) its inputs on success.
+    let mut merge = Inv::new("merge", &["cow", "merge"], &["o"]);
+    let ok = out(Some(0), None, "", "");
+    let resized = Snap::File {
+        len: 0,
+        bytes: vec![],
+    };
+    let mut ro = Inv::new("inspect", &["cow", "inspect", "o"], &["o"]);
+    assert_eq!(
+        check(d, &ro, &ok, &file, &changed, false),
+        ["input o changed"]
+    );
+    merge.writes_inputs = true;
+    assert!(check(d, &merge, &ok, &file, &changed, false).is_empty());
+    assert_eq!(
+        check(d, &merge, &ok, &file, &[resized], false),
+        ["input o resized or replaced"]
+    );
+    ro.must_fail = true;
+    assert_eq!(
+        check(d, &ro, &ok, &[], &[], false),
+        ["exit 0 where it must refuse"]
+    );
+    // A failed export that leaves its output; a successful one with the wrong content.
+    std::fs::write(d.join("out"), b"partial").unwrap();
+    let mut export = Inv::new("export", &["lvm", "export"], &[]).output("out");
+    assert_eq!(
+        check(d, &export, &out(Some(1), None, "", "bad"), &[], &[], false),
+        ["failed export left an output file behind"]
+    );
+    export.expect = Some(b"right".to_vec());
+    assert_eq!(
+        check(d, &export, &ok, &[], &[], false),
+        ["exit 0 but the output is not the expected content (silent wrong answer)"]
+    );
+}
