@@ -185,14 +185,50 @@ struct Running {
     err: JoinHandle<Vec<u8>>,
 }
 
+/// `prlimit` (util-linux) where there is one, else the shell's `ulimit -v` (busybox in the
+/// test VM has that).
+fn limited(bin: &Path) -> Command {
+    static PRLIMIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let have = *PRLIMIT.get_or_init(|| {
+        Command::new("prlimit")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if have {
+        let mut c = Command::new("prlimit");
+        c.arg(format!("--as={MEM_LIMIT}")).arg("--").arg(bin);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!(
+                "ulimit -v {} && exec \"$0\" \"$@\"",
+                MEM_LIMIT >> 10
+            ))
+            .arg(bin);
+        c
+    }
+}
+
+/// Where reproductions go: `$CARGO_TARGET_TMPDIR/hostile`, else (a test binary run
+/// elsewhere, as in the VM) the temp dir.
+fn save_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let t = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile");
+        if std::fs::create_dir_all(&t).is_ok() {
+            t
+        } else {
+            std::env::temp_dir().join("devmapper-hostile")
+        }
+    })
+    .clone()
+}
+
 fn spawn(bin: &Path, dir: &Path, inv: &Inv) -> Running {
-    let limit = format!("--as={MEM_LIMIT}");
-    let mut cmd = Command::new("prlimit");
-    cmd.arg(&limit)
-        .arg("--")
-        .arg(bin)
-        .args(&inv.args)
-        .current_dir(dir);
+    let mut cmd = limited(bin);
+    cmd.args(&inv.args).current_dir(dir);
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     match inv.stdout {
         Out::Pipe => {
@@ -214,7 +250,7 @@ fn spawn(bin: &Path, dir: &Path, inv: &Inv) -> Running {
     }
     let mut child = cmd
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run prlimit (util-linux) for {bin:?}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {bin:?} under a memory limit: {e}"));
     let out = child.stdout.take().map(reader);
     let err = reader(child.stderr.take().unwrap());
     Running {
@@ -581,10 +617,7 @@ struct Survey {
 
 impl Survey {
     fn new(test: &'static str) -> Survey {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("hostile")
-            .join(test);
-        let _ = std::fs::remove_dir_all(&root);
+        let _ = std::fs::remove_dir_all(save_root().join(test));
         Survey {
             test,
             classes: BTreeMap::new(),
@@ -596,8 +629,7 @@ impl Survey {
     }
 
     fn save_dir(&self) -> PathBuf {
-        Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("hostile")
+        save_root()
             .join(self.test)
             .join(self.classes.len().to_string())
     }
@@ -719,9 +751,7 @@ impl Survey {
         for (class, e) in &self.classes {
             let _ = writeln!(report, "- {class} (x{})\n    {}", e.count, e.recipe);
         }
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("hostile")
-            .join(self.test);
+        let root = save_root().join(self.test);
         let _ = std::fs::create_dir_all(&root);
         let _ = std::fs::write(root.join("summary.txt"), &report);
         eprintln!("{report}");
