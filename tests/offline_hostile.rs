@@ -2375,7 +2375,14 @@ fn closed_and_full_stdout() {
     let (case, world) = valid_case(5);
     let vg = world.vg.clone();
     let mut invs = Vec::new();
+    let full = Path::new("/dev/full").exists();
+    if !full {
+        println!("SKIP the full-disk half of closed_and_full_stdout: no /dev/full here");
+    }
     for mode in [Out::Full, Out::Closed] {
+        if mode == Out::Full && !full {
+            continue;
+        }
         let mut v = lvm_invocations(&["pv0.img", "pv1.img"], "meta.vg", &vg.name, &[]);
         v.extend(cow_invocations("origin.img", "cow.img"));
         v.retain(|i| i.prints);
@@ -2408,6 +2415,9 @@ fn closed_and_full_stdout() {
             "/dev/full",
         ],
     ] {
+        if !full {
+            break;
+        }
         let mut i = Inv::new(&format!("{} {} -o /dev/full", args[0], args[1]), &args, &[]);
         i.must_fail = true;
         i.stderr_lacks = Some("reading");
