@@ -585,3 +585,42 @@ fn file_size_and_read() {
     ReadAt::read_exact_at(&f, &mut b, 3).unwrap();
     assert_eq!(&b, b"def");
 }
+
+#[test]
+fn huge_pe_start_is_out_of_range_not_invalid_argument() {
+    use crate::lvm::config::ParseMode;
+    use crate::lvm::export::{LvReader, PvReadError, export};
+    use crate::lvm::model::VolumeGroup;
+    let dir = tempfile::tempdir().unwrap();
+    let pv_path = dir.path().join("pv.img");
+    write(&pv_path, &[0u8; 4096]);
+    let pv = Input::open(&pv_path).unwrap();
+    let text = |pe_start: u64| {
+        String::from_utf8_lossy(ONE_PV_VG)
+            .replace("pe_start = 1", &format!("pe_start = {pe_start}"))
+    };
+    // 2^54 sectors: the byte offset (2^63) fits in u64 but not in off_t.
+    let vg = VolumeGroup::from_text(text(1 << 54).as_bytes(), ParseMode::Disk).unwrap();
+    let r = LvReader::new(&vg, "lv", &|_p| Some(&pv)).unwrap();
+    let err = export(&r, &mut io::sink()).unwrap_err();
+    let CopyError::Read { source, .. } = &err else {
+        panic!("{err:?}");
+    };
+    let inner = source
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<PvReadError>());
+    assert!(
+        matches!(inner, Some(PvReadError::PastEnd { size: 4096, needed, .. }) if *needed > 1 << 63),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("Invalid argument"), "{err}");
+    // The largest pe_start the model takes (2^55 - 1 sectors): with PE 1 the byte offset
+    // does not fit in u64 at all.
+    let vg = VolumeGroup::from_text(text((1 << 55) - 1).as_bytes(), ParseMode::Disk).unwrap();
+    let err = LvReader::new(&vg, "lv", &|_p| Some(&pv)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("pe_start 36028797018963967") && msg.contains("out of range"),
+        "{msg}"
+    );
+}

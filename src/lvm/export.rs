@@ -217,7 +217,17 @@ impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
                                     .checked_mul(vg.extent_size)
                                     .and_then(|x| x.checked_add(p.pe_start))
                                     .and_then(|x| x.checked_mul(SECTOR_SIZE))
-                                    .ok_or_else(|| fail(vg, lv_name, "offset overflows"))?;
+                                    .ok_or_else(|| {
+                                        fail(
+                                            vg,
+                                            lv_name,
+                                            format!(
+                                                "PV {pv}: pe_start {} + PE {pe} of {} sectors \
+                                                 is out of range (past 2^64 bytes)",
+                                                p.pe_start, vg.extent_size
+                                            ),
+                                        )
+                                    })?;
                                 (Source::Pv(dev, &p.handle), off)
                             }
                             Area::Lv { lv: sub, le } => {
