@@ -90,7 +90,15 @@ pub enum OutputError {
         input: PathBuf,
     },
     /// The output holds data and overwriting was not allowed.
-    #[error("{path} already exists and is not empty ({kind} of {len} bytes)", path = path.display())]
+    #[error(
+        "{path} {what} ({kind} of {len} bytes)",
+        path = path.display(),
+        what = if *kind == FileKind::BlockDevice {
+            "holds data: writing it would overwrite the device"
+        } else {
+            "already exists and is not empty"
+        }
+    )]
     Exists {
         /// The output path.
         path: PathBuf,
@@ -570,7 +578,13 @@ fn create_temp(dest: &Path, mode: Option<u32>) -> Result<(File, PathBuf), Output
         match opts.open(&tmp) {
             Ok(f) => return Ok((f, tmp)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(source) => return Err(OutputError::Open { path: tmp, source }),
+            // Name the output, not the temporary file nobody asked for.
+            Err(source) => {
+                return Err(OutputError::Open {
+                    path: dest.to_owned(),
+                    source,
+                });
+            }
         }
     }
     Err(OutputError::Open {
