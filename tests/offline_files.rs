@@ -7,14 +7,12 @@
 //! The binary is `DMSNAP_BIN`, else `target/<profile>/examples/dmsnap` next to this test
 //! (`cargo build --example dmsnap`; `cargo test` builds it).
 
-use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use devmapper::cow::writer::StoreWriter;
-use sha2::{Digest, Sha256};
 
 fn dmsnap() -> PathBuf {
     if let Ok(p) = std::env::var("DMSNAP_BIN") {
@@ -88,21 +86,11 @@ fn assert_fails(o: &Output, words: &[&str]) {
     }
 }
 
-/// Length and SHA-256 of a file.
+/// Length and content of a file (compared whole: stronger than a hash, and fast in a
+/// debug build under the VM's emulation).
 fn fingerprint(p: &Path) -> (u64, Vec<u8>) {
-    let mut f = std::fs::File::open(p).unwrap();
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut len = 0;
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        len += n as u64;
-        h.update(&buf[..n]);
-    }
-    (len, h.finalize().to_vec())
+    let bytes = std::fs::read(p).unwrap();
+    (bytes.len() as u64, bytes)
 }
 
 fn s(p: &Path) -> &str {
@@ -352,69 +340,52 @@ fn gunzip(p: &Path, to: &Path) {
     std::io::copy(&mut flate2::read::GzDecoder::new(f), &mut out).unwrap();
 }
 
-/// The `multi` fixture's three PV images (VG fx-vg, made by lvm2).
-fn multi_pvs(dir: &Path) -> Vec<PathBuf> {
+/// PV 1 of the `multi` fixture (VG fx-vg, made by lvm2), which holds all of LV lin-ear:
+/// the VG is incomplete without PVs 2 and 3, but lin-ear can be exported.
+fn multi_pv1(dir: &Path) -> PathBuf {
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lvm/multi");
-    (1..=3)
-        .map(|i| {
-            let to = dir.join(format!("pv{i}.img"));
-            gunzip(&fx.join(format!("pv{i}.img.gz")), &to);
-            to
-        })
-        .collect()
+    let to = dir.join("pv1.img");
+    gunzip(&fx.join("pv1.img.gz"), &to);
+    to
 }
 
 #[test]
 fn lvm_export_refuses_a_pv_as_output_and_names_a_short_pv() {
     let dir = tempfile::tempdir().unwrap();
-    let pvs = multi_pvs(dir.path());
+    let pv = multi_pv1(dir.path());
     let sym = dir.path().join("sym.img");
-    symlink(&pvs[1], &sym).unwrap();
-    for (out, pv) in [(&pvs[0], &pvs[0]), (&sym, &pvs[1])] {
-        let before = fingerprint(pv);
+    symlink(&pv, &sym).unwrap();
+    let before = fingerprint(&pv);
+    for out in [&pv, &sym] {
         for force in [false, true] {
-            let mut args = vec!["lvm", "export", "fx-vg/lin-ear", "-o", s(out)];
-            args.extend(pvs.iter().map(|p| s(p)));
+            let mut args = vec!["lvm", "export", "fx-vg/lin-ear", "-o", s(out), s(&pv)];
             if force {
                 args.push("--force");
             }
             let o = run(&args);
-            assert_fails(&o, &[s(out), s(pv), "is the input"]);
-            assert_eq!(fingerprint(pv), before, "{args:?}");
+            assert_fails(&o, &[s(out), s(&pv), "is the input"]);
+            assert_eq!(fingerprint(&pv), before, "{args:?}");
         }
     }
     // An existing file needs --force.
     let out = dir.path().join("lv.img");
     std::fs::write(&out, b"keep").unwrap();
-    let mut args = vec!["lvm", "export", "fx-vg/lin-ear", "-o", s(&out)];
-    args.extend(pvs.iter().map(|p| s(p)));
+    let args = ["lvm", "export", "fx-vg/lin-ear", "-o", s(&out), s(&pv)];
     assert_fails(&run(&args), &[s(&out), "not empty", "--force"]);
     assert_eq!(std::fs::read(&out).unwrap(), b"keep");
     std::fs::remove_file(&out).unwrap();
     // lin-ear is PEs 0-3 of pv1 (sector 2048 on, 64 KiB extents): cut the image inside it.
     let short = dir.path().join("short.img");
-    std::fs::copy(&pvs[0], &short).unwrap();
+    std::fs::copy(&pv, &short).unwrap();
     std::fs::File::options()
         .write(true)
         .open(&short)
         .unwrap()
         .set_len(1_200_000)
         .unwrap();
-    let o = run(&[
-        "lvm",
-        "export",
-        "fx-vg/lin-ear",
-        "-o",
-        s(&out),
-        s(&short),
-        s(&pvs[1]),
-        s(&pvs[2]),
-    ]);
+    let o = run(&["lvm", "export", "fx-vg/lin-ear", "-o", s(&out), s(&short)]);
     assert_fails(&o, &["PV pv0 is 1200000 bytes", "1310720"]);
     assert!(!stderr(&o).contains("fill whole buffer"), "{}", stderr(&o));
     assert!(!out.exists(), "partial output left behind");
-    assert_eq!(
-        names(dir.path()),
-        ["pv1.img", "pv2.img", "pv3.img", "short.img", "sym.img"]
-    );
+    assert_eq!(names(dir.path()), ["pv1.img", "short.img", "sym.img"]);
 }
