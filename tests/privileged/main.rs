@@ -5,6 +5,7 @@
 
 mod cli;
 mod common;
+mod files;
 mod ioctl;
 mod lvm_activate;
 mod snapshot;
