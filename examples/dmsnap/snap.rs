@@ -53,7 +53,7 @@ pub fn snapshot(
     let t = Instant::now();
     let s = w.take_snapshot(&opts).map_err(|e| match e {
         SnapError::CowHoldsData { .. } | SnapError::CowHoldsSnapshot { .. } => {
-            format!("{e} (--force overwrites it)").into()
+            format!("{e} (with --force)").into()
         }
         e => Box::<dyn std::error::Error>::from(e),
     })?;
