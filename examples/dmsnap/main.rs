@@ -78,8 +78,15 @@ enum Cmd {
         /// The wrapped device.
         name: String,
         /// The COW device holding the snapshot's changed chunks (its start is overwritten).
+        /// Refused when it holds anything recognisable (a filesystem, partition table, LVM
+        /// PV, md member, LUKS, swap, or an earlier snapshot's store); all-zero or
+        /// unrecognised devices are used.
         #[arg(long)]
         cow: std::path::PathBuf,
+        /// Overwrite the COW device even though it holds something recognisable (that data,
+        /// or that earlier snapshot, is lost).
+        #[arg(long)]
+        force: bool,
         /// Chunk size (power of two: 4k, 8k, 64k, 8s...; default 4k).
         #[arg(long)]
         chunk: Option<String>,
@@ -189,12 +196,14 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
             chunk,
             transient,
             snap,
+            force,
         } => snap::snapshot(
             &name,
             cow,
             chunk.as_deref(),
             transient,
             snap.as_deref(),
+            force,
             out,
         ),
         Cmd::Drop { name, snap } => snap::drop_snapshot(&name, snap.as_deref(), out),

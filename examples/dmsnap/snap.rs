@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use devmapper::snapshot::{
-    RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper, WrapperState,
-    WrapperStatus,
+    CowOverwrite, RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper,
+    WrapperState, WrapperStatus,
 };
 use devmapper::target::ExceptionStore;
 use devmapper::units::parse_size;
@@ -32,11 +32,19 @@ pub fn snapshot(
     chunk: Option<&str>,
     transient: bool,
     snap: Option<&str>,
+    force: bool,
     out: &mut Out,
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
-    let mut opts = SnapshotOptions::new(cow).transient(transient);
+    let overwrite = if force {
+        CowOverwrite::Force
+    } else {
+        CowOverwrite::Refuse
+    };
+    let mut opts = SnapshotOptions::new(cow)
+        .transient(transient)
+        .overwrite(overwrite);
     if let Some(c) = chunk {
         let bytes =
             parse_size(c).ok_or_else(|| format!("invalid chunk size {c:?} (try 4k, 64k, 8s)"))?;
@@ -49,7 +57,12 @@ pub fn snapshot(
         opts = opts.name(DmName::new(s)?);
     }
     let t = Instant::now();
-    let s = w.take_snapshot(&opts)?;
+    let s = w.take_snapshot(&opts).map_err(|e| match e {
+        SnapError::CowHoldsData { .. } | SnapError::CowHoldsSnapshot { .. } => {
+            format!("{e} (with --force)").into()
+        }
+        e => Box::<dyn std::error::Error>::from(e),
+    })?;
     writeln!(
         out,
         "snapshot of {} at {} ({:.1} ms)",

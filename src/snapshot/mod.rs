@@ -41,7 +41,7 @@ pub use error::{SnapError, SnapResult};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use fault::arm as arm_fault_injection;
-pub use ops::{MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
+pub use ops::{CowOverwrite, MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
 pub use state::{SnapshotReport, WrapperState, WrapperStatus};
 
 use crate::id::{DmName, DmUuid};

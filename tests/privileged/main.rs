@@ -5,6 +5,7 @@
 
 mod cli;
 mod common;
+mod cow_probe;
 mod files;
 mod ioctl;
 mod lvm_activate;
