@@ -7,6 +7,8 @@
 //! The binary is `DMSNAP_BIN`, else `target/<profile>/examples/dmsnap` next to this test
 //! (`cargo build --example dmsnap`; `cargo test` builds it).
 
+mod common;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,41 +17,7 @@ use std::time::{Duration, Instant};
 use devmapper::cow::writer::StoreWriter;
 
 fn dmsnap() -> PathBuf {
-    if let Ok(p) = std::env::var("DMSNAP_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/dmsnap");
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| {
-            panic!(
-                "no dmsnap binary at {} (run `cargo build --example dmsnap`, or set DMSNAP_BIN)",
-                bin.display()
-            )
-        });
-    // A binary older than its sources would test old code.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for dir in ["src", "src/io", "src/cow", "src/lvm", "examples/dmsnap"] {
-        for e in std::fs::read_dir(root.join(dir)).unwrap() {
-            let e = e.unwrap();
-            let m = e.metadata().unwrap();
-            if m.is_file() {
-                assert!(
-                    m.modified().unwrap() <= built,
-                    "{} is stale (older than {}): run `cargo build --example dmsnap`",
-                    bin.display(),
-                    e.path().display()
-                );
-            }
-        }
-    }
-    bin
+    common::bin::dmsnap()
 }
 
 /// Run dmsnap with `args` (stdin closed); panic if it takes more than 20 s (it hung).

@@ -50,60 +50,7 @@ const KEEP: usize = 1 << 20;
 // Running dmsnap
 
 fn dmsnap() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(find_dmsnap).clone()
-}
-
-fn find_dmsnap() -> PathBuf {
-    if let Ok(p) = std::env::var("DMSNAP_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/dmsnap");
-    assert!(
-        p.exists(),
-        "no dmsnap binary at {} (run `cargo build --example dmsnap`, or set DMSNAP_BIN)",
-        p.display()
-    );
-    // `cargo test --test offline_hostile` does not rebuild the example: refuse to test a
-    // binary older than the sources it is built from.
-    let built = std::fs::metadata(&p).and_then(|m| m.modified()).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if let Some(newer) =
-        newest_source(&[root.join("src"), root.join("examples/dmsnap")]).filter(|(t, _)| *t > built)
-    {
-        panic!(
-            "{} is older than {}: run `cargo build --example dmsnap` first",
-            p.display(),
-            newer.1.display()
-        );
-    }
-    p
-}
-
-/// The most recently modified `.rs` file under `dirs`.
-fn newest_source(dirs: &[PathBuf]) -> Option<(std::time::SystemTime, PathBuf)> {
-    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-    let mut todo: Vec<PathBuf> = dirs.to_vec();
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.extension().is_some_and(|x| x == "rs")
-                && let Ok(t) = e.metadata().and_then(|m| m.modified())
-                && best.as_ref().is_none_or(|b| t > b.0)
-            {
-                best = Some((t, path));
-            }
-        }
-    }
-    best
+    common::bin::dmsnap()
 }
 
 /// Where stdout goes.

@@ -6,6 +6,8 @@
 //! reachable from `tests/`; this is the minimal equivalent, built on the public CRC.
 #![allow(dead_code)]
 
+pub mod bin;
+
 use std::fmt::Write as _;
 
 use devmapper::lvm::crc::{INITIAL_CRC, calc_crc};
