@@ -12,6 +12,8 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output, Stdio};
 
 /// `main`'s exit statuses (examples/dmsnap/out.rs).
@@ -19,21 +21,17 @@ const EXIT_FAILURE: i32 = 1;
 const EXIT_STDOUT_CLOSED: i32 = 141;
 
 fn dmsnap(test: &str) -> Option<PathBuf> {
-    let found = match std::env::var_os("DMSNAP_BIN") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => std::env::current_exe()
-            .ok()
-            .and_then(|e| Some(e.parent()?.parent()?.join("examples/dmsnap")))
-            .filter(|p| p.exists()),
-    };
-    if found.is_none() {
-        assert!(
-            std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-            "{test}: no dmsnap binary"
-        );
-        println!("SKIP {test}: no dmsnap binary (cargo build --example dmsnap, or set DMSNAP_BIN)");
+    match common::bin::find() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            assert!(
+                std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+                "{test}: {e}"
+            );
+            println!("SKIP {test}: {e}");
+            None
+        }
     }
-    found
 }
 
 fn fixture(rel: &str) -> PathBuf {

@@ -1,20 +1,18 @@
 //! `dmsnap cow ...`: offline commands on persistent exception stores (no kernel, no root).
 
 use std::error::Error;
-use std::fs::{File, OpenOptions};
 use std::io::{BufRead, IsTerminal, Write};
 use std::ops::ControlFlow;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
-use devmapper::cow::export::{ExportOptions, export};
+use devmapper::cow::export::{ExportOptions, export_to};
 use devmapper::cow::merge::{MergeOptions, merge};
 use devmapper::cow::reader::{self, SnapshotReader};
 use devmapper::cow::region::locate;
 use devmapper::cow::{HeaderState, Store};
-use devmapper::io::ReadAt;
+use devmapper::io::{Input, Output, OutputError, Overwrite, ReadAt};
 use devmapper::snapshot::record::{RECORD_LEN, Record, RecordState};
 
 use crate::out::Out;
@@ -38,12 +36,19 @@ pub enum CowCmd {
         /// COW device or image (read-only).
         #[arg(long)]
         cow: PathBuf,
-        /// Output file (created; a block device must be large enough).
-        #[arg(short = 'o', long)]
+        /// Output: a new file, written under a temporary name and renamed to OUT when
+        /// complete (nothing is left behind on failure); an existing non-empty file or a
+        /// block device only with --force; a pipe or FIFO gets the bytes in order. Never
+        /// one of the inputs.
+        #[arg(short = 'o', long, value_name = "OUT")]
         output: PathBuf,
-        /// Read an invalidated store anyway (its table may be incomplete).
+        /// Replace an existing OUT: a file is replaced only once the export is complete
+        /// (kept as it was on failure); a block device (large enough) is overwritten.
         #[arg(long)]
         force: bool,
+        /// Read an invalidated store anyway (its table may be incomplete).
+        #[arg(long)]
+        force_invalid: bool,
     },
     /// Roll the origin back to the snapshot: write the exceptions into the origin.
     Merge {
@@ -57,7 +62,7 @@ pub enum CowCmd {
         #[arg(long)]
         yes: bool,
         /// Merge an invalidated store anyway (the kernel refuses to).
-        #[arg(long)]
+        #[arg(long, alias = "force-invalid")]
         force: bool,
     },
 }
@@ -71,7 +76,8 @@ pub fn run(cmd: CowCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             cow,
             output,
             force,
-        } => export_cmd(&origin, &cow, &output, force),
+            force_invalid,
+        } => export_cmd(&origin, &cow, &output, force, force_invalid),
         CowCmd::Merge {
             origin,
             cow,
@@ -81,38 +87,12 @@ pub fn run(cmd: CowCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// Open read-only and drop the device's clean cached pages (best effort): the kernel
-/// writes a COW device behind the page cache, so cached pages may be stale.
-fn open_ro(path: &Path) -> Result<File, Box<dyn Error>> {
-    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let _ = nix::fcntl::posix_fadvise(
-        &f,
-        0,
-        0,
-        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-    );
+/// Open read-only (regular files and block devices only, never blocking) and drop the
+/// device's clean cached pages: the kernel writes a COW device behind the page cache.
+fn open_ro(path: &Path) -> Result<Input, Box<dyn Error>> {
+    let f = Input::open(path)?;
+    f.drop_cache();
     Ok(f)
-}
-
-/// Open read-write; block devices exclusively, so a mounted or otherwise claimed device
-/// is refused by the kernel (EBUSY).
-fn open_rw(path: &Path) -> Result<File, Box<dyn Error>> {
-    let is_block = std::fs::metadata(path)
-        .map(|m| m.file_type().is_block_device())
-        .unwrap_or(false);
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true);
-    if is_block {
-        opts.custom_flags(libc::O_EXCL);
-    }
-    opts.open(path).map_err(|e| {
-        let hint = if e.raw_os_error() == Some(libc::EBUSY) {
-            " (the device is in use: unmount it and stop anything holding it first)"
-        } else {
-            ""
-        };
-        format!("cannot open {} read-write: {e}{hint}", path.display()).into()
-    })
 }
 
 const FRESH_NOTE: &str = "no header (first word is 0): a persistent store that was never \
@@ -228,35 +208,40 @@ fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>>
     Ok(())
 }
 
-fn export_cmd(origin: &Path, cow: &Path, output: &Path, force: bool) -> Result<(), Box<dyn Error>> {
+fn export_cmd(
+    origin: &Path,
+    cow: &Path,
+    output: &Path,
+    force: bool,
+    force_invalid: bool,
+) -> Result<(), Box<dyn Error>> {
     let o = open_ro(origin)?;
     let c = open_ro(cow)?;
-    let c = locate(&c)?.store;
-    let snap = SnapshotReader::open_with(
-        &o,
-        &c,
-        reader::OpenOptions {
-            force_invalid: force,
-        },
-    )
-    .map_err(|e| match e {
-        devmapper::cow::Error::Invalidated => {
-            format!("{e}\nhint: pass --force to export what the table holds anyway").into()
-        }
-        other => Box::<dyn Error>::from(other),
-    })?;
+    let policy = if force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    // Checked against both inputs before anything is opened for writing.
+    let out = Output::create(output, &[&o, &c], policy).map_err(output_hint)?;
+    // A COW made by dmsnap starts with a record; the store follows it.
+    let cs = locate(&c)?.store;
+    let snap =
+        SnapshotReader::open_with(&o, &cs, reader::OpenOptions { force_invalid }).map_err(|e| {
+            match e {
+                devmapper::cow::Error::Invalidated => {
+                    format!("{e}\nhint: pass --force-invalid to export what the table holds anyway")
+                        .into()
+                }
+                other => Box::<dyn Error>::from(other),
+            }
+        })?;
     if snap.state() == HeaderState::Fresh {
         errln!("note: COW has {FRESH_NOTE}; exporting the origin as is");
     }
-    let out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(output)
-        .map_err(|e| format!("cannot open {}: {e}", output.display()))?;
     let total = snap.size()?;
     let mut bar = Bar::new("export", total);
-    let report = export(&snap, &out, &ExportOptions::default(), |done, _| {
+    let report = export_to(&snap, out, &ExportOptions::default(), |done, _| {
         bar.update(done)
     })?;
     bar.finish();
@@ -271,9 +256,23 @@ fn export_cmd(origin: &Path, cow: &Path, output: &Path, force: bool) -> Result<(
     Ok(())
 }
 
+/// The hint for an output refused because it exists.
+pub fn output_hint(e: OutputError) -> Box<dyn Error> {
+    match e {
+        OutputError::Exists { .. } => format!(
+            "{e}\nhint: pass --force to replace it (a file is replaced only once the export \
+             is complete)"
+        )
+        .into(),
+        other => other.into(),
+    }
+}
+
 fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Box<dyn Error>> {
-    let o = open_rw(origin)?;
-    let c_file = open_rw(cow)?;
+    // Block devices exclusively (a mounted one is refused); the COW must not be the origin.
+    let o = Input::open_rw(origin, &[])?;
+    let c_file = Input::open_rw(cow, &[&o])?;
+    // A COW made by dmsnap starts with a record; the store follows it.
     let located = locate(&c_file)?;
     let had_record = located.record.is_some();
     let c = located.store;
@@ -333,8 +332,8 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
     );
     if had_record {
         // The snapshot is gone into the origin: nothing is left to activate.
-        std::os::unix::fs::FileExt::write_all_at(&c_file, &[0u8; RECORD_LEN], 0)
-            .and_then(|()| c_file.sync_all())
+        std::os::unix::fs::FileExt::write_all_at(c_file.file(), &[0u8; RECORD_LEN], 0)
+            .and_then(|()| c_file.file().sync_all())
             .map_err(|e| format!("clearing the dmsnap record on {}: {e}", cow.display()))?;
         errln!("cleared the dmsnap record on {}", cow.display());
     }

@@ -3,12 +3,11 @@
 //! [`devmapper::lvm::plan::Plan`] with the ioctl core ([`devmapper::lvm::activate`]).
 
 use std::error::Error;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use devmapper::io::ReadAt;
+use devmapper::io::{CopyError, Input, Output, Overwrite, ReadAt, read_file_capped};
 use devmapper::lvm::activate;
 use devmapper::lvm::config::{self, ParseMode};
 use devmapper::lvm::export::{LvReader, export, snapshot_reader};
@@ -53,9 +52,16 @@ pub enum LvmCmd {
     Export {
         /// The LV, as VG/LV.
         vg_lv: String,
-        /// Output file (created or truncated).
-        #[arg(short = 'o', long)]
+        /// Output: a new file, written under a temporary name and renamed to OUT when
+        /// complete (nothing is left behind on failure); an existing non-empty file or a
+        /// block device only with --force; a pipe or FIFO gets the bytes in order. Never
+        /// one of the PVs.
+        #[arg(short = 'o', long, value_name = "OUT")]
         output: PathBuf,
+        /// Replace an existing OUT: a file is replaced only once the export is complete
+        /// (kept as it was on failure); a block device (large enough) is overwritten.
+        #[arg(long)]
+        force: bool,
         /// PV devices or images (all PVs the LV uses).
         #[arg(required = true)]
         pvs: Vec<PathBuf>,
@@ -107,9 +113,10 @@ pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
         LvmCmd::Export {
             vg_lv,
             output,
+            force,
             pvs,
             raw,
-        } => export_lv(&vg_lv, &output, &pvs, raw),
+        } => export_lv(&vg_lv, &output, force, &pvs, raw),
         LvmCmd::Activate {
             vg,
             lv,
@@ -205,14 +212,16 @@ fn deactivate(vg: &str, paths: &[PathBuf], out: &mut Out) -> Result<(), Box<dyn 
     Ok(())
 }
 
-fn open_all(paths: &[PathBuf]) -> Result<Vec<File>, Box<dyn Error>> {
+/// Every input through [`Input::open`]: regular files and block devices only, never
+/// blocking on a FIFO.
+fn open_all(paths: &[PathBuf]) -> Result<Vec<Input>, Box<dyn Error>> {
     paths
         .iter()
-        .map(|p| File::open(p).map_err(|e| format!("{}: {e}", p.display()).into()))
+        .map(|p| Input::open(p).map_err(Into::into))
         .collect()
 }
 
-fn scan_paths(paths: &[PathBuf]) -> Result<(Vec<File>, ScanReport), Box<dyn Error>> {
+fn scan_paths(paths: &[PathBuf]) -> Result<(Vec<Input>, ScanReport), Box<dyn Error>> {
     if paths.is_empty() {
         return Err("give the PV devices or images to scan (or --metadata FILE)".into());
     }
@@ -273,7 +282,8 @@ fn scan_devices(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), B
 }
 
 fn scan_metadata_file(file: &Path, as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
-    let text = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    // Capped while reading: /dev/zero or a huge file is never read whole.
+    let text = read_file_capped(file, config::MAX_TEXT as u64)?;
     // Text as stored on disk starts with the VG section and is read without merging
     // duplicates; backup files start with comments or header values.
     let on_disk = config::parse(&text)
@@ -426,7 +436,7 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &m
 }
 
 fn metadata(pv: &Path, out: &mut Out) -> Result<(), Box<dyn Error>> {
-    let f = File::open(pv).map_err(|e| format!("{}: {e}", pv.display()))?;
+    let f = Input::open(pv)?;
     let scanned = scan::scan_pv(&f, 0).map_err(|e| format!("{}: {e}", pv.display()))?;
     let newest = scanned
         .mdas
@@ -522,13 +532,23 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
 fn export_lv(
     vg_lv: &str,
     output: &Path,
+    force: bool,
     paths: &[PathBuf],
     raw: bool,
 ) -> Result<(), Box<dyn Error>> {
     let (vg_name, lv_name) = vg_lv
         .split_once('/')
         .ok_or_else(|| format!("{vg_lv}: give the LV as VG/LV"))?;
-    let (files, report) = scan_paths(paths)?;
+    let files = open_all(paths)?;
+    let policy = if force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    // Checked against every PV before anything is opened for writing.
+    let inputs: Vec<&Input> = files.iter().collect();
+    let out = Output::create(output, &inputs, policy).map_err(crate::cow::output_hint)?;
+    let report = scan::scan(&files);
     let s = report
         .vgs
         .iter()
@@ -548,10 +568,17 @@ fn export_lv(
     } else {
         Box::new(LvReader::new(vg, lv_name, &src)?)
     };
-    let out = File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
-    let mut w = BufWriter::new(out);
-    let n = export(&*reader, &mut w).map_err(|e| format!("reading {vg_lv}: {e}"))?;
+    out.ensure_capacity(reader.size()?)?;
+    // Large pieces go straight through; the buffer only gathers small writes.
+    let mut w = BufWriter::with_capacity(1 << 20, &out);
+    // Write errors name the output path themselves.
+    let n = export(&*reader, &mut w).map_err(|e| match e {
+        CopyError::Read { .. } => format!("{vg_lv}: {e}"),
+        other => other.to_string(),
+    })?;
     w.flush()?;
+    drop(w);
+    out.commit()?;
     errln!("{vg_lv}: {n} bytes written to {}", output.display());
     Ok(())
 }

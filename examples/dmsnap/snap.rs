@@ -96,9 +96,9 @@ pub fn snapshot(
     let s = w.take_snapshot(&opts).map_err(|e| match e {
         SnapError::CowHoldsData { .. }
         | SnapError::CowHoldsSnapshot { .. }
-        | SnapError::CowRecordDamaged { .. } => format!("{e} (--force overwrites it)").into(),
+        | SnapError::CowRecordDamaged { .. } => format!("{e} (with --force)").into(),
         SnapError::CowHoldsRecord { .. } => format!(
-            "{e}\nhint: run `dmsnap activate` to bring that snapshot back (--force overwrites it)"
+            "{e}\nhint: run `dmsnap activate` to bring that snapshot back (or overwrite it with --force)"
         )
         .into(),
         e => Box::<dyn std::error::Error>::from(e),

@@ -624,6 +624,11 @@ fn reads_are_bounded_whatever_the_size() {
     for size in [MIB, 1 << 40, (1 << 50) + 4095] {
         let v = virt(size, None);
         assert_eq!(identify(&v).unwrap(), vec![]);
+        println!(
+            "size {size}: {} bytes in {} reads",
+            v.bytes_read.get(),
+            v.reads.get()
+        );
         assert!(
             v.bytes_read.get() <= 80 << 10 && v.reads.get() <= 16,
             "size {size}: {} bytes in {} reads",

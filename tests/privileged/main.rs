@@ -7,6 +7,7 @@ mod activate;
 mod cli;
 mod common;
 mod cow_probe;
+mod files;
 mod ioctl;
 mod lvm_activate;
 mod snapshot;
