@@ -265,7 +265,10 @@ fn activate_plain(
 ) -> SnapResult<(Option<PathBuf>, Outcome)> {
     if let Ok(info) = dm.info(&e.uuid) {
         if info.has_live_table() {
-            return Ok((None, Outcome::AlreadyActive));
+            return Ok((
+                active_origin(dm, cands, e.uuid.as_str()),
+                Outcome::AlreadyActive,
+            ));
         }
         // Left by an interrupted run.
         let _ = dm.clear_table(&e.uuid);
@@ -311,6 +314,22 @@ fn activate_plain(
 }
 
 type Outcomes = Vec<(Option<PathBuf>, Outcome)>;
+
+/// The device the linear table of the dm device with `uuid` maps: a scanned path, else its
+/// /dev node.
+fn active_origin(dm: &DeviceMapper, cands: &[Candidate], uuid: &str) -> Option<PathBuf> {
+    let uuid = DmUuid::new(uuid).ok()?;
+    let t = dm.typed_table(&uuid, crate::Which::Live).ok()?;
+    let dev = match &t.into_lines().first()?.target {
+        Target::Linear(l) => super::devnum(&l.device)?,
+        _ => return None,
+    };
+    cands
+        .iter()
+        .find(|c| c.dev == dev)
+        .map(|c| c.path.clone())
+        .or_else(|| super::blockdev::node_of(dev))
+}
 
 fn refuse_all(n: usize, origin: Option<&Path>, why: &str) -> Outcomes {
     (0..n)
@@ -415,7 +434,7 @@ fn activate_wrapper(
     if let Ok(info) = dm.info(wuuid)
         && info.has_live_table()
     {
-        let origin: Option<PathBuf> = None;
+        let origin = active_origin(dm, cands, &format!("{wuuid}{REAL_SUFFIX}"));
         let live = dm.list()?;
         return Ok(recs
             .iter()

@@ -1,9 +1,9 @@
 //! Who a block device is, beyond its path: the identity recorded for a snapshot's origin,
-//! so that [`activate`](super::activate()) attaches a snapshot to the very device it was
+//! so that [`activate`](super::activate::activate) attaches a snapshot to the very device it was
 //! taken of, whatever name the device has after a reboot.
 //!
 //! An identity is the exact size in sectors plus every strong id found
-//! ([`IdKind`](super::record::IdKind)): the dm uuid of a dm device, the md array uuid of an
+//! ([`super::record::IdKind`]): the dm uuid of a dm device, the md array uuid of an
 //! md device (from its members' superblocks), the disk's WWID and serial number from sysfs
 //! (with the partition's start sector for a partition), and the uuid of the filesystem,
 //! LUKS header, LVM PV or swap on it (from [`crate::probe`]).

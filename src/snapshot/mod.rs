@@ -22,6 +22,13 @@
 //! `DMSNAP-<id>`, `DMSNAP-<id>-real` and `DMSNAP-<id>-snap-<n>`, so the whole state can be
 //! read back from the kernel at any time.
 //!
+//! A persistent snapshot's COW device starts with a dmsnap [`record`] describing it (the
+//! wrapper, the snapshot, its origin's identity, whether a rollback was merging); the
+//! kernel's store follows, mapped by a linear `SNAP-cow` device (uuid
+//! `DMSNAP-<id>-cow-<n>`), and the snapshot is `snapshot NAME-real SNAP-cow P chunk`. After
+//! a reboot, [`activate`](activate::activate) rebuilds everything from the records alone,
+//! checking each origin's [`identity`].
+//!
 //! # Safety
 //! Every step has its undo, run automatically on error; no error path leaves a device
 //! suspended. The state lives only in the kernel, so after a crash
