@@ -179,6 +179,13 @@ pub enum Found {
         /// The signature is a suspend-to-disk one: the swap holds a hibernated system.
         hibernation: bool,
     },
+    /// A dmsnap record (see [`crate::snapshot::record`]): a persistent snapshot's COW
+    /// device, its store after the record.
+    DmsnapRecord {
+        /// What the record describes (`snapshot S of W (taken ...)`); `None` when the
+        /// record is damaged (bad CRC, unknown version).
+        snapshot: Option<String>,
+    },
     /// A dm-snapshot persistent exception store (a `SnAp` header the kernel would load).
     SnapshotStore {
         /// Chunk size in 512-byte sectors.
@@ -193,9 +200,12 @@ pub enum Found {
 }
 
 impl Found {
-    /// Whether this is a dm-snapshot store.
+    /// Whether this is a dm-snapshot store (a bare one, or dmsnap's record in front of one).
     pub const fn is_snapshot_store(&self) -> bool {
-        matches!(self, Found::SnapshotStore { .. })
+        matches!(
+            self,
+            Found::SnapshotStore { .. } | Found::DmsnapRecord { .. }
+        )
     }
 }
 
@@ -308,6 +318,10 @@ impl fmt::Display for Found {
                     ],
                 )
             }
+            Found::DmsnapRecord { snapshot } => match snapshot {
+                Some(s) => write!(f, "a dmsnap {s}"),
+                None => f.write_str("a damaged dmsnap snapshot record"),
+            },
             Found::SnapshotStore {
                 chunk_sectors,
                 valid,
@@ -484,6 +498,12 @@ impl<R: ReadAt + ?Sized> Probe<'_, R> {
     /// Signatures in the first 68 KiB (plus the LUKS2 secondary headers).
     fn start(&self, found: &mut Vec<Found>) -> Result<(), ProbeError> {
         let h = &self.head[..];
+        if crate::snapshot::record::has_magic(h) {
+            let r = crate::snapshot::record::Record::parse(h);
+            found.push(Found::DmsnapRecord {
+                snapshot: r.as_ref().ok().map(|r| r.to_string()),
+            });
+        }
         if let Some(f) = self.snapshot_store()? {
             found.push(f);
         }

@@ -788,6 +788,28 @@ mod tests {
     }
 
     #[test]
+    fn the_probe_recognises_a_record() {
+        use crate::probe::{Found, identify};
+        let mut dev = sample().encode().unwrap();
+        dev.resize(1 << 20, 0);
+        let found = identify(&dev[..]).unwrap();
+        assert!(
+            matches!(&found[..], [Found::DmsnapRecord { snapshot: Some(s) }] if s.starts_with("snapshot data-snap of data")),
+            "{found:?}"
+        );
+        assert!(
+            found[0]
+                .to_string()
+                .starts_with("a dmsnap snapshot data-snap of data (taken 2025-12-01")
+        );
+        dev[30] ^= 1;
+        assert_eq!(
+            identify(&dev[..]).unwrap(),
+            vec![Found::DmsnapRecord { snapshot: None }]
+        );
+    }
+
+    #[test]
     fn utc_dates() {
         assert_eq!(utc(1_764_622_800), "2025-12-01 21:00:00 UTC");
         assert!(utc(u64::MAX).len() > 10);
