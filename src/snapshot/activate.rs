@@ -766,7 +766,7 @@ impl WrapperEntry {
     /// The file's text.
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "# A wrapper `dmsnap activate` re-creates at boot (written by `dmsnap wrap --boot`).\nname={}\nuuid={}\nsectors={}\n",
+            "# A plain wrapper to re-create at boot (read by devmapper's snapshot::activate).\nname={}\nuuid={}\nsectors={}\n",
             self.name, self.uuid, self.sectors
         );
         for id in &self.ids {

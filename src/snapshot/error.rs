@@ -109,9 +109,8 @@ pub enum SnapError {
     ///
     /// [`CowOverwrite::Force`]: super::CowOverwrite::Force
     #[error(
-        "COW device {path} holds {record}, origin {} ({} sectors); activate it again instead (it is found from the devices themselves); a new snapshot on it discards that one; refusing unless forced",
-        record.wrapper_name,
-        record.origin_sectors
+        "COW device {path} holds {record}, whose origin is the device of {}; activate it again instead (it is found from the devices themselves); a new snapshot on it discards that one; refusing unless forced",
+        record.origin_text()
     )]
     CowHoldsRecord {
         /// The path.

@@ -356,8 +356,11 @@ impl Record {
                 ),
             ));
         }
-        if store_sectors < 3 * u64::from(chunk) || store_offset.checked_add(store_sectors).is_none()
-        {
+        let fits = store_offset
+            .checked_add(store_sectors)
+            .and_then(|end| end.checked_mul(512))
+            .is_some();
+        if store_sectors < 3 * u64::from(chunk) || !fits {
             return Err(bad(
                 "store length",
                 format!("{store_sectors} sectors cannot hold a store of {chunk}-sector chunks"),
@@ -539,6 +542,15 @@ impl Record {
         b[16..20].copy_from_slice(&crc.to_le_bytes());
         b.resize(RECORD_LEN, 0);
         Ok(b)
+    }
+
+    /// The origin's identity, for messages: `131072 sectors, serial SA, ...`.
+    pub fn origin_text(&self) -> String {
+        let mut s = format!("{} sectors", self.origin_sectors);
+        for i in &self.origin_ids {
+            s.push_str(&format!(", {i}"));
+        }
+        s
     }
 
     /// The store's byte range on the COW device.
