@@ -139,15 +139,24 @@ fn block_devnum(path: &Path) -> Result<String, Box<dyn Error>> {
     Ok(DevNum::from_dev_t(md.rdev()).to_string())
 }
 
+/// The import's warnings (facts lvm2 accepts but that look wrong), one line each.
+fn print_warnings(vg: &VolumeGroup) {
+    for w in vg.warnings() {
+        eprintln!("dmsnap: warning: metadata {w}");
+    }
+}
+
 fn find_vg<'r>(
     report: &'r ScanReport,
     vg: &str,
     paths: &[PathBuf],
 ) -> Result<&'r ScannedVg, Box<dyn Error>> {
-    report.vgs.iter().find(|s| s.vg.name == vg).ok_or_else(|| {
+    let s = report.vgs.iter().find(|s| s.vg.name == vg).ok_or_else(|| {
         warn_errors(report, paths);
-        format!("VG {vg} not found on the given devices").into()
-    })
+        format!("VG {vg} not found on the given devices")
+    })?;
+    print_warnings(&s.vg);
+    Ok(s)
 }
 
 fn activate(
@@ -232,6 +241,9 @@ fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> 
     if report.vgs.is_empty() && report.pvs.is_empty() {
         return Err("no LVM2 physical volume found".into());
     }
+    for s in &report.vgs {
+        print_warnings(&s.vg);
+    }
     if as_json {
         let vgs: Vec<Value> = report
             .vgs
@@ -277,6 +289,7 @@ fn scan_metadata_file(file: &Path, as_json: bool) -> Result<(), Box<dyn Error>> 
         ParseMode::File
     };
     let vg = VolumeGroup::from_text(&text, mode).map_err(|e| format!("{}: {e}", file.display()))?;
+    print_warnings(&vg);
     if as_json {
         println!(
             "{}",
@@ -444,6 +457,7 @@ fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
     }
     let mut all = Plan::default();
     for s in &report.vgs {
+        print_warnings(&s.vg);
         if !s.is_complete() {
             let missing: Vec<_> = s
                 .missing_pvs()
@@ -515,14 +529,7 @@ fn export_lv(
         .split_once('/')
         .ok_or_else(|| format!("{vg_lv}: give the LV as VG/LV"))?;
     let (files, report) = scan_paths(paths)?;
-    let s = report
-        .vgs
-        .iter()
-        .find(|s| s.vg.name == vg_name)
-        .ok_or_else(|| {
-            warn_errors(&report, paths);
-            format!("VG {vg_name} not found on the given devices")
-        })?;
+    let s = find_vg(&report, vg_name, paths)?;
     let vg = &s.vg;
     if vg.lv(lv_name).is_none() {
         return Err(format!("LV {lv_name} not found in VG {vg_name}").into());

@@ -167,10 +167,11 @@ pub fn summary(text: &[u8]) -> Result<(String, LvmId, u64)> {
         .ok_or_else(|| bad("`id` is missing"))?
         .parse()
         .map_err(|e| bad(&format!("id: {e}")))?;
+    // The low 32 bits, as lvm2 (and the importer) read it.
     let seqno = vgn
         .get_int("seqno")
-        .and_then(|s| u64::try_from(s).ok())
-        .ok_or_else(|| bad("`seqno` is missing or negative"))?;
+        .map(|s| u64::from(s as u32))
+        .ok_or_else(|| bad("`seqno` is missing or not an integer"))?;
     Ok((vgn.key().to_string(), id, seqno))
 }
 
