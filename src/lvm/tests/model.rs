@@ -1,4 +1,4 @@
-use super::sample::{SAMPLE, THIN_STRIPED};
+use super::sample::{SAMPLE, THIN_STRIPED, plain_lv, snap_section, with_lv};
 use crate::lvm::config::{ParseMode, parse};
 use crate::lvm::model::WarningKind;
 use crate::lvm::model::{Area, Discards, SegmentKind, VolumeGroup, valid_name};
@@ -296,35 +296,11 @@ proptest! {
     }
 }
 
-/// An extra LV section, inserted before `snapshot0` of [`SAMPLE`].
-fn with_lv(text: &str, section: &str) -> String {
-    text.replacen("snapshot0 {", &format!("{section}\nsnapshot0 {{"), 1)
-}
-
 fn import_kind(text: &str) -> ImportErrorKind {
     match vg(text) {
         Err(Error::Import { kind, .. }) => kind,
         other => panic!("expected an import error, got {other:?}"),
     }
-}
-
-/// A `snapshotN` section (the id ends with the last 3 characters of `name`).
-fn snap_section(name: &str, origin: &str, cow: &str, chunk: u32) -> String {
-    let tail = &name[name.len() - 3..];
-    format!(
-        "{name} {{\nid = \"w3dNi8-Lfpp-WTv5-aspz-hU8Q-rTzh-Jqm{tail}\"\nstatus = [\"READ\"]\n\
-         segment_count = 1\nsegment1 {{\nstart_extent = 0\nextent_count = 256\n\
-         type = \"snapshot\"\nchunk_size = {chunk}\norigin = \"{origin}\"\ncow_store = \"{cow}\"\n}}\n}}"
-    )
-}
-
-fn plain_lv(name: &str, id_tail: &str, pe: u32) -> String {
-    format!(
-        "{name} {{\nid = \"x3dNi8-Lfpp-WTv5-aspz-hU8Q-rTzh-Jqm{id_tail}\"\n\
-         status = [\"READ\", \"WRITE\", \"VISIBLE\"]\nsegment_count = 1\nsegment1 {{\n\
-         start_extent = 0\nextent_count = 256\ntype = \"striped\"\nstripe_count = 1\n\
-         stripes = [\"pv0\", {pe}]\n}}\n}}"
-    )
 }
 
 /// Rules lvm2's importer enforces (checked with lvm2 2.03.16 `vgcfgrestore -l`): the same
