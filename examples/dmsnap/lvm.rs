@@ -12,9 +12,10 @@ use devmapper::io::ReadAt;
 use devmapper::lvm::activate;
 use devmapper::lvm::config::{self, ParseMode};
 use devmapper::lvm::export::{LvReader, export, snapshot_reader};
+use devmapper::lvm::label::DiskLocn;
 use devmapper::lvm::model::{LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
 use devmapper::lvm::plan::{Plan, PlanOptions, plan_vg};
-use devmapper::lvm::scan::{self, MdaOutcome, ScanReport, ScannedVg};
+use devmapper::lvm::scan::{self, DeviceReport, DeviceStatus, MdaOutcome, ScanReport, ScannedVg};
 use devmapper::{DevNum, DeviceMapper};
 use serde_json::{Value, json};
 
@@ -226,21 +227,134 @@ fn scan_paths(paths: &[PathBuf]) -> Result<(Vec<File>, ScanReport), Box<dyn Erro
     Ok((files, report))
 }
 
-fn warn_errors(report: &ScanReport, paths: &[PathBuf]) {
-    for (dev, e) in &report.errors {
-        match dev.and_then(|i| paths.get(i)) {
-            Some(p) => eprintln!("dmsnap: {}: {e}", p.display()),
-            None => eprintln!("dmsnap: {e}"),
+fn path_of(paths: &[PathBuf], i: usize) -> String {
+    paths
+        .get(i)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// `metadata area at byte X (N bytes): reason`.
+fn area_problem(area: DiskLocn, e: &devmapper::lvm::Error) -> String {
+    let reason = match e {
+        devmapper::lvm::Error::Mda { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
+    format!(
+        "metadata area at byte {} ({} bytes): {reason}",
+        area.offset, area.size
+    )
+}
+
+/// Why a device is an error, or what it is when it is only worth a note: `(is_error,
+/// message)`; `None` for a PV of a VG that imported with every area readable.
+fn device_line(
+    report: &ScanReport,
+    d: &DeviceReport<'_>,
+    paths: &[PathBuf],
+) -> Option<(bool, String)> {
+    let p = path_of(paths, d.device);
+    let id = report
+        .pvs
+        .iter()
+        .find(|pv| pv.device == d.device)
+        .map(|pv| pv.label.pv_id.to_string())
+        .unwrap_or_default();
+    let areas = || {
+        d.bad_areas
+            .iter()
+            .map(|(a, e)| area_problem(*a, e))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Some(match &d.status {
+        DeviceStatus::InVg { .. } | DeviceStatus::Orphan if d.bad_areas.is_empty() => {
+            if matches!(d.status, DeviceStatus::Orphan) {
+                (
+                    false,
+                    format!("PV {p} ({id}) is in no VG: its metadata area holds none"),
+                )
+            } else {
+                return None;
+            }
         }
+        DeviceStatus::InVg { .. } | DeviceStatus::Orphan => (
+            false,
+            format!("warning: {p}: {} (another copy was used)", areas()),
+        ),
+        DeviceStatus::NoMetadataArea => (
+            false,
+            format!("PV {p} ({id}) has no metadata area; its VG is on PVs not given"),
+        ),
+        DeviceStatus::Duplicate { of } => (
+            false,
+            format!(
+                "warning: {p}: same PV id {id} as {}, which is used instead",
+                path_of(paths, *of)
+            ),
+        ),
+        DeviceStatus::NotListed { vg } => (
+            false,
+            format!(
+                "warning: PV {p} ({id}) names VG {}, whose metadata does not list it",
+                report.vgs.get(*vg).map_or("?", |v| v.vg.name.as_str())
+            ),
+        ),
+        DeviceStatus::VgNotImported { vg } => (
+            true,
+            format!(
+                "{p}: VG {} (seqno {}) does not import: {}",
+                vg.name, vg.seqno, vg.error
+            ),
+        ),
+        DeviceStatus::MetadataUnreadable => (
+            true,
+            format!("{p}: PV {id}: no metadata area could be read: {}", areas()),
+        ),
+        DeviceStatus::NoLabel => (
+            true,
+            format!("{p}: not an LVM2 PV (no LVM2 label in sectors 0-3)"),
+        ),
+        DeviceStatus::BadLabel { error } => (true, format!("{p}: {error}")),
+        _ => (true, format!("{p}: unreadable")),
+    })
+}
+
+/// Print every device problem to stderr; the number of devices that are errors.
+fn warn_errors(report: &ScanReport, paths: &[PathBuf]) -> usize {
+    let mut n = 0;
+    for d in report.devices() {
+        if let Some((is_error, line)) = device_line(report, &d, paths) {
+            if is_error {
+                n += 1;
+                eprintln!("dmsnap: {line}");
+            } else if line.starts_with("warning") {
+                eprintln!("dmsnap: {line}");
+            }
+        }
+    }
+    n
+}
+
+fn device_status_name(s: &DeviceStatus<'_>) -> &'static str {
+    match s {
+        DeviceStatus::InVg { .. } => "in_vg",
+        DeviceStatus::Orphan => "orphan",
+        DeviceStatus::NoMetadataArea => "no_metadata_area",
+        DeviceStatus::NotListed { .. } => "not_listed",
+        DeviceStatus::Duplicate { .. } => "duplicate",
+        DeviceStatus::VgNotImported { .. } => "vg_does_not_import",
+        DeviceStatus::MetadataUnreadable => "metadata_unreadable",
+        DeviceStatus::NoLabel => "no_label",
+        DeviceStatus::BadLabel { .. } => "bad_label",
+        _ => "unknown",
     }
 }
 
 fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
-    warn_errors(&report, paths);
-    if report.vgs.is_empty() && report.pvs.is_empty() {
-        return Err("no LVM2 physical volume found".into());
-    }
+    let devices = report.devices();
+    let errors = warn_errors(&report, paths);
     for s in &report.vgs {
         print_warnings(&s.vg);
     }
@@ -250,28 +364,42 @@ fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> 
             .iter()
             .map(|s| vg_json(&s.vg, Some((s, paths))))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "vgs": vgs }))?);
-        return Ok(());
-    }
-    for s in &report.vgs {
-        print_vg(&s.vg, Some((s, paths)));
-    }
-    for pv in &report.pvs {
-        let orphan = pv
-            .mdas
+        let devs: Vec<Value> = devices
             .iter()
-            .all(|m| !matches!(m.outcome, MdaOutcome::Text { .. }));
-        let in_vg = report
-            .vgs
-            .iter()
-            .any(|v| v.pv_devices.contains(&Some(pv.device)));
-        if orphan && !in_vg {
-            let p = paths
-                .get(pv.device)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            println!("PV {p} ({}) is not in any VG found", pv.label.pv_id);
+            .map(|d| {
+                let line = device_line(&report, d, paths);
+                json!({
+                    "path": path_of(paths, d.device),
+                    "status": device_status_name(&d.status),
+                    "error": line.as_ref().filter(|(e, _)| *e).map(|(_, l)| l),
+                    "bad_areas": d.bad_areas.iter().map(|(a, e)| json!({
+                        "offset": a.offset, "size": a.size, "reason": e.to_string(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "vgs": vgs, "devices": devs }))?
+        );
+    } else {
+        for s in &report.vgs {
+            print_vg(&s.vg, Some((s, paths)));
         }
+        for d in &devices {
+            if let Some((false, line)) = device_line(&report, d, paths)
+                && !line.starts_with("warning")
+            {
+                println!("{line}");
+            }
+        }
+    }
+    if errors > 0 {
+        return Err(format!(
+            "{errors} of {} device(s) could not be read as LVM2 PVs",
+            paths.len()
+        )
+        .into());
     }
     Ok(())
 }
@@ -451,9 +579,23 @@ fn metadata(pv: &Path) -> Result<(), Box<dyn Error>> {
 
 fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
-    warn_errors(&report, paths);
+    let device_errors = warn_errors(&report, paths);
     if report.vgs.is_empty() {
-        return Err("no volume group found on the given devices".into());
+        // Say what each device was.
+        let why: Vec<String> = report
+            .devices()
+            .iter()
+            .map(|d| {
+                device_line(&report, d, paths)
+                    .map(|(_, l)| l)
+                    .unwrap_or_else(|| format!("{}: a PV", path_of(paths, d.device)))
+            })
+            .collect();
+        return Err(format!(
+            "no volume group found on the given devices: {}",
+            why.join("; ")
+        )
+        .into());
     }
     let mut all = Plan::default();
     for s in &report.vgs {
@@ -494,13 +636,13 @@ fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
         let skipped: Vec<Value> = all
             .skipped
             .iter()
-            .map(|s| json!({ "lv": s.lv, "reason": s.reason }))
+            .map(|s| json!({ "lv": s.lv, "reason": s.reason, "error": s.is_error() }))
             .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({ "devices": devices, "skipped": skipped }))?
         );
-        return Ok(());
+        return plan_status(&all, device_errors);
     }
     for d in &all.devices {
         println!(
@@ -514,9 +656,23 @@ fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
         }
     }
     for s in &all.skipped {
-        println!("skipped {}: {}", s.lv, s.reason);
+        if s.is_error() {
+            eprintln!("dmsnap: LV {} not planned: {}", s.lv, s.reason);
+        } else {
+            println!("skipped {}: {}", s.lv, s.reason);
+        }
     }
-    Ok(())
+    plan_status(&all, device_errors)
+}
+
+/// A plan that leaves out an LV lvm2 would activate, or that read bad devices, fails.
+fn plan_status(plan: &Plan, device_errors: usize) -> Result<(), Box<dyn Error>> {
+    let missing = plan.skipped.iter().filter(|s| s.is_error()).count();
+    match (missing, device_errors) {
+        (0, 0) => Ok(()),
+        (0, n) => Err(format!("{n} device(s) could not be read as LVM2 PVs").into()),
+        (m, _) => Err(format!("{m} LV(s) that lvm2 would activate are not in the plan").into()),
+    }
 }
 
 fn export_lv(
