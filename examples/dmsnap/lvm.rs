@@ -190,6 +190,10 @@ fn activate(
     for sk in &plan.skipped {
         eprintln!("dmsnap: {vg}/{}: skipped: {}", sk.lv, sk.reason);
     }
+    let failed = plan.skipped.iter().filter(|s| s.is_error()).count();
+    if failed > 0 {
+        return Err(format!("{failed} LV(s) of {vg} were not activated").into());
+    }
     Ok(())
 }
 

@@ -197,6 +197,19 @@ pub enum WarningKind {
         /// The value used.
         read_as: u64,
     },
+    /// Two LVs map the same physical extents (lvm2 never allocates them twice): writing
+    /// one changes the other.
+    #[error("extents {start}..{end} are used by both {first} and {second}")]
+    PeOverlap {
+        /// First overlapping extent.
+        start: u64,
+        /// End of the overlap (exclusive).
+        end: u64,
+        /// One LV.
+        first: String,
+        /// The other.
+        second: String,
+    },
     /// A VG or LV name lvm2 would not create.
     #[error("name {name:?} is not a valid LVM name")]
     InvalidName {
@@ -960,6 +973,7 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
         warnings: Vec::new(),
     };
     check_links(&vg, &w)?;
+    check_pe_overlaps(&vg, &w);
     for (lv, kind) in vg.snapshot_faults() {
         w.push(
             &format!("{}/logical_volumes/{lv}", vg.name),
@@ -1456,6 +1470,58 @@ fn import_thin_pool(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<Segm
         zero_new_blocks,
         messages,
     })
+}
+
+/// Physical extents allocated to two LVs: accepted (lvm2 only checks that on write),
+/// reported once per PV and pair.
+fn check_pe_overlaps(vg: &VolumeGroup, w: &Warn) {
+    let mut by_pv: HashMap<&str, Vec<(u64, u64, &str)>> = HashMap::new();
+    for lv in &vg.lvs {
+        for s in &lv.segments {
+            if let SegmentKind::Striped { areas, .. } = &s.kind {
+                let per = s.extent_count / areas.len().max(1) as u64;
+                for a in areas {
+                    if let Area::Pv { pv, pe } = a {
+                        by_pv.entry(pv.as_str()).or_default().push((
+                            *pe,
+                            pe.saturating_add(per),
+                            lv.name.as_str(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let mut handles: Vec<&str> = by_pv.keys().copied().collect();
+    handles.sort_unstable();
+    for h in handles {
+        let Some(ranges) = by_pv.get_mut(h) else {
+            continue;
+        };
+        ranges.sort_unstable();
+        let mut reported: HashSet<(&str, &str)> = HashSet::new();
+        let mut reach: Option<(u64, &str)> = None; // furthest end so far, and its LV
+        for &(start, end, lv) in ranges.iter() {
+            if let Some((far, other)) = reach
+                && start < far
+                && other != lv
+                && reported.insert((other, lv))
+            {
+                w.push(
+                    &format!("{}/physical_volumes/{h}", vg.name),
+                    WarningKind::PeOverlap {
+                        start,
+                        end: end.min(far),
+                        first: other.to_string(),
+                        second: lv.to_string(),
+                    },
+                );
+            }
+            if reach.is_none_or(|(far, _)| end > far) {
+                reach = Some((end, lv));
+            }
+        }
+    }
 }
 
 /// Cross-LV checks once every LV is known: no LV used as its own area (lvm2 refuses it);

@@ -411,6 +411,17 @@ fn lvm2_acceptances_import_with_warnings() {
             .any(|w| matches!(w, WarningKind::DuplicatePvId { first, .. } if first == "pv0")),
         "{k:?}"
     );
+    // home's extents 1280.. also given to a new LV.
+    let k = kinds(&with_lv(SAMPLE, &plain_lv("twin", "TWN", 1300)));
+    assert!(
+        k.contains(&WarningKind::PeOverlap {
+            start: 1300,
+            end: 1556,
+            first: "home".into(),
+            second: "twin".into()
+        }),
+        "{k:?}"
+    );
     let k = kinds(&SAMPLE.replacen("type = \"striped\"", "type = \"frobnicate\"", 1));
     assert!(
         k.contains(&WarningKind::UnknownSegmentType {
