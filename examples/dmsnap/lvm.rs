@@ -2,6 +2,7 @@
 //! `export` are offline (no kernel, no root); `activate` and `deactivate` apply a
 //! [`devmapper::lvm::plan::Plan`] with the ioctl core ([`devmapper::lvm::activate`]).
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,7 +14,9 @@ use devmapper::lvm::activate;
 use devmapper::lvm::config::{self, ParseMode};
 use devmapper::lvm::export::{LvReader, export, snapshot_reader};
 use devmapper::lvm::label::DiskLocn;
-use devmapper::lvm::model::{LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
+use devmapper::lvm::model::{
+    LogicalVolume, PhysicalVolume, SegmentKind, SnapshotLink, VolumeGroup,
+};
 use devmapper::lvm::plan::{Plan, PlanOptions, plan_vg};
 use devmapper::lvm::scan::{self, DeviceReport, DeviceStatus, MdaOutcome, ScanReport, ScannedVg};
 use devmapper::{DevNum, DeviceMapper};
@@ -142,8 +145,17 @@ fn block_devnum(path: &Path) -> Result<String, Box<dyn Error>> {
 
 /// The import's warnings (facts lvm2 accepts but that look wrong), one line each.
 fn print_warnings(vg: &VolumeGroup) {
-    for w in vg.warnings() {
+    const SHOWN: usize = 50;
+    let all = vg.warnings();
+    for w in all.iter().take(SHOWN) {
         eprintln!("dmsnap: warning: metadata {w}");
+    }
+    if all.len() > SHOWN {
+        eprintln!(
+            "dmsnap: warning: VG {}: {} more warnings not shown",
+            vg.name,
+            all.len() - SHOWN
+        );
     }
 }
 
@@ -444,7 +456,50 @@ fn lv_segtype(lv: &LogicalVolume) -> &str {
     }
 }
 
+/// The VG's snapshot relations, indexed once (the model's lookups scan every LV, which
+/// is quadratic over a VG with many LVs).
+struct Links<'v> {
+    cow: HashMap<&'v str, SnapshotLink<'v>>,
+    snaps: HashMap<&'v str, Vec<&'v str>>,
+    visible_flag: HashMap<&'v str, bool>,
+}
+
+impl<'v> Links<'v> {
+    fn new(vg: &'v VolumeGroup) -> Links<'v> {
+        let mut l = Links {
+            cow: HashMap::new(),
+            snaps: HashMap::new(),
+            visible_flag: vg
+                .lvs
+                .iter()
+                .map(|lv| (lv.name.as_str(), lv.status.contains("VISIBLE")))
+                .collect(),
+        };
+        for link in vg.snapshot_links() {
+            l.cow.entry(link.cow).or_insert(link);
+            l.snaps.entry(link.origin).or_default().push(link.cow);
+        }
+        l
+    }
+
+    /// `VolumeGroup::is_visible`, from the index.
+    fn is_visible(&self, vg: &VolumeGroup, lv: &LogicalVolume) -> bool {
+        if vg.is_snapshot_internal(lv) {
+            return false;
+        }
+        match self.cow.get(lv.name.as_str()) {
+            Some(link) => self.visible_flag.get(link.origin).copied().unwrap_or(false),
+            None => lv.status.contains("VISIBLE"),
+        }
+    }
+
+    fn snapshots_of(&self, lv: &str) -> Vec<&'v str> {
+        self.snaps.get(lv).cloned().unwrap_or_default()
+    }
+}
+
 fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value {
+    let links = Links::new(vg);
     let pvs: Vec<Value> = vg
         .pvs
         .iter()
@@ -467,11 +522,11 @@ fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value
             let mut o = json!({
                 "name": lv.name, "uuid": lv.id.to_string(),
                 "size_sectors": vg.lv_size(lv), "segments": lv.segments.len(),
-                "segtype": lv_segtype(lv), "visible": vg.is_visible(lv),
+                "segtype": lv_segtype(lv), "visible": links.is_visible(vg, lv),
                 "read_only": !lv.is_writable(),
-                "snapshots": vg.snapshots_of(&lv.name).map(|l| l.cow).collect::<Vec<_>>(),
+                "snapshots": links.snapshots_of(&lv.name),
             });
-            if let Some(link) = vg.cow_link(&lv.name) {
+            if let Some(link) = links.cow.get(lv.name.as_str()) {
                 o["origin"] = json!(link.origin);
                 o["chunk_sectors"] = json!(link.chunk_size);
                 o["merging"] = json!(link.merging);
@@ -493,6 +548,7 @@ fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value
 }
 
 fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
+    let links = Links::new(vg);
     let state = match scanned {
         Some((s, _)) if !s.is_complete() => ", INCOMPLETE (PVs missing)",
         Some((s, _)) if s.inconsistent => ", metadata copies disagree (newest used)",
@@ -525,13 +581,13 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
         );
     }
     for lv in vg.lvs.iter().filter(|lv| !vg.is_snapshot_internal(lv)) {
-        let name = if vg.is_visible(lv) {
+        let name = if links.is_visible(vg, lv) {
             lv.name.clone()
         } else {
             format!("[{}]", lv.name)
         };
         let mut extra = String::new();
-        if let Some(link) = vg.cow_link(&lv.name) {
+        if let Some(link) = links.cow.get(lv.name.as_str()) {
             extra = format!(
                 "  snapshot of {} (chunk {} sectors{})",
                 link.origin,
@@ -539,7 +595,7 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
                 if link.merging { ", merging" } else { "" }
             );
         }
-        let snaps: Vec<_> = vg.snapshots_of(&lv.name).map(|l| l.cow).collect();
+        let snaps = links.snapshots_of(&lv.name);
         if !snaps.is_empty() {
             extra = format!("  origin of {}", snaps.join(", "));
         }

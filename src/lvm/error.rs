@@ -189,7 +189,8 @@ pub enum UnmappableKind {
     /// Origins and COW stores that lead back to themselves.
     #[error("snapshot origins form a cycle: {}", chain.join(" -> "))]
     SnapshotCycle {
-        /// The LVs of the cycle, from this one back to itself.
+        /// The LVs of the cycle, from this one back to itself (a long cycle is cut
+        /// after 16 names, marked by `...`).
         chain: Vec<String>,
     },
     /// One COW store claimed by several `snapshotN` LVs.

@@ -112,6 +112,9 @@ fn unmappable(vg: &VolumeGroup, lv: &str, kind: UnmappableKind) -> Error {
 struct Builder<'a, 'f, R: ReadAt + ?Sized> {
     vg: &'a VolumeGroup,
     pv_source: &'f dyn Fn(&PhysicalVolume) -> Option<&'a R>,
+    /// Lookups, built once (the model's own are linear).
+    lvs: HashMap<&'a str, &'a LogicalVolume>,
+    pvs: HashMap<&'a str, &'a PhysicalVolume>,
     built: HashMap<&'a str, Arc<LvReader<'a, R>>>,
     /// LVs being built, outermost first (a name met again is a cycle).
     stack: Vec<&'a str>,
@@ -131,6 +134,9 @@ impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
         let mut b = Builder {
             vg,
             pv_source,
+            lvs: vg.lvs.iter().map(|l| (l.name.as_str(), l)).collect(),
+            // The later of two PV sections with one name, as `VolumeGroup::pv`.
+            pvs: vg.pvs.iter().map(|p| (p.handle.as_str(), p)).collect(),
             built: HashMap::new(),
             stack: Vec::new(),
         };
@@ -142,8 +148,10 @@ impl<'a, R: ReadAt + ?Sized> Builder<'a, '_, R> {
     /// The shared reader of a sub-LV, built on first use.
     fn shared(&mut self, from: &str, name: &str) -> Result<Arc<LvReader<'a, R>>> {
         let vg = self.vg;
-        let lv: &'a LogicalVolume = vg
-            .lv(name)
+        let lv: &'a LogicalVolume = self
+            .lvs
+            .get(name)
+            .copied()
             .ok_or_else(|| fail(vg, from, format!("refers to unknown LV {name}")))?;
         if let Some(r) = self.built.get(lv.name.as_str()) {
             return Ok(Arc::clone(r));
@@ -175,7 +183,8 @@ impl<'a, R: ReadAt + ?Sized> Builder<'a, '_, R> {
         if vg.extent_size == 0 {
             return Err(unmappable(vg, lv_name, UnmappableKind::ExtentSizeZero));
         }
-        if let Some(kind) = vg.lv_fault(lv) {
+        let lvs = &self.lvs;
+        if let Some(kind) = vg.lv_fault_with(lv, &|n| lvs.get(n).map(|l| l.le_count())) {
             return Err(unmappable(vg, lv_name, kind));
         }
         self.stack.push(lv_name);
@@ -208,9 +217,10 @@ impl<'a, R: ReadAt + ?Sized> Builder<'a, '_, R> {
                     for a in areas {
                         out.push(match a {
                             Area::Pv { pv, pe } => {
-                                let p = vg
-                                    .pv(pv)
-                                    .ok_or_else(|| fail(vg, lv_name, format!("unknown PV {pv}")))?;
+                                let p =
+                                    self.pvs.get(pv.as_str()).copied().ok_or_else(|| {
+                                        fail(vg, lv_name, format!("unknown PV {pv}"))
+                                    })?;
                                 let dev = pv_source(p).ok_or_else(|| {
                                     fail(
                                         vg,

@@ -623,6 +623,15 @@ impl VolumeGroup {
     /// length) or an area running past the end of the LV it is on. The VG-wide
     /// `extent_size` 0 and snapshot relations are checked by [`Self::unmappable`].
     pub fn lv_fault(&self, lv: &LogicalVolume) -> Option<UnmappableKind> {
+        self.lv_fault_with(lv, &|name| self.lv(name).map(LogicalVolume::le_count))
+    }
+
+    /// [`Self::lv_fault`] with the LV sizes (in extents) looked up by `size_of`.
+    pub(crate) fn lv_fault_with(
+        &self,
+        lv: &LogicalVolume,
+        size_of: &dyn Fn(&str) -> Option<u64>,
+    ) -> Option<UnmappableKind> {
         for s in &lv.segments {
             let SegmentKind::Striped { stripe_size, areas } = &s.kind else {
                 continue;
@@ -640,7 +649,7 @@ impl VolumeGroup {
             let per = s.extent_count / k.max(1);
             for a in areas {
                 if let Area::Lv { lv: sub, le } = a {
-                    let size = self.lv(sub).map_or(0, LogicalVolume::le_count);
+                    let size = size_of(sub).unwrap_or(0);
                     let end = le.saturating_add(per);
                     if end > size {
                         return Some(UnmappableKind::AreaBeyondLv {
@@ -696,10 +705,16 @@ impl VolumeGroup {
                 .push(l.snapshot_lv.name.as_str());
         }
         let internal: HashSet<&str> = links.iter().map(|l| l.snapshot_lv.name.as_str()).collect();
-        let origin_of_cow: HashMap<&str, &str> = links.iter().map(|l| (l.cow, l.origin)).collect();
+        // COW -> its origin (the first link naming the COW, as `cow_link` finds it).
+        let mut origin_of_cow: HashMap<&str, &str> = HashMap::new();
+        for l in &links {
+            origin_of_cow.entry(l.cow).or_insert(l.origin);
+        }
+        let cycles = cycles(&origin_of_cow);
+        let mut done: HashSet<&str> = HashSet::new();
         let mut out: Vec<(&str, UnmappableKind)> = Vec::new();
         for l in &links {
-            if out.iter().any(|(c, _)| *c == l.cow) {
+            if !done.insert(l.cow) {
                 continue;
             }
             let kind = if internal.contains(l.origin) {
@@ -710,35 +725,17 @@ impl VolumeGroup {
                 UnmappableKind::CowIsSnapshot {
                     cow: l.cow.to_string(),
                 }
-            } else if by_cow.get(l.cow).is_some_and(|v| v.len() > 1) {
+            } else if let Some(v) = by_cow.get(l.cow).filter(|v| v.len() > 1) {
                 UnmappableKind::SharedCow {
-                    snapshots: by_cow
-                        .get(l.cow)
-                        .map(|v| v.iter().map(|s| s.to_string()).collect())
-                        .unwrap_or_default(),
+                    snapshots: v.iter().map(|s| s.to_string()).collect(),
+                }
+            } else if let Some(chain) = cycles.get(l.cow) {
+                UnmappableKind::SnapshotCycle {
+                    chain: chain.clone(),
                 }
             } else if origin_of_cow.contains_key(l.origin) {
-                // Follow origin -> (its origin, as it is a COW) until a plain LV or a loop.
-                let mut chain = vec![l.cow.to_string(), l.origin.to_string()];
-                let mut cur = l.origin;
-                let mut cycle = false;
-                while let Some(next) = origin_of_cow.get(cur) {
-                    chain.push(next.to_string());
-                    if *next == l.cow {
-                        cycle = true;
-                        break;
-                    }
-                    if chain.len() > links.len() + 2 {
-                        break; // a loop not through this LV: reported from its own members
-                    }
-                    cur = next;
-                }
-                if cycle {
-                    UnmappableKind::SnapshotCycle { chain }
-                } else {
-                    UnmappableKind::OriginIsCow {
-                        origin: l.origin.to_string(),
-                    }
+                UnmappableKind::OriginIsCow {
+                    origin: l.origin.to_string(),
                 }
             } else if l.chunk_size == 0 {
                 UnmappableKind::SnapshotChunkZero
@@ -837,6 +834,58 @@ impl VolumeGroup {
         }
         lv.status.contains("VISIBLE")
     }
+}
+
+/// Longest cycle shown in [`UnmappableKind::SnapshotCycle`].
+const CYCLE_SHOWN: usize = 16;
+
+/// The members of cycles of a COW -> origin map, each with its cycle from itself back to
+/// itself (at most [`CYCLE_SHOWN`] names). Linear: every node is walked once.
+fn cycles<'a>(next: &HashMap<&'a str, &'a str>) -> HashMap<&'a str, Vec<String>> {
+    let mut state: HashMap<&str, bool> = HashMap::new(); // false: on the path, true: done
+    let mut out = HashMap::new();
+    let mut starts: Vec<&str> = next.keys().copied().collect();
+    starts.sort_unstable();
+    for start in starts {
+        let mut path: Vec<&str> = Vec::new();
+        let mut cur = start;
+        loop {
+            match state.get(cur) {
+                Some(true) => break,
+                Some(false) => {
+                    let from = path.iter().position(|p| *p == cur).unwrap_or(0);
+                    let cyc = path.get(from..).unwrap_or_default();
+                    for (i, m) in cyc.iter().enumerate() {
+                        let mut chain: Vec<String> = cyc
+                            .iter()
+                            .cycle()
+                            .skip(i)
+                            .take(cyc.len().min(CYCLE_SHOWN))
+                            .map(|s| s.to_string())
+                            .collect();
+                        if cyc.len() > CYCLE_SHOWN {
+                            chain.push("...".into());
+                        }
+                        chain.push(m.to_string());
+                        out.insert(*m, chain);
+                    }
+                    break;
+                }
+                None => {
+                    state.insert(cur, false);
+                    path.push(cur);
+                    match next.get(cur) {
+                        Some(n) => cur = n,
+                        None => break,
+                    }
+                }
+            }
+        }
+        for p in path {
+            state.insert(p, true);
+        }
+    }
+    out
 }
 
 /// One origin/COW relation, from a `snapshotN` LV's segment.
@@ -1472,9 +1521,13 @@ fn import_thin_pool(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<Segm
     })
 }
 
+/// Most [`WarningKind::PeOverlap`] warnings reported per VG.
+const MAX_OVERLAP_WARNINGS: usize = 32;
+
 /// Physical extents allocated to two LVs: accepted (lvm2 only checks that on write),
-/// reported once per PV and pair.
+/// reported once per PV and pair, at most [`MAX_OVERLAP_WARNINGS`] times.
 fn check_pe_overlaps(vg: &VolumeGroup, w: &Warn) {
+    let mut count = 0usize;
     let mut by_pv: HashMap<&str, Vec<(u64, u64, &str)>> = HashMap::new();
     for lv in &vg.lvs {
         for s in &lv.segments {
@@ -1505,8 +1558,10 @@ fn check_pe_overlaps(vg: &VolumeGroup, w: &Warn) {
             if let Some((far, other)) = reach
                 && start < far
                 && other != lv
+                && count < MAX_OVERLAP_WARNINGS
                 && reported.insert((other, lv))
             {
+                count += 1;
                 w.push(
                     &format!("{}/physical_volumes/{h}", vg.name),
                     WarningKind::PeOverlap {
@@ -1528,6 +1583,11 @@ fn check_pe_overlaps(vg: &VolumeGroup, w: &Warn) {
 /// LV areas past their LV's end and striped segments the kernel would refuse are
 /// accepted, as lvm2 accepts them, with a warning (plan and export refuse those LVs).
 fn check_links(vg: &VolumeGroup, w: &Warn) -> Result<()> {
+    let sizes: HashMap<&str, u64> = vg
+        .lvs
+        .iter()
+        .map(|l| (l.name.as_str(), l.le_count()))
+        .collect();
     for lv in &vg.lvs {
         let path = format!("{}/logical_volumes/{}", vg.name, lv.name);
         for s in &lv.segments {
@@ -1539,7 +1599,7 @@ fn check_links(vg: &VolumeGroup, w: &Warn) -> Result<()> {
                 return Err(err(&path, "an LV cannot map onto itself"));
             }
         }
-        if let Some(kind) = vg.lv_fault(lv) {
+        if let Some(kind) = vg.lv_fault_with(lv, &|n| sizes.get(n).copied()) {
             w.push(&path, WarningKind::Unmappable(kind));
         }
     }

@@ -321,6 +321,8 @@ pub fn plan_lv(
 /// Lookups the plan needs per LV, built once (the model's own lookups scan all LVs).
 struct Index<'a> {
     lvs: HashMap<&'a str, &'a LogicalVolume>,
+    /// PV handle -> PV (the later of two sections with one name, as `VolumeGroup::pv`).
+    pvs: HashMap<&'a str, &'a PhysicalVolume>,
     cow: HashMap<&'a str, SnapshotLink<'a>>,
     snaps: HashMap<&'a str, Vec<SnapshotLink<'a>>>,
     pool_parts: HashMap<&'a str, &'static str>,
@@ -332,6 +334,7 @@ impl<'a> Index<'a> {
     fn new(vg: &'a VolumeGroup, faults: &HashMap<&str, UnmappableKind>) -> Index<'a> {
         let mut ix = Index {
             lvs: vg.lvs.iter().map(|l| (l.name.as_str(), l)).collect(),
+            pvs: vg.pvs.iter().map(|p| (p.handle.as_str(), p)).collect(),
             cow: HashMap::new(),
             snaps: HashMap::new(),
             pool_parts: HashMap::new(),
@@ -492,7 +495,11 @@ impl<'a> Builder<'a> {
         if self.vg.extent_size == 0 {
             return Err(self.unmappable(lv, UnmappableKind::ExtentSizeZero));
         }
-        if let Some(kind) = self.vg.lv_fault(lv) {
+        let ix = &self.ix;
+        if let Some(kind) = self
+            .vg
+            .lv_fault_with(lv, &|n| ix.lvs.get(n).map(|l| l.le_count()))
+        {
             return Err(self.unmappable(lv, kind));
         }
         self.stack.push(key);
@@ -715,8 +722,10 @@ impl<'a> Builder<'a> {
         match a {
             Area::Pv { pv, pe } => {
                 let p = self
-                    .vg
-                    .pv(pv)
+                    .ix
+                    .pvs
+                    .get(pv.as_str())
+                    .copied()
                     .ok_or_else(|| self.fail(lv, format!("unknown PV {pv}")))?;
                 let dev = (self.pv_device)(p).ok_or_else(|| {
                     self.unmappable(

@@ -582,3 +582,51 @@ fn duplicate_pv_names_use_the_later_section() {
             .any(|w| w.kind == WarningKind::DuplicatePvHandle)
     );
 }
+
+/// A long snapshot cycle (every COW the origin of the next snapshot): found in linear
+/// time, each member's chain cut to a bounded length.
+#[test]
+fn long_snapshot_cycle_is_linear_and_bounded() {
+    let n = 5000;
+    let mut lvs = String::new();
+    for k in 0..n {
+        lvs += &format!(
+            "c{k} {{ id = \"{k:0>6}-8888-0000-aaaa-bbbb-cccc-dddddd\" status = [\"READ\", \"VISIBLE\"] \
+             segment_count = 1 segment1 {{ start_extent = 0 extent_count = 1 type = \"striped\" \
+             stripe_count = 1 stripes = [\"pv0\", {k}] }} }}\n"
+        );
+        lvs += &format!(
+            "snapshot{k} {{ id = \"{k:0>6}-7777-0000-aaaa-bbbb-cccc-dddddd\" status = [\"READ\"] \
+             segment_count = 1 segment1 {{ start_extent = 0 extent_count = 1 type = \"snapshot\" \
+             chunk_size = 8 origin = \"c{k}\" cow_store = \"c{}\" }} }}\n",
+            (k + 1) % n
+        );
+    }
+    let text = format!(
+        "big {{ id = \"aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg\" seqno = 1 status = [\"READ\"] \
+         extent_size = 8 max_lv = 0 max_pv = 0 physical_volumes {{ pv0 {{ \
+         id = \"AAAAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGGGG\" status = [\"ALLOCATABLE\"] \
+         pe_start = 0 pe_count = {n} }} }} logical_volumes {{ {lvs} }} }}\n\
+         contents = \"Text Format Volume Group\" version = 1\n"
+    );
+    let t = std::time::Instant::now();
+    let v = vg(&text).unwrap();
+    let f = v.snapshot_faults();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(f.len(), n);
+    for (cow, kind) in &f {
+        match kind {
+            UnmappableKind::SnapshotCycle { chain } => {
+                assert_eq!(chain.len(), 18, "{chain:?}");
+                assert_eq!(chain.first().map(String::as_str), Some(*cow));
+                assert_eq!(chain.last().map(String::as_str), Some(*cow));
+                assert_eq!(chain[16], "...");
+            }
+            other => panic!("{cow}: {other:?}"),
+        }
+    }
+}
