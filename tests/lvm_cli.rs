@@ -114,3 +114,60 @@ fn plan_without_a_vg_says_what_each_device_was() {
         "{last}"
     );
 }
+
+/// Rewrite the committed text of every metadata area of `img` with `edit` (same length),
+/// fixing the text and header checksums: metadata that reads fine but says what it says.
+fn rewrite_metadata(img: &mut [u8], edit: impl Fn(&str) -> String) {
+    use devmapper::lvm::crc::{INITIAL_CRC, calc_crc};
+    use devmapper::lvm::mda::read_mda_header;
+    for area in read_label(&img[..]).unwrap().metadata_areas {
+        let hdr = read_mda_header(&img[..], area).unwrap();
+        let raw = *hdr.committed().unwrap();
+        let at = (area.offset + raw.offset) as usize;
+        let len = raw.size as usize;
+        assert!(
+            raw.offset + raw.size <= hdr.size,
+            "the fixture's text does not wrap"
+        );
+        let text = String::from_utf8(img[at..at + len].to_vec()).unwrap();
+        let new = edit(&text);
+        assert_eq!(new.len(), text.len());
+        img[at..at + len].copy_from_slice(new.as_bytes());
+        let crc = calc_crc(INITIAL_CRC, &img[at..at + len]);
+        let h = area.offset as usize;
+        img[h + 40 + 16..h + 40 + 20].copy_from_slice(&crc.to_le_bytes());
+        let hcrc = calc_crc(INITIAL_CRC, &img[h + 4..h + 512]);
+        img[h..h + 4].copy_from_slice(&hcrc.to_le_bytes());
+    }
+}
+
+#[test]
+fn newest_metadata_that_does_not_import_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut img = pv_image();
+    rewrite_metadata(&mut img, |t| {
+        t.replacen("segment_count = 1", "segment_count = 7", 1)
+    });
+    let pv = dir.path().join("pv1.img");
+    std::fs::write(&pv, &img).unwrap();
+    let Some((code, stdout, stderr)) = run(&[&pv], &["lvm", "scan"]) else {
+        return;
+    };
+    assert_ne!(code, 0, "stdout {stdout:?}");
+    assert!(stderr.contains(&pv.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("does not import") && stderr.contains("segment_count is 7"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = run(&[&pv], &["lvm", "scan", "--json"]).unwrap();
+    assert_ne!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["vgs"].as_array().map(Vec::len), Some(0));
+    assert_eq!(v["devices"][0]["status"], "vg_does_not_import");
+    let (code, _, stderr) = run(&[&pv], &["lvm", "plan"]).unwrap();
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("no volume group found") && stderr.contains("does not import"),
+        "{stderr}"
+    );
+}

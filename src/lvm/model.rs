@@ -7,10 +7,20 @@
 //! kept as [`SegmentKind::Other`] with their type name and the LVs they reference, so a VG
 //! that contains them still loads and lists correctly but those LVs are not activated.
 //!
-//! Validation follows lvm2: required keys, unknown **status** flags rejected (unknown
-//! `flags` entries ignored), `segment_count` equal to the number of segment sections,
-//! segments contiguous from extent 0, stripes divisible, every area naming an existing
-//! PV handle (looked up first) or LV, PE ranges inside their PV.
+//! Validation is lvm2 2.03's importer, rule for rule and no stricter (each rule was
+//! checked against `lvm vgcfgrestore -l`): required keys, unknown **status** flags
+//! rejected (unknown `flags` entries ignored), `segment_count` equal to the number of
+//! segment sections and not 0, segments contiguous from extent 0, stripes divisible,
+//! every area naming an existing PV handle (looked up first; of two PV sections with one
+//! name, the later) or LV, PE ranges inside their PV, `creation_time` with
+//! `creation_host`, `minor` with `FIXED_MINOR`, one pool metadata spare. Integers are
+//! read as lvm2 reads them (32-bit fields keep their low 32 bits).
+//!
+//! What lvm2 accepts but looks wrong is accepted too and reported as an
+//! [`ImportWarning`] ([`VolumeGroup::warnings`]): a PE area past `dev_size` (as `pvresize`
+//! backups record it), duplicate PV ids or names, invalid names, PEs used twice, and the
+//! LVs plan and export will refuse ([`UnmappableKind`]: striped segments the kernel
+//! refuses, areas past an LV's end, snapshot relations lvm2 never writes).
 //!
 //! ```
 //! use devmapper::lvm::{config, model::VolumeGroup};
