@@ -88,6 +88,16 @@ pub const LV_FLAGS: &[&str] = &[
     "CROP_METADATA",
     "CACHE_USES_CACHEVOL",
 ];
+/// Entries of [`VG_FLAGS`] and [`LV_FLAGS`] that lvm2 reads only from `flags` (its
+/// `COMPATIBLE_FLAG` kind): in `status` they are unknown, and refused.
+pub const FLAGS_ONLY: &[&str] = &[
+    "WRITE_LOCKED",
+    "NOAUTOACTIVATE",
+    "ACTIVATION_SKIP",
+    "ERROR_WHEN_FULL",
+    "CACHE_VOL",
+];
+
 /// `+FLAG` suffixes lvm2 accepts on a segment type (`read_segtype_lvflags`).
 pub const SEGTYPE_FLAGS: &[&str] = &[
     "RESHAPE",
@@ -584,6 +594,9 @@ fn read_flags(
 ) -> Result<Flags> {
     let mut out = Flags::new();
     for f in str_list(node, key, path)? {
+        if strict && FLAGS_ONLY.contains(&f.as_str()) {
+            return Err(err(path, format!("unknown status flag '{f}'")));
+        }
         if known.contains(&f.as_str()) {
             out.insert(f);
         } else if strict {
@@ -1183,6 +1196,11 @@ fn import_lv(lvn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVol
             .checked_add(s.extent_count)
             .ok_or_else(|| err(path, "extent count overflows"))?;
     }
+    // Empty `zero`/`error` segments map nothing: dropped once they passed the checks.
+    segments.retain(|s| s.extent_count > 0);
+    if segments.is_empty() {
+        return Err(import_err(ImportErrorKind::NoSegments));
+    }
     let is_snap = segments
         .iter()
         .any(|s| matches!(s.kind, SegmentKind::Snapshot { .. }));
@@ -1248,10 +1266,12 @@ fn merge_segments(segs: Vec<Segment>) -> Vec<Segment> {
 fn import_segment(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<Segment> {
     let start_extent = get_u32(sn, "start_extent", path, ctx.w)?;
     let extent_count = get_u32(sn, "extent_count", path, ctx.w)?;
-    if extent_count == 0 {
+    let type_name = get_str(sn, "type", path)?.to_string();
+    // lvm2 takes an empty segment without areas (it maps nothing); one with areas fails
+    // its PV/LV area checks.
+    if extent_count == 0 && !matches!(type_name.as_str(), "zero" | "error") {
         return Err(err(path, "zero-length segment"));
     }
-    let type_name = get_str(sn, "type", path)?.to_string();
     let mut parts = type_name.split('+');
     let base = parts.next().unwrap_or_default().to_string();
     let unknown_suffix = parts.any(|f| !SEGTYPE_FLAGS.contains(&f));
