@@ -151,6 +151,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The suspend guardian (see [`crate::SuspendGuard`]) could not be started.
+    #[error("could not {what}: {errno}")]
+    Guardian {
+        /// What failed.
+        what: &'static str,
+        /// The system error.
+        errno: Errno,
+    },
 }
 
 impl Error {
