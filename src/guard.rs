@@ -84,7 +84,15 @@ impl From<DevId<'_>> for Key {
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct GuardPlan {
-    rules: Vec<(Key, Vec<Key>)>,
+    rules: Vec<(Key, Vec<Resume>)>,
+}
+
+/// One resume of a rule and what to do before its one retry.
+#[derive(Debug, Clone)]
+struct Resume {
+    dev: Key,
+    /// Suspend these before the retry (after clearing `dev`'s inactive table).
+    suspend_on_retry: Vec<Key>,
 }
 
 impl GuardPlan {
@@ -101,7 +109,52 @@ impl GuardPlan {
     ) -> Self {
         self.rules.push((
             watch.into().into(),
-            resume.into_iter().map(Key::from).collect(),
+            resume
+                .into_iter()
+                .map(|d| Resume {
+                    dev: d.into(),
+                    suspend_on_retry: Vec::new(),
+                })
+                .collect(),
+        ));
+        self
+    }
+
+    /// Add a rule for a `snapshot-merge` handover: when `origin` is suspended, resume it;
+    /// if the kernel refuses (the merge table needs its `source` snapshot suspended, and
+    /// a failed resume leaves the merge table live on a suspended origin), suspend `source`
+    /// and retry, which completes the handover; then resume `source` (the kernel allows that
+    /// once the handover is done).
+    ///
+    /// ```
+    /// use devmapper::{DmName, GuardPlan};
+    /// let origin = DmName::new("data")?;
+    /// let snap = DmName::new("data-snap")?;
+    /// let plan = GuardPlan::new()
+    ///     .when_suspended_handover(&origin, &snap)
+    ///     .when_suspended(&snap, [(&snap).into()]);
+    /// assert_eq!(plan.len(), 2);
+    /// # Ok::<(), devmapper::id::IdError>(())
+    /// ```
+    pub fn when_suspended_handover<'a>(
+        mut self,
+        origin: impl Into<DevId<'a>>,
+        source: impl Into<DevId<'a>>,
+    ) -> Self {
+        let origin: Key = origin.into().into();
+        let source: Key = source.into().into();
+        self.rules.push((
+            origin.clone(),
+            vec![
+                Resume {
+                    dev: origin,
+                    suspend_on_retry: vec![source.clone()],
+                },
+                Resume {
+                    dev: source,
+                    suspend_on_retry: Vec::new(),
+                },
+            ],
         ));
         self
     }
@@ -179,9 +232,13 @@ impl SuspendGuard {
         for (watch, resume) in &plan.rules {
             let mut actions = Vec::with_capacity(resume.len());
             for r in resume {
+                let mut retry_after = vec![encode(Command::TableClear, &r.dev, 0)?];
+                for s in &r.suspend_on_retry {
+                    retry_after.push(encode(Command::DevSuspend, s, dm_sys::DM_SUSPEND_FLAG)?);
+                }
                 actions.push(Action {
-                    resume: encode(Command::DevSuspend, r, 0)?,
-                    clear: encode(Command::TableClear, r, 0)?,
+                    resume: encode(Command::DevSuspend, &r.dev, 0)?,
+                    retry_after,
                 });
             }
             rules.push(Rule {

@@ -128,13 +128,14 @@ impl Request {
     }
 }
 
-/// Resume one device; on failure clear its inactive table and resume again.
+/// Resume one device; on failure issue `retry_after` (e.g. `DM_TABLE_CLEAR` of it, the
+/// suspend of a handover source) and resume again.
 #[derive(Debug)]
 pub(crate) struct Action {
     /// `DM_DEV_SUSPEND` without `DM_SUSPEND_FLAG`.
     pub(crate) resume: Request,
-    /// `DM_TABLE_CLEAR`.
-    pub(crate) clear: Request,
+    /// Issued in order before the one retry.
+    pub(crate) retry_after: Vec<Request>,
 }
 
 /// When the device `status` asks about is suspended, run `actions` in order.
@@ -157,7 +158,9 @@ fn run_rules(rules: &mut [Rule], fd: RawFd) {
         }
         for a in r.actions.iter_mut() {
             if a.resume.issue(fd).is_none() {
-                let _ = a.clear.issue(fd);
+                for p in a.retry_after.iter_mut() {
+                    let _ = p.issue(fd);
+                }
                 let _ = a.resume.issue(fd);
             }
         }
@@ -504,7 +507,7 @@ mod tests {
             status: req(),
             actions: vec![Action {
                 resume: req(),
-                clear: req(),
+                retry_after: vec![req()],
             }],
         }
     }

@@ -59,6 +59,7 @@ pub struct Wrapper<'dm> {
     dm: &'dm DeviceMapper,
     name: DmName,
     id: String,
+    suspend_bound: std::time::Duration,
 }
 
 impl<'dm> Wrapper<'dm> {
@@ -100,6 +101,7 @@ impl<'dm> Wrapper<'dm> {
             dm,
             name: name.clone(),
             id,
+            suspend_bound: crate::DEFAULT_SUSPEND_BOUND,
         };
         let built = (|| -> SnapResult<()> {
             dm.load(
@@ -142,12 +144,36 @@ impl<'dm> Wrapper<'dm> {
                 dm,
                 name: name.clone(),
                 id,
+                suspend_bound: crate::DEFAULT_SUSPEND_BOUND,
             }),
             None => Err(SnapError::NotWrapped {
                 name: name.to_string(),
                 uuid: info.uuid,
             }),
         }
+    }
+
+    /// Set how long any suspend of this wrapper's workflows may last (default
+    /// [`crate::DEFAULT_SUSPEND_BOUND`], 10 s). Past it the guardian resumes the devices,
+    /// the step is completed or undone by [`Wrapper::recover`], and the workflow fails with
+    /// [`SnapError::SuspendBound`].
+    ///
+    /// ```no_run
+    /// # use devmapper::{DeviceMapper, DmName, snapshot::Wrapper};
+    /// # let dm = DeviceMapper::new()?;
+    /// let w = Wrapper::open(&dm, &DmName::new("data")?)?
+    ///     .with_suspend_bound(std::time::Duration::from_secs(2));
+    /// assert_eq!(w.suspend_bound().as_secs(), 2);
+    /// # Ok::<(), devmapper::snapshot::SnapError>(())
+    /// ```
+    pub fn with_suspend_bound(mut self, bound: std::time::Duration) -> Self {
+        self.suspend_bound = bound;
+        self
+    }
+
+    /// The suspend bound in effect.
+    pub fn suspend_bound(&self) -> std::time::Duration {
+        self.suspend_bound
     }
 
     /// The device name.
