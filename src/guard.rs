@@ -87,12 +87,20 @@ pub struct GuardPlan {
     rules: Vec<(Key, Vec<Resume>)>,
 }
 
-/// One resume of a rule and what to do before its one retry.
+/// One resume of a rule and what to issue before its one retry.
 #[derive(Debug, Clone)]
 struct Resume {
     dev: Key,
-    /// Suspend these before the retry (after clearing `dev`'s inactive table).
-    suspend_on_retry: Vec<Key>,
+    retry_after: Vec<Prep>,
+}
+
+/// A request issued before a retry.
+#[derive(Debug, Clone)]
+enum Prep {
+    /// `DM_TABLE_CLEAR`: drop a staged inactive table.
+    Clear(Key),
+    /// `DM_DEV_SUSPEND` with `DM_SUSPEND_FLAG`.
+    Suspend(Key),
 }
 
 impl GuardPlan {
@@ -111,28 +119,35 @@ impl GuardPlan {
             watch.into().into(),
             resume
                 .into_iter()
-                .map(|d| Resume {
-                    dev: d.into(),
-                    suspend_on_retry: Vec::new(),
+                .map(|d| {
+                    let dev = Key::from(d);
+                    Resume {
+                        retry_after: vec![Prep::Clear(dev.clone())],
+                        dev,
+                    }
                 })
                 .collect(),
         ));
         self
     }
 
-    /// Add a rule for a `snapshot-merge` handover: when `origin` is suspended, resume it;
-    /// if the kernel refuses (the merge table needs its `source` snapshot suspended, and
-    /// a failed resume leaves the merge table live on a suspended origin), suspend `source`
-    /// and retry, which completes the handover; then resume `source` (the kernel allows that
-    /// once the handover is done).
+    /// Add the two rules of a `snapshot-merge` handover (a `snapshot-merge` table staged
+    /// on `origin` takes over the exceptions of the `source` snapshot when `origin` resumes,
+    /// and only while `source` is suspended):
+    ///
+    /// 1. when `origin` is suspended, resume it; if the kernel refuses (`source` is not
+    ///    suspended; the failed resume has already made the merge table live, so clearing
+    ///    does not help), suspend `source` and retry, which completes the handover; then
+    ///    resume `source` (allowed once the handover is done);
+    /// 2. when `source` is suspended (and `origin` is not), resume it; the kernel refuses
+    ///    while the merge table is staged on `origin`, so on failure clear that staged table
+    ///    (undoing the handover that never started) and retry.
     ///
     /// ```
     /// use devmapper::{DmName, GuardPlan};
     /// let origin = DmName::new("data")?;
     /// let snap = DmName::new("data-snap")?;
-    /// let plan = GuardPlan::new()
-    ///     .when_suspended_handover(&origin, &snap)
-    ///     .when_suspended(&snap, [(&snap).into()]);
+    /// let plan = GuardPlan::new().when_suspended_handover(&origin, &snap);
     /// assert_eq!(plan.len(), 2);
     /// # Ok::<(), devmapper::id::IdError>(())
     /// ```
@@ -147,14 +162,21 @@ impl GuardPlan {
             origin.clone(),
             vec![
                 Resume {
-                    dev: origin,
-                    suspend_on_retry: vec![source.clone()],
+                    dev: origin.clone(),
+                    retry_after: vec![Prep::Clear(origin.clone()), Prep::Suspend(source.clone())],
                 },
                 Resume {
-                    dev: source,
-                    suspend_on_retry: Vec::new(),
+                    dev: source.clone(),
+                    retry_after: vec![Prep::Clear(source.clone())],
                 },
             ],
+        ));
+        self.rules.push((
+            source.clone(),
+            vec![Resume {
+                dev: source.clone(),
+                retry_after: vec![Prep::Clear(source), Prep::Clear(origin)],
+            }],
         ));
         self
     }
@@ -232,9 +254,14 @@ impl SuspendGuard {
         for (watch, resume) in &plan.rules {
             let mut actions = Vec::with_capacity(resume.len());
             for r in resume {
-                let mut retry_after = vec![encode(Command::TableClear, &r.dev, 0)?];
-                for s in &r.suspend_on_retry {
-                    retry_after.push(encode(Command::DevSuspend, s, dm_sys::DM_SUSPEND_FLAG)?);
+                let mut retry_after = Vec::with_capacity(r.retry_after.len());
+                for p in &r.retry_after {
+                    retry_after.push(match p {
+                        Prep::Clear(k) => encode(Command::TableClear, k, 0)?,
+                        Prep::Suspend(k) => {
+                            encode(Command::DevSuspend, k, dm_sys::DM_SUSPEND_FLAG)?
+                        }
+                    });
                 }
                 actions.push(Action {
                     resume: encode(Command::DevSuspend, &r.dev, 0)?,

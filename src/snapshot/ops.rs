@@ -525,14 +525,12 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             dm.load(&w.name, &table, LoadOptions::default())?;
             undo.push(UndoAction::ClearInactive(w.name.clone()));
             step("rollback", 1);
-            // Guarded: when the origin is suspended, resume it (the handover, completing
-            // the rollback; if the snapshot is not suspended the kernel refuses, so suspend
-            // it and retry) and then the snapshot; a snapshot suspended alone (before the
-            // origin) is resumed, which leaves the rollback undone.
+            // Guarded (see `GuardPlan::when_suspended_handover`): with the origin suspended
+            // the guardian completes the handover (the rollback goes on) and resumes the
+            // snapshot; with only the snapshot suspended it drops the staged merge table
+            // and resumes the snapshot (the rollback is undone).
             undo.arm(
-                &GuardPlan::new()
-                    .when_suspended_handover(&w.name, &self.name)
-                    .when_suspended(&self.name, [(&self.name).into()]),
+                &GuardPlan::new().when_suspended_handover(&w.name, &self.name),
                 w.suspend_bound,
             )?;
             pause("rollback", 1);

@@ -62,9 +62,6 @@ impl Wrapper<'_> {
                             plan = plan.when_suspended_handover(origin, &s.name);
                         }
                         plan = plan.when_suspended(origin, [origin]);
-                        for s in &sources {
-                            plan = plan.when_suspended(&s.name, [DevId::from(&s.name)]);
-                        }
                         undo.arm(&plan, self.suspend_bound)?;
                         for s in sources {
                             if !s.info.suspended() {

@@ -5,6 +5,7 @@
 
 mod cli;
 mod common;
+mod guardian;
 mod ioctl;
 mod lvm_activate;
 mod snapshot;
