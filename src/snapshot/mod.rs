@@ -24,7 +24,9 @@
 //!
 //! # Safety
 //! Every step has its undo, run automatically on error; no error path leaves a device
-//! suspended. The state lives only in the kernel, so after a crash
+//! suspended, and neither does a kill: a guardian process resumes what its dead parent
+//! left suspended, and no suspend outlasts [`Wrapper::with_suspend_bound`] (see the
+//! module docs of `ops`, and [`crate::SuspendGuard`]). The state lives only in the kernel, so after a crash
 //! [`Wrapper::recover`] (which every workflow runs first) completes or undoes whatever
 //! was interrupted.
 #![forbid(unsafe_code)]
