@@ -519,3 +519,97 @@ fn guard_api_fires_past_the_bound_and_stays_quiet_within() {
         takes.iter().sum::<f64>() / takes.len() as f64
     );
 }
+
+/// Unmounts (lazily as a last resort) on drop.
+struct Mounted(tempfile::TempDir);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            match nix::mount::umount(self.0.path()) {
+                Err(nix::Error::EBUSY) => std::thread::sleep(Duration::from_millis(100)),
+                _ => return,
+            }
+        }
+        let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_frozen_ext4_thaws_when_the_snapshotting_process_is_killed() {
+    let dm = dm_or_skip!("a_frozen_ext4_thaws_when_the_snapshotting_process_is_killed");
+    let s = Setup {
+        lo: LoopDev::new(32 * MIB),
+        cow: LoopDev::new(8 * MIB),
+        cow2: LoopDev::new(4096),
+        name: unique_name("ext4kill"),
+    };
+    let w = Wrapper::wrap(&dm, &s.name, &s.lo.path).unwrap();
+    let _g = WrapGuard {
+        dm: &dm,
+        name: s.name.clone(),
+    };
+    let out = Proc::new("mkfs.ext4")
+        .args(["-q", "-F", "-b", "4096"])
+        .arg(w.node())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mkfs: {out:?}");
+    let dir = tempfile::tempdir().unwrap();
+    nix::mount::mount(
+        Some(&w.node()),
+        dir.path(),
+        Some("ext4"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    let mnt = Mounted(dir);
+    std::fs::write(mnt.0.path().join("before"), b"taken").unwrap();
+
+    // Killed with the origin suspended and its filesystem frozen.
+    let mut child = spawn_paused(&s, "snapshot", "snapshot:6", None);
+    assert_eq!(suspended(&dm, s.name.as_str()), vec![s.name.to_string()]);
+    let (tx, done) = mpsc::channel();
+    let file = mnt.0.path().join("during");
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&file).unwrap();
+        f.write_all(&pattern(3, 65536)).unwrap();
+        f.sync_all().unwrap();
+        let _ = tx.send(Instant::now());
+    });
+    assert!(
+        done.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a write went through a frozen filesystem"
+    );
+    let killed = Instant::now();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let wrote = done
+        .recv_timeout(LIMIT)
+        .expect("the ext4 writer did not finish after the kill")
+        .duration_since(killed);
+    assert!(suspended(&dm, s.name.as_str()).is_empty());
+    println!(
+        "GUARDIAN-EXT4 kill at snapshot step 6: write+fsync done {} ms after the kill",
+        wrote.as_millis()
+    );
+    assert_eq!(
+        std::fs::read(mnt.0.path().join("during")).unwrap(),
+        pattern(3, 65536)
+    );
+    // The guardian completed the snapshot while the filesystem was frozen: it is clean.
+    assert!(w.recover().unwrap().is_empty(), "the guardian left work");
+    let snap = w
+        .snapshot(None)
+        .expect("the guardian completed the snapshot");
+    let fsck = Proc::new("e2fsck")
+        .args(["-f", "-n"])
+        .arg(snap.node())
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "snapshot not clean: {fsck:?}");
+    drop(mnt);
+    snap.discard().unwrap();
+}
