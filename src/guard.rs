@@ -320,4 +320,15 @@ impl SuspendGuard {
             GuardOutcome::Quiet
         }
     }
+
+    /// For an error path, after the caller's own undo: have the guardian run its plan once
+    /// now (it acts only on what is still suspended, with its retries), then stop and reap
+    /// it. [`GuardOutcome::Fired`] when the bound had passed before.
+    pub fn run_and_disarm(self) -> GuardOutcome {
+        if self.inner.run_and_disarm() {
+            GuardOutcome::Fired
+        } else {
+            GuardOutcome::Quiet
+        }
+    }
 }

@@ -18,6 +18,8 @@
 //! socket:
 //!
 //! - a `D` byte (disarm) from the parent: `_exit(0)`, nothing done;
+//! - an `R` byte (the parent's step failed and was undone): run the rules once, so whatever
+//!   the undo could not resume gets the guardian's retries too, then `_exit`;
 //! - end of file: the parent has died (its end was closed by the kernel when its last thread
 //!   exited, after any ioctl it was in finished or aborted): run the rules once, `_exit`;
 //! - the bound passes: send `F` (fired) to the parent, run the rules, and from then on run
@@ -56,6 +58,8 @@ pub(crate) const ENFORCE_PERIOD_MS: i32 = 20;
 
 /// Byte the parent sends to disarm.
 const DISARM: u8 = b'D';
+/// Byte the parent sends on an error path: run the rules once now, then exit.
+const RUN_AND_EXIT: u8 = b'R';
 /// Byte the child sends when the bound passed.
 const FIRED: u8 = b'F';
 
@@ -255,7 +259,13 @@ impl Guardian {
 
     /// Tell the child to exit without acting and reap it; `true` when it had fired.
     pub(crate) fn disarm(mut self) -> bool {
-        self.finish()
+        self.finish(DISARM)
+    }
+
+    /// Tell the child to run its rules once now, then exit; reap it. `true` when it had
+    /// fired before.
+    pub(crate) fn run_and_disarm(mut self) -> bool {
+        self.finish(RUN_AND_EXIT)
     }
 
     /// Close our end without disarming (as our death would) and reap: test only.
@@ -267,7 +277,7 @@ impl Guardian {
         st
     }
 
-    fn finish(&mut self) -> bool {
+    fn finish(&mut self, byte: u8) -> bool {
         if self.reaped {
             return self.fired;
         }
@@ -279,7 +289,7 @@ impl Guardian {
             unsafe {
                 libc::send(
                     s.as_raw_fd(),
-                    (&DISARM as *const u8).cast(),
+                    (&byte as *const u8).cast(),
                     1,
                     libc::MSG_NOSIGNAL,
                 );
@@ -318,7 +328,7 @@ impl Guardian {
 
 impl Drop for Guardian {
     fn drop(&mut self) {
-        self.finish();
+        self.finish(DISARM);
     }
 }
 
@@ -457,7 +467,10 @@ fn child_main(ctl: RawFd, sock: RawFd, rules: &mut [Rule], bound_ms: i64) -> ! {
         let mut b = [0u8; 1];
         // SAFETY: see the comment at the top of this function; `b` is on this stack.
         let r = unsafe { libc::recv(sock, b.as_mut_ptr().cast(), 1, 0) };
-        if r == 1 && b[0] == DISARM {
+        if r == 1 && (b[0] == DISARM || b[0] == RUN_AND_EXIT) {
+            if b[0] == RUN_AND_EXIT {
+                run_rules(rules, ctl);
+            }
             exit(if fired { EXIT_FIRED } else { EXIT_QUIET });
         }
         if r < 0 && last_errno_raw() == libc::EINTR {
@@ -541,6 +554,15 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         assert!(!gone(pid));
         assert!(g.disarm());
+        assert!(gone(pid));
+    }
+
+    #[test]
+    fn run_and_disarm_reaps() {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let g = Guardian::arm(null.as_fd(), vec![null_rule()], Duration::from_secs(30)).unwrap();
+        let pid = g.pid();
+        assert!(!g.run_and_disarm());
         assert!(gone(pid));
     }
 

@@ -922,6 +922,19 @@ impl<'a> Undo<'a> {
         // Clearing an inactive table must come before a resume, which would otherwise
         // make it live; every resume before any remove.
         let actions = std::mem::take(&mut self.actions);
+        if actions.is_empty() {
+            return;
+        }
+        self.run_actions(&actions);
+        // An error path: whatever the undo could not resume gets the guardian's plan (and
+        // its retries) once more before it goes.
+        if let Some(g) = self.guard.take()
+            && g.run_and_disarm() == GuardOutcome::Fired
+        {
+            self.fired = true;
+        }
+    }
+    fn run_actions(&mut self, actions: &[UndoAction]) {
         for a in actions.iter().rev() {
             if let UndoAction::ClearInactive(n) = a {
                 let _ = self.dm.clear_table(n);
