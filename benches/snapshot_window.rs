@@ -33,7 +33,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use devmapper::snapshot::{SnapshotOptions, Wrapper};
+use devmapper::snapshot::{CowOverwrite, SnapshotOptions, Wrapper};
 use devmapper::units::Sectors;
 use devmapper::{DevNum, DeviceMapper, DmName, RawTarget, SuspendOptions};
 
@@ -170,8 +170,13 @@ fn measure<T>(dev: &Path, op: impl FnOnce() -> T) -> (T, Sample) {
 fn crate_round(dm: &DeviceMapper, w: &Wrapper<'_>, cow: &Path) -> Sample {
     let dev = dm_node(dm, w.name());
     let (snap, s) = measure(&dev, || {
-        w.take_snapshot(&SnapshotOptions::new(cow).chunk(Sectors(8)))
-            .unwrap()
+        // The dmsetup rounds leave their store on the same COW device: overwrite it.
+        w.take_snapshot(
+            &SnapshotOptions::new(cow)
+                .chunk(Sectors(8))
+                .overwrite(CowOverwrite::Force),
+        )
+        .unwrap()
     });
     snap.discard().unwrap();
     s

@@ -10,7 +10,7 @@ use bitflags::bitflags;
 
 use crate::DevNum;
 use crate::command::{Command, Version};
-use crate::error::{Errno, Error, Result};
+use crate::error::{DmUnavailable, Errno, Error, Result};
 use crate::id::{DevId, DmName, DmUuid};
 use crate::ioctl::{self, Buffer, sysv::CookieSem};
 use crate::nodes::{self, NodeMode};
@@ -327,7 +327,8 @@ impl DeviceMapper {
     /// it is missing.
     ///
     /// # Errors
-    /// [`Error::NotAvailable`] when the kernel has no device-mapper; [`Error::Io`] when the
+    /// [`Error::NoDeviceMapper`] when the kernel has no device-mapper or the control node
+    /// is missing and cannot be created, or does not open; [`Error::Io`] when the
     /// node cannot be opened (not root?); [`Error::Ioctl`] when `DM_VERSION` fails.
     pub fn new() -> Result<Self> {
         Self::with_options(Options::default())
@@ -343,7 +344,13 @@ impl DeviceMapper {
             .read(true)
             .write(true)
             .open(&opts.control)
-            .map_err(|e| Error::io(&opts.control, e))?;
+            .map_err(|e| match e.raw_os_error() {
+                // A node without a driver behind it (a stale /dev, a container's).
+                Some(libc::ENODEV | libc::ENXIO) => {
+                    nodes::unavailable(&opts.control, format!("does not open ({e})"))
+                }
+                _ => Error::io(&opts.control, e),
+            })?;
         let mut dm = DeviceMapper {
             control,
             kernel: Version::new(4, 0, 0),
@@ -353,11 +360,8 @@ impl DeviceMapper {
         dm.opts.initial_buffer = dm.opts.initial_buffer.max(HEADER_SIZE + 8);
         let r = dm.call(Command::Version, Call::default())?;
         if r.header.version.major != dm_sys::DM_VERSION_MAJOR {
-            return Err(Error::NotAvailable {
-                reason: format!(
-                    "kernel device-mapper interface {} is not major version 4",
-                    r.header.version
-                ),
+            return Err(Error::NoDeviceMapper {
+                reason: DmUnavailable::Interface(r.header.version),
             });
         }
         dm.kernel = r.header.version;
@@ -1189,6 +1193,47 @@ mod tests {
         ok::<DeviceMapper>();
     }
 
+    /// A control node that cannot be created: on a kernel with device-mapper the error
+    /// gives the `mknod` line with the driver's number; without, it says to load dm_mod.
+    #[test]
+    fn uncreatable_control_node_says_how_to_make_it() {
+        let path = std::path::Path::new("/proc/devmapper-no-such-dir/control");
+        let opts = Options {
+            control: path.into(),
+            ..Options::default()
+        };
+        let e = DeviceMapper::with_options(opts).unwrap_err();
+        let text = e.to_string();
+        match nodes::dm_driver() {
+            nodes::Driver::Absent => assert!(
+                matches!(
+                    e,
+                    Error::NoDeviceMapper {
+                        reason: DmUnavailable::NoDriver
+                    }
+                ),
+                "{e}"
+            ),
+            nodes::Driver::Present(Some(dev)) => {
+                assert!(
+                    matches!(&e, Error::NoDeviceMapper {
+                        reason: DmUnavailable::ControlNode { dev: Some(d), path: p, .. }
+                    } if *d == dev && p == path),
+                    "{e}"
+                );
+                let mknod = format!(
+                    "mknod -m 600 {} c {} {}",
+                    path.display(),
+                    dev.major,
+                    dev.minor
+                );
+                assert!(text.contains(&mknod), "{text}");
+            }
+            other => println!("SKIP uncreatable_control_node_says_how_to_make_it: {other:?}"),
+        }
+        assert!(!text.contains("dmsnap"), "{text}");
+    }
+
     #[test]
     fn missing_control_node_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -1196,10 +1241,19 @@ mod tests {
             control: dir.path().join("mapper/control"),
             ..Options::default()
         };
-        if std::path::Path::new("/sys/class/misc/device-mapper").exists() {
-            return; // a kernel with dm: the node would be created
+        if nodes::dm_driver() != nodes::Driver::Absent {
+            println!("SKIP missing_control_node_is_a_clear_error: the kernel has device-mapper");
+            return; // the node would be created
         }
         let e = DeviceMapper::with_options(opts).unwrap_err();
-        assert!(matches!(e, Error::NotAvailable { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::NoDeviceMapper {
+                    reason: DmUnavailable::NoDriver
+                }
+            ),
+            "{e}"
+        );
     }
 }

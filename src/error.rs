@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::DevNum;
 use crate::command::{Command, Version};
 use crate::id::IdError;
 
@@ -132,11 +133,24 @@ pub enum Error {
         /// The kernel's version.
         kernel: Version,
     },
-    /// The device-mapper control node is missing and could not be created.
-    #[error("device-mapper is not available: {reason}")]
-    NotAvailable {
-        /// Why.
-        reason: String,
+    /// Device-mapper cannot be used on this machine: the kernel has no driver, or its
+    /// control node is missing or unusable. The message says what to do.
+    ///
+    /// ```no_run
+    /// use devmapper::{DeviceMapper, Error, error::DmUnavailable};
+    /// match DeviceMapper::new() {
+    ///     Ok(dm) => println!("device-mapper interface {}", dm.kernel_version()),
+    ///     Err(Error::NoDeviceMapper { reason: DmUnavailable::NoDriver }) => {
+    ///         println!("no device-mapper in this kernel; snapshots are unavailable");
+    ///     }
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[error("{reason}")]
+    NoDeviceMapper {
+        /// Why, and so what to do.
+        reason: DmUnavailable,
     },
     /// A table that is malformed or that the kernel would refuse, or kernel text that
     /// does not parse as the typed target.
@@ -159,6 +173,66 @@ pub enum Error {
         /// The system error.
         errno: Errno,
     },
+}
+
+/// Why device-mapper cannot be used here (in [`Error::NoDeviceMapper`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DmUnavailable {
+    /// The running kernel has no device-mapper driver: the `dm_mod` module is not loaded
+    /// (or the kernel was built without `CONFIG_BLK_DEV_DM`).
+    NoDriver,
+    /// The control node is missing or does not open, and was not (re)created.
+    ControlNode {
+        /// The control node's path (normally `/dev/mapper/control`).
+        path: PathBuf,
+        /// The driver's device number, when the kernel says it (for `mknod`).
+        dev: Option<DevNum>,
+        /// What is wrong with the node.
+        problem: String,
+    },
+    /// The kernel's device-mapper ioctl interface is not major version 4.
+    Interface(Version),
+}
+
+impl fmt::Display for DmUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DmUnavailable::NoDriver => write!(
+                f,
+                "this kernel has no device-mapper: load it with `modprobe dm_mod` (or boot a \
+                 kernel built with CONFIG_BLK_DEV_DM)"
+            ),
+            DmUnavailable::ControlNode {
+                path,
+                dev: Some(dev),
+                problem,
+            } => write!(
+                f,
+                "the kernel has device-mapper but its control node {} {problem}: create it \
+                 with `mknod -m 600 {} c {} {}` (or `dmsetup mknodes`)",
+                path.display(),
+                path.display(),
+                dev.major,
+                dev.minor
+            ),
+            DmUnavailable::ControlNode {
+                path,
+                dev: None,
+                problem,
+            } => write!(
+                f,
+                "the device-mapper control node {} {problem}: load device-mapper with \
+                 `modprobe dm_mod`, then create the node with `dmsetup mknodes`",
+                path.display()
+            ),
+            DmUnavailable::Interface(v) => write!(
+                f,
+                "the kernel's device-mapper ioctl interface is version {v}; only version 4 \
+                 is supported"
+            ),
+        }
+    }
 }
 
 impl Error {

@@ -11,6 +11,7 @@
 //! | [`DeviceMapper`] | one safe method per device-mapper command | none |
 //! | [`units`], [`DevNum`], [`DmName`], [`DmUuid`] | validated values | none |
 //! | [`io`] | positioned reads over images and block devices | none |
+//! | [`probe`] | what a device holds (filesystem, PV, md, LUKS, ...), from a few sectors | none |
 //!
 //! ```no_run
 //! use devmapper::{DeviceMapper, DmName};
@@ -35,6 +36,7 @@ pub mod error;
 pub mod id;
 mod ioctl;
 pub mod lvm;
+pub mod probe;
 pub mod reply;
 pub mod table;
 pub mod target;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::{Mode, SFlag};
 
 use crate::DevNum;
-use crate::error::{Error, Result};
+use crate::error::{DmUnavailable, Error, Result};
 
 /// Who manages `/dev/mapper/<name>` nodes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -96,24 +96,81 @@ pub(crate) fn remove_node(dev_dir: &Path, name: &str) -> Result<()> {
     }
 }
 
-/// Create the control node from sysfs (`/sys/class/misc/device-mapper/dev`) if it is missing.
+/// Whether the running kernel has the device-mapper driver, and its device number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Driver {
+    /// Registered (number from sysfs or `/proc/misc`, when readable).
+    Present(Option<DevNum>),
+    /// `/proc/misc` is readable and does not list `device-mapper`.
+    Absent,
+    /// Neither sysfs nor `/proc/misc` says.
+    Unknown,
+}
+
+/// The misc character devices' major number (`MISC_MAJOR`).
+const MISC_MAJOR: u32 = 10;
+
+/// Look for the device-mapper driver: `/sys/class/misc/device-mapper/dev`, else the
+/// `device-mapper` line of `/proc/misc` (`<minor> <name>`).
+pub(crate) fn dm_driver() -> Driver {
+    if let Ok(text) = fs::read_to_string("/sys/class/misc/device-mapper/dev")
+        && let Ok(dev) = text.trim().parse::<DevNum>()
+    {
+        return Driver::Present(Some(dev));
+    }
+    match fs::read_to_string("/proc/misc") {
+        Ok(text) => misc_entry(&text).map_or(Driver::Absent, Driver::Present),
+        Err(_) => Driver::Unknown,
+    }
+}
+
+/// The `device-mapper` entry of `/proc/misc` text: `Some(dev)` when listed (`dev` when
+/// its minor parses).
+fn misc_entry(text: &str) -> Option<Option<DevNum>> {
+    text.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let minor = f.next()?;
+        (f.next()? == "device-mapper" && f.next().is_none())
+            .then(|| minor.parse().ok().map(|m| DevNum::new(MISC_MAJOR, m)))
+    })
+}
+
+/// The error for a control node that is missing or does not open (`problem`).
+pub(crate) fn unavailable(control: &Path, problem: String) -> Error {
+    let reason = match dm_driver() {
+        Driver::Absent => DmUnavailable::NoDriver,
+        Driver::Present(dev) => DmUnavailable::ControlNode {
+            path: control.to_owned(),
+            dev,
+            problem,
+        },
+        Driver::Unknown => DmUnavailable::ControlNode {
+            path: control.to_owned(),
+            dev: None,
+            problem,
+        },
+    };
+    Error::NoDeviceMapper { reason }
+}
+
+/// Create the control node if it is missing, from the driver's device number in sysfs
+/// (or `/proc/misc`).
 pub(crate) fn ensure_control_node(control: &Path) -> Result<()> {
     if control.exists() {
         return Ok(());
     }
-    let sys = Path::new("/sys/class/misc/device-mapper/dev");
-    let text = fs::read_to_string(sys).map_err(|e| Error::NotAvailable {
-        reason: format!(
-            "{} is missing and {} cannot be read ({e}): is the dm-mod module loaded?",
-            control.display(),
-            sys.display()
-        ),
-    })?;
-    let dev: DevNum = text.trim().parse().map_err(|_| Error::NotAvailable {
-        reason: format!("{} holds {:?}, not MAJOR:MINOR", sys.display(), text.trim()),
-    })?;
+    let Driver::Present(Some(dev)) = dm_driver() else {
+        return Err(unavailable(control, "is missing".to_owned()));
+    };
+    let not_created = |e: io::Error| Error::NoDeviceMapper {
+        reason: DmUnavailable::ControlNode {
+            path: control.to_owned(),
+            dev: Some(dev),
+            problem: format!("is missing and could not be created ({e})"),
+        },
+    };
     if let Some(dir) = control.parent() {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        fs::create_dir_all(dir).map_err(not_created)?;
     }
     nix::sys::stat::mknod(
         control,
@@ -121,7 +178,7 @@ pub(crate) fn ensure_control_node(control: &Path) -> Result<()> {
         Mode::from_bits_truncate(0o600),
         dev.to_dev_t(),
     )
-    .map_err(|e| Error::io(control, io::Error::from_raw_os_error(e as i32)))
+    .map_err(|e| not_created(io::Error::from_raw_os_error(e as i32)))
 }
 
 /// udev's side of the cookie handshake, as `dmsetup udevcomplete COOKIE` does it: signal
@@ -135,4 +192,43 @@ pub fn udev_complete(cookie: u32) -> Result<()> {
         path: PathBuf::from(format!("udev cookie {cookie:#x}")),
         source: e.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_misc_device_mapper_entry() {
+        let with = "234 btrfs-control\n236 device-mapper\n183 hw_random\n";
+        assert_eq!(misc_entry(with), Some(Some(DevNum::new(10, 236))));
+        assert_eq!(misc_entry("234 btrfs-control\n183 hw_random\n"), None);
+        // A name that only starts with it, or a minor that does not parse.
+        assert_eq!(misc_entry("236 device-mapper-x\n"), None);
+        assert_eq!(misc_entry(" x device-mapper\n"), Some(None));
+        assert_eq!(misc_entry(""), None);
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let no = Error::NoDeviceMapper {
+            reason: DmUnavailable::NoDriver,
+        }
+        .to_string();
+        assert!(
+            no.contains("no device-mapper") && no.contains("modprobe dm_mod"),
+            "{no}"
+        );
+        let node = DmUnavailable::ControlNode {
+            path: "/dev/mapper/control".into(),
+            dev: Some(DevNum::new(10, 236)),
+            problem: "is missing".into(),
+        }
+        .to_string();
+        assert!(
+            node.contains("mknod -m 600 /dev/mapper/control c 10 236"),
+            "{node}"
+        );
+        assert!(!no.contains("dmsnap") && !node.contains("dmsnap"));
+    }
 }

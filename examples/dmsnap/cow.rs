@@ -1,19 +1,19 @@
 //! `dmsnap cow ...`: offline commands on persistent exception stores (no kernel, no root).
 
 use std::error::Error;
-use std::fs::{File, OpenOptions};
 use std::io::{BufRead, IsTerminal, Write};
 use std::ops::ControlFlow;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
-use devmapper::cow::export::{ExportOptions, export};
+use devmapper::cow::export::{ExportOptions, export_to};
 use devmapper::cow::merge::{MergeOptions, merge};
 use devmapper::cow::reader::{self, SnapshotReader};
 use devmapper::cow::{HeaderState, Store};
-use devmapper::io::ReadAt;
+use devmapper::io::{Input, Output, OutputError, Overwrite, ReadAt};
+
+use crate::out::Out;
 
 /// Offline commands on a snapshot's COW device (persistent `P`/`PO` stores).
 #[derive(Debug, Subcommand)]
@@ -34,12 +34,19 @@ pub enum CowCmd {
         /// COW device or image (read-only).
         #[arg(long)]
         cow: PathBuf,
-        /// Output file (created; a block device must be large enough).
-        #[arg(short = 'o', long)]
+        /// Output: a new file, written under a temporary name and renamed to OUT when
+        /// complete (nothing is left behind on failure); an existing non-empty file or a
+        /// block device only with --force; a pipe or FIFO gets the bytes in order. Never
+        /// one of the inputs.
+        #[arg(short = 'o', long, value_name = "OUT")]
         output: PathBuf,
-        /// Read an invalidated store anyway (its table may be incomplete).
+        /// Replace an existing OUT: a file is replaced only once the export is complete
+        /// (kept as it was on failure); a block device (large enough) is overwritten.
         #[arg(long)]
         force: bool,
+        /// Read an invalidated store anyway (its table may be incomplete).
+        #[arg(long)]
+        force_invalid: bool,
     },
     /// Roll the origin back to the snapshot: write the exceptions into the origin.
     Merge {
@@ -53,21 +60,22 @@ pub enum CowCmd {
         #[arg(long)]
         yes: bool,
         /// Merge an invalidated store anyway (the kernel refuses to).
-        #[arg(long)]
+        #[arg(long, alias = "force-invalid")]
         force: bool,
     },
 }
 
 /// Run a `dmsnap cow` command.
-pub fn run(cmd: CowCmd) -> Result<(), Box<dyn Error>> {
+pub fn run(cmd: CowCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     match cmd {
-        CowCmd::Inspect { cow, json } => inspect(&cow, json),
+        CowCmd::Inspect { cow, json } => inspect(&cow, json, out),
         CowCmd::Export {
             origin,
             cow,
             output,
             force,
-        } => export_cmd(&origin, &cow, &output, force),
+            force_invalid,
+        } => export_cmd(&origin, &cow, &output, force, force_invalid),
         CowCmd::Merge {
             origin,
             cow,
@@ -77,45 +85,19 @@ pub fn run(cmd: CowCmd) -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// Open read-only and drop the device's clean cached pages (best effort): the kernel
-/// writes a COW device behind the page cache, so cached pages may be stale.
-fn open_ro(path: &Path) -> Result<File, Box<dyn Error>> {
-    let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let _ = nix::fcntl::posix_fadvise(
-        &f,
-        0,
-        0,
-        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-    );
+/// Open read-only (regular files and block devices only, never blocking) and drop the
+/// device's clean cached pages: the kernel writes a COW device behind the page cache.
+fn open_ro(path: &Path) -> Result<Input, Box<dyn Error>> {
+    let f = Input::open(path)?;
+    f.drop_cache();
     Ok(f)
-}
-
-/// Open read-write; block devices exclusively, so a mounted or otherwise claimed device
-/// is refused by the kernel (EBUSY).
-fn open_rw(path: &Path) -> Result<File, Box<dyn Error>> {
-    let is_block = std::fs::metadata(path)
-        .map(|m| m.file_type().is_block_device())
-        .unwrap_or(false);
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true);
-    if is_block {
-        opts.custom_flags(libc::O_EXCL);
-    }
-    opts.open(path).map_err(|e| {
-        let hint = if e.raw_os_error() == Some(libc::EBUSY) {
-            " (the device is in use: unmount it and stop anything holding it first)"
-        } else {
-            ""
-        };
-        format!("cannot open {} read-write: {e}{hint}", path.display()).into()
-    })
 }
 
 const FRESH_NOTE: &str = "no header (first word is 0): a persistent store that was never \
 activated or was wiped, so the snapshot equals the origin; or a transient (N) store, which \
 keeps its table only in kernel memory and cannot be read offline";
 
-fn inspect(path: &Path, json: bool) -> Result<(), Box<dyn Error>> {
+fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let file = open_ro(path)?;
     let store = Store::open(&file)?;
     let size = store.size();
@@ -127,10 +109,10 @@ fn inspect(path: &Path, json: bool) -> Result<(), Box<dyn Error>> {
                 "allocated_sectors": 0, "metadata_sectors": 0, "total_sectors": size >> 9,
                 "fresh": true,
             });
-            println!("{doc:#}");
+            writeln!(out, "{doc:#}");
         } else {
-            println!("COW:          {} ({size} bytes)", path.display());
-            println!("header:       {FRESH_NOTE}");
+            writeln!(out, "COW:          {} ({size} bytes)", path.display());
+            writeln!(out, "header:       {FRESH_NOTE}");
         }
         return Ok(());
     };
@@ -151,11 +133,12 @@ fn inspect(path: &Path, json: bool) -> Result<(), Box<dyn Error>> {
             "fresh": false,
             "kernel_status": store.kernel_status()?,
         });
-        println!("{doc:#}");
+        writeln!(out, "{doc:#}");
         return Ok(());
     }
-    println!("COW:          {} ({size} bytes)", path.display());
-    println!(
+    writeln!(out, "COW:          {} ({size} bytes)", path.display());
+    writeln!(
+        out,
         "header:       SnAp version {}, {}",
         header.version,
         if header.is_valid() {
@@ -164,56 +147,63 @@ fn inspect(path: &Path, json: bool) -> Result<(), Box<dyn Error>> {
             "INVALID (the kernel invalidated this snapshot, e.g. after the COW overflowed)"
         }
     );
-    println!(
+    writeln!(
+        out,
         "chunk size:   {} sectors ({})",
         header.chunk_sectors,
         human(geo.chunk_bytes())
     );
-    println!(
+    writeln!(
+        out,
         "exceptions:   {} in {} metadata area(s)",
         end.exceptions,
         end.current_area + 1
     );
-    println!(
+    writeln!(
+        out,
         "usage:        {usage} sectors (allocated/total metadata), {:.1}% used",
         usage.percent()
     );
-    println!("status line:  {}", store.kernel_status()?);
+    writeln!(out, "status line:  {}", store.kernel_status()?);
     Ok(())
 }
 
-fn export_cmd(origin: &Path, cow: &Path, output: &Path, force: bool) -> Result<(), Box<dyn Error>> {
+fn export_cmd(
+    origin: &Path,
+    cow: &Path,
+    output: &Path,
+    force: bool,
+    force_invalid: bool,
+) -> Result<(), Box<dyn Error>> {
     let o = open_ro(origin)?;
     let c = open_ro(cow)?;
-    let snap = SnapshotReader::open_with(
-        &o,
-        &c,
-        reader::OpenOptions {
-            force_invalid: force,
-        },
-    )
-    .map_err(|e| match e {
-        devmapper::cow::Error::Invalidated => {
-            format!("{e}\nhint: pass --force to export what the table holds anyway").into()
-        }
-        other => Box::<dyn Error>::from(other),
-    })?;
+    let policy = if force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    // Checked against both inputs before anything is opened for writing.
+    let out = Output::create(output, &[&o, &c], policy).map_err(output_hint)?;
+    let snap =
+        SnapshotReader::open_with(&o, &c, reader::OpenOptions { force_invalid }).map_err(|e| {
+            match e {
+                devmapper::cow::Error::Invalidated => {
+                    format!("{e}\nhint: pass --force-invalid to export what the table holds anyway")
+                        .into()
+                }
+                other => Box::<dyn Error>::from(other),
+            }
+        })?;
     if snap.state() == HeaderState::Fresh {
-        eprintln!("note: COW has {FRESH_NOTE}; exporting the origin as is");
+        errln!("note: COW has {FRESH_NOTE}; exporting the origin as is");
     }
-    let out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(output)
-        .map_err(|e| format!("cannot open {}: {e}", output.display()))?;
     let total = snap.size()?;
     let mut bar = Bar::new("export", total);
-    let report = export(&snap, &out, &ExportOptions::default(), |done, _| {
+    let report = export_to(&snap, out, &ExportOptions::default(), |done, _| {
         bar.update(done)
     })?;
     bar.finish();
-    eprintln!(
+    errln!(
         "exported {} ({} exceptions) to {}: {} written, {} left as holes",
         human(report.bytes),
         snap.exceptions(),
@@ -224,9 +214,22 @@ fn export_cmd(origin: &Path, cow: &Path, output: &Path, force: bool) -> Result<(
     Ok(())
 }
 
+/// The hint for an output refused because it exists.
+pub fn output_hint(e: OutputError) -> Box<dyn Error> {
+    match e {
+        OutputError::Exists { .. } => format!(
+            "{e}\nhint: pass --force to replace it (a file is replaced only once the export \
+             is complete)"
+        )
+        .into(),
+        other => other.into(),
+    }
+}
+
 fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Box<dyn Error>> {
-    let o = open_rw(origin)?;
-    let c = open_rw(cow)?;
+    // Block devices exclusively (a mounted one is refused); the COW must not be the origin.
+    let o = Input::open_rw(origin, &[])?;
+    let c = Input::open_rw(cow, &[&o])?;
     // Look before writing: what would be merged.
     let (count, chunk_bytes, valid) = {
         let snap = SnapshotReader::open_with(
@@ -240,10 +243,10 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
         (snap.exceptions() as u64, snap.chunk_bytes(), valid)
     };
     if count == 0 {
-        eprintln!("nothing to merge: the store holds no exceptions");
+        errln!("nothing to merge: the store holds no exceptions");
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "merging {count} chunk(s) ({}) from {} into {}{}",
         human(count * chunk_bytes),
         cow.display(),
@@ -258,7 +261,7 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
         if !std::io::stdin().is_terminal() {
             return Err("refusing to write the origin without confirmation: pass --yes".into());
         }
-        eprint!("the origin will be rolled back to the snapshot; type 'yes' to go on: ");
+        errprint!("the origin will be rolled back to the snapshot; type 'yes' to go on: ");
         std::io::stderr().flush()?;
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
@@ -276,9 +279,10 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
         ControlFlow::Continue(())
     })?;
     bar.finish();
-    eprintln!(
+    errln!(
         "merged and verified {} chunk(s) in {} batch(es); the store is now empty",
-        report.merged, report.batches
+        report.merged,
+        report.batches
     );
     Ok(())
 }
@@ -321,7 +325,7 @@ impl Bar {
             .checked_div(self.total)
             .unwrap_or(100);
         let secs = self.start.elapsed().as_secs_f64().max(1e-3);
-        eprint!(
+        errprint!(
             "\r{} [{}{}] {pct:3}% {} / {} {}/s ",
             self.label,
             "#".repeat(filled),
@@ -334,7 +338,7 @@ impl Bar {
 
     fn finish(&mut self) {
         if self.tty && self.last.is_some() {
-            eprintln!();
+            errln!();
         }
     }
 }

@@ -1,20 +1,23 @@
 //! Kernel inspection commands: version, ls, table, status, targets.
 
-use std::io::Write;
-
 use devmapper::{DeviceMapper, DmName, Which};
 
 use crate::CliResult;
+use crate::out::Out;
 
-pub fn version() -> CliResult {
-    println!("dmsnap version:    {}", env!("CARGO_PKG_VERSION"));
-    println!("Library version:   devmapper {}", env!("CARGO_PKG_VERSION"));
+pub fn version(out: &mut Out) -> CliResult {
+    writeln!(out, "dmsnap version:    {}", env!("CARGO_PKG_VERSION"));
+    writeln!(
+        out,
+        "Library version:   devmapper {}",
+        env!("CARGO_PKG_VERSION")
+    );
     let dm = DeviceMapper::new()?;
-    println!("Driver version:    {}", dm.version()?);
+    writeln!(out, "Driver version:    {}", dm.version()?);
     Ok(())
 }
 
-pub fn ls(json: bool) -> CliResult {
+pub fn ls(json: bool, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let mut rows = Vec::new();
     for d in dm.list()? {
@@ -28,7 +31,6 @@ pub fn ls(json: bool) -> CliResult {
         rows.push((d, info, targets));
     }
     rows.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    let mut out = std::io::stdout().lock();
     if json {
         let devices: Vec<serde_json::Value> = rows
             .iter()
@@ -48,11 +50,11 @@ pub fn ls(json: bool) -> CliResult {
                 })
             })
             .collect();
-        writeln!(out, "{}", serde_json::json!({ "devices": devices }))?;
+        writeln!(out, "{}", serde_json::json!({ "devices": devices }));
         return Ok(());
     }
     if rows.is_empty() {
-        writeln!(out, "No devices found")?;
+        writeln!(out, "No devices found");
         return Ok(());
     }
     let w = rows
@@ -65,7 +67,7 @@ pub fn ls(json: bool) -> CliResult {
         out,
         "{:<w$}  {:<9}  {:>4}  {:<9}  {:<12}  UUID",
         "NAME", "MAJ:MIN", "OPEN", "STATE", "TARGETS"
-    )?;
+    );
     for (d, i, t) in &rows {
         let mut state = if i.suspended() { "suspended" } else { "active" }.to_owned();
         if !i.has_live_table() {
@@ -85,7 +87,7 @@ pub fn ls(json: bool) -> CliResult {
             state,
             targets,
             d.uuid.as_deref().unwrap_or("-")
-        )?;
+        );
     }
     Ok(())
 }
@@ -110,7 +112,7 @@ fn which(inactive: bool) -> Which {
 
 /// Through the typed layer (unknown targets stay opaque), keys hidden as dmsetup does
 /// unless `show_keys`.
-pub fn table(name: &str, inactive: bool, show_keys: bool) -> CliResult {
+pub fn table(name: &str, inactive: bool, show_keys: bool, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let name = DmName::new(name)?;
     let table = dm.typed_table(&name, which(inactive))?;
@@ -119,28 +121,35 @@ pub fn table(name: &str, inactive: bool, show_keys: bool) -> CliResult {
     } else {
         table.to_string_hiding_keys()
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
-    Ok(())
-}
-
-/// Through the typed status parsers.
-pub fn status(name: &str, inactive: bool) -> CliResult {
-    let dm = DeviceMapper::new()?;
-    let name = DmName::new(name)?;
-    let mut out = std::io::stdout().lock();
-    for line in dm.typed_status(&name, which(inactive), false)? {
-        writeln!(out, "{line}")?;
+    out.write_all(text.as_bytes());
+    if table.is_empty() {
+        // No table (or no inactive one): dmsetup prints one empty line.
+        writeln!(out);
     }
     Ok(())
 }
 
-pub fn targets() -> CliResult {
+/// Through the typed status parsers; an empty line for a device without a table, as
+/// dmsetup prints.
+pub fn status(name: &str, inactive: bool, out: &mut Out) -> CliResult {
+    let dm = DeviceMapper::new()?;
+    let name = DmName::new(name)?;
+    let lines = dm.typed_status(&name, which(inactive), false)?;
+    for line in &lines {
+        writeln!(out, "{line}");
+    }
+    if lines.is_empty() {
+        writeln!(out);
+    }
+    Ok(())
+}
+
+pub fn targets(out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let mut t = dm.target_versions()?;
     t.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut out = std::io::stdout().lock();
     for t in t {
-        writeln!(out, "{:<16} v{}", t.name, t.version)?;
+        writeln!(out, "{:<16} v{}", t.name, t.version);
     }
     Ok(())
 }

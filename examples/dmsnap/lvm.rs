@@ -3,12 +3,11 @@
 //! [`devmapper::lvm::plan::Plan`] with the ioctl core ([`devmapper::lvm::activate`]).
 
 use std::error::Error;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use devmapper::io::ReadAt;
+use devmapper::io::{CopyError, Input, Output, Overwrite, ReadAt, read_file_capped};
 use devmapper::lvm::activate;
 use devmapper::lvm::config::{self, ParseMode};
 use devmapper::lvm::export::{LvReader, export, snapshot_reader};
@@ -17,6 +16,8 @@ use devmapper::lvm::plan::{Plan, PlanOptions, plan_vg};
 use devmapper::lvm::scan::{self, MdaOutcome, ScanReport, ScannedVg};
 use devmapper::{DevNum, DeviceMapper};
 use serde_json::{Value, json};
+
+use crate::out::Out;
 
 /// Offline commands on LVM2 physical volumes (devices or image files, opened read-only).
 #[derive(Debug, Subcommand)]
@@ -51,9 +52,16 @@ pub enum LvmCmd {
     Export {
         /// The LV, as VG/LV.
         vg_lv: String,
-        /// Output file (created or truncated).
-        #[arg(short = 'o', long)]
+        /// Output: a new file, written under a temporary name and renamed to OUT when
+        /// complete (nothing is left behind on failure); an existing non-empty file or a
+        /// block device only with --force; a pipe or FIFO gets the bytes in order. Never
+        /// one of the PVs.
+        #[arg(short = 'o', long, value_name = "OUT")]
         output: PathBuf,
+        /// Replace an existing OUT: a file is replaced only once the export is complete
+        /// (kept as it was on failure); a block device (large enough) is overwritten.
+        #[arg(long)]
+        force: bool,
         /// PV devices or images (all PVs the LV uses).
         #[arg(required = true)]
         pvs: Vec<PathBuf>,
@@ -90,24 +98,25 @@ pub enum LvmCmd {
 }
 
 /// Run one `dmsnap lvm` command.
-pub fn run(cmd: LvmCmd) -> Result<(), Box<dyn Error>> {
+pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     match cmd {
         LvmCmd::Scan {
             pvs,
             metadata,
             json,
         } => match metadata {
-            Some(file) => scan_metadata_file(&file, json),
-            None => scan_devices(&pvs, json),
+            Some(file) => scan_metadata_file(&file, json, out),
+            None => scan_devices(&pvs, json, out),
         },
-        LvmCmd::Metadata { pv } => metadata(&pv),
-        LvmCmd::Plan { pvs, json } => plan(&pvs, json),
+        LvmCmd::Metadata { pv } => metadata(&pv, out),
+        LvmCmd::Plan { pvs, json } => plan(&pvs, json, out),
         LvmCmd::Export {
             vg_lv,
             output,
+            force,
             pvs,
             raw,
-        } => export_lv(&vg_lv, &output, &pvs, raw),
+        } => export_lv(&vg_lv, &output, force, &pvs, raw),
         LvmCmd::Activate {
             vg,
             lv,
@@ -120,8 +129,9 @@ pub fn run(cmd: LvmCmd) -> Result<(), Box<dyn Error>> {
             read_only,
             system_id.as_deref(),
             &devices,
+            out,
         ),
-        LvmCmd::Deactivate { vg, devices } => deactivate(&vg, &devices),
+        LvmCmd::Deactivate { vg, devices } => deactivate(&vg, &devices, out),
     }
 }
 
@@ -156,6 +166,7 @@ fn activate(
     read_only: bool,
     system_id: Option<&str>,
     paths: &[PathBuf],
+    out: &mut Out,
 ) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
     let s = find_vg(&report, vg, paths)?;
@@ -171,19 +182,19 @@ fn activate(
     let dm = DeviceMapper::new()?;
     let (plan, created) = activate::activate_vg(&dm, s, &dev, lv, system_id, &opts)?;
     for d in &created {
-        println!("{} {} active", d.name, d.dev);
+        writeln!(out, "{} {} active", d.name, d.dev);
     }
     let reused = plan.devices.len() - created.len();
     if reused > 0 {
-        println!("{reused} device(s) were already active");
+        writeln!(out, "{reused} device(s) were already active");
     }
     for sk in &plan.skipped {
-        eprintln!("dmsnap: {vg}/{}: skipped: {}", sk.lv, sk.reason);
+        errln!("dmsnap: {vg}/{}: skipped: {}", sk.lv, sk.reason);
     }
     Ok(())
 }
 
-fn deactivate(vg: &str, paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
+fn deactivate(vg: &str, paths: &[PathBuf], out: &mut Out) -> Result<(), Box<dyn Error>> {
     let dm = DeviceMapper::new()?;
     let id = if paths.is_empty() {
         activate::active_vg_id(&dm, vg)?
@@ -193,22 +204,24 @@ fn deactivate(vg: &str, paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
     };
     let removed = activate::deactivate(&dm, &id)?;
     if removed.is_empty() {
-        println!("VG {vg}: no device was active");
+        writeln!(out, "VG {vg}: no device was active");
     }
     for n in removed {
-        println!("{n} removed");
+        writeln!(out, "{n} removed");
     }
     Ok(())
 }
 
-fn open_all(paths: &[PathBuf]) -> Result<Vec<File>, Box<dyn Error>> {
+/// Every input through [`Input::open`]: regular files and block devices only, never
+/// blocking on a FIFO.
+fn open_all(paths: &[PathBuf]) -> Result<Vec<Input>, Box<dyn Error>> {
     paths
         .iter()
-        .map(|p| File::open(p).map_err(|e| format!("{}: {e}", p.display()).into()))
+        .map(|p| Input::open(p).map_err(Into::into))
         .collect()
 }
 
-fn scan_paths(paths: &[PathBuf]) -> Result<(Vec<File>, ScanReport), Box<dyn Error>> {
+fn scan_paths(paths: &[PathBuf]) -> Result<(Vec<Input>, ScanReport), Box<dyn Error>> {
     if paths.is_empty() {
         return Err("give the PV devices or images to scan (or --metadata FILE)".into());
     }
@@ -220,13 +233,13 @@ fn scan_paths(paths: &[PathBuf]) -> Result<(Vec<File>, ScanReport), Box<dyn Erro
 fn warn_errors(report: &ScanReport, paths: &[PathBuf]) {
     for (dev, e) in &report.errors {
         match dev.and_then(|i| paths.get(i)) {
-            Some(p) => eprintln!("dmsnap: {}: {e}", p.display()),
-            None => eprintln!("dmsnap: {e}"),
+            Some(p) => errln!("dmsnap: {}: {e}", p.display()),
+            None => errln!("dmsnap: {e}"),
         }
     }
 }
 
-fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
+fn scan_devices(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
     warn_errors(&report, paths);
     if report.vgs.is_empty() && report.pvs.is_empty() {
@@ -238,11 +251,15 @@ fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> 
             .iter()
             .map(|s| vg_json(&s.vg, Some((s, paths))))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "vgs": vgs }))?);
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({ "vgs": vgs }))?
+        );
         return Ok(());
     }
     for s in &report.vgs {
-        print_vg(&s.vg, Some((s, paths)));
+        print_vg(&s.vg, Some((s, paths)), out);
     }
     for pv in &report.pvs {
         let orphan = pv
@@ -258,14 +275,15 @@ fn scan_devices(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> 
                 .get(pv.device)
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
-            println!("PV {p} ({}) is not in any VG found", pv.label.pv_id);
+            writeln!(out, "PV {p} ({}) is not in any VG found", pv.label.pv_id);
         }
     }
     Ok(())
 }
 
-fn scan_metadata_file(file: &Path, as_json: bool) -> Result<(), Box<dyn Error>> {
-    let text = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+fn scan_metadata_file(file: &Path, as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
+    // Capped while reading: /dev/zero or a huge file is never read whole.
+    let text = read_file_capped(file, config::MAX_TEXT as u64)?;
     // Text as stored on disk starts with the VG section and is read without merging
     // duplicates; backup files start with comments or header values.
     let on_disk = config::parse(&text)
@@ -278,12 +296,13 @@ fn scan_metadata_file(file: &Path, as_json: bool) -> Result<(), Box<dyn Error>> 
     };
     let vg = VolumeGroup::from_text(&text, mode).map_err(|e| format!("{}: {e}", file.display()))?;
     if as_json {
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&json!({ "vgs": [vg_json(&vg, None)] }))?
         );
     } else {
-        print_vg(&vg, None);
+        print_vg(&vg, None, out);
     }
     Ok(())
 }
@@ -347,13 +366,14 @@ fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value
     o
 }
 
-fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
+fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &mut Out) {
     let state = match scanned {
         Some((s, _)) if !s.is_complete() => ", INCOMPLETE (PVs missing)",
         Some((s, _)) if s.inconsistent => ", metadata copies disagree (newest used)",
         _ => "",
     };
-    println!(
+    writeln!(
+        out,
         "VG {}  uuid {}  seqno {}  extent {} sectors{state}",
         vg.name, vg.id, vg.seqno, vg.extent_size
     );
@@ -370,7 +390,8 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
                 },
                 |p| p.display().to_string(),
             );
-        println!(
+        writeln!(
+            out,
             "  PV {:<6} {:<40} {} PEs from sector {}  {}",
             p.handle,
             p.id.to_string(),
@@ -398,7 +419,8 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
         if !snaps.is_empty() {
             extra = format!("  origin of {}", snaps.join(", "));
         }
-        println!(
+        writeln!(
+            out,
             "  LV {:<20} {:>12} sectors  {:<10} {}{}{extra}",
             name,
             vg.lv_size(lv),
@@ -413,8 +435,8 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) {
     }
 }
 
-fn metadata(pv: &Path) -> Result<(), Box<dyn Error>> {
-    let f = File::open(pv).map_err(|e| format!("{}: {e}", pv.display()))?;
+fn metadata(pv: &Path, out: &mut Out) -> Result<(), Box<dyn Error>> {
+    let f = Input::open(pv)?;
     let scanned = scan::scan_pv(&f, 0).map_err(|e| format!("{}: {e}", pv.display()))?;
     let newest = scanned
         .mdas
@@ -427,16 +449,16 @@ fn metadata(pv: &Path) -> Result<(), Box<dyn Error>> {
     let Some((_, text)) = newest else {
         for m in &scanned.mdas {
             if let MdaOutcome::Error(e) = &m.outcome {
-                eprintln!("dmsnap: {}: {e}", pv.display());
+                errln!("dmsnap: {}: {e}", pv.display());
             }
         }
         return Err(format!("{}: no readable VG metadata on this PV", pv.display()).into());
     };
-    std::io::stdout().write_all(&text.text)?;
+    out.write_all(&text.text);
     Ok(())
 }
 
-fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
+fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
     warn_errors(&report, paths);
     if report.vgs.is_empty() {
@@ -449,7 +471,7 @@ fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
                 .missing_pvs()
                 .map(|p| format!("{} ({})", p.handle, p.id))
                 .collect();
-            eprintln!(
+            errln!(
                 "dmsnap: VG {} is incomplete, missing {}; LVs on them are skipped",
                 s.vg.name,
                 missing.join(", ")
@@ -482,25 +504,27 @@ fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
             .iter()
             .map(|s| json!({ "lv": s.lv, "reason": s.reason }))
             .collect();
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&json!({ "devices": devices, "skipped": skipped }))?
         );
         return Ok(());
     }
     for d in &all.devices {
-        println!(
+        writeln!(
+            out,
             "{}  {}{}",
             d.name,
             d.uuid,
             if d.read_only { "  (read-only)" } else { "" }
         );
         for l in &d.table {
-            println!("  {} {} {} {}", l.start, l.length, l.target, l.params);
+            writeln!(out, "  {} {} {} {}", l.start, l.length, l.target, l.params);
         }
     }
     for s in &all.skipped {
-        println!("skipped {}: {}", s.lv, s.reason);
+        writeln!(out, "skipped {}: {}", s.lv, s.reason);
     }
     Ok(())
 }
@@ -508,13 +532,23 @@ fn plan(paths: &[PathBuf], as_json: bool) -> Result<(), Box<dyn Error>> {
 fn export_lv(
     vg_lv: &str,
     output: &Path,
+    force: bool,
     paths: &[PathBuf],
     raw: bool,
 ) -> Result<(), Box<dyn Error>> {
     let (vg_name, lv_name) = vg_lv
         .split_once('/')
         .ok_or_else(|| format!("{vg_lv}: give the LV as VG/LV"))?;
-    let (files, report) = scan_paths(paths)?;
+    let files = open_all(paths)?;
+    let policy = if force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    // Checked against every PV before anything is opened for writing.
+    let inputs: Vec<&Input> = files.iter().collect();
+    let out = Output::create(output, &inputs, policy).map_err(crate::cow::output_hint)?;
+    let report = scan::scan(&files);
     let s = report
         .vgs
         .iter()
@@ -534,10 +568,17 @@ fn export_lv(
     } else {
         Box::new(LvReader::new(vg, lv_name, &src)?)
     };
-    let out = File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
-    let mut w = BufWriter::new(out);
-    let n = export(&*reader, &mut w).map_err(|e| format!("reading {vg_lv}: {e}"))?;
+    out.ensure_capacity(reader.size()?)?;
+    // Large pieces go straight through; the buffer only gathers small writes.
+    let mut w = BufWriter::with_capacity(1 << 20, &out);
+    // Write errors name the output path themselves.
+    let n = export(&*reader, &mut w).map_err(|e| match e {
+        CopyError::Read { .. } => format!("{vg_lv}: {e}"),
+        other => other.to_string(),
+    })?;
     w.flush()?;
-    eprintln!("{vg_lv}: {n} bytes written to {}", output.display());
+    drop(w);
+    out.commit()?;
+    errln!("{vg_lv}: {n} bytes written to {}", output.display());
     Ok(())
 }

@@ -3,18 +3,28 @@
 //! A thin layer over the `devmapper` library: every command is a few library calls.
 //! See `dmsnap --help` and the project's CLI contract.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[macro_use]
+mod out;
 mod cow;
 mod kernel;
 mod lvm;
 mod snap;
 
+use out::{EXIT_FAILURE, EXIT_STDOUT_CLOSED, EXIT_USAGE, Out, StdoutError};
+
+const EXIT_STATUS: &str = "Exit status: 0 on success; 1 on an error (message on stderr, nothing \
+on stdout) or when stdout cannot be written (a full disk); 2 for a bad command line; 141, \
+quietly, when stdout is a closed pipe.";
+
 /// Device-mapper snapshots, rollback and inspection, in pure Rust.
 #[derive(Debug, Parser)]
-#[command(name = "dmsnap", version, about, long_about = None)]
+#[command(name = "dmsnap", version, about, long_about = None, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -68,8 +78,15 @@ enum Cmd {
         /// The wrapped device.
         name: String,
         /// The COW device holding the snapshot's changed chunks (its start is overwritten).
+        /// Refused when it holds anything recognisable (a filesystem, partition table, LVM
+        /// PV, md member, LUKS, swap, or an earlier snapshot's store); all-zero or
+        /// unrecognised devices are used.
         #[arg(long)]
         cow: std::path::PathBuf,
+        /// Overwrite the COW device even though it holds something recognisable (that data,
+        /// or that earlier snapshot, is lost).
+        #[arg(long)]
+        force: bool,
         /// Chunk size (power of two: 4k, 8k, 64k, 8s...; default 4k).
         #[arg(long)]
         chunk: Option<String>,
@@ -123,15 +140,39 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let r = match cli.cmd {
-        Cmd::Version => kernel::version(),
-        Cmd::Ls { json } => kernel::ls(json),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version go to stdout, usage errors to stderr; neither may panic.
+        Err(e) => {
+            return match e.print() {
+                Err(io) if !e.use_stderr() => stdout_failed(&StdoutError(io)),
+                _ => ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 }),
+            };
+        }
+    };
+    let mut out = Out::default();
+    let r = run(cli.cmd, &mut out).and_then(|()| Ok(out.flush()?));
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<StdoutError>() {
+            Some(s) => stdout_failed(s),
+            None => {
+                report(&*e);
+                ExitCode::from(EXIT_FAILURE)
+            }
+        },
+    }
+}
+
+fn run(cmd: Cmd, out: &mut Out) -> CliResult {
+    match cmd {
+        Cmd::Version => kernel::version(out),
+        Cmd::Ls { json } => kernel::ls(json, out),
         Cmd::Table {
             name,
             inactive,
             showkeys,
-        } => kernel::table(&name, inactive, showkeys),
+        } => kernel::table(&name, inactive, showkeys, out),
         Cmd::Status {
             name,
             inactive,
@@ -139,47 +180,70 @@ fn main() -> ExitCode {
             json,
         } => {
             if !raw && !inactive {
-                match snap::status(&name, json) {
+                match snap::status(&name, json, out) {
                     Ok(true) => Ok(()),
-                    Ok(false) => kernel::status(&name, inactive),
+                    Ok(false) => kernel::status(&name, inactive, out),
                     Err(e) => Err(e),
                 }
             } else {
-                kernel::status(&name, inactive)
+                kernel::status(&name, inactive, out)
             }
         }
-        Cmd::Wrap { name, device } => snap::wrap(&name, &device),
+        Cmd::Wrap { name, device } => snap::wrap(&name, &device, out),
         Cmd::Snapshot {
             name,
             cow,
             chunk,
             transient,
             snap,
-        } => snap::snapshot(&name, cow, chunk.as_deref(), transient, snap.as_deref()),
-        Cmd::Drop { name, snap } => snap::drop_snapshot(&name, snap.as_deref()),
+            force,
+        } => snap::snapshot(
+            &name,
+            cow,
+            chunk.as_deref(),
+            transient,
+            snap.as_deref(),
+            force,
+            out,
+        ),
+        Cmd::Drop { name, snap } => snap::drop_snapshot(&name, snap.as_deref(), out),
         Cmd::Rollback {
             name,
             snap,
             wait,
             force,
-        } => snap::rollback(&name, snap.as_deref(), wait, force),
-        Cmd::Unwrap { name } => snap::unwrap(&name),
-        Cmd::Recover { name } => snap::recover(&name),
-        Cmd::Targets => kernel::targets(),
-        Cmd::Cow(c) => cow::run(c),
-        Cmd::Lvm(c) => lvm::run(c),
-    };
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("dmsnap: {e}");
-            let mut src = e.source();
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
-            ExitCode::FAILURE
+        } => snap::rollback(&name, snap.as_deref(), wait, force, out),
+        Cmd::Unwrap { name } => snap::unwrap(&name, out),
+        Cmd::Recover { name } => snap::recover(&name, out),
+        Cmd::Targets => kernel::targets(out),
+        Cmd::Cow(c) => cow::run(c, out),
+        Cmd::Lvm(c) => lvm::run(c, out),
+    }
+}
+
+/// stdout could not be written: quiet for a closed pipe, one line for anything else.
+fn stdout_failed(e: &StdoutError) -> ExitCode {
+    if e.0.kind() == std::io::ErrorKind::BrokenPipe {
+        return ExitCode::from(EXIT_STDOUT_CLOSED);
+    }
+    errln!("dmsnap: {e}");
+    ExitCode::from(EXIT_FAILURE)
+}
+
+/// The error and its causes, each cause only when the text so far does not already say
+/// it (most errors include their source in their own message).
+fn report(e: &dyn std::error::Error) {
+    let mut said = e.to_string();
+    errln!("dmsnap: {said}");
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !said.contains(&text) {
+            errln!("  caused by: {text}");
+            said.push('\n');
+            said.push_str(&text);
         }
+        src = s.source();
     }
 }
 

@@ -1,23 +1,28 @@
 //! Snapshot workflow commands: wrap, snapshot, status, drop, rollback, unwrap, recover.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use devmapper::snapshot::{
-    RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper, WrapperState,
-    WrapperStatus,
+    CowOverwrite, RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper,
+    WrapperState, WrapperStatus,
 };
 use devmapper::target::ExceptionStore;
 use devmapper::units::parse_size;
 use devmapper::{DeviceMapper, DmName};
 
 use crate::CliResult;
+use crate::out::Out;
 
-pub fn wrap(name: &str, device: &std::path::Path) -> CliResult {
+pub fn wrap(name: &str, device: &std::path::Path, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::wrap(&dm, &DmName::new(name)?, device)?;
-    println!("wrapped {} as {}", device.display(), w.node().display());
+    writeln!(
+        out,
+        "wrapped {} as {}",
+        device.display(),
+        w.node().display()
+    );
     Ok(())
 }
 
@@ -27,10 +32,19 @@ pub fn snapshot(
     chunk: Option<&str>,
     transient: bool,
     snap: Option<&str>,
+    force: bool,
+    out: &mut Out,
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
-    let mut opts = SnapshotOptions::new(cow).transient(transient);
+    let overwrite = if force {
+        CowOverwrite::Force
+    } else {
+        CowOverwrite::Refuse
+    };
+    let mut opts = SnapshotOptions::new(cow)
+        .transient(transient)
+        .overwrite(overwrite);
     if let Some(c) = chunk {
         let bytes =
             parse_size(c).ok_or_else(|| format!("invalid chunk size {c:?} (try 4k, 64k, 8s)"))?;
@@ -43,8 +57,14 @@ pub fn snapshot(
         opts = opts.name(DmName::new(s)?);
     }
     let t = Instant::now();
-    let s = w.take_snapshot(&opts)?;
-    println!(
+    let s = w.take_snapshot(&opts).map_err(|e| match e {
+        SnapError::CowHoldsData { .. } | SnapError::CowHoldsSnapshot { .. } => {
+            format!("{e} (with --force)").into()
+        }
+        e => Box::<dyn std::error::Error>::from(e),
+    })?;
+    writeln!(
+        out,
         "snapshot of {} at {} ({:.1} ms)",
         w.name(),
         s.node().display(),
@@ -105,7 +125,7 @@ fn state_name(s: &WrapperStatus) -> &'static str {
 
 /// Snapshot status of a wrapped device; `None` when `name` is not one (the caller then
 /// prints the dmsetup-style status).
-pub fn status(name: &str, json: bool) -> CliResult<bool> {
+pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
     let dm = DeviceMapper::new()?;
     let w = match Wrapper::open(&dm, &DmName::new(name)?) {
         Ok(w) => w,
@@ -113,7 +133,6 @@ pub fn status(name: &str, json: bool) -> CliResult<bool> {
         Err(e) => return Err(e.into()),
     };
     let s = w.status()?;
-    let mut out = std::io::stdout().lock();
     if json {
         let merge = match &s.state {
             WrapperState::Merging(r) => Some(report_json(r)),
@@ -129,7 +148,7 @@ pub fn status(name: &str, json: bool) -> CliResult<bool> {
             "snapshots": s.snapshots.iter().map(report_json).collect::<Vec<_>>(),
             "merge": merge,
         });
-        writeln!(out, "{v}")?;
+        writeln!(out, "{v}");
         return Ok(true);
     }
     writeln!(
@@ -143,54 +162,61 @@ pub fn status(name: &str, json: bool) -> CliResult<bool> {
         s.size,
         s.open_count,
         if s.suspended { ", SUSPENDED" } else { "" }
-    )?;
+    );
     if let WrapperState::Merging(r) = &s.state {
-        writeln!(out, "  {}", report_line(r))?;
+        writeln!(out, "  {}", report_line(r));
     }
     for r in &s.snapshots {
-        writeln!(out, "  {}", report_line(r))?;
+        writeln!(out, "  {}", report_line(r));
     }
     Ok(true)
 }
 
-pub fn drop_snapshot(name: &str, snap: Option<&str>) -> CliResult {
+pub fn drop_snapshot(name: &str, snap: Option<&str>, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     let done = w.recover()?;
     for d in &done {
-        eprintln!("recovered: {d}");
+        errln!("recovered: {d}");
     }
     let snap = snap.map(DmName::new).transpose()?;
     match w.snapshot(snap.as_ref()) {
         Ok(s) => {
             let n = s.name().clone();
             s.discard()?;
-            println!("dropped {n}; {} is a plain device again", w.name());
+            writeln!(out, "dropped {n}; {} is a plain device again", w.name());
         }
         Err(SnapError::NoSnapshot { .. }) if !done.is_empty() => {
-            println!("nothing left to drop");
+            writeln!(out, "nothing left to drop");
         }
         Err(e) => return Err(e.into()),
     }
     Ok(())
 }
 
-pub fn rollback(name: &str, snap: Option<&str>, wait: bool, force: bool) -> CliResult {
+pub fn rollback(
+    name: &str,
+    snap: Option<&str>,
+    wait: bool,
+    force: bool,
+    out: &mut Out,
+) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     for d in w.recover()? {
-        eprintln!("recovered: {d}");
+        errln!("recovered: {d}");
     }
     let merging = match w.merging()? {
         Some(m) => {
-            eprintln!("a rollback is already merging into {}", w.name());
+            errln!("a rollback is already merging into {}", w.name());
             m
         }
         None => {
             let snap = snap.map(DmName::new).transpose()?;
             let s = w.snapshot(snap.as_ref())?;
             let m = s.rollback(RollbackOptions { force })?;
-            println!(
+            writeln!(
+                out,
                 "{} now shows the snapshot's content; merging in the background",
                 w.name()
             );
@@ -198,42 +224,45 @@ pub fn rollback(name: &str, snap: Option<&str>, wait: bool, force: bool) -> CliR
         }
     };
     if !wait {
-        println!(
+        writeln!(
+            out,
             "run `dmsnap rollback {} --wait` or `dmsnap recover {}` to finish",
             w.name(),
             w.name()
         );
         return Ok(());
     }
+    // The merge runs already, whatever happens while waiting: say so now.
+    out.flush()?;
     let mut initial = None;
     merging.wait(None, |u| {
         let start = *initial.get_or_insert(u.data().0.max(1));
         let left = u.data().0;
         let pct = 100.0 * (start.saturating_sub(left)) as f64 / start as f64;
-        eprint!("\rmerging: {left} sectors left ({pct:5.1}% done)   ");
+        errprint!("\rmerging: {left} sectors left ({pct:5.1}% done)   ");
     })?;
-    eprintln!("\rmerging: done                                  ");
-    println!("rollback of {} complete", w.name());
+    errln!("\rmerging: done                                  ");
+    writeln!(out, "rollback of {} complete", w.name());
     Ok(())
 }
 
-pub fn unwrap(name: &str) -> CliResult {
+pub fn unwrap(name: &str, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     w.unwrap_device()?;
-    println!("removed {name}");
+    writeln!(out, "removed {name}");
     Ok(())
 }
 
-pub fn recover(name: &str) -> CliResult {
+pub fn recover(name: &str, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     let done = w.recover()?;
     if done.is_empty() {
-        println!("{name}: consistent, nothing to do");
+        writeln!(out, "{name}: consistent, nothing to do");
     }
     for d in done {
-        println!("{d}");
+        writeln!(out, "{d}");
     }
     Ok(())
 }

@@ -130,6 +130,43 @@ pub enum Error {
         /// What is wrong.
         kind: CorruptKind,
     },
+    /// The origin is smaller than the origin the snapshot was taken of: the table saves a
+    /// chunk past its end. The store is not blamed: usually the origin is the wrong device
+    /// or image, or it was truncated or shrunk.
+    #[error(
+        "the origin is {origin_size} bytes, smaller than the origin the snapshot was taken \
+         of (at least {needed} bytes: the store holds origin chunk {old_chunk}); is it the \
+         right origin, or was it shrunk?"
+    )]
+    OriginTooSmall {
+        /// The origin's size in bytes.
+        origin_size: u64,
+        /// The least size (in whole sectors) the snapshot's origin had.
+        needed: u64,
+        /// The largest origin chunk the table saves.
+        old_chunk: u64,
+    },
+    /// The origin and the COW device of a merge are one file or device (same inode or
+    /// device number, whatever their names): merging would copy chunks over the store.
+    #[error(
+        "the origin and the COW device are the same file or device: refusing to merge a \
+         store into itself"
+    )]
+    OriginIsCow,
+    /// Writing the output of an export failed.
+    #[error("writing the output{at}: {source}",
+        at = offset.map(|o| format!(" at byte {o}")).unwrap_or_default())]
+    Write {
+        /// Byte offset of the write, when positioned.
+        offset: Option<u64>,
+        /// The underlying error (for an [`crate::io::Output`], an
+        /// [`crate::io::OutputError`] naming the path).
+        #[source]
+        source: io::Error,
+    },
+    /// Preparing or finishing the output failed (see [`crate::io::OutputError`]).
+    #[error(transparent)]
+    Output(#[from] crate::io::OutputError),
     /// Two exceptions remap the same origin chunk, so the snapshot's content is ambiguous.
     #[error(
         "origin chunk {old_chunk} has two exceptions (COW chunks {first_new} and {second_new})"
@@ -201,7 +238,7 @@ pub(crate) fn io_err(what: &'static str, offset: u64) -> impl FnOnce(io::Error) 
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {
-            Error::Io { source, .. } => source.kind(),
+            Error::Io { source, .. } | Error::Write { source, .. } => source.kind(),
             _ => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, e)

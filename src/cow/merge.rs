@@ -42,7 +42,7 @@ use std::os::unix::fs::FileExt;
 use super::Store;
 use super::error::{Error, Result, io_err};
 use super::header::{ENTRY_LEN, HeaderState};
-use crate::io::ReadAt;
+use crate::io::{FileId, Input, InputError, ReadAt};
 
 /// A device that can be written in place and synced: the origin and the COW of a merge.
 pub trait WriteAt: ReadAt {
@@ -50,6 +50,11 @@ pub trait WriteAt: ReadAt {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Make written data durable (`fdatasync`).
     fn sync(&self) -> io::Result<()>;
+    /// Which file or device this is, when known: [`merge`] refuses an origin that is the
+    /// COW device.
+    fn file_id(&self) -> Option<FileId> {
+        None
+    }
 }
 
 impl WriteAt for File {
@@ -60,6 +65,31 @@ impl WriteAt for File {
     fn sync(&self) -> io::Result<()> {
         self.sync_data()
     }
+
+    fn file_id(&self) -> Option<FileId> {
+        self.metadata().ok().map(|m| FileId::of(&m))
+    }
+}
+
+impl WriteAt for Input {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self.file(), buf, offset).map_err(|source| {
+            InputError::Write {
+                path: self.path().to_owned(),
+                offset,
+                source,
+            }
+            .into()
+        })
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.file().sync_data()
+    }
+
+    fn file_id(&self) -> Option<FileId> {
+        Some(self.id())
+    }
 }
 
 impl<T: WriteAt + ?Sized> WriteAt for &T {
@@ -69,6 +99,10 @@ impl<T: WriteAt + ?Sized> WriteAt for &T {
 
     fn sync(&self) -> io::Result<()> {
         (**self).sync()
+    }
+
+    fn file_id(&self) -> Option<FileId> {
+        (**self).file_id()
     }
 }
 
@@ -124,15 +158,23 @@ const PIECE: u64 = 1 << 20;
 /// returning `ControlFlow::Break(())` stops cleanly (the rest stays in the table).
 ///
 /// # Errors
-/// Store errors (header, corrupt table, [`Error::DuplicateOldChunk`]);
-/// [`Error::Invalidated`] unless forced; I/O errors; [`Error::VerifyMismatch`] when the
-/// origin does not read back as the snapshot's content.
+/// [`Error::OriginIsCow`] before anything is read or written when both are one file or
+/// device; store errors (header, corrupt table, [`Error::DuplicateOldChunk`]);
+/// [`Error::Invalidated`] unless forced; [`Error::OriginTooSmall`]; I/O errors;
+/// [`Error::VerifyMismatch`] when the origin does not read back as the snapshot's content.
+/// Pass distinct devices: open them with [`crate::io::Input::open_rw`], which refuses the
+/// COW when it is the origin (by identity) before anything is written.
 pub fn merge<O: WriteAt, C: WriteAt>(
     origin: &O,
     cow: &C,
     opts: &MergeOptions,
     mut progress: impl FnMut(&MergeProgress) -> ControlFlow<()>,
 ) -> Result<MergeReport> {
+    if let (Some(a), Some(b)) = (origin.file_id(), cow.file_id())
+        && a == b
+    {
+        return Err(Error::OriginIsCow);
+    }
     let origin_size = origin.size().map_err(io_err("origin", 0))?;
     let store = Store::open(cow)?;
     let (header, geo) = match (store.state(), store.geometry()) {
@@ -151,9 +193,8 @@ pub fn merge<O: WriteAt, C: WriteAt>(
         return Err(Error::Invalidated);
     }
     let mut table = Vec::new();
-    store
-        .exceptions(Some(origin_size))
-        .walk(|e| table.push(e))?;
+    store.exceptions(None).walk(|e| table.push(e))?;
+    store.check_origin_size(table.iter().map(|e| e.old_chunk).max(), origin_size)?;
     check_unique_old(&table)?;
 
     let cb = geo.chunk_bytes();

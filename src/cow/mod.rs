@@ -157,6 +157,37 @@ impl<R: ReadAt> Store<R> {
         self.exceptions(origin_bytes).finish()
     }
 
+    /// Check an origin of `origin_size` bytes against the largest `old_chunk` of the table
+    /// (`max_old`, from a walk without an origin size): a table entry past the origin's
+    /// end means the origin is smaller than the one the snapshot was taken of.
+    pub(crate) fn check_origin_size(&self, max_old: Option<u64>, origin_size: u64) -> Result<()> {
+        let (Some(geo), Some(old_chunk)) = (self.geometry(), max_old) else {
+            return Ok(());
+        };
+        if old_chunk < geo.origin_chunks(origin_size) {
+            return Ok(());
+        }
+        // The snapshot's origin held at least a sector of that chunk.
+        let needed = old_chunk
+            .checked_mul(geo.chunk_bytes())
+            .and_then(|b| b.checked_add(crate::units::SECTOR_SIZE))
+            .filter(|&n| n <= i64::MAX as u64);
+        let Some(needed) = needed else {
+            // No device is that large: the entry itself is corrupt, say which one.
+            self.scan(Some(origin_size))?;
+            return Err(Error::OriginTooSmall {
+                origin_size,
+                needed: u64::MAX,
+                old_chunk,
+            });
+        };
+        Err(Error::OriginTooSmall {
+            origin_size,
+            needed,
+            old_chunk,
+        })
+    }
+
     /// The usage figures the kernel's status line shows for this store once loaded.
     ///
     /// # Errors

@@ -67,11 +67,22 @@ impl<O: ReadAt, C: ReadAt> SnapshotReader<O, C> {
     /// Read the header and the whole exception table (every entry checked, old chunks
     /// against the origin's size) and build the lookup table.
     ///
+    /// ```
+    /// use devmapper::cow::{Error, reader::SnapshotReader, writer::StoreWriter};
+    /// // The snapshot saved origin chunk 15 (4 KiB chunks): its origin had 64 KiB.
+    /// let cow = StoreWriter::build(8, 1 << 20, &[(15, None)])?.to_vec();
+    /// let short_origin = vec![0u8; 32 << 10];
+    /// let err = SnapshotReader::open(&short_origin[..], &cow[..]).unwrap_err();
+    /// assert!(matches!(err, Error::OriginTooSmall { origin_size: 32768, needed: 61952, .. }));
+    /// # Ok::<(), devmapper::cow::Error>(())
+    /// ```
+    ///
     /// A fresh store (all-zero magic) gives a snapshot equal to the origin.
     ///
     /// # Errors
     /// The errors of [`Store::open`] and of the table scan; [`Error::Invalidated`] unless
-    /// forced; [`Error::DuplicateOldChunk`] when two entries remap one origin chunk.
+    /// forced; [`Error::DuplicateOldChunk`] when two entries remap one origin chunk;
+    /// [`Error::OriginTooSmall`] when the origin is smaller than the snapshot's.
     pub fn open_with(origin: O, cow: C, opts: OpenOptions) -> Result<Self> {
         let size = origin.size().map_err(io_err("origin", 0))?;
         let store = Store::open(cow)?;
@@ -84,9 +95,10 @@ impl<O: ReadAt, C: ReadAt> SnapshotReader<O, C> {
             }
             chunk_bytes = geo.chunk_bytes();
             store
-                .exceptions(Some(size))
+                .exceptions(None)
                 .walk(|e| map.push((e.old_chunk, e.new_chunk)))?;
             map.sort_unstable();
+            store.check_origin_size(map.last().map(|e| e.0), size)?;
             if let Some(w) = map.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(Error::DuplicateOldChunk {
                     old_chunk: w[0].0,

@@ -76,16 +76,80 @@ enum SegMap<'a, R: ReadAt + ?Sized> {
 }
 
 enum Source<'a, R: ReadAt + ?Sized> {
-    Pv(&'a R),
+    /// A PV's device and the PV's name in the metadata.
+    Pv(&'a R, &'a str),
     Lv(Box<LvReader<'a, R>>),
 }
 
 impl<R: ReadAt + ?Sized> Source<'_, R> {
     fn read(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
         match self {
-            Source::Pv(r) => r.read_exact_at(buf, off),
+            Source::Pv(r, pv) => r
+                .read_exact_at(buf, off)
+                .map_err(|e| pv_read_error(*r, pv, off, buf.len() as u64, e)),
             Source::Lv(l) => l.read_exact_at(buf, off),
         }
+    }
+}
+
+/// A failed read of a PV while reading an LV (inside the [`io::Error`] that [`LvReader`]'s
+/// [`ReadAt`] methods return; [`io::Error::get_ref`] + `downcast_ref` to match on it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PvReadError {
+    /// The LV's extents reach past the end of the PV's device or image (a truncated image,
+    /// or the wrong device).
+    #[error(
+        "PV {pv} is {size} bytes, but the LV's extents need it to reach byte {needed} \
+         (truncated image, or the wrong device?)"
+    )]
+    PastEnd {
+        /// The PV's name in the metadata (`pv0`).
+        pv: String,
+        /// The device's size.
+        size: u64,
+        /// The end of the read that did not fit.
+        needed: u64,
+    },
+    /// Reading the PV failed otherwise.
+    #[error("reading PV {pv} at byte {offset}: {source}")]
+    Read {
+        /// The PV's name in the metadata.
+        pv: String,
+        /// Byte offset on the PV.
+        offset: u64,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn pv_read_error<R: ReadAt + ?Sized>(
+    dev: &R,
+    pv: &str,
+    off: u64,
+    len: u64,
+    e: io::Error,
+) -> io::Error {
+    let needed = off.saturating_add(len);
+    let size = dev.size().ok();
+    match size {
+        Some(size) if needed > size => io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            PvReadError::PastEnd {
+                pv: pv.to_owned(),
+                size,
+                needed,
+            },
+        ),
+        _ => io::Error::new(
+            e.kind(),
+            PvReadError::Read {
+                pv: pv.to_owned(),
+                offset: off,
+                source: e,
+            },
+        ),
     }
 }
 
@@ -153,8 +217,18 @@ impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
                                     .checked_mul(vg.extent_size)
                                     .and_then(|x| x.checked_add(p.pe_start))
                                     .and_then(|x| x.checked_mul(SECTOR_SIZE))
-                                    .ok_or_else(|| fail(vg, lv_name, "offset overflows"))?;
-                                (Source::Pv(dev), off)
+                                    .ok_or_else(|| {
+                                        fail(
+                                            vg,
+                                            lv_name,
+                                            format!(
+                                                "PV {pv}: pe_start {} + PE {pe} of {} sectors \
+                                                 is out of range (past 2^64 bytes)",
+                                                p.pe_start, vg.extent_size
+                                            ),
+                                        )
+                                    })?;
+                                (Source::Pv(dev, &p.handle), off)
                             }
                             Area::Lv { lv: sub, le } => {
                                 let r = LvReader::build(vg, sub, pv_source, depth + 1)?;
@@ -280,18 +354,14 @@ impl<R: ReadAt + ?Sized> ReadAt for LvReader<'_, R> {
 }
 
 /// Copy all of `src` to `out` in 1 MiB pieces; returns the bytes written.
-pub fn export<R: ReadAt + ?Sized, W: Write>(src: &R, out: &mut W) -> io::Result<u64> {
-    let size = src.size()?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos = 0u64;
-    while pos < size {
-        let n = (size - pos).min(buf.len() as u64) as usize;
-        let chunk = buf.get_mut(..n).unwrap_or_default();
-        src.read_exact_at(chunk, pos)?;
-        out.write_all(chunk)?;
-        pos += n as u64;
-    }
-    Ok(pos)
+///
+/// # Errors
+/// [`crate::io::CopyError`]: reading (with [`PvReadError`] inside for a PV) or writing.
+pub fn export<R: ReadAt + ?Sized, W: Write>(
+    src: &R,
+    out: &mut W,
+) -> Result<u64, crate::io::CopyError> {
+    crate::io::copy(src, out)
 }
 
 /// The pieces of a snapshot LV (named by its COW LV, as `lvs` shows it): a reader for the

@@ -117,3 +117,57 @@ pub(crate) fn zero_start(f: &File, path: &Path, bytes: u64) -> SnapResult<()> {
 pub(crate) fn mounts_of(dev: DevNum) -> Vec<String> {
     crate::dm::mounts_of(dev)
 }
+
+/// After a snapshot was discarded: clear the `SnAp` header of its store on `cow` so the
+/// device reads as unused again. Best effort: when the node cannot be found, is held by
+/// someone else, or no longer holds a store, nothing is written (a later snapshot on it is
+/// then refused as holding a store, which is safe).
+pub(crate) fn forget_store(cow: DevNum) {
+    use crate::cow::header::HEADER_LEN;
+    use crate::cow::{Header, HeaderState};
+    use std::os::unix::fs::FileExt;
+    let Some(path) = node_of(cow) else {
+        return;
+    };
+    let Ok(f) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_EXCL)
+        .open(&path)
+    else {
+        return;
+    };
+    if f.metadata().map(|m| DevNum::from_dev_t(m.rdev())).ok() != Some(cow) {
+        return;
+    }
+    drop_cached(&f);
+    let mut raw = [0u8; HEADER_LEN];
+    if FileExt::read_exact_at(&f, &mut raw, 0).is_ok()
+        && matches!(Header::parse(&raw), Ok(HeaderState::Persistent(_)))
+    {
+        let _ = f
+            .write_all_at(&[0u8; HEADER_LEN], 0)
+            .and_then(|_| f.sync_all());
+    }
+}
+
+/// `/dev/<DEVNAME>` of a block device, from its sysfs `uevent` (devtmpfs names the node so).
+fn node_of(dev: DevNum) -> Option<std::path::PathBuf> {
+    let uevent = std::fs::read_to_string(format!("/sys/dev/block/{dev}/uevent")).ok()?;
+    let name = uevent
+        .lines()
+        .find_map(|l| l.strip_prefix("DEVNAME="))?
+        .trim();
+    if name.is_empty() || name.contains("..") {
+        return None;
+    }
+    Some(Path::new("/dev").join(name))
+}
+
+/// Drop the clean cached pages of a block device, so that reads see what is on the device
+/// and not what this host cached before a kernel target wrote to it directly (best effort:
+/// a device without a page cache has nothing to drop).
+pub(crate) fn drop_cached(f: &File) {
+    use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+    let _ = posix_fadvise(f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+}

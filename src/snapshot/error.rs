@@ -74,6 +74,45 @@ pub enum SnapError {
         /// Minimum size in bytes.
         min: u64,
     },
+    /// The COW device holds something recognisable (a filesystem, partition table, PV,
+    /// md member, LUKS, swap, ...); nothing was written. [`CowOverwrite::Force`] overrides.
+    ///
+    /// [`CowOverwrite::Force`]: super::CowOverwrite::Force
+    #[error(
+        "COW device {path} holds {}: refusing to overwrite it unless forced",
+        found_list(found)
+    )]
+    CowHoldsData {
+        /// The path.
+        path: PathBuf,
+        /// What was found (see [`crate::probe::identify`]).
+        found: Vec<crate::probe::Found>,
+    },
+    /// The COW device holds a dm-snapshot store with exceptions: using it discards that
+    /// snapshot. Nothing was written. [`CowOverwrite::Force`] overrides.
+    ///
+    /// [`CowOverwrite::Force`]: super::CowOverwrite::Force
+    #[error(
+        "COW device {path} holds the store of an earlier snapshot ({}chunk size {chunk_sectors} sectors): a new snapshot on it discards that snapshot; refusing unless forced",
+        if *valid { "" } else { "invalidated, " }
+    )]
+    CowHoldsSnapshot {
+        /// The path.
+        path: PathBuf,
+        /// The store's chunk size in sectors.
+        chunk_sectors: u32,
+        /// The store's `valid` flag.
+        valid: bool,
+    },
+    /// The COW device's content could not be read to check what it holds.
+    #[error("COW device {path}: cannot check what it holds: {source}")]
+    CowProbe {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::probe::ProbeError,
+    },
     /// An unusable chunk size.
     #[error("chunk size of {sectors} sectors is invalid: {reason}")]
     BadChunk {
@@ -135,6 +174,11 @@ pub enum SnapError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn found_list(found: &[crate::probe::Found]) -> String {
+    let names: Vec<String> = found.iter().map(ToString::to_string).collect();
+    names.join(" and ")
 }
 
 /// Result alias of the snapshot workflows.

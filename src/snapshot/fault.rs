@@ -1,15 +1,34 @@
-//! Fault injection for crash-safety tests (feature `fault-injection`, test builds only).
+//! Fault injection for crash-safety tests (feature `fault-injection`, enabled only by the
+//! unpublished `fault-tests` workspace member, never by this package's own targets).
 //!
-//! With the feature on, `DEVMAPPER_FAULT_STEP=<op>:<k>` makes the process abort right
-//! after step `k` of workflow `op` (`snapshot`, `drop`, `rollback`, `finish`), as a
-//! `kill -9` would. Without the feature, [`step`] compiles to nothing.
+//! With the feature on *and* after the process called [`arm`],
+//! `DEVMAPPER_FAULT_STEP=<op>:<k>` makes the process abort right after step `k` of
+//! workflow `op` (`snapshot`, `drop`, `rollback`, `finish`), as a `kill -9` would. A
+//! program that never calls [`arm`] (the dmsnap example, even when some workspace build
+//! unifies the feature in) ignores the variable. Without the feature, [`step`] compiles
+//! to nothing and [`arm`] does not exist.
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "fault-injection")]
+static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Let `DEVMAPPER_FAULT_STEP` abort this process (crash-safety tests only).
+///
+/// ```no_run
+/// // In a test's child process, before running the workflow under test:
+/// devmapper::snapshot::arm_fault_injection();
+/// ```
+#[cfg(feature = "fault-injection")]
+pub fn arm() {
+    ARMED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
 
 /// Mark the end of step `k` of workflow `op`.
 #[inline]
 pub(crate) fn step(op: &str, k: u32) {
     #[cfg(feature = "fault-injection")]
-    if let Ok(v) = std::env::var("DEVMAPPER_FAULT_STEP")
+    if ARMED.load(std::sync::atomic::Ordering::SeqCst)
+        && let Ok(v) = std::env::var("DEVMAPPER_FAULT_STEP")
         && v == format!("{op}:{k}")
     {
         eprintln!("fault injection: aborting after {op} step {k}");
@@ -20,7 +39,7 @@ pub(crate) fn step(op: &str, k: u32) {
 }
 
 /// A pause point at step `k` of workflow `op`, inside a guarded suspend window (feature
-/// `fault-injection`, test builds only).
+/// `fault-injection`, and only after [`arm`], like [`step`]).
 ///
 /// With `DEVMAPPER_FAULT_PAUSE=<op>:<k>` the process prints
 /// `fault injection: paused at <op> step <k>` to stderr and sleeps until it is killed; with
@@ -30,7 +49,9 @@ pub(crate) fn step(op: &str, k: u32) {
 #[inline]
 pub(crate) fn pause(op: &str, k: u32) {
     #[cfg(feature = "fault-injection")]
-    if let Ok(v) = std::env::var("DEVMAPPER_FAULT_PAUSE") {
+    if ARMED.load(std::sync::atomic::Ordering::SeqCst)
+        && let Ok(v) = std::env::var("DEVMAPPER_FAULT_PAUSE")
+    {
         let mut parts = v.splitn(3, ':');
         if parts.next() == Some(op) && parts.next().and_then(|s| s.parse().ok()) == Some(k) {
             eprintln!("fault injection: paused at {op} step {k}");

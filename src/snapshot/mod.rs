@@ -40,7 +40,10 @@ mod state;
 
 pub use blockdev::BlockDev;
 pub use error::{SnapError, SnapResult};
-pub use ops::{MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use fault::arm as arm_fault_injection;
+pub use ops::{CowOverwrite, MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
 pub use state::{SnapshotReport, WrapperState, WrapperStatus};
 
 use crate::id::{DmName, DmUuid};

@@ -66,6 +66,7 @@ use super::fault::{pause, step};
 use super::state::State;
 use super::{UUID_PREFIX, Wrapper, devnum, linear_table};
 use crate::id::{DmName, DmUuid};
+use crate::probe::{self, Found};
 use crate::table::{Table, TableLine};
 use crate::target::{
     DevRef, ExceptionStore, Snapshot as SnapTarget, SnapshotOrigin, SnapshotStatus, SnapshotUsage,
@@ -77,12 +78,37 @@ use crate::{
     SuspendOptions, Which,
 };
 
+/// What [`Wrapper::take_snapshot`] does when the COW device already holds something
+/// recognisable (see [`crate::probe::identify`]): a filesystem, a partition table, an LVM2
+/// PV, an md member, LUKS, swap, or a dm-snapshot store with exceptions.
+///
+/// ```
+/// use devmapper::snapshot::{CowOverwrite, SnapshotOptions};
+/// let opts = SnapshotOptions::new("/dev/sdc1");
+/// assert_eq!(opts.overwrite, CowOverwrite::Refuse);
+/// let opts = opts.overwrite(CowOverwrite::Force);
+/// assert_eq!(opts.overwrite, CowOverwrite::Force);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CowOverwrite {
+    /// Refuse with [`SnapError::CowHoldsData`] or [`SnapError::CowHoldsSnapshot`] before
+    /// anything is written or suspended. An all-zero device, one with nothing recognisable,
+    /// and a dm-snapshot store without exceptions (freshly initialised, or fully merged) are
+    /// used.
+    #[default]
+    Refuse,
+    /// Overwrite the device's start whatever it holds.
+    Force,
+}
+
 /// How to take a snapshot.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SnapshotOptions {
     /// The COW device (its start is overwritten).
     pub cow: PathBuf,
+    /// What to do when the COW device holds something recognisable (default: refuse).
+    pub overwrite: CowOverwrite,
     /// Chunk size (default 8 sectors = 4 KiB, as LVM).
     pub chunk: Sectors,
     /// A transient store (nothing kept on the COW across a reboot; cannot be rolled back).
@@ -96,10 +122,16 @@ impl SnapshotOptions {
     pub fn new(cow: impl Into<PathBuf>) -> Self {
         Self {
             cow: cow.into(),
+            overwrite: CowOverwrite::Refuse,
             chunk: Sectors(8),
             transient: false,
             name: None,
         }
+    }
+    /// Set the policy for a COW device that holds something recognisable.
+    pub fn overwrite(mut self, policy: CowOverwrite) -> Self {
+        self.overwrite = policy;
+        self
     }
     /// Set the chunk size.
     pub fn chunk(mut self, chunk: Sectors) -> Self {
@@ -148,6 +180,43 @@ pub enum MergeState {
     Done,
     /// The kernel reported `Merge failed` (I/O error); the origin keeps working.
     Failed,
+}
+
+/// Refuse a COW device that holds something recognisable, unless `policy` forces it.
+fn cow_content_check(f: &std::fs::File, path: &Path, policy: CowOverwrite) -> SnapResult<()> {
+    if policy == CowOverwrite::Force {
+        return Ok(());
+    }
+    blockdev::drop_cached(f);
+    let found = probe::identify(f).map_err(|source| SnapError::CowProbe {
+        path: path.to_owned(),
+        source,
+    })?;
+    // A store without exceptions holds nothing beyond the origin: a crashed and undone
+    // snapshot leaves one behind (the kernel initialises the store at load), so does a
+    // finished rollback.
+    let found: Vec<Found> = found
+        .into_iter()
+        .filter(|f| !matches!(f, Found::SnapshotStore { empty: true, .. }))
+        .collect();
+    match found.as_slice() {
+        [] => Ok(()),
+        [
+            Found::SnapshotStore {
+                chunk_sectors,
+                valid,
+                ..
+            },
+        ] => Err(SnapError::CowHoldsSnapshot {
+            path: path.to_owned(),
+            chunk_sectors: *chunk_sectors,
+            valid: *valid,
+        }),
+        _ => Err(SnapError::CowHoldsData {
+            path: path.to_owned(),
+            found,
+        }),
+    }
 }
 
 fn chunk_check(chunk: Sectors, lbs_bytes: u64) -> SnapResult<()> {
@@ -236,7 +305,9 @@ impl<'dm> Wrapper<'dm> {
     ///
     /// # Errors
     /// Refusals before any change: a merge is running, bad chunk size, COW missing, too
-    /// small, in use or the same as the backing device, name taken. Failures during the
+    /// small, in use, the same as the backing device, or holding something recognisable
+    /// ([`SnapError::CowHoldsData`], [`SnapError::CowHoldsSnapshot`], unless
+    /// [`CowOverwrite::Force`]), name taken. Failures during the
     /// sequence are undone.
     pub fn take_snapshot(&self, opts: &SnapshotOptions) -> SnapResult<Snapshot<'_, 'dm>> {
         self.recover()?;
@@ -304,6 +375,8 @@ impl<'dm> Wrapper<'dm> {
             });
         }
         let cow_file = blockdev::open_exclusive(&opts.cow)?;
+        // Nothing is written or suspended yet; the exclusive open keeps others off meanwhile.
+        cow_content_check(&cow_file, &opts.cow, opts.overwrite)?;
 
         let mut undo = Undo::new(self.dm);
         let result = self.take_steps(
@@ -446,7 +519,9 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
     }
 
     /// Discard the snapshot: the origin goes back to its plain table (when this was the
-    /// last snapshot) and keeps all its data.
+    /// last snapshot) and keeps all its data. The store's header on the COW device is then
+    /// cleared (best effort), so the device can take a new snapshot without
+    /// [`CowOverwrite::Force`].
     ///
     /// # Errors
     /// `EBUSY` while the snapshot is open (mounted); nothing changes then.
@@ -457,6 +532,12 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
         snapshot_not_open(dm, &self.name, &snap_info)?;
         let st = w.state()?;
         let others = st.snapshots.iter().filter(|s| s.name != self.name).count();
+        let cow = st
+            .snapshots
+            .iter()
+            .find(|s| s.name == self.name)
+            .and_then(|s| s.live.as_ref())
+            .and_then(cow_of);
         let mut undo = Undo::new(dm);
         let r = (|| -> SnapResult<()> {
             if others == 0 {
@@ -493,7 +574,13 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             }
             Ok(())
         })();
-        w.guarded(r, undo)
+        let r = w.guarded(r, undo);
+        if r.is_ok()
+            && let Some(cow) = cow
+        {
+            blockdev::forget_store(cow);
+        }
+        r
     }
 
     /// Roll the origin back to this snapshot: merge the snapshot into it. The origin is
@@ -999,5 +1086,81 @@ pub(crate) fn cow_of(t: &Target) -> Option<crate::DevNum> {
     match t {
         Target::Snapshot(s) | Target::SnapshotMerge(s) => devnum(&s.cow),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::cow::Header;
+
+    fn cow(writes: &[(u64, &[u8])]) -> (tempfile::NamedTempFile, std::fs::File) {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        t.as_file().set_len(4 << 20).unwrap();
+        for (at, data) in writes {
+            t.as_file().write_all_at(data, *at).unwrap();
+        }
+        let f = t.reopen().unwrap();
+        (t, f)
+    }
+
+    #[test]
+    fn cow_content_policy() {
+        let check = |writes: &[(u64, &[u8])], policy| {
+            let (t, f) = cow(writes);
+            cow_content_check(&f, t.path(), policy)
+                .err()
+                .map(|e| (e.to_string(), e))
+        };
+        // Zeros and unrecognised bytes are used.
+        assert!(check(&[], CowOverwrite::Refuse).is_none());
+        assert!(check(&[(0, b"just some bytes")], CowOverwrite::Refuse).is_none());
+        // A filesystem is refused, naming it and the device; forced, it is not.
+        let ext4: &[(u64, &[u8])] = &[(1024 + 0x38, &[0x53, 0xEF]), (1024 + 0x60, &[0x40])];
+        match check(ext4, CowOverwrite::Refuse) {
+            Some((msg, SnapError::CowHoldsData { path, found })) => {
+                assert!(matches!(
+                    &found[..],
+                    [Found::Filesystem {
+                        kind: probe::FsKind::Ext4,
+                        ..
+                    }]
+                ));
+                assert!(msg.contains(path.to_str().unwrap()), "{msg}");
+                assert!(msg.contains("holds an ext4 filesystem"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check(ext4, CowOverwrite::Force).is_none());
+        // A store with an exception: its own error; an empty store is used.
+        let header = Header::new(8).to_bytes();
+        let entry = [[5u8; 8], 2u64.to_le_bytes()].concat();
+        match check(&[(0, &header), (4096, &entry)], CowOverwrite::Refuse) {
+            Some((
+                msg,
+                SnapError::CowHoldsSnapshot {
+                    chunk_sectors: 8,
+                    valid: true,
+                    ..
+                },
+            )) => {
+                assert!(msg.contains("discards that snapshot"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check(&[(0, &header)], CowOverwrite::Refuse).is_none());
+        // A store and something else: everything is named.
+        match check(
+            &[(0, &header), (4096, &entry), (4086, b"SWAPSPACE2")],
+            CowOverwrite::Refuse,
+        ) {
+            Some((msg, SnapError::CowHoldsData { found, .. })) => {
+                assert_eq!(found.len(), 2, "{found:?}");
+                assert!(msg.contains("dm-snapshot") && msg.contains("swap"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

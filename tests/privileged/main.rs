@@ -5,7 +5,8 @@
 
 mod cli;
 mod common;
-mod guardian;
+mod cow_probe;
+mod files;
 mod ioctl;
 mod lvm_activate;
 mod snapshot;

@@ -89,6 +89,8 @@ pub(crate) fn thin_pool() -> impl Strategy<Value = ThinPool> {
         .prop_filter("at most 4 features", |(.., f)| {
             f.iter().filter(|b| **b).count() <= 4
         })
+        // The parser refuses one device as both metadata and data, as the kernel does.
+        .prop_filter("metadata differs from data", |(m, d, ..)| m != d)
         .prop_map(|(metadata, data, k, low_water_mark, f)| ThinPool {
             metadata,
             data,

@@ -3,6 +3,10 @@
 //! the origin must complete within a few seconds with nobody running any command; then
 //! `recover` completes or undoes the step. Also: a window outlasting its bound is ended by
 //! the guardian while the workflow process is still alive.
+//!
+//! In this package because the pause hook needs the `fault-injection` feature, which must
+//! never reach the dmsnap example. Privileged (root and device-mapper; run in the VM with
+//! scripts/vm/test.sh).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -14,8 +18,11 @@ use std::time::{Duration, Instant};
 use devmapper::snapshot::{MergeState, RollbackOptions, SnapError, SnapshotOptions, Wrapper};
 use devmapper::{DeviceMapper, DmName, GuardOutcome, GuardPlan, SuspendGuard, SuspendOptions};
 
-use crate::common::{DevGuard, LoopDev, one, remove_quietly, unique_name};
-use crate::dm_or_skip;
+#[allow(dead_code)]
+#[path = "../../tests/privileged/common.rs"]
+mod common;
+
+use common::{DevGuard, LoopDev, one, remove_quietly, unique_name};
 
 const MIB: u64 = 1 << 20;
 const LEN: usize = 256 * 1024;
@@ -144,6 +151,7 @@ fn guard_child() {
     };
     let name = DmName::new(&std::env::var("DMSNAP_GUARD_NAME").unwrap()).unwrap();
     let cow = std::env::var("DMSNAP_GUARD_COW").unwrap();
+    devmapper::snapshot::arm_fault_injection();
     let dm = DeviceMapper::new().unwrap();
     let mut w = Wrapper::open(&dm, &name).unwrap();
     if let Ok(ms) = std::env::var("DMSNAP_GUARD_BOUND_MS") {
@@ -221,7 +229,7 @@ fn spawn_paused(s: &Setup, op: &str, pause: &str, bound_ms: Option<u64>) -> Chil
     let mut cmd = Proc::new(exe);
     cmd.args([
         "--exact",
-        "guardian::guard_child",
+        "guard_child",
         "--include-ignored",
         "--nocapture",
         "--test-threads=1",

@@ -1,0 +1,80 @@
+//! Finding the `dmsnap` binary that integration tests run.
+//!
+//! `DMSNAP_BIN` wins (the VM harness sets it); else the example next to the running test
+//! executable (`target/<profile>/examples/dmsnap`). `cargo test --test X` does not rebuild
+//! examples, so a binary older than any source it was built from (as listed in cargo's
+//! dep-info file `dmsnap.d` beside it) would test old code: [`dmsnap`] refuses it.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The dmsnap binary to test, or why there is none to use.
+pub fn find() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("DMSNAP_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("examples/dmsnap"))
+        .ok_or("the test executable is not in target/<profile>/deps")?;
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .map_err(|_| {
+            format!(
+                "no dmsnap binary at {} (run `cargo build --example dmsnap`, or set DMSNAP_BIN)",
+                bin.display()
+            )
+        })?;
+    if let Some(newer) = newer_dependency(&bin.with_extension("d"), built) {
+        return Err(format!(
+            "{} is older than {}: run `cargo build --example dmsnap`",
+            bin.display(),
+            newer.display()
+        ));
+    }
+    Ok(bin)
+}
+
+/// The dmsnap binary; panics with the reason when there is none or it is stale.
+pub fn dmsnap() -> PathBuf {
+    static BIN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    match BIN.get_or_init(find) {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A source listed in the dep-info file `dep_info` that was modified after `built`.
+fn newer_dependency(dep_info: &Path, built: SystemTime) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(dep_info).ok()?;
+    // "target: dep dep ..." on the first line; spaces inside paths are escaped as "\ ".
+    let deps = text.lines().next()?.split_once(": ")?.1;
+    let mut path = String::new();
+    let mut newest = None;
+    let mut chars = deps.chars().peekable();
+    loop {
+        match chars.next() {
+            Some('\\') if chars.peek() == Some(&' ') => {
+                path.push(' ');
+                chars.next();
+            }
+            Some(' ') | None => {
+                if !path.is_empty() {
+                    let p = PathBuf::from(std::mem::take(&mut path));
+                    if std::fs::metadata(&p)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t > built)
+                    {
+                        newest = Some(p);
+                    }
+                }
+                if chars.peek().is_none() {
+                    return newest;
+                }
+            }
+            Some(c) => path.push(c),
+        }
+    }
+}
