@@ -415,22 +415,21 @@ fn sigkill_inside_every_suspend_window_resumes_at_once() {
 #[test]
 fn a_window_past_its_bound_is_ended_while_the_workflow_still_runs() {
     let dm = dm_or_skip!("a_window_past_its_bound_is_ended_while_the_workflow_still_runs");
-    // (workflow, pause point, what the guardian finds suspended there)
+    // (workflow, pause point: the child sleeps 6 s there, far past its 1 s bound)
     for (op, pause) in [
-        ("snapshot", "snapshot:6:4000"),
-        ("rollback", "rollback:2:4000"),
+        ("snapshot", "snapshot:6:6000"),
+        ("rollback", "rollback:2:6000"),
     ] {
         let s = setup(&dm, op, &format!("bound-{op}"));
         let _g = WrapGuard {
             dm: &dm,
             name: s.name.clone(),
         };
-        let mut child = spawn_paused(&s, op, pause, Some(500));
+        let mut child = spawn_paused(&s, op, pause, Some(1000));
         let paused = Instant::now();
-        assert!(
-            !suspended(&dm, s.name.as_str()).is_empty(),
-            "{op}: nothing suspended at the pause"
-        );
+        // Usually still suspended here; on a slow machine the bound may already have passed
+        // (the child's SuspendBound result below proves the guardian fired).
+        let seen = suspended(&dm, s.name.as_str());
         let done = writer(dm.node_path(&s.name), 7);
         within(Duration::from_secs(3), || {
             suspended(&dm, s.name.as_str()).is_empty()
@@ -444,7 +443,7 @@ fn a_window_past_its_bound_is_ended_while_the_workflow_still_runs() {
         );
         assert!(done.recv_timeout(Duration::from_secs(3)).is_ok(), "{op}");
         println!(
-            "GUARDIAN-BOUND {op}: resumed {} ms after the pause (bound 500 ms)",
+            "GUARDIAN-BOUND {op}: resumed {} ms after the pause (bound 1000 ms; suspended at the pause: {seen:?})",
             resumed.as_millis()
         );
         let out = child.wait_with_output().unwrap();
