@@ -174,10 +174,16 @@ fn find_vg<'r>(
     vg: &str,
     paths: &[PathBuf],
 ) -> Result<&'r ScannedVg, Box<dyn Error>> {
-    let s = report.vgs.iter().find(|s| s.vg.name == vg).ok_or_else(|| {
-        warn_errors(report, paths);
-        format!("VG {vg} not found on the given devices")
-    })?;
+    // Every device named on the command line must be what it is given as: a PV.
+    let bad = warn_errors(report, paths);
+    let s = report
+        .vgs
+        .iter()
+        .find(|s| s.vg.name == vg)
+        .ok_or_else(|| format!("VG {vg} not found on the given devices"))?;
+    if bad > 0 {
+        return Err(format!("{bad} of the given devices could not be read as LVM2 PVs").into());
+    }
     print_warnings(&s.vg);
     Ok(s)
 }
@@ -723,6 +729,10 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
             serde_json::to_string_pretty(&json!({ "devices": devices, "skipped": skipped }))?
         );
         return plan_status(&all, device_errors);
+    }
+    if all.devices.is_empty() && all.skipped.is_empty() {
+        let names: Vec<&str> = report.vgs.iter().map(|s| s.vg.name.as_str()).collect();
+        writeln!(out, "no LV to activate in VG {}", names.join(", "));
     }
     for d in &all.devices {
         writeln!(
