@@ -22,7 +22,7 @@ use devmapper::{DeviceMapper, DmName, GuardOutcome, GuardPlan, SuspendGuard, Sus
 #[path = "../../tests/privileged/common.rs"]
 mod common;
 
-use common::{DevGuard, LoopDev, one, remove_quietly, unique_name};
+use common::{DevGuard, LoopDev, WrapGuard, one, pattern, read, unique_name, write};
 
 const MIB: u64 = 1 << 20;
 const LEN: usize = 256 * 1024;
@@ -30,47 +30,6 @@ const LEN: usize = 256 * 1024;
 const WRITE_AT: u64 = 4 * MIB;
 /// How long the origin may stay suspended after the kill.
 const LIMIT: Duration = Duration::from_secs(3);
-
-fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8 ^ seed)
-        .collect()
-}
-
-fn write(path: &Path, offset: u64, data: &[u8]) {
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.write_all_at(data, offset).unwrap();
-    f.sync_all().unwrap();
-}
-
-fn read(path: &Path, len: usize) -> Vec<u8> {
-    crate::common::read_at(path, 0, len).unwrap()
-}
-
-/// Removes every device of a wrapper when dropped.
-struct WrapGuard<'a> {
-    dm: &'a DeviceMapper,
-    name: DmName,
-}
-
-impl Drop for WrapGuard<'_> {
-    fn drop(&mut self) {
-        if let Ok(w) = Wrapper::open(self.dm, &self.name) {
-            let _ = w.recover();
-        }
-        if let Ok(list) = self.dm.list() {
-            let mut names: Vec<String> = list
-                .into_iter()
-                .map(|d| d.name)
-                .filter(|n| n.starts_with(self.name.as_str()))
-                .collect();
-            names.sort_by_key(|n| (n.ends_with("-real"), n == self.name.as_str()));
-            for n in names {
-                remove_quietly(self.dm, &DmName::new(&n).unwrap());
-            }
-        }
-    }
-}
 
 /// The wrapper's devices that are suspended now.
 fn suspended(dm: &DeviceMapper, prefix: &str) -> Vec<String> {
