@@ -745,6 +745,10 @@ impl DeviceMapper {
     /// `DM_DEV_SUSPEND` without `DM_SUSPEND_FLAG`—resume a device, making its inactive
     /// table (if any) live. In [`NodeMode::Nodes`] the node is checked afterwards.
     ///
+    /// Losing a race to another resumer (the kernel answers `EINVAL` to the second of two
+    /// concurrent resumes) counts as success when the device ends up running with nothing
+    /// staged.
+    ///
     /// # Errors
     /// The ioctl fails (for example a table whose devices vanished).
     #[doc(alias = "DM_DEV_SUSPEND")]
@@ -758,8 +762,18 @@ impl DeviceMapper {
                 flags,
                 ..Call::default()
             },
-        )?;
-        let info = DeviceInfo::from_header(&r.header);
+        );
+        let info = match r {
+            Ok(r) => DeviceInfo::from_header(&r.header),
+            // Two resumes racing (a suspend guardian and its parent, or `recover`): the
+            // kernel's dm_resume answers EINVAL to the one that finds the device already
+            // resumed. Running with nothing left staged is what a resume is for.
+            Err(e) if e.errno() == Some(Errno::EINVAL) => match self.info(id) {
+                Ok(i) if i.has_live_table() && !i.suspended() && !i.has_inactive_table() => i,
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         if self.nodes == NodeMode::Nodes && !info.name.is_empty() {
             nodes::ensure_node(&self.opts.dev_dir, &info.name, info.dev)?;
         }

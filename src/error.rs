@@ -165,6 +165,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The suspend guardian (see [`crate::SuspendGuard`]) could not be started.
+    #[error("could not {what}: {errno}")]
+    Guardian {
+        /// What failed.
+        what: &'static str,
+        /// The system error.
+        errno: Errno,
+    },
 }
 
 /// Why device-mapper cannot be used here (in [`Error::NoDeviceMapper`]).

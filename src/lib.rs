@@ -46,12 +46,14 @@ pub use error::{Errno, Error, Result};
 pub use id::{DevId, DmName, DmUuid};
 mod dm;
 mod dm_typed;
+pub mod guard;
 pub mod nodes;
 
 pub use dm::{
     CreateOptions, DeviceEntry, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options,
     SuspendOptions, Which, availability,
 };
+pub use guard::{DEFAULT_SUSPEND_BOUND, GuardOutcome, GuardPlan, SuspendGuard};
 pub use nodes::NodeMode;
 pub use reply::{RawTarget, TargetVersion};
 pub mod snapshot;

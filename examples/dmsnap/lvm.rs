@@ -2,6 +2,7 @@
 //! `export` are offline (no kernel, no root); `activate` and `deactivate` apply a
 //! [`devmapper::lvm::plan::Plan`] with the ioctl core ([`devmapper::lvm::activate`]).
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -11,9 +12,12 @@ use devmapper::io::{CopyError, Input, Output, Overwrite, ReadAt, read_file_cappe
 use devmapper::lvm::activate;
 use devmapper::lvm::config::{self, ParseMode};
 use devmapper::lvm::export::{LvReader, export, snapshot_reader};
-use devmapper::lvm::model::{LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
+use devmapper::lvm::label::DiskLocn;
+use devmapper::lvm::model::{
+    LogicalVolume, PhysicalVolume, SegmentKind, SnapshotLink, VolumeGroup,
+};
 use devmapper::lvm::plan::{Plan, PlanOptions, plan_vg};
-use devmapper::lvm::scan::{self, MdaOutcome, ScanReport, ScannedVg};
+use devmapper::lvm::scan::{self, DeviceReport, DeviceStatus, MdaOutcome, ScanReport, ScannedVg};
 use devmapper::{DevNum, DeviceMapper};
 use serde_json::{Value, json};
 
@@ -149,15 +153,39 @@ fn block_devnum(path: &Path) -> Result<String, Box<dyn Error>> {
     Ok(DevNum::from_dev_t(md.rdev()).to_string())
 }
 
+/// The import's warnings (facts lvm2 accepts but that look wrong), one line each.
+fn print_warnings(vg: &VolumeGroup) {
+    const SHOWN: usize = 50;
+    let all = vg.warnings();
+    for w in all.iter().take(SHOWN) {
+        errln!("dmsnap: warning: metadata {w}");
+    }
+    if all.len() > SHOWN {
+        errln!(
+            "dmsnap: warning: VG {}: {} more warnings not shown",
+            vg.name,
+            all.len() - SHOWN
+        );
+    }
+}
+
 fn find_vg<'r>(
     report: &'r ScanReport,
     vg: &str,
     paths: &[PathBuf],
 ) -> Result<&'r ScannedVg, Box<dyn Error>> {
-    report.vgs.iter().find(|s| s.vg.name == vg).ok_or_else(|| {
-        warn_errors(report, paths);
-        format!("VG {vg} not found on the given devices").into()
-    })
+    // Every device named on the command line must be what it is given as: a PV.
+    let bad = warn_errors(report, paths);
+    let s = report
+        .vgs
+        .iter()
+        .find(|s| s.vg.name == vg)
+        .ok_or_else(|| format!("VG {vg} not found on the given devices"))?;
+    if bad > 0 {
+        return Err(format!("{bad} of the given devices could not be read as LVM2 PVs").into());
+    }
+    print_warnings(&s.vg);
+    Ok(s)
 }
 
 fn activate(
@@ -190,6 +218,10 @@ fn activate(
     }
     for sk in &plan.skipped {
         errln!("dmsnap: {vg}/{}: skipped: {}", sk.lv, sk.reason);
+    }
+    let failed = plan.skipped.iter().filter(|s| s.is_error()).count();
+    if failed > 0 {
+        return Err(format!("{failed} LV(s) of {vg} were not activated").into());
     }
     Ok(())
 }
@@ -230,20 +262,136 @@ fn scan_paths(paths: &[PathBuf]) -> Result<(Vec<Input>, ScanReport), Box<dyn Err
     Ok((files, report))
 }
 
-fn warn_errors(report: &ScanReport, paths: &[PathBuf]) {
-    for (dev, e) in &report.errors {
-        match dev.and_then(|i| paths.get(i)) {
-            Some(p) => errln!("dmsnap: {}: {e}", p.display()),
-            None => errln!("dmsnap: {e}"),
+fn path_of(paths: &[PathBuf], i: usize) -> String {
+    paths
+        .get(i)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// `metadata area at byte X (N bytes): reason`.
+fn area_problem(area: DiskLocn, e: &devmapper::lvm::Error) -> String {
+    let reason = match e {
+        devmapper::lvm::Error::Mda { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
+    format!(
+        "metadata area at byte {} ({} bytes): {reason}",
+        area.offset, area.size
+    )
+}
+
+/// Why a device is an error, or what it is when it is only worth a note: `(is_error,
+/// message)`; `None` for a PV of a VG that imported with every area readable.
+fn device_line(
+    report: &ScanReport,
+    d: &DeviceReport<'_>,
+    paths: &[PathBuf],
+) -> Option<(bool, String)> {
+    let p = path_of(paths, d.device);
+    let id = report
+        .pvs
+        .iter()
+        .find(|pv| pv.device == d.device)
+        .map(|pv| pv.label.pv_id.to_string())
+        .unwrap_or_default();
+    let areas = || {
+        d.bad_areas
+            .iter()
+            .map(|(a, e)| area_problem(*a, e))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Some(match &d.status {
+        DeviceStatus::InVg { .. } | DeviceStatus::Orphan if d.bad_areas.is_empty() => {
+            if matches!(d.status, DeviceStatus::Orphan) {
+                (
+                    false,
+                    format!("PV {p} ({id}) is in no VG: its metadata area holds none"),
+                )
+            } else {
+                return None;
+            }
         }
+        DeviceStatus::InVg { .. } | DeviceStatus::Orphan => (
+            false,
+            format!("warning: {p}: {} (another copy was used)", areas()),
+        ),
+        DeviceStatus::NoMetadataArea => (
+            false,
+            format!("PV {p} ({id}) has no metadata area; its VG is on PVs not given"),
+        ),
+        DeviceStatus::Duplicate { of } => (
+            false,
+            format!(
+                "warning: {p}: same PV id {id} as {}, which is used instead",
+                path_of(paths, *of)
+            ),
+        ),
+        DeviceStatus::NotListed { vg } => (
+            false,
+            format!(
+                "warning: PV {p} ({id}) names VG {}, whose metadata does not list it",
+                report.vgs.get(*vg).map_or("?", |v| v.vg.name.as_str())
+            ),
+        ),
+        DeviceStatus::VgNotImported { vg } => (
+            true,
+            format!(
+                "{p}: VG {} (seqno {}) does not import: {}",
+                vg.name, vg.seqno, vg.error
+            ),
+        ),
+        DeviceStatus::MetadataUnreadable => (
+            true,
+            format!("{p}: PV {id}: no metadata area could be read: {}", areas()),
+        ),
+        DeviceStatus::NoLabel => (
+            true,
+            format!("{p}: not an LVM2 PV (no LVM2 label in sectors 0-3)"),
+        ),
+        DeviceStatus::BadLabel { error } => (true, format!("{p}: {error}")),
+        _ => (true, format!("{p}: unreadable")),
+    })
+}
+
+/// Print every device problem to stderr; the number of devices that are errors.
+fn warn_errors(report: &ScanReport, paths: &[PathBuf]) -> usize {
+    let mut n = 0;
+    for d in report.devices() {
+        if let Some((is_error, line)) = device_line(report, &d, paths) {
+            if is_error {
+                n += 1;
+                errln!("dmsnap: {line}");
+            } else if line.starts_with("warning") {
+                errln!("dmsnap: {line}");
+            }
+        }
+    }
+    n
+}
+
+fn device_status_name(s: &DeviceStatus<'_>) -> &'static str {
+    match s {
+        DeviceStatus::InVg { .. } => "in_vg",
+        DeviceStatus::Orphan => "orphan",
+        DeviceStatus::NoMetadataArea => "no_metadata_area",
+        DeviceStatus::NotListed { .. } => "not_listed",
+        DeviceStatus::Duplicate { .. } => "duplicate",
+        DeviceStatus::VgNotImported { .. } => "vg_does_not_import",
+        DeviceStatus::MetadataUnreadable => "metadata_unreadable",
+        DeviceStatus::NoLabel => "no_label",
+        DeviceStatus::BadLabel { .. } => "bad_label",
+        _ => "unknown",
     }
 }
 
 fn scan_devices(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
-    warn_errors(&report, paths);
-    if report.vgs.is_empty() && report.pvs.is_empty() {
-        return Err("no LVM2 physical volume found".into());
+    let devices = report.devices();
+    let errors = warn_errors(&report, paths);
+    for s in &report.vgs {
+        print_warnings(&s.vg);
     }
     if as_json {
         let vgs: Vec<Value> = report
@@ -251,32 +399,43 @@ fn scan_devices(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), B
             .iter()
             .map(|s| vg_json(&s.vg, Some((s, paths))))
             .collect();
+        let devs: Vec<Value> = devices
+            .iter()
+            .map(|d| {
+                let line = device_line(&report, d, paths);
+                json!({
+                    "path": path_of(paths, d.device),
+                    "status": device_status_name(&d.status),
+                    "error": line.as_ref().filter(|(e, _)| *e).map(|(_, l)| l),
+                    "bad_areas": d.bad_areas.iter().map(|(a, e)| json!({
+                        "offset": a.offset, "size": a.size, "reason": e.to_string(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
         writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(&json!({ "vgs": vgs }))?
+            serde_json::to_string_pretty(&json!({ "vgs": vgs, "devices": devs }))?
         );
-        return Ok(());
-    }
-    for s in &report.vgs {
-        print_vg(&s.vg, Some((s, paths)), out);
-    }
-    for pv in &report.pvs {
-        let orphan = pv
-            .mdas
-            .iter()
-            .all(|m| !matches!(m.outcome, MdaOutcome::Text { .. }));
-        let in_vg = report
-            .vgs
-            .iter()
-            .any(|v| v.pv_devices.contains(&Some(pv.device)));
-        if orphan && !in_vg {
-            let p = paths
-                .get(pv.device)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            writeln!(out, "PV {p} ({}) is not in any VG found", pv.label.pv_id);
+    } else {
+        for s in &report.vgs {
+            print_vg(&s.vg, Some((s, paths)), out);
         }
+        for d in &devices {
+            if let Some((false, line)) = device_line(&report, d, paths)
+                && !line.starts_with("warning")
+            {
+                writeln!(out, "{line}");
+            }
+        }
+    }
+    if errors > 0 {
+        return Err(format!(
+            "{errors} of {} device(s) could not be read as LVM2 PVs",
+            paths.len()
+        )
+        .into());
     }
     Ok(())
 }
@@ -295,6 +454,7 @@ fn scan_metadata_file(file: &Path, as_json: bool, out: &mut Out) -> Result<(), B
         ParseMode::File
     };
     let vg = VolumeGroup::from_text(&text, mode).map_err(|e| format!("{}: {e}", file.display()))?;
+    print_warnings(&vg);
     if as_json {
         writeln!(
             out,
@@ -318,7 +478,50 @@ fn lv_segtype(lv: &LogicalVolume) -> &str {
     }
 }
 
+/// The VG's snapshot relations, indexed once (the model's lookups scan every LV, which
+/// is quadratic over a VG with many LVs).
+struct Links<'v> {
+    cow: HashMap<&'v str, SnapshotLink<'v>>,
+    snaps: HashMap<&'v str, Vec<&'v str>>,
+    visible_flag: HashMap<&'v str, bool>,
+}
+
+impl<'v> Links<'v> {
+    fn new(vg: &'v VolumeGroup) -> Links<'v> {
+        let mut l = Links {
+            cow: HashMap::new(),
+            snaps: HashMap::new(),
+            visible_flag: vg
+                .lvs
+                .iter()
+                .map(|lv| (lv.name.as_str(), lv.status.contains("VISIBLE")))
+                .collect(),
+        };
+        for link in vg.snapshot_links() {
+            l.cow.entry(link.cow).or_insert(link);
+            l.snaps.entry(link.origin).or_default().push(link.cow);
+        }
+        l
+    }
+
+    /// `VolumeGroup::is_visible`, from the index.
+    fn is_visible(&self, vg: &VolumeGroup, lv: &LogicalVolume) -> bool {
+        if vg.is_snapshot_internal(lv) {
+            return false;
+        }
+        match self.cow.get(lv.name.as_str()) {
+            Some(link) => self.visible_flag.get(link.origin).copied().unwrap_or(false),
+            None => lv.status.contains("VISIBLE"),
+        }
+    }
+
+    fn snapshots_of(&self, lv: &str) -> Vec<&'v str> {
+        self.snaps.get(lv).cloned().unwrap_or_default()
+    }
+}
+
 fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value {
+    let links = Links::new(vg);
     let pvs: Vec<Value> = vg
         .pvs
         .iter()
@@ -341,11 +544,11 @@ fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value
             let mut o = json!({
                 "name": lv.name, "uuid": lv.id.to_string(),
                 "size_sectors": vg.lv_size(lv), "segments": lv.segments.len(),
-                "segtype": lv_segtype(lv), "visible": vg.is_visible(lv),
+                "segtype": lv_segtype(lv), "visible": links.is_visible(vg, lv),
                 "read_only": !lv.is_writable(),
-                "snapshots": vg.snapshots_of(&lv.name).map(|l| l.cow).collect::<Vec<_>>(),
+                "snapshots": links.snapshots_of(&lv.name),
             });
-            if let Some(link) = vg.cow_link(&lv.name) {
+            if let Some(link) = links.cow.get(lv.name.as_str()) {
                 o["origin"] = json!(link.origin);
                 o["chunk_sectors"] = json!(link.chunk_size);
                 o["merging"] = json!(link.merging);
@@ -367,6 +570,7 @@ fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value
 }
 
 fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &mut Out) {
+    let links = Links::new(vg);
     let state = match scanned {
         Some((s, _)) if !s.is_complete() => ", INCOMPLETE (PVs missing)",
         Some((s, _)) if s.inconsistent => ", metadata copies disagree (newest used)",
@@ -401,13 +605,13 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &m
         );
     }
     for lv in vg.lvs.iter().filter(|lv| !vg.is_snapshot_internal(lv)) {
-        let name = if vg.is_visible(lv) {
+        let name = if links.is_visible(vg, lv) {
             lv.name.clone()
         } else {
             format!("[{}]", lv.name)
         };
         let mut extra = String::new();
-        if let Some(link) = vg.cow_link(&lv.name) {
+        if let Some(link) = links.cow.get(lv.name.as_str()) {
             extra = format!(
                 "  snapshot of {} (chunk {} sectors{})",
                 link.origin,
@@ -415,7 +619,7 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &m
                 if link.merging { ", merging" } else { "" }
             );
         }
-        let snaps: Vec<_> = vg.snapshots_of(&lv.name).map(|l| l.cow).collect();
+        let snaps = links.snapshots_of(&lv.name);
         if !snaps.is_empty() {
             extra = format!("  origin of {}", snaps.join(", "));
         }
@@ -460,12 +664,27 @@ fn metadata(pv: &Path, out: &mut Out) -> Result<(), Box<dyn Error>> {
 
 fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let (_files, report) = scan_paths(paths)?;
-    warn_errors(&report, paths);
+    let device_errors = warn_errors(&report, paths);
     if report.vgs.is_empty() {
-        return Err("no volume group found on the given devices".into());
+        // Say what each device was.
+        let why: Vec<String> = report
+            .devices()
+            .iter()
+            .map(|d| {
+                device_line(&report, d, paths)
+                    .map(|(_, l)| l)
+                    .unwrap_or_else(|| format!("{}: a PV", path_of(paths, d.device)))
+            })
+            .collect();
+        return Err(format!(
+            "no volume group found on the given devices: {}",
+            why.join("; ")
+        )
+        .into());
     }
     let mut all = Plan::default();
     for s in &report.vgs {
+        print_warnings(&s.vg);
         if !s.is_complete() {
             let missing: Vec<_> = s
                 .missing_pvs()
@@ -502,14 +721,18 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
         let skipped: Vec<Value> = all
             .skipped
             .iter()
-            .map(|s| json!({ "lv": s.lv, "reason": s.reason }))
+            .map(|s| json!({ "lv": s.lv, "reason": s.reason, "error": s.is_error() }))
             .collect();
         writeln!(
             out,
             "{}",
             serde_json::to_string_pretty(&json!({ "devices": devices, "skipped": skipped }))?
         );
-        return Ok(());
+        return plan_status(&all, device_errors);
+    }
+    if all.devices.is_empty() && all.skipped.is_empty() {
+        let names: Vec<&str> = report.vgs.iter().map(|s| s.vg.name.as_str()).collect();
+        writeln!(out, "no LV to activate in VG {}", names.join(", "));
     }
     for d in &all.devices {
         writeln!(
@@ -524,9 +747,23 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
         }
     }
     for s in &all.skipped {
-        writeln!(out, "skipped {}: {}", s.lv, s.reason);
+        if s.is_error() {
+            errln!("dmsnap: LV {} not planned: {}", s.lv, s.reason);
+        } else {
+            writeln!(out, "skipped {}: {}", s.lv, s.reason);
+        }
     }
-    Ok(())
+    plan_status(&all, device_errors)
+}
+
+/// A plan that leaves out an LV lvm2 would activate, or that read bad devices, fails.
+fn plan_status(plan: &Plan, device_errors: usize) -> Result<(), Box<dyn Error>> {
+    let missing = plan.skipped.iter().filter(|s| s.is_error()).count();
+    match (missing, device_errors) {
+        (0, 0) => Ok(()),
+        (0, n) => Err(format!("{n} device(s) could not be read as LVM2 PVs").into()),
+        (m, _) => Err(format!("{m} LV(s) that lvm2 would activate are not in the plan").into()),
+    }
 }
 
 fn export_lv(
@@ -539,7 +776,7 @@ fn export_lv(
     let (vg_name, lv_name) = vg_lv
         .split_once('/')
         .ok_or_else(|| format!("{vg_lv}: give the LV as VG/LV"))?;
-    let files = open_all(paths)?;
+    let (files, report) = scan_paths(paths)?;
     let policy = if force {
         Overwrite::Replace
     } else {
@@ -548,15 +785,7 @@ fn export_lv(
     // Checked against every PV before anything is opened for writing.
     let inputs: Vec<&Input> = files.iter().collect();
     let out = Output::create(output, &inputs, policy).map_err(crate::cow::output_hint)?;
-    let report = scan::scan(&files);
-    let s = report
-        .vgs
-        .iter()
-        .find(|s| s.vg.name == vg_name)
-        .ok_or_else(|| {
-            warn_errors(&report, paths);
-            format!("VG {vg_name} not found on the given devices")
-        })?;
+    let s = find_vg(&report, vg_name, paths)?;
     let vg = &s.vg;
     if vg.lv(lv_name).is_none() {
         return Err(format!("LV {lv_name} not found in VG {vg_name}").into());

@@ -7,7 +7,6 @@
 //! which must never reach the dmsnap example of the devmapper package. The helpers below
 //! repeat a few of tests/privileged/snapshot.rs's.
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command as Proc;
 
@@ -19,63 +18,11 @@ use devmapper::{DeviceMapper, DmName};
 #[path = "../../tests/privileged/common.rs"]
 mod common;
 
-use common::{LoopDev, remove_quietly, unique_name};
+use common::{
+    LoopDev, WrapGuard, assert_nothing_suspended, pattern, read, remove_quietly, unique_name, write,
+};
 
 const MIB: u64 = 1 << 20;
-
-/// Deterministic bytes for `seed`.
-fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8 ^ seed)
-        .collect()
-}
-
-fn write(path: &Path, offset: u64, data: &[u8]) {
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.write_all_at(data, offset).unwrap();
-    f.sync_all().unwrap();
-}
-
-fn read(path: &Path, len: usize) -> Vec<u8> {
-    crate::common::read_at(path, 0, len).unwrap()
-}
-
-/// Removes every device of a wrapper (snapshots, origin, real) when dropped.
-struct WrapGuard<'a> {
-    dm: &'a DeviceMapper,
-    name: DmName,
-}
-
-impl Drop for WrapGuard<'_> {
-    fn drop(&mut self) {
-        if let Ok(w) = Wrapper::open(self.dm, &self.name) {
-            let _ = w.recover();
-        }
-        let prefix = self.name.as_str().to_owned();
-        if let Ok(list) = self.dm.list() {
-            // Snapshots first, then the origin, then -real.
-            let mut names: Vec<String> = list
-                .into_iter()
-                .map(|d| d.name)
-                .filter(|n| n.starts_with(&prefix))
-                .collect();
-            // -cow layers go with -real, after the snapshots and the origin using them.
-            names.sort_by_key(|n| (n.ends_with("-real") || n.ends_with("-cow"), n == &prefix));
-            for n in names {
-                remove_quietly(self.dm, &DmName::new(&n).unwrap());
-            }
-        }
-    }
-}
-
-fn assert_nothing_suspended(dm: &DeviceMapper, prefix: &str) {
-    for d in dm.list().unwrap() {
-        if d.name.starts_with(prefix) {
-            let i = dm.info(&DmName::new(&d.name).unwrap()).unwrap();
-            assert!(!i.suspended(), "{} left suspended", d.name);
-        }
-    }
-}
 
 /// The workflows and how many fault-injection steps each has.
 const WORKFLOWS: [(&str, u32); 4] = [("snapshot", 8), ("drop", 5), ("rollback", 5), ("finish", 4)];

@@ -4,12 +4,15 @@
 //! - [`Buffer`]: an 8-byte aligned, zero-initialised byte buffer (`Vec<u64>` underneath),
 //!   viewed as bytes;
 //! - [`dm_ioctl`]: the `ioctl(2)` call on the control node with such a buffer;
-//! - [`sysv`]: the SysV semaphore calls of the udev cookie handshake.
+//! - [`sysv`]: the SysV semaphore calls of the udev cookie handshake;
+//! - [`guardian`]: the forked process that resumes suspended devices when their
+//!   suspender dies or a suspend outlasts its bound.
 //!
 //! Everything above this module (encoding requests, decoding replies) is safe code working
 //! on byte slices with bounds checks.
 #![allow(unsafe_code)]
 
+pub(crate) mod guardian;
 pub(crate) mod sysv;
 
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -57,6 +57,24 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The text breaks a rule lvm2's importer enforces (the newer, typed checks).
+    #[error("metadata {path}: {kind}")]
+    Import {
+        /// Where in the metadata, e.g. `vg0/logical_volumes/root`.
+        path: String,
+        /// What is wrong.
+        kind: ImportErrorKind,
+    },
+    /// The VG imports (lvm2 reads it too), but this LV cannot be mapped to
+    /// device-mapper tables or read offline: lvm2 would not activate it, or never writes
+    /// such metadata.
+    #[error("LV {lv}: {kind}")]
+    Unmappable {
+        /// `vg/lv`.
+        lv: String,
+        /// Why.
+        kind: UnmappableKind,
+    },
     /// Several PVs do not make a usable VG.
     #[error("VG {vg}: {reason}")]
     Scan {
@@ -81,6 +99,149 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// The kinds of [`Error::Import`]: metadata lvm2's importer refuses too.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportErrorKind {
+    /// An LV without segments (lvm2: "has no segment").
+    #[error("the LV has no segment")]
+    NoSegments,
+    /// `creation_time` without `creation_host`.
+    #[error("`creation_time` without `creation_host`")]
+    CreationTimeWithoutHost,
+    /// `creation_host` without `creation_time`.
+    #[error("`creation_host` without `creation_time`")]
+    CreationHostWithoutTime,
+    /// `FIXED_MINOR` without a `minor`.
+    #[error("FIXED_MINOR is set but `minor` is missing")]
+    FixedMinorWithoutMinor,
+    /// Only one of `ba_start` and `ba_size` is non-zero.
+    #[error("incomplete bootloader area (`ba_start` and `ba_size` go together)")]
+    IncompleteBootloaderArea,
+    /// A second hidden `*_pmspare` LV (lvm2 allows one pool metadata spare per VG).
+    #[error("a second pool metadata spare LV (the first is {first})")]
+    SecondPoolMetadataSpare {
+        /// The first spare.
+        first: String,
+    },
+}
+
+/// The kinds of [`Error::Unmappable`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnmappableKind {
+    /// The VG's `extent_size` is 0: every LV is empty.
+    #[error("the VG's extent_size is 0")]
+    ExtentSizeZero,
+    /// A striped segment with several stripes and `stripe_size` 0.
+    #[error("segment at extent {start_extent}: stripe_size is 0")]
+    StripeSizeZero {
+        /// The segment's first extent.
+        start_extent: u64,
+    },
+    /// The per-stripe length is not a multiple of `stripe_size` (the kernel's striped
+    /// target refuses it; reading it would run into the next extents).
+    #[error(
+        "segment at extent {start_extent}: stripe_size {stripe_size} does not divide the \
+         per-stripe length of {per_stripe} sectors"
+    )]
+    StripeSizeNotDividing {
+        /// The segment's first extent.
+        start_extent: u64,
+        /// `stripe_size` in sectors.
+        stripe_size: u64,
+        /// Length of each stripe in sectors.
+        per_stripe: u64,
+    },
+    /// An area on another LV runs past that LV's end.
+    #[error("area on LV {sub} ends at extent {end}, past its {size} extents")]
+    AreaBeyondLv {
+        /// The LV the area is on.
+        sub: String,
+        /// End of the area in that LV's extents.
+        end: u64,
+        /// That LV's size in extents.
+        size: u64,
+    },
+    /// A snapshot with `chunk_size` 0.
+    #[error("snapshot chunk_size is 0")]
+    SnapshotChunkZero,
+    /// The snapshot's origin is an internal `snapshotN` LV.
+    #[error("the snapshot's origin {origin} is itself an internal snapshot LV")]
+    OriginIsSnapshot {
+        /// The origin named by the metadata.
+        origin: String,
+    },
+    /// The snapshot's COW store is an internal `snapshotN` LV.
+    #[error("the snapshot's COW store {cow} is an internal snapshot LV")]
+    CowIsSnapshot {
+        /// The COW LV named by the metadata.
+        cow: String,
+    },
+    /// A snapshot of a snapshot's COW LV (lvm2 does not support snapshots of snapshots).
+    #[error("the snapshot's origin {origin} is the COW store of another snapshot")]
+    OriginIsCow {
+        /// The origin, a COW LV.
+        origin: String,
+    },
+    /// Origins and COW stores that lead back to themselves.
+    #[error("snapshot origins form a cycle: {}", chain.join(" -> "))]
+    SnapshotCycle {
+        /// The LVs of the cycle, from this one back to itself (a long cycle is cut
+        /// after 16 names, marked by `...`).
+        chain: Vec<String>,
+    },
+    /// One COW store claimed by several `snapshotN` LVs.
+    #[error("the COW store is shared by several snapshot LVs: {}", snapshots.join(", "))]
+    SharedCow {
+        /// The internal snapshot LVs naming this COW store.
+        snapshots: Vec<String>,
+    },
+    /// LVs that map onto each other.
+    #[error("LV references form a cycle through {via}")]
+    ReferenceCycle {
+        /// The LV met a second time.
+        via: String,
+    },
+    /// LVs stacked deeper than the limit.
+    #[error("LVs stacked more than {limit} deep")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// A name lvm2 would not create: it is not used for a device-mapper name.
+    #[error("name {name:?} is not a valid LVM name")]
+    InvalidName {
+        /// The VG or LV name.
+        name: String,
+    },
+    /// A PV the LV needs was not found.
+    #[error("PV {pv} ({id}) is not available")]
+    PvUnavailable {
+        /// The PV handle.
+        pv: String,
+        /// The PV id.
+        id: String,
+    },
+    /// Something this crate does not map or read (lvm2 may).
+    #[error("{what} is not supported")]
+    Unsupported {
+        /// What.
+        what: String,
+    },
+}
+
+impl UnmappableKind {
+    /// lvm2 would activate the LV, this crate cannot (unsupported segment type, a PV
+    /// not given): the fault is in the tool or the inputs, not in the metadata.
+    pub fn is_limitation(&self) -> bool {
+        matches!(
+            self,
+            UnmappableKind::Unsupported { .. } | UnmappableKind::PvUnavailable { .. }
+        )
+    }
 }
 
 /// Result alias of this module.

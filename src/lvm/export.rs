@@ -30,16 +30,19 @@
 //! ```
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
-use super::error::{Error, Result};
+use super::error::{Error, Result, UnmappableKind};
 use super::model::{Area, LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
 use crate::cow::reader::SnapshotReader;
 use crate::io::ReadAt;
 use crate::units::SECTOR_SIZE;
 
-/// Deepest LV-on-LV stacking followed.
-const MAX_STACK: usize = 16;
+/// Deepest LV-on-LV stacking followed (an LV at depth 0 on one at depth 1 ... on one at
+/// depth `MAX_STACK` on PVs).
+pub const MAX_STACK: usize = 16;
 
 /// Reads an LV's bytes from its PVs.
 pub struct LvReader<'a, R: ReadAt + ?Sized> {
@@ -78,7 +81,8 @@ enum SegMap<'a, R: ReadAt + ?Sized> {
 enum Source<'a, R: ReadAt + ?Sized> {
     /// A PV's device and the PV's name in the metadata.
     Pv(&'a R, &'a str),
-    Lv(Box<LvReader<'a, R>>),
+    /// Shared: an LV used by several areas (or several LVs) is built once.
+    Lv(Arc<LvReader<'a, R>>),
 }
 
 impl<R: ReadAt + ?Sized> Source<'_, R> {
@@ -160,6 +164,26 @@ fn fail(vg: &VolumeGroup, lv: &str, reason: impl Into<String>) -> Error {
     }
 }
 
+fn unmappable(vg: &VolumeGroup, lv: &str, kind: UnmappableKind) -> Error {
+    Error::Unmappable {
+        lv: format!("{}/{lv}", vg.name),
+        kind,
+    }
+}
+
+/// One reader construction: every LV below the top one is built once and shared, so a
+/// stack of LVs each striped onto the next costs one reader per LV, not one per path.
+struct Builder<'a, 'f, R: ReadAt + ?Sized> {
+    vg: &'a VolumeGroup,
+    pv_source: &'f dyn Fn(&PhysicalVolume) -> Option<&'a R>,
+    /// Lookups, built once (the model's own are linear).
+    lvs: HashMap<&'a str, &'a LogicalVolume>,
+    pvs: HashMap<&'a str, &'a PhysicalVolume>,
+    built: HashMap<&'a str, Arc<LvReader<'a, R>>>,
+    /// LVs being built, outermost first (a name met again is a cycle).
+    stack: Vec<&'a str>,
+}
+
 impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
     /// A reader for `lv_name`; `pv_source` gives the device of each PV (`None`: missing,
     /// which fails only if the LV uses that PV).
@@ -168,21 +192,75 @@ impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
         lv_name: &str,
         pv_source: &dyn Fn(&PhysicalVolume) -> Option<&'a R>,
     ) -> Result<LvReader<'a, R>> {
-        Self::build(vg, lv_name, pv_source, 0)
-    }
-
-    fn build(
-        vg: &'a VolumeGroup,
-        lv_name: &str,
-        pv_source: &dyn Fn(&PhysicalVolume) -> Option<&'a R>,
-        depth: usize,
-    ) -> Result<LvReader<'a, R>> {
-        if depth > MAX_STACK {
-            return Err(fail(vg, lv_name, "LVs stacked too deep (or in a cycle)"));
-        }
-        let lv: &LogicalVolume = vg
+        let lv: &'a LogicalVolume = vg
             .lv(lv_name)
             .ok_or_else(|| fail(vg, lv_name, "no such LV"))?;
+        let mut b = Builder {
+            vg,
+            pv_source,
+            lvs: vg.lvs.iter().map(|l| (l.name.as_str(), l)).collect(),
+            // The later of two PV sections with one name, as `VolumeGroup::pv`.
+            pvs: vg.pvs.iter().map(|p| (p.handle.as_str(), p)).collect(),
+            built: HashMap::new(),
+            stack: Vec::new(),
+        };
+        b.build(lv)
+    }
+}
+
+impl<'a, R: ReadAt + ?Sized> Builder<'a, '_, R> {
+    /// The shared reader of a sub-LV, built on first use.
+    fn shared(&mut self, from: &str, name: &str) -> Result<Arc<LvReader<'a, R>>> {
+        let vg = self.vg;
+        let lv: &'a LogicalVolume = self
+            .lvs
+            .get(name)
+            .copied()
+            .ok_or_else(|| fail(vg, from, format!("refers to unknown LV {name}")))?;
+        if let Some(r) = self.built.get(lv.name.as_str()) {
+            return Ok(Arc::clone(r));
+        }
+        let r = Arc::new(self.build(lv)?);
+        self.built.insert(lv.name.as_str(), Arc::clone(&r));
+        Ok(r)
+    }
+
+    fn build(&mut self, lv: &'a LogicalVolume) -> Result<LvReader<'a, R>> {
+        let vg = self.vg;
+        let lv_name = lv.name.as_str();
+        if self.stack.contains(&lv_name) {
+            return Err(unmappable(
+                vg,
+                self.stack.first().copied().unwrap_or(lv_name),
+                UnmappableKind::ReferenceCycle {
+                    via: lv_name.to_string(),
+                },
+            ));
+        }
+        if self.stack.len() > MAX_STACK {
+            return Err(unmappable(
+                vg,
+                self.stack.first().copied().unwrap_or(lv_name),
+                UnmappableKind::TooDeep { limit: MAX_STACK },
+            ));
+        }
+        if vg.extent_size == 0 {
+            return Err(unmappable(vg, lv_name, UnmappableKind::ExtentSizeZero));
+        }
+        let lvs = &self.lvs;
+        if let Some(kind) = vg.lv_fault_with(lv, &|n| lvs.get(n).map(|l| l.le_count())) {
+            return Err(unmappable(vg, lv_name, kind));
+        }
+        self.stack.push(lv_name);
+        let r = self.build_segments(lv);
+        self.stack.pop();
+        r
+    }
+
+    fn build_segments(&mut self, lv: &'a LogicalVolume) -> Result<LvReader<'a, R>> {
+        let vg = self.vg;
+        let pv_source = self.pv_source;
+        let lv_name = lv.name.as_str();
         let ext = vg
             .extent_size
             .checked_mul(SECTOR_SIZE)
@@ -203,9 +281,10 @@ impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
                     for a in areas {
                         out.push(match a {
                             Area::Pv { pv, pe } => {
-                                let p = vg
-                                    .pv(pv)
-                                    .ok_or_else(|| fail(vg, lv_name, format!("unknown PV {pv}")))?;
+                                let p =
+                                    self.pvs.get(pv.as_str()).copied().ok_or_else(|| {
+                                        fail(vg, lv_name, format!("unknown PV {pv}"))
+                                    })?;
                                 let dev = pv_source(p).ok_or_else(|| {
                                     fail(
                                         vg,
@@ -231,11 +310,11 @@ impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
                                 (Source::Pv(dev, &p.handle), off)
                             }
                             Area::Lv { lv: sub, le } => {
-                                let r = LvReader::build(vg, sub, pv_source, depth + 1)?;
+                                let r = self.shared(lv_name, sub)?;
                                 let off = le
                                     .checked_mul(ext)
                                     .ok_or_else(|| fail(vg, lv_name, "offset overflows"))?;
-                                (Source::Lv(Box::new(r)), off)
+                                (Source::Lv(r), off)
                             }
                         });
                     }
@@ -275,6 +354,31 @@ impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
             size,
             segments,
         })
+    }
+}
+
+impl<R: ReadAt + ?Sized> LvReader<'_, R> {
+    /// Distinct sub-LV readers below this one (each built once, however many areas use it).
+    #[cfg(test)]
+    pub(crate) fn sub_readers(&self) -> usize {
+        fn walk<R: ReadAt + ?Sized>(r: &LvReader<'_, R>, seen: &mut Vec<*const ()>) {
+            for s in &r.segments {
+                if let SegMap::Striped { areas, .. } = &s.kind {
+                    for (src, _) in areas {
+                        if let Source::Lv(l) = src {
+                            let p = Arc::as_ptr(l).cast::<()>();
+                            if !seen.contains(&p) {
+                                seen.push(p);
+                                walk(l, seen);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut seen = Vec::new();
+        walk(self, &mut seen);
+        seen.len()
     }
 
     /// The LV's size in bytes.
@@ -375,6 +479,14 @@ pub fn snapshot_parts<'a, R: ReadAt + ?Sized>(
     let link = vg
         .cow_link(snapshot)
         .ok_or_else(|| fail(vg, snapshot, "not a snapshot"))?;
+    // Relations lvm2 would not activate (shared COW, snapshot of a snapshot, ...).
+    if let Some((_, kind)) = vg
+        .snapshot_faults()
+        .into_iter()
+        .find(|(cow, _)| *cow == link.cow)
+    {
+        return Err(unmappable(vg, snapshot, kind));
+    }
     if link.merging {
         return Err(fail(
             vg,

@@ -73,7 +73,7 @@ pub mod model;
 pub mod plan;
 pub mod scan;
 
-pub use error::{Error, ParseError, ParseErrorKind, Result};
+pub use error::{Error, ImportErrorKind, ParseError, ParseErrorKind, Result, UnmappableKind};
 pub use id::LvmId;
 
 #[cfg(test)]

@@ -36,11 +36,15 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use super::error::{Error, Result};
+use super::error::{Error, Result, UnmappableKind};
 use super::id::LvmId;
 use super::model::{
     Area, Discards, LogicalVolume, PhysicalVolume, SegmentKind, SnapshotLink, VolumeGroup,
+    valid_name,
 };
+
+/// Deepest stack of layers followed (LV on LV, snapshot, pool, ...).
+const MAX_DEPTH: usize = 64;
 
 /// Knobs that change the tables lvm2 loads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +103,47 @@ pub struct SkippedLv {
     pub lv: String,
     /// Why.
     pub reason: String,
+    /// The class of the reason.
+    pub kind: SkipKind,
+}
+
+impl SkippedLv {
+    /// lvm2 would activate this LV (or refuse it with an error): the plan is incomplete.
+    /// Only [`SkipKind::ActivationSkip`] is a skip that `vgchange -ay` makes too.
+    pub fn is_error(&self) -> bool {
+        self.kind != SkipKind::ActivationSkip
+    }
+}
+
+/// Why an LV is in [`Plan::skipped`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipKind {
+    /// Flagged `ACTIVATION_SKIP`: `vgchange -ay` skips it too.
+    ActivationSkip,
+    /// A PV it needs was not given.
+    PvUnavailable,
+    /// lvm2 would map it, this crate cannot (a segment type it does not map).
+    Unsupported,
+    /// The metadata describes something lvm2 would not activate (see
+    /// [`UnmappableKind`]), or refers to what is not there.
+    Invalid,
+}
+
+impl SkipKind {
+    fn of(e: &Error) -> SkipKind {
+        match e {
+            Error::Unmappable {
+                kind: UnmappableKind::PvUnavailable { .. },
+                ..
+            } => SkipKind::PvUnavailable,
+            Error::Unmappable {
+                kind: UnmappableKind::Unsupported { .. },
+                ..
+            } => SkipKind::Unsupported,
+            _ => SkipKind::Invalid,
+        }
+    }
 }
 
 /// The devices to create for a VG (or one LV), in creation order.
@@ -175,7 +220,9 @@ pub fn activation_blockers(vg: &VolumeGroup, local_system_id: Option<&str>) -> V
 
 /// Plan every LV `vgchange -ay` would activate: visible LVs in metadata order (COW LVs come
 /// with their origin, hidden LVs as dependencies), skipping `ACTIVATION_SKIP` LVs and
-/// LVs that cannot be mapped (listed in [`Plan::skipped`]).
+/// LVs that cannot be mapped. Every LV left out is listed in [`Plan::skipped`] with its
+/// [`SkipKind`]: nothing is left out silently, and a snapshot whose relation lvm2 would
+/// not activate ([`VolumeGroup::snapshot_faults`]) is listed, its origin planned without it.
 ///
 /// `pv_device` maps a PV to the device string used in tables; `None` means the PV is not
 /// available, and LVs needing it are skipped.
@@ -187,6 +234,14 @@ pub fn plan_vg(
     let mut b = Builder::new(vg, pv_device, opts);
     let mut skipped = Vec::new();
     for lv in &vg.lvs {
+        if let Some(kind) = b.faults.get(lv.name.as_str()) {
+            skipped.push(SkippedLv {
+                lv: lv.name.clone(),
+                reason: kind.to_string(),
+                kind: SkipKind::Invalid,
+            });
+            continue;
+        }
         if !b.ix.is_visible(vg, lv) || b.ix.cow.contains_key(lv.name.as_str()) {
             continue;
         }
@@ -194,6 +249,7 @@ pub fn plan_vg(
             skipped.push(SkippedLv {
                 lv: lv.name.clone(),
                 reason: "flagged to skip activation (ACTIVATION_SKIP)".into(),
+                kind: SkipKind::ActivationSkip,
             });
             continue;
         }
@@ -202,13 +258,32 @@ pub fn plan_vg(
             for d in b.devices.drain(mark..) {
                 b.seen.remove(&d.uuid);
             }
+            let kind = SkipKind::of(&e);
+            let reason = match e {
+                Error::Plan { reason, .. } => reason,
+                Error::Unmappable { lv: l, kind } if l == format!("{}/{}", vg.name, lv.name) => {
+                    kind.to_string()
+                }
+                other => other.to_string(),
+            };
+            let cows: Vec<SkippedLv> =
+                b.ix.snaps
+                    .get(lv.name.as_str())
+                    .into_iter()
+                    .flatten()
+                    .map(|link| SkippedLv {
+                        lv: link.cow.to_string(),
+                        reason: format!("its origin {} is not planned: {reason}", lv.name),
+                        kind,
+                    })
+                    .collect();
             skipped.push(SkippedLv {
                 lv: lv.name.clone(),
-                reason: match e {
-                    Error::Plan { reason, .. } => reason,
-                    other => other.to_string(),
-                },
+                kind,
+                reason,
             });
+            // Its snapshots come with it: they are left out too, and say so.
+            skipped.extend(cows);
         }
     }
     Ok(Plan {
@@ -228,11 +303,14 @@ pub fn plan_lv(
         lv: format!("{}/{lv_name}", vg.name),
         reason: "no such LV".into(),
     })?;
-    let lv = match vg.cow_link(&lv.name).and_then(|l| vg.lv(l.origin)) {
+    let mut b = Builder::new(vg, pv_device, opts);
+    if let Some(kind) = b.faults.get(lv.name.as_str()) {
+        return Err(b.unmappable(lv, kind.clone()));
+    }
+    let lv = match b.ix.cow.get(lv.name.as_str()).and_then(|l| vg.lv(l.origin)) {
         Some(origin) => origin,
         None => lv,
     };
-    let mut b = Builder::new(vg, pv_device, opts);
     b.add(lv, None)?;
     Ok(Plan {
         devices: b.devices,
@@ -243,6 +321,8 @@ pub fn plan_lv(
 /// Lookups the plan needs per LV, built once (the model's own lookups scan all LVs).
 struct Index<'a> {
     lvs: HashMap<&'a str, &'a LogicalVolume>,
+    /// PV handle -> PV (the later of two sections with one name, as `VolumeGroup::pv`).
+    pvs: HashMap<&'a str, &'a PhysicalVolume>,
     cow: HashMap<&'a str, SnapshotLink<'a>>,
     snaps: HashMap<&'a str, Vec<SnapshotLink<'a>>>,
     pool_parts: HashMap<&'a str, &'static str>,
@@ -250,15 +330,20 @@ struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    fn new(vg: &'a VolumeGroup) -> Index<'a> {
+    /// The lookups, leaving out snapshot links whose COW LV is in `faults`.
+    fn new(vg: &'a VolumeGroup, faults: &HashMap<&str, UnmappableKind>) -> Index<'a> {
         let mut ix = Index {
             lvs: vg.lvs.iter().map(|l| (l.name.as_str(), l)).collect(),
+            pvs: vg.pvs.iter().map(|p| (p.handle.as_str(), p)).collect(),
             cow: HashMap::new(),
             snaps: HashMap::new(),
             pool_parts: HashMap::new(),
             thin_merge_targets: HashSet::new(),
         };
         for link in vg.snapshot_links() {
+            if faults.contains_key(link.cow) {
+                continue;
+            }
             ix.cow.insert(link.cow, link);
             ix.snaps.entry(link.origin).or_default().push(link);
         }
@@ -295,6 +380,8 @@ impl<'a> Index<'a> {
 struct Builder<'a> {
     vg: &'a VolumeGroup,
     ix: Index<'a>,
+    /// Snapshots (by COW LV) that are not activated, and why.
+    faults: HashMap<&'a str, UnmappableKind>,
     pv_device: &'a dyn Fn(&PhysicalVolume) -> Option<String>,
     opts: &'a PlanOptions,
     devices: Vec<PlannedDevice>,
@@ -313,9 +400,11 @@ impl<'a> Builder<'a> {
         pv_device: &'a dyn Fn(&PhysicalVolume) -> Option<String>,
         opts: &'a PlanOptions,
     ) -> Self {
+        let faults: HashMap<&'a str, UnmappableKind> = vg.snapshot_faults().into_iter().collect();
         Builder {
             vg,
-            ix: Index::new(vg),
+            ix: Index::new(vg, &faults),
+            faults,
             pv_device,
             opts,
             devices: Vec::new(),
@@ -328,6 +417,13 @@ impl<'a> Builder<'a> {
         Error::Plan {
             lv: format!("{}/{}", self.vg.name, lv.name),
             reason: reason.into(),
+        }
+    }
+
+    fn unmappable(&self, lv: &LogicalVolume, kind: UnmappableKind) -> Error {
+        Error::Unmappable {
+            lv: format!("{}/{}", self.vg.name, lv.name),
+            kind,
         }
     }
 
@@ -374,8 +470,37 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         let key = format!("{}-{}", lv.name, layer.as_deref().unwrap_or(""));
-        if self.stack.contains(&key) || self.stack.len() > 64 {
-            return Err(self.fail(lv, "LV references form a cycle"));
+        if self.stack.contains(&key) {
+            return Err(self.unmappable(
+                lv,
+                UnmappableKind::ReferenceCycle {
+                    via: lv.name.clone(),
+                },
+            ));
+        }
+        if self.stack.len() > MAX_DEPTH {
+            return Err(self.unmappable(lv, UnmappableKind::TooDeep { limit: MAX_DEPTH }));
+        }
+        // What lvm2 imports but the kernel (or lvm2's activation) would refuse.
+        for name in [&self.vg.name, &lv.name] {
+            if !valid_name(name) {
+                return Err(self.unmappable(
+                    lv,
+                    UnmappableKind::InvalidName {
+                        name: name.to_string(),
+                    },
+                ));
+            }
+        }
+        if self.vg.extent_size == 0 {
+            return Err(self.unmappable(lv, UnmappableKind::ExtentSizeZero));
+        }
+        let ix = &self.ix;
+        if let Some(kind) = self
+            .vg
+            .lv_fault_with(lv, &|n| ix.lvs.get(n).map(|l| l.le_count()))
+        {
+            return Err(self.unmappable(lv, kind));
         }
         self.stack.push(key);
         let r = self.add_inner(lv, layer, name, uuid);
@@ -525,13 +650,21 @@ impl<'a> Builder<'a> {
                         ..
                     } => {
                         if external_origin.is_some() {
-                            return Err(
-                                self.fail(lv, "thin LVs with an external origin are not supported")
-                            );
+                            return Err(self.unmappable(
+                                lv,
+                                UnmappableKind::Unsupported {
+                                    what: "a thin LV with an external origin".into(),
+                                },
+                            ));
                         }
                         if merge.is_some() || self.ix.thin_merge_targets.contains(lv.name.as_str())
                         {
-                            return Err(self.fail(lv, "thin snapshot merges are not supported"));
+                            return Err(self.unmappable(
+                                lv,
+                                UnmappableKind::Unsupported {
+                                    what: "a thin snapshot merge".into(),
+                                },
+                            ));
                         }
                         let pool_lv = self.lv(lv, pool)?;
                         if Self::is_thin_pool(pool_lv).is_none() {
@@ -549,9 +682,12 @@ impl<'a> Builder<'a> {
                         );
                     }
                     SegmentKind::Other { segtype, .. } => {
-                        return Err(
-                            self.fail(lv, format!("segment type {segtype} is not supported"))
-                        );
+                        return Err(self.unmappable(
+                            lv,
+                            UnmappableKind::Unsupported {
+                                what: format!("segment type {segtype}"),
+                            },
+                        ));
                     }
                 }
             }
@@ -586,11 +722,20 @@ impl<'a> Builder<'a> {
         match a {
             Area::Pv { pv, pe } => {
                 let p = self
-                    .vg
-                    .pv(pv)
+                    .ix
+                    .pvs
+                    .get(pv.as_str())
+                    .copied()
                     .ok_or_else(|| self.fail(lv, format!("unknown PV {pv}")))?;
-                let dev = (self.pv_device)(p)
-                    .ok_or_else(|| self.fail(lv, format!("PV {pv} ({}) is not available", p.id)))?;
+                let dev = (self.pv_device)(p).ok_or_else(|| {
+                    self.unmappable(
+                        lv,
+                        UnmappableKind::PvUnavailable {
+                            pv: pv.clone(),
+                            id: p.id.to_string(),
+                        },
+                    )
+                })?;
                 let off = pe
                     .checked_mul(es)
                     .and_then(|o| o.checked_add(p.pe_start))

@@ -105,12 +105,181 @@ impl ScannedVg {
 /// Everything a scan found.
 #[derive(Debug, Default)]
 pub struct ScanReport {
+    /// Number of devices scanned.
+    pub device_count: usize,
     /// Labelled devices.
     pub pvs: Vec<ScannedPv>,
     /// VGs, in order of first appearance.
     pub vgs: Vec<ScannedVg>,
+    /// VGs whose newest metadata copy does not import.
+    pub failed_vgs: Vec<FailedVg>,
     /// Devices without a usable label, or VGs whose newest metadata does not import.
     pub errors: Vec<(Option<usize>, Error)>,
+}
+
+/// A VG seen in metadata areas whose newest copy does not import.
+#[derive(Debug)]
+pub struct FailedVg {
+    /// VG name (the first section's key).
+    pub name: String,
+    /// VG id.
+    pub id: LvmId,
+    /// The newest `seqno` seen.
+    pub seqno: u64,
+    /// The devices holding that copy.
+    pub devices: Vec<usize>,
+    /// Why it does not import.
+    pub error: Error,
+}
+
+/// What one scanned device turned out to be ([`ScanReport::devices`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DeviceStatus<'r> {
+    /// A PV of a VG that imported (`vgs` index).
+    InVg {
+        /// Index in [`ScanReport::vgs`].
+        vg: usize,
+    },
+    /// A PV whose metadata areas hold no VG (created, never added to one).
+    Orphan,
+    /// A PV without metadata areas that no VG found lists: its VG is on PVs not given.
+    NoMetadataArea,
+    /// Another input device carries the same PV id and is the one used (a copy, or the
+    /// same PV seen twice; lvm2: "Not using device ... for PV").
+    Duplicate {
+        /// The device used instead.
+        of: usize,
+    },
+    /// A PV whose metadata names a VG that imported but does not list this PV (left
+    /// over from a `vgreduce`, or a copy of another PV).
+    NotListed {
+        /// Index in [`ScanReport::vgs`].
+        vg: usize,
+    },
+    /// A PV of a VG whose newest metadata does not import.
+    VgNotImported {
+        /// The VG.
+        vg: &'r FailedVg,
+    },
+    /// A PV whose every metadata area failed to read (see [`DeviceReport::bad_areas`]).
+    MetadataUnreadable,
+    /// No LVM2 label in sectors 0-3.
+    NoLabel,
+    /// A label whose PV header does not read.
+    BadLabel {
+        /// Why.
+        error: &'r Error,
+    },
+}
+
+/// One input device's outcome: its status and every metadata area that failed.
+#[derive(Debug)]
+pub struct DeviceReport<'r> {
+    /// Index of the device in the input list.
+    pub device: usize,
+    /// What it is.
+    pub status: DeviceStatus<'r>,
+    /// Metadata areas that could not be read, and why (also when another copy was good).
+    pub bad_areas: Vec<(DiskLocn, &'r Error)>,
+}
+
+impl DeviceReport<'_> {
+    /// The device cannot be read as what it claims to be (or as a PV at all): a scan that
+    /// names it must fail.
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self.status,
+            DeviceStatus::VgNotImported { .. }
+                | DeviceStatus::MetadataUnreadable
+                | DeviceStatus::NoLabel
+                | DeviceStatus::BadLabel { .. }
+        )
+    }
+}
+
+impl ScanReport {
+    /// Every input device's outcome, in input order.
+    ///
+    /// ```
+    /// use devmapper::lvm::scan::{self, DeviceStatus};
+    /// let blank = vec![0u8; 4096];
+    /// let report = scan::scan(&[&blank[..]]);
+    /// let d = report.devices();
+    /// assert!(matches!(d[0].status, DeviceStatus::NoLabel) && d[0].is_error());
+    /// ```
+    pub fn devices(&self) -> Vec<DeviceReport<'_>> {
+        (0..self.device_count).map(|i| self.device(i)).collect()
+    }
+
+    fn device(&self, device: usize) -> DeviceReport<'_> {
+        let Some(pv) = self.pvs.iter().find(|p| p.device == device) else {
+            let error = self
+                .errors
+                .iter()
+                .find(|(d, _)| *d == Some(device))
+                .map(|(_, e)| e);
+            let status = match error {
+                Some(Error::NoLabel) | None => DeviceStatus::NoLabel,
+                Some(e) => DeviceStatus::BadLabel { error: e },
+            };
+            return DeviceReport {
+                device,
+                status,
+                bad_areas: Vec::new(),
+            };
+        };
+        let bad_areas: Vec<(DiskLocn, &Error)> = pv
+            .mdas
+            .iter()
+            .filter_map(|m| match &m.outcome {
+                MdaOutcome::Error(e) => Some((m.area, e)),
+                _ => None,
+            })
+            .collect();
+        let texts: Vec<LvmId> = pv
+            .mdas
+            .iter()
+            .filter_map(|m| match &m.outcome {
+                MdaOutcome::Text { vg_id, .. } => Some(*vg_id),
+                _ => None,
+            })
+            .collect();
+        let status = if let Some(i) = self
+            .vgs
+            .iter()
+            .position(|v| v.pv_devices.contains(&Some(device)))
+        {
+            DeviceStatus::InVg { vg: i }
+        } else if let Some(of) = self
+            .pvs
+            .iter()
+            .find(|o| o.device != device && o.label.pv_id == pv.label.pv_id)
+            .map(|o| o.device)
+            .filter(|&of| of < device || self.vgs.iter().any(|v| v.pv_devices.contains(&Some(of))))
+        {
+            DeviceStatus::Duplicate { of }
+        } else if let Some(f) = self
+            .failed_vgs
+            .iter()
+            .find(|f| f.devices.contains(&device) || texts.contains(&f.id))
+        {
+            DeviceStatus::VgNotImported { vg: f }
+        } else if let Some(i) = self.vgs.iter().position(|v| texts.contains(&v.vg.id)) {
+            DeviceStatus::NotListed { vg: i }
+        } else if pv.mdas.is_empty() {
+            DeviceStatus::NoMetadataArea
+        } else if texts.is_empty() && !bad_areas.is_empty() {
+            DeviceStatus::MetadataUnreadable
+        } else {
+            DeviceStatus::Orphan
+        };
+        DeviceReport {
+            device,
+            status,
+            bad_areas,
+        }
+    }
 }
 
 /// Read one device: its label and every metadata area (a bad area is recorded, not fatal).
@@ -167,16 +336,20 @@ pub fn summary(text: &[u8]) -> Result<(String, LvmId, u64)> {
         .ok_or_else(|| bad("`id` is missing"))?
         .parse()
         .map_err(|e| bad(&format!("id: {e}")))?;
+    // The low 32 bits, as lvm2 (and the importer) read it.
     let seqno = vgn
         .get_int("seqno")
-        .and_then(|s| u64::try_from(s).ok())
-        .ok_or_else(|| bad("`seqno` is missing or negative"))?;
+        .map(|s| u64::from(s as u32))
+        .ok_or_else(|| bad("`seqno` is missing or not an integer"))?;
     Ok((vgn.key().to_string(), id, seqno))
 }
 
 /// Scan devices and assemble their VGs.
 pub fn scan<R: ReadAt>(devices: &[R]) -> ScanReport {
-    let mut report = ScanReport::default();
+    let mut report = ScanReport {
+        device_count: devices.len(),
+        ..ScanReport::default()
+    };
     for (i, dev) in devices.iter().enumerate() {
         match scan_pv(dev, i) {
             Ok(pv) => report.pvs.push(pv),
@@ -186,7 +359,55 @@ pub fn scan<R: ReadAt>(devices: &[R]) -> ScanReport {
     let (vgs, errors) = assemble(&report.pvs);
     report.vgs = vgs;
     report.errors.extend(errors.into_iter().map(|e| (None, e)));
+    report.failed_vgs = failed_vgs(&report.pvs, &report.vgs);
     report
+}
+
+/// The VGs of `pvs` whose newest copy does not import (those not among `vgs`).
+fn failed_vgs(pvs: &[ScannedPv], vgs: &[ScannedVg]) -> Vec<FailedVg> {
+    let mut out: Vec<FailedVg> = Vec::new();
+    for pv in pvs {
+        for m in &pv.mdas {
+            let MdaOutcome::Text {
+                vg_name,
+                vg_id,
+                seqno,
+                text,
+            } = &m.outcome
+            else {
+                continue;
+            };
+            if vgs.iter().any(|v| v.vg.id == *vg_id) {
+                continue;
+            }
+            match out.iter_mut().find(|f| f.id == *vg_id) {
+                Some(f) if *seqno < f.seqno => {}
+                Some(f) if *seqno == f.seqno => {
+                    if !f.devices.contains(&pv.device) {
+                        f.devices.push(pv.device);
+                    }
+                }
+                found => {
+                    let error = match VolumeGroup::from_text(&text.text, ParseMode::Disk) {
+                        Err(e) => e,
+                        Ok(_) => continue, // imported after all: not a failure
+                    };
+                    let f = FailedVg {
+                        name: vg_name.clone(),
+                        id: *vg_id,
+                        seqno: *seqno,
+                        devices: vec![pv.device],
+                        error,
+                    };
+                    match found {
+                        Some(old) => *old = f,
+                        None => out.push(f),
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Group scanned PVs into VGs (newest seqno per VG id wins).

@@ -181,6 +181,18 @@ pub enum SnapError {
         /// Mount points.
         mounts: Vec<String>,
     },
+    /// A suspend window outlasted its bound (see [`crate::snapshot::Wrapper::with_suspend_bound`]):
+    /// the guardian resumed what was suspended, and [`crate::snapshot::Wrapper::recover`]
+    /// then completed or undid the step.
+    #[error("{name} stayed suspended past the {} ms bound; the guardian resumed it{}", bound.as_millis(), if recovery.is_empty() { String::new() } else { format!(", then recovery: {}", recovery.join("; ")) })]
+    SuspendBound {
+        /// Origin name.
+        name: String,
+        /// The bound.
+        bound: std::time::Duration,
+        /// What recovery did afterwards (empty when nothing was needed or it did not run).
+        recovery: Vec<String>,
+    },
     /// An I/O error on a path.
     #[error("{path}: {source}")]
     Io {

@@ -31,7 +31,9 @@
 //!
 //! # Safety
 //! Every step has its undo, run automatically on error; no error path leaves a device
-//! suspended. The state lives only in the kernel, so after a crash
+//! suspended, and neither does a kill: a guardian process resumes what its dead parent
+//! left suspended, and no suspend outlasts [`Wrapper::with_suspend_bound`] (see the
+//! module docs of `ops`, and [`crate::SuspendGuard`]). The state lives only in the kernel, so after a crash
 //! [`Wrapper::recover`] (which every workflow runs first) completes or undoes whatever
 //! was interrupted.
 #![forbid(unsafe_code)]
@@ -76,6 +78,7 @@ pub struct Wrapper<'dm> {
     dm: &'dm DeviceMapper,
     name: DmName,
     id: String,
+    suspend_bound: std::time::Duration,
 }
 
 impl<'dm> Wrapper<'dm> {
@@ -117,6 +120,7 @@ impl<'dm> Wrapper<'dm> {
             dm,
             name: name.clone(),
             id,
+            suspend_bound: crate::DEFAULT_SUSPEND_BOUND,
         };
         let built = (|| -> SnapResult<()> {
             dm.load(
@@ -159,12 +163,36 @@ impl<'dm> Wrapper<'dm> {
                 dm,
                 name: name.clone(),
                 id,
+                suspend_bound: crate::DEFAULT_SUSPEND_BOUND,
             }),
             None => Err(SnapError::NotWrapped {
                 name: name.to_string(),
                 uuid: info.uuid,
             }),
         }
+    }
+
+    /// Set how long any suspend of this wrapper's workflows may last (default
+    /// [`crate::DEFAULT_SUSPEND_BOUND`], 10 s). Past it the guardian resumes the devices,
+    /// the step is completed or undone by [`Wrapper::recover`], and the workflow fails with
+    /// [`SnapError::SuspendBound`].
+    ///
+    /// ```no_run
+    /// # use devmapper::{DeviceMapper, DmName, snapshot::Wrapper};
+    /// # let dm = DeviceMapper::new()?;
+    /// let w = Wrapper::open(&dm, &DmName::new("data")?)?
+    ///     .with_suspend_bound(std::time::Duration::from_secs(2));
+    /// assert_eq!(w.suspend_bound().as_secs(), 2);
+    /// # Ok::<(), devmapper::snapshot::SnapError>(())
+    /// ```
+    pub fn with_suspend_bound(mut self, bound: std::time::Duration) -> Self {
+        self.suspend_bound = bound;
+        self
+    }
+
+    /// The suspend bound in effect.
+    pub fn suspend_bound(&self) -> std::time::Duration {
+        self.suspend_bound
     }
 
     /// The device name.

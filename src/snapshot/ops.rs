@@ -1,4 +1,60 @@
 //! Take, discard and roll back snapshots; follow a merge to its end.
+//!
+//! # Never left suspended
+//! Every suspend happens inside a window guarded by a [`SuspendGuard`]: armed just before
+//! the window's first suspend (after the `sync()` that keeps the freeze short), disarmed
+//! after its last resume. The guard lives in the step's [`Undo`], so on an error path it
+//! stays armed until the undo actions have run. If the process dies anywhere in the window
+//! (SIGKILL, the OOM killer, a crash) the guardian resumes within milliseconds. If the window
+//! outlasts the wrapper's bound ([`Wrapper::with_suspend_bound`], default
+//! [`crate::DEFAULT_SUSPEND_BOUND`] = 10 s) it resumes anyway, and goes on ending any later
+//! suspend of its plan until the workflow disarms; the workflow then leaves the state to
+//! [`Wrapper::recover`] and fails with [`SnapError::SuspendBound`]. The guardian only acts
+//! on a device that is suspended when it looks, in the plan's order.
+//!
+//! What a resume at each point of each window leaves, and how `recover` (which every
+//! workflow runs first) ends it. The numbers are the fault-injection points.
+//!
+//! **take** (plan: while the origin is suspended, resume the snapshot, then the origin):
+//! - 5, armed, origin not suspended yet: nothing is done. Resuming the staged snapshot now
+//!   would activate it while the origin's writes bypass it. `recover` drops the staged
+//!   tables and removes the half-built devices (undone).
+//! - 6, origin frozen: the snapshot is resumed while the origin is frozen, then the origin
+//!   swaps `snapshot-origin` in. That is the workflow's own order (completed).
+//! - 7, snapshot resumed: resuming it again changes nothing; the origin resume completes.
+//! - 8, both resumed: nothing is suspended. Inside the suspend ioctl itself nothing can
+//!   happen: the kernel finishes or aborts the call before a dead process's socket closes,
+//!   so the guardian sees one of the states above.
+//!
+//! **drop while other snapshots stay** (plan: resume the origin):
+//! - 1, suspended: resumed; the snapshot still exists and is tracked (undone).
+//! - 2, snapshot removed: the resume recomputes the chunk split (completed).
+//! - 3, resumed: nothing.
+//!
+//! **drop of the last snapshot, finish of a merge** (plan: resume the origin):
+//! - 1, plain table staged, not suspended: nothing; `recover` drops the staged table.
+//! - 2, suspended: the resume makes the linear table live (completed). The snapshot and
+//!   `-real` no longer back the origin, and `recover` removes them.
+//! - 3, resumed: nothing; `recover` removes what is left.
+//!
+//! **rollback** (plan: [`GuardPlan::when_suspended_handover`]):
+//! - 1, merge table staged: nothing is suspended; `recover` drops the staged table.
+//! - 2, snapshot suspended, origin not: the kernel refuses to resume a handover source
+//!   while a merge table is staged. So the guardian clears the staged table and resumes the
+//!   snapshot (undone: it is intact and the rollback can run again).
+//! - 3, both suspended: the origin's resume makes the handover and starts the merge, then
+//!   the snapshot is resumed (completed; `recover` removes the emptied snapshot device).
+//! - 4, origin resumed: the snapshot is still suspended until the workflow has checked
+//!   the handover; the guardian resumes it (completed).
+//! - A slow workflow can race the guardian between 2 and 3. If the guardian resumed the
+//!   snapshot first, the kernel refuses the handover, and that refused resume has already
+//!   made the merge table live on a still-suspended origin. The guardian then suspends the
+//!   snapshot and resumes the origin again, which completes the handover. The workflow never
+//!   removes the snapshot before it has seen the merge table live.
+//!
+//! **recover** guards its own window (finishing a suspended origin) with the same plans.
+//! LVM activation (`lvm::activate`) never suspends a device that is in use: it creates,
+//! loads and resumes new devices, so it needs no guard.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -6,7 +62,7 @@ use std::time::{Duration, Instant};
 
 use super::blockdev;
 use super::error::{SnapError, SnapResult};
-use super::fault::step;
+use super::fault::{pause, step};
 use super::persist;
 use super::record::{DeviceId, RECORD_LEN, Record, RecordState};
 use super::state::State;
@@ -19,7 +75,10 @@ use crate::target::{
     SnapshotUsage, Target, TargetStatus,
 };
 use crate::units::{SECTOR_SIZE, Sectors};
-use crate::{CreateOptions, DeviceMapper, LoadOptions, SuspendOptions, Which};
+use crate::{
+    CreateOptions, DevId, DeviceMapper, GuardOutcome, GuardPlan, LoadOptions, SuspendGuard,
+    SuspendOptions, Which,
+};
 
 /// What [`Wrapper::take_snapshot`] does when the COW device already holds something
 /// recognisable (see [`crate::probe::identify`]): a filesystem, a partition table, an LVM2
@@ -398,19 +457,13 @@ impl<'dm> Wrapper<'dm> {
             persist.as_ref(),
             &mut undo,
         );
-        match result {
-            Ok(()) => {
-                undo.commit();
-                Ok(Snapshot {
-                    wrapper: self,
-                    name: snap_name,
-                })
-            }
-            Err(e) => {
-                drop(undo);
-                Err(e)
-            }
+        if result.is_ok() {
+            undo.commit();
         }
+        self.guarded(result, undo).map(|()| Snapshot {
+            wrapper: self,
+            name: snap_name,
+        })
     }
 
     #[allow(
@@ -554,15 +607,29 @@ impl<'dm> Wrapper<'dm> {
             persist::write_durable(&f, &block, 0).map_err(io)?;
         }
         step("snapshot", 5);
-        // 5. The short window: freeze, activate the snapshot, then the origin.
+        // 5. The short window: freeze, activate the snapshot, then the origin. Guarded: if
+        // we die or stall, the guardian does the same two resumes, in the same order, and
+        // only while the origin is frozen.
         nix::unistd::sync();
+        undo.arm(
+            &GuardPlan::new()
+                .when_suspended(&self.name, [DevId::from(snap_name), (&self.name).into()]),
+            self.suspend_bound,
+        )?;
+        pause("snapshot", 5);
         dm.suspend(&self.name, SuspendOptions::default())?;
         undo.push(UndoAction::Resume(self.name.clone()));
         step("snapshot", 6);
+        pause("snapshot", 6);
         dm.resume(snap_name, SuspendOptions::default())?;
         step("snapshot", 7);
+        pause("snapshot", 7);
         dm.resume(&self.name, SuspendOptions::default())?;
         step("snapshot", 8);
+        pause("snapshot", 8);
+        if undo.disarm() {
+            return Err(self.bound_error());
+        }
         Ok(())
     }
 }
@@ -619,7 +686,12 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
                 restore_plain(w, "drop", Some(&self.name))?;
             } else {
                 // Other snapshots stay: remove this one with the origin suspended, so the
-                // origin's chunk split is recomputed on resume.
+                // origin's chunk split is recomputed on resume. Guarded: a resume at any
+                // point leaves either both snapshots (remove not done) or the others.
+                undo.arm(
+                    &GuardPlan::new().when_suspended(&w.name, [(&w.name).into()]),
+                    w.suspend_bound,
+                )?;
                 dm.suspend(
                     &w.name,
                     SuspendOptions {
@@ -629,16 +701,23 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
                 )?;
                 undo.push(UndoAction::Resume(w.name.clone()));
                 step("drop", 1);
+                pause("drop", 1);
                 dm.remove(&self.name, false)?;
                 step("drop", 2);
+                pause("drop", 2);
                 dm.resume(&w.name, SuspendOptions::default())?;
+                pause("drop", 3);
+                let fired = undo.disarm();
                 undo.commit();
                 step("drop", 3);
+                if fired {
+                    return Err(w.bound_error());
+                }
                 persist::remove_stale_layers(w, &w.state()?)?;
             }
             Ok(())
         })();
-        drop(undo);
+        let r = w.guarded(r, undo);
         if r.is_ok()
             && let Some(cow) = cow
         {
@@ -741,22 +820,56 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             dm.load(&w.name, &table, LoadOptions::default())?;
             undo.push(UndoAction::ClearInactive(w.name.clone()));
             step("rollback", 1);
+            // Guarded (see `GuardPlan::when_suspended_handover`): with the origin suspended
+            // the guardian completes the handover (the rollback goes on) and resumes the
+            // snapshot; with only the snapshot suspended it drops the staged merge table
+            // and resumes the snapshot (the rollback is undone).
+            undo.arm(
+                &GuardPlan::new().when_suspended_handover(&w.name, &self.name),
+                w.suspend_bound,
+            )?;
+            pause("rollback", 1);
             dm.suspend(&self.name, SuspendOptions::default())?;
             undo.push(UndoAction::Resume(self.name.clone()));
             step("rollback", 2);
+            pause("rollback", 2);
             dm.suspend(&w.name, SuspendOptions::default())?;
             undo.push(UndoAction::Resume(w.name.clone()));
             step("rollback", 3);
+            pause("rollback", 3);
             // Resuming the origin hands the exceptions over and starts the merge.
             dm.resume(&w.name, SuspendOptions::default())?;
+            pause("rollback", 4);
+            // Only a live merge table proves the handover: a guardian that fired early may
+            // have resumed the snapshot first, so the kernel refused the handover and the
+            // staged table was cleared. Removing the snapshot then would lose it.
+            if !matches!(
+                dm.typed_table(&w.name, Which::Live)?
+                    .lines()
+                    .first()
+                    .map(|l| &l.target),
+                Some(Target::SnapshotMerge(_))
+            ) {
+                return Err(SnapError::WrongState {
+                    name: w.name.to_string(),
+                    reason: "the merge did not start (the origin kept its table)".to_owned(),
+                });
+            }
+            // Suspended for the handover and now unused: resume it so nothing that opens
+            // it blocks (it answers with I/O errors until it is removed).
+            let _ = dm.resume(&self.name, SuspendOptions::default());
+            let fired = undo.disarm();
             undo.commit();
             started = true;
             step("rollback", 4);
+            if fired {
+                return Err(w.bound_error());
+            }
             remove_retrying(dm, &self.name)?;
             step("rollback", 5);
             Ok(())
         })();
-        drop(undo);
+        let r = w.guarded(r, undo);
         if r.is_err()
             && !started
             && let Some(((raw, _), u)) = &recorded
@@ -839,7 +952,7 @@ impl Merging<'_, '_> {
                 reason: "the merge is still running".to_owned(),
             });
         }
-        finish_merge(w)
+        w.guarded(finish_merge(w), Undo::new(w.dm))
     }
 }
 
@@ -865,6 +978,13 @@ fn restore_plain(w: &Wrapper<'_>, op: &str, also_remove: Option<&DmName>) -> Sna
     )?;
     undo.push(UndoAction::ClearInactive(w.name.clone()));
     step(op, 1);
+    // Guarded: a resume at any point swaps the plain table in (the step completes; the
+    // snapshots left behind are no longer tracked, and recover removes them).
+    undo.arm(
+        &GuardPlan::new().when_suspended(&w.name, [(&w.name).into()]),
+        w.suspend_bound,
+    )?;
+    pause(op, 1);
     dm.suspend(
         &w.name,
         SuspendOptions {
@@ -874,9 +994,15 @@ fn restore_plain(w: &Wrapper<'_>, op: &str, also_remove: Option<&DmName>) -> Sna
     )?;
     undo.push(UndoAction::Resume(w.name.clone()));
     step(op, 2);
+    pause(op, 2);
     dm.resume(&w.name, SuspendOptions::default())?;
+    pause(op, 3);
+    let fired = undo.disarm();
     undo.commit();
     step(op, 3);
+    if fired {
+        return Err(w.bound_error());
+    }
     let mut k = 4;
     if let Some(n) = also_remove {
         remove_retrying(dm, n)?;
@@ -984,11 +1110,15 @@ pub(crate) enum UndoAction {
 }
 
 /// Undo actions run in reverse order on drop unless committed: no error path leaves a
-/// device suspended or half-built.
+/// device suspended or half-built. It also holds the suspend guardian of the window, so
+/// the guardian stays armed until the undo actions have run.
 #[derive(Debug)]
 pub(crate) struct Undo<'a> {
     dm: &'a DeviceMapper,
     actions: Vec<UndoAction>,
+    // Declared last: dropped (disarmed) after `drop` has run the actions.
+    guard: Option<SuspendGuard>,
+    fired: bool,
 }
 
 impl<'a> Undo<'a> {
@@ -996,6 +1126,8 @@ impl<'a> Undo<'a> {
         Self {
             dm,
             actions: Vec::new(),
+            guard: None,
+            fired: false,
         }
     }
     pub(crate) fn push(&mut self, a: UndoAction) {
@@ -1004,13 +1136,53 @@ impl<'a> Undo<'a> {
     pub(crate) fn commit(&mut self) {
         self.actions.clear();
     }
-}
-
-impl Drop for Undo<'_> {
-    fn drop(&mut self) {
+    /// Arm the guardian for the window about to start (before its first suspend).
+    pub(crate) fn arm(&mut self, plan: &GuardPlan, bound: Duration) -> SnapResult<()> {
+        self.disarm();
+        self.guard = Some(SuspendGuard::arm(self.dm, plan, bound)?);
+        Ok(())
+    }
+    /// Disarm the guardian (after the window's last resume); whether it fired, now or in
+    /// an earlier window of this undo.
+    pub(crate) fn disarm(&mut self) -> bool {
+        if let Some(g) = self.guard.take()
+            && g.disarm() == GuardOutcome::Fired
+        {
+            self.fired = true;
+        }
+        self.fired
+    }
+    /// Whether the guardian fired already (does not block or disarm).
+    pub(crate) fn check_fired(&mut self) -> bool {
+        if let Some(g) = &mut self.guard
+            && g.fired()
+        {
+            self.fired = true;
+        }
+        self.fired
+    }
+    /// Run the pending undo actions (guardian still armed), then disarm; whether it fired.
+    pub(crate) fn finish(mut self) -> bool {
+        self.run();
+        self.disarm()
+    }
+    fn run(&mut self) {
         // Clearing an inactive table must come before a resume, which would otherwise
         // make it live; every resume before any remove.
         let actions = std::mem::take(&mut self.actions);
+        if actions.is_empty() {
+            return;
+        }
+        self.run_actions(&actions);
+        // An error path: whatever the undo could not resume gets the guardian's plan (and
+        // its retries) once more before it goes.
+        if let Some(g) = self.guard.take()
+            && g.run_and_disarm() == GuardOutcome::Fired
+        {
+            self.fired = true;
+        }
+    }
+    fn run_actions(&mut self, actions: &[UndoAction]) {
         for a in actions.iter().rev() {
             if let UndoAction::ClearInactive(n) = a {
                 let _ = self.dm.clear_table(n);
@@ -1026,6 +1198,47 @@ impl Drop for Undo<'_> {
                 let _ = remove_retrying(self.dm, n);
             }
         }
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
+impl Wrapper<'_> {
+    /// The error of a workflow whose guardian fired (recovery not run yet).
+    pub(crate) fn bound_error(&self) -> SnapError {
+        SnapError::SuspendBound {
+            name: self.name.to_string(),
+            bound: self.suspend_bound,
+            recovery: Vec::new(),
+        }
+    }
+
+    /// End a guarded workflow: run `undo` (guardian still armed), disarm. When the
+    /// guardian fired (here or in a nested window), the state is no longer what the
+    /// workflow planned: hand it to [`Wrapper::recover`], which completes or undoes the
+    /// step from the kernel's state, and report [`SnapError::SuspendBound`].
+    pub(crate) fn guarded<T>(&self, r: SnapResult<T>, mut undo: Undo<'_>) -> SnapResult<T> {
+        if undo.check_fired() {
+            // The guardian acted: our undo list no longer describes the state.
+            undo.commit();
+        }
+        let fired = undo.finish();
+        if !fired && !matches!(r, Err(SnapError::SuspendBound { .. })) {
+            return r;
+        }
+        let recovery = match self.recover() {
+            Ok(done) => done,
+            Err(e) => vec![format!("recovery failed: {e}")],
+        };
+        Err(SnapError::SuspendBound {
+            name: self.name.to_string(),
+            bound: self.suspend_bound,
+            recovery,
+        })
     }
 }
 

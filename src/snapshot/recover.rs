@@ -3,9 +3,9 @@
 
 use super::Wrapper;
 use super::error::SnapResult;
-use super::ops::{cow_of, finish_merge, remove_retrying};
+use super::ops::{Undo, cow_of, finish_merge, remove_retrying};
 use crate::target::{SnapshotStatus, Target, TargetStatus};
-use crate::{SuspendOptions, Which};
+use crate::{DevId, GuardPlan, SuspendOptions, Which};
 
 impl Wrapper<'_> {
     /// Bring the wrapper to a consistent state after an interrupted workflow; returns what
@@ -27,30 +27,64 @@ impl Wrapper<'_> {
         let mut done = Vec::new();
         let st = self.state()?;
 
-        // 1. A suspended origin: finish the window it was suspended for.
+        // 1. A suspended origin: finish the window it was suspended for, guarded like the
+        // workflows (recover itself may be killed here, and it suspends snapshots for a
+        // handover).
         if st.origin.info.suspended() {
-            match &st.origin.inactive {
-                Some(Target::SnapshotOrigin(_)) => {
-                    for s in &st.snapshots {
-                        if s.info.has_inactive_table() && !s.info.has_live_table() {
+            let mut undo = Undo::new(dm);
+            let r = (|| -> SnapResult<()> {
+                let origin = DevId::from(&self.name);
+                match &st.origin.inactive {
+                    Some(Target::SnapshotOrigin(_)) => {
+                        let new: Vec<_> = st
+                            .snapshots
+                            .iter()
+                            .filter(|s| s.info.has_inactive_table() && !s.info.has_live_table())
+                            .collect();
+                        let order = new.iter().map(|s| DevId::from(&s.name)).chain([origin]);
+                        undo.arm(
+                            &GuardPlan::new().when_suspended(origin, order),
+                            self.suspend_bound,
+                        )?;
+                        for s in new {
                             dm.resume(&s.name, SuspendOptions::default())?;
                             done.push(format!("resumed new snapshot {}", s.name));
                         }
                     }
-                }
-                Some(Target::SnapshotMerge(m)) => {
-                    for s in &st.snapshots {
-                        if s.live.as_ref().and_then(cow_of) == super::devnum(&m.cow)
-                            && !s.info.suspended()
-                        {
-                            dm.suspend(&s.name, SuspendOptions::default())?;
+                    Some(Target::SnapshotMerge(m)) => {
+                        let sources: Vec<_> = st
+                            .snapshots
+                            .iter()
+                            .filter(|s| s.live.as_ref().and_then(cow_of) == super::devnum(&m.cow))
+                            .collect();
+                        let mut plan = GuardPlan::new();
+                        for s in &sources {
+                            plan = plan.when_suspended_handover(origin, &s.name);
+                        }
+                        plan = plan.when_suspended(origin, [origin]);
+                        undo.arm(&plan, self.suspend_bound)?;
+                        for s in sources {
+                            if !s.info.suspended() {
+                                dm.suspend(&s.name, SuspendOptions::default())?;
+                            }
                         }
                     }
+                    _ => {
+                        undo.arm(
+                            &GuardPlan::new().when_suspended(origin, [origin]),
+                            self.suspend_bound,
+                        )?;
+                    }
                 }
-                _ => {}
-            }
-            dm.resume(&self.name, SuspendOptions::default())?;
-            done.push(format!("resumed {}", self.name));
+                dm.resume(&self.name, SuspendOptions::default())?;
+                done.push(format!("resumed {}", self.name));
+                if undo.disarm() {
+                    return Err(self.bound_error());
+                }
+                Ok(())
+            })();
+            drop(undo);
+            r?;
         } else if st.origin.inactive.is_some() {
             // 2. Staged but never suspended: undo the staging.
             dm.clear_table(&self.name)?;

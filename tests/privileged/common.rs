@@ -218,3 +218,63 @@ pub fn read_at(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>>
     f.read_exact_at(&mut b, offset)?;
     Ok(b)
 }
+
+/// Deterministic bytes for `seed`.
+pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8 ^ seed)
+        .collect()
+}
+
+/// Write `data` at `offset` of `path` and sync it.
+pub fn write(path: &Path, offset: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(data, offset).unwrap();
+    f.sync_all().unwrap();
+}
+
+/// The first `len` bytes of `path`.
+pub fn read(path: &Path, len: usize) -> Vec<u8> {
+    read_at(path, 0, len).unwrap()
+}
+
+/// Removes every device of a wrapper (snapshots, origin, real) when dropped, after letting
+/// `recover` finish or undo whatever a test interrupted.
+pub struct WrapGuard<'a> {
+    /// The handle the devices are removed with.
+    pub dm: &'a DeviceMapper,
+    /// The wrapper's name (every device whose name starts with it goes).
+    pub name: DmName,
+}
+
+impl Drop for WrapGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(w) = devmapper::snapshot::Wrapper::open(self.dm, &self.name) {
+            let _ = w.recover();
+        }
+        let prefix = self.name.as_str().to_owned();
+        if let Ok(list) = self.dm.list() {
+            // Snapshots first, then the origin, then -real.
+            let mut names: Vec<String> = list
+                .into_iter()
+                .map(|d| d.name)
+                .filter(|n| n.starts_with(&prefix))
+                .collect();
+            names.sort_by_key(|n| (n.ends_with("-real") || n.ends_with("-cow"), n == &prefix));
+            for n in names {
+                remove_quietly(self.dm, &DmName::new(&n).unwrap());
+            }
+        }
+    }
+}
+
+/// No device whose name starts with `prefix` is suspended.
+pub fn assert_nothing_suspended(dm: &DeviceMapper, prefix: &str) {
+    for d in dm.list().unwrap() {
+        if d.name.starts_with(prefix) {
+            let i = dm.info(&DmName::new(&d.name).unwrap()).unwrap();
+            assert!(!i.suspended(), "{} left suspended", d.name);
+        }
+    }
+}

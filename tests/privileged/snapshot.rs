@@ -1,70 +1,16 @@
 //! Snapshot workflows on raw devices: content, bad inputs that change nothing, and a crash
 //! after every step of every workflow, recovered.
 
-use std::os::unix::fs::FileExt;
-use std::path::Path;
-
 use devmapper::snapshot::{RollbackOptions, SnapError, SnapshotOptions, Wrapper};
 use devmapper::units::Sectors;
 use devmapper::{DeviceMapper, DmName, Which};
 
-use crate::common::{DevGuard, LoopDev, one, remove_quietly, unique_name};
+use crate::common::{
+    DevGuard, LoopDev, WrapGuard, assert_nothing_suspended, one, pattern, read, unique_name, write,
+};
 use crate::dm_or_skip;
 
 const MIB: u64 = 1 << 20;
-
-/// Deterministic bytes for `seed`.
-fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8 ^ seed)
-        .collect()
-}
-
-fn write(path: &Path, offset: u64, data: &[u8]) {
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.write_all_at(data, offset).unwrap();
-    f.sync_all().unwrap();
-}
-
-fn read(path: &Path, len: usize) -> Vec<u8> {
-    crate::common::read_at(path, 0, len).unwrap()
-}
-
-/// Removes every device of a wrapper (snapshots, origin, real) when dropped.
-struct WrapGuard<'a> {
-    dm: &'a DeviceMapper,
-    name: DmName,
-}
-
-impl Drop for WrapGuard<'_> {
-    fn drop(&mut self) {
-        if let Ok(w) = Wrapper::open(self.dm, &self.name) {
-            let _ = w.recover();
-        }
-        let prefix = self.name.as_str().to_owned();
-        if let Ok(list) = self.dm.list() {
-            // Snapshots first, then the origin, then -real.
-            let mut names: Vec<String> = list
-                .into_iter()
-                .map(|d| d.name)
-                .filter(|n| n.starts_with(&prefix))
-                .collect();
-            names.sort_by_key(|n| (n.ends_with("-real") || n.ends_with("-cow"), n == &prefix));
-            for n in names {
-                remove_quietly(self.dm, &DmName::new(&n).unwrap());
-            }
-        }
-    }
-}
-
-fn assert_nothing_suspended(dm: &DeviceMapper, prefix: &str) {
-    for d in dm.list().unwrap() {
-        if d.name.starts_with(prefix) {
-            let i = dm.info(&DmName::new(&d.name).unwrap()).unwrap();
-            assert!(!i.suspended(), "{} left suspended", d.name);
-        }
-    }
-}
 
 fn devices(dm: &DeviceMapper, prefix: &str) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = dm

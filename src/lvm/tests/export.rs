@@ -1,8 +1,9 @@
 use crate::cow::writer::StoreWriter;
 use crate::io::ReadAt;
 use crate::lvm::config::ParseMode;
-use crate::lvm::export::{LvReader, export, snapshot_parts, snapshot_reader};
+use crate::lvm::export::{LvReader, MAX_STACK, export, snapshot_parts, snapshot_reader};
 use crate::lvm::model::{PhysicalVolume, VolumeGroup};
+use crate::lvm::{Error, UnmappableKind};
 use proptest::prelude::*;
 
 /// extent = 8 sectors (4 KiB), two PVs of 16 PEs after a 2-sector pe_start.
@@ -215,5 +216,126 @@ proptest! {
         let mut b = vec![0u8; len];
         r.read_exact_at(&mut b, off).unwrap();
         prop_assert_eq!(&b[..], &expected_striped(&pvs)[off as usize..off as usize + len]);
+    }
+}
+
+/// `depth` LVs `l0` .. `l{depth-1}`, each 4 extents striped 4 ways (one extent per stripe,
+/// stripe size = one extent) onto the next, the last one linear on a 4-extent PV. Chunk i
+/// of each LV is extent i of the next, so every LV reads as the PV.
+fn chain(depth: usize) -> String {
+    let mut lvs = String::new();
+    for k in 0..depth {
+        let next = format!("l{}", k + 1);
+        lvs += &format!(
+            "l{k} {{ id = \"{:0>6}-9999-0000-aaaa-bbbb-cccc-dddddd\" status = [\"READ\", \"VISIBLE\"] \
+             segment_count = 1 segment1 {{ start_extent = 0 extent_count = 4 type = \"striped\" \
+             stripe_count = 4 stripe_size = 8 stripes = [\"{next}\", 0, \"{next}\", 1, \"{next}\", 2, \"{next}\", 3] }} }}\n",
+            k
+        );
+    }
+    lvs += &format!(
+        "l{depth} {{ id = \"{depth:0>6}-9999-0000-aaaa-bbbb-cccc-dddddd\" status = [\"READ\"] \
+         segment_count = 1 segment1 {{ start_extent = 0 extent_count = 4 type = \"striped\" \
+         stripe_count = 1 stripes = [\"pv0\", 0] }} }}\n"
+    );
+    format!(
+        "ch {{ id = \"aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg\" seqno = 1 status = [\"READ\"] \
+         extent_size = 8 max_lv = 0 max_pv = 0 physical_volumes {{ pv0 {{ \
+         id = \"AAAAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGGGG\" status = [\"ALLOCATABLE\"] \
+         pe_start = 0 pe_count = 4 }} }} logical_volumes {{ {lvs} }} }}\n\
+         contents = \"Text Format Volume Group\" version = 1\n"
+    )
+}
+
+/// 16 LVs each striped 4 ways onto the next: one shared reader per LV (16), not 4^16; the
+/// export reads the PV through all 16 levels.
+#[test]
+fn deep_four_way_chain_builds_one_reader_per_lv() {
+    let v = VolumeGroup::from_text(chain(16).as_bytes(), ParseMode::Disk).unwrap();
+    let pv: Vec<u8> = (0..4 * 8 * 512).map(|i| (i / 512 % 251) as u8).collect();
+    let t = std::time::Instant::now();
+    let r = LvReader::new(&v, "l0", &|_p| Some(&pv[..])).unwrap();
+    assert_eq!(r.sub_readers(), 16);
+    let mut out = Vec::new();
+    assert_eq!(export(&r, &mut out).unwrap(), pv.len() as u64);
+    assert_eq!(out, pv);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    // One more level is past the limit: a typed error, not a deeper recursion.
+    let v = VolumeGroup::from_text(chain(MAX_STACK + 1).as_bytes(), ParseMode::Disk).unwrap();
+    match LvReader::new(&v, "l0", &|_p| Some(&pv[..])) {
+        Err(Error::Unmappable {
+            lv,
+            kind: UnmappableKind::TooDeep { limit: MAX_STACK },
+        }) => assert_eq!(lv, "ch/l0"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lv_cycles_and_unmappable_segments_are_typed_errors() {
+    let pv = vec![0u8; 4 * 8 * 512];
+    // l0 -> l1 -> l0.
+    let text = chain(2).replacen("stripes = [\"pv0\", 0]", "stripes = [\"l0\", 0]", 1);
+    let v = VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk).unwrap();
+    assert!(matches!(
+        LvReader::new(&v, "l0", &|_p| Some(&pv[..])),
+        Err(Error::Unmappable {
+            kind: UnmappableKind::ReferenceCycle { .. },
+            ..
+        })
+    ));
+    // stripe_size 12 does not divide the 8-sector stripes: reading it would run into the
+    // next extents.
+    let text = chain(1).replacen("stripe_size = 8", "stripe_size = 12", 1);
+    let v = VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk).unwrap();
+    assert!(matches!(
+        LvReader::new(&v, "l0", &|_p| Some(&pv[..])),
+        Err(Error::Unmappable {
+            kind: UnmappableKind::StripeSizeNotDividing {
+                stripe_size: 12,
+                per_stripe: 8,
+                ..
+            },
+            ..
+        })
+    ));
+    // An area past the end of the LV below.
+    let text = chain(1).replacen("\"l1\", 3]", "\"l1\", 4]", 1);
+    let v = VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk).unwrap();
+    assert!(matches!(
+        LvReader::new(&v, "l0", &|_p| Some(&pv[..])),
+        Err(Error::Unmappable {
+            kind: UnmappableKind::AreaBeyondLv {
+                end: 5,
+                size: 4,
+                ..
+            },
+            ..
+        })
+    ));
+}
+
+/// A COW store shared by two snapshots: lvm2 never writes it; export refuses by name.
+#[test]
+fn shared_cow_snapshot_is_refused() {
+    let text = VG.replacen(
+        "snapshot0 {",
+        "snapshot1 {\nid = \"tttttt-9999-0000-aaaa-bbbb-cccc-dddddd\"\nstatus = [\"READ\"]\n\
+         segment_count = 1\nsegment1 { start_extent = 0 extent_count = 2 type = \"snapshot\" \
+         chunk_size = 8 origin = \"striped\" cow_store = \"cow\" }\n}\nsnapshot0 {",
+        1,
+    );
+    let v = VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk).unwrap();
+    let pv = vec![0u8; PV_SECTORS * 512];
+    match snapshot_reader(&v, "cow", &|_p| Some(&pv[..])) {
+        Err(Error::Unmappable {
+            lv,
+            kind: UnmappableKind::SharedCow { .. },
+        }) => assert_eq!(lv, "ex/cow"),
+        other => panic!("{:?}", other.map(|_| ())),
     }
 }

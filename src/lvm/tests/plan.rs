@@ -1,7 +1,8 @@
-use super::sample::{SAMPLE, THIN_STRIPED};
+use super::sample::{SAMPLE, THIN_STRIPED, plain_lv, snap_section, with_lv};
 use crate::lvm::config::ParseMode;
 use crate::lvm::model::{PhysicalVolume, VolumeGroup};
-use crate::lvm::plan::{Plan, PlanOptions, activation_blockers, plan_lv, plan_vg};
+use crate::lvm::plan::{Plan, PlanOptions, SkipKind, activation_blockers, plan_lv, plan_vg};
+use crate::lvm::{Error, UnmappableKind};
 
 fn vg(text: &str) -> VolumeGroup {
     VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk).unwrap()
@@ -254,6 +255,11 @@ fn missing_pv_and_skip_flag_and_unsupported() {
         p.skipped[0].reason
     );
     assert!(
+        p.skipped
+            .iter()
+            .all(|s| s.kind == SkipKind::PvUnavailable && s.is_error())
+    );
+    assert!(
         p.devices.is_empty(),
         "partial LVs must leave nothing behind: {:?}",
         p.devices
@@ -267,6 +273,8 @@ fn missing_pv_and_skip_flag_and_unsupported() {
     let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
     assert_eq!(p.skipped.len(), 1);
     assert_eq!(p.skipped[0].lv, "home");
+    assert_eq!(p.skipped[0].kind, SkipKind::ActivationSkip);
+    assert!(!p.skipped[0].is_error());
 
     let t = SAMPLE.replacen(
         "type = \"striped\"\nstripe_count = 1\n\nstripes = [\n\"pv0\", 1280\n]",
@@ -276,6 +284,7 @@ fn missing_pv_and_skip_flag_and_unsupported() {
     let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
     assert_eq!(p.skipped[0].lv, "home");
     assert!(p.skipped[0].reason.contains("raid1"));
+    assert_eq!(p.skipped[0].kind, SkipKind::Unsupported);
     assert_eq!(p.devices.len(), 4);
 }
 
@@ -323,4 +332,137 @@ fn blockers() {
         .len()
             == 1
     );
+}
+
+/// Every LV `vgchange -ay` would activate is either a top device of the plan or listed in
+/// `skipped`: nothing is left out silently.
+fn assert_accounted(v: &VolumeGroup, p: &Plan) {
+    for lv in &v.lvs {
+        if !v.is_visible(lv) {
+            continue;
+        }
+        let planned = p
+            .devices
+            .iter()
+            .any(|d| d.lv == lv.name && d.layer.is_none());
+        let skipped = p.skipped.iter().any(|s| s.lv == lv.name);
+        assert!(
+            planned ^ skipped,
+            "{}: planned {planned}, skipped {skipped}: {p:?}",
+            lv.name
+        );
+    }
+}
+
+fn invalid_skip<'p>(p: &'p Plan, lv: &str) -> &'p str {
+    let s = p
+        .skipped
+        .iter()
+        .find(|s| s.lv == lv)
+        .unwrap_or_else(|| panic!("{lv} not skipped: {p:?}"));
+    assert_eq!(s.kind, SkipKind::Invalid, "{s:?}");
+    assert!(s.is_error());
+    &s.reason
+}
+
+/// Snapshot relations lvm2 would not activate: the snapshot is refused by name (typed), its
+/// origin planned without it, and plan_lv of it is an `Unmappable` error.
+#[test]
+fn bad_snapshot_relations_are_refused_by_name() {
+    type Case = (String, &'static str, fn(&UnmappableKind) -> bool);
+    let cases: Vec<Case> = vec![
+        (
+            with_lv(SAMPLE, &snap_section("snapshot1", "home", "root_snap", 8)),
+            "root_snap",
+            |k| matches!(k, UnmappableKind::SharedCow { .. }),
+        ),
+        (
+            with_lv(
+                &with_lv(SAMPLE, &plain_lv("s2", "SSB", 4300)),
+                &snap_section("snapshot1", "root_snap", "s2", 8),
+            ),
+            "s2",
+            |k| matches!(k, UnmappableKind::OriginIsCow { .. }),
+        ),
+        (
+            with_lv(
+                &with_lv(SAMPLE, &plain_lv("s2", "SSB", 4300)),
+                &snap_section("snapshot1", "snapshot0", "s2", 8),
+            ),
+            "s2",
+            |k| matches!(k, UnmappableKind::OriginIsSnapshot { .. }),
+        ),
+        (
+            with_lv(SAMPLE, &snap_section("snapshot1", "root_snap", "root", 8)),
+            "root",
+            |k| matches!(k, UnmappableKind::SnapshotCycle { .. }),
+        ),
+        (
+            SAMPLE.replacen("chunk_size = 8", "chunk_size = 0", 1),
+            "root_snap",
+            |k| matches!(k, UnmappableKind::SnapshotChunkZero),
+        ),
+    ];
+    for (text, bad, want) in cases {
+        let v = vg(&text);
+        let p = plan_vg(&v, &sdb, &PlanOptions::default()).unwrap();
+        assert_accounted(&v, &p);
+        invalid_skip(&p, bad);
+        // The COW store is never mapped as a plain LV, nor twice.
+        assert!(!p.devices.iter().any(|d| d.lv == bad && d.layer.is_none()));
+        let mut uuids: Vec<_> = p.devices.iter().map(|d| &d.uuid).collect();
+        uuids.sort();
+        uuids.dedup();
+        assert_eq!(uuids.len(), p.devices.len(), "a device planned twice");
+        match plan_lv(&v, bad, &sdb, &PlanOptions::default()) {
+            Err(Error::Unmappable { lv, kind }) => {
+                assert_eq!(lv, format!("vg0/{bad}"));
+                assert!(want(&kind), "{kind:?}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    // A snapshot of a COW: root and its good snapshot are still planned as before.
+    let v = vg(&with_lv(
+        &with_lv(SAMPLE, &plain_lv("s2", "SSB", 4300)),
+        &snap_section("snapshot1", "root_snap", "s2", 8),
+    ));
+    let p = plan_vg(&v, &sdb, &PlanOptions::default()).unwrap();
+    let good = plan_vg(&vg(SAMPLE), &sdb, &PlanOptions::default()).unwrap();
+    for d in &good.devices {
+        assert!(p.devices.contains(d), "{} missing", d.name);
+    }
+}
+
+/// Striped segments the kernel refuses, LV areas past the end, extent_size 0: refused with
+/// the typed reason, never planned.
+#[test]
+fn unmappable_segments_are_refused() {
+    let v = vg(&THIN_STRIPED.replacen("stripe_size = 128", "stripe_size = 3000", 1));
+    let p = plan_vg(&v, &loops, &PlanOptions::default()).unwrap();
+    assert_accounted(&v, &p);
+    assert!(invalid_skip(&p, "stripey").contains("does not divide"));
+    assert!(matches!(
+        plan_lv(&v, "stripey", &loops, &PlanOptions::default()),
+        Err(Error::Unmappable {
+            kind: UnmappableKind::StripeSizeNotDividing {
+                stripe_size: 3000,
+                ..
+            },
+            ..
+        })
+    ));
+    let v = vg(&THIN_STRIPED.replacen("stripe_size = 128", "stripe_size = 0", 1));
+    assert!(matches!(
+        plan_lv(&v, "stripey", &loops, &PlanOptions::default()),
+        Err(Error::Unmappable {
+            kind: UnmappableKind::StripeSizeZero { .. },
+            ..
+        })
+    ));
+    let v = vg(&SAMPLE.replacen("extent_size = 8192", "extent_size = 0", 1));
+    let p = plan_vg(&v, &sdb, &PlanOptions::default()).unwrap();
+    assert!(p.devices.is_empty());
+    assert_accounted(&v, &p);
+    assert!(p.skipped.iter().all(|s| s.kind == SkipKind::Invalid));
 }

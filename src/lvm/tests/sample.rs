@@ -278,3 +278,27 @@ stripes = [
 contents = "Text Format Volume Group"
 version = 1
 "#;
+
+/// An extra LV section, inserted before `snapshot0` of [`SAMPLE`].
+pub fn with_lv(text: &str, section: &str) -> String {
+    text.replacen("snapshot0 {", &format!("{section}\nsnapshot0 {{"), 1)
+}
+
+/// A `snapshotN` section (the id ends with the last 3 characters of `name`).
+pub fn snap_section(name: &str, origin: &str, cow: &str, chunk: u32) -> String {
+    let tail = &name[name.len() - 3..];
+    format!(
+        "{name} {{\nid = \"w3dNi8-Lfpp-WTv5-aspz-hU8Q-rTzh-Jqm{tail}\"\nstatus = [\"READ\"]\n\
+         segment_count = 1\nsegment1 {{\nstart_extent = 0\nextent_count = 256\n\
+         type = \"snapshot\"\nchunk_size = {chunk}\norigin = \"{origin}\"\ncow_store = \"{cow}\"\n}}\n}}"
+    )
+}
+
+pub fn plain_lv(name: &str, id_tail: &str, pe: u32) -> String {
+    format!(
+        "{name} {{\nid = \"x3dNi8-Lfpp-WTv5-aspz-hU8Q-rTzh-Jqm{id_tail}\"\n\
+         status = [\"READ\", \"WRITE\", \"VISIBLE\"]\nsegment_count = 1\nsegment1 {{\n\
+         start_extent = 0\nextent_count = 256\ntype = \"striped\"\nstripe_count = 1\n\
+         stripes = [\"pv0\", {pe}]\n}}\n}}"
+    )
+}

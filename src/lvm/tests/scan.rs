@@ -1,6 +1,7 @@
 use super::sample::THIN_STRIPED;
 use super::writer::pv_image;
-use crate::lvm::scan::{MdaOutcome, scan};
+use crate::lvm::Error;
+use crate::lvm::scan::{DeviceStatus, MdaOutcome, scan};
 
 const PV0: &str = "AAAAAABBBBCCCCDDDDEEEEFFFFGGGGGG";
 const PV1: &str = "HHHHHHIIIIJJJJKKKKLLLLMMMMNNNNNN";
@@ -107,4 +108,69 @@ fn unlabelled_and_unimportable() {
         r.errors[1].1
     );
     assert!(r.vgs.is_empty());
+}
+
+/// Each input device gets a typed outcome; the ones that cannot be read as what they
+/// claim to be are errors, naming the area and the reason.
+#[test]
+fn device_outcomes_are_typed() {
+    let t = text(12);
+    let good = pv_image(LEN, PV0, &[(MDA1.0, MDA1.1, Some(&t))]);
+    let no_mda = pv_image(LEN, PV1, &[]);
+    let blank = vec![0u8; LEN];
+    // A PV whose only metadata area is corrupt: its header's checksum fails.
+    let mut corrupt = pv_image(LEN, PV1, &[(MDA1.0, MDA1.1, Some(&t))]);
+    corrupt[MDA1.0 as usize + 40] ^= 0xff;
+    // A PV whose newest (only) metadata does not import.
+    let bad = THIN_STRIPED.replacen("segment_count = 2", "segment_count = 3", 1);
+    let unimportable = pv_image(LEN, PV0, &[(MDA1.0, MDA1.1, Some(bad.as_bytes()))]);
+    let orphan = pv_image(LEN, PV1, &[(MDA1.0, MDA1.1, None)]);
+
+    let r = scan(&[&good[..], &no_mda[..], &blank[..], &corrupt[..]]);
+    let d = r.devices();
+    assert_eq!(d.len(), 4);
+    assert!(matches!(d[0].status, DeviceStatus::InVg { vg: 0 }) && !d[0].is_error());
+    // no_mda is pv1 of the VG: listed, so in it.
+    assert!(
+        matches!(d[1].status, DeviceStatus::InVg { vg: 0 }),
+        "{:?}",
+        d[1]
+    );
+    assert!(matches!(d[2].status, DeviceStatus::NoLabel) && d[2].is_error());
+    // corrupt also claims pv1's id, which no_mda already holds: a duplicate, with its bad
+    // area reported.
+    assert!(
+        matches!(d[3].status, DeviceStatus::Duplicate { of: 1 }),
+        "{:?}",
+        d[3]
+    );
+    assert_eq!(d[3].bad_areas.len(), 1);
+    assert_eq!(d[3].bad_areas[0].0.offset, MDA1.0);
+    assert!(
+        matches!(d[3].bad_areas[0].1, Error::Mda { .. }),
+        "{:?}",
+        d[3].bad_areas
+    );
+
+    // Alone, the corrupt PV is an error: nothing readable says which VG it is in.
+    let r = scan(&[&corrupt[..]]);
+    let d = r.devices();
+    assert!(
+        matches!(d[0].status, DeviceStatus::MetadataUnreadable),
+        "{:?}",
+        d[0]
+    );
+    assert!(d[0].is_error());
+
+    let stray = pv_image(LEN, "OOOOOOPPPPQQQQRRRRSSSSTTTTUUUUUU", &[]);
+    let r = scan(&[&unimportable[..], &orphan[..], &stray[..]]);
+    let d = r.devices();
+    assert_eq!(r.failed_vgs.len(), 1);
+    assert_eq!(r.failed_vgs[0].name, "my-vg");
+    assert_eq!(r.failed_vgs[0].devices, [0]);
+    assert!(matches!(r.failed_vgs[0].error, Error::Model { .. }));
+    assert!(matches!(d[0].status, DeviceStatus::VgNotImported { vg } if vg.seqno == 12));
+    assert!(d[0].is_error());
+    assert!(matches!(d[1].status, DeviceStatus::Orphan) && !d[1].is_error());
+    assert!(matches!(d[2].status, DeviceStatus::NoMetadataArea) && !d[2].is_error());
 }
