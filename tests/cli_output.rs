@@ -21,17 +21,7 @@ const EXIT_FAILURE: i32 = 1;
 const EXIT_STDOUT_CLOSED: i32 = 141;
 
 fn dmsnap(test: &str) -> Option<PathBuf> {
-    match common::bin::find() {
-        Ok(p) => Some(p),
-        Err(e) => {
-            assert!(
-                std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "{test}: {e}"
-            );
-            println!("SKIP {test}: {e}");
-            None
-        }
-    }
+    common::bin::find_or_skip(test)
 }
 
 fn fixture(rel: &str) -> PathBuf {

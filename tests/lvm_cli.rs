@@ -2,27 +2,16 @@
 //! as what it claims to be is an error naming the device, the metadata area and the
 //! reason, with a non-zero exit status (with `--json` too).
 
+mod common;
+
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use devmapper::lvm::label::read_label;
 
-/// The dmsnap example cargo built for these tests (`DMSNAP_BIN` overrides).
-fn dmsnap() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("DMSNAP_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("examples/dmsnap");
-    p.exists().then_some(p)
-}
-
 fn run(args: &[&Path], extra: &[&str]) -> Option<(i32, String, String)> {
-    let Some(bin) = dmsnap() else {
-        eprintln!("skipped: the dmsnap example is not built");
-        return None;
-    };
+    let bin = common::bin::find_or_skip("lvm_cli")?;
     let out = Command::new(bin)
         .args(extra.iter().take(2))
         .args(args)

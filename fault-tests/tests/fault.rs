@@ -7,7 +7,6 @@
 //! which must never reach the dmsnap example of the devmapper package. The helpers below
 //! repeat a few of tests/privileged/snapshot.rs's.
 
-use std::path::Path;
 use std::process::Command as Proc;
 
 use devmapper::snapshot::activate::{self, ActivateOptions, Outcome};
@@ -19,7 +18,8 @@ use devmapper::{DeviceMapper, DmName};
 mod common;
 
 use common::{
-    LoopDev, WrapGuard, assert_nothing_suspended, pattern, read, remove_quietly, unique_name, write,
+    LoopDev, WrapGuard, assert_nothing_suspended, ext2_superblock, pattern, read, reboot,
+    unique_name, write,
 };
 
 const MIB: u64 = 1 << 20;
@@ -203,28 +203,6 @@ fn crash_after_every_step_is_recovered() {
     }
 }
 
-/// An ext2 superblock magic and uuid at 1024: something for the origin's identity.
-fn ext2_superblock(dev: &Path) {
-    let mut sb = vec![0u8; 1024];
-    sb[0x38..0x3a].copy_from_slice(&0xEF53u16.to_le_bytes());
-    sb[0x68..0x78].copy_from_slice(&pattern(3, 16));
-    write(dev, 1024, &sb);
-}
-
-/// "Reboot": remove every device of the wrapper, leaving the disks as they are.
-fn remove_all(dm: &DeviceMapper, name: &DmName) {
-    for suffix in ["-snap", "", "-real", "-snap-cow"] {
-        remove_quietly(dm, &DmName::new(&format!("{name}{suffix}")).unwrap());
-    }
-    assert!(
-        !dm.list()
-            .unwrap()
-            .iter()
-            .any(|d| d.name.starts_with(name.as_str())),
-        "devices of {name} left"
-    );
-}
-
 #[test]
 fn activate_killed_at_every_step_completes_on_rerun() {
     let dm = dm_or_skip!("activate_killed_at_every_step_completes_on_rerun");
@@ -240,11 +218,11 @@ fn activate_killed_at_every_step_completes_on_rerun() {
             dm: &dm,
             name: name.clone(),
         };
-        ext2_superblock(&w.node());
+        ext2_superblock(&w.node(), 3);
         write(&w.node(), MIB, &p0);
         w.take_snapshot(&SnapshotOptions::new(&cow.path)).unwrap();
         write(&w.node(), MIB, &p1);
-        remove_all(&dm, &name);
+        reboot(&dm, &name);
         let devices = format!("{},{}", lo.path.display(), cow.path.display());
         let out = Proc::new(&exe)
             .args([

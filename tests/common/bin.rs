@@ -46,6 +46,23 @@ pub fn dmsnap() -> PathBuf {
     }
 }
 
+/// The dmsnap binary for `test`, or `None` with a printed `SKIP` when none is built. A
+/// stale binary is not a reason to skip: it panics, as does a missing one in the VM
+/// (`DEVMAPPER_REQUIRE_PRIVILEGED=1`, where the harness always provides it).
+pub fn find_or_skip(test: &str) -> Option<PathBuf> {
+    match find() {
+        Ok(p) => Some(p),
+        Err(e)
+            if e.starts_with("no dmsnap binary")
+                && std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() != Ok("1") =>
+        {
+            println!("SKIP {test}: {e}");
+            None
+        }
+        Err(e) => panic!("{test}: {e}"),
+    }
+}
+
 /// A source listed in the dep-info file `dep_info` that was modified after `built`.
 fn newer_dependency(dep_info: &Path, built: SystemTime) -> Option<PathBuf> {
     let text = std::fs::read_to_string(dep_info).ok()?;

@@ -13,7 +13,7 @@ use devmapper::snapshot::{SnapError, SnapshotOptions, Wrapper};
 use devmapper::{DeviceMapper, DmName};
 use sha2::{Digest, Sha256};
 
-use crate::common::{LoopDev, read_at, remove_quietly, unique_name};
+use crate::common::{LoopDev, ext2_superblock, read_at, reboot, unique_name};
 use crate::dm_or_skip;
 
 const MIB: u64 = 1 << 20;
@@ -26,28 +26,6 @@ fn write(path: &Path, offset: u64, data: &[u8]) {
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.write_all_at(data, offset).unwrap();
     f.sync_all().unwrap();
-}
-
-/// An ext2 superblock (magic and uuid) at 1024: what identifies the origin's content.
-fn ext2_superblock(dev: &Path, seed: u8) {
-    let mut sb = vec![0u8; 1024];
-    sb[0x38..0x3a].copy_from_slice(&0xEF53u16.to_le_bytes());
-    sb[0x68..0x78].copy_from_slice(&[seed; 16]);
-    write(dev, 1024, &sb);
-}
-
-/// Every device of `name` removed (snapshot, origin, -real, -cow), as a reboot does.
-fn reboot(dm: &DeviceMapper, name: &DmName) {
-    for suffix in ["-snap", "", "-real", "-snap-cow"] {
-        remove_quietly(dm, &DmName::new(&format!("{name}{suffix}")).unwrap());
-    }
-    assert!(
-        !dm.list()
-            .unwrap()
-            .iter()
-            .any(|d| d.name.starts_with(name.as_str())),
-        "devices of {name} left"
-    );
 }
 
 struct Guard<'a>(&'a DeviceMapper, Vec<DmName>);

@@ -278,3 +278,27 @@ pub fn assert_nothing_suspended(dm: &DeviceMapper, prefix: &str) {
         }
     }
 }
+
+/// An ext2 superblock (magic, and a uuid of `seed` bytes) at byte 1024 of `dev`: content
+/// the probe recognises, so the device has an identity a dmsnap record can name.
+pub fn ext2_superblock(dev: &Path, seed: u8) {
+    let mut sb = vec![0u8; 1024];
+    sb[0x38..0x3a].copy_from_slice(&0xEF53u16.to_le_bytes());
+    sb[0x68..0x78].copy_from_slice(&[seed; 16]);
+    write(dev, 1024, &sb);
+}
+
+/// Every device of wrapper `name` removed (snapshot, origin, -real, -cow) with the disks
+/// left as they are, as a reboot does.
+pub fn reboot(dm: &DeviceMapper, name: &DmName) {
+    for suffix in ["-snap", "", "-real", "-snap-cow"] {
+        remove_quietly(dm, &DmName::new(&format!("{name}{suffix}")).unwrap());
+    }
+    assert!(
+        !dm.list()
+            .unwrap()
+            .iter()
+            .any(|d| d.name.starts_with(name.as_str())),
+        "devices of {name} left"
+    );
+}
