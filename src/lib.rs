@@ -4,14 +4,18 @@
 //!
 //! Layers, data flowing one way (bytes → parsed types → plans → ioctl calls):
 //!
-//! | module | what it is | unsafe |
-//! |---|---|---|
-//! | [`dm_sys`] (crate) | raw `<linux/dm-ioctl.h>` ABI | layout only |
-//! | `ioctl` (private) | aligned request buffer, bounds-checked reply decoding | the only unsafe here |
-//! | [`DeviceMapper`] | one safe method per device-mapper command | none |
-//! | [`units`], [`DevNum`], [`DmName`], [`DmUuid`] | validated values | none |
-//! | [`io`] | positioned reads over images and block devices | none |
-//! | [`probe`] | what a device holds (filesystem, PV, md, LUKS, ...), from a few sectors | none |
+//! | module | layer | what it holds | unsafe |
+//! |---|---|---|---|
+//! | [`dm_sys`] (crate) | kernel ABI | raw `<linux/dm-ioctl.h>` layout | layout only |
+//! | [`kernel`] | kernel | the [`DeviceMapper`] handle, commands, replies, ids, the suspend guardian | only in `kernel::ioctl` |
+//! | [`units`] | values | sectors and bytes | none |
+//! | [`table`] | table model | a validated table: lines of typed targets | none |
+//! | [`targets`] | table model | one typed module per target type (linear, snapshot, thin, ...) | none |
+//! | [`io`] | on-disk formats | bounded reads of images and block devices, safe outputs | none |
+//! | [`probe`] | on-disk formats | what a device holds (filesystem, PV, md, LUKS, ...) | none |
+//! | [`cow`] | on-disk formats | the dm-snapshot COW store: read, write, export, merge offline | none |
+//! | [`lvm`] | on-disk formats + workflow | LVM2 metadata: scan, model, plan, activate, export | none |
+//! | [`snapshot`] | workflows | wrap, snapshot, drop, rollback, recover, activate at boot | none |
 //!
 //! ```no_run
 //! use devmapper::{DeviceMapper, DmName};
@@ -25,35 +29,29 @@
 //! ```
 #![deny(unsafe_code)]
 
-pub mod devnum;
-pub mod io;
+// Kernel layer.
+pub mod kernel;
+// Values.
 pub mod units;
-
-pub use devnum::DevNum;
-pub mod command;
+// Table model.
+pub mod table;
+pub mod targets;
+// On-disk formats.
 pub mod cow;
-pub mod error;
-pub mod id;
-mod ioctl;
+pub mod io;
 pub mod lvm;
 pub mod probe;
-pub mod reply;
-pub mod table;
-pub mod target;
+// Workflows.
+pub mod snapshot;
 
-pub use command::{Command, Version};
-pub use error::{Errno, Error, Result};
-pub use id::{DevId, DmName, DmUuid};
-mod dm;
-mod dm_typed;
-pub mod guard;
-pub mod nodes;
-
-pub use dm::{
+pub use kernel::command::{Command, Version};
+pub use kernel::devnum::DevNum;
+pub use kernel::error::{Errno, Error, Result};
+pub use kernel::guard::{DEFAULT_SUSPEND_BOUND, GuardOutcome, GuardPlan, SuspendGuard};
+pub use kernel::id::{DevId, DmName, DmUuid};
+pub use kernel::nodes::NodeMode;
+pub use kernel::reply::{RawTarget, TargetVersion};
+pub use kernel::{
     CreateOptions, DeviceEntry, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options,
     SuspendOptions, Which, availability,
 };
-pub use guard::{DEFAULT_SUSPEND_BOUND, GuardOutcome, GuardPlan, SuspendGuard};
-pub use nodes::NodeMode;
-pub use reply::{RawTarget, TargetVersion};
-pub mod snapshot;

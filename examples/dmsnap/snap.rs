@@ -7,7 +7,7 @@ use devmapper::snapshot::{
     CowOverwrite, RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper,
     WrapperState, WrapperStatus,
 };
-use devmapper::target::ExceptionStore;
+use devmapper::targets::ExceptionStore;
 use devmapper::units::parse_size;
 use devmapper::{DeviceMapper, DmName};
 

@@ -1,7 +1,7 @@
 //! Fuzz the `target_versions` reply decoder with arbitrary kernel replies: it must never panic.
 #![no_main]
 
-use devmapper::reply;
+use devmapper::kernel::reply;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

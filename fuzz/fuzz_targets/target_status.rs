@@ -2,7 +2,7 @@
 //! rest is the text. Parsing never panics; whatever parses survives its own text.
 #![no_main]
 
-use devmapper::target::{Target, TargetStatus};
+use devmapper::targets::{Target, TargetStatus};
 use libfuzzer_sys::fuzz_target;
 
 const TYPES: &[&str] = &[

@@ -148,7 +148,7 @@ mod tests {
     use crate::cow::Store;
     use crate::cow::reader::SnapshotReader;
     use crate::cow::writer::StoreWriter;
-    use crate::id::{DmName, DmUuid};
+    use crate::kernel::id::{DmName, DmUuid};
     use crate::snapshot::record::RecordState;
     use crate::units::Sectors;
 

@@ -31,9 +31,11 @@ use super::id::LvmId;
 use super::model::VolumeGroup;
 use super::plan::{Plan, PlannedDevice, plan_vg};
 use super::scan::ScannedVg;
-use crate::dm::{CreateOptions, DeviceInfo, DeviceMapper, LoadOptions, SuspendOptions, Which};
-use crate::id::{DmName, DmUuid};
-use crate::reply::RawTarget;
+use crate::kernel::dm::{
+    CreateOptions, DeviceInfo, DeviceMapper, LoadOptions, SuspendOptions, Which,
+};
+use crate::kernel::id::{DmName, DmUuid};
+use crate::kernel::reply::RawTarget;
 use crate::units::Sectors;
 use crate::{DevNum, Error as DmError};
 

@@ -45,13 +45,13 @@ use std::path::{Path, PathBuf};
 use super::error::{SnapError, SnapResult};
 use super::fault::step;
 use super::identity::{self, Identity};
-use super::ops::remove_retrying;
 use super::record::{Record, RecordError, RecordState};
 use super::{COW_SUFFIX, REAL_SUFFIX, UUID_PREFIX, linear_table, persist};
 use crate::cow::{Header, HeaderState};
-use crate::id::{DmName, DmUuid};
+use crate::kernel::id::{DmName, DmUuid};
+use crate::kernel::undo::remove_retrying;
 use crate::table::{Table, TableLine};
-use crate::target::{DevRef, Linear, Snapshot as SnapTarget, SnapshotOrigin, Target};
+use crate::targets::{DevRef, Linear, Snapshot as SnapTarget, SnapshotOrigin, Target};
 use crate::units::{SECTOR_SIZE, Sectors};
 use crate::{CreateOptions, DevNum, DeviceMapper, LoadOptions, SuspendOptions};
 

@@ -115,7 +115,7 @@ pub(crate) fn zero_start(f: &File, path: &Path, bytes: u64) -> SnapResult<()> {
 
 /// Mount points of a device (from `/proc/self/mountinfo`).
 pub(crate) fn mounts_of(dev: DevNum) -> Vec<String> {
-    crate::dm::mounts_of(dev)
+    crate::kernel::dm::mounts_of(dev)
 }
 
 /// After a snapshot was discarded: clear the `SnAp` header of its store on `cow` so the

@@ -13,7 +13,7 @@ pub enum SnapError {
     Dm(#[from] crate::Error),
     /// An invalid name.
     #[error(transparent)]
-    Id(#[from] crate::id::IdError),
+    Id(#[from] crate::kernel::id::IdError),
     /// The named device exists but was not made by `wrap`.
     #[error(
         "{name} is not a dmsnap-wrapped device (its uuid {uuid:?} does not start with DMSNAP-); use `dmsnap wrap` first"

@@ -57,9 +57,9 @@ pub use fault::arm as arm_fault_injection;
 pub use ops::{CowOverwrite, MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
 pub use state::{SnapshotReport, WrapperState, WrapperStatus};
 
-use crate::id::{DmName, DmUuid};
+use crate::kernel::id::{DmName, DmUuid};
 use crate::table::{Table, TableLine};
-use crate::target::{DevRef, Linear};
+use crate::targets::{DevRef, Linear};
 use crate::units::{SECTOR_SIZE, Sectors};
 use crate::{DevNum, DeviceMapper, LoadOptions, SuspendOptions};
 
@@ -93,7 +93,7 @@ impl<'dm> Wrapper<'dm> {
         name: &DmName,
         device: &std::path::Path,
     ) -> SnapResult<Self> {
-        let max = crate::id::MAX_NAME_LEN - REAL_SUFFIX.len();
+        let max = crate::kernel::id::MAX_NAME_LEN - REAL_SUFFIX.len();
         if name.as_str().len() > max {
             return Err(SnapError::NameTooLong {
                 name: name.to_string(),

@@ -67,18 +67,16 @@ use super::persist;
 use super::record::{DeviceId, RECORD_LEN, Record, RecordState};
 use super::state::State;
 use super::{COW_SUFFIX, UUID_PREFIX, Wrapper, devnum, linear_table};
-use crate::id::{DmName, DmUuid};
+use crate::kernel::id::{DmName, DmUuid};
+use crate::kernel::undo::{Undo, UndoAction, remove_retrying};
 use crate::probe::{self, Found};
 use crate::table::{Table, TableLine};
-use crate::target::{
+use crate::targets::{
     DevRef, ExceptionStore, Linear, Snapshot as SnapTarget, SnapshotOrigin, SnapshotStatus,
     SnapshotUsage, Target, TargetStatus,
 };
 use crate::units::{SECTOR_SIZE, Sectors};
-use crate::{
-    CreateOptions, DevId, DeviceMapper, GuardOutcome, GuardPlan, LoadOptions, SuspendGuard,
-    SuspendOptions, Which,
-};
+use crate::{CreateOptions, DevId, DeviceMapper, GuardPlan, LoadOptions, SuspendOptions, Which};
 
 /// What [`Wrapper::take_snapshot`] does when the COW device already holds something
 /// recognisable (see [`crate::probe::identify`]): a filesystem, a partition table, an LVM2
@@ -415,7 +413,7 @@ impl<'dm> Wrapper<'dm> {
             });
         }
         if !opts.transient {
-            let max = crate::id::MAX_NAME_LEN - COW_SUFFIX.len();
+            let max = crate::kernel::id::MAX_NAME_LEN - COW_SUFFIX.len();
             if snap_name.as_str().len() > max {
                 return Err(SnapError::NameTooLong {
                     name: snap_name.to_string(),
@@ -1074,136 +1072,6 @@ fn load_retrying_busy(dm: &DeviceMapper, name: &DmName, table: &Table) -> SnapRe
             }
             Err(e) => return Err(e.into()),
         }
-    }
-}
-
-/// Remove a device, retrying a few times while a transient opener (udev, blkid) holds it.
-pub(crate) fn remove_retrying(dm: &DeviceMapper, name: &DmName) -> SnapResult<()> {
-    let mut last = None;
-    // Up to 10 s: device scanners (lvm, blkid) hold devices for a moment, longer on a
-    // loaded machine; libdevmapper retries removes for the same reason.
-    for _ in 0..50 {
-        match dm.remove(name, false) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) if e.is_busy() => {
-                last = Some(e);
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(last
-        .map(SnapError::from)
-        .unwrap_or_else(|| SnapError::WrongState {
-            name: name.to_string(),
-            reason: "could not be removed".to_owned(),
-        }))
-}
-
-/// One undo step.
-#[derive(Debug)]
-pub(crate) enum UndoAction {
-    Remove(DmName),
-    ClearInactive(DmName),
-    Resume(DmName),
-}
-
-/// Undo actions run in reverse order on drop unless committed: no error path leaves a
-/// device suspended or half-built. It also holds the suspend guardian of the window, so
-/// the guardian stays armed until the undo actions have run.
-#[derive(Debug)]
-pub(crate) struct Undo<'a> {
-    dm: &'a DeviceMapper,
-    actions: Vec<UndoAction>,
-    // Declared last: dropped (disarmed) after `drop` has run the actions.
-    guard: Option<SuspendGuard>,
-    fired: bool,
-}
-
-impl<'a> Undo<'a> {
-    pub(crate) fn new(dm: &'a DeviceMapper) -> Self {
-        Self {
-            dm,
-            actions: Vec::new(),
-            guard: None,
-            fired: false,
-        }
-    }
-    pub(crate) fn push(&mut self, a: UndoAction) {
-        self.actions.push(a);
-    }
-    pub(crate) fn commit(&mut self) {
-        self.actions.clear();
-    }
-    /// Arm the guardian for the window about to start (before its first suspend).
-    pub(crate) fn arm(&mut self, plan: &GuardPlan, bound: Duration) -> SnapResult<()> {
-        self.disarm();
-        self.guard = Some(SuspendGuard::arm(self.dm, plan, bound)?);
-        Ok(())
-    }
-    /// Disarm the guardian (after the window's last resume); whether it fired, now or in
-    /// an earlier window of this undo.
-    pub(crate) fn disarm(&mut self) -> bool {
-        if let Some(g) = self.guard.take()
-            && g.disarm() == GuardOutcome::Fired
-        {
-            self.fired = true;
-        }
-        self.fired
-    }
-    /// Whether the guardian fired already (does not block or disarm).
-    pub(crate) fn check_fired(&mut self) -> bool {
-        if let Some(g) = &mut self.guard
-            && g.fired()
-        {
-            self.fired = true;
-        }
-        self.fired
-    }
-    /// Run the pending undo actions (guardian still armed), then disarm; whether it fired.
-    pub(crate) fn finish(mut self) -> bool {
-        self.run();
-        self.disarm()
-    }
-    fn run(&mut self) {
-        // Clearing an inactive table must come before a resume, which would otherwise
-        // make it live; every resume before any remove.
-        let actions = std::mem::take(&mut self.actions);
-        if actions.is_empty() {
-            return;
-        }
-        self.run_actions(&actions);
-        // An error path: whatever the undo could not resume gets the guardian's plan (and
-        // its retries) once more before it goes.
-        if let Some(g) = self.guard.take()
-            && g.run_and_disarm() == GuardOutcome::Fired
-        {
-            self.fired = true;
-        }
-    }
-    fn run_actions(&mut self, actions: &[UndoAction]) {
-        for a in actions.iter().rev() {
-            if let UndoAction::ClearInactive(n) = a {
-                let _ = self.dm.clear_table(n);
-            }
-        }
-        for a in actions.iter().rev() {
-            if let UndoAction::Resume(n) = a {
-                let _ = self.dm.resume(n, SuspendOptions::default());
-            }
-        }
-        for a in actions.iter().rev() {
-            if let UndoAction::Remove(n) = a {
-                let _ = remove_retrying(self.dm, n);
-            }
-        }
-    }
-}
-
-impl Drop for Undo<'_> {
-    fn drop(&mut self) {
-        self.run();
     }
 }
 

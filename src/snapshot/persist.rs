@@ -9,12 +9,13 @@ use std::path::Path;
 
 use super::blockdev;
 use super::error::{SnapError, SnapResult};
-use super::ops::{cow_of, remove_retrying};
+use super::ops::cow_of;
 use super::record::{RECORD_LEN, Record, RecordError, RecordState, has_magic};
 use super::state::{Dev, State};
 use super::{UUID_PREFIX, Wrapper, devnum};
 use crate::DevNum;
-use crate::target::Target;
+use crate::kernel::undo::remove_retrying;
+use crate::targets::Target;
 use crate::units::{SECTOR_SIZE, Sectors};
 
 /// The first [`RECORD_LEN`] bytes of `f` (fewer on a shorter device), uncached.

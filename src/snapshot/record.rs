@@ -69,7 +69,7 @@
 use std::fmt;
 
 use crate::cow::header::MAX_CHUNK_SECTORS;
-use crate::id::{DmName, DmUuid};
+use crate::kernel::id::{DmName, DmUuid};
 use crate::units::Sectors;
 
 /// The record's magic, at byte 0 of the COW device.

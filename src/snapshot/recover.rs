@@ -3,8 +3,9 @@
 
 use super::Wrapper;
 use super::error::SnapResult;
-use super::ops::{Undo, cow_of, finish_merge, remove_retrying};
-use crate::target::{SnapshotStatus, Target, TargetStatus};
+use super::ops::{cow_of, finish_merge};
+use crate::kernel::undo::{Undo, remove_retrying};
+use crate::targets::{SnapshotStatus, Target, TargetStatus};
 use crate::{DevId, GuardPlan, SuspendOptions, Which};
 
 impl Wrapper<'_> {

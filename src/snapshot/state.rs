@@ -3,8 +3,8 @@
 
 use super::error::{SnapError, SnapResult};
 use super::{Wrapper, devnum};
-use crate::id::DmName;
-use crate::target::{
+use crate::kernel::id::DmName;
+use crate::targets::{
     ExceptionStore, Snapshot as SnapTarget, SnapshotStatus, SnapshotUsage, Target, TargetStatus,
 };
 use crate::units::Sectors;

@@ -3,8 +3,8 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::target::tests::strategies;
-use crate::target::{DevRef, Linear, Opaque, Snapshot, SnapshotOrigin, Stripe, Striped, Zero};
+use crate::targets::tests::strategies;
+use crate::targets::{DevRef, Linear, Opaque, Snapshot, SnapshotOrigin, Stripe, Striped, Zero};
 
 fn line(s: &str) -> TableLine {
     s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}"))

@@ -597,7 +597,7 @@ fn udev_cookie_handshake_completes() {
                     // libdevmapper's `dmsetup udevcomplete` is a no-op where udev does not
                     // run (it checks first), so play udev's part with the crate's own.
                     let cookie = (k & 0xffff) as u32;
-                    if devmapper::nodes::udev_complete(cookie).is_ok() {
+                    if devmapper::kernel::nodes::udev_complete(cookie).is_ok() {
                         completed += 1;
                     }
                 }

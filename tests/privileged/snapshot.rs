@@ -84,7 +84,7 @@ fn raw_snapshot_discard_and_rollback() {
     );
     assert!(matches!(
         dm.typed_table(&name, Which::Live).unwrap().lines()[0].target,
-        devmapper::target::Target::Linear(_)
+        devmapper::targets::Target::Linear(_)
     ));
 
     // Rollback: the origin returns to the snapshot's content, usable at once.

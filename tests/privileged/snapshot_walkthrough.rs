@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use devmapper::snapshot::{
     MergeState, RollbackOptions, SnapError, Snapshot, SnapshotOptions, Wrapper, WrapperState,
 };
-use devmapper::target::{DevRef, ExceptionStore, SnapshotStatus, Target};
+use devmapper::targets::{DevRef, ExceptionStore, SnapshotStatus, Target};
 use devmapper::units::Sectors;
 use devmapper::{DevNum, DeviceMapper, DmName, SuspendOptions, Which};
 use nix::mount::{MntFlags, MsFlags};

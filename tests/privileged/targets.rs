@@ -5,7 +5,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use devmapper::table::{Table, TableLine};
-use devmapper::target::{
+use devmapper::targets::{
     DevRef, ErrorTarget, ExceptionStore, Linear, Snapshot, SnapshotOrigin, SnapshotStatus, Stripe,
     StripeHealth, Striped, Target, TargetStatus, Thin, ThinPool, ThinPoolStatus, ThinStatus, Zero,
 };

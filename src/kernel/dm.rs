@@ -9,15 +9,15 @@ use std::time::Duration;
 use bitflags::bitflags;
 
 use crate::DevNum;
-use crate::command::{Command, Version};
-use crate::error::{DmUnavailable, Errno, Error, Result};
-use crate::id::{DevId, DmName, DmUuid};
-use crate::ioctl::{self, Buffer, sysv::CookieSem};
-use crate::nodes::{self, NodeMode};
-use crate::reply::{self, HEADER_SIZE, Header, RawTarget, RequestHeader, TargetVersion};
+use crate::kernel::command::{Command, Version};
+use crate::kernel::error::{DmUnavailable, Errno, Error, Result};
+use crate::kernel::id::{DevId, DmName, DmUuid};
+use crate::kernel::ioctl::{self, Buffer, sysv::CookieSem};
+use crate::kernel::nodes::{self, NodeMode};
+use crate::kernel::reply::{self, HEADER_SIZE, Header, RawTarget, RequestHeader, TargetVersion};
 use crate::units::Sectors;
 
-pub use crate::reply::NameListEntry as DeviceEntry;
+pub use crate::kernel::reply::NameListEntry as DeviceEntry;
 
 bitflags! {
     /// The `flags` word of a device-mapper ioctl (`DM_*_FLAG`).

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use super::strategies::*;
 use super::{assert_params_canonical, assert_status_canonical};
-use crate::target::*;
+use crate::targets::*;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]

@@ -1,9 +1,9 @@
 //! Typed table load/read helpers on [`DeviceMapper`].
 
-use crate::dm::{DeviceInfo, DeviceMapper, LoadOptions, Which};
-use crate::error::Result;
-use crate::id::DevId;
-use crate::reply::RawTarget;
+use crate::kernel::dm::{DeviceInfo, DeviceMapper, LoadOptions, Which};
+use crate::kernel::error::Result;
+use crate::kernel::id::DevId;
+use crate::kernel::reply::RawTarget;
 use crate::table::{StatusLine, Table, TableLine};
 
 impl From<&TableLine> for RawTarget {
@@ -36,7 +36,7 @@ impl DeviceMapper {
     }
 
     /// The table as typed targets; text this crate does not model is kept as
-    /// [`Target::Opaque`](crate::target::Target::Opaque).
+    /// [`Target::Opaque`](crate::targets::Target::Opaque).
     ///
     /// # Errors
     /// As [`DeviceMapper::table`].

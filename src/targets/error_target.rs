@@ -5,7 +5,7 @@
 //! whatever was loaded, so a table read back from the kernel never shows the device.
 //!
 //! ```
-//! use devmapper::target::{DevRef, ErrorTarget, Target};
+//! use devmapper::targets::{DevRef, ErrorTarget, Target};
 //! use devmapper::units::Sectors;
 //! assert_eq!(Target::parse("error", "").unwrap(), Target::Error(ErrorTarget::default()));
 //! let e: ErrorTarget = "8:0 0".parse().unwrap();

@@ -16,7 +16,7 @@
 //! <metadata>` in sectors, or one of `Invalid`, `Merge failed`, `Overflow`, `Unknown`.
 //!
 //! ```
-//! use devmapper::target::{ExceptionStore, Snapshot, SnapshotStatus, Target, TargetStatus};
+//! use devmapper::targets::{ExceptionStore, Snapshot, SnapshotStatus, Target, TargetStatus};
 //! use devmapper::units::Sectors;
 //! let s: Snapshot = "253:1 253:2 P 8".parse().unwrap();
 //! assert_eq!(s.store, ExceptionStore::Persistent);

@@ -51,7 +51,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::Buffer;
-use crate::error::Errno;
+use crate::kernel::error::Errno;
 
 /// After the bound passed, how often the child re-checks the rules (milliseconds).
 pub(crate) const ENFORCE_PERIOD_MS: i32 = 20;

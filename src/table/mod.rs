@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use devmapper::table::{Table, TableLine};
-//! use devmapper::target::{DevRef, Linear, Target, Zero};
+//! use devmapper::targets::{DevRef, Linear, Target, Zero};
 //! use devmapper::units::Sectors;
 //! let text = "0 2048 linear 8:16 0\n2048 1024 zero \n";
 //! let table: Table = text.parse().unwrap();
@@ -44,10 +44,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::target::text::{clip, is_space, parse_dec};
+use crate::targets::text::{clip, is_space, parse_dec};
 use std::borrow::Cow;
 
-use crate::target::{
+use crate::targets::{
     ParseError, ResolveError, Striped, Target, TargetNameError, TargetStatus, ThinPool,
     check_target_name,
 };

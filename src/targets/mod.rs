@@ -20,7 +20,7 @@
 //! which is exactly what the kernel returns per target from `DM_TABLE_STATUS`.
 //!
 //! ```
-//! use devmapper::target::{DevRef, Linear, Target, TargetStatus};
+//! use devmapper::targets::{DevRef, Linear, Target, TargetStatus};
 //! use devmapper::units::Sectors;
 //! let t = Target::parse("linear", "253:0 0").unwrap();
 //! assert_eq!(t, Target::Linear(Linear::new(DevRef::num(253, 0), Sectors(0))));

@@ -20,7 +20,7 @@
 //! [`Target::parse_or_opaque`](super::Target::parse_or_opaque).
 //!
 //! ```
-//! use devmapper::target::{PoolMode, Thin, ThinPool, ThinPoolStatus, ThinStatus};
+//! use devmapper::targets::{PoolMode, Thin, ThinPool, ThinPoolStatus, ThinStatus};
 //! use devmapper::units::Sectors;
 //! let pool: ThinPool = "253:0 253:1 128 32768 1 skip_block_zeroing ".parse().unwrap();
 //! assert!(pool.features.skip_block_zeroing);

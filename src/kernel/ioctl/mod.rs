@@ -17,7 +17,7 @@ pub(crate) mod sysv;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use crate::error::Errno;
+use crate::kernel::error::Errno;
 
 /// An 8-byte aligned, zero-filled buffer whose length is a multiple of 8 bytes.
 #[derive(Debug, Clone)]

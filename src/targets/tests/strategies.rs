@@ -7,7 +7,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use crate::DevNum;
-use crate::target::*;
+use crate::targets::*;
 use crate::units::Sectors;
 
 pub(crate) fn dev_num() -> impl Strategy<Value = DevNum> {

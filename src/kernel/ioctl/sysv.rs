@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::Errno;
+use crate::kernel::error::Errno;
 
 /// `DM_COOKIE_MAGIC << 16`: high half of every cookie semaphore key.
 const KEY_BASE: i32 = (dm_sys::DM_COOKIE_MAGIC as i32) << 16;

@@ -6,8 +6,8 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::DevNum;
-use crate::command::{Command, Version};
-use crate::id::IdError;
+use crate::kernel::command::{Command, Version};
+use crate::kernel::id::IdError;
 
 /// A raw `errno` value. A newtype rather than an enum, so values this crate does not know
 /// stay representable.
@@ -137,7 +137,7 @@ pub enum Error {
     /// control node is missing or unusable. The message says what to do.
     ///
     /// ```no_run
-    /// use devmapper::{DeviceMapper, Error, error::DmUnavailable};
+    /// use devmapper::{DeviceMapper, Error, kernel::error::DmUnavailable};
     /// match DeviceMapper::new() {
     ///     Ok(dm) => println!("device-mapper interface {}", dm.kernel_version()),
     ///     Err(Error::NoDeviceMapper { reason: DmUnavailable::NoDriver }) => {

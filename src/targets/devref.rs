@@ -17,7 +17,7 @@ use crate::DevNum;
 /// Resolution is never done implicitly, in particular not by `Display`.
 ///
 /// ```
-/// use devmapper::target::DevRef;
+/// use devmapper::targets::DevRef;
 /// use devmapper::DevNum;
 /// let by_num: DevRef = "253:4".parse().unwrap();
 /// assert_eq!(by_num, DevRef::Num(DevNum::new(253, 4)));

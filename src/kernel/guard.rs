@@ -53,12 +53,12 @@
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use crate::command::Command;
-use crate::error::{Error, Result};
-use crate::id::{DevId, DmName, DmUuid};
-use crate::ioctl::Buffer;
-use crate::ioctl::guardian::{Action, Guardian, Request, Rule};
-use crate::reply::{self, HEADER_SIZE, RequestHeader};
+use crate::kernel::command::Command;
+use crate::kernel::error::{Error, Result};
+use crate::kernel::id::{DevId, DmName, DmUuid};
+use crate::kernel::ioctl::Buffer;
+use crate::kernel::ioctl::guardian::{Action, Guardian, Request, Rule};
+use crate::kernel::reply::{self, HEADER_SIZE, RequestHeader};
 use crate::{DevNum, DeviceMapper};
 
 /// How long a guarded suspend may last by default: 10 s.
@@ -96,7 +96,7 @@ impl From<DevId<'_>> for Key {
 /// // origin is frozen.
 /// let plan = GuardPlan::new().when_suspended(&origin, [(&snap).into(), (&origin).into()]);
 /// assert_eq!(plan.len(), 1);
-/// # Ok::<(), devmapper::id::IdError>(())
+/// # Ok::<(), devmapper::kernel::id::IdError>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
@@ -166,7 +166,7 @@ impl GuardPlan {
     /// let snap = DmName::new("data-snap")?;
     /// let plan = GuardPlan::new().when_suspended_handover(&origin, &snap);
     /// assert_eq!(plan.len(), 2);
-    /// # Ok::<(), devmapper::id::IdError>(())
+    /// # Ok::<(), devmapper::kernel::id::IdError>(())
     /// ```
     pub fn when_suspended_handover<'a>(
         mut self,
@@ -220,7 +220,7 @@ pub enum GuardOutcome {
     Fired,
 }
 
-/// A guardian process armed over a suspend window (see the [module docs](crate::guard)).
+/// A guardian process armed over a suspend window (see the [module docs](crate::kernel::guard)).
 ///
 /// Dropping the guard disarms it (and reaps the guardian); call
 /// [`disarm`](Self::disarm) to learn whether it fired.

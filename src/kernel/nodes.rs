@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::{Mode, SFlag};
 
 use crate::DevNum;
-use crate::error::{DmUnavailable, Error, Result};
+use crate::kernel::error::{DmUnavailable, Error, Result};
 
 /// Who manages `/dev/mapper/<name>` nodes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -188,7 +188,7 @@ pub(crate) fn ensure_control_node(control: &Path) -> Result<()> {
 /// # Errors
 /// No semaphore for that cookie (`ENOENT`), or it is already at zero (`EAGAIN`).
 pub fn udev_complete(cookie: u32) -> Result<()> {
-    crate::ioctl::sysv::complete(cookie).map_err(|e| Error::Io {
+    crate::kernel::ioctl::sysv::complete(cookie).map_err(|e| Error::Io {
         path: PathBuf::from(format!("udev cookie {cookie:#x}")),
         source: e.into(),
     })

@@ -6,7 +6,7 @@
 //! malformed reply is a [`DecodeError`] with the byte offset, never a panic.
 //!
 //! ```
-//! use devmapper::reply::{decode_deps, DecodeError};
+//! use devmapper::kernel::reply::{decode_deps, DecodeError};
 //! let mut data = vec![0u8; 16];
 //! data[0] = 1; // count
 //! data[8..16].copy_from_slice(&0xfd00u64.to_ne_bytes()); // 253:0
@@ -20,7 +20,7 @@
 use std::mem::size_of;
 
 use crate::DevNum;
-use crate::command::Version;
+use crate::kernel::command::Version;
 use crate::units::Sectors;
 
 /// Size of the `dm_ioctl` header.

@@ -3,7 +3,7 @@
 //! Params `<device> <offset>` (offset in sectors). The status is empty.
 //!
 //! ```
-//! use devmapper::target::{DevRef, Linear, Target};
+//! use devmapper::targets::{DevRef, Linear, Target};
 //! use devmapper::units::Sectors;
 //! let l: Linear = "8:16 2048".parse().unwrap();
 //! assert_eq!(l, Linear { device: DevRef::num(8, 16), offset: Sectors(2048) });

@@ -7,7 +7,7 @@
 //! when I/O errors were seen on that device. The `1` is the count of health words.
 //!
 //! ```
-//! use devmapper::target::{StripeHealth, Striped, StripedStatus};
+//! use devmapper::targets::{StripeHealth, Striped, StripedStatus};
 //! let s: Striped = "2 128 8:16 0 8:32 0".parse().unwrap();
 //! assert_eq!(s.stripes.len(), 2);
 //! assert_eq!(s.to_string(), "2 128 8:16 0 8:32 0");

@@ -3,7 +3,7 @@
 //! No params and an empty status.
 //!
 //! ```
-//! use devmapper::target::{Target, Zero};
+//! use devmapper::targets::{Target, Zero};
 //! assert_eq!(Target::parse("zero", "").unwrap(), Target::Zero(Zero));
 //! assert!(Target::parse("zero", "8:0 0").is_err());
 //! ```

@@ -2,7 +2,7 @@
 
 use super::{assert_params_canonical, assert_status_canonical};
 use crate::DevNum;
-use crate::target::*;
+use crate::targets::*;
 use crate::units::Sectors;
 
 #[test]

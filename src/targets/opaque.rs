@@ -1,7 +1,7 @@
 //! Any other target: its type name and params kept as text, unchanged.
 //!
 //! ```
-//! use devmapper::target::{Opaque, Target};
+//! use devmapper::targets::{Opaque, Target};
 //! let t = Target::parse("crypt", "aes-xts-plain64 :64:logon:k 0 8:0 0 1 allow_discards").unwrap();
 //! let Target::Opaque(o) = &t else { panic!() };
 //! assert_eq!(o.target_type(), "crypt");

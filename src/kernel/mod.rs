@@ -1,0 +1,37 @@
+//! The kernel layer: everything that talks to device-mapper through its ioctl interface.
+//!
+//! ```no_run
+//! use devmapper::kernel::DeviceMapper;
+//! let dm = DeviceMapper::new()?;
+//! println!("device-mapper interface {}", dm.version()?);
+//! # Ok::<(), devmapper::Error>(())
+//! ```
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `ioctl` (private) | aligned request buffer, bounds-checked reply decoding: the crate's only unsafe |
+//! | [`command`] | the 18 commands and the interface version |
+//! | [`reply`] | typed views of the kernel's replies |
+//! | [`id`], [`devnum`] | validated names, uuids and device numbers |
+//! | [`error`] | the kernel layer's error type |
+//! | [`DeviceMapper`] | the handle: one safe method per command |
+//! | [`guard`] | the suspend guardian: nothing stays suspended past a bound |
+//! | [`nodes`] | `/dev/mapper` node maintenance |
+
+pub mod command;
+pub mod devnum;
+pub mod error;
+pub mod id;
+mod ioctl;
+pub mod reply;
+
+pub(crate) mod dm;
+mod dm_typed;
+pub mod guard;
+pub mod nodes;
+pub(crate) mod undo;
+
+pub use dm::{
+    CreateOptions, DeviceEntry, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options,
+    SuspendOptions, Which, availability,
+};
