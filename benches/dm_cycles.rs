@@ -8,6 +8,7 @@
 //! `DM_BENCH_N` sets N (default 500); `DM_BENCH_ROUNDS` the number of alternating rounds
 //! (default 4, alternating which side goes first; the median of each side is reported).
 
+use devmapper::RemoveMode;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,11 +27,11 @@ fn crate_cycles(dm: &DeviceMapper, n: usize) -> Duration {
     let t = Instant::now();
     for name in &names {
         dm.create(name, Default::default()).unwrap();
-        dm.load_table(name, &table, Default::default()).unwrap();
+        dm.load_raw(name, &table, Default::default()).unwrap();
         dm.resume(name, SuspendOptions::default()).unwrap();
     }
     for name in &names {
-        dm.remove(name, false).unwrap();
+        dm.remove(name, RemoveMode::Now).unwrap();
     }
     t.elapsed()
 }

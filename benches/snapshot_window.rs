@@ -26,6 +26,7 @@
 //! each round; medians are reported). The emulated machine's own noise (the longest write
 //! in a quiet stretch, reported as `quiet max`) bounds how small a stall can be measured.
 
+use devmapper::RemoveMode;
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -226,12 +227,12 @@ fn dmsetup_round(
         skip_lockfs: true,
     };
     dm.suspend(name, skip).unwrap();
-    dm.remove(&snap, false).unwrap();
-    dm.load_table(name, &linear(base.dev(), len), Default::default())
+    dm.remove(&snap, RemoveMode::Now).unwrap();
+    dm.load_raw(name, &linear(base.dev(), len), Default::default())
         .unwrap();
     dm.resume(name, SuspendOptions::default()).unwrap();
     for _ in 0..50 {
-        match dm.remove(&real, false) {
+        match dm.remove(&real, RemoveMode::Now) {
             Ok(_) => break,
             Err(e) if e.is_busy() => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => panic!("remove {real}: {e}"),

@@ -53,5 +53,5 @@ pub use kernel::nodes::NodeMode;
 pub use kernel::reply::{RawTarget, TargetVersion};
 pub use kernel::{
     CreateOptions, DeviceEntry, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options,
-    SuspendOptions, Which, availability,
+    RemoveMode, StatusFlush, SuspendOptions, Which, availability,
 };

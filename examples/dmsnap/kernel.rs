@@ -1,5 +1,6 @@
 //! Kernel inspection commands: version, ls, table, status, targets.
 
+use devmapper::StatusFlush;
 use devmapper::{DeviceMapper, DmName, Which};
 
 use crate::CliResult;
@@ -25,7 +26,7 @@ pub fn ls(json: bool, out: &mut Out) -> CliResult {
         // A device can vanish between the list and the query: skip it.
         let Ok(info) = dm.info(&name) else { continue };
         let targets: Vec<String> = dm
-            .table(&name, Which::Live)
+            .table_raw(&name, Which::Live)
             .map(|t| t.into_iter().map(|t| t.target_type).collect())
             .unwrap_or_default();
         rows.push((d, info, targets));
@@ -115,7 +116,7 @@ fn which(inactive: bool) -> Which {
 pub fn table(name: &str, inactive: bool, show_keys: bool, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let name = DmName::new(name)?;
-    let table = dm.typed_table(&name, which(inactive))?;
+    let table = dm.table(&name, which(inactive))?;
     let text = if show_keys {
         table.to_string()
     } else {
@@ -134,7 +135,7 @@ pub fn table(name: &str, inactive: bool, show_keys: bool, out: &mut Out) -> CliR
 pub fn status(name: &str, inactive: bool, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let name = DmName::new(name)?;
-    let lines = dm.typed_status(&name, which(inactive), false)?;
+    let lines = dm.status(&name, which(inactive), StatusFlush::Flush)?;
     for line in &lines {
         writeln!(out, "{line}");
     }

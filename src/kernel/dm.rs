@@ -64,6 +64,49 @@ bitflags! {
     }
 }
 
+/// How [`DeviceMapper::remove`] and [`DeviceMapper::remove_all`] treat an open device.
+///
+/// ```no_run
+/// use devmapper::{DeviceMapper, DmName, RemoveMode};
+/// let dm = DeviceMapper::new()?;
+/// dm.remove(&DmName::new("scratch")?, RemoveMode::Deferred)?;
+/// # Ok::<(), devmapper::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RemoveMode {
+    /// Remove now; an open device fails with `EBUSY`.
+    #[default]
+    Now,
+    /// An open device is removed on its last close (`DM_DEFERRED_REMOVE`).
+    Deferred,
+}
+
+impl RemoveMode {
+    fn flags(self) -> u32 {
+        match self {
+            RemoveMode::Now => 0,
+            RemoveMode::Deferred => dm_sys::DM_DEFERRED_REMOVE,
+        }
+    }
+}
+
+/// Whether a status query may flush pending I/O first (`DM_NOFLUSH_FLAG` when not).
+///
+/// ```no_run
+/// use devmapper::{DeviceMapper, DmName, StatusFlush, Which};
+/// let dm = DeviceMapper::new()?;
+/// let status = dm.status(&DmName::new("pool")?, Which::Live, StatusFlush::NoFlush)?;
+/// # Ok::<(), devmapper::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatusFlush {
+    /// The target may flush before reporting (the kernel's default).
+    #[default]
+    Flush,
+    /// Report without flushing (thin pools: no commit of pending metadata).
+    NoFlush,
+}
+
 /// What the kernel reports about one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
@@ -172,7 +215,7 @@ impl SuspendOptions {
     }
 }
 
-/// Options of [`DeviceMapper::load_table`].
+/// Options of [`DeviceMapper::load_raw`].
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
 pub struct LoadOptions {
@@ -264,17 +307,17 @@ impl Options {
 /// A handle on the device-mapper control node. `Send + Sync`: share it between threads.
 ///
 /// ```no_run
-/// use devmapper::{DeviceMapper, DmName, RawTarget, units::Sectors};
+/// use devmapper::{DeviceMapper, DmName, RawTarget, RemoveMode, units::Sectors};
 /// let dm = DeviceMapper::new()?;
 /// let name = DmName::new("example-zero")?;
 /// dm.create(&name, Default::default())?;
-/// dm.load_table(&name, &[RawTarget {
+/// dm.load_raw(&name, &[RawTarget {
 ///     start: Sectors(0), length: Sectors(2048),
 ///     target_type: "zero".into(), params: String::new(),
 /// }], Default::default())?;
 /// dm.resume(&name, Default::default())?;
 /// println!("{:?}", dm.info(&name)?);
-/// dm.remove(&name, false)?;
+/// dm.remove(&name, RemoveMode::Now)?;
 /// # Ok::<(), devmapper::Error>(())
 /// ```
 #[derive(Debug)]
@@ -572,12 +615,8 @@ impl DeviceMapper {
     /// # Errors
     /// The ioctl fails.
     #[doc(alias = "DM_REMOVE_ALL")]
-    pub fn remove_all(&self, deferred: bool) -> Result<()> {
-        let flags = if deferred {
-            dm_sys::DM_DEFERRED_REMOVE
-        } else {
-            0
-        };
+    pub fn remove_all(&self, mode: RemoveMode) -> Result<()> {
+        let flags = mode.flags();
         self.call(
             Command::RemoveAll,
             Call {
@@ -646,13 +685,9 @@ impl DeviceMapper {
     /// # Errors
     /// `EBUSY` (with a hint naming mounts and holders) when the device is open.
     #[doc(alias = "DM_DEV_REMOVE")]
-    pub fn remove<'a>(&self, id: impl Into<DevId<'a>>, deferred: bool) -> Result<DeviceInfo> {
+    pub fn remove<'a>(&self, id: impl Into<DevId<'a>>, mode: RemoveMode) -> Result<DeviceInfo> {
         let id = id.into();
-        let flags = if deferred {
-            dm_sys::DM_DEFERRED_REMOVE
-        } else {
-            0
-        };
+        let flags = mode.flags();
         let r = self.call_with_cookie_on(
             Command::DevRemove,
             id,
@@ -838,7 +873,7 @@ impl DeviceMapper {
     /// [`Error::InvalidArgument`] for a malformed table; `EINVAL` from the kernel when a
     /// target refuses its parameters (the kernel log says why).
     #[doc(alias = "DM_TABLE_LOAD")]
-    pub fn load_table<'a>(
+    pub fn load_raw<'a>(
         &self,
         id: impl Into<DevId<'a>>,
         targets: &[RawTarget],
@@ -917,7 +952,7 @@ impl DeviceMapper {
     /// # Errors
     /// The ioctl fails or the reply is malformed.
     #[doc(alias = "DM_STATUS_TABLE_FLAG")]
-    pub fn table<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Vec<RawTarget>> {
+    pub fn table_raw<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Vec<RawTarget>> {
         let flags = dm_sys::DM_STATUS_TABLE_FLAG | query_flag(which);
         Ok(self.table_status(id.into(), flags)?.1)
     }
@@ -928,14 +963,14 @@ impl DeviceMapper {
     /// # Errors
     /// The ioctl fails or the reply is malformed.
     #[doc(alias = "DM_TABLE_STATUS")]
-    pub fn status<'a>(
+    pub fn status_raw<'a>(
         &self,
         id: impl Into<DevId<'a>>,
         which: Which,
-        noflush: bool,
+        flush: StatusFlush,
     ) -> Result<Vec<RawTarget>> {
         let mut flags = query_flag(which);
-        if noflush {
+        if flush == StatusFlush::NoFlush {
             flags |= dm_sys::DM_NOFLUSH_FLAG;
         }
         Ok(self.table_status(id.into(), flags)?.1)

@@ -1,6 +1,6 @@
 //! Typed table load/read helpers on [`DeviceMapper`].
 
-use crate::kernel::dm::{DeviceInfo, DeviceMapper, LoadOptions, Which};
+use crate::kernel::dm::{DeviceInfo, DeviceMapper, LoadOptions, StatusFlush, Which};
 use crate::kernel::error::Result;
 use crate::kernel::id::DevId;
 use crate::kernel::reply::RawTarget;
@@ -23,7 +23,7 @@ impl DeviceMapper {
     ///
     /// # Errors
     /// [`Error::Table`](crate::Error::Table) for a table the kernel would refuse; otherwise
-    /// as [`DeviceMapper::load_table`].
+    /// as [`DeviceMapper::load_raw`].
     pub fn load<'a>(
         &self,
         id: impl Into<DevId<'a>>,
@@ -32,17 +32,17 @@ impl DeviceMapper {
     ) -> Result<DeviceInfo> {
         table.validate()?;
         let raw: Vec<RawTarget> = table.lines().iter().map(RawTarget::from).collect();
-        self.load_table(id, &raw, opts)
+        self.load_raw(id, &raw, opts)
     }
 
     /// The table as typed targets; text this crate does not model is kept as
     /// [`Target::Opaque`](crate::targets::Target::Opaque).
     ///
     /// # Errors
-    /// As [`DeviceMapper::table`].
-    pub fn typed_table<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Table> {
+    /// As [`DeviceMapper::table_raw`].
+    pub fn table<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Table> {
         let lines = self
-            .table(id, which)?
+            .table_raw(id, which)?
             .iter()
             .map(|r| TableLine::from_raw_lenient(r.start, r.length, &r.target_type, &r.params))
             .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -52,16 +52,16 @@ impl DeviceMapper {
     /// Each target's status, typed.
     ///
     /// # Errors
-    /// As [`DeviceMapper::status`], or [`Error::Table`](crate::Error::Table) for status text
+    /// As [`DeviceMapper::status_raw`], or [`Error::Table`](crate::Error::Table) for status text
     /// of a known target type that does not parse.
-    pub fn typed_status<'a>(
+    pub fn status<'a>(
         &self,
         id: impl Into<DevId<'a>>,
         which: Which,
-        noflush: bool,
+        flush: StatusFlush,
     ) -> Result<Vec<StatusLine>> {
         Ok(self
-            .status(id, which, noflush)?
+            .status_raw(id, which, flush)?
             .iter()
             .map(|r| StatusLine::from_raw(r.start, r.length, &r.target_type, &r.params))
             .collect::<std::result::Result<Vec<_>, _>>()?)

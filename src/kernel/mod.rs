@@ -33,5 +33,5 @@ pub(crate) mod undo;
 
 pub use dm::{
     CreateOptions, DeviceEntry, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options,
-    SuspendOptions, Which, availability,
+    RemoveMode, StatusFlush, SuspendOptions, Which, availability,
 };

@@ -5,6 +5,7 @@
 //! activation) records what to undo as it goes; an error path (or a panic unwinding) then
 //! leaves no device suspended or half-built.
 
+use crate::RemoveMode;
 use std::time::Duration;
 
 use super::command::Command;
@@ -19,7 +20,7 @@ pub(crate) fn remove_retrying(dm: &DeviceMapper, name: &DmName) -> Result<()> {
     // Up to 10 s: device scanners (lvm, blkid) hold devices for a moment, longer on a
     // loaded machine; libdevmapper retries removes for the same reason.
     for _ in 0..50 {
-        match dm.remove(name, false) {
+        match dm.remove(name, RemoveMode::Now) {
             Ok(_) => return Ok(()),
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) if e.is_busy() => {

@@ -25,6 +25,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+use crate::RemoveMode;
 use std::collections::{HashMap, HashSet};
 
 use super::id::LvmId;
@@ -296,7 +297,7 @@ pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
         Err(e) => {
             for d in created.iter().rev() {
                 if let Ok(n) = DmName::new(&d.name) {
-                    let _ = dm.remove(&n, false);
+                    let _ = dm.remove(&n, RemoveMode::Now);
                 }
             }
             Err(e)
@@ -339,7 +340,7 @@ fn apply_inner(dm: &DeviceMapper, plan: &Plan, created: &mut Vec<DeviceInfo>) ->
         let info = dm.create(&name, opts).map_err(dm_err("create", &d.name))?;
         known.insert(d.name.clone(), info.dev);
         created.push(info);
-        dm.load_table(
+        dm.load_raw(
             &name,
             &targets,
             LoadOptions {
@@ -504,7 +505,8 @@ pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<String>> {
         });
         let Some(i) = next else { break };
         let Some(e) = devs.get(i) else { break };
-        dm.remove(e.dev, false).map_err(dm_err("remove", &e.name))?;
+        dm.remove(e.dev, RemoveMode::Now)
+            .map_err(dm_err("remove", &e.name))?;
         if let Some(r) = removed.get_mut(i) {
             *r = true;
         }

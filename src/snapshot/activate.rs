@@ -319,7 +319,7 @@ type Outcomes = Vec<(Option<PathBuf>, Outcome)>;
 /// /dev node.
 fn active_origin(dm: &DeviceMapper, cands: &[Candidate], uuid: &str) -> Option<PathBuf> {
     let uuid = DmUuid::new(uuid).ok()?;
-    let t = dm.typed_table(&uuid, crate::Which::Live).ok()?;
+    let t = dm.table(&uuid, crate::Which::Live).ok()?;
     let dev = match &t.into_lines().first()?.target {
         Target::Linear(l) => super::devnum(&l.device)?,
         _ => return None,

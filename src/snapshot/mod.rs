@@ -57,6 +57,7 @@ pub use fault::arm as arm_fault_injection;
 pub use ops::{CowOverwrite, MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
 pub use state::{SnapshotReport, WrapperState, WrapperStatus};
 
+use crate::RemoveMode;
 use crate::kernel::id::{DmName, DmUuid};
 use crate::table::{Table, TableLine};
 use crate::targets::{DevRef, Linear};
@@ -132,7 +133,7 @@ impl<'dm> Wrapper<'dm> {
             Ok(())
         })();
         if let Err(e) = built {
-            let _ = dm.remove(name, false);
+            let _ = dm.remove(name, RemoveMode::Now);
             return Err(e);
         }
         Ok(w)
@@ -220,7 +221,7 @@ impl<'dm> Wrapper<'dm> {
                     .to_owned(),
             });
         }
-        self.dm.remove(&self.name, false)?;
+        self.dm.remove(&self.name, RemoveMode::Now)?;
         Ok(())
     }
 

@@ -57,6 +57,8 @@
 //! loads and resumes new devices, so it needs no guard.
 #![forbid(unsafe_code)]
 
+use crate::RemoveMode;
+use crate::StatusFlush;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -651,7 +653,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
         let s = self
             .wrapper
             .dm
-            .typed_status(&self.name, Which::Live, true)?;
+            .status(&self.name, Which::Live, StatusFlush::NoFlush)?;
         Ok(match s.first().map(|l| &l.status) {
             Some(TargetStatus::Snapshot(x)) => *x,
             _ => SnapshotStatus::Unknown,
@@ -700,7 +702,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
                 undo.push(UndoAction::Resume(w.name.clone()));
                 step("drop", 1);
                 pause("drop", 1);
-                dm.remove(&self.name, false)?;
+                dm.remove(&self.name, RemoveMode::Now)?;
                 step("drop", 2);
                 pause("drop", 2);
                 dm.resume(&w.name, SuspendOptions::default())?;
@@ -842,7 +844,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             // have resumed the snapshot first, so the kernel refused the handover and the
             // staged table was cleared. Removing the snapshot then would lose it.
             if !matches!(
-                dm.typed_table(&w.name, Which::Live)?
+                dm.table(&w.name, Which::Live)?
                     .lines()
                     .first()
                     .map(|l| &l.target),
@@ -885,7 +887,7 @@ impl Merging<'_, '_> {
     /// A device-mapper call fails, or the origin is no longer merging.
     pub fn state(&self) -> SnapResult<MergeState> {
         let w = self.wrapper;
-        let s = w.dm.typed_status(&w.name, Which::Live, true)?;
+        let s = w.dm.status(&w.name, Which::Live, StatusFlush::NoFlush)?;
         match s.first().map(|l| &l.status) {
             Some(TargetStatus::SnapshotMerge(SnapshotStatus::Active(u))) => {
                 Ok(if u.allocated == u.metadata {

@@ -4,6 +4,7 @@
 use super::Wrapper;
 use super::error::SnapResult;
 use super::ops::{cow_of, finish_merge};
+use crate::StatusFlush;
 use crate::kernel::undo::{Undo, remove_retrying};
 use crate::targets::{SnapshotStatus, Target, TargetStatus};
 use crate::{DevId, GuardPlan, SuspendOptions, Which};
@@ -141,7 +142,7 @@ impl Wrapper<'_> {
                 done.push(format!("restored the plain table of {}", self.name));
             }
             Some(Target::SnapshotMerge(_)) => {
-                let s = dm.typed_status(&self.name, Which::Live, true)?;
+                let s = dm.status(&self.name, Which::Live, StatusFlush::NoFlush)?;
                 if let Some(TargetStatus::SnapshotMerge(SnapshotStatus::Active(u))) =
                     s.first().map(|l| &l.status)
                     && u.allocated == u.metadata

@@ -3,6 +3,7 @@
 
 use super::error::{SnapError, SnapResult};
 use super::{Wrapper, devnum};
+use crate::StatusFlush;
 use crate::kernel::id::DmName;
 use crate::targets::{
     ExceptionStore, Snapshot as SnapTarget, SnapshotStatus, SnapshotUsage, Target, TargetStatus,
@@ -60,7 +61,7 @@ impl State {
 impl Wrapper<'_> {
     fn read_dev(&self, name: DmName, info: DeviceInfo) -> SnapResult<Dev> {
         let first = |w: Which| -> SnapResult<(Option<Target>, Sectors)> {
-            let t = self.dm.typed_table(&name, w)?;
+            let t = self.dm.table(&name, w)?;
             let len = t.size().unwrap_or(Sectors(0));
             Ok((t.into_lines().into_iter().next().map(|l| l.target), len))
         };
@@ -146,7 +147,7 @@ impl Wrapper<'_> {
             let Some(Target::Snapshot(t)) = &s.live else {
                 continue;
             };
-            let status = self.dm.typed_status(&s.name, Which::Live, true)?;
+            let status = self.dm.status(&s.name, Which::Live, StatusFlush::NoFlush)?;
             let status = match status.first().map(|l| &l.status) {
                 Some(TargetStatus::Snapshot(x)) => *x,
                 _ => SnapshotStatus::Unknown,
@@ -157,7 +158,9 @@ impl Wrapper<'_> {
         }
         let state = match &st.origin.live {
             Some(Target::SnapshotMerge(t)) => {
-                let status = self.dm.typed_status(&st.origin.name, Which::Live, true)?;
+                let status = self
+                    .dm
+                    .status(&st.origin.name, Which::Live, StatusFlush::NoFlush)?;
                 let status = match status.first().map(|l| &l.status) {
                     Some(TargetStatus::SnapshotMerge(x)) => *x,
                     _ => SnapshotStatus::Unknown,

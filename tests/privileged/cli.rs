@@ -120,7 +120,7 @@ fn table_and_status_match_dmsetup() {
     // loaded but not resumed.
     devices.push(DevGuard::create(&dm, unique_name("cli-notable")));
     let pending = DevGuard::active(&dm, unique_name("cli-pending"), &one("zero", "", 64));
-    dm.load_table(&pending.name, &one("error", "", 32), Default::default())
+    dm.load_raw(&pending.name, &one("error", "", 32), Default::default())
         .unwrap();
     devices.push(pending);
     for g in &devices {

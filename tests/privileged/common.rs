@@ -2,6 +2,7 @@
 //! fail under `DEVMAPPER_REQUIRE_PRIVILEGED=1`), unique names, RAII guards for dm devices
 //! and loop devices.
 
+use devmapper::RemoveMode;
 use std::path::{Path, PathBuf};
 use std::process::Command as Proc;
 use std::sync::Mutex;
@@ -82,7 +83,7 @@ impl<'a> DevGuard<'a> {
     /// Create, load `table` and resume.
     pub fn active(dm: &'a DeviceMapper, name: DmName, table: &[RawTarget]) -> Self {
         let g = Self::create(dm, name);
-        dm.load_table(&g.name, table, Default::default())
+        dm.load_raw(&g.name, table, Default::default())
             .expect("load");
         dm.resume(&g.name, SuspendOptions::default())
             .expect("resume");
@@ -110,14 +111,14 @@ pub fn remove_quietly(dm: &DeviceMapper, name: &DmName) {
         return;
     }
     for _ in 0..50 {
-        match dm.remove(name, false) {
+        match dm.remove(name, RemoveMode::Now) {
             Ok(_) => return,
             Err(e) if e.is_not_found() => return,
             Err(e) if e.is_busy() => std::thread::sleep(std::time::Duration::from_millis(100)),
             Err(_) => break,
         }
     }
-    let _ = dm.remove(name, true);
+    let _ = dm.remove(name, RemoveMode::Deferred);
 }
 
 static LOOP_LOCK: Mutex<()> = Mutex::new(());

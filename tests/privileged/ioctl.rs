@@ -1,5 +1,7 @@
 //! Every device-mapper command against the real kernel.
 
+use devmapper::RemoveMode;
+use devmapper::StatusFlush;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -51,35 +53,40 @@ fn create_info_table_status_remove() {
     assert!(!info.has_live_table());
     assert!(!dm.info(&name).unwrap().has_inactive_table());
 
-    dm.load_table(&name, &one("zero", "", 4096), LoadOptions::default())
+    dm.load_raw(&name, &one("zero", "", 4096), LoadOptions::default())
         .unwrap();
     let i = dm.info(&name).unwrap();
     assert!(i.has_inactive_table());
-    let inactive = dm.table(&name, Which::Inactive).unwrap();
+    let inactive = dm.table_raw(&name, Which::Inactive).unwrap();
     assert_eq!(inactive.len(), 1);
     assert_eq!(inactive[0].target_type, "zero");
     assert_eq!(inactive[0].length, Sectors(4096));
-    assert!(dm.table(&name, Which::Live).unwrap().is_empty());
+    assert!(dm.table_raw(&name, Which::Live).unwrap().is_empty());
 
     dm.resume(&name, SuspendOptions::default()).unwrap();
     let i = dm.info(DevId::Uuid(&uuid)).unwrap();
     assert!(i.has_live_table() && !i.has_inactive_table() && !i.suspended());
     assert_eq!(dm.info(DevId::Dev(i.dev)).unwrap().name, name.as_str());
-    let st = dm.status(&name, Which::Live, false).unwrap();
+    let st = dm
+        .status_raw(&name, Which::Live, StatusFlush::Flush)
+        .unwrap();
     assert_eq!(st[0].target_type, "zero");
     assert_eq!(st[0].params, "");
     // Reads through the node return zeros.
     assert_eq!(read_at(&g.node(), 0, 4096).unwrap(), vec![0u8; 4096]);
 
     // Load then clear leaves the live table alone.
-    dm.load_table(&name, &one("error", "", 4096), LoadOptions::default())
+    dm.load_raw(&name, &one("error", "", 4096), LoadOptions::default())
         .unwrap();
     assert!(dm.info(&name).unwrap().has_inactive_table());
     dm.clear_table(&name).unwrap();
     assert!(!dm.info(&name).unwrap().has_inactive_table());
-    assert_eq!(dm.table(&name, Which::Live).unwrap()[0].target_type, "zero");
+    assert_eq!(
+        dm.table_raw(&name, Which::Live).unwrap()[0].target_type,
+        "zero"
+    );
 
-    dm.remove(&name, false).unwrap();
+    dm.remove(&name, RemoveMode::Now).unwrap();
     assert!(!dm.exists(&name).unwrap());
     assert!(!g.node().exists(), "node left behind");
     let e = dm.info(&name).unwrap_err();
@@ -96,12 +103,12 @@ fn bad_tables_are_refused_before_or_by_the_kernel() {
     t.extend(one("zero", "", 8));
     t[1].start = Sectors(9);
     assert!(matches!(
-        dm.load_table(&g.name, &t, LoadOptions::default()),
+        dm.load_raw(&g.name, &t, LoadOptions::default()),
         Err(Error::InvalidArgument(_))
     ));
     // Kernel rejects bad params with EINVAL and says which command failed.
     let e = dm
-        .load_table(
+        .load_raw(
             &g.name,
             &one("linear", "not-a-device 0", 8),
             LoadOptions::default(),
@@ -133,7 +140,7 @@ fn linear_over_loop_deps_and_data() {
     }
     let params = format!("{} 2048", lo.path.display());
     let g = DevGuard::active(&dm, unique_name("linear"), &one("linear", &params, 4096));
-    let table = dm.table(&g.name, Which::Live).unwrap();
+    let table = dm.table_raw(&g.name, Which::Live).unwrap();
     // The kernel prints devices as major:minor.
     assert_eq!(table[0].params, format!("{} 2048", lo.devnum()));
     assert_eq!(dm.deps(&g.name, Which::Live).unwrap(), vec![lo.devnum()]);
@@ -148,7 +155,7 @@ fn linear_over_loop_deps_and_data() {
     );
     assert_eq!(dm.deps(&upper.name, Which::Live).unwrap(), vec![lower]);
     assert_eq!(dm.info(&g.name).unwrap().open_count, 1);
-    let e = dm.remove(&g.name, false).unwrap_err();
+    let e = dm.remove(&g.name, RemoveMode::Now).unwrap_err();
     assert!(e.is_busy(), "{e}");
     let msg = e.to_string();
     assert!(
@@ -167,7 +174,7 @@ fn read_only_device() {
     dm.create(&name, CreateOptions::default().read_only(true))
         .unwrap();
     let g = DevGuard { dm: &dm, name };
-    dm.load_table(
+    dm.load_raw(
         &g.name,
         &one("linear", &format!("{} 0", lo.devnum()), 2048),
         LoadOptions {
@@ -343,10 +350,10 @@ fn deferred_remove_of_an_open_device() {
     let g = DevGuard::active(&dm, unique_name("defer"), &one("zero", "", 8));
     let f = std::fs::File::open(g.node()).unwrap();
     assert_eq!(dm.info(&g.name).unwrap().open_count, 1);
-    let e = dm.remove(&g.name, false).unwrap_err();
+    let e = dm.remove(&g.name, RemoveMode::Now).unwrap_err();
     assert!(e.is_busy(), "{e}");
     assert!(e.to_string().contains("open 1 time"), "{e}");
-    let info = dm.remove(&g.name, true).unwrap();
+    let info = dm.remove(&g.name, RemoveMode::Deferred).unwrap();
     assert!(info.deferred_remove(), "{info:?}");
     assert!(dm.info(&g.name).unwrap().deferred_remove());
     drop(f);
@@ -478,10 +485,10 @@ fn eight_threads_create_and_remove() {
                     let name = DmName::new(&format!("{tag}{t}-{i}")).unwrap();
                     let g = DevGuard::active(dm, name.clone(), &one("zero", "", 8 + i));
                     assert_eq!(
-                        dm.table(&name, Which::Live).unwrap()[0].length,
+                        dm.table_raw(&name, Which::Live).unwrap()[0].length,
                         Sectors(8 + i)
                     );
-                    dm.remove(&g.name, false).unwrap();
+                    dm.remove(&g.name, RemoveMode::Now).unwrap();
                     std::mem::forget(g);
                 }
             });
@@ -509,7 +516,7 @@ fn udev_mode_without_udev_times_out_cleanly() {
         dm: &dm,
         name: name.clone(),
     };
-    dm.load_table(&name, &one("zero", "", 8), Default::default())
+    dm.load_raw(&name, &one("zero", "", 8), Default::default())
         .unwrap();
     let t = std::time::Instant::now();
     dm.resume(&name, SuspendOptions::default()).unwrap();
@@ -582,7 +589,7 @@ fn udev_cookie_handshake_completes() {
         dm: &dm,
         name: name.clone(),
     };
-    dm.load_table(&name, &one("zero", "", 8), Default::default())
+    dm.load_raw(&name, &one("zero", "", 8), Default::default())
         .unwrap();
     // Play udev's part: complete every new cookie.
     let before = cookie_keys();

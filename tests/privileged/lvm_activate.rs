@@ -298,7 +298,7 @@ fn lvm2_vg_activated_by_us_matches_lvm2() {
     let mut ours = BTreeMap::new();
     for name in want_tables.keys() {
         let got: Vec<String> = dm
-            .table(&devmapper::DmName::new(name).unwrap(), Which::Live)
+            .table_raw(&devmapper::DmName::new(name).unwrap(), Which::Live)
             .unwrap()
             .iter()
             .map(|t| {
@@ -522,7 +522,7 @@ fn activate_fixture(dm: &DeviceMapper, case: &str, pvs: &[&str]) -> Vec<String> 
         assert_eq!(info.uuid.as_deref(), Some(uuid.as_str()), "uuid of {name}");
         assert_eq!(info.read_only(), *ro, "read-only flag of {name}");
         let got: Vec<String> = dm
-            .table(&n, Which::Live)
+            .table_raw(&n, Which::Live)
             .unwrap()
             .iter()
             .map(|t| {

@@ -20,7 +20,7 @@ fn devices(dm: &DeviceMapper, prefix: &str) -> Vec<(String, String)> {
         .filter(|d| d.name.starts_with(prefix))
         .map(|d| {
             let n = DmName::new(&d.name).unwrap();
-            let t = dm.table(&n, Which::Live).unwrap();
+            let t = dm.table_raw(&n, Which::Live).unwrap();
             let i = dm.info(&n).unwrap();
             (
                 d.name,
@@ -83,7 +83,7 @@ fn raw_snapshot_discard_and_rollback() {
             .unwrap()
     );
     assert!(matches!(
-        dm.typed_table(&name, Which::Live).unwrap().lines()[0].target,
+        dm.table(&name, Which::Live).unwrap().lines()[0].target,
         devmapper::targets::Target::Linear(_)
     ));
 

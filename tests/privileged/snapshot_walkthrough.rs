@@ -7,6 +7,7 @@
 //! `LoopDev`, in that order (reverse declaration order). Every test ends by checking that no
 //! device of its prefix is suspended or left over.
 
+use devmapper::RemoveMode;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::hash::{DefaultHasher, Hasher};
@@ -75,13 +76,13 @@ impl Drop for Devices<'_> {
                     let _ = self.dm.clear_table(&name);
                     let _ = self.dm.resume(&name, SuspendOptions::default());
                 }
-                let _ = self.dm.remove(&name, false);
+                let _ = self.dm.remove(&name, RemoveMode::Now);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         for n in self.names() {
             if let Ok(name) = DmName::new(&n) {
-                let _ = self.dm.remove(&name, true);
+                let _ = self.dm.remove(&name, RemoveMode::Deferred);
             }
         }
     }
@@ -462,7 +463,7 @@ fn assert_plain(dm: &DeviceMapper, w: &Wrapper<'_>, backing: DevNum, snaps: &[&D
         "snapshots left: {:?}",
         st.snapshots
     );
-    let t = dm.typed_table(name, Which::Live).unwrap();
+    let t = dm.table(name, Which::Live).unwrap();
     match t.lines() {
         [l] => match &l.target {
             Target::Linear(lin) => {
@@ -974,7 +975,7 @@ fn two_snapshots_of_one_origin() {
     assert_eq!(status.snapshots.len(), 1);
     assert_eq!(status.snapshots[0].name, n2.as_str());
     assert!(matches!(
-        dm.typed_table(&name, Which::Live).unwrap().lines()[0].target,
+        dm.table(&name, Which::Live).unwrap().lines()[0].target,
         Target::SnapshotOrigin(_)
     ));
     assert_none_suspended(&dm, &name);

@@ -1,6 +1,7 @@
 //! Typed tables and statuses against the real kernel: what we load reads back as the same
 //! typed value, and real statuses parse to what the situation implies.
 
+use devmapper::StatusFlush;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
@@ -30,15 +31,15 @@ fn load_and_compare<'a>(dm: &'a DeviceMapper, tag: &str, t: &Table) -> DevGuard<
     dm.load(&g.name, t, LoadOptions::default()).unwrap();
     let expected = t.resolve_devices().unwrap();
     assert_eq!(
-        dm.typed_table(&g.name, Which::Inactive).unwrap(),
+        dm.table(&g.name, Which::Inactive).unwrap(),
         expected,
         "{tag} inactive"
     );
     dm.resume(&g.name, SuspendOptions::default()).unwrap();
-    let live = dm.typed_table(&g.name, Which::Live).unwrap();
+    let live = dm.table(&g.name, Which::Live).unwrap();
     assert_eq!(live, expected, "{tag} live");
     // The kernel's text and ours are the same bytes.
-    let raw = dm.table(&g.name, Which::Live).unwrap();
+    let raw = dm.table_raw(&g.name, Which::Live).unwrap();
     let ours: Vec<String> = expected.lines().iter().map(|l| l.to_string()).collect();
     let theirs: Vec<String> = raw
         .iter()
@@ -83,7 +84,7 @@ fn typed_tables_round_trip_through_the_kernel() {
         line(384, 16, ErrorTarget::default()),
     ]);
     let m = load_and_compare(&dm, "t-multi", &multi);
-    let st = dm.typed_status(&m.name, Which::Live, false).unwrap();
+    let st = dm.status(&m.name, Which::Live, StatusFlush::Flush).unwrap();
     assert_eq!(st[0].status, TargetStatus::Linear);
     assert_eq!(st[1].status, TargetStatus::Zero);
     match &st[2].status {
@@ -189,7 +190,7 @@ impl Stack<'_> {
     fn snap_status(&self) -> SnapshotStatus {
         let st = self
             .dm
-            .typed_status(&self.snap.name, Which::Live, false)
+            .status(&self.snap.name, Which::Live, StatusFlush::Flush)
             .unwrap();
         match &st[0].status {
             TargetStatus::Snapshot(s) => *s,
@@ -276,7 +277,9 @@ fn merging_snapshot_status_reaches_done() {
     crate::common::remove_quietly(&dm, &s.snap.name);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let st = dm.typed_status(&s.origin.name, Which::Live, false).unwrap();
+        let st = dm
+            .status(&s.origin.name, Which::Live, StatusFlush::Flush)
+            .unwrap();
         let TargetStatus::SnapshotMerge(ms) = &st[0].status else {
             panic!("{:?}", st[0])
         };
@@ -329,7 +332,11 @@ fn thin_pool_and_thin_status() {
         },
     )]);
     let thin = load_and_compare(&dm, "t-thin", &thin_t);
-    match &dm.typed_status(&thin.name, Which::Live, false).unwrap()[0].status {
+    match &dm
+        .status(&thin.name, Which::Live, StatusFlush::Flush)
+        .unwrap()[0]
+        .status
+    {
         TargetStatus::Thin(ThinStatus::Active {
             mapped,
             highest_mapped,
@@ -347,7 +354,11 @@ fn thin_pool_and_thin_status() {
         f.write_all_at(&[7u8; 65536], 1 << 20).unwrap();
         f.sync_all().unwrap();
     }
-    match &dm.typed_status(&thin.name, Which::Live, false).unwrap()[0].status {
+    match &dm
+        .status(&thin.name, Which::Live, StatusFlush::Flush)
+        .unwrap()[0]
+        .status
+    {
         TargetStatus::Thin(ThinStatus::Active {
             mapped,
             highest_mapped,
@@ -357,7 +368,11 @@ fn thin_pool_and_thin_status() {
         }
         other => panic!("thin status {other:?}"),
     }
-    match &dm.typed_status(&pool.name, Which::Live, true).unwrap()[0].status {
+    match &dm
+        .status(&pool.name, Which::Live, StatusFlush::NoFlush)
+        .unwrap()[0]
+        .status
+    {
         TargetStatus::ThinPool(ThinPoolStatus::Active(u)) => {
             assert_eq!(u.data_blocks.used, 1);
             assert_eq!(u.data_blocks.total, 1024);
