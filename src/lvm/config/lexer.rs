@@ -2,10 +2,6 @@
 
 use std::borrow::Cow;
 
-use nom::IResult;
-use nom::Parser as _;
-use nom::bytes::complete::{take_till, take_while};
-
 use crate::lvm::error::{ParseError, ParseErrorKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,18 +60,24 @@ const CLASS: [u8; 256] = {
     t
 };
 
-/// Whitespace and `#` comments (nom: alternating `take_while`/`take_till`).
-fn blank(i: &[u8]) -> IResult<&[u8], ()> {
-    let mut i = i;
+/// The offset of the first byte at or after `at` that is neither whitespace nor inside a
+/// `#` comment (a comment runs to the end of its line).
+fn skip_blank(text: &[u8], mut at: usize) -> usize {
     loop {
-        let (r, _) = take_while(is_space).parse(i)?;
-        i = r;
-        if i.first() == Some(&b'#') {
-            let (r, _) = take_till(|c| c == b'\n').parse(i)?;
-            i = r;
-        } else {
-            return Ok((i, ()));
+        at += text
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&c| !is_space(c))
+            .unwrap_or(text.len().saturating_sub(at));
+        if text.get(at) != Some(&b'#') {
+            return at;
         }
+        let comment = text.get(at..).unwrap_or_default();
+        at += comment
+            .iter()
+            .position(|&c| c == b'\n')
+            .unwrap_or(comment.len());
     }
 }
 
@@ -108,12 +110,8 @@ impl<'a> Lexer<'a> {
 
     /// `_get_token`: lex the token after the current one; `prev` is the kind just matched.
     pub(super) fn advance(&mut self, prev: Kind) {
-        let from = self.tok.end;
-        let after_blank = match blank(self.rest(from)) {
-            Ok((r, ())) => r,
-            Err(_) => &[],
-        };
-        let start = self.text.len() - after_blank.len();
+        let start = skip_blank(self.text, self.tok.end.min(self.text.len()));
+        let after_blank = self.rest(start);
         let Some(&c) = after_blank.first() else {
             self.tok = Token {
                 kind: Kind::Eof,

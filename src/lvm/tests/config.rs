@@ -40,6 +40,21 @@ fn comments_and_hash_in_strings() {
     assert_eq!(val(&c, "b/c").items(), &[Scalar::Int(2)]);
 }
 
+/// Blanks and comments between tokens, in every place the lexer meets them: positions
+/// after them still count lines and columns from the start of the text.
+#[test]
+fn comments_between_tokens_keep_positions() {
+    let c = parse(b"a = 1#c\n#d\n\tb\t=\r\n2 # e\n#f").unwrap();
+    assert_eq!(val(&c, "a").items(), &[Scalar::Int(1)]);
+    assert_eq!(val(&c, "b").items(), &[Scalar::Int(2)]);
+    let e = parse(b"# x\n  # y\n\n  }").unwrap_err();
+    assert_eq!((e.line, e.col, e.offset), (4, 3, 13));
+    assert!(matches!(e.kind, ParseErrorKind::Unexpected { .. }), "{e}");
+    // A comment that runs to the end of the text ends it.
+    let e = parse(b"a = # 1").unwrap_err();
+    assert_eq!((e.kind, e.offset), (ParseErrorKind::ExpectedValue, 7));
+}
+
 #[test]
 fn numbers_like_libdm() {
     let c = parse(
