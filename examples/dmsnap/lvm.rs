@@ -272,7 +272,7 @@ fn path_of(paths: &[PathBuf], i: usize) -> String {
 /// `metadata area at byte X (N bytes): reason`.
 fn area_problem(area: DiskLocn, e: &devmapper::lvm::Error) -> String {
     let reason = match e {
-        devmapper::lvm::Error::Mda { reason, .. } => reason.clone(),
+        devmapper::lvm::Error::Mda { kind, .. } => kind.to_string(),
         other => other.to_string(),
     };
     format!(

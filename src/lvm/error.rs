@@ -12,6 +12,8 @@
 use std::fmt;
 use std::io;
 
+use super::id::IdError;
+
 /// Any failure while reading LVM2 structures.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,39 +33,32 @@ pub enum Error {
     #[error("no LVM2 label in sectors 0-3")]
     NoLabel,
     /// A label was found (`LABELONE`, right sector, good CRC) but its PV header is malformed.
-    #[error("PV label in sector {sector}: {reason}")]
+    #[error("PV label in sector {sector}: {kind}")]
     Label {
         /// The sector holding the label.
         sector: u64,
         /// What is wrong.
-        reason: String,
+        kind: LabelErrorKind,
     },
     /// A metadata area header or its text location is invalid.
-    #[error("metadata area at byte {offset}: {reason}")]
+    #[error("metadata area at byte {offset}: {kind}")]
     Mda {
         /// Absolute byte offset of the metadata area.
         offset: u64,
         /// What is wrong.
-        reason: String,
+        kind: MdaErrorKind,
     },
     /// The metadata text does not parse.
     #[error("metadata text: {0}")]
     Parse(#[from] ParseError),
-    /// The text parses but does not describe a valid VG (as lvm2's importer judges it).
-    #[error("metadata {path}: {reason}")]
-    Model {
-        /// Where in the metadata, e.g. `vg0/logical_volumes/root/segment1`.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The text breaks a rule lvm2's importer enforces (the newer, typed checks).
+    /// The text parses but does not describe a valid VG: lvm2's importer refuses it too.
     #[error("metadata {path}: {kind}")]
-    Import {
-        /// Where in the metadata, e.g. `vg0/logical_volumes/root`.
+    Model {
+        /// Where in the metadata, e.g. `vg0/logical_volumes/root/segment1` (`contents`
+        /// and `version` for the header fields, empty when there is no VG section).
         path: String,
         /// What is wrong.
-        kind: ImportErrorKind,
+        kind: ModelErrorKind,
     },
     /// The VG imports (lvm2 reads it too), but this LV cannot be mapped to
     /// device-mapper tables or read offline: lvm2 would not activate it, or never writes
@@ -76,12 +71,12 @@ pub enum Error {
         kind: UnmappableKind,
     },
     /// Several PVs do not make a usable VG.
-    #[error("VG {vg}: {reason}")]
+    #[error("VG {vg}: {kind}")]
     Scan {
         /// VG name (or id when the name is unknown).
         vg: String,
         /// What is wrong.
-        reason: String,
+        kind: ScanErrorKind,
     },
     /// An LV cannot be turned into device-mapper tables.
     #[error("LV {lv}: {reason}")]
@@ -101,13 +96,225 @@ pub enum Error {
     },
 }
 
-/// The kinds of [`Error::Import`]: metadata lvm2's importer refuses too.
+/// The kinds of [`Error::Label`]: a PV header lvm2 would not read.
+///
+/// ```
+/// use devmapper::lvm::{AreaList, Error, LabelErrorKind};
+/// let e = Error::Label { sector: 1, kind: LabelErrorKind::UnterminatedList { list: AreaList::Data } };
+/// assert_eq!(e.to_string(), "PV label in sector 1: data area list is not terminated");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ImportErrorKind {
-    /// An LV without segments (lvm2: "has no segment").
-    #[error("the LV has no segment")]
-    NoSegments,
+pub enum LabelErrorKind {
+    /// `offset_xl` puts the `pv_header` outside the label sector.
+    #[error("pv_header offset {offset} is outside the sector")]
+    PvHeaderOutside {
+        /// `offset_xl`.
+        offset: u32,
+    },
+    /// `pv_header.pv_uuid` is not an LVM2 id.
+    #[error("PV id: {0}")]
+    PvId(#[source] IdError),
+    /// An area list runs to the end of the sector without its zero terminator.
+    #[error("{list} area list is not terminated")]
+    UnterminatedList {
+        /// Which list.
+        list: AreaList,
+    },
+}
+
+/// The `disk_locn` lists of a `pv_header`, as named in [`LabelErrorKind::UnterminatedList`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AreaList {
+    /// The data areas (`pe_start`).
+    Data,
+    /// The metadata areas.
+    Metadata,
+    /// The bootloader areas of the `pv_header_extension`.
+    Bootloader,
+}
+
+impl fmt::Display for AreaList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AreaList::Data => "data",
+            AreaList::Metadata => "metadata",
+            AreaList::Bootloader => "bootloader",
+        })
+    }
+}
+
+/// The kinds of [`Error::Mda`]: a metadata area header, or the committed text it points
+/// at, that cannot be read.
+///
+/// ```
+/// use devmapper::lvm::{Error, MdaErrorKind, mda};
+/// let err = mda::parse_mda_header(&[0u8; 512], 4096).unwrap_err();
+/// assert!(matches!(err, Error::Mda { offset: 4096, kind: MdaErrorKind::HeaderChecksum { .. } }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MdaErrorKind {
+    /// Fewer than 512 bytes were given.
+    #[error("short header")]
+    ShortHeader,
+    /// `checksum_xl` does not match the header.
+    #[error("header checksum {stored:#010x} does not match {computed:#010x}")]
+    HeaderChecksum {
+        /// `checksum_xl`.
+        stored: u32,
+        /// The CRC of the header.
+        computed: u32,
+    },
+    /// Not `FMTT_MAGIC`.
+    #[error("wrong magic")]
+    WrongMagic,
+    /// A format version other than 1.
+    #[error("unsupported version {version}")]
+    UnsupportedVersion {
+        /// The header's version.
+        version: u32,
+    },
+    /// The header's `start` is not where the PV header says the area is.
+    #[error("header says it starts at byte {start}")]
+    StartMismatch {
+        /// The header's `start`.
+        start: u64,
+    },
+    /// The header's `size` is smaller than the header.
+    #[error("area size {size} is smaller than its header")]
+    AreaTooSmall {
+        /// The header's `size`.
+        size: u64,
+    },
+    /// The committed slot's offset is outside the circular buffer.
+    #[error("text offset {offset} is outside the buffer (area size {area_size})")]
+    TextOutsideBuffer {
+        /// The slot's offset in the area.
+        offset: u64,
+        /// The area's size.
+        area_size: u64,
+    },
+    /// The committed slot's size is 0 or larger than the buffer.
+    #[error("text size {size} does not fit the area")]
+    TextSizeUnfit {
+        /// The slot's size.
+        size: u64,
+    },
+    /// The committed text is larger than this reader accepts.
+    #[error("text size {size} is over the {limit}-byte limit")]
+    TextOverLimit {
+        /// The slot's size.
+        size: u64,
+        /// [`MAX_METADATA_TEXT`](super::mda::MAX_METADATA_TEXT).
+        limit: u64,
+    },
+    /// An offset computed from the header does not fit in 64 bits.
+    #[error("{what} overflows")]
+    Overflow {
+        /// `text location`, `text offset` or `area offset`.
+        what: &'static str,
+    },
+    /// The committed text does not match its slot's checksum.
+    #[error("text checksum {stored:#010x} does not match {computed:#010x}")]
+    TextChecksum {
+        /// The slot's checksum.
+        stored: u32,
+        /// The CRC of the text read.
+        computed: u32,
+    },
+}
+
+/// The type a metadata value must have, as named in [`ModelErrorKind::WrongType`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ValueType {
+    /// An integer.
+    Integer,
+    /// A string.
+    String,
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueType::Integer => "an integer",
+            ValueType::String => "a string",
+        })
+    }
+}
+
+/// The kinds of [`Error::Model`]: metadata that parses but that lvm2's importer refuses
+/// too (`import_vsn1.c` and the segment type importers).
+///
+/// ```
+/// use devmapper::lvm::{Error, ModelErrorKind, config::ParseMode, model::VolumeGroup};
+/// let text = b"vg0 { seqno = 1 }\ncontents = \"Text Format Volume Group\"\nversion = 1\n";
+/// match VolumeGroup::from_text(text, ParseMode::Disk) {
+///     Err(Error::Model { path, kind: ModelErrorKind::MissingKey { key } }) => {
+///         assert_eq!((path.as_str(), key.as_str()), ("vg0", "id"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelErrorKind {
+    /// `contents` is not `Text Format Volume Group`.
+    #[error("must be \"{}\"", super::model::CONTENTS)]
+    WrongContents,
+    /// `version` is not 1.
+    #[error("must be 1")]
+    WrongVersion,
+    /// No top-level section.
+    #[error("no volume group section")]
+    NoVgSection,
+    /// A required key is absent.
+    #[error("`{key}` is missing")]
+    MissingKey {
+        /// The key.
+        key: String,
+    },
+    /// A value of the wrong type.
+    #[error("`{key}` must be {expected}")]
+    WrongType {
+        /// The key.
+        key: String,
+        /// The type it must have.
+        expected: ValueType,
+    },
+    /// A list (`tags`, `status`, `flags`) with an item that is not a string.
+    #[error("`{key}` entries must be strings")]
+    NotStrings {
+        /// The key.
+        key: String,
+    },
+    /// An `id` that is not an LVM2 id.
+    #[error("id {id:?}: {source}")]
+    BadId {
+        /// The id as written.
+        id: String,
+        /// Why it is not one.
+        #[source]
+        source: IdError,
+    },
+    /// A `status` entry lvm2 does not know (or reads only from `flags`).
+    #[error("unknown status flag '{flag}'")]
+    UnknownStatusFlag {
+        /// The flag.
+        flag: String,
+    },
+    /// Two LV sections with one name.
+    #[error("LV {lv} appears twice")]
+    DuplicateLv {
+        /// The name.
+        lv: String,
+    },
+    /// A second hidden `*_pmspare` LV (lvm2 allows one pool metadata spare per VG).
+    #[error("a second pool metadata spare LV (the first is {first})")]
+    SecondPoolMetadataSpare {
+        /// The first spare.
+        first: String,
+    },
     /// `creation_time` without `creation_host`.
     #[error("`creation_time` without `creation_host`")]
     CreationTimeWithoutHost,
@@ -120,11 +327,129 @@ pub enum ImportErrorKind {
     /// Only one of `ba_start` and `ba_size` is non-zero.
     #[error("incomplete bootloader area (`ba_start` and `ba_size` go together)")]
     IncompleteBootloaderArea,
-    /// A second hidden `*_pmspare` LV (lvm2 allows one pool metadata spare per VG).
-    #[error("a second pool metadata spare LV (the first is {first})")]
-    SecondPoolMetadataSpare {
-        /// The first spare.
-        first: String,
+    /// `segment_count` differs from the number of segment sections.
+    #[error("segment_count is {declared} but there are {found} segments")]
+    SegmentCountMismatch {
+        /// `segment_count`.
+        declared: u64,
+        /// Segment sections found.
+        found: usize,
+    },
+    /// An LV without segments (lvm2: "has no segment").
+    #[error("the LV has no segment")]
+    NoSegments,
+    /// Segments not contiguous from extent 0.
+    #[error("segment at extent {start_extent} leaves a gap or overlap (expected {expected})")]
+    SegmentGap {
+        /// The segment's `start_extent`.
+        start_extent: u64,
+        /// Where the previous segment ended.
+        expected: u64,
+    },
+    /// The segments' extents add up past 64 bits.
+    #[error("extent count overflows")]
+    ExtentCountOverflow,
+    /// A snapshot LV with several segments.
+    #[error("only one segment is permitted for a snapshot")]
+    SnapshotSegments,
+    /// An LV that is an area of itself.
+    #[error("an LV cannot map onto itself")]
+    SelfMapping,
+    /// A segment of 0 extents that is not `zero` or `error`.
+    #[error("zero-length segment")]
+    ZeroLengthSegment,
+    /// A snapshot with both `cow_store` and `merging_store`.
+    #[error("both cow_store and merging_store are specified")]
+    CowAndMergingStore,
+    /// A snapshot whose origin is its own COW store.
+    #[error("a snapshot's origin cannot be its own COW store")]
+    OriginIsOwnCow,
+    /// A key naming an LV the VG does not have.
+    #[error("`{key}` names unknown LV {name:?}")]
+    UnknownLv {
+        /// The key.
+        key: String,
+        /// The name.
+        name: String,
+    },
+    /// A thin `device_id` past `DM_THIN_MAX_DEVICE_ID`.
+    #[error("unsupported device_id {device_id}")]
+    ThinDeviceIdRange {
+        /// The id.
+        device_id: u64,
+    },
+    /// A thin pool `chunk_size` outside the kernel's bounds.
+    #[error("unsupported chunk_size {chunk_size}")]
+    ThinChunkRange {
+        /// The chunk size in sectors.
+        chunk_size: u64,
+    },
+    /// A thin pool `discards` value lvm2 does not know.
+    #[error("discards option {value:?} unsupported")]
+    UnknownDiscards {
+        /// The value.
+        value: String,
+    },
+    /// A thin pool message section with neither `create` nor `delete`.
+    #[error("unknown message")]
+    UnknownThinMessage,
+    /// A striped segment with `stripe_count` 0.
+    #[error("stripe_count is 0")]
+    StripeCountZero,
+    /// The extent count does not split into equal stripes.
+    #[error("extent count {extent_count} is not divisible by stripe count {stripe_count}")]
+    ExtentsNotDivisible {
+        /// The segment's extent count.
+        extent_count: u64,
+        /// Its stripe count.
+        stripe_count: u64,
+    },
+    /// `stripes` does not hold one pair per stripe.
+    #[error("`stripes` has {items} items for {stripe_count} stripes")]
+    StripeItemCount {
+        /// Items in `stripes`.
+        items: usize,
+        /// `stripe_count`.
+        stripe_count: u64,
+    },
+    /// A `stripes` pair that is not (name, extent).
+    #[error("`stripes` must hold (name, extent) pairs")]
+    StripePairs,
+    /// An area's end does not fit in 64 bits.
+    #[error("extent overflow")]
+    ExtentOverflow,
+    /// An area past the end of its PV.
+    #[error("extents {start}..{end} are beyond the {pe_count} PEs of {pv}")]
+    BeyondPv {
+        /// The PV handle.
+        pv: String,
+        /// First extent of the area.
+        start: u64,
+        /// End of the area (exclusive).
+        end: u64,
+        /// The PV's extent count.
+        pe_count: u64,
+    },
+    /// An area naming neither a PV handle nor an LV.
+    #[error("couldn't find volume {name:?} for segment")]
+    UnknownVolume {
+        /// The name.
+        name: String,
+    },
+}
+
+/// The kinds of [`Error::Scan`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanErrorKind {
+    /// The newest copy of the VG's metadata (highest seqno) is refused.
+    #[error("newest metadata (seqno {seqno}) does not import: {error}")]
+    NewestDoesNotImport {
+        /// Its seqno.
+        seqno: u64,
+        /// Why.
+        #[source]
+        error: Box<Error>,
     },
 }
 

@@ -15,7 +15,7 @@
 #![forbid(unsafe_code)]
 
 use super::crc::{INITIAL_CRC, calc_crc};
-use super::error::{Error, Result, io_err};
+use super::error::{AreaList, Error, LabelErrorKind, Result, io_err};
 use super::id::LvmId;
 use crate::io::ReadAt;
 
@@ -132,33 +132,33 @@ pub fn parse_label_sector(sector: &[u8], index: u64) -> Result<Option<Label>> {
     if sector.get(24..32) != Some(&LVM2_LABEL[..]) {
         return Ok(None);
     }
-    let bad = |reason: String| Error::Label {
+    let bad = |kind: LabelErrorKind| Error::Label {
         sector: index,
-        reason,
+        kind,
     };
+    let unterminated = |list| bad(LabelErrorKind::UnterminatedList { list });
     let pv_header_offset = le32(sector, 20).unwrap_or(0);
     let base = usize::try_from(pv_header_offset).unwrap_or(usize::MAX);
     if base < LABEL_HEADER_SIZE || base.saturating_add(40) > LABEL_SIZE {
-        return Err(bad(format!(
-            "pv_header offset {pv_header_offset} is outside the sector"
-        )));
+        return Err(bad(LabelErrorKind::PvHeaderOutside {
+            offset: pv_header_offset,
+        }));
     }
     let sector = sector.get(..LABEL_SIZE).unwrap_or_default();
     let raw_id = sector.get(base..base + 32).unwrap_or_default();
-    let pv_id = LvmId::from_raw(raw_id).map_err(|e| bad(format!("PV id: {e}")))?;
+    let pv_id = LvmId::from_raw(raw_id).map_err(|e| bad(LabelErrorKind::PvId(e)))?;
     let device_size = le64(sector, base + 32).unwrap_or(0);
     let mut at = base + 40;
-    let data_areas = read_locn_list(sector, &mut at)
-        .ok_or_else(|| bad("data area list is not terminated".into()))?;
-    let metadata_areas = read_locn_list(sector, &mut at)
-        .ok_or_else(|| bad("metadata area list is not terminated".into()))?;
+    let data_areas = read_locn_list(sector, &mut at).ok_or_else(|| unterminated(AreaList::Data))?;
+    let metadata_areas =
+        read_locn_list(sector, &mut at).ok_or_else(|| unterminated(AreaList::Metadata))?;
     let mut extension = None;
     if let (Some(version), Some(flags)) = (le32(sector, at), le32(sector, at + 4))
         && version != 0
     {
         at += 8;
-        let bootloader_areas = read_locn_list(sector, &mut at)
-            .ok_or_else(|| bad("bootloader area list is not terminated".into()))?;
+        let bootloader_areas =
+            read_locn_list(sector, &mut at).ok_or_else(|| unterminated(AreaList::Bootloader))?;
         extension = Some(PvHeaderExtension {
             version,
             flags,

@@ -15,7 +15,7 @@
 #![forbid(unsafe_code)]
 
 use super::crc::{INITIAL_CRC, calc_crc};
-use super::error::{Error, Result, io_err};
+use super::error::{Error, MdaErrorKind, Result, io_err};
 use super::label::DiskLocn;
 use crate::io::ReadAt;
 
@@ -113,34 +113,35 @@ fn le32(b: &[u8], at: usize) -> u32 {
 
 /// Decode and check a header read from `expected_start` (the PV header's area offset).
 pub fn parse_mda_header(buf: &[u8], expected_start: u64) -> Result<MdaHeader> {
-    let bad = |reason: String| Error::Mda {
+    let bad = |kind: MdaErrorKind| Error::Mda {
         offset: expected_start,
-        reason,
+        kind,
     };
     let hdr = buf
         .get(..MDA_HEADER_SIZE)
-        .ok_or_else(|| bad("short header".into()))?;
+        .ok_or_else(|| bad(MdaErrorKind::ShortHeader))?;
     let checksum = le32(hdr, 0);
     let computed = calc_crc(INITIAL_CRC, hdr.get(4..).unwrap_or_default());
     if computed != checksum {
-        return Err(bad(format!(
-            "header checksum {checksum:#010x} does not match {computed:#010x}"
-        )));
+        return Err(bad(MdaErrorKind::HeaderChecksum {
+            stored: checksum,
+            computed,
+        }));
     }
     if hdr.get(4..20) != Some(&FMTT_MAGIC[..]) {
-        return Err(bad("wrong magic".into()));
+        return Err(bad(MdaErrorKind::WrongMagic));
     }
     let version = le32(hdr, 20);
     if version != FMTT_VERSION {
-        return Err(bad(format!("unsupported version {version}")));
+        return Err(bad(MdaErrorKind::UnsupportedVersion { version }));
     }
     let start = le64(hdr, 24);
     if start != expected_start {
-        return Err(bad(format!("header says it starts at byte {start}")));
+        return Err(bad(MdaErrorKind::StartMismatch { start }));
     }
     let size = le64(hdr, 32);
     if size < MDA_HEADER_SIZE as u64 {
-        return Err(bad(format!("area size {size} is smaller than its header")));
+        return Err(bad(MdaErrorKind::AreaTooSmall { size }));
     }
     let mut raw_locns = Vec::new();
     let mut at = 40;
@@ -200,59 +201,61 @@ pub fn read_committed<R: ReadAt + ?Sized>(dev: &R, header: &MdaHeader) -> Result
     if locn.offset == 0 {
         return Ok(MdaContent::Empty);
     }
-    let bad = |reason: String| Error::Mda {
+    let bad = |kind: MdaErrorKind| Error::Mda {
         offset: header.start,
-        reason,
+        kind,
     };
     let hdr_size = MDA_HEADER_SIZE as u64;
     if locn.offset < hdr_size || locn.offset >= header.size {
-        return Err(bad(format!(
-            "text offset {} is outside the buffer (area size {})",
-            locn.offset, header.size
-        )));
+        return Err(bad(MdaErrorKind::TextOutsideBuffer {
+            offset: locn.offset,
+            area_size: header.size,
+        }));
     }
     if locn.size == 0 || locn.size > header.size - hdr_size || locn.size > u64::from(u32::MAX) {
-        return Err(bad(format!(
-            "text size {} does not fit the area",
-            locn.size
-        )));
+        return Err(bad(MdaErrorKind::TextSizeUnfit { size: locn.size }));
     }
+    let over_limit = MdaErrorKind::TextOverLimit {
+        size: locn.size,
+        limit: MAX_METADATA_TEXT,
+    };
     if locn.size > MAX_METADATA_TEXT {
-        return Err(bad(format!(
-            "text size {} is over the {MAX_METADATA_TEXT}-byte limit",
-            locn.size
-        )));
+        return Err(bad(over_limit));
     }
-    let end = locn
-        .offset
-        .checked_add(locn.size)
-        .ok_or_else(|| bad("text location overflows".into()))?;
+    let end = locn.offset.checked_add(locn.size).ok_or_else(|| {
+        bad(MdaErrorKind::Overflow {
+            what: "text location",
+        })
+    })?;
     let wrap = end.saturating_sub(header.size);
     let first_len = locn.size - wrap;
-    let total = usize::try_from(locn.size).map_err(|_| bad("text too large".into()))?;
-    let first = usize::try_from(first_len).map_err(|_| bad("text too large".into()))?;
+    // Below MAX_METADATA_TEXT, so these fit a usize (checked all the same).
+    let total = usize::try_from(locn.size).map_err(|_| bad(over_limit.clone()))?;
+    let first = usize::try_from(first_len).map_err(|_| bad(over_limit.clone()))?;
     let mut text = vec![0u8; total];
     let (a, b) = text.split_at_mut(first);
-    let first_at = header
-        .start
-        .checked_add(locn.offset)
-        .ok_or_else(|| bad("text offset overflows".into()))?;
+    let first_at = header.start.checked_add(locn.offset).ok_or_else(|| {
+        bad(MdaErrorKind::Overflow {
+            what: "text offset",
+        })
+    })?;
     dev.read_exact_at(a, first_at)
         .map_err(io_err("metadata text", first_at))?;
     if !b.is_empty() {
-        let second_at = header
-            .start
-            .checked_add(hdr_size)
-            .ok_or_else(|| bad("area offset overflows".into()))?;
+        let second_at = header.start.checked_add(hdr_size).ok_or_else(|| {
+            bad(MdaErrorKind::Overflow {
+                what: "area offset",
+            })
+        })?;
         dev.read_exact_at(b, second_at)
             .map_err(io_err("metadata text (wrapped part)", second_at))?;
     }
     let crc = calc_crc(INITIAL_CRC, &text);
     if crc != locn.checksum {
-        return Err(bad(format!(
-            "text checksum {:#010x} does not match {crc:#010x}",
-            locn.checksum
-        )));
+        return Err(bad(MdaErrorKind::TextChecksum {
+            stored: locn.checksum,
+            computed: crc,
+        }));
     }
     if let Some(nul) = text.iter().position(|&c| c == 0) {
         text.truncate(nul);

@@ -73,7 +73,10 @@ pub mod model;
 pub mod plan;
 pub mod scan;
 
-pub use error::{Error, ImportErrorKind, ParseError, ParseErrorKind, Result, UnmappableKind};
+pub use error::{
+    AreaList, Error, LabelErrorKind, MdaErrorKind, ModelErrorKind, ParseError, ParseErrorKind,
+    Result, ScanErrorKind, UnmappableKind, ValueType,
+};
 pub use id::LvmId;
 
 #[cfg(test)]

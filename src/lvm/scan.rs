@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use super::config::{self, ParseMode};
-use super::error::{Error, Result};
+use super::error::{Error, ModelErrorKind, Result, ScanErrorKind, ValueType};
 use super::id::LvmId;
 use super::label::{DiskLocn, Label, read_label};
 use super::mda::{MdaContent, MetadataText, read_metadata};
@@ -325,22 +325,35 @@ pub fn summary(text: &[u8]) -> Result<(String, LvmId, u64)> {
         .find(|n| n.is_section())
         .ok_or_else(|| Error::Model {
             path: String::new(),
-            reason: "no volume group section".into(),
+            kind: ModelErrorKind::NoVgSection,
         })?;
-    let bad = |reason: &str| Error::Model {
+    let bad = |kind: ModelErrorKind| Error::Model {
         path: vgn.key().to_string(),
-        reason: reason.to_string(),
+        kind,
     };
-    let id = vgn
-        .get_str("id")
-        .ok_or_else(|| bad("`id` is missing"))?
-        .parse()
-        .map_err(|e| bad(&format!("id: {e}")))?;
+    let missing = |key: &str| {
+        bad(ModelErrorKind::MissingKey {
+            key: key.to_string(),
+        })
+    };
+    let id_text = vgn.get_str("id").ok_or_else(|| missing("id"))?;
+    let id = id_text.parse().map_err(|source| {
+        bad(ModelErrorKind::BadId {
+            id: id_text.to_string(),
+            source,
+        })
+    })?;
     // The low 32 bits, as lvm2 (and the importer) read it.
+    vgn.find("seqno").ok_or_else(|| missing("seqno"))?;
     let seqno = vgn
         .get_int("seqno")
         .map(|s| u64::from(s as u32))
-        .ok_or_else(|| bad("`seqno` is missing or not an integer"))?;
+        .ok_or_else(|| {
+            bad(ModelErrorKind::WrongType {
+                key: "seqno".into(),
+                expected: ValueType::Integer,
+            })
+        })?;
     Ok((vgn.key().to_string(), id, seqno))
 }
 
@@ -464,7 +477,10 @@ pub fn assemble(pvs: &[ScannedPv]) -> (Vec<ScannedVg>, Vec<Error>) {
             }
             Err(e) => errors.push(Error::Scan {
                 vg: id.to_string(),
-                reason: format!("newest metadata (seqno {}) does not import: {e}", b.seqno),
+                kind: ScanErrorKind::NewestDoesNotImport {
+                    seqno: b.seqno,
+                    error: Box::new(e),
+                },
             }),
         }
     }

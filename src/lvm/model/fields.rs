@@ -4,26 +4,43 @@
 use super::types::{FLAGS_ONLY, Flags};
 use super::warning::{Warn, WarningKind};
 use crate::lvm::config::{Node, Scalar};
-use crate::lvm::error::{Error, Result};
+use crate::lvm::error::{Error, ModelErrorKind, Result, ValueType};
 use crate::lvm::id::LvmId;
 
-pub(super) fn err(path: &str, reason: impl Into<String>) -> Error {
+pub(super) fn err(path: &str, kind: ModelErrorKind) -> Error {
     Error::Model {
         path: path.to_string(),
-        reason: reason.into(),
+        kind,
     }
 }
 
+/// [`ModelErrorKind::WrongType`] at `path`.
+pub(super) fn wrong_type(path: &str, key: &str, expected: ValueType) -> Error {
+    err(
+        path,
+        ModelErrorKind::WrongType {
+            key: key.to_string(),
+            expected,
+        },
+    )
+}
+
 pub(super) fn req<'c, 'a>(node: &Node<'c, 'a>, key: &str, path: &str) -> Result<Node<'c, 'a>> {
-    node.find(key)
-        .ok_or_else(|| err(path, format!("`{key}` is missing")))
+    node.find(key).ok_or_else(|| {
+        err(
+            path,
+            ModelErrorKind::MissingKey {
+                key: key.to_string(),
+            },
+        )
+    })
 }
 
 pub(super) fn get_int(node: &Node<'_, '_>, key: &str, path: &str) -> Result<i64> {
     let n = req(node, key, path)?;
     match n.value().and_then(|v| v.items().first()) {
         Some(Scalar::Int(i)) => Ok(*i),
-        _ => Err(err(path, format!("`{key}` must be an integer"))),
+        _ => Err(wrong_type(path, key, ValueType::Integer)),
     }
 }
 
@@ -84,7 +101,7 @@ pub(super) fn get_str<'c>(node: &Node<'c, '_>, key: &str, path: &str) -> Result<
     let n = req(node, key, path)?;
     match n.value().and_then(|v| v.items().first()) {
         Some(Scalar::Str(s)) => Ok(s),
-        _ => Err(err(path, format!("`{key}` must be a string"))),
+        _ => Err(wrong_type(path, key, ValueType::String)),
     }
 }
 
@@ -97,7 +114,15 @@ pub(super) fn opt_str(node: &Node<'_, '_>, key: &str, path: &str) -> Result<Opti
 
 pub(super) fn get_id(node: &Node<'_, '_>, path: &str) -> Result<LvmId> {
     let s = get_str(node, "id", path)?;
-    s.parse().map_err(|e| err(path, format!("id {s:?}: {e}")))
+    s.parse().map_err(|source| {
+        err(
+            path,
+            ModelErrorKind::BadId {
+                id: s.to_string(),
+                source,
+            },
+        )
+    })
 }
 
 pub(super) fn str_list(node: &Node<'_, '_>, key: &str, path: &str) -> Result<Vec<String>> {
@@ -109,7 +134,12 @@ pub(super) fn str_list(node: &Node<'_, '_>, key: &str, path: &str) -> Result<Vec
         .iter()
         .map(|s| match s {
             Scalar::Str(s) => Ok(s.to_string()),
-            _ => Err(err(path, format!("`{key}` entries must be strings"))),
+            _ => Err(err(
+                path,
+                ModelErrorKind::NotStrings {
+                    key: key.to_string(),
+                },
+            )),
         })
         .collect()
 }
@@ -125,12 +155,12 @@ pub(super) fn read_flags(
     let mut out = Flags::new();
     for f in str_list(node, key, path)? {
         if strict && FLAGS_ONLY.contains(&f.as_str()) {
-            return Err(err(path, format!("unknown status flag '{f}'")));
+            return Err(err(path, ModelErrorKind::UnknownStatusFlag { flag: f }));
         }
         if known.contains(&f.as_str()) {
             out.insert(f);
         } else if strict {
-            return Err(err(path, format!("unknown status flag '{f}'")));
+            return Err(err(path, ModelErrorKind::UnknownStatusFlag { flag: f }));
         }
     }
     Ok(out)

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::fields::{
     err, get_id, get_str, get_u32, get_u64w, lenient_u64, opt_str, read_flags, req, str_list,
+    wrong_type,
 };
 use super::segment::import_segment;
 use super::types::{
@@ -13,7 +14,7 @@ use super::types::{
 };
 use super::warning::{Warn, WarningKind};
 use crate::lvm::config::{Config, Node, ParseMode, Scalar};
-use crate::lvm::error::{Error, ImportErrorKind, Result, UnmappableKind};
+use crate::lvm::error::{Error, ModelErrorKind, Result, UnmappableKind, ValueType};
 use crate::lvm::id::LvmId;
 
 impl VolumeGroup {
@@ -33,15 +34,15 @@ impl VolumeGroup {
         };
         match first("contents") {
             Some(Scalar::Str(s)) if s == CONTENTS => {}
-            _ => return Err(err("contents", format!("must be \"{CONTENTS}\""))),
+            _ => return Err(err("contents", ModelErrorKind::WrongContents)),
         }
         if !matches!(first("version"), Some(Scalar::Int(1))) {
-            return Err(err("version", "must be 1"));
+            return Err(err("version", ModelErrorKind::WrongVersion));
         }
         let vgn = cfg
             .nodes()
             .find(|n| n.is_section())
-            .ok_or_else(|| err("", "no volume group section"))?;
+            .ok_or_else(|| err("", ModelErrorKind::NoVgSection))?;
         import_vg(&vgn)
     }
 }
@@ -110,7 +111,12 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
                 );
             }
             if lv_names.insert(lvn.key(), ()).is_some() {
-                return Err(err(path, format!("LV {} appears twice", lvn.key())));
+                return Err(err(
+                    path,
+                    ModelErrorKind::DuplicateLv {
+                        lv: lvn.key().to_string(),
+                    },
+                ));
             }
             // `_read_lvnames`: one hidden `*_pmspare` LV per VG.
             let visible = str_list(&lvn, "status", &lpath)?
@@ -118,9 +124,9 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
                 .any(|f| f == "VISIBLE");
             if !visible && lvn.key().contains("_pmspare") {
                 if let Some(first) = pmspare {
-                    return Err(Error::Import {
+                    return Err(Error::Model {
                         path: lpath,
-                        kind: ImportErrorKind::SecondPoolMetadataSpare {
+                        kind: ModelErrorKind::SecondPoolMetadataSpare {
                             first: first.to_string(),
                         },
                     });
@@ -189,10 +195,7 @@ fn import_pv(pvn: &Node<'_, '_>, extent_size: u64, path: &str, w: &Warn) -> Resu
     // lvm2 reads both as 0 when absent or not integers, and wants both or neither.
     let (ba_start, ba_size) = (lenient_u64(pvn, "ba_start"), lenient_u64(pvn, "ba_size"));
     if (ba_start == 0) != (ba_size == 0) {
-        return Err(Error::Import {
-            path: path.to_string(),
-            kind: ImportErrorKind::IncompleteBootloaderArea,
-        });
+        return Err(err(path, ModelErrorKind::IncompleteBootloaderArea));
     }
     // lvm2 does not check the PE area against dev_size on import (pvresize backups
     // record a dev_size short of it): a warning, not an error.
@@ -238,7 +241,13 @@ impl Ctx<'_> {
     pub(super) fn lv_ref(&self, node: &Node<'_, '_>, key: &str, path: &str) -> Result<String> {
         let name = get_str(node, key, path)?;
         if !self.lvs.contains_key(name) {
-            return Err(err(path, format!("`{key}` names unknown LV {name:?}")));
+            return Err(err(
+                path,
+                ModelErrorKind::UnknownLv {
+                    key: key.to_string(),
+                    name: name.to_string(),
+                },
+            ));
         }
         Ok(name.to_string())
     }
@@ -261,14 +270,11 @@ fn import_lv(lvn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVol
     req(lvn, "status", path)?;
     let status = read_flags(lvn, "status", LV_FLAGS, true, path)?;
     let flags = read_flags(lvn, "flags", LV_FLAGS, false, path)?;
-    let import_err = |kind| Error::Import {
-        path: path.to_string(),
-        kind,
-    };
+    let import_err = |kind| err(path, kind);
     // `_read_lvnames`: creation_time and creation_host go together.
     match (lvn.find("creation_time"), lvn.find("creation_host")) {
-        (Some(_), None) => return Err(import_err(ImportErrorKind::CreationTimeWithoutHost)),
-        (None, Some(_)) => return Err(import_err(ImportErrorKind::CreationHostWithoutTime)),
+        (Some(_), None) => return Err(import_err(ModelErrorKind::CreationTimeWithoutHost)),
+        (None, Some(_)) => return Err(import_err(ModelErrorKind::CreationHostWithoutTime)),
         _ => {}
     }
     let int = |k: &str| -> Result<Option<i64>> {
@@ -276,13 +282,13 @@ fn import_lv(lvn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVol
             None => Ok(None),
             Some(n) => match n.value().and_then(|v| v.items().first()) {
                 Some(Scalar::Int(i)) => Ok(Some(*i)),
-                _ => Err(err(path, format!("`{k}` must be an integer"))),
+                _ => Err(wrong_type(path, k, ValueType::Integer)),
             },
         }
     };
     let minor = int("minor")?;
     if status.contains("FIXED_MINOR") && minor.is_none() {
-        return Err(import_err(ImportErrorKind::FixedMinorWithoutMinor));
+        return Err(import_err(ModelErrorKind::FixedMinorWithoutMinor));
     }
     let mut segments = Vec::new();
     for sn in lvn.sections() {
@@ -291,44 +297,38 @@ fn import_lv(lvn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVol
     }
     let segment_count = get_u32(lvn, "segment_count", path, ctx.w)?;
     if segments.len() as u64 != segment_count {
-        return Err(err(
-            path,
-            format!(
-                "segment_count is {segment_count} but there are {} segments",
-                segments.len()
-            ),
-        ));
+        return Err(import_err(ModelErrorKind::SegmentCountMismatch {
+            declared: segment_count,
+            found: segments.len(),
+        }));
     }
     if segments.is_empty() {
-        return Err(import_err(ImportErrorKind::NoSegments));
+        return Err(import_err(ModelErrorKind::NoSegments));
     }
     segments.sort_by_key(|s| s.start_extent);
     let mut next = 0u64;
     for s in &segments {
         if s.start_extent != next {
-            return Err(err(
-                path,
-                format!(
-                    "segment at extent {} leaves a gap or overlap (expected {next})",
-                    s.start_extent
-                ),
-            ));
+            return Err(import_err(ModelErrorKind::SegmentGap {
+                start_extent: s.start_extent,
+                expected: next,
+            }));
         }
         next = s
             .start_extent
             .checked_add(s.extent_count)
-            .ok_or_else(|| err(path, "extent count overflows"))?;
+            .ok_or_else(|| import_err(ModelErrorKind::ExtentCountOverflow))?;
     }
     // Empty `zero`/`error` segments map nothing: dropped once they passed the checks.
     segments.retain(|s| s.extent_count > 0);
     if segments.is_empty() {
-        return Err(import_err(ImportErrorKind::NoSegments));
+        return Err(import_err(ModelErrorKind::NoSegments));
     }
     let is_snap = segments
         .iter()
         .any(|s| matches!(s.kind, SegmentKind::Snapshot { .. }));
     if is_snap && segments.len() != 1 {
-        return Err(err(path, "only one segment is permitted for a snapshot"));
+        return Err(import_err(ModelErrorKind::SnapshotSegments));
     }
     Ok(LogicalVolume {
         name: lvn.key().to_string(),
@@ -461,7 +461,7 @@ fn check_links(vg: &VolumeGroup, w: &Warn) -> Result<()> {
                     .iter()
                     .any(|a| matches!(a, Area::Lv { lv: name, .. } if *name == lv.name))
             {
-                return Err(err(&path, "an LV cannot map onto itself"));
+                return Err(err(&path, ModelErrorKind::SelfMapping));
             }
         }
         if let Some(kind) = vg.lv_fault_with(lv, &|n| sizes.get(n).copied()) {

@@ -9,7 +9,7 @@ use super::types::{
 };
 use super::warning::WarningKind;
 use crate::lvm::config::{Node, Scalar};
-use crate::lvm::error::Result;
+use crate::lvm::error::{ModelErrorKind, Result};
 
 pub(super) fn import_segment(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<Segment> {
     let start_extent = get_u32(sn, "start_extent", path, ctx.w)?;
@@ -18,7 +18,7 @@ pub(super) fn import_segment(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Re
     // lvm2 takes an empty segment without areas (it maps nothing); one with areas fails
     // its PV/LV area checks.
     if extent_count == 0 && !matches!(type_name.as_str(), "zero" | "error") {
-        return Err(err(path, "zero-length segment"));
+        return Err(err(path, ModelErrorKind::ZeroLengthSegment));
     }
     let mut parts = type_name.split('+');
     let base = parts.next().unwrap_or_default().to_string();
@@ -37,7 +37,7 @@ pub(super) fn import_segment(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Re
             "snapshot" => {
                 let (cow, merging) = if sn.find("merging_store").is_some() {
                     if sn.find("cow_store").is_some() {
-                        return Err(err(path, "both cow_store and merging_store are specified"));
+                        return Err(err(path, ModelErrorKind::CowAndMergingStore));
                     }
                     (ctx.lv_ref(sn, "merging_store", path)?, true)
                 } else {
@@ -45,7 +45,7 @@ pub(super) fn import_segment(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Re
                 };
                 let origin = ctx.lv_ref(sn, "origin", path)?;
                 if origin == cow {
-                    return Err(err(path, "a snapshot's origin cannot be its own COW store"));
+                    return Err(err(path, ModelErrorKind::OriginIsOwnCow));
                 }
                 // A chunk size of 0 imports (lvm2 reads it); plan and export refuse it.
                 let chunk_size = get_u32(sn, "chunk_size", path, ctx.w)?;
@@ -60,7 +60,7 @@ pub(super) fn import_segment(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Re
             "thin" => {
                 let device_id = get_u64w(sn, "device_id", path, ctx.w)?;
                 if device_id > THIN_MAX_DEVICE_ID {
-                    return Err(err(path, format!("unsupported device_id {device_id}")));
+                    return Err(err(path, ModelErrorKind::ThinDeviceIdRange { device_id }));
                 }
                 SegmentKind::Thin {
                     pool: ctx.lv_ref(sn, "thin_pool", path)?,
@@ -170,7 +170,7 @@ fn import_striped(
 ) -> Result<SegmentKind> {
     let stripe_count = get_u32(sn, "stripe_count", path, ctx.w)?;
     if stripe_count == 0 {
-        return Err(err(path, "stripe_count is 0"));
+        return Err(err(path, ModelErrorKind::StripeCountZero));
     }
     // lvm2 reads stripe_size only with several stripes, and takes any value; the ones the
     // kernel refuses (0, not dividing the stripe length) are refused by plan and export.
@@ -182,40 +182,50 @@ fn import_striped(
     if !extent_count.is_multiple_of(stripe_count) {
         return Err(err(
             path,
-            format!("extent count {extent_count} is not divisible by stripe count {stripe_count}"),
+            ModelErrorKind::ExtentsNotDivisible {
+                extent_count,
+                stripe_count,
+            },
         ));
     }
     let per_stripe = extent_count / stripe_count;
-    let items = sn
-        .get_list("stripes")
-        .ok_or_else(|| err(path, "`stripes` is missing"))?;
+    let items = sn.get_list("stripes").ok_or_else(|| {
+        err(
+            path,
+            ModelErrorKind::MissingKey {
+                key: "stripes".into(),
+            },
+        )
+    })?;
     if items.len() as u64 != stripe_count * 2 {
         return Err(err(
             path,
-            format!(
-                "`stripes` has {} items for {stripe_count} stripes",
-                items.len()
-            ),
+            ModelErrorKind::StripeItemCount {
+                items: items.len(),
+                stripe_count,
+            },
         ));
     }
     let mut areas = Vec::with_capacity(items.len() / 2);
     for pair in items.chunks_exact(2) {
         let (Some(Scalar::Str(name)), Some(Scalar::Int(off))) = (pair.first(), pair.get(1)) else {
-            return Err(err(path, "`stripes` must hold (name, extent) pairs"));
+            return Err(err(path, ModelErrorKind::StripePairs));
         };
         // `(uint32_t) cv->next->v.i`, as lvm2 reads the offset.
         let off = u64::from(*off as u32);
         if let Some(pv) = ctx.pvs.get(&**name) {
             let end = off
                 .checked_add(per_stripe)
-                .ok_or_else(|| err(path, "extent overflow"))?;
+                .ok_or_else(|| err(path, ModelErrorKind::ExtentOverflow))?;
             if end > pv.pe_count {
                 return Err(err(
                     path,
-                    format!(
-                        "extents {off}..{end} are beyond the {} PEs of {name}",
-                        pv.pe_count
-                    ),
+                    ModelErrorKind::BeyondPv {
+                        pv: name.to_string(),
+                        start: off,
+                        end,
+                        pe_count: pv.pe_count,
+                    },
                 ));
             }
             areas.push(Area::Pv {
@@ -230,7 +240,9 @@ fn import_striped(
         } else {
             return Err(err(
                 path,
-                format!("couldn't find volume {name:?} for segment"),
+                ModelErrorKind::UnknownVolume {
+                    name: name.to_string(),
+                },
             ));
         }
     }
@@ -246,10 +258,17 @@ fn import_thin_pool(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<Segm
         None | Some("ignore") => Discards::Ignore,
         Some("nopassdown") => Discards::NoPassdown,
         Some("passdown") => Discards::Passdown,
-        Some(o) => return Err(err(path, format!("discards option {o:?} unsupported"))),
+        Some(o) => {
+            return Err(err(
+                path,
+                ModelErrorKind::UnknownDiscards {
+                    value: o.to_string(),
+                },
+            ));
+        }
     };
     if !(THIN_MIN_CHUNK..=THIN_MAX_CHUNK).contains(&chunk_size) {
-        return Err(err(path, format!("unsupported chunk_size {chunk_size}")));
+        return Err(err(path, ModelErrorKind::ThinChunkRange { chunk_size }));
     }
     let zero_new_blocks = opt_u32(sn, "zero_new_blocks", path, ctx.w)?.unwrap_or(0) != 0;
     let mut messages = Vec::new();
@@ -260,7 +279,7 @@ fn import_thin_pool(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<Segm
         } else if m.find("delete").is_some() {
             messages.push(ThinMessage::Delete(get_u32(&m, "delete", &mpath, ctx.w)?));
         } else {
-            return Err(err(&mpath, "unknown message"));
+            return Err(err(&mpath, ModelErrorKind::UnknownThinMessage));
         }
     }
     Ok(SegmentKind::ThinPool {

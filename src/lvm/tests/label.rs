@@ -1,6 +1,7 @@
 use super::writer::{LabelSpec, PV_ID, label_sector, seal_label, simple_pv};
-use crate::lvm::Error;
+use crate::lvm::id::IdError;
 use crate::lvm::label::{DiskLocn, find_label, parse_label_sector, read_label};
+use crate::lvm::{AreaList, Error, LabelErrorKind};
 use proptest::prelude::*;
 
 fn spec(sector: u64) -> LabelSpec<'static> {
@@ -100,10 +101,21 @@ fn bad_pv_header_offset() {
     let mut s = label_sector(&spec(1));
     s[20..24].copy_from_slice(&500u32.to_le_bytes());
     seal_label(&mut s);
-    assert!(matches!(
-        parse_label_sector(&s, 1),
-        Err(Error::Label { sector: 1, .. })
-    ));
+    let err = parse_label_sector(&s, 1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Label {
+                sector: 1,
+                kind: LabelErrorKind::PvHeaderOutside { offset: 500 }
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "PV label in sector 1: pv_header offset 500 is outside the sector"
+    );
 }
 
 #[test]
@@ -115,7 +127,56 @@ fn unterminated_area_list() {
     }
     seal_label(&mut s);
     let err = parse_label_sector(&s, 1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Label {
+                sector: 1,
+                kind: LabelErrorKind::UnterminatedList {
+                    list: AreaList::Data
+                }
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("not terminated"), "{err}");
+    // The metadata list: one data area, then no terminator.
+    let mut s = label_sector(&spec(1));
+    for chunk in s[104..].chunks_mut(8) {
+        chunk.copy_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0][..chunk.len()]);
+    }
+    seal_label(&mut s);
+    assert!(matches!(
+        parse_label_sector(&s, 1),
+        Err(Error::Label {
+            kind: LabelErrorKind::UnterminatedList {
+                list: AreaList::Metadata
+            },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn bad_pv_id() {
+    let mut s = label_sector(&spec(1));
+    s[40] = b'-'; // inside pv_uuid: not an id character
+    seal_label(&mut s);
+    let err = parse_label_sector(&s, 1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Label {
+                sector: 1,
+                kind: LabelErrorKind::PvId(IdError::Char(b'-'))
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with("PV label in sector 1: PV id: "),
+        "{err}"
+    );
 }
 
 #[test]

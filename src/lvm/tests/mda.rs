@@ -1,7 +1,7 @@
 use super::writer::{mda_header, put_text, seal_mda, simple_pv};
-use crate::lvm::Error;
 use crate::lvm::label::DiskLocn;
-use crate::lvm::mda::{MdaContent, RAW_LOCN_IGNORED, RawLocn, read_metadata};
+use crate::lvm::mda::{MAX_METADATA_TEXT, MdaContent, RAW_LOCN_IGNORED, RawLocn, read_metadata};
+use crate::lvm::{Error, MdaErrorKind};
 use proptest::prelude::*;
 
 const AREA: DiskLocn = DiskLocn {
@@ -55,24 +55,39 @@ fn text_checksum_verified() {
     img[4096 + 512 + 2] ^= 1;
     let err = read_metadata(&img[..], AREA).unwrap_err();
     assert!(
-        matches!(&err, Error::Mda { offset: 4096, reason } if reason.contains("text checksum")),
+        matches!(
+            &err,
+            Error::Mda {
+                offset: 4096,
+                kind: MdaErrorKind::TextChecksum { stored, computed }
+            } if stored != computed
+        ),
         "{err}"
     );
+    assert!(err.to_string().contains("text checksum"), "{err}");
 }
 
 #[test]
 fn header_checks() {
     let img = simple_pv(2 << 20, b"vg0 { }\n");
     // Wrong start: the pv_header says 4096 but we ask for 8192 where nothing is.
+    let err = read_metadata(
+        &img[..],
+        DiskLocn {
+            offset: 8192,
+            size: 4096,
+        },
+    )
+    .unwrap_err();
     assert!(
-        read_metadata(
-            &img[..],
-            DiskLocn {
+        matches!(
+            err,
+            Error::Mda {
                 offset: 8192,
-                size: 4096
+                kind: MdaErrorKind::HeaderChecksum { .. }
             }
-        )
-        .is_err()
+        ),
+        "{err:?}"
     );
     // Bad magic with a valid checksum.
     let mut h: [u8; 512] = img[4096..4608].try_into().unwrap();
@@ -81,29 +96,63 @@ fn header_checks() {
     let mut bad = img.clone();
     bad[4096..4608].copy_from_slice(&h);
     let err = read_metadata(&bad[..], AREA).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Mda {
+                kind: MdaErrorKind::WrongMagic,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("magic"), "{err}");
     // Version 2.
     let mut h: [u8; 512] = img[4096..4608].try_into().unwrap();
     h[20] = 2;
     seal_mda(&mut h);
     bad[4096..4608].copy_from_slice(&h);
+    let err = read_metadata(&bad[..], AREA).unwrap_err();
     assert!(
-        read_metadata(&bad[..], AREA)
-            .unwrap_err()
-            .to_string()
-            .contains("version")
+        matches!(
+            err,
+            Error::Mda {
+                kind: MdaErrorKind::UnsupportedVersion { version: 2 },
+                ..
+            }
+        ),
+        "{err:?}"
     );
+    assert!(err.to_string().contains("version"));
     // Header start field disagrees with where it was found.
     let mut h: [u8; 512] = img[4096..4608].try_into().unwrap();
     h[24] = 1;
     seal_mda(&mut h);
     bad[4096..4608].copy_from_slice(&h);
+    let err = read_metadata(&bad[..], AREA).unwrap_err();
     assert!(
-        read_metadata(&bad[..], AREA)
-            .unwrap_err()
-            .to_string()
-            .contains("starts at")
+        matches!(
+            err,
+            Error::Mda {
+                offset: 4096,
+                kind: MdaErrorKind::StartMismatch { start: 4097 }
+            }
+        ),
+        "{err:?}"
     );
+    assert!(err.to_string().contains("starts at"));
+    // An area smaller than its own header.
+    let mut h: [u8; 512] = img[4096..4608].try_into().unwrap();
+    h[32..40].copy_from_slice(&100u64.to_le_bytes());
+    seal_mda(&mut h);
+    bad[4096..4608].copy_from_slice(&h);
+    assert!(matches!(
+        read_metadata(&bad[..], AREA),
+        Err(Error::Mda {
+            kind: MdaErrorKind::AreaTooSmall { size: 100 },
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -127,12 +176,20 @@ fn ignored_and_empty() {
 #[test]
 fn hostile_locations_rejected() {
     let mut img = simple_pv(2 << 20, b"");
-    for (offset, size) in [
-        (AREA.size, 10),
-        (100, 10),
-        (512, AREA.size),
-        (512, 0),
-        (u64::MAX, 5),
+    let outside = |offset| MdaErrorKind::TextOutsideBuffer {
+        offset,
+        area_size: AREA.size,
+    };
+    for (offset, size, want) in [
+        (AREA.size, 10, outside(AREA.size)),
+        (100, 10, outside(100)),
+        (
+            512,
+            AREA.size,
+            MdaErrorKind::TextSizeUnfit { size: AREA.size },
+        ),
+        (512, 0, MdaErrorKind::TextSizeUnfit { size: 0 }),
+        (u64::MAX, 5, outside(u64::MAX)),
     ] {
         let locn = RawLocn {
             offset,
@@ -141,7 +198,10 @@ fn hostile_locations_rejected() {
             flags: 0,
         };
         img[4096..4608].copy_from_slice(&mda_header(4096, AREA.size, &[locn]));
-        assert!(read_metadata(&img[..], AREA).is_err(), "{offset} {size}");
+        match read_metadata(&img[..], AREA) {
+            Err(Error::Mda { offset: 4096, kind }) => assert_eq!(kind, want, "{offset} {size}"),
+            other => panic!("{offset} {size}: {other:?}"),
+        }
     }
     // Offsets near the top of the u64 range fail cleanly (no overflow).
     let locn = RawLocn {
@@ -151,7 +211,19 @@ fn hostile_locations_rejected() {
         flags: 0,
     };
     img[4096..4608].copy_from_slice(&mda_header(4096, u64::MAX, &[locn]));
-    assert!(read_metadata(&img[..], AREA).is_err());
+    let err = read_metadata(&img[..], AREA).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Mda {
+                kind: MdaErrorKind::Overflow {
+                    what: "text location"
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     // A huge area with a huge (but "fitting") size is capped before allocating.
     let locn = RawLocn {
         offset: 512,
@@ -161,6 +233,19 @@ fn hostile_locations_rejected() {
     };
     img[4096..4608].copy_from_slice(&mda_header(4096, 4 << 30, &[locn]));
     let err = read_metadata(&img[..], AREA).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Mda {
+                kind: MdaErrorKind::TextOverLimit {
+                    size: 0xc000_0000,
+                    limit: MAX_METADATA_TEXT
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("limit"), "{err}");
 }
 

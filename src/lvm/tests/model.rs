@@ -1,19 +1,26 @@
 use super::sample::{SAMPLE, THIN_STRIPED, plain_lv, snap_section, with_lv};
 use crate::lvm::config::{ParseMode, parse};
+use crate::lvm::id::IdError;
 use crate::lvm::model::WarningKind;
 use crate::lvm::model::{Area, Discards, SegmentKind, VolumeGroup, valid_name};
-use crate::lvm::{Error, ImportErrorKind, UnmappableKind};
+use crate::lvm::{Error, ModelErrorKind, UnmappableKind, ValueType};
 use proptest::prelude::*;
 
 fn vg(text: &str) -> Result<VolumeGroup, Error> {
     VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk)
 }
 
-fn model_err(text: &str) -> String {
+/// The path and kind of the model error `text` gets.
+fn model_err(text: &str) -> (String, ModelErrorKind) {
     match vg(text) {
-        Err(Error::Model { path, reason }) => format!("{path}: {reason}"),
+        Err(Error::Model { path, kind }) => (path, kind),
         other => panic!("expected a model error, got {other:?}"),
     }
+}
+
+/// The model error as the CLI shows it (after "metadata "): `path: message`.
+fn shown((path, kind): &(String, ModelErrorKind)) -> String {
+    format!("{path}: {kind}")
 }
 
 #[test]
@@ -101,17 +108,33 @@ fn unknown_status_flag_rejected_unknown_flags_ignored() {
         "[\"READ\", \"WRITE\", \"SPARKLY\"]",
         1,
     ));
+    assert!(
+        matches!(&e.1, ModelErrorKind::UnknownStatusFlag { flag } if flag == "SPARKLY"),
+        "{e:?}"
+    );
+    assert_eq!(e.0, "vg0/logical_volumes/root");
+    let e = shown(&e);
     assert!(e.contains("unknown status flag 'SPARKLY'"), "{e}");
     assert!(e.starts_with("vg0/logical_volumes/root"), "{e}");
     let ok = vg(&SAMPLE.replacen("flags = []", "flags = [\"SPARKLY\"]", 1)).unwrap();
     assert!(ok.flags.is_empty());
-    let e = model_err(&SAMPLE.replacen("[\"ALLOCATABLE\"]", "[\"ALLOCATABLE\", \"X\"]", 1));
-    assert!(e.contains("physical_volumes/pv0"), "{e}");
+    let (path, kind) =
+        model_err(&SAMPLE.replacen("[\"ALLOCATABLE\"]", "[\"ALLOCATABLE\", \"X\"]", 1));
+    assert!(path.contains("physical_volumes/pv0"), "{path}");
+    assert_eq!(kind, ModelErrorKind::UnknownStatusFlag { flag: "X".into() });
 }
 
 #[test]
 fn segment_count_must_match() {
     let e = model_err(&SAMPLE.replacen("segment_count = 1", "segment_count = 2", 1));
+    assert_eq!(
+        e.1,
+        ModelErrorKind::SegmentCountMismatch {
+            declared: 2,
+            found: 1
+        }
+    );
+    let e = shown(&e);
     assert!(e.contains("segment_count is 2 but there are 1"), "{e}");
 }
 
@@ -129,24 +152,56 @@ fn gaps_and_overlaps_rejected() {
         "start_extent = 3\nextent_count = 1",
         1,
     ));
-    assert!(e.contains("gap or overlap"), "{e}");
+    assert_eq!(
+        e.1,
+        ModelErrorKind::SegmentGap {
+            start_extent: 3,
+            expected: 2
+        }
+    );
+    assert!(shown(&e).contains("gap or overlap"), "{e:?}");
     let e = model_err(&THIN_STRIPED.replacen(
         "start_extent = 2\nextent_count = 1",
         "start_extent = 1\nextent_count = 1",
         1,
     ));
-    assert!(e.contains("gap or overlap"), "{e}");
+    assert_eq!(
+        e.1,
+        ModelErrorKind::SegmentGap {
+            start_extent: 1,
+            expected: 2
+        }
+    );
+    assert!(shown(&e).contains("gap or overlap"), "{e:?}");
 }
 
 #[test]
 fn unknown_pv_handle_rejected() {
     let e = model_err(&SAMPLE.replacen("\"pv0\", 1280", "\"pv7\", 1280", 1));
+    assert_eq!(
+        e,
+        (
+            "vg0/logical_volumes/home/segment1".into(),
+            ModelErrorKind::UnknownVolume { name: "pv7".into() }
+        )
+    );
+    let e = shown(&e);
     assert!(e.contains("couldn't find volume \"pv7\""), "{e}");
 }
 
 #[test]
 fn pe_range_checked() {
     let e = model_err(&SAMPLE.replacen("\"pv0\", 1280", "\"pv0\", 5000", 1));
+    assert_eq!(
+        e.1,
+        ModelErrorKind::BeyondPv {
+            pv: "pv0".into(),
+            start: 5000,
+            end: 7560,
+            pe_count: 5119
+        }
+    );
+    let e = shown(&e);
     assert!(e.contains("beyond"), "{e}");
     // A PE area past dev_size imports, as lvm2 imports it, with a warning.
     let v = vg(&SAMPLE.replacen("pe_count = 5119", "pe_count = 6000", 1)).unwrap();
@@ -167,18 +222,32 @@ fn stripes_checked() {
         "extent_count = 3\ntype = \"striped\"\nstripe_count = 2",
         1,
     ));
-    assert!(e.contains("not divisible"), "{e}");
+    assert_eq!(
+        e.1,
+        ModelErrorKind::ExtentsNotDivisible {
+            extent_count: 3,
+            stripe_count: 2
+        }
+    );
+    assert!(shown(&e).contains("not divisible"), "{e:?}");
     let e = model_err(&THIN_STRIPED.replacen("stripe_size = 128\n", "", 1));
-    assert!(e.contains("stripe_size"), "{e}");
+    assert_eq!(
+        e.1,
+        ModelErrorKind::MissingKey {
+            key: "stripe_size".into()
+        }
+    );
+    assert!(shown(&e).contains("stripe_size"), "{e:?}");
 }
 
 #[test]
 fn header_checked() {
-    assert!(
-        model_err(&SAMPLE.replace("contents = \"Text Format Volume Group\"", ""))
-            .contains("contents")
-    );
-    assert!(model_err(&SAMPLE.replace("version = 1\n", "version = 2\n")).contains("version"));
+    let e = model_err(&SAMPLE.replace("contents = \"Text Format Volume Group\"", ""));
+    assert_eq!(e, ("contents".into(), ModelErrorKind::WrongContents));
+    assert!(shown(&e).contains("contents"));
+    let e = model_err(&SAMPLE.replace("version = 1\n", "version = 2\n"));
+    assert_eq!(e, ("version".into(), ModelErrorKind::WrongVersion));
+    assert!(shown(&e).contains("version"));
     // lvm2 reads 32-bit fields as their low 32 bits: -1 is 4294967295, with a warning.
     let v = vg(&SAMPLE.replacen("seqno = 6", "seqno = -1", 1)).unwrap();
     assert_eq!(v.seqno, u64::from(u32::MAX));
@@ -240,6 +309,11 @@ fn snapshot_merging_store() {
     let v = vg(&t).unwrap();
     assert!(v.snapshots_of("root").next().unwrap().merging);
     let e = model_err(&SAMPLE.replace("cow_store = \"root_snap\"", "cow_store = \"nope\""));
+    assert!(
+        matches!(&e.1, ModelErrorKind::UnknownLv { key, name } if key == "cow_store" && name == "nope"),
+        "{e:?}"
+    );
+    let e = shown(&e);
     assert!(e.contains("unknown LV \"nope\""), "{e}");
 }
 
@@ -296,11 +370,8 @@ proptest! {
     }
 }
 
-fn import_kind(text: &str) -> ImportErrorKind {
-    match vg(text) {
-        Err(Error::Import { kind, .. }) => kind,
-        other => panic!("expected an import error, got {other:?}"),
-    }
+fn import_kind(text: &str) -> ModelErrorKind {
+    model_err(text).1
 }
 
 /// Rules lvm2's importer enforces (checked with lvm2 2.03.16 `vgcfgrestore -l`): the same
@@ -311,21 +382,28 @@ fn lvm2_import_refusals_are_typed() {
         SAMPLE,
         "empty {\nid = \"x3dNi8-Lfpp-WTv5-aspz-hU8Q-rTzh-JqmAAA\"\nstatus = [\"READ\"]\nsegment_count = 0\n}",
     );
-    assert_eq!(import_kind(&no_segs), ImportErrorKind::NoSegments);
+    assert_eq!(import_kind(&no_segs), ModelErrorKind::NoSegments);
     // A flag lvm2 reads only from `flags` is an unknown status flag in `status`.
     let e = model_err(&SAMPLE.replacen(
         "status = [\"READ\", \"WRITE\", \"VISIBLE\"]",
         "status = [\"READ\", \"WRITE\", \"VISIBLE\", \"ACTIVATION_SKIP\"]",
         1,
     ));
+    assert_eq!(
+        e.1,
+        ModelErrorKind::UnknownStatusFlag {
+            flag: "ACTIVATION_SKIP".into()
+        }
+    );
+    let e = shown(&e);
     assert!(e.contains("unknown status flag 'ACTIVATION_SKIP'"), "{e}");
     assert_eq!(
         import_kind(&SAMPLE.replacen("creation_host = \"box\"\nsegment_count", "segment_count", 1)),
-        ImportErrorKind::CreationTimeWithoutHost
+        ModelErrorKind::CreationTimeWithoutHost
     );
     assert_eq!(
         import_kind(&SAMPLE.replacen("creation_time = 1718000000\n", "", 1)),
-        ImportErrorKind::CreationHostWithoutTime
+        ModelErrorKind::CreationHostWithoutTime
     );
     assert_eq!(
         import_kind(&SAMPLE.replacen(
@@ -333,7 +411,7 @@ fn lvm2_import_refusals_are_typed() {
             "status = [\"READ\", \"WRITE\", \"VISIBLE\", \"FIXED_MINOR\"]",
             1
         )),
-        ImportErrorKind::FixedMinorWithoutMinor
+        ModelErrorKind::FixedMinorWithoutMinor
     );
     // With the minor it imports.
     assert!(
@@ -346,7 +424,7 @@ fn lvm2_import_refusals_are_typed() {
     );
     assert_eq!(
         import_kind(&SAMPLE.replacen("pe_start = 2048", "pe_start = 2048\nba_start = 2048", 1)),
-        ImportErrorKind::IncompleteBootloaderArea
+        ModelErrorKind::IncompleteBootloaderArea
     );
     let spare = |n: &str| {
         format!(
@@ -359,7 +437,7 @@ fn lvm2_import_refusals_are_typed() {
     let two = with_lv(SAMPLE, &(spare("a_pmspare") + "\n" + &spare("b_pmspare")));
     assert_eq!(
         import_kind(&two),
-        ImportErrorKind::SecondPoolMetadataSpare {
+        ModelErrorKind::SecondPoolMetadataSpare {
             first: "a_pmspare".into()
         }
     );
@@ -499,7 +577,10 @@ fn unmappable_stripes_and_lv_areas() {
     let selfmap = on_home.replace("\"home\", 2500", "\"top\", 0");
     assert!(matches!(
         vg(&with_lv(SAMPLE, &selfmap)),
-        Err(Error::Model { .. })
+        Err(Error::Model {
+            kind: ModelErrorKind::SelfMapping,
+            ..
+        })
     ));
 }
 
@@ -582,8 +663,12 @@ fn duplicate_pv_names_use_the_later_section() {
     };
     // The later pv0 is too small for root: refused, like lvm2's "Segment with extent ...".
     match vg(&second(100)) {
-        Err(Error::Model { reason, .. }) => {
-            assert!(reason.contains("beyond the 100 PEs"), "{reason}")
+        Err(Error::Model { kind, .. }) => {
+            assert!(
+                matches!(kind, ModelErrorKind::BeyondPv { pe_count: 100, .. }),
+                "{kind:?}"
+            );
+            assert!(kind.to_string().contains("beyond the 100 PEs"), "{kind}")
         }
         other => panic!("{other:?}"),
     }
@@ -648,5 +733,181 @@ fn long_snapshot_cycle_is_linear_and_bounded() {
             }
             other => panic!("{cow}: {other:?}"),
         }
+    }
+}
+
+/// Each refusal of the importer has its own kind, at the path of the section at fault;
+/// the message is the one lvm2 users know (the CLI prints it after "metadata PATH: ").
+#[test]
+fn model_refusals_are_typed() {
+    const ROOT: &str = "vg0/logical_volumes/root";
+    const ROOT_SEG: &str = "vg0/logical_volumes/root/segment1";
+    const POOL_SEG: &str = "my-vg/logical_volumes/pool/segment1";
+    let cases: Vec<(String, &str, ModelErrorKind, &str)> = vec![
+        (
+            SAMPLE.replacen("seqno = 6", "seqno = \"6\"", 1),
+            "vg0",
+            ModelErrorKind::WrongType {
+                key: "seqno".into(),
+                expected: ValueType::Integer,
+            },
+            "`seqno` must be an integer",
+        ),
+        (
+            SAMPLE.replacen("type = \"striped\"", "type = 7", 1),
+            ROOT_SEG,
+            ModelErrorKind::WrongType {
+                key: "type".into(),
+                expected: ValueType::String,
+            },
+            "`type` must be a string",
+        ),
+        (
+            SAMPLE.replacen("creation_time = 1718000000", "creation_time = \"noon\"", 1),
+            ROOT,
+            ModelErrorKind::WrongType {
+                key: "creation_time".into(),
+                expected: ValueType::Integer,
+            },
+            "`creation_time` must be an integer",
+        ),
+        (
+            SAMPLE.replacen("flags = []", "flags = [1]", 1),
+            "vg0",
+            ModelErrorKind::NotStrings {
+                key: "flags".into(),
+            },
+            "`flags` entries must be strings",
+        ),
+        (
+            SAMPLE.replacen(
+                "id = \"kY9pF3-4Qy6-nB3W-wd25-rq4f-5zr3-QA7YeE\"",
+                "id = \"short\"",
+                1,
+            ),
+            "vg0",
+            ModelErrorKind::BadId {
+                id: "short".into(),
+                source: IdError::Length(5),
+            },
+            "id \"short\": an id has 32 characters",
+        ),
+        (
+            SAMPLE.replacen("physical_volumes {", "physical_volumes_ {", 1),
+            "vg0",
+            ModelErrorKind::MissingKey {
+                key: "physical_volumes".into(),
+            },
+            "`physical_volumes` is missing",
+        ),
+        (
+            with_lv(SAMPLE, &plain_lv("home", "HOM", 4200)),
+            "vg0",
+            ModelErrorKind::DuplicateLv { lv: "home".into() },
+            "LV home appears twice",
+        ),
+        (
+            SAMPLE.replacen("extent_count = 1280", "extent_count = 0", 1),
+            ROOT_SEG,
+            ModelErrorKind::ZeroLengthSegment,
+            "zero-length segment",
+        ),
+        (
+            SAMPLE.replacen(
+                "cow_store = \"root_snap\"",
+                "cow_store = \"root_snap\"\nmerging_store = \"root_snap\"",
+                1,
+            ),
+            "vg0/logical_volumes/snapshot0/segment1",
+            ModelErrorKind::CowAndMergingStore,
+            "both cow_store and merging_store are specified",
+        ),
+        (
+            SAMPLE.replacen("cow_store = \"root_snap\"", "cow_store = \"root\"", 1),
+            "vg0/logical_volumes/snapshot0/segment1",
+            ModelErrorKind::OriginIsOwnCow,
+            "a snapshot's origin cannot be its own COW store",
+        ),
+        (
+            THIN_STRIPED.replacen("device_id = 1", "device_id = 16777216", 1),
+            "my-vg/logical_volumes/thin1/segment1",
+            ModelErrorKind::ThinDeviceIdRange {
+                device_id: 1 << 24,
+            },
+            "unsupported device_id 16777216",
+        ),
+        (
+            THIN_STRIPED.replacen("chunk_size = 128", "chunk_size = 64", 1),
+            POOL_SEG,
+            ModelErrorKind::ThinChunkRange { chunk_size: 64 },
+            "unsupported chunk_size 64",
+        ),
+        (
+            THIN_STRIPED.replacen("\"passdown\"", "\"sideways\"", 1),
+            POOL_SEG,
+            ModelErrorKind::UnknownDiscards {
+                value: "sideways".into(),
+            },
+            "discards option \"sideways\" unsupported",
+        ),
+        (
+            THIN_STRIPED.replacen(
+                "zero_new_blocks = 1",
+                "zero_new_blocks = 1\nmessage1 {\nrename = \"x\"\n}",
+                1,
+            ),
+            "my-vg/logical_volumes/pool/segment1/message1",
+            ModelErrorKind::UnknownThinMessage,
+            "unknown message",
+        ),
+        (
+            SAMPLE.replacen("stripe_count = 1", "stripe_count = 0", 1),
+            ROOT_SEG,
+            ModelErrorKind::StripeCountZero,
+            "stripe_count is 0",
+        ),
+        (
+            SAMPLE.replacen("\"pv0\", 0\n", "\"pv0\", 0, \"pv0\", 7\n", 1),
+            ROOT_SEG,
+            ModelErrorKind::StripeItemCount {
+                items: 4,
+                stripe_count: 1,
+            },
+            "`stripes` has 4 items for 1 stripes",
+        ),
+        (
+            SAMPLE.replacen("\"pv0\", 0\n", "0, \"pv0\"\n", 1),
+            ROOT_SEG,
+            ModelErrorKind::StripePairs,
+            "`stripes` must hold (name, extent) pairs",
+        ),
+        (
+            SAMPLE
+                .replacen(
+                    "cow_store = \"root_snap\"\n}",
+                    "cow_store = \"root_snap\"\n}\nsegment2 {\nstart_extent = 1280\n\
+                     extent_count = 1\ntype = \"zero\"\n}",
+                    1,
+                )
+                .replacen(
+                    "segment_count = 1\n\nsegment1 {\nstart_extent = 0\nextent_count = 1280\n\ntype = \"snapshot\"",
+                    "segment_count = 2\n\nsegment1 {\nstart_extent = 0\nextent_count = 1280\n\ntype = \"snapshot\"",
+                    1,
+                ),
+            "vg0/logical_volumes/snapshot0",
+            ModelErrorKind::SnapshotSegments,
+            "only one segment is permitted for a snapshot",
+        ),
+        (
+            "contents = \"Text Format Volume Group\"\nversion = 1\n".to_string(),
+            "",
+            ModelErrorKind::NoVgSection,
+            "no volume group section",
+        ),
+    ];
+    for (text, path, kind, message) in cases {
+        let got = model_err(&text);
+        assert_eq!((got.0.as_str(), &got.1), (path, &kind), "{message}");
+        assert!(got.1.to_string().starts_with(message), "{}", got.1);
     }
 }

@@ -1,7 +1,7 @@
 use super::sample::THIN_STRIPED;
 use super::writer::pv_image;
-use crate::lvm::Error;
-use crate::lvm::scan::{DeviceStatus, MdaOutcome, scan};
+use crate::lvm::scan::{DeviceStatus, MdaOutcome, scan, summary};
+use crate::lvm::{Error, MdaErrorKind, ModelErrorKind, ScanErrorKind, ValueType};
 
 const PV0: &str = "AAAAAABBBBCCCCDDDDEEEEFFFFGGGGGG";
 const PV1: &str = "HHHHHHIIIIJJJJKKKKLLLLMMMMNNNNNN";
@@ -102,6 +102,32 @@ fn unlabelled_and_unimportable() {
     let r = scan(&[&blank[..], &a[..]]);
     assert_eq!(r.errors.len(), 2);
     assert_eq!(r.errors[0].0, Some(0));
+    assert!(matches!(r.errors[0].1, Error::NoLabel), "{:?}", r.errors[0]);
+    match &r.errors[1] {
+        (
+            None,
+            Error::Scan {
+                vg,
+                kind: ScanErrorKind::NewestDoesNotImport { seqno: 12, error },
+            },
+        ) => {
+            assert_eq!(vg, "aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg");
+            assert!(
+                matches!(
+                    **error,
+                    Error::Model {
+                        kind: ModelErrorKind::SegmentCountMismatch {
+                            declared: 3,
+                            found: 2
+                        },
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(
         r.errors[1].1.to_string().contains("does not import"),
         "{}",
@@ -147,7 +173,13 @@ fn device_outcomes_are_typed() {
     assert_eq!(d[3].bad_areas.len(), 1);
     assert_eq!(d[3].bad_areas[0].0.offset, MDA1.0);
     assert!(
-        matches!(d[3].bad_areas[0].1, Error::Mda { .. }),
+        matches!(
+            d[3].bad_areas[0].1,
+            Error::Mda {
+                offset: 4096,
+                kind: MdaErrorKind::HeaderChecksum { .. }
+            }
+        ),
         "{:?}",
         d[3].bad_areas
     );
@@ -168,9 +200,55 @@ fn device_outcomes_are_typed() {
     assert_eq!(r.failed_vgs.len(), 1);
     assert_eq!(r.failed_vgs[0].name, "my-vg");
     assert_eq!(r.failed_vgs[0].devices, [0]);
-    assert!(matches!(r.failed_vgs[0].error, Error::Model { .. }));
+    assert!(matches!(
+        r.failed_vgs[0].error,
+        Error::Model {
+            kind: ModelErrorKind::SegmentCountMismatch { .. },
+            ..
+        }
+    ));
     assert!(matches!(d[0].status, DeviceStatus::VgNotImported { vg } if vg.seqno == 12));
     assert!(d[0].is_error());
     assert!(matches!(d[1].status, DeviceStatus::Orphan) && !d[1].is_error());
     assert!(matches!(d[2].status, DeviceStatus::NoMetadataArea) && !d[2].is_error());
+}
+
+/// The summary read from each metadata area (name, id, seqno) refuses what it cannot
+/// read with the importer's kinds.
+#[test]
+fn summary_errors_are_typed() {
+    let (name, id, seqno) = summary(&text(12)).unwrap();
+    assert_eq!((name.as_str(), seqno), ("my-vg", 12));
+    assert_eq!(id.as_str(), "aaaaaabbbbccccddddeeeeffffgggggg");
+    let kind = |t: &str| match summary(t.as_bytes()) {
+        Err(Error::Model { path, kind }) => (path, kind),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        kind("version = 1\n"),
+        (String::new(), ModelErrorKind::NoVgSection)
+    );
+    assert_eq!(
+        kind("vg { seqno = 1 }"),
+        ("vg".into(), ModelErrorKind::MissingKey { key: "id".into() })
+    );
+    assert!(matches!(
+        kind("vg { id = \"x\" seqno = 1 }").1,
+        ModelErrorKind::BadId { id, .. } if id == "x"
+    ));
+    let ok_id = "id = \"aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg\"";
+    assert_eq!(
+        kind(&format!("vg {{ {ok_id} }}")).1,
+        ModelErrorKind::MissingKey {
+            key: "seqno".into()
+        }
+    );
+    assert_eq!(
+        kind(&format!("vg {{ {ok_id} seqno = \"1\" }}")).1,
+        ModelErrorKind::WrongType {
+            key: "seqno".into(),
+            expected: ValueType::Integer
+        }
+    );
+    assert!(matches!(summary(b"vg {"), Err(Error::Parse(_))));
 }
