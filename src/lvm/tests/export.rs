@@ -7,55 +7,7 @@ use crate::lvm::{Error, UnmappableKind};
 use proptest::prelude::*;
 
 /// extent = 8 sectors (4 KiB), two PVs of 16 PEs after a 2-sector pe_start.
-const VG: &str = r#"ex {
-id = "aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg"
-seqno = 1
-status = ["READ", "WRITE"]
-extent_size = 8
-max_lv = 0
-max_pv = 0
-physical_volumes {
-pv0 { id = "AAAAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGGGG" status = ["ALLOCATABLE"] pe_start = 2 pe_count = 16 }
-pv1 { id = "HHHHHH-IIII-JJJJ-KKKK-LLLL-MMMM-NNNNNN" status = ["ALLOCATABLE"] pe_start = 2 pe_count = 16 }
-}
-logical_volumes {
-multi {
-id = "111111-2222-3333-4444-5555-6666-777777"
-status = ["READ", "WRITE", "VISIBLE"]
-segment_count = 3
-segment1 { start_extent = 0 extent_count = 2 type = "striped" stripe_count = 1 stripes = ["pv1", 3] }
-segment2 { start_extent = 2 extent_count = 1 type = "zero" }
-segment3 { start_extent = 3 extent_count = 2 type = "striped" stripe_count = 1 stripes = ["pv0", 10] }
-}
-striped {
-id = "888888-9999-0000-aaaa-bbbb-cccc-dddddd"
-status = ["READ", "WRITE", "VISIBLE"]
-segment_count = 1
-segment1 { start_extent = 0 extent_count = 6 type = "striped" stripe_count = 2 stripe_size = 2 stripes = ["pv0", 0, "pv1", 6] }
-}
-stacked {
-id = "999999-9999-0000-aaaa-bbbb-cccc-dddddd"
-status = ["READ", "WRITE", "VISIBLE"]
-segment_count = 1
-segment1 { start_extent = 0 extent_count = 2 type = "striped" stripe_count = 1 stripes = ["striped", 1] }
-}
-cow {
-id = "cccccc-9999-0000-aaaa-bbbb-cccc-dddddd"
-status = ["READ", "WRITE"]
-segment_count = 1
-segment1 { start_extent = 0 extent_count = 1 type = "striped" stripe_count = 1 stripes = ["pv0", 15] }
-}
-snapshot0 {
-id = "ssssss-9999-0000-aaaa-bbbb-cccc-dddddd"
-status = ["READ", "WRITE", "VISIBLE"]
-segment_count = 1
-segment1 { start_extent = 0 extent_count = 5 type = "snapshot" chunk_size = 8 origin = "multi" cow_store = "cow" }
-}
-}
-}
-contents = "Text Format Volume Group"
-version = 1
-"#;
+const VG: &str = include_str!("fixtures/export.vg");
 
 const PV_SECTORS: usize = 2 + 16 * 8;
 
@@ -324,9 +276,10 @@ fn lv_cycles_and_unmappable_segments_are_typed_errors() {
 fn shared_cow_snapshot_is_refused() {
     let text = VG.replacen(
         "snapshot0 {",
-        "snapshot1 {\nid = \"tttttt-9999-0000-aaaa-bbbb-cccc-dddddd\"\nstatus = [\"READ\"]\n\
-         segment_count = 1\nsegment1 { start_extent = 0 extent_count = 2 type = \"snapshot\" \
-         chunk_size = 8 origin = \"striped\" cow_store = \"cow\" }\n}\nsnapshot0 {",
+        &format!(
+            "{}\nsnapshot0 {{",
+            include_str!("fixtures/export_snapshot1_shared_cow.lv").trim_end()
+        ),
         1,
     );
     let v = VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk).unwrap();

@@ -380,7 +380,7 @@ fn import_kind(text: &str) -> ModelErrorKind {
 fn lvm2_import_refusals_are_typed() {
     let no_segs = with_lv(
         SAMPLE,
-        "empty {\nid = \"x3dNi8-Lfpp-WTv5-aspz-hU8Q-rTzh-JqmAAA\"\nstatus = [\"READ\"]\nsegment_count = 0\n}",
+        include_str!("fixtures/lv_no_segments.lv").trim_end(),
     );
     assert_eq!(import_kind(&no_segs), ModelErrorKind::NoSegments);
     // A flag lvm2 reads only from `flags` is an unknown status flag in `status`.
@@ -486,8 +486,10 @@ fn lvm2_acceptances_import_with_warnings() {
     // A second PV with the first one's id.
     let dup_id = SAMPLE.replacen(
         "}\n}\n\nlogical_volumes",
-        "}\npv1 {\nid = \"EBY3AB-p3e2-zS8i-q9y7-AjzQ-Hb6B-AEcn6z\"\nstatus = [\"ALLOCATABLE\"]\n\
-         pe_start = 2048\npe_count = 10\n}\n}\n\nlogical_volumes",
+        &format!(
+            "}}\n{}\n}}\n\nlogical_volumes",
+            include_str!("fixtures/pv_duplicate_id.pv").trim_end()
+        ),
         1,
     );
     let k = kinds(&dup_id);
@@ -560,10 +562,7 @@ fn unmappable_stripes_and_lv_areas() {
         "stripey",
     );
     // An LV on `home` (2560 extents) from extent 2500, 256 extents long.
-    let on_home = "top {\nid = \"x3dNi8-Lfpp-WTv5-aspz-hU8Q-rTzh-JqmTOP\"\n\
-        status = [\"READ\", \"WRITE\", \"VISIBLE\"]\nsegment_count = 1\nsegment1 {\n\
-        start_extent = 0\nextent_count = 256\ntype = \"striped\"\nstripe_count = 1\n\
-        stripes = [\"home\", 2500]\n}\n}";
+    let on_home = include_str!("fixtures/lv_top_on_home.lv").trim_end();
     check(
         with_lv(SAMPLE, on_home),
         UnmappableKind::AreaBeyondLv {
