@@ -575,6 +575,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A text metadata syntax error, positioned like an editor would show it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {col} (byte {offset}): {kind}")]
+#[non_exhaustive]
 pub struct ParseError {
     /// 1-based line.
     pub line: u32,

@@ -25,6 +25,7 @@ use crate::lvm::id::LvmId;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {kind}")]
+#[non_exhaustive]
 pub struct ImportWarning {
     /// Where in the metadata.
     pub path: String,
