@@ -374,13 +374,14 @@ fn every_text_plans_and_exports_without_surprises() {
     use devmapper::lvm::export::LvReader;
     use devmapper::lvm::model::{PhysicalVolume, SegmentKind};
     use devmapper::lvm::plan::{PlanOptions, SkipKind, plan_vg};
+    use devmapper::targets::DevRef;
     let Some(dir) = corpus() else { return };
     let (mut planned, mut exported) = (0, 0);
     for (num, path) in files(&dir) {
         let Ok(vg) = VolumeGroup::from_text(&std::fs::read(&path).unwrap(), ParseMode::File) else {
             continue;
         };
-        let dev = |p: &PhysicalVolume| Some(format!("/dev/{}", p.handle));
+        let dev = |p: &PhysicalVolume| DevRef::path(format!("/dev/{}", p.handle)).ok();
         let p = plan_vg(&vg, &dev, &PlanOptions::default()).unwrap();
         planned += p.devices.len();
         for s in &p.skipped {

@@ -16,8 +16,9 @@ use devmapper::lvm::label::DiskLocn;
 use devmapper::lvm::model::{
     LogicalVolume, PhysicalVolume, SegmentKind, SnapshotLink, VolumeGroup,
 };
-use devmapper::lvm::plan::{Plan, PlanOptions, plan_vg};
+use devmapper::lvm::plan::{Plan, PlanOptions, lvm2_params, plan_vg};
 use devmapper::lvm::scan::{self, DeviceReport, DeviceStatus, MdaOutcome, ScanReport, ScannedVg};
+use devmapper::targets::DevRef;
 use devmapper::{DevNum, DeviceMapper};
 use serde_json::{Value, json};
 
@@ -140,7 +141,7 @@ pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
 }
 
 /// The table reference for a PV: its block device's `major:minor`.
-fn block_devnum(path: &Path) -> Result<String, Box<dyn Error>> {
+fn block_devnum(path: &Path) -> Result<DevRef, Box<dyn Error>> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let md = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !md.file_type().is_block_device() {
@@ -150,7 +151,7 @@ fn block_devnum(path: &Path) -> Result<String, Box<dyn Error>> {
         )
         .into());
     }
-    Ok(DevNum::from_dev_t(md.rdev()).to_string())
+    Ok(DevNum::from_dev_t(md.rdev()).into())
 }
 
 /// The import's warnings (facts lvm2 accepts but that look wrong), one line each.
@@ -682,6 +683,11 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
         )
         .into());
     }
+    // The PVs as tables name them: their paths.
+    let refs = paths
+        .iter()
+        .map(|p| DevRef::path(p.display().to_string()))
+        .collect::<Result<Vec<DevRef>, _>>()?;
     let mut all = Plan::default();
     for s in &report.vgs {
         print_warnings(&s.vg);
@@ -696,11 +702,7 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
                 missing.join(", ")
             );
         }
-        let dev = |p: &PhysicalVolume| {
-            s.device_of(p)
-                .and_then(|i| paths.get(i))
-                .map(|p| p.display().to_string())
-        };
+        let dev = |p: &PhysicalVolume| s.device_of(p).and_then(|i| refs.get(i)).cloned();
         let p = plan_vg(&s.vg, &dev, &PlanOptions::default())?;
         all.devices.extend(p.devices);
         all.skipped.extend(p.skipped);
@@ -712,10 +714,11 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
             .map(|d| {
                 let table: Vec<Value> = d
                     .table
+                    .lines()
                     .iter()
-                    .map(|l| json!({ "start": l.start, "length": l.length, "target": l.target, "params": l.params }))
+                    .map(|l| json!({ "start": l.start.0, "length": l.length.0, "target": l.target.target_type(), "params": lvm2_params(&l.target) }))
                     .collect();
-                json!({ "name": d.name, "uuid": d.uuid, "read_only": d.read_only, "lv": d.lv, "layer": d.layer, "table": table })
+                json!({ "name": d.name.as_str(), "uuid": d.uuid.as_str(), "read_only": d.read_only, "lv": d.lv, "layer": d.layer, "table": table })
             })
             .collect();
         let skipped: Vec<Value> = all
@@ -743,7 +746,8 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
             if d.read_only { "  (read-only)" } else { "" }
         );
         for l in &d.table {
-            writeln!(out, "  {} {} {} {}", l.start, l.length, l.target, l.params);
+            let (ty, params) = (l.target.target_type(), lvm2_params(&l.target));
+            writeln!(out, "  {} {} {ty} {params}", l.start, l.length);
         }
     }
     for s in &all.skipped {
