@@ -33,8 +33,8 @@ pub struct PvRef {
     pub id: LvmId,
 }
 
-impl PvRef {
-    fn of(pv: &PhysicalVolume) -> PvRef {
+impl From<&PhysicalVolume> for PvRef {
+    fn from(pv: &PhysicalVolume) -> PvRef {
         PvRef {
             handle: pv.handle.clone(),
             id: pv.id,
@@ -115,7 +115,7 @@ pub fn activation_blockers(vg: &VolumeGroup, local_system_id: Option<&str>) -> V
         .pvs
         .iter()
         .filter(|p| p.is_missing())
-        .map(PvRef::of)
+        .map(PvRef::from)
         .collect();
     if !flagged.is_empty() {
         out.push(Blocker::MissingPvs {
@@ -152,7 +152,7 @@ pub fn activation_blockers(vg: &VolumeGroup, local_system_id: Option<&str>) -> V
 /// [`activation_blockers`] of a scanned VG, led by [`Blocker::Partial`] when PVs of the
 /// VG were not found.
 pub fn scanned_blockers(s: &ScannedVg, local_system_id: Option<&str>) -> Vec<Blocker> {
-    let missing: Vec<PvRef> = s.missing_pvs().map(PvRef::of).collect();
+    let missing: Vec<PvRef> = s.missing_pvs().map(PvRef::from).collect();
     let mut out = Vec::new();
     if !missing.is_empty() {
         out.push(Blocker::Partial {

@@ -12,7 +12,9 @@
 //! | [`mda`] | metadata area header, committed text (ring wrap, CRC) | `format-text.c` |
 //! | [`config`] | the text grammar, parse and print | `libdm/libdm-config.c` |
 //! | [`model`] | VG / PV / LV / segment types and validation | `import_vsn1.c`, segtypes |
+//! | [`metadata_text`] | on-disk text and backup files told apart | `vgcfgrestore -f` |
 //! | [`scan`] | PVs grouped into VGs, newest copy, completeness | `lvmcache`, `vg_read` |
+//! | [`report`] | what `vgs`/`pvs`/`lvs` call things, a VG by name | `report.c` |
 //! | [`index`] | a VG's LVs, PVs and snapshot relations by name | — |
 //! | [`check`] | why lvm2 would refuse to activate a VG | `vg_read`, `_access_vg_*` |
 //! | [`plan`] | dm names, uuids, typed tables, creation order | `dev_manager.c`, `libdm-deptree.c` |
@@ -74,8 +76,10 @@ pub mod id;
 pub mod index;
 pub mod label;
 pub mod mda;
+pub mod metadata_text;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod scan;
 
 pub use error::{Error, ImportErrorKind, ParseError, ParseErrorKind, Result, UnmappableKind};
