@@ -384,6 +384,12 @@ fn every_text_plans_and_exports_without_surprises() {
         let dev = |p: &PhysicalVolume| DevRef::path(format!("/dev/{}", p.handle)).ok();
         let p = plan_vg(&vg, &dev, &PlanOptions::default()).unwrap();
         planned += p.devices.len();
+        for d in &p.devices {
+            // What activation loads: the validated path must accept it.
+            d.table
+                .validate()
+                .unwrap_or_else(|e| panic!("{num}: {}: {e}", d.name));
+        }
         for s in &p.skipped {
             // Real metadata is never "invalid": only what this crate does not map.
             assert!(

@@ -546,15 +546,7 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &m
 fn metadata(pv: &Path, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let f = Input::open(pv)?;
     let scanned = scan::scan_pv(&f, 0).map_err(|e| format!("{}: {e}", pv.display()))?;
-    let newest = scanned
-        .mdas
-        .iter()
-        .filter_map(|m| match &m.outcome {
-            MdaOutcome::Text { seqno, text, .. } => Some((*seqno, text)),
-            _ => None,
-        })
-        .max_by_key(|(s, _)| *s);
-    let Some((_, text)) = newest else {
+    let Some(text) = metadata_text::newest_text(&scanned) else {
         for m in &scanned.mdas {
             if let MdaOutcome::Error(e) = &m.outcome {
                 errln!("dmsnap: {}: {e}", pv.display());

@@ -17,7 +17,9 @@
 
 use super::config::{self, ParseMode};
 use super::error::Result;
+use super::mda::MetadataText;
 use super::model::VolumeGroup;
+use super::scan::{MdaOutcome, ScannedPv};
 
 /// [`ParseMode::Disk`] for text that starts with a section (the VG's, as a metadata area
 /// stores it: read without merging duplicates), [`ParseMode::File`] for anything else
@@ -40,4 +42,32 @@ pub fn detect_mode(text: &[u8]) -> ParseMode {
 /// As [`VolumeGroup::from_text`].
 pub fn read_vg(text: &[u8]) -> Result<VolumeGroup> {
     VolumeGroup::from_text(text, detect_mode(text))
+}
+
+/// The committed text of the newest copy (highest `seqno`; the later area on a tie) among
+/// the PV's metadata areas; `None` when no area holds a readable VG.
+///
+/// ```
+/// use devmapper::lvm::{metadata_text, scan};
+/// # let pv: Vec<u8> = {
+/// #     use std::io::Read;
+/// #     let f = std::fs::File::open("tests/fixtures/lvm/more/pv5.img.gz").unwrap();
+/// #     let mut v = Vec::new();
+/// #     flate2::read::GzDecoder::new(f).read_to_end(&mut v).unwrap();
+/// #     v
+/// # };
+/// let scanned = scan::scan_pv(&pv[..], 0)?;
+/// let text = metadata_text::newest_text(&scanned).expect("a VG");
+/// assert_eq!(metadata_text::read_vg(&text.text)?.name, "more");
+/// # Ok::<(), devmapper::lvm::Error>(())
+/// ```
+pub fn newest_text(pv: &ScannedPv) -> Option<&MetadataText> {
+    pv.mdas
+        .iter()
+        .filter_map(|m| match &m.outcome {
+            MdaOutcome::Text { seqno, text, .. } => Some((*seqno, text)),
+            _ => None,
+        })
+        .max_by_key(|(s, _)| *s)
+        .map(|(_, t)| t)
 }

@@ -502,3 +502,44 @@ fn unmappable_segments_are_refused() {
     assert_accounted(&v, &p);
     assert!(p.skipped.iter().all(|s| s.kind == SkipKind::Invalid));
 }
+
+/// Every planned table is one the validated load path (`DeviceMapper::load`) accepts.
+#[test]
+fn planned_tables_validate() {
+    let merging = SAMPLE.replace("cow_store = \"root_snap\"", "merging_store = \"root_snap\"");
+    for (text, dev) in [
+        (SAMPLE, sdb as fn(&PhysicalVolume) -> Option<DevRef>),
+        (merging.as_str(), sdb),
+        (THIN_STRIPED, loops),
+    ] {
+        let p = plan_vg(&vg(text), &dev, &PlanOptions::default()).unwrap();
+        assert!(p.skipped.is_empty() && !p.devices.is_empty(), "{p:?}");
+        for d in &p.devices {
+            d.table
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}\n{}", d.name, d.table));
+        }
+    }
+}
+
+/// VG and LV names lvm2 accepts one by one but too long together for a dm name: the LV is
+/// refused with the reason, never planned under a name the kernel would refuse.
+#[test]
+fn dm_name_too_long_is_refused() {
+    let long = "l".repeat(125);
+    let t = SAMPLE.replacen("\nhome {", &format!("\n{long} {{"), 1);
+    let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
+    let s = p.skipped.iter().find(|s| s.lv == long).expect("skipped");
+    assert_eq!(s.kind, SkipKind::Invalid, "{s:?}");
+    assert!(s.reason.contains("longer than 127 bytes"), "{}", s.reason);
+    assert!(!p.devices.iter().any(|d| d.lv == long));
+    assert_eq!(
+        p.devices.len(),
+        4,
+        "root and its snapshot are still planned"
+    );
+    match plan_lv(&vg(&t), &long, &sdb, &PlanOptions::default()) {
+        Err(Error::Plan { lv, .. }) => assert_eq!(lv, format!("vg0/{long}")),
+        other => panic!("{other:?}"),
+    }
+}
