@@ -6,7 +6,7 @@
 //! planned device (name, uuid, read-only), loads its typed table through the validated
 //! [`DeviceMapper::load`] and resumes it, lower layers first, with the `/dev/mapper/<name>`
 //! references replaced by the numbers of the devices just created, and removes everything
-//! it created if any step fails (one dm transaction, [`crate::kernel::undo`]);
+//! it created if any step fails (one dm transaction, shared with the snapshot workflows);
 //! [`deactivate`] removes a VG's devices (found by their `LVM-<vgid>` uuid prefix) upper
 //! layers first, refusing while any is in use.
 //!
