@@ -35,14 +35,14 @@ use super::id::LvmId;
 use super::model::VolumeGroup;
 use super::plan::{Plan, PlanOptions, PlannedDevice, PvDevice, mapper_name, plan_lv, plan_vg};
 use super::scan::ScannedVg;
-use crate::kernel::dm::{
+use crate::kernel::undo::{Undo, UndoAction};
+use crate::kernel::{
     CreateOptions, DeviceInfo, DeviceMapper, LoadOptions, RemoveMode, SuspendOptions, Which,
 };
-use crate::kernel::id::{DmName, DmUuid};
-use crate::kernel::undo::{Undo, UndoAction};
 use crate::table::{Table, TableLine};
 use crate::targets::DevRef;
 use crate::{DevNum, Error as DmError};
+use crate::{DmName, DmUuid};
 
 /// Why a VG or LV was not activated or deactivated.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 
 use super::names::{dm_name, dm_uuid, mapper_ref};
 use super::{PlanOptions, PlannedDevice, PvDevice};
-use crate::kernel::id::{DmName, DmUuid};
 use crate::lvm::error::{Error, Result, UnmappableKind};
 use crate::lvm::index::VgIndex;
 use crate::lvm::model::{Area, Discards, LogicalVolume, SegmentKind, VolumeGroup, valid_name};
@@ -17,6 +16,7 @@ use crate::targets::{
 };
 use crate::units::Sectors;
 use crate::{DevNum, lvm::model::SnapshotLink};
+use crate::{DmName, DmUuid};
 
 /// Deepest stack of layers followed (LV on LV, snapshot, pool, ...).
 const MAX_DEPTH: usize = 64;

@@ -1,7 +1,7 @@
 //! dm names, uuids and `/dev/mapper` references of planned devices.
 #![forbid(unsafe_code)]
 
-use crate::kernel::id::DmName;
+use crate::DmName;
 use crate::lvm::id::LvmId;
 use crate::targets::{DevPathError, DevRef};
 
