@@ -299,3 +299,34 @@ impl std::io::Write for HashWriter {
         Ok(())
     }
 }
+
+/// A VG scanned without one of its PVs: activation is refused as partial before anything
+/// else, naming the missing PV (typed), by the one check both callers use.
+#[test]
+fn partial_vg_is_blocked_naming_the_missing_pv() {
+    use devmapper::lvm::activate::{ActivateError, check_vg};
+    use devmapper::lvm::check::{Blocker, scanned_blockers};
+    let pvs = multi_pvs();
+    let r = scan(&[&pvs[0][..], &pvs[2][..]]);
+    let s = &r.vgs[0];
+    assert!(!s.is_complete());
+    let gone: Vec<_> = s.missing_pvs().map(|p| p.id).collect();
+    assert_eq!(gone.len(), 1);
+    let b = scanned_blockers(s, None);
+    match &b[..] {
+        [Blocker::Partial { vg, missing }] => {
+            assert_eq!(vg, &s.vg.name);
+            assert_eq!(missing.iter().map(|p| p.id).collect::<Vec<_>>(), gone);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = check_vg(s, None).unwrap_err();
+    assert!(
+        matches!(&e, ActivateError::Blocked(Blocker::Partial { .. })),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(&gone[0].to_string()), "{e}");
+    // The complete VG passes.
+    let all: Vec<&[u8]> = pvs.iter().map(|v| &v[..]).collect();
+    check_vg(&scan(&all).vgs[0], None).unwrap();
+}
