@@ -376,8 +376,8 @@ fn lvm2_vg_activated_by_us_matches_lvm2() {
 #[test]
 fn failed_activation_rolls_back() {
     let dm: DeviceMapper = crate::dm_or_skip!("failed_activation_rolls_back");
-    // A plan whose second device refers to a device that does not exist: the first
-    // device is created, the second fails to load, and the first must go again.
+    // A plan whose second device's table the kernel refuses: the first device is
+    // created, the second fails to load, and both must go again.
     let tag = crate::common::unique_name("rb");
     let base = tag.as_str().to_string();
     // The upper table is valid (it passes Table::validate) but the kernel refuses it: a
@@ -410,7 +410,21 @@ fn failed_activation_rolls_back() {
     };
     let e = activate::apply(&dm, &plan).unwrap_err();
     assert!(
-        matches!(e, activate::ActivateError::Dm { step: "load", .. }),
+        matches!(&e, activate::ActivateError::Dm { step: "load", device, source }
+            if *device == upper.as_str() && matches!(**source, devmapper::Error::Ioctl { .. })),
+        "{e:?}"
+    );
+    crate::common::assert_none_left(&dm, &base);
+
+    // A table the kernel must never see (a zero-length target): refused by the validated
+    // load path with the table error, and rolled back the same way.
+    let mut plan = plan;
+    plan.devices[1].table = Table::from_lines(vec![TableLine::new(Sectors(0), Sectors(0), Zero)]);
+    let e = activate::apply(&dm, &plan).unwrap_err();
+    assert!(
+        matches!(&e, activate::ActivateError::Dm { step: "load", source, .. }
+            if matches!(&**source, devmapper::Error::Table(t)
+                if t.kind == devmapper::table::TableErrorKind::ZeroLength)),
         "{e:?}"
     );
     crate::common::assert_none_left(&dm, &base);
