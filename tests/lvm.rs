@@ -10,7 +10,7 @@ use devmapper::lvm::config::ParseMode;
 use devmapper::lvm::export::{LvReader, export, snapshot_reader};
 use devmapper::lvm::mda::MdaContent;
 use devmapper::lvm::model::{PhysicalVolume, VolumeGroup};
-use devmapper::lvm::plan::{PlanOptions, plan_vg};
+use devmapper::lvm::plan::{PlanOptions, mapper_name, plan_vg};
 use devmapper::lvm::scan::{MdaOutcome, scan};
 use devmapper::lvm::{label, mda};
 use sha2::{Digest, Sha256};
@@ -131,7 +131,7 @@ fn plan_matches_lvm2(case: &str, pvs: &[Vec<u8>]) -> Vec<String> {
     assert!(s.is_complete());
     let vg = &s.vg;
     let devnums = loop_devnums(case);
-    let pv_dev = |p: &PhysicalVolume| devnums.get(s.device_of(p)?).cloned();
+    let pv_dev = |p: &PhysicalVolume| devnums.get(s.device_of(p)?)?.parse().ok();
     let plan = plan_vg(vg, &pv_dev, &PlanOptions::default()).unwrap();
     let (info, by_dev) = dm_info(case);
     let expected = lvm2_tables(case, &by_dev);
@@ -141,30 +141,21 @@ fn plan_matches_lvm2(case: &str, pvs: &[Vec<u8>]) -> Vec<String> {
         .map(|d| {
             let lines = d
                 .table
+                .lines()
                 .iter()
-                .map(|l| {
-                    format!("{} {} {} {}", l.start, l.length, l.target, l.params)
-                        .trim()
-                        .to_string()
-                })
-                .collect();
-            (d.name.clone(), lines)
+                .map(|l| l.to_string().trim().to_string());
+            (d.name.to_string(), lines.collect())
         })
         .collect();
     assert_eq!(ours, expected);
     for d in &plan.devices {
-        let i = &info[&d.name];
-        assert_eq!(d.uuid, i.uuid, "{}", d.name);
+        let i = &info[d.name.as_str()];
+        assert_eq!(d.uuid.as_str(), i.uuid, "{}", d.name);
         assert_eq!(d.read_only, i.read_only, "read-only flag of {}", d.name);
     }
     for (n, d) in plan.devices.iter().enumerate() {
         for l in &d.table {
-            for w in l
-                .params
-                .split_whitespace()
-                .filter(|w| w.starts_with("/dev/mapper/"))
-            {
-                let dep = &w["/dev/mapper/".len()..];
+            for dep in l.target.devices().into_iter().filter_map(mapper_name) {
                 let at = plan.devices.iter().position(|x| x.name == dep).unwrap();
                 assert!(at < n, "{} needs {dep} first", d.name);
             }
@@ -307,4 +298,35 @@ impl std::io::Write for HashWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A VG scanned without one of its PVs: activation is refused as partial before anything
+/// else, naming the missing PV (typed), by the one check both callers use.
+#[test]
+fn partial_vg_is_blocked_naming_the_missing_pv() {
+    use devmapper::lvm::activate::{ActivateError, check_vg};
+    use devmapper::lvm::check::{Blocker, scanned_blockers};
+    let pvs = multi_pvs();
+    let r = scan(&[&pvs[0][..], &pvs[2][..]]);
+    let s = &r.vgs[0];
+    assert!(!s.is_complete());
+    let gone: Vec<_> = s.missing_pvs().map(|p| p.id).collect();
+    assert_eq!(gone.len(), 1);
+    let b = scanned_blockers(s, None);
+    match &b[..] {
+        [Blocker::Partial { vg, missing }] => {
+            assert_eq!(vg, &s.vg.name);
+            assert_eq!(missing.iter().map(|p| p.id).collect::<Vec<_>>(), gone);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = check_vg(s, None).unwrap_err();
+    assert!(
+        matches!(&e, ActivateError::Blocked(Blocker::Partial { .. })),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(&gone[0].to_string()), "{e}");
+    // The complete VG passes.
+    let all: Vec<&[u8]> = pvs.iter().map(|v| &v[..]).collect();
+    check_vg(&scan(&all).vgs[0], None).unwrap();
 }

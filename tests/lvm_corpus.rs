@@ -374,15 +374,22 @@ fn every_text_plans_and_exports_without_surprises() {
     use devmapper::lvm::export::LvReader;
     use devmapper::lvm::model::{PhysicalVolume, SegmentKind};
     use devmapper::lvm::plan::{PlanOptions, SkipKind, plan_vg};
+    use devmapper::targets::DevRef;
     let Some(dir) = corpus() else { return };
     let (mut planned, mut exported) = (0, 0);
     for (num, path) in files(&dir) {
         let Ok(vg) = VolumeGroup::from_text(&std::fs::read(&path).unwrap(), ParseMode::File) else {
             continue;
         };
-        let dev = |p: &PhysicalVolume| Some(format!("/dev/{}", p.handle));
+        let dev = |p: &PhysicalVolume| DevRef::path(format!("/dev/{}", p.handle)).ok();
         let p = plan_vg(&vg, &dev, &PlanOptions::default()).unwrap();
         planned += p.devices.len();
+        for d in &p.devices {
+            // What activation loads: the validated path must accept it.
+            d.table
+                .validate()
+                .unwrap_or_else(|e| panic!("{num}: {}: {e}", d.name));
+        }
         for s in &p.skipped {
             // Real metadata is never "invalid": only what this crate does not map.
             assert!(

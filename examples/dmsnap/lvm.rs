@@ -2,22 +2,23 @@
 //! `export` are offline (no kernel, no root); `activate` and `deactivate` apply a
 //! [`devmapper::lvm::plan::Plan`] with the ioctl core ([`devmapper::lvm::activate`]).
 
-use std::collections::HashMap;
 use std::error::Error;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use devmapper::io::{CopyError, Input, Output, Overwrite, ReadAt, read_file_capped};
+use devmapper::io::{CopyError, Input, Output, Overwrite, read_file_capped};
 use devmapper::lvm::activate;
-use devmapper::lvm::config::{self, ParseMode};
-use devmapper::lvm::export::{LvReader, export, snapshot_reader};
+use devmapper::lvm::check::PvRef;
+use devmapper::lvm::config;
+use devmapper::lvm::export::{SnapshotView, export, open_lv};
+use devmapper::lvm::index::VgIndex;
 use devmapper::lvm::label::DiskLocn;
-use devmapper::lvm::model::{
-    LogicalVolume, PhysicalVolume, SegmentKind, SnapshotLink, VolumeGroup,
-};
-use devmapper::lvm::plan::{Plan, PlanOptions, plan_vg};
+use devmapper::lvm::model::{PhysicalVolume, VolumeGroup};
+use devmapper::lvm::plan::{Plan, PlanOptions, lvm2_params, plan_vg};
 use devmapper::lvm::scan::{self, DeviceReport, DeviceStatus, MdaOutcome, ScanReport, ScannedVg};
+use devmapper::lvm::{metadata_text, report};
+use devmapper::targets::DevRef;
 use devmapper::{DevNum, DeviceMapper};
 use serde_json::{Value, json};
 
@@ -140,7 +141,7 @@ pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
 }
 
 /// The table reference for a PV: its block device's `major:minor`.
-fn block_devnum(path: &Path) -> Result<String, Box<dyn Error>> {
+fn block_devnum(path: &Path) -> Result<DevRef, Box<dyn Error>> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let md = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !md.file_type().is_block_device() {
@@ -150,7 +151,7 @@ fn block_devnum(path: &Path) -> Result<String, Box<dyn Error>> {
         )
         .into());
     }
-    Ok(DevNum::from_dev_t(md.rdev()).to_string())
+    Ok(DevNum::from_dev_t(md.rdev()).into())
 }
 
 /// The import's warnings (facts lvm2 accepts but that look wrong), one line each.
@@ -176,10 +177,7 @@ fn find_vg<'r>(
 ) -> Result<&'r ScannedVg, Box<dyn Error>> {
     // Every device named on the command line must be what it is given as: a PV.
     let bad = warn_errors(report, paths);
-    let s = report
-        .vgs
-        .iter()
-        .find(|s| s.vg.name == vg)
+    let s = report::find_vg(report, vg)
         .ok_or_else(|| format!("VG {vg} not found on the given devices"))?;
     if bad > 0 {
         return Err(format!("{bad} of the given devices could not be read as LVM2 PVs").into());
@@ -282,7 +280,8 @@ fn area_problem(area: DiskLocn, e: &devmapper::lvm::Error) -> String {
 }
 
 /// Why a device is an error, or what it is when it is only worth a note: `(is_error,
-/// message)`; `None` for a PV of a VG that imported with every area readable.
+/// message)` ([`DeviceReport::is_error`]); `None` for a PV of a VG that imported with
+/// every area readable.
 fn device_line(
     report: &ScanReport,
     d: &DeviceReport<'_>,
@@ -302,57 +301,40 @@ fn device_line(
             .collect::<Vec<_>>()
             .join("; ")
     };
-    Some(match &d.status {
+    let line = match &d.status {
         DeviceStatus::InVg { .. } | DeviceStatus::Orphan if d.bad_areas.is_empty() => {
             if matches!(d.status, DeviceStatus::Orphan) {
-                (
-                    false,
-                    format!("PV {p} ({id}) is in no VG: its metadata area holds none"),
-                )
+                format!("PV {p} ({id}) is in no VG: its metadata area holds none")
             } else {
                 return None;
             }
         }
-        DeviceStatus::InVg { .. } | DeviceStatus::Orphan => (
-            false,
-            format!("warning: {p}: {} (another copy was used)", areas()),
+        DeviceStatus::InVg { .. } | DeviceStatus::Orphan => {
+            format!("warning: {p}: {} (another copy was used)", areas())
+        }
+        DeviceStatus::NoMetadataArea => {
+            format!("PV {p} ({id}) has no metadata area; its VG is on PVs not given")
+        }
+        DeviceStatus::Duplicate { of } => format!(
+            "warning: {p}: same PV id {id} as {}, which is used instead",
+            path_of(paths, *of)
         ),
-        DeviceStatus::NoMetadataArea => (
-            false,
-            format!("PV {p} ({id}) has no metadata area; its VG is on PVs not given"),
+        DeviceStatus::NotListed { vg } => format!(
+            "warning: PV {p} ({id}) names VG {}, whose metadata does not list it",
+            report.vgs.get(*vg).map_or("?", |v| v.vg.name.as_str())
         ),
-        DeviceStatus::Duplicate { of } => (
-            false,
-            format!(
-                "warning: {p}: same PV id {id} as {}, which is used instead",
-                path_of(paths, *of)
-            ),
+        DeviceStatus::VgNotImported { vg } => format!(
+            "{p}: VG {} (seqno {}) does not import: {}",
+            vg.name, vg.seqno, vg.error
         ),
-        DeviceStatus::NotListed { vg } => (
-            false,
-            format!(
-                "warning: PV {p} ({id}) names VG {}, whose metadata does not list it",
-                report.vgs.get(*vg).map_or("?", |v| v.vg.name.as_str())
-            ),
-        ),
-        DeviceStatus::VgNotImported { vg } => (
-            true,
-            format!(
-                "{p}: VG {} (seqno {}) does not import: {}",
-                vg.name, vg.seqno, vg.error
-            ),
-        ),
-        DeviceStatus::MetadataUnreadable => (
-            true,
-            format!("{p}: PV {id}: no metadata area could be read: {}", areas()),
-        ),
-        DeviceStatus::NoLabel => (
-            true,
-            format!("{p}: not an LVM2 PV (no LVM2 label in sectors 0-3)"),
-        ),
-        DeviceStatus::BadLabel { error } => (true, format!("{p}: {error}")),
-        _ => (true, format!("{p}: unreadable")),
-    })
+        DeviceStatus::MetadataUnreadable => {
+            format!("{p}: PV {id}: no metadata area could be read: {}", areas())
+        }
+        DeviceStatus::NoLabel => format!("{p}: not an LVM2 PV (no LVM2 label in sectors 0-3)"),
+        DeviceStatus::BadLabel { error } => format!("{p}: {error}"),
+        _ => format!("{p}: unreadable"),
+    };
+    Some((d.is_error(), line))
 }
 
 /// Print every device problem to stderr; the number of devices that are errors.
@@ -369,21 +351,6 @@ fn warn_errors(report: &ScanReport, paths: &[PathBuf]) -> usize {
         }
     }
     n
-}
-
-fn device_status_name(s: &DeviceStatus<'_>) -> &'static str {
-    match s {
-        DeviceStatus::InVg { .. } => "in_vg",
-        DeviceStatus::Orphan => "orphan",
-        DeviceStatus::NoMetadataArea => "no_metadata_area",
-        DeviceStatus::NotListed { .. } => "not_listed",
-        DeviceStatus::Duplicate { .. } => "duplicate",
-        DeviceStatus::VgNotImported { .. } => "vg_does_not_import",
-        DeviceStatus::MetadataUnreadable => "metadata_unreadable",
-        DeviceStatus::NoLabel => "no_label",
-        DeviceStatus::BadLabel { .. } => "bad_label",
-        _ => "unknown",
-    }
 }
 
 fn scan_devices(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
@@ -405,7 +372,7 @@ fn scan_devices(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), B
                 let line = device_line(&report, d, paths);
                 json!({
                     "path": path_of(paths, d.device),
-                    "status": device_status_name(&d.status),
+                    "status": d.status.as_str(),
                     "error": line.as_ref().filter(|(e, _)| *e).map(|(_, l)| l),
                     "bad_areas": d.bad_areas.iter().map(|(a, e)| json!({
                         "offset": a.offset, "size": a.size, "reason": e.to_string(),
@@ -443,17 +410,7 @@ fn scan_devices(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), B
 fn scan_metadata_file(file: &Path, as_json: bool, out: &mut Out) -> Result<(), Box<dyn Error>> {
     // Capped while reading: /dev/zero or a huge file is never read whole.
     let text = read_file_capped(file, config::MAX_TEXT as u64)?;
-    // Text as stored on disk starts with the VG section and is read without merging
-    // duplicates; backup files start with comments or header values.
-    let on_disk = config::parse(&text)
-        .map(|c| c.nodes().next().is_some_and(|n| n.is_section()))
-        .unwrap_or(false);
-    let mode = if on_disk {
-        ParseMode::Disk
-    } else {
-        ParseMode::File
-    };
-    let vg = VolumeGroup::from_text(&text, mode).map_err(|e| format!("{}: {e}", file.display()))?;
+    let vg = metadata_text::read_vg(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     print_warnings(&vg);
     if as_json {
         writeln!(
@@ -467,61 +424,8 @@ fn scan_metadata_file(file: &Path, as_json: bool, out: &mut Out) -> Result<(), B
     Ok(())
 }
 
-/// The segment type as `lvs` names it (one-stripe `striped` is `linear`).
-fn lv_segtype(lv: &LogicalVolume) -> &str {
-    match lv.segments.first() {
-        None => "-",
-        Some(s) => match &s.kind {
-            SegmentKind::Striped { areas, .. } if areas.len() == 1 => "linear",
-            _ => s.type_name.split('+').next().unwrap_or_default(),
-        },
-    }
-}
-
-/// The VG's snapshot relations, indexed once (the model's lookups scan every LV, which
-/// is quadratic over a VG with many LVs).
-struct Links<'v> {
-    cow: HashMap<&'v str, SnapshotLink<'v>>,
-    snaps: HashMap<&'v str, Vec<&'v str>>,
-    visible_flag: HashMap<&'v str, bool>,
-}
-
-impl<'v> Links<'v> {
-    fn new(vg: &'v VolumeGroup) -> Links<'v> {
-        let mut l = Links {
-            cow: HashMap::new(),
-            snaps: HashMap::new(),
-            visible_flag: vg
-                .lvs
-                .iter()
-                .map(|lv| (lv.name.as_str(), lv.status.contains("VISIBLE")))
-                .collect(),
-        };
-        for link in vg.snapshot_links() {
-            l.cow.entry(link.cow).or_insert(link);
-            l.snaps.entry(link.origin).or_default().push(link.cow);
-        }
-        l
-    }
-
-    /// `VolumeGroup::is_visible`, from the index.
-    fn is_visible(&self, vg: &VolumeGroup, lv: &LogicalVolume) -> bool {
-        if vg.is_snapshot_internal(lv) {
-            return false;
-        }
-        match self.cow.get(lv.name.as_str()) {
-            Some(link) => self.visible_flag.get(link.origin).copied().unwrap_or(false),
-            None => lv.status.contains("VISIBLE"),
-        }
-    }
-
-    fn snapshots_of(&self, lv: &str) -> Vec<&'v str> {
-        self.snaps.get(lv).cloned().unwrap_or_default()
-    }
-}
-
 fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value {
-    let links = Links::new(vg);
+    let links = VgIndex::new(vg);
     let pvs: Vec<Value> = vg
         .pvs
         .iter()
@@ -544,11 +448,11 @@ fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value
             let mut o = json!({
                 "name": lv.name, "uuid": lv.id.to_string(),
                 "size_sectors": vg.lv_size(lv), "segments": lv.segments.len(),
-                "segtype": lv_segtype(lv), "visible": links.is_visible(vg, lv),
+                "segtype": report::lvs_segtype(lv), "visible": links.is_visible(lv),
                 "read_only": !lv.is_writable(),
                 "snapshots": links.snapshots_of(&lv.name),
             });
-            if let Some(link) = links.cow.get(lv.name.as_str()) {
+            if let Some(link) = links.cow(&lv.name) {
                 o["origin"] = json!(link.origin);
                 o["chunk_sectors"] = json!(link.chunk_size);
                 o["merging"] = json!(link.merging);
@@ -570,7 +474,7 @@ fn vg_json(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>) -> Value
 }
 
 fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &mut Out) {
-    let links = Links::new(vg);
+    let links = VgIndex::new(vg);
     let state = match scanned {
         Some((s, _)) if !s.is_complete() => ", INCOMPLETE (PVs missing)",
         Some((s, _)) if s.inconsistent => ", metadata copies disagree (newest used)",
@@ -605,13 +509,13 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &m
         );
     }
     for lv in vg.lvs.iter().filter(|lv| !vg.is_snapshot_internal(lv)) {
-        let name = if links.is_visible(vg, lv) {
+        let name = if links.is_visible(lv) {
             lv.name.clone()
         } else {
             format!("[{}]", lv.name)
         };
         let mut extra = String::new();
-        if let Some(link) = links.cow.get(lv.name.as_str()) {
+        if let Some(link) = links.cow(&lv.name) {
             extra = format!(
                 "  snapshot of {} (chunk {} sectors{})",
                 link.origin,
@@ -628,7 +532,7 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &m
             "  LV {:<20} {:>12} sectors  {:<10} {}{}{extra}",
             name,
             vg.lv_size(lv),
-            lv_segtype(lv),
+            report::lvs_segtype(lv),
             if lv.is_writable() { "rw" } else { "ro" },
             if lv.segments.iter().all(|s| s.kind.is_mappable()) {
                 ""
@@ -642,15 +546,7 @@ fn print_vg(vg: &VolumeGroup, scanned: Option<(&ScannedVg, &[PathBuf])>, out: &m
 fn metadata(pv: &Path, out: &mut Out) -> Result<(), Box<dyn Error>> {
     let f = Input::open(pv)?;
     let scanned = scan::scan_pv(&f, 0).map_err(|e| format!("{}: {e}", pv.display()))?;
-    let newest = scanned
-        .mdas
-        .iter()
-        .filter_map(|m| match &m.outcome {
-            MdaOutcome::Text { seqno, text, .. } => Some((*seqno, text)),
-            _ => None,
-        })
-        .max_by_key(|(s, _)| *s);
-    let Some((_, text)) = newest else {
+    let Some(text) = metadata_text::newest_text(&scanned) else {
         for m in &scanned.mdas {
             if let MdaOutcome::Error(e) = &m.outcome {
                 errln!("dmsnap: {}: {e}", pv.display());
@@ -682,13 +578,18 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
         )
         .into());
     }
+    // The PVs as tables name them: their paths.
+    let refs = paths
+        .iter()
+        .map(|p| DevRef::path(p.display().to_string()))
+        .collect::<Result<Vec<DevRef>, _>>()?;
     let mut all = Plan::default();
     for s in &report.vgs {
         print_warnings(&s.vg);
         if !s.is_complete() {
-            let missing: Vec<_> = s
+            let missing: Vec<String> = s
                 .missing_pvs()
-                .map(|p| format!("{} ({})", p.handle, p.id))
+                .map(|p| PvRef::from(p).to_string())
                 .collect();
             errln!(
                 "dmsnap: VG {} is incomplete, missing {}; LVs on them are skipped",
@@ -696,11 +597,7 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
                 missing.join(", ")
             );
         }
-        let dev = |p: &PhysicalVolume| {
-            s.device_of(p)
-                .and_then(|i| paths.get(i))
-                .map(|p| p.display().to_string())
-        };
+        let dev = |p: &PhysicalVolume| s.device_of(p).and_then(|i| refs.get(i)).cloned();
         let p = plan_vg(&s.vg, &dev, &PlanOptions::default())?;
         all.devices.extend(p.devices);
         all.skipped.extend(p.skipped);
@@ -712,10 +609,11 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
             .map(|d| {
                 let table: Vec<Value> = d
                     .table
+                    .lines()
                     .iter()
-                    .map(|l| json!({ "start": l.start, "length": l.length, "target": l.target, "params": l.params }))
+                    .map(|l| json!({ "start": l.start.0, "length": l.length.0, "target": l.target.target_type(), "params": lvm2_params(&l.target) }))
                     .collect();
-                json!({ "name": d.name, "uuid": d.uuid, "read_only": d.read_only, "lv": d.lv, "layer": d.layer, "table": table })
+                json!({ "name": d.name.as_str(), "uuid": d.uuid.as_str(), "read_only": d.read_only, "lv": d.lv, "layer": d.layer, "table": table })
             })
             .collect();
         let skipped: Vec<Value> = all
@@ -743,7 +641,8 @@ fn plan(paths: &[PathBuf], as_json: bool, out: &mut Out) -> Result<(), Box<dyn E
             if d.read_only { "  (read-only)" } else { "" }
         );
         for l in &d.table {
-            writeln!(out, "  {} {} {} {}", l.start, l.length, l.target, l.params);
+            let (ty, params) = (l.target.target_type(), lvm2_params(&l.target));
+            writeln!(out, "  {} {} {ty} {params}", l.start, l.length);
         }
     }
     for s in &all.skipped {
@@ -792,11 +691,12 @@ fn export_lv(
     }
     let src = |p: &PhysicalVolume| s.device_of(p).and_then(|i| files.get(i));
     // A snapshot LV is origin + COW store; `--raw` writes the store itself.
-    let reader: Box<dyn ReadAt + '_> = if vg.cow_link(lv_name).is_some() && !raw {
-        Box::new(snapshot_reader(vg, lv_name, &src)?)
+    let view = if raw {
+        SnapshotView::CowStore
     } else {
-        Box::new(LvReader::new(vg, lv_name, &src)?)
+        SnapshotView::Content
     };
+    let reader = open_lv(vg, lv_name, &src, view)?;
     out.ensure_capacity(reader.size()?)?;
     // Large pieces go straight through; the buffer only gathers small writes.
     let mut w = BufWriter::with_capacity(1 << 20, &out);

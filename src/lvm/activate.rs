@@ -1,12 +1,14 @@
 //! Activating and deactivating LVs with the ioctl core: a [`Plan`] applied with
 //! [`DeviceMapper`], the one part of [`crate::lvm`] that talks to the kernel.
 //!
-//! [`check_vg`] refuses what lvm2 refuses (a PV missing, an exported VG, a foreign system
-//! id, a lock manager); [`apply`] creates each planned device (name, uuid, read-only),
-//! loads its table and resumes it, lower layers first, rewriting `/dev/mapper/<name>`
-//! references to the `major:minor` of the device just created, and removes everything it
-//! created if any step fails; [`deactivate`] removes a VG's devices (found by their
-//! `LVM-<vgid>` uuid prefix) upper layers first, refusing while any is in use.
+//! [`check_vg`] refuses what lvm2 refuses (the [`Blocker`]s of [`super::check`]: a PV
+//! missing, an exported VG, a foreign system id, a lock manager); [`apply`] creates each
+//! planned device (name, uuid, read-only), loads its typed table through the validated
+//! [`DeviceMapper::load`] and resumes it, lower layers first, with the `/dev/mapper/<name>`
+//! references replaced by the numbers of the devices just created, and removes everything
+//! it created if any step fails (one dm transaction, shared with the snapshot workflows);
+//! [`deactivate`] removes a VG's devices (found by their `LVM-<vgid>` uuid prefix) upper
+//! layers first, refusing while any is in use.
 //!
 //! ```no_run
 //! use devmapper::DeviceMapper;
@@ -15,7 +17,7 @@
 //! let report = scan::scan(&pvs);
 //! let s = &report.vgs[0];
 //! activate::check_vg(s, None)?;
-//! let dev = |_p: &devmapper::lvm::model::PhysicalVolume| Some("7:0".to_string());
+//! let dev = |_p: &devmapper::lvm::model::PhysicalVolume| Some(devmapper::targets::DevRef::num(7, 0));
 //! let p = plan::plan_vg(&s.vg, &dev, &plan::PlanOptions::default())?;
 //! let dm = DeviceMapper::new()?;
 //! let done = activate::apply(&dm, &p)?;
@@ -25,65 +27,30 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use crate::RemoveMode;
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
+use super::check::{Blocker, activation_blockers, scanned_blockers};
 use super::id::LvmId;
 use super::model::VolumeGroup;
-use super::plan::{Plan, PlannedDevice, plan_vg};
+use super::plan::{Plan, PlanOptions, PlannedDevice, PvDevice, mapper_name, plan_lv, plan_vg};
 use super::scan::ScannedVg;
-use crate::kernel::dm::{
-    CreateOptions, DeviceInfo, DeviceMapper, LoadOptions, SuspendOptions, Which,
+use crate::kernel::undo::{Undo, UndoAction};
+use crate::kernel::{
+    CreateOptions, DeviceInfo, DeviceMapper, LoadOptions, RemoveMode, SuspendOptions, Which,
 };
-use crate::kernel::id::{DmName, DmUuid};
-use crate::kernel::reply::RawTarget;
-use crate::units::Sectors;
+use crate::table::{Table, TableLine};
+use crate::targets::DevRef;
 use crate::{DevNum, Error as DmError};
+use crate::{DmName, DmUuid};
 
 /// Why a VG or LV was not activated or deactivated.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ActivateError {
-    /// Some PVs of the VG were not found among the given devices.
-    #[error("VG {vg} is partial: PV {} not found (give every PV of the VG)", missing.join(", "))]
-    Partial {
-        /// VG name.
-        vg: String,
-        /// The missing PVs, as `handle (uuid)`.
-        missing: Vec<String>,
-    },
-    /// Some PVs are flagged `MISSING` in the metadata.
-    #[error("VG {vg} has PVs marked MISSING in its metadata: {}", missing.join(", "))]
-    MissingPvs {
-        /// VG name.
-        vg: String,
-        /// The PVs, as `handle (uuid)`.
-        missing: Vec<String>,
-    },
-    /// The VG is exported.
-    #[error("VG {vg} is exported (vgimport it first)")]
-    Exported {
-        /// VG name.
-        vg: String,
-    },
-    /// The VG belongs to another host.
-    #[error("VG {vg} belongs to system id {system_id:?}, this host has {}", local.as_deref().map_or("none".to_string(), |l| format!("{l:?}")))]
-    ForeignSystemId {
-        /// VG name.
-        vg: String,
-        /// The VG's system id.
-        system_id: String,
-        /// This host's system id.
-        local: Option<String>,
-    },
-    /// The VG is shared through a lock manager.
-    #[error("VG {vg} uses lock type {lock_type:?}: it needs lvmlockd, which is not supported")]
-    LockType {
-        /// VG name.
-        vg: String,
-        /// `lock_type` from the metadata.
-        lock_type: String,
-    },
+    /// lvm2 would refuse the VG (see [`super::check`]).
+    #[error(transparent)]
+    Blocked(#[from] Blocker),
     /// The LV asked for carries the activation skip flag.
     #[error("LV {vg}/{lv} is flagged to skip activation (ACTIVATION_SKIP)")]
     SkipFlagged {
@@ -99,19 +66,19 @@ pub enum ActivateError {
     #[error("device {device}: its table refers to {reference}, which is not active")]
     UnknownReference {
         /// The device being loaded.
-        device: String,
+        device: DmName,
         /// The reference (`/dev/mapper/<name>`).
-        reference: String,
+        reference: DevRef,
     },
     /// A device with the planned name exists with another uuid.
     #[error("device {device} exists with uuid {found:?}, not {expected}")]
     NameTaken {
         /// dm name.
-        device: String,
+        device: DmName,
         /// The uuid it has.
         found: Option<String>,
         /// The uuid the plan gives.
-        expected: String,
+        expected: DmUuid,
     },
     /// A device-mapper step failed (everything created before it was removed again).
     #[error("{step} {device}: {source}")]
@@ -125,12 +92,12 @@ pub enum ActivateError {
         source: Box<DmError>,
     },
     /// Deactivation found devices of the VG in use by something outside the VG.
-    #[error("VG {vg}: {} in use (close or unmount first): {}", if devices.len() == 1 { "device is" } else { "devices are" }, devices.join(", "))]
+    #[error("VG {vg}: {} in use (close or unmount first): {}", if devices.len() == 1 { "device is" } else { "devices are" }, devices.iter().map(OpenDevice::to_string).collect::<Vec<_>>().join(", "))]
     Busy {
         /// VG name or id.
         vg: String,
-        /// The open devices, as `name (open count)`.
-        devices: Vec<String>,
+        /// The open devices.
+        devices: Vec<OpenDevice>,
     },
     /// No VG of that name is active.
     #[error("no active device belongs to VG {vg}")]
@@ -148,6 +115,22 @@ pub enum ActivateError {
     },
 }
 
+/// A device of the VG held open by something outside the VG ([`ActivateError::Busy`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenDevice {
+    /// dm name.
+    pub name: DmName,
+    /// Its open count.
+    pub open_count: i32,
+}
+
+impl fmt::Display for OpenDevice {
+    /// `name (open N)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (open {})", self.name, self.open_count)
+    }
+}
+
 /// Result alias of this module.
 pub type Result<T, E = ActivateError> = std::result::Result<T, E>;
 
@@ -162,60 +145,22 @@ fn dm_err(step: &'static str, device: &str) -> impl FnOnce(DmError) -> ActivateE
 
 /// The reasons lvm2 would refuse to activate anything of this scanned VG, as the first
 /// error: a PV not found, PVs flagged missing, exported, a foreign system id (compared
-/// with `local_system_id`; `None` accepts only VGs without one), a lock type.
+/// with `local_system_id`; `None` accepts only VGs without one), a lock type
+/// ([`scanned_blockers`]).
 pub fn check_vg(s: &ScannedVg, local_system_id: Option<&str>) -> Result<()> {
-    let vg = &s.vg;
-    let missing: Vec<String> = s
-        .missing_pvs()
-        .map(|p| format!("{} ({})", p.handle, p.id))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ActivateError::Partial {
-            vg: vg.name.clone(),
-            missing,
-        });
-    }
-    check_metadata(vg, local_system_id)
+    first(scanned_blockers(s, local_system_id))
 }
 
-/// [`check_vg`] for the metadata alone (no completeness check).
+/// [`check_vg`] for the metadata alone (no completeness check, [`activation_blockers`]).
 pub fn check_metadata(vg: &VolumeGroup, local_system_id: Option<&str>) -> Result<()> {
-    let flagged: Vec<String> = vg
-        .pvs
-        .iter()
-        .filter(|p| p.is_missing())
-        .map(|p| format!("{} ({})", p.handle, p.id))
-        .collect();
-    if !flagged.is_empty() {
-        return Err(ActivateError::MissingPvs {
-            vg: vg.name.clone(),
-            missing: flagged,
-        });
+    first(activation_blockers(vg, local_system_id))
+}
+
+fn first(blockers: Vec<Blocker>) -> Result<()> {
+    match blockers.into_iter().next() {
+        Some(b) => Err(b.into()),
+        None => Ok(()),
     }
-    if vg.status.contains("EXPORTED") {
-        return Err(ActivateError::Exported {
-            vg: vg.name.clone(),
-        });
-    }
-    if let Some(sid) = &vg.system_id
-        && !sid.is_empty()
-        && Some(sid.as_str()) != local_system_id
-    {
-        return Err(ActivateError::ForeignSystemId {
-            vg: vg.name.clone(),
-            system_id: sid.clone(),
-            local: local_system_id.map(str::to_string),
-        });
-    }
-    if let Some(lt) = &vg.lock_type
-        && lt != "none"
-    {
-        return Err(ActivateError::LockType {
-            vg: vg.name.clone(),
-            lock_type: lt.clone(),
-        });
-    }
-    Ok(())
 }
 
 /// Check, plan and apply: every LV `vgchange -ay` would activate (`lv: None`) or one LV
@@ -224,64 +169,51 @@ pub fn check_metadata(vg: &VolumeGroup, local_system_id: Option<&str>) -> Result
 pub fn activate_vg(
     dm: &DeviceMapper,
     s: &ScannedVg,
-    pv_device: &dyn Fn(&super::model::PhysicalVolume) -> Option<String>,
+    pv_device: &PvDevice<'_>,
     lv: Option<&str>,
     local_system_id: Option<&str>,
-    opts: &super::plan::PlanOptions,
+    opts: &PlanOptions,
 ) -> Result<(Plan, Vec<DeviceInfo>)> {
     check_vg(s, local_system_id)?;
     let vg = &s.vg;
     let plan = match lv {
         None => plan_vg(vg, pv_device, opts)?,
         Some(name) => {
-            if let Some(l) = vg.lv(name)
-                && (l.flags.contains("ACTIVATION_SKIP") || l.status.contains("ACTIVATION_SKIP"))
-            {
+            if vg.lv(name).is_some_and(super::plan::skips_activation) {
                 return Err(ActivateError::SkipFlagged {
                     vg: vg.name.clone(),
                     lv: name.to_string(),
                 });
             }
-            super::plan::plan_lv(vg, name, pv_device, opts)?
+            plan_lv(vg, name, pv_device, opts)?
         }
     };
     let created = apply(dm, &plan)?;
     Ok((plan, created))
 }
 
-const MAPPER_PREFIX: &str = "/dev/mapper/";
-
-/// Rewrite `/dev/mapper/<name>` words to `major:minor`.
-fn resolve_params(
-    dm: &DeviceMapper,
-    device: &str,
-    params: &str,
-    known: &HashMap<String, DevNum>,
-) -> Result<String> {
-    let mut out = String::with_capacity(params.len());
-    for (i, word) in params.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        match word.strip_prefix(MAPPER_PREFIX) {
-            Some(name) => {
-                let dev = match known.get(name) {
-                    Some(d) => *d,
-                    None => {
-                        let unknown = || ActivateError::UnknownReference {
-                            device: device.to_string(),
-                            reference: word.to_string(),
-                        };
-                        let n = DmName::new(name).map_err(|_| unknown())?;
-                        dm.info(&n).map_err(|_| unknown())?.dev
-                    }
-                };
-                out.push_str(&dev.to_string());
-            }
-            None => out.push_str(word),
+/// The table of `d` with its `/dev/mapper/<name>` references ([`mapper_name`]) replaced
+/// by device numbers: of the devices created before it (`known`), or of active devices.
+fn resolve(dm: &DeviceMapper, d: &PlannedDevice, known: &HashMap<DmName, DevNum>) -> Result<Table> {
+    let mut lines: Vec<TableLine> = d.table.clone().into_lines();
+    for l in &mut lines {
+        for r in l.target.devices_mut() {
+            let Some(name) = mapper_name(r) else { continue };
+            let dev = match known.get(&name) {
+                Some(n) => *n,
+                None => {
+                    dm.info(&name)
+                        .map_err(|_| ActivateError::UnknownReference {
+                            device: d.name.clone(),
+                            reference: r.clone(),
+                        })?
+                        .dev
+                }
+            };
+            *r = DevRef::Num(dev);
         }
     }
-    Ok(out)
+    Ok(Table::from_lines(lines))
 }
 
 /// Apply a plan: for each device in order, create it (or reuse a device that already
@@ -291,86 +223,49 @@ fn resolve_params(
 ///
 /// Returns the devices created (reused ones are not listed).
 pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
+    let mut undo = Undo::new(dm);
     let mut created: Vec<DeviceInfo> = Vec::new();
-    match apply_inner(dm, plan, &mut created) {
-        Ok(()) => Ok(created),
-        Err(e) => {
-            for d in created.iter().rev() {
-                if let Ok(n) = DmName::new(&d.name) {
-                    let _ = dm.remove(&n, RemoveMode::Now);
-                }
-            }
-            Err(e)
-        }
-    }
-}
-
-fn apply_inner(dm: &DeviceMapper, plan: &Plan, created: &mut Vec<DeviceInfo>) -> Result<()> {
-    let mut known: HashMap<String, DevNum> = HashMap::new();
+    let mut known: HashMap<DmName, DevNum> = HashMap::new();
     for d in &plan.devices {
-        let name = DmName::new(&d.name).map_err(|e| ActivateError::Dm {
-            step: "name",
-            device: d.name.clone(),
-            source: Box::new(DmError::InvalidArgument(e.to_string())),
-        })?;
-        let uuid = DmUuid::new(&d.uuid).map_err(|e| ActivateError::Dm {
-            step: "uuid",
-            device: d.name.clone(),
-            source: Box::new(DmError::InvalidArgument(e.to_string())),
-        })?;
-        if let Ok(info) = dm.info(&name) {
+        let name = &d.name;
+        if let Ok(info) = dm.info(name) {
             if info.uuid.as_deref() != Some(d.uuid.as_str()) {
                 return Err(ActivateError::NameTaken {
-                    device: d.name.clone(),
+                    device: name.clone(),
                     found: info.uuid,
                     expected: d.uuid.clone(),
                 });
             }
             if info.has_live_table() && !info.suspended() {
                 // Already active (a layer shared with an LV activated before): reuse.
-                known.insert(d.name.clone(), info.dev);
+                known.insert(name.clone(), info.dev);
                 continue;
             }
         }
-        let targets = targets_of(dm, d, &known)?;
-        let mut opts = CreateOptions::default().uuid(uuid).read_only(d.read_only);
-        if let Some((ma, mi)) = d.major_minor {
-            opts = opts.dev(DevNum::new(ma, mi));
+        let table = resolve(dm, d, &known)?;
+        let mut opts = CreateOptions::default()
+            .uuid(d.uuid.clone())
+            .read_only(d.read_only);
+        if let Some(dev) = d.dev {
+            opts = opts.dev(dev);
         }
-        let info = dm.create(&name, opts).map_err(dm_err("create", &d.name))?;
-        known.insert(d.name.clone(), info.dev);
+        let info = dm
+            .create(name, opts)
+            .map_err(dm_err("create", name.as_str()))?;
+        undo.push(UndoAction::Remove(name.clone()));
+        known.insert(name.clone(), info.dev);
         created.push(info);
-        dm.load_raw(
-            &name,
-            &targets,
-            LoadOptions {
-                read_only: d.read_only,
-                ..LoadOptions::default()
-            },
-        )
-        .map_err(dm_err("load", &d.name))?;
-        dm.resume(&name, SuspendOptions::default())
-            .map_err(dm_err("resume", &d.name))?;
+        let load = LoadOptions {
+            read_only: d.read_only,
+            ..LoadOptions::default()
+        };
+        dm.load(name, &table, load)
+            .map_err(dm_err("load", name.as_str()))?;
+        dm.resume(name, SuspendOptions::default())
+            .map_err(dm_err("resume", name.as_str()))?;
     }
-    Ok(())
-}
-
-fn targets_of(
-    dm: &DeviceMapper,
-    d: &PlannedDevice,
-    known: &HashMap<String, DevNum>,
-) -> Result<Vec<RawTarget>> {
-    d.table
-        .iter()
-        .map(|l| {
-            Ok(RawTarget {
-                start: Sectors(l.start),
-                length: Sectors(l.length),
-                target_type: l.target.clone(),
-                params: resolve_params(dm, &d.name, &l.params, known)?,
-            })
-        })
-        .collect()
+    undo.commit();
+    Ok(created)
 }
 
 /// The uuid prefix of every dm device of a VG: `LVM-` + the VG id.
@@ -450,8 +345,18 @@ pub(crate) fn vg_part_is(dm_name: &str, vg: &str) -> bool {
 /// Remove every active device of the VG, devices nobody in the VG depends on first.
 /// Refuses, removing nothing, when a device is held open by anything but another
 /// device of the VG. Returns the names removed, in removal order.
-pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<String>> {
+pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<DmName>> {
     let devs = vg_devices(dm, vg_id)?;
+    let names = devs
+        .iter()
+        .map(|e| {
+            DmName::new(e.name.as_ref()).map_err(|err| ActivateError::Dm {
+                step: "name",
+                device: e.name.to_string(),
+                source: Box::new(DmError::InvalidArgument(err.to_string())),
+            })
+        })
+        .collect::<Result<Vec<DmName>>>()?;
     let by_dev: HashMap<DevNum, usize> = devs.iter().enumerate().map(|(i, e)| (e.dev, i)).collect();
     // deps[i]: the VG devices device i's tables use.
     let mut deps: Vec<Vec<usize>> = Vec::with_capacity(devs.len());
@@ -474,11 +379,13 @@ pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<String>> {
         deps.push(mine.into_iter().collect());
     }
     let mut busy = Vec::new();
-    for (i, e) in devs.iter().enumerate() {
-        let info = dm.info(e.dev).map_err(dm_err("info", &e.name))?;
-        let outside = info.open_count - holders.get(i).copied().unwrap_or(0);
-        if outside > 0 {
-            busy.push(format!("{} (open {})", e.name, info.open_count));
+    for ((e, name), held) in devs.iter().zip(&names).zip(&holders) {
+        let info = dm.info(e.dev).map_err(dm_err("info", name.as_str()))?;
+        if info.open_count - held > 0 {
+            busy.push(OpenDevice {
+                name: name.clone(),
+                open_count: info.open_count,
+            });
         }
     }
     if !busy.is_empty() {
@@ -504,9 +411,11 @@ pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<String>> {
                 && remaining_holders.get(i).copied().unwrap_or(0) == 0
         });
         let Some(i) = next else { break };
-        let Some(e) = devs.get(i) else { break };
+        let (Some(e), Some(name)) = (devs.get(i), names.get(i)) else {
+            break;
+        };
         dm.remove(e.dev, RemoveMode::Now)
-            .map_err(dm_err("remove", &e.name))?;
+            .map_err(dm_err("remove", name.as_str()))?;
         if let Some(r) = removed.get_mut(i) {
             *r = true;
         }
@@ -515,17 +424,22 @@ pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<String>> {
                 *h = h.saturating_sub(1);
             }
         }
-        order.push(e.name.clone());
+        order.push(name.clone());
     }
     // A dependency cycle (impossible for dm) would leave devices: say so.
-    if let Some(e) = devs
+    if let Some((e, name)) = devs
         .iter()
+        .zip(&names)
         .zip(&removed)
         .find_map(|(e, r)| (!r).then_some(e))
     {
+        let open_count = dm.info(e.dev).map_or(0, |i| i.open_count);
         return Err(ActivateError::Busy {
             vg: vg_id.to_string(),
-            devices: vec![e.name.clone()],
+            devices: vec![OpenDevice {
+                name: name.clone(),
+                open_count,
+            }],
         });
     }
     Ok(order)

@@ -577,3 +577,50 @@ pub fn snapshot_reader<'a, R: ReadAt + ?Sized>(
     }
     Ok(r)
 }
+
+/// Which bytes of a snapshot LV [`open_lv`] reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SnapshotView {
+    /// The snapshot's content: its origin with the COW store's exceptions applied.
+    #[default]
+    Content,
+    /// The COW store itself: the LV's own segments.
+    CowStore,
+}
+
+/// Open any LV for reading offline: a snapshot LV (named by its COW LV, as `lvs` shows
+/// it) through [`snapshot_reader`], or its COW store with [`SnapshotView::CowStore`];
+/// any other LV through [`LvReader`] (`view` does not matter for it).
+///
+/// ```
+/// use devmapper::io::ReadAt;
+/// use devmapper::lvm::export::{SnapshotView, open_lv};
+/// use devmapper::lvm::metadata_text::read_vg;
+/// # let text = include_bytes!("../../tests/fixtures/lvm/multi/backup.vg");
+/// let vg = read_vg(text)?;
+/// let zeros = vec![0u8; 16 << 20];
+/// // snap2: a snapshot of the 512-sector origin, on a 384-sector COW store.
+/// let store = open_lv(&vg, "snap2", &|_p| Some(&zeros[..]), SnapshotView::CowStore)?;
+/// assert_eq!(store.size()?, 384 * 512);
+/// // An all-zero store is a fresh one: the content is the origin's.
+/// let content = open_lv(&vg, "snap2", &|_p| Some(&zeros[..]), SnapshotView::Content)?;
+/// assert_eq!(content.size()?, 512 * 512);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`snapshot_reader`] and [`LvReader::new`].
+pub fn open_lv<'a, R: ReadAt + ?Sized + 'a>(
+    vg: &'a VolumeGroup,
+    lv: &str,
+    pv_source: &dyn Fn(&PhysicalVolume) -> Option<&'a R>,
+    view: SnapshotView,
+) -> Result<Box<dyn ReadAt + 'a>> {
+    Ok(
+        if vg.cow_link(lv).is_some() && view == SnapshotView::Content {
+            Box::new(snapshot_reader(vg, lv, pv_source)?)
+        } else {
+            Box::new(LvReader::new(vg, lv, pv_source)?)
+        },
+    )
+}

@@ -12,13 +12,18 @@
 //! | [`mda`] | metadata area header, committed text (ring wrap, CRC) | `format-text.c` |
 //! | [`config`] | the text grammar, parse and print | `libdm/libdm-config.c` |
 //! | [`model`] | VG / PV / LV / segment types and validation | `import_vsn1.c`, segtypes |
+//! | [`metadata_text`] | on-disk text and backup files told apart | `vgcfgrestore -f` |
 //! | [`scan`] | PVs grouped into VGs, newest copy, completeness | `lvmcache`, `vg_read` |
-//! | [`plan`] | dm names, uuids, tables, creation order | `dev_manager.c`, `libdm-deptree.c` |
+//! | [`report`] | what `vgs`/`pvs`/`lvs` call things, a VG by name | `report.c` |
+//! | [`index`] | a VG's LVs, PVs and snapshot relations by name | — |
+//! | [`check`] | why lvm2 would refuse to activate a VG | `vg_read`, `_access_vg_*` |
+//! | [`plan`] | dm names, uuids, typed tables, creation order | `dev_manager.c`, `libdm-deptree.c` |
 //! | [`export`] | LV contents from PV images | — |
 //! | [`activate`] | plans applied with the ioctl core (the only kernel user here) | `activate.c` |
 //!
 //! ```
 //! use devmapper::lvm::{config, model::VolumeGroup, plan};
+//! use devmapper::targets::DevRef;
 //! let text = br#"vg0 {
 //! id = "kY9pF3-4Qy6-nB3W-wd25-rq4f-5zr3-QA7YeE"
 //! seqno = 1
@@ -53,24 +58,28 @@
 //! version = 1
 //! "#;
 //! let vg = VolumeGroup::from_config(&config::parse(text)?)?;
-//! let pv_dev = |_pv: &devmapper::lvm::model::PhysicalVolume| Some("8:16".to_string());
+//! let pv_dev = |_pv: &devmapper::lvm::model::PhysicalVolume| Some(DevRef::num(8, 16));
 //! let p = plan::plan_vg(&vg, &pv_dev, &plan::PlanOptions::default())?;
-//! assert_eq!(p.devices[0].name, "vg0-root");
-//! assert_eq!(p.devices[0].table[0].params, "8:16 2048");
+//! assert_eq!(p.devices[0].name.as_str(), "vg0-root");
+//! assert_eq!(p.devices[0].table.to_string(), "0 81920 linear 8:16 2048\n");
 //! # Ok::<(), devmapper::lvm::Error>(())
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod activate;
+pub mod check;
 pub mod config;
 pub mod crc;
 pub mod error;
 pub mod export;
 pub mod id;
+pub mod index;
 pub mod label;
 pub mod mda;
+pub mod metadata_text;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod scan;
 
 pub use error::{

@@ -181,10 +181,6 @@ pub enum TargetStatus {
     Opaque(OpaqueStatus),
 }
 
-fn map_dev(d: &DevRef) -> Result<DevRef, ResolveError> {
-    d.resolved()
-}
-
 impl Target {
     /// Parse `params` as a target of type `target_type`.
     ///
@@ -278,39 +274,30 @@ impl Target {
         }
     }
 
+    /// Every device the params name, in order, to change in place (see
+    /// [`Target::devices`]).
+    pub fn devices_mut(&mut self) -> Vec<&mut DevRef> {
+        match self {
+            Target::Linear(t) => vec![&mut t.device],
+            Target::Striped(t) => t.stripes.iter_mut().map(|s| &mut s.device).collect(),
+            Target::Zero(_) | Target::Opaque(_) => Vec::new(),
+            Target::Error(t) => t.backing.iter_mut().map(|(d, _)| d).collect(),
+            Target::Snapshot(t) | Target::SnapshotMerge(t) => vec![&mut t.origin, &mut t.cow],
+            Target::SnapshotOrigin(t) => vec![&mut t.device],
+            Target::ThinPool(t) => vec![&mut t.metadata, &mut t.data],
+            Target::Thin(t) => std::iter::once(&mut t.pool)
+                .chain(t.external_origin.as_mut())
+                .collect(),
+        }
+    }
+
     /// This target with every device path replaced by its `major:minor` number, which
     /// is how the kernel prints it back (see [`DevRef::resolve`]). Opaque params are not
     /// touched.
     pub fn resolve_devices(&self) -> Result<Target, ResolveError> {
         let mut t = self.clone();
-        match &mut t {
-            Target::Linear(l) => l.device = map_dev(&l.device)?,
-            Target::Striped(s) => {
-                for st in &mut s.stripes {
-                    st.device = map_dev(&st.device)?;
-                }
-            }
-            Target::Zero(_) | Target::Opaque(_) => {}
-            Target::Error(e) => {
-                if let Some((d, _)) = &mut e.backing {
-                    *d = map_dev(d)?;
-                }
-            }
-            Target::Snapshot(s) | Target::SnapshotMerge(s) => {
-                s.origin = map_dev(&s.origin)?;
-                s.cow = map_dev(&s.cow)?;
-            }
-            Target::SnapshotOrigin(o) => o.device = map_dev(&o.device)?,
-            Target::ThinPool(p) => {
-                p.metadata = map_dev(&p.metadata)?;
-                p.data = map_dev(&p.data)?;
-            }
-            Target::Thin(t) => {
-                t.pool = map_dev(&t.pool)?;
-                if let Some(o) = &mut t.external_origin {
-                    *o = map_dev(o)?;
-                }
-            }
+        for d in t.devices_mut() {
+            *d = d.resolved()?;
         }
         Ok(t)
     }

@@ -12,8 +12,11 @@ use std::process::Command as Proc;
 
 use devmapper::lvm::activate::{self, uuid_prefix};
 use devmapper::lvm::model::PhysicalVolume;
-use devmapper::lvm::plan::{PlanOptions, plan_vg};
+use devmapper::lvm::plan::{Plan, PlanOptions, PlannedDevice, plan_vg};
 use devmapper::lvm::scan;
+use devmapper::table::{Table, TableLine};
+use devmapper::targets::{DevRef, Snapshot, Zero};
+use devmapper::units::Sectors;
 use devmapper::{DeviceMapper, Which};
 
 use crate::common::LoopDev;
@@ -279,7 +282,10 @@ fn lvm2_vg_activated_by_us_matches_lvm2() {
 
     // Our activation, from the loop devices.
     let files = [File::open(&a.path).unwrap(), File::open(&b.path).unwrap()];
-    let nums = [a.devnum().to_string(), b.devnum().to_string()];
+    let refs: Vec<DevRef> = [a.devnum(), b.devnum()]
+        .into_iter()
+        .map(DevRef::from)
+        .collect();
     let report = scan::scan(&files);
     let s = report
         .vgs
@@ -287,7 +293,7 @@ fn lvm2_vg_activated_by_us_matches_lvm2() {
         .find(|s| s.vg.name == vg)
         .unwrap_or_else(|| panic!("VG {vg} not found: {:?}", report.errors));
     activate::check_vg(s, None).unwrap();
-    let pv_dev = |p: &PhysicalVolume| s.device_of(p).and_then(|i| nums.get(i)).cloned();
+    let pv_dev = |p: &PhysicalVolume| s.device_of(p).and_then(|i| refs.get(i)).cloned();
     let plan = plan_vg(&s.vg, &pv_dev, &PlanOptions::default()).unwrap();
     assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
     let created = activate::apply(&dm, &plan).unwrap();
@@ -337,13 +343,20 @@ fn lvm2_vg_activated_by_us_matches_lvm2() {
     // In use: deactivation refuses and removes nothing.
     let held = File::open(mapper("lin")).unwrap();
     let e = activate::deactivate(&dm, &s.vg.id).unwrap_err();
-    assert!(matches!(e, activate::ActivateError::Busy { .. }), "{e:?}");
+    let lin = format!("{name_prefix}lin");
+    assert!(
+        matches!(&e, activate::ActivateError::Busy { devices, .. }
+            if devices.iter().any(|d| d.name.as_str() == lin && d.open_count >= 1)),
+        "{e:?}"
+    );
     assert!(e.to_string().contains(&format!("{name_prefix}lin")), "{e}");
     assert_eq!(dmsetup_uuids(&name_prefix).len(), want_uuids.len());
     drop(held);
 
     let removed = activate::deactivate(&dm, &s.vg.id).unwrap();
-    assert_eq!(removed.len(), want_uuids.len());
+    let mut removed: Vec<String> = removed.iter().map(|n| n.to_string()).collect();
+    removed.sort();
+    assert_eq!(removed, want_uuids.keys().cloned().collect::<Vec<_>>());
     let prefix = uuid_prefix(&s.vg.id);
     let left: Vec<String> = dm
         .list()
@@ -363,46 +376,55 @@ fn lvm2_vg_activated_by_us_matches_lvm2() {
 #[test]
 fn failed_activation_rolls_back() {
     let dm: DeviceMapper = crate::dm_or_skip!("failed_activation_rolls_back");
-    // A plan whose second device refers to a device that does not exist: the first
-    // device is created, the second fails to load, and the first must go again.
+    // A plan whose second device's table the kernel refuses: the first device is
+    // created, the second fails to load, and both must go again.
     let tag = crate::common::unique_name("rb");
     let base = tag.as_str().to_string();
-    let plan = devmapper::lvm::plan::Plan {
+    // The upper table is valid (it passes Table::validate) but the kernel refuses it: a
+    // snapshot whose COW device is its origin.
+    let lower = devmapper::DmName::new(&format!("{base}-lower")).unwrap();
+    let lower_ref = devmapper::lvm::plan::mapper_ref(&lower).unwrap();
+    let device = |name: &devmapper::DmName, table: Table| PlannedDevice {
+        name: name.clone(),
+        uuid: devmapper::DmUuid::new(&format!("LVM-{name}")).unwrap(),
+        read_only: false,
+        lv: name.to_string(),
+        layer: None,
+        dev: None,
+        table,
+    };
+    let upper = devmapper::DmName::new(&format!("{base}-upper")).unwrap();
+    let snap = Snapshot::persistent(lower_ref.clone(), lower_ref, Sectors(8));
+    let plan = Plan {
         devices: vec![
-            devmapper::lvm::plan::PlannedDevice {
-                name: format!("{base}-lower"),
-                uuid: format!("LVM-{base}-lower"),
-                read_only: false,
-                lv: "lower".into(),
-                layer: None,
-                major_minor: None,
-                table: vec![devmapper::lvm::plan::TableLine {
-                    start: 0,
-                    length: 8,
-                    target: "zero".into(),
-                    params: String::new(),
-                }],
-            },
-            devmapper::lvm::plan::PlannedDevice {
-                name: format!("{base}-upper"),
-                uuid: format!("LVM-{base}-upper"),
-                read_only: false,
-                lv: "upper".into(),
-                layer: None,
-                major_minor: None,
-                table: vec![devmapper::lvm::plan::TableLine {
-                    start: 0,
-                    length: 8,
-                    target: "linear".into(),
-                    params: format!("/dev/mapper/{base}-lower 0 extra-arg"),
-                }],
-            },
+            device(
+                &lower,
+                Table::from_lines(vec![TableLine::new(Sectors(0), Sectors(8), Zero)]),
+            ),
+            device(
+                &upper,
+                Table::from_lines(vec![TableLine::new(Sectors(0), Sectors(8), snap)]),
+            ),
         ],
         skipped: Vec::new(),
     };
     let e = activate::apply(&dm, &plan).unwrap_err();
     assert!(
-        matches!(e, activate::ActivateError::Dm { step: "load", .. }),
+        matches!(&e, activate::ActivateError::Dm { step: "load", device, source }
+            if *device == upper.as_str() && matches!(**source, devmapper::Error::Ioctl { .. })),
+        "{e:?}"
+    );
+    crate::common::assert_none_left(&dm, &base);
+
+    // A table the kernel must never see (a zero-length target): refused by the validated
+    // load path with the table error, and rolled back the same way.
+    let mut plan = plan;
+    plan.devices[1].table = Table::from_lines(vec![TableLine::new(Sectors(0), Sectors(0), Zero)]);
+    let e = activate::apply(&dm, &plan).unwrap_err();
+    assert!(
+        matches!(&e, activate::ActivateError::Dm { step: "load", source, .. }
+            if matches!(&**source, devmapper::Error::Table(t)
+                if t.kind == devmapper::table::TableErrorKind::ZeroLength)),
         "{e:?}"
     );
     crate::common::assert_none_left(&dm, &base);
@@ -498,11 +520,12 @@ fn activate_fixture(dm: &DeviceMapper, case: &str, pvs: &[&str]) -> Vec<String> 
 
     let files: Vec<File> = loops.iter().map(|l| File::open(&l.path).unwrap()).collect();
     let nums: Vec<String> = loops.iter().map(|l| l.devnum().to_string()).collect();
+    let refs: Vec<DevRef> = loops.iter().map(|l| l.devnum().into()).collect();
     let report = scan::scan(&files);
     assert_eq!(report.vgs.len(), 1, "{:?}", report.errors);
     let s = &report.vgs[0];
     activate::check_vg(s, None).unwrap();
-    let pv_dev = |p: &PhysicalVolume| s.device_of(p).and_then(|i| nums.get(i)).cloned();
+    let pv_dev = |p: &PhysicalVolume| s.device_of(p).and_then(|i| refs.get(i)).cloned();
     let plan = plan_vg(&s.vg, &pv_dev, &PlanOptions::default()).unwrap();
     let _guard = ActiveGuard { dm, vg_id: s.vg.id };
     let created = activate::apply(dm, &plan).unwrap();

@@ -1,5 +1,6 @@
 use super::sample::SAMPLE;
 use crate::lvm::activate::{ActivateError, check_metadata, uuid_prefix, vg_part_is};
+use crate::lvm::check::Blocker;
 use crate::lvm::config::ParseMode;
 use crate::lvm::model::VolumeGroup;
 
@@ -22,7 +23,10 @@ fn exported_is_refused() {
         1,
     );
     let e = check_metadata(&vg(&t), None).unwrap_err();
-    assert!(matches!(e, ActivateError::Exported { .. }), "{e:?}");
+    assert!(
+        matches!(e, ActivateError::Blocked(Blocker::Exported { .. })),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("vg0 is exported"), "{e}");
 }
 
@@ -35,7 +39,7 @@ fn foreign_system_id_is_refused() {
     );
     let e = check_metadata(&vg(&t), Some("thishost")).unwrap_err();
     assert!(
-        matches!(&e, ActivateError::ForeignSystemId { system_id, .. } if system_id == "otherhost"),
+        matches!(&e, ActivateError::Blocked(Blocker::ForeignSystemId { system_id, .. }) if system_id == "otherhost"),
         "{e:?}"
     );
     assert!(e.to_string().contains("\"thishost\""), "{e}");
@@ -52,7 +56,10 @@ fn lock_type_is_refused() {
         1,
     );
     let e = check_metadata(&vg(&t), None).unwrap_err();
-    assert!(matches!(e, ActivateError::LockType { .. }), "{e:?}");
+    assert!(
+        matches!(e, ActivateError::Blocked(Blocker::LockType { .. })),
+        "{e:?}"
+    );
     let t = SAMPLE.replacen(
         "extent_size = 8192",
         "lock_type = \"none\"\nextent_size = 8192",
@@ -73,7 +80,10 @@ fn missing_pv_is_refused() {
     let mut t = SAMPLE.to_string();
     t.insert_str(status_at, "\"MISSING\", ");
     let e = check_metadata(&vg(&t), None).unwrap_err();
-    assert!(matches!(e, ActivateError::MissingPvs { .. }), "{e:?}");
+    assert!(
+        matches!(e, ActivateError::Blocked(Blocker::MissingPvs { .. })),
+        "{e:?}"
+    );
     assert!(e.to_string().contains(&handle), "{e}");
 }
 

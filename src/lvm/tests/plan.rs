@@ -1,19 +1,21 @@
 use super::sample::{SAMPLE, THIN_STRIPED, plain_lv, snap_section, with_lv};
+use crate::lvm::check::{Blocker, activation_blockers};
 use crate::lvm::config::ParseMode;
 use crate::lvm::model::{PhysicalVolume, VolumeGroup};
-use crate::lvm::plan::{Plan, PlanOptions, SkipKind, activation_blockers, plan_lv, plan_vg};
+use crate::lvm::plan::{Plan, PlanOptions, SkipKind, lvm2_params, plan_lv, plan_vg};
 use crate::lvm::{Error, UnmappableKind};
+use crate::targets::{DevRef, Target};
 
 fn vg(text: &str) -> VolumeGroup {
     VolumeGroup::from_text(text.as_bytes(), ParseMode::Disk).unwrap()
 }
 
-fn sdb(_: &PhysicalVolume) -> Option<String> {
-    Some("8:16".into())
+fn sdb(_: &PhysicalVolume) -> Option<DevRef> {
+    Some(DevRef::num(8, 16))
 }
 
-fn loops(pv: &PhysicalVolume) -> Option<String> {
-    Some(format!("/dev/loop{}", &pv.handle[2..]))
+fn loops(pv: &PhysicalVolume) -> Option<DevRef> {
+    DevRef::path(format!("/dev/loop{}", &pv.handle[2..])).ok()
 }
 
 /// `name uuid-suffix ro : start length target params` per line, for compact comparisons.
@@ -27,8 +29,8 @@ fn render(p: &Plan) -> Vec<String> {
                 if d.read_only { " (ro)" } else { "" },
                 l.start,
                 l.length,
-                l.target,
-                l.params
+                l.target.target_type(),
+                lvm2_params(&l.target)
             ));
         }
     }
@@ -52,6 +54,18 @@ fn sample_origin_snapshot_and_linear() {
         ]
     );
     let uuids: Vec<_> = p.devices.iter().map(|d| d.uuid.as_str()).collect();
+    // dm references are typed paths, PVs what the caller gave.
+    let Target::Snapshot(snap) = &p.devices[3].table.lines()[0].target else {
+        panic!("{:?}", p.devices[3]);
+    };
+    assert_eq!(
+        crate::lvm::plan::mapper_name(&snap.cow).as_ref(),
+        Some(&p.devices[2].name)
+    );
+    assert_eq!(
+        p.devices[0].table.lines()[0].target.devices(),
+        [&DevRef::num(8, 16)]
+    );
     assert_eq!(
         uuids,
         [
@@ -159,11 +173,11 @@ fn thin_pool_thin_striped_multisegment_hyphens() {
     let suffix: Vec<_> = p
         .devices
         .iter()
-        .map(|d| d.uuid.rsplit_once('-').map(|x| x.1).unwrap_or(""))
+        .map(|d| d.uuid.as_str().rsplit_once('-').map(|x| x.1).unwrap_or(""))
         .collect();
     assert_eq!(&suffix[2..6], ["tmeta", "tdata", "tpool", "pool"]);
     assert_eq!(
-        p.devices[1].uuid,
+        p.devices[1].uuid.as_str(),
         format!(
             "LVM-{}{}",
             v.id.as_str(),
@@ -184,11 +198,11 @@ fn thin_pool_features() {
     let tp = p
         .devices
         .iter()
-        .find(|d| d.name == "my--vg-pool-tpool")
+        .find(|d| d.name.as_str() == "my--vg-pool-tpool")
         .unwrap();
     // 32768 sectors / 128 = 256 blocks; 20% = 51.
     assert_eq!(
-        tp.table[0].params,
+        lvm2_params(&tp.table.lines()[0].target),
         "/dev/mapper/my--vg-pool_tmeta /dev/mapper/my--vg-pool_tdata 128 51 3 skip_block_zeroing ignore_discard error_if_no_space"
     );
     let t = THIN_STRIPED.replace("\"passdown\"", "\"nopassdown\"");
@@ -196,9 +210,9 @@ fn thin_pool_features() {
     let tp = p
         .devices
         .iter()
-        .find(|d| d.name == "my--vg-pool-tpool")
+        .find(|d| d.name.as_str() == "my--vg-pool-tpool")
         .unwrap();
-    assert!(tp.table[0].params.ends_with(" 128 0 1 no_discard_passdown"));
+    assert!(lvm2_params(&tp.table.lines()[0].target).ends_with(" 128 0 1 no_discard_passdown"));
 }
 
 #[test]
@@ -214,10 +228,14 @@ fn unused_thin_pool_is_its_own_tpool() {
         .iter()
         .find(|d| d.lv == "pool" && d.layer.as_deref() == Some("tpool"))
         .unwrap();
-    assert_eq!(pool.name, "my--vg-pool");
-    assert!(pool.uuid.ends_with("-tpool"));
-    assert_eq!(pool.table[0].target, "thin-pool");
-    assert!(!p.devices.iter().any(|d| d.name == "my--vg-pool-tpool"));
+    assert_eq!(pool.name.as_str(), "my--vg-pool");
+    assert!(pool.uuid.as_str().ends_with("-tpool"));
+    assert!(matches!(pool.table.lines()[0].target, Target::ThinPool(_)));
+    assert!(
+        !p.devices
+            .iter()
+            .any(|d| d.name.as_str() == "my--vg-pool-tpool")
+    );
 }
 
 #[test]
@@ -239,13 +257,13 @@ fn thin_lv_alone_brings_its_pool_layer_only() {
 fn snapshot_alone_brings_its_origin() {
     let p = plan_lv(&vg(SAMPLE), "root_snap", &sdb, &PlanOptions::default()).unwrap();
     assert_eq!(p.devices.len(), 4);
-    assert_eq!(p.devices[3].name, "vg0-root_snap");
+    assert_eq!(p.devices[3].name.as_str(), "vg0-root_snap");
 }
 
 #[test]
 fn missing_pv_and_skip_flag_and_unsupported() {
     let v = vg(THIN_STRIPED);
-    let only0 = |pv: &PhysicalVolume| (pv.handle == "pv0").then(|| "/dev/loop0".to_string());
+    let only0 = |pv: &PhysicalVolume| (pv.handle == "pv0").then(|| "/dev/loop0".parse().unwrap());
     let p = plan_vg(&v, &only0, &PlanOptions::default()).unwrap();
     let skipped: Vec<_> = p.skipped.iter().map(|s| s.lv.as_str()).collect();
     assert_eq!(skipped, ["lv-1", "stripey", "pool", "thin1"]);
@@ -304,13 +322,16 @@ fn read_only_option_and_fixed_minor() {
         1,
     );
     let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
-    assert_eq!(p.devices.last().unwrap().major_minor, Some((253, 7)));
+    assert_eq!(
+        p.devices.last().unwrap().dev,
+        Some(crate::DevNum::new(253, 7))
+    );
 }
 
 #[test]
 fn blockers() {
     let v = vg(SAMPLE);
-    assert!(activation_blockers(&v, None).is_empty());
+    assert_eq!(activation_blockers(&v, None), []);
     let t = SAMPLE
         .replacen(
             "[\"RESIZEABLE\", \"READ\", \"WRITE\"]",
@@ -323,15 +344,30 @@ fn blockers() {
             1,
         );
     let b = activation_blockers(&vg(&t), Some("thishost"));
-    assert_eq!(b.len(), 2, "{b:?}");
     assert!(
-        activation_blockers(
-            &vg(&t.replace("\"otherhost\"", "\"thishost\"")),
-            Some("thishost")
-        )
-        .len()
-            == 1
+        matches!(
+            &b[..],
+            [Blocker::Exported { vg }, Blocker::ForeignSystemId { system_id, local, .. }]
+                if vg == "vg0" && system_id == "otherhost" && local.as_deref() == Some("thishost")
+        ),
+        "{b:?}"
     );
+    let b = activation_blockers(
+        &vg(&t.replace("\"otherhost\"", "\"thishost\"")),
+        Some("thishost"),
+    );
+    assert!(matches!(&b[..], [Blocker::Exported { .. }]), "{b:?}");
+    // An empty system id is none (lvm2's reading): not foreign to a host with one. The
+    // activation check says the same, being this very check.
+    let empty = vg(&t.replace("\"otherhost\"", "\"\""));
+    let b = activation_blockers(&empty, Some("thishost"));
+    assert!(matches!(&b[..], [Blocker::Exported { .. }]), "{b:?}");
+    assert!(matches!(
+        crate::lvm::activate::check_metadata(&empty, Some("thishost")),
+        Err(crate::lvm::activate::ActivateError::Blocked(
+            Blocker::Exported { .. }
+        ))
+    ));
 }
 
 /// Every LV `vgchange -ay` would activate is either a top device of the plan or listed in
@@ -465,4 +501,45 @@ fn unmappable_segments_are_refused() {
     assert!(p.devices.is_empty());
     assert_accounted(&v, &p);
     assert!(p.skipped.iter().all(|s| s.kind == SkipKind::Invalid));
+}
+
+/// Every planned table is one the validated load path (`DeviceMapper::load`) accepts.
+#[test]
+fn planned_tables_validate() {
+    let merging = SAMPLE.replace("cow_store = \"root_snap\"", "merging_store = \"root_snap\"");
+    for (text, dev) in [
+        (SAMPLE, sdb as fn(&PhysicalVolume) -> Option<DevRef>),
+        (merging.as_str(), sdb),
+        (THIN_STRIPED, loops),
+    ] {
+        let p = plan_vg(&vg(text), &dev, &PlanOptions::default()).unwrap();
+        assert!(p.skipped.is_empty() && !p.devices.is_empty(), "{p:?}");
+        for d in &p.devices {
+            d.table
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}\n{}", d.name, d.table));
+        }
+    }
+}
+
+/// VG and LV names lvm2 accepts one by one but too long together for a dm name: the LV is
+/// refused with the reason, never planned under a name the kernel would refuse.
+#[test]
+fn dm_name_too_long_is_refused() {
+    let long = "l".repeat(125);
+    let t = SAMPLE.replacen("\nhome {", &format!("\n{long} {{"), 1);
+    let p = plan_vg(&vg(&t), &sdb, &PlanOptions::default()).unwrap();
+    let s = p.skipped.iter().find(|s| s.lv == long).expect("skipped");
+    assert_eq!(s.kind, SkipKind::Invalid, "{s:?}");
+    assert!(s.reason.contains("longer than 127 bytes"), "{}", s.reason);
+    assert!(!p.devices.iter().any(|d| d.lv == long));
+    assert_eq!(
+        p.devices.len(),
+        4,
+        "root and its snapshot are still planned"
+    );
+    match plan_lv(&vg(&t), &long, &sdb, &PlanOptions::default()) {
+        Err(Error::Plan { lv, .. }) => assert_eq!(lv, format!("vg0/{long}")),
+        other => panic!("{other:?}"),
+    }
 }
