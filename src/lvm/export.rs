@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use super::error::{Error, Result, UnmappableKind};
+use super::error::{Error, ExportErrorKind, Result, UnmappableKind};
 use super::model::{Area, LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
 use crate::cow::reader::SnapshotReader;
 use crate::io::ReadAt;
@@ -157,10 +157,10 @@ fn pv_read_error<R: ReadAt + ?Sized>(
     }
 }
 
-fn fail(vg: &VolumeGroup, lv: &str, reason: impl Into<String>) -> Error {
+fn fail(vg: &VolumeGroup, lv: &str, kind: ExportErrorKind) -> Error {
     Error::Export {
         lv: format!("{}/{lv}", vg.name),
-        reason: reason.into(),
+        kind,
     }
 }
 
@@ -194,7 +194,7 @@ impl<'a, R: ReadAt + ?Sized> LvReader<'a, R> {
     ) -> Result<LvReader<'a, R>> {
         let lv: &'a LogicalVolume = vg
             .lv(lv_name)
-            .ok_or_else(|| fail(vg, lv_name, "no such LV"))?;
+            .ok_or_else(|| fail(vg, lv_name, ExportErrorKind::NoSuchLv))?;
         let mut b = Builder {
             vg,
             pv_source,
@@ -216,7 +216,7 @@ impl<'a, R: ReadAt + ?Sized> Builder<'a, '_, R> {
             .lvs
             .get(name)
             .copied()
-            .ok_or_else(|| fail(vg, from, format!("refers to unknown LV {name}")))?;
+            .ok_or_else(|| fail(vg, from, ExportErrorKind::UnknownLv { name: name.into() }))?;
         if let Some(r) = self.built.get(lv.name.as_str()) {
             return Ok(Arc::clone(r));
         }
@@ -261,19 +261,32 @@ impl<'a, R: ReadAt + ?Sized> Builder<'a, '_, R> {
         let vg = self.vg;
         let pv_source = self.pv_source;
         let lv_name = lv.name.as_str();
-        let ext = vg
-            .extent_size
-            .checked_mul(SECTOR_SIZE)
-            .ok_or_else(|| fail(vg, lv_name, "extent size overflows"))?;
+        let ext = vg.extent_size.checked_mul(SECTOR_SIZE).ok_or_else(|| {
+            fail(
+                vg,
+                lv_name,
+                ExportErrorKind::Overflow {
+                    what: "extent size",
+                },
+            )
+        })?;
         let mut segments = Vec::with_capacity(lv.segments.len());
         for s in &lv.segments {
             let start = s.start_extent.checked_mul(ext);
             let len = s.extent_count.checked_mul(ext);
             let (Some(start), Some(len)) = (start, len) else {
-                return Err(fail(vg, lv_name, "segment overflows"));
+                return Err(fail(
+                    vg,
+                    lv_name,
+                    ExportErrorKind::Overflow { what: "segment" },
+                ));
             };
             if start.checked_add(len).is_none() {
-                return Err(fail(vg, lv_name, "segment overflows"));
+                return Err(fail(
+                    vg,
+                    lv_name,
+                    ExportErrorKind::Overflow { what: "segment" },
+                ));
             }
             let kind = match &s.kind {
                 SegmentKind::Striped { stripe_size, areas } => {
@@ -281,15 +294,17 @@ impl<'a, R: ReadAt + ?Sized> Builder<'a, '_, R> {
                     for a in areas {
                         out.push(match a {
                             Area::Pv { pv, pe } => {
-                                let p =
-                                    self.pvs.get(pv.as_str()).copied().ok_or_else(|| {
-                                        fail(vg, lv_name, format!("unknown PV {pv}"))
-                                    })?;
+                                let p = self.pvs.get(pv.as_str()).copied().ok_or_else(|| {
+                                    fail(vg, lv_name, ExportErrorKind::UnknownPv { pv: pv.clone() })
+                                })?;
                                 let dev = pv_source(p).ok_or_else(|| {
                                     fail(
                                         vg,
                                         lv_name,
-                                        format!("PV {pv} ({}) is not available", p.id),
+                                        ExportErrorKind::PvUnavailable {
+                                            pv: pv.clone(),
+                                            id: p.id.to_string(),
+                                        },
                                     )
                                 })?;
                                 let off = pe
@@ -300,49 +315,54 @@ impl<'a, R: ReadAt + ?Sized> Builder<'a, '_, R> {
                                         fail(
                                             vg,
                                             lv_name,
-                                            format!(
-                                                "PV {pv}: pe_start {} + PE {pe} of {} sectors \
-                                                 is out of range (past 2^64 bytes)",
-                                                p.pe_start, vg.extent_size
-                                            ),
+                                            ExportErrorKind::PvOffsetOverflow {
+                                                pv: pv.clone(),
+                                                pe_start: p.pe_start,
+                                                pe: *pe,
+                                                extent_size: vg.extent_size,
+                                            },
                                         )
                                     })?;
                                 (Source::Pv(dev, &p.handle), off)
                             }
                             Area::Lv { lv: sub, le } => {
                                 let r = self.shared(lv_name, sub)?;
-                                let off = le
-                                    .checked_mul(ext)
-                                    .ok_or_else(|| fail(vg, lv_name, "offset overflows"))?;
+                                let off = le.checked_mul(ext).ok_or_else(|| {
+                                    fail(vg, lv_name, ExportErrorKind::Overflow { what: "offset" })
+                                })?;
                                 (Source::Lv(r), off)
                             }
                         });
                     }
-                    let stripe = stripe_size
-                        .checked_mul(SECTOR_SIZE)
-                        .ok_or_else(|| fail(vg, lv_name, "stripe size overflows"))?;
+                    let stripe = stripe_size.checked_mul(SECTOR_SIZE).ok_or_else(|| {
+                        fail(
+                            vg,
+                            lv_name,
+                            ExportErrorKind::Overflow {
+                                what: "stripe size",
+                            },
+                        )
+                    })?;
                     if out.len() > 1 && stripe == 0 {
-                        return Err(fail(vg, lv_name, "striped segment without a stripe size"));
+                        return Err(fail(vg, lv_name, ExportErrorKind::NoStripeSize));
                     }
                     SegMap::Striped { stripe, areas: out }
                 }
                 SegmentKind::Zero => SegMap::Zero,
                 SegmentKind::Error => SegMap::Error,
                 SegmentKind::Snapshot { .. } => {
-                    return Err(fail(
-                        vg,
-                        lv_name,
-                        "an internal snapshot LV has no data of its own",
-                    ));
+                    return Err(fail(vg, lv_name, ExportErrorKind::InternalSnapshot));
                 }
                 SegmentKind::Thin { .. } | SegmentKind::ThinPool { .. } => {
-                    return Err(fail(vg, lv_name, "thin volumes are not readable offline"));
+                    return Err(fail(vg, lv_name, ExportErrorKind::Thin));
                 }
                 SegmentKind::Other { segtype, .. } => {
                     return Err(fail(
                         vg,
                         lv_name,
-                        format!("segment type {segtype} is not readable offline"),
+                        ExportErrorKind::SegmentType {
+                            segtype: segtype.clone(),
+                        },
                     ));
                 }
             };
@@ -478,7 +498,7 @@ pub fn snapshot_parts<'a, R: ReadAt + ?Sized>(
 ) -> Result<(LvReader<'a, R>, LvReader<'a, R>, u64)> {
     let link = vg
         .cow_link(snapshot)
-        .ok_or_else(|| fail(vg, snapshot, "not a snapshot"))?;
+        .ok_or_else(|| fail(vg, snapshot, ExportErrorKind::NotSnapshot))?;
     // Relations lvm2 would not activate (shared COW, snapshot of a snapshot, ...).
     if let Some((_, kind)) = vg
         .snapshot_faults()
@@ -488,11 +508,7 @@ pub fn snapshot_parts<'a, R: ReadAt + ?Sized>(
         return Err(unmappable(vg, snapshot, kind));
     }
     if link.merging {
-        return Err(fail(
-            vg,
-            snapshot,
-            "the snapshot is being merged into its origin",
-        ));
+        return Err(fail(vg, snapshot, ExportErrorKind::Merging));
     }
     let origin = LvReader::new(vg, link.origin, pv_source)?;
     let cow = LvReader::new(vg, link.cow, pv_source)?;
@@ -545,7 +561,7 @@ pub fn snapshot_reader<'a, R: ReadAt + ?Sized>(
 ) -> Result<SnapshotLvReader<'a, R>> {
     let link = vg
         .cow_link(snapshot)
-        .ok_or_else(|| fail(vg, snapshot, "not a snapshot"))?;
+        .ok_or_else(|| fail(vg, snapshot, ExportErrorKind::NotSnapshot))?;
     let (origin, cow, chunk) = snapshot_parts(vg, snapshot, pv_source)?;
     let len = link
         .origin_extents
@@ -556,23 +572,23 @@ pub fn snapshot_reader<'a, R: ReadAt + ?Sized>(
             fail(
                 vg,
                 snapshot,
-                format!(
-                    "origin_size of {} extents exceeds origin {}",
-                    link.origin_extents, link.origin
-                ),
+                ExportErrorKind::OriginSize {
+                    extents: link.origin_extents,
+                    origin: link.origin.to_string(),
+                },
             )
         })?;
     let r = SnapshotReader::open(OriginView { inner: origin, len }, cow)
-        .map_err(|e| fail(vg, snapshot, format!("COW store: {e}")))?;
+        .map_err(|e| fail(vg, snapshot, ExportErrorKind::CowStore(e)))?;
     let want = chunk.saturating_mul(SECTOR_SIZE);
     if r.chunk_bytes() != 0 && r.chunk_bytes() != want {
         return Err(fail(
             vg,
             snapshot,
-            format!(
-                "COW store chunk size {} bytes, metadata says {want}",
-                r.chunk_bytes()
-            ),
+            ExportErrorKind::ChunkSize {
+                store: r.chunk_bytes(),
+                metadata: want,
+            },
         ));
     }
     Ok(r)

@@ -83,8 +83,8 @@ pub mod report;
 pub mod scan;
 
 pub use error::{
-    AreaList, Error, LabelErrorKind, MdaErrorKind, ModelErrorKind, ParseError, ParseErrorKind,
-    Result, ScanErrorKind, UnmappableKind, ValueType,
+    AreaList, Error, ExportErrorKind, LabelErrorKind, MdaErrorKind, ModelErrorKind, ParseError,
+    ParseErrorKind, PlanErrorKind, Result, ScanErrorKind, UnmappableKind, ValueType,
 };
 pub use id::LvmId;
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::names::{dm_name, dm_uuid, mapper_ref};
 use super::{PlanOptions, PlannedDevice, PvDevice};
-use crate::lvm::error::{Error, Result, UnmappableKind};
+use crate::lvm::error::{Error, PlanErrorKind, Result, UnmappableKind};
 use crate::lvm::index::VgIndex;
 use crate::lvm::model::{Area, Discards, LogicalVolume, SegmentKind, VolumeGroup, valid_name};
 use crate::table::{Table, TableLine};
@@ -107,10 +107,10 @@ impl<'a> Builder<'a> {
         &self.ix.vg
     }
 
-    fn fail(&self, lv: &LogicalVolume, reason: impl Into<String>) -> Error {
+    fn fail(&self, lv: &LogicalVolume, kind: impl Into<PlanErrorKind>) -> Error {
         Error::Plan {
             lv: format!("{}/{}", self.vg.name, lv.name),
-            reason: reason.into(),
+            kind: kind.into(),
         }
     }
 
@@ -125,7 +125,7 @@ impl<'a> Builder<'a> {
         self.ix
             .vg
             .lv(name)
-            .ok_or_else(|| self.fail(from, format!("refers to unknown LV {name}")))
+            .ok_or_else(|| self.fail(from, PlanErrorKind::UnknownLv { name: name.into() }))
     }
 
     /// lvm2's implicit uuid suffix for hidden sub-LVs (`build_dm_uuid` without a layer).
@@ -141,8 +141,8 @@ impl<'a> Builder<'a> {
     fn dm_ref(&self, from: &LogicalVolume, lv_name: &str, layer: Option<&str>) -> Result<DevRef> {
         let name = dm_name(&self.vg.name, lv_name, layer);
         DmName::new(&name)
-            .map_err(|e| self.fail(from, e.to_string()))
-            .and_then(|n| mapper_ref(&n).map_err(|e| self.fail(from, e.to_string())))
+            .map_err(|e| self.fail(from, e))
+            .and_then(|n| mapper_ref(&n).map_err(|e| self.fail(from, e)))
     }
 
     /// `_add_new_lv_to_dtree`.
@@ -157,7 +157,7 @@ impl<'a> Builder<'a> {
             .clone()
             .or_else(|| self.implicit_suffix(lv).map(str::to_string));
         let uuid = dm_uuid(&self.vg.id, &lv.id, uuid_layer.as_deref());
-        let uuid = DmUuid::new(&uuid).map_err(|e| self.fail(lv, e.to_string()))?;
+        let uuid = DmUuid::new(&uuid).map_err(|e| self.fail(lv, e))?;
         if self.seen.contains(&uuid) {
             return Ok(());
         }
@@ -195,7 +195,7 @@ impl<'a> Builder<'a> {
             return Err(self.unmappable(lv, kind));
         }
         // Valid LVM names make a valid dm name unless together they are too long.
-        let name = DmName::new(&name).map_err(|e| self.fail(lv, e.to_string()))?;
+        let name = DmName::new(&name).map_err(|e| self.fail(lv, e))?;
         self.stack.push(key);
         let r = self.add_inner(lv, layer, name, uuid);
         self.stack.pop();
@@ -370,12 +370,12 @@ impl<'a> Builder<'a> {
                 }
                 let pool_lv = self.lv(lv, pool)?;
                 if is_thin_pool(pool_lv).is_none() {
-                    return Err(self.fail(lv, format!("{pool} is not a thin pool")));
+                    return Err(self.fail(lv, PlanErrorKind::NotThinPool { pool: pool.clone() }));
                 }
                 self.add(pool_lv, Some("tpool"))?;
                 // The importer refuses ids past 2^24.
                 let dev_id = u32::try_from(*device_id)
-                    .map_err(|_| self.fail(lv, format!("thin device id {device_id}")))?;
+                    .map_err(|_| self.fail(lv, PlanErrorKind::ThinDeviceId { id: *device_id }))?;
                 Thin {
                     pool: self.dm_ref(lv, pool, Some("tpool"))?,
                     dev_id,
@@ -386,7 +386,7 @@ impl<'a> Builder<'a> {
             SegmentKind::Zero => Zero.into(),
             SegmentKind::Error => ErrorTarget::default().into(),
             SegmentKind::Snapshot { .. } => {
-                return Err(self.fail(lv, "an internal snapshot LV is not activated by itself"));
+                return Err(self.fail(lv, PlanErrorKind::InternalSnapshot));
             }
             SegmentKind::Other { segtype, .. } => {
                 return Err(self.unmappable(
@@ -404,11 +404,10 @@ impl<'a> Builder<'a> {
         let es = self.vg.extent_size;
         match a {
             Area::Pv { pv, pe } => {
-                let p = self
-                    .ix
-                    .vg
-                    .pv(pv)
-                    .ok_or_else(|| self.fail(lv, format!("unknown PV {pv}")))?;
+                let p =
+                    self.ix.vg.pv(pv).ok_or_else(|| {
+                        self.fail(lv, PlanErrorKind::UnknownPv { pv: pv.clone() })
+                    })?;
                 let dev = (self.pv_device)(p).ok_or_else(|| {
                     self.unmappable(
                         lv,
@@ -421,7 +420,7 @@ impl<'a> Builder<'a> {
                 let off = pe
                     .checked_mul(es)
                     .and_then(|o| o.checked_add(p.pe_start))
-                    .ok_or_else(|| self.fail(lv, "offset overflows"))?;
+                    .ok_or_else(|| self.fail(lv, PlanErrorKind::OffsetOverflow))?;
                 Ok((dev, Sectors(off)))
             }
             Area::Lv { lv: name, le } => {

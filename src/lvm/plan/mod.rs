@@ -41,7 +41,7 @@ mod names;
 
 use std::fmt::Write as _;
 
-use super::error::{Error, Result, UnmappableKind};
+use super::error::{Error, PlanErrorKind, Result, UnmappableKind};
 use super::model::{PhysicalVolume, VolumeGroup};
 use crate::DevNum;
 use crate::table::Table;
@@ -188,7 +188,7 @@ pub fn plan_vg(vg: &VolumeGroup, pv_device: &PvDevice<'_>, opts: &PlanOptions) -
             }
             let kind = SkipKind::of(&e);
             let reason = match e {
-                Error::Plan { reason, .. } => reason,
+                Error::Plan { kind, .. } => kind.to_string(),
                 Error::Unmappable { lv: l, kind } if l == format!("{}/{}", vg.name, lv.name) => {
                     kind.to_string()
                 }
@@ -228,7 +228,7 @@ pub fn plan_lv(
 ) -> Result<Plan> {
     let lv = vg.lv(lv_name).ok_or_else(|| Error::Plan {
         lv: format!("{}/{lv_name}", vg.name),
-        reason: "no such LV".into(),
+        kind: PlanErrorKind::NoSuchLv,
     })?;
     let mut b = Builder::new(vg, pv_device, opts);
     if let Some(kind) = b.faults.get(lv.name.as_str()) {

@@ -14,6 +14,9 @@ use std::io;
 
 use super::id::IdError;
 
+mod lv;
+pub use lv::{ExportErrorKind, PlanErrorKind};
+
 /// Any failure while reading LVM2 structures.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -79,20 +82,20 @@ pub enum Error {
         kind: ScanErrorKind,
     },
     /// An LV cannot be turned into device-mapper tables.
-    #[error("LV {lv}: {reason}")]
+    #[error("LV {lv}: {kind}")]
     Plan {
         /// `vg/lv`.
         lv: String,
         /// What is wrong.
-        reason: String,
+        kind: PlanErrorKind,
     },
     /// An LV cannot be exported.
-    #[error("export of {lv}: {reason}")]
+    #[error("export of {lv}: {kind}")]
     Export {
         /// `vg/lv`.
         lv: String,
         /// What is wrong.
-        reason: String,
+        kind: ExportErrorKind,
     },
 }
 
