@@ -14,7 +14,7 @@
 //! assert_eq!(bytes::le_u32(&b, 0)?, 0x7041_6e53);
 //! assert_eq!(bytes::be_u16(&b, 4)?, 1);
 //! let err = bytes::le_u32(&b, 4).unwrap_err();
-//! assert_eq!(err, OutOfBounds { offset: 4, len: 4, available: 6 });
+//! assert_eq!((err.offset, err.len, err.available), (4, 4, 6));
 //! assert_eq!(err.to_string(), "a 4-byte field at byte 4 runs past the end of the data (6 bytes)");
 //! # Ok::<(), OutOfBounds>(())
 //! ```
