@@ -146,7 +146,11 @@ fn case(dir: &Path, tag: &str, chunk: u32, seed: u64, writes: usize) {
     let origin_file = File::open(&origin_path).unwrap();
     let cow_file = File::open(&cow_path).unwrap();
     let store = Store::open(&cow_file).unwrap();
-    assert_eq!(store.kernel_status().unwrap(), info, "{tag}: usage");
+    assert_eq!(
+        store.kernel_status().unwrap().to_string(),
+        info,
+        "{tag}: usage"
+    );
     let reader = SnapshotReader::open(&origin_file, &cow_file).unwrap();
     assert!(reader.exceptions() > 0, "{tag}: no exceptions were made");
     assert_eq!(reader.size().unwrap(), ORIGIN);

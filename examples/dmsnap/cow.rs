@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use devmapper::cow::export::{ExportOptions, export_to};
-use devmapper::cow::merge::{MergeOptions, merge};
+use devmapper::cow::merge::{MergeOptions, MergePlan};
 use devmapper::cow::reader::{self, SnapshotReader};
-use devmapper::cow::region::locate;
+use devmapper::cow::region::{clear_record, locate};
 use devmapper::cow::{HeaderState, Store};
 use devmapper::io::{Input, Output, OutputError, Overwrite, ReadAt};
-use devmapper::snapshot::record::{RECORD_LEN, Record, RecordState};
+use devmapper::snapshot::record::{Record, RecordState};
+use devmapper::targets::percent;
 
 use crate::out::Out;
 
@@ -139,8 +140,9 @@ fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>>
     }
     let record = record.as_ref().map(record_json);
     let store = Store::open(&located.store)?;
-    let size = store.size();
-    let Some(header) = store.header().copied() else {
+    let summary = store.summary()?;
+    let size = summary.size;
+    let Some(header) = summary.header else {
         if json {
             let doc = serde_json::json!({
                 "magic_ok": false, "valid": false, "version": 0, "chunk_sectors": 0,
@@ -155,9 +157,12 @@ fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>>
         }
         return Ok(());
     };
-    let geo = store.geometry().ok_or("unusable chunk size")?;
-    let end = store.scan(None)?;
-    let usage = devmapper::cow::Usage::new(&geo, &end);
+    let (Some(geo), Some(usage), Some(status)) =
+        (summary.geometry, summary.usage, summary.kernel_status())
+    else {
+        return Err("unusable chunk size".into());
+    };
+    let end = summary.end;
     if json {
         let doc = serde_json::json!({
             "magic_ok": true,
@@ -165,12 +170,12 @@ fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>>
             "version": header.version,
             "chunk_sectors": header.chunk_sectors,
             "exceptions": end.exceptions,
-            "metadata_areas": end.current_area + 1,
+            "metadata_areas": summary.metadata_areas(),
             "allocated_sectors": usage.allocated.0,
             "metadata_sectors": usage.metadata.0,
             "total_sectors": usage.total.0,
             "fresh": false,
-            "kernel_status": store.kernel_status()?,
+            "kernel_status": status.to_string(),
             "record": record,
         });
         writeln!(out, "{doc:#}");
@@ -197,14 +202,17 @@ fn inspect(path: &Path, json: bool, out: &mut Out) -> Result<(), Box<dyn Error>>
         out,
         "exceptions:   {} in {} metadata area(s)",
         end.exceptions,
-        end.current_area + 1
+        summary.metadata_areas()
     );
+    let used = usage
+        .used_percent()
+        .map(|p| format!(", {p:.1}% used"))
+        .unwrap_or_default();
     writeln!(
         out,
-        "usage:        {usage} sectors (allocated/total metadata), {:.1}% used",
-        usage.percent()
+        "usage:        {usage} sectors (allocated/total metadata){used}"
     );
-    writeln!(out, "status line:  {}", store.kernel_status()?);
+    writeln!(out, "status line:  {status}");
     Ok(())
 }
 
@@ -276,28 +284,23 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
     let located = locate(&c_file)?;
     let had_record = located.record.is_some();
     let c = located.store;
-    // Look before writing: what would be merged.
-    let (count, chunk_bytes, valid) = {
-        let snap = SnapshotReader::open_with(
-            &o,
-            &c,
-            reader::OpenOptions {
-                force_invalid: force,
-            },
-        )?;
-        let valid = Store::open(&c)?.header().is_none_or(|h| h.is_valid());
-        (snap.exceptions() as u64, snap.chunk_bytes(), valid)
+    // Look before writing: what would be merged (the table is read once, here).
+    let opts = MergeOptions {
+        force_invalid: force,
+        ..MergeOptions::default()
     };
+    let plan = MergePlan::new(&o, &c, &opts)?;
+    let count = plan.exceptions();
     if count == 0 {
         errln!("nothing to merge: the store holds no exceptions");
         return Ok(());
     }
     errln!(
         "merging {count} chunk(s) ({}) from {} into {}{}",
-        human(count * chunk_bytes),
+        human(plan.bytes()),
         cow.display(),
         origin.display(),
-        if valid {
+        if plan.is_valid() {
             ""
         } else {
             " (INVALIDATED store, forced)"
@@ -315,13 +318,9 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
             return Err("aborted; nothing was written".into());
         }
     }
-    let mut bar = Bar::new("merge", count * chunk_bytes);
-    let opts = MergeOptions {
-        force_invalid: force,
-        ..MergeOptions::default()
-    };
-    let report = merge(&o, &c, &opts, |p| {
-        bar.update(p.merged * chunk_bytes);
+    let mut bar = Bar::new("merge", plan.bytes());
+    let report = plan.run(|p| {
+        bar.update(p.merged_bytes());
         ControlFlow::Continue(())
     })?;
     bar.finish();
@@ -332,8 +331,7 @@ fn merge_cmd(origin: &Path, cow: &Path, yes: bool, force: bool) -> Result<(), Bo
     );
     if had_record {
         // The snapshot is gone into the origin: nothing is left to activate.
-        std::os::unix::fs::FileExt::write_all_at(c_file.file(), &[0u8; RECORD_LEN], 0)
-            .and_then(|()| c_file.file().sync_all())
+        clear_record(c_file.file())
             .map_err(|e| format!("clearing the dmsnap record on {}: {e}", cow.display()))?;
         errln!("cleared the dmsnap record on {}", cow.display());
     }
@@ -374,9 +372,8 @@ impl Bar {
             .checked_div(self.total)
             .unwrap_or(WIDTH)
             .min(WIDTH) as usize;
-        let pct = (done.saturating_mul(100))
-            .checked_div(self.total)
-            .unwrap_or(100);
+        // An empty job is done.
+        let pct = percent(done, self.total).map_or(100, |p| p as u64);
         let secs = self.start.elapsed().as_secs_f64().max(1e-3);
         errprint!(
             "\r{} [{}{}] {pct:3}% {} / {} {}/s ",

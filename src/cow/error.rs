@@ -218,6 +218,10 @@ pub enum Error {
         /// The COW chunk it was merged from.
         new_chunk: u64,
     },
+    /// A fixed-width field of the on-disk format lies past the end of the bytes read for
+    /// it (the offset is from the start of the header or of the table block read).
+    #[error("COW device: {0}")]
+    Field(#[from] crate::io::bytes::OutOfBounds),
     /// The exception list given to the writer cannot be stored.
     #[error("cannot build the store: {0}")]
     Writer(&'static str),

@@ -23,6 +23,10 @@
 use super::error::{CorruptKind, Error, Result, io_err};
 use super::header::{ENTRY_LEN, Geometry};
 use crate::io::ReadAt;
+use crate::io::bytes::{OutOfBounds, le_u64};
+
+/// [`ENTRY_LEN`] as a `usize`.
+const ENTRY: usize = ENTRY_LEN as usize;
 
 /// Entries read per I/O: 64 KiB (or one area when smaller).
 const BLOCK_ENTRIES: u32 = 4096;
@@ -217,12 +221,15 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
             let mut result = Ok(());
             let mut max_new = self.max_new;
             let mut used = 0u32;
-            for e in buf
-                .get(from..)
-                .unwrap_or_default()
-                .chunks_exact(ENTRY_LEN as usize)
-            {
-                let (old_chunk, new_chunk) = parse_entry(e);
+            let (entries, _) = buf.get(from..).unwrap_or_default().as_chunks::<ENTRY>();
+            for e in entries {
+                let (old_chunk, new_chunk) = match parse_entry(e) {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        result = Err(err.into());
+                        break;
+                    }
+                };
                 if new_chunk == 0 {
                     self.index += used;
                     self.count += u64::from(used);
@@ -364,7 +371,13 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
             self.state = State::Failed;
             return None;
         };
-        let (old_chunk, new_chunk) = parse_entry(e);
+        let (old_chunk, new_chunk) = match parse_entry(e) {
+            Ok(pair) => pair,
+            Err(err) => {
+                self.state = State::Failed;
+                return Some(Err(err.into()));
+            }
+        };
         if new_chunk == 0 {
             self.stop(self.area, self.index);
             return None;
@@ -387,17 +400,10 @@ impl<'a, R: ReadAt + ?Sized> ExceptionIter<'a, R> {
     }
 }
 
-/// `(old_chunk, new_chunk)` of a 16-byte entry (shorter input reads as zeros).
+/// `(old_chunk, new_chunk)` of a 16-byte entry.
 #[inline]
-fn parse_entry(e: &[u8]) -> (u64, u64) {
-    let word = |r: std::ops::Range<usize>| {
-        let mut w = [0u8; 8];
-        if let Some(b) = e.get(r) {
-            w.copy_from_slice(b);
-        }
-        u64::from_le_bytes(w)
-    };
-    (word(0..8), word(8..16))
+fn parse_entry(e: &[u8]) -> Result<(u64, u64), OutOfBounds> {
+    Ok((le_u64(e, 0)?, le_u64(e, 8)?))
 }
 
 impl<R: ReadAt + ?Sized> Iterator for ExceptionIter<'_, R> {

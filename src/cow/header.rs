@@ -18,6 +18,7 @@
 //! ```
 
 use super::error::{Error, Result};
+use crate::io::bytes::le_u32;
 
 /// `"SnAp"` read as a little-endian word: the persistent store's magic.
 pub const SNAP_MAGIC: u32 = 0x7041_6e53;
@@ -72,12 +73,8 @@ impl Header {
     /// # Errors
     /// [`Error::BadMagic`], [`Error::BadVersion`], [`Error::BadChunkSize`].
     pub fn parse(bytes: &[u8; HEADER_LEN]) -> Result<HeaderState> {
-        let word = |i: usize| {
-            let mut w = [0u8; 4];
-            w.copy_from_slice(&bytes[i..i + 4]);
-            u32::from_le_bytes(w)
-        };
-        let magic = word(0);
+        let word = |at: usize| le_u32(bytes, at);
+        let magic = word(0)?;
         if magic == 0 {
             return Ok(HeaderState::Fresh);
         }
@@ -85,9 +82,9 @@ impl Header {
             return Err(Error::BadMagic { magic });
         }
         let header = Header {
-            valid: word(4),
-            version: word(8),
-            chunk_sectors: word(12),
+            valid: word(4)?,
+            version: word(8)?,
+            chunk_sectors: word(12)?,
         };
         if header.version != DISK_VERSION {
             return Err(Error::BadVersion {

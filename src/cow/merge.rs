@@ -41,7 +41,7 @@ use std::os::unix::fs::FileExt;
 
 use super::Store;
 use super::error::{Error, Result, io_err};
-use super::header::{ENTRY_LEN, HeaderState};
+use super::header::{ENTRY_LEN, Geometry, Header, HeaderState};
 use crate::io::{FileId, Input, InputError, ReadAt};
 
 /// A device that can be written in place and synced: the origin and the COW of a merge.
@@ -135,6 +135,57 @@ pub struct MergeProgress {
     pub total: u64,
     /// Batches committed so far.
     pub batches: u64,
+    /// Chunk size in bytes.
+    pub chunk_bytes: u64,
+}
+
+impl MergeProgress {
+    /// Data merged so far in this run, in bytes.
+    pub fn merged_bytes(&self) -> u64 {
+        self.merged.saturating_mul(self.chunk_bytes)
+    }
+
+    /// Data to merge in this run, in bytes.
+    pub fn total_bytes(&self) -> u64 {
+        self.total.saturating_mul(self.chunk_bytes)
+    }
+
+    /// Percent merged, by the rule of [`crate::targets::percent`] (100 for an empty run).
+    pub fn percent(&self) -> f64 {
+        crate::targets::percent(self.merged, self.total).unwrap_or(100.0)
+    }
+}
+
+/// A checked merge, before anything is written: the store's table read and checked once
+/// ([`MergePlan::new`]), then run with [`MergePlan::run`]. Lets a caller say what will be
+/// merged (and ask for confirmation) without reading the table twice.
+///
+/// ```
+/// use devmapper::cow::merge::{MergeOptions, MergePlan};
+/// use devmapper::cow::writer::StoreWriter;
+///
+/// let mut w = StoreWriter::new(8, 1 << 20)?;
+/// w.push(2, &[9u8; 4096])?;
+/// let cow = tempfile::tempfile()?;
+/// w.write_to(&cow)?;
+/// let origin = tempfile::tempfile()?;
+/// origin.set_len(16 << 10)?;
+///
+/// let plan = MergePlan::new(&origin, &cow, &MergeOptions::default())?;
+/// assert_eq!((plan.exceptions(), plan.bytes(), plan.is_valid()), (1, 4096, true));
+/// let report = plan.run(|_| std::ops::ControlFlow::Continue(()))?;
+/// assert_eq!(report.merged, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct MergePlan<'a, O, C> {
+    origin: &'a O,
+    cow: &'a C,
+    opts: MergeOptions,
+    origin_size: u64,
+    /// `None` for a fresh store (nothing to merge).
+    layout: Option<(Header, Geometry)>,
+    table: Vec<super::Exception>,
 }
 
 /// What a merge did.
@@ -168,108 +219,170 @@ pub fn merge<O: WriteAt, C: WriteAt>(
     origin: &O,
     cow: &C,
     opts: &MergeOptions,
-    mut progress: impl FnMut(&MergeProgress) -> ControlFlow<()>,
+    progress: impl FnMut(&MergeProgress) -> ControlFlow<()>,
 ) -> Result<MergeReport> {
-    if let (Some(a), Some(b)) = (origin.file_id(), cow.file_id())
-        && a == b
-    {
-        return Err(Error::OriginIsCow);
+    MergePlan::new(origin, cow, opts)?.run(progress)
+}
+
+impl<'a, O: WriteAt, C: WriteAt> MergePlan<'a, O, C> {
+    /// Check a merge of the store on `cow` into `origin` and read its table, writing
+    /// nothing.
+    ///
+    /// # Errors
+    /// As [`merge`], but for the errors of writing and verifying.
+    pub fn new(origin: &'a O, cow: &'a C, opts: &MergeOptions) -> Result<Self> {
+        if let (Some(a), Some(b)) = (origin.file_id(), cow.file_id())
+            && a == b
+        {
+            return Err(Error::OriginIsCow);
+        }
+        let origin_size = origin.size().map_err(io_err("origin", 0))?;
+        let store = Store::open(cow)?;
+        let mut plan = MergePlan {
+            origin,
+            cow,
+            opts: *opts,
+            origin_size,
+            layout: None,
+            table: Vec::new(),
+        };
+        let (header, geo) = match (store.state(), store.geometry()) {
+            (HeaderState::Persistent(h), Some(g)) => (h, g),
+            // Fresh: nothing to merge, the snapshot already equals the origin.
+            _ => return Ok(plan),
+        };
+        if !header.is_valid() && !opts.force_invalid {
+            return Err(Error::Invalidated);
+        }
+        let mut table = Vec::new();
+        store.exceptions(None).walk(|e| table.push(e))?;
+        store.check_origin_size(table.iter().map(|e| e.old_chunk).max(), origin_size)?;
+        check_unique_old(&table)?;
+        plan.layout = Some((header, geo));
+        plan.table = table;
+        Ok(plan)
     }
-    let origin_size = origin.size().map_err(io_err("origin", 0))?;
-    let store = Store::open(cow)?;
-    let (header, geo) = match (store.state(), store.geometry()) {
-        (HeaderState::Persistent(h), Some(g)) => (h, g),
-        // Fresh: nothing to merge, the snapshot already equals the origin.
-        _ => {
+
+    /// Exceptions to merge (0 for a fresh store).
+    pub fn exceptions(&self) -> u64 {
+        self.table.len() as u64
+    }
+
+    /// Chunk size in bytes (0 for a fresh store).
+    pub fn chunk_bytes(&self) -> u64 {
+        self.layout.map_or(0, |(_, g)| g.chunk_bytes())
+    }
+
+    /// Data to merge, in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.exceptions().saturating_mul(self.chunk_bytes())
+    }
+
+    /// False when the store was invalidated (and the merge forced).
+    pub fn is_valid(&self) -> bool {
+        self.layout.is_none_or(|(h, _)| h.is_valid())
+    }
+
+    /// Merge. `progress` runs after each committed batch; returning
+    /// `ControlFlow::Break(())` stops cleanly (the rest stays in the table).
+    ///
+    /// # Errors
+    /// As [`merge`].
+    pub fn run(
+        self,
+        mut progress: impl FnMut(&MergeProgress) -> ControlFlow<()>,
+    ) -> Result<MergeReport> {
+        let MergePlan {
+            origin,
+            cow,
+            opts,
+            origin_size,
+            layout,
+            table,
+        } = self;
+        let Some((_, geo)) = layout else {
             return Ok(MergeReport {
                 merged: 0,
                 total: 0,
                 batches: 0,
                 completed: true,
             });
-        }
-    };
-    if !header.is_valid() && !opts.force_invalid {
-        return Err(Error::Invalidated);
-    }
-    let mut table = Vec::new();
-    store.exceptions(None).walk(|e| table.push(e))?;
-    store.check_origin_size(table.iter().map(|e| e.old_chunk).max(), origin_size)?;
-    check_unique_old(&table)?;
-
-    let cb = geo.chunk_bytes();
-    let epa = u64::from(geo.exceptions_per_area());
-    let per_batch = (opts.batch_bytes / cb).max(1);
-    let total = table.len() as u64;
-    let mut sums = vec![0u32; table.len()];
-    let mut piece = vec![0u8; cb.min(PIECE) as usize];
-    let zeros = vec![0u8; (per_batch.min(epa) * ENTRY_LEN) as usize];
-    let mut pos = total; // entries [0, pos) are still in the table
-    let mut batches = 0u64;
-    let mut stopped = false;
-    while pos > 0 {
-        let area = (pos - 1) / epa;
-        let start = (area * epa).max(pos - per_batch.min(pos));
-        for i in (start..pos).rev() {
-            let Some(e) = table.get(i as usize) else {
-                break;
+        };
+        let cb = geo.chunk_bytes();
+        let epa = u64::from(geo.exceptions_per_area());
+        let per_batch = (opts.batch_bytes / cb).max(1);
+        let total = table.len() as u64;
+        let mut sums = vec![0u32; table.len()];
+        let mut piece = vec![0u8; cb.min(PIECE) as usize];
+        let zeros = vec![0u8; (per_batch.min(epa) * ENTRY_LEN) as usize];
+        let mut pos = total; // entries [0, pos) are still in the table
+        let mut batches = 0u64;
+        let mut stopped = false;
+        while pos > 0 {
+            let area = (pos - 1) / epa;
+            let start = (area * epa).max(pos - per_batch.min(pos));
+            for i in (start..pos).rev() {
+                let Some(e) = table.get(i as usize) else {
+                    break;
+                };
+                let sum = copy_chunk(
+                    cow,
+                    origin,
+                    e.new_chunk * cb,
+                    e.old_chunk * cb,
+                    cb,
+                    origin_size,
+                    &mut piece,
+                )?;
+                if let Some(s) = sums.get_mut(i as usize) {
+                    *s = sum;
+                }
+            }
+            origin.sync().map_err(io_err("origin", 0))?;
+            // Zero the batch's entries: the table now ends before them.
+            let area_off = geo.area_chunk(area).unwrap_or(0) * cb;
+            let at = area_off + (start - area * epa) * ENTRY_LEN;
+            let len = ((pos - start) * ENTRY_LEN) as usize;
+            let z = zeros.get(..len).unwrap_or(&zeros);
+            cow.write_all_at(z, at).map_err(io_err("COW device", at))?;
+            cow.sync().map_err(io_err("COW device", at))?;
+            pos = start;
+            batches += 1;
+            let p = MergeProgress {
+                merged: total - pos,
+                total,
+                batches,
+                chunk_bytes: cb,
             };
-            let sum = copy_chunk(
-                cow,
+            if progress(&p).is_break() && pos > 0 {
+                stopped = true;
+                break;
+            }
+        }
+        // Verify every chunk merged in this run.
+        for (i, e) in table.iter().enumerate().skip(pos as usize) {
+            let sum = checksum(
                 origin,
-                e.new_chunk * cb,
+                "origin",
                 e.old_chunk * cb,
                 cb,
                 origin_size,
                 &mut piece,
             )?;
-            if let Some(s) = sums.get_mut(i as usize) {
-                *s = sum;
+            if sums.get(i) != Some(&sum) {
+                return Err(Error::VerifyMismatch {
+                    old_chunk: e.old_chunk,
+                    new_chunk: e.new_chunk,
+                });
             }
         }
-        origin.sync().map_err(io_err("origin", 0))?;
-        // Zero the batch's entries: the table now ends before them.
-        let area_off = geo.area_chunk(area).unwrap_or(0) * cb;
-        let at = area_off + (start - area * epa) * ENTRY_LEN;
-        let len = ((pos - start) * ENTRY_LEN) as usize;
-        let z = zeros.get(..len).unwrap_or(&zeros);
-        cow.write_all_at(z, at).map_err(io_err("COW device", at))?;
-        cow.sync().map_err(io_err("COW device", at))?;
-        pos = start;
-        batches += 1;
-        let p = MergeProgress {
+        Ok(MergeReport {
             merged: total - pos,
             total,
             batches,
-        };
-        if progress(&p).is_break() && pos > 0 {
-            stopped = true;
-            break;
-        }
+            completed: !stopped,
+        })
     }
-    // Verify every chunk merged in this run.
-    for (i, e) in table.iter().enumerate().skip(pos as usize) {
-        let sum = checksum(
-            origin,
-            "origin",
-            e.old_chunk * cb,
-            cb,
-            origin_size,
-            &mut piece,
-        )?;
-        if sums.get(i) != Some(&sum) {
-            return Err(Error::VerifyMismatch {
-                old_chunk: e.old_chunk,
-                new_chunk: e.new_chunk,
-            });
-        }
-    }
-    Ok(MergeReport {
-        merged: total - pos,
-        total,
-        batches,
-        completed: !stopped,
-    })
 }
 
 /// Refuse tables that remap one origin chunk twice.

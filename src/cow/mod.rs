@@ -4,7 +4,7 @@
 //! metadata areas of `(old_chunk, new_chunk)` entries interleaved with the data chunks they
 //! point at. This module reads that format without the kernel and without root: the header
 //! ([`header`]), the exception table ([`exceptions`]), the usage figures of the status line
-//! ([`usage`]), the snapshot's content as origin + COW ([`reader`], [`export`]), and an
+//! ([`TableEnd::usage`], [`Store::summary`]), the snapshot's content as origin + COW ([`reader`], [`export`]), and an
 //! offline rollback of the snapshot into the origin ([`merge`]). [`writer`] builds stores
 //! for tests and fixtures.
 //!
@@ -41,7 +41,7 @@ pub mod header;
 pub mod merge;
 pub mod reader;
 pub mod region;
-pub mod usage;
+mod usage;
 pub mod writer;
 
 #[cfg(test)]
@@ -50,9 +50,9 @@ mod tests;
 pub use error::{CorruptKind, Error, Result};
 pub use exceptions::{Entry, Exception, ExceptionIter, TableEnd};
 pub use header::{Geometry, Header, HeaderState};
-pub use usage::Usage;
 
 use crate::io::ReadAt;
+use crate::targets::{SnapshotStatus, SnapshotUsage};
 use error::io_err;
 use header::HEADER_LEN;
 
@@ -194,10 +194,9 @@ impl<R: ReadAt> Store<R> {
     /// # Errors
     /// [`Error::Fresh`] for a fresh store (its chunk size comes from the table line; use
     /// [`Store::usage_fresh`]), or the errors of [`Store::scan`].
-    pub fn usage(&self) -> Result<Usage> {
+    pub fn usage(&self) -> Result<SnapshotUsage> {
         let geo = self.geometry().ok_or(Error::Fresh)?;
-        let end = self.scan(None)?;
-        Ok(Usage::new(&geo, &end))
+        Ok(self.scan(None)?.usage(&geo))
     }
 
     /// The usage figures of a fresh store loaded with chunk size `chunk_sectors`:
@@ -205,20 +204,92 @@ impl<R: ReadAt> Store<R> {
     ///
     /// # Errors
     /// [`Error::BadChunkSize`].
-    pub fn usage_fresh(&self, chunk_sectors: u32) -> Result<Usage> {
+    pub fn usage_fresh(&self, chunk_sectors: u32) -> Result<SnapshotUsage> {
         let geo = Geometry::new(chunk_sectors, self.size)?;
-        Ok(Usage::new(&geo, &TableEnd::EMPTY))
+        Ok(TableEnd::EMPTY.usage(&geo))
     }
 
-    /// The info part of the kernel's status line for this store: `Invalid` for an
-    /// invalidated store, otherwise `<allocated>/<total> <metadata>`.
+    /// The kernel's status of this store once loaded as a snapshot:
+    /// [`SnapshotStatus::Invalid`] for an invalidated store (its table is not read),
+    /// otherwise [`SnapshotStatus::Active`] with [`Store::usage`]. Its `Display` is the
+    /// status line's text.
+    ///
+    /// ```
+    /// use devmapper::cow::{Store, writer::StoreWriter};
+    /// use devmapper::targets::SnapshotStatus;
+    /// let image = StoreWriter::build(8, 1 << 20, &[(3, None)])?;
+    /// let status = Store::open(&image)?.kernel_status()?;
+    /// assert!(matches!(status, SnapshotStatus::Active(u) if u.data().0 == 8));
+    /// assert_eq!(status.to_string(), "24/2048 16");
+    /// # Ok::<(), devmapper::cow::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`Store::usage`].
-    pub fn kernel_status(&self) -> Result<String> {
+    pub fn kernel_status(&self) -> Result<SnapshotStatus> {
         match self.header() {
-            Some(h) if !h.is_valid() => Ok("Invalid".to_owned()),
-            _ => Ok(self.usage()?.to_string()),
+            Some(h) if !h.is_valid() => Ok(SnapshotStatus::Invalid),
+            _ => Ok(SnapshotStatus::Active(self.usage()?)),
+        }
+    }
+
+    /// Everything one scan of the table tells: header, layout, where the table ended,
+    /// usage and the kernel's status (what `inspect`-style tools show).
+    ///
+    /// ```
+    /// use devmapper::cow::{Store, writer::StoreWriter};
+    /// let image = StoreWriter::build(8, 1 << 20, &[(3, None), (9, None)])?;
+    /// let s = Store::open(&image)?.summary()?;
+    /// assert_eq!(s.end.exceptions, 2);
+    /// assert_eq!(s.usage.map(|u| u.to_string()).as_deref(), Some("32/2048 16"));
+    /// assert_eq!(s.kernel_status().map(|st| st.to_string()).as_deref(), Some("32/2048 16"));
+    /// # Ok::<(), devmapper::cow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The errors of [`Store::scan`] (a fresh store gives an empty summary, not an error).
+    pub fn summary(&self) -> Result<Summary> {
+        let end = self.scan(None)?;
+        let geometry = self.geometry();
+        Ok(Summary {
+            size: self.size,
+            header: self.header().copied(),
+            geometry,
+            end,
+            usage: geometry.map(|g| end.usage(&g)),
+        })
+    }
+}
+
+/// What one scan of a store tells ([`Store::summary`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// The COW device's size in bytes.
+    pub size: u64,
+    /// The header; `None` for a fresh store.
+    pub header: Option<Header>,
+    /// The layout; `None` for a fresh store.
+    pub geometry: Option<Geometry>,
+    /// Where the table ended ([`TableEnd::EMPTY`] for a fresh store).
+    pub end: TableEnd,
+    /// The usage the kernel would report; `None` for a fresh store (its chunk size comes
+    /// from the table line).
+    pub usage: Option<SnapshotUsage>,
+}
+
+impl Summary {
+    /// Metadata areas in use (the areas `0..=current_area`).
+    pub fn metadata_areas(&self) -> u64 {
+        self.end.current_area.saturating_add(1)
+    }
+
+    /// The kernel's status, as [`Store::kernel_status`]; `None` for a fresh store.
+    pub fn kernel_status(&self) -> Option<SnapshotStatus> {
+        match (self.header, self.usage) {
+            (Some(h), _) if !h.is_valid() => Some(SnapshotStatus::Invalid),
+            (_, Some(u)) => Some(SnapshotStatus::Active(u)),
+            _ => None,
         }
     }
 }

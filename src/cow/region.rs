@@ -112,6 +112,26 @@ pub enum LocateError {
     },
 }
 
+/// Remove the record in front of a store: zero the record block at the start of `dev` and
+/// make it durable. After an offline merge emptied the store, nothing is left to
+/// activate; the device then reads as a bare store.
+///
+/// ```
+/// use devmapper::cow::region::{clear_record, locate};
+/// let dev = tempfile::tempfile()?;
+/// dev.set_len(1 << 20)?;
+/// clear_record(&dev)?;
+/// assert!(locate(&dev)?.record.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// The write's or the sync's I/O error.
+pub fn clear_record<W: WriteAt + ?Sized>(dev: &W) -> io::Result<()> {
+    dev.write_all_at(&[0u8; RECORD_LEN], 0)?;
+    dev.sync()
+}
+
 /// Find the store on a COW device: after a dmsnap record, or the whole device.
 ///
 /// # Errors

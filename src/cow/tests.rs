@@ -11,6 +11,7 @@ use super::merge::{MergeOptions, merge};
 use super::reader::{OpenOptions, ReadAtCursor, SnapshotReader};
 use super::writer::{SparseImage, StoreWriter};
 use super::*;
+use crate::targets::SnapshotStatus;
 
 //------------------------------------------
 
@@ -200,7 +201,14 @@ fn three_entries_and_usage() {
     );
     // next_free 5 * 8 = 40 allocated; 64 KiB = 128 sectors; header + area 0 = 16.
     assert_eq!(store.usage().unwrap().to_string(), "40/128 16");
-    assert_eq!(store.kernel_status().unwrap(), "40/128 16");
+    let status = store.kernel_status().unwrap();
+    assert_eq!(status, SnapshotStatus::Active(store.usage().unwrap()));
+    assert_eq!(status.to_string(), "40/128 16");
+    // One scan gives the same figures.
+    let summary = store.summary().unwrap();
+    assert_eq!(summary.kernel_status(), Some(status));
+    assert_eq!(summary.metadata_areas(), 1);
+    assert_eq!(summary.end.exceptions, 3);
 }
 
 #[test]
@@ -209,7 +217,7 @@ fn empty_store_usage_is_two_chunks() {
     let store = Store::open(&img[..]).unwrap();
     let u = store.usage().unwrap();
     assert_eq!(u.to_string(), "16/2048 16");
-    assert!(u.is_merged());
+    assert!(u.merge_progress().done);
 }
 
 #[test]
@@ -531,10 +539,13 @@ fn invalid_store_refused_unless_forced() {
     let mut b = [0u8; 1];
     snap.read_at(&mut b, 4096).unwrap();
     assert_eq!(b[0], 0xee);
-    assert_eq!(
-        Store::open(&cow[..]).unwrap().kernel_status().unwrap(),
-        "Invalid"
-    );
+    let store = Store::open(&cow[..]).unwrap();
+    assert_eq!(store.kernel_status().unwrap(), SnapshotStatus::Invalid);
+    assert_eq!(store.kernel_status().unwrap().to_string(), "Invalid");
+    // The summary still reads the table, and says the same.
+    let summary = store.summary().unwrap();
+    assert_eq!(summary.kernel_status(), Some(SnapshotStatus::Invalid));
+    assert!(summary.usage.is_some());
 }
 
 #[test]
@@ -893,6 +904,119 @@ fn merge_crash_before_zeroing_is_idempotent() {
     assert_eq!(read_all(&o), expected);
 }
 
+/// A COW file that counts the reads of metadata areas (512-byte chunks: area k is chunk
+/// 1 + 33k).
+struct CountingCow {
+    f: std::fs::File,
+    area_reads: std::cell::Cell<u32>,
+}
+
+impl ReadAt for CountingCow {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        if (offset / 512) % 33 == 1 {
+            self.area_reads.set(self.area_reads.get() + 1);
+        }
+        ReadAt::read_exact_at(&self.f, buf, offset)
+    }
+
+    fn size(&self) -> std::io::Result<u64> {
+        ReadAt::size(&self.f)
+    }
+}
+
+impl merge::WriteAt for CountingCow {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        merge::WriteAt::write_all_at(&self.f, buf, offset)
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        merge::WriteAt::sync(&self.f)
+    }
+}
+
+#[test]
+fn merge_plan_reads_the_table_once_and_writes_nothing_until_run() {
+    let (origin, cow) = merge_case();
+    let expected = snapshot_bytes(&origin, &cow);
+    let o = temp_with(&origin);
+    let c = CountingCow {
+        f: temp_with(&cow),
+        area_reads: std::cell::Cell::new(0),
+    };
+    let opts = MergeOptions {
+        batch_bytes: 7 * 512,
+        ..MergeOptions::default()
+    };
+    let plan = merge::MergePlan::new(&o, &c, &opts).unwrap();
+    assert_eq!(plan.exceptions(), 100);
+    assert_eq!(plan.chunk_bytes(), 512);
+    assert_eq!(plan.bytes(), 100 * 512);
+    assert!(plan.is_valid());
+    // 100 entries in areas 0..=3, one read each; nothing written yet.
+    assert_eq!(c.area_reads.get(), 4);
+    assert_eq!(read_all(&o), origin);
+    assert_eq!(read_all(&c.f), cow);
+    let mut seen = Vec::new();
+    let report = plan
+        .run(|p| {
+            seen.push((p.merged_bytes(), p.total_bytes(), p.percent()));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(report.merged, 100);
+    assert_eq!(read_all(&o), expected);
+    // The run reused the plan's table: no metadata area was read again.
+    assert_eq!(c.area_reads.get(), 4);
+    assert_eq!(seen.first(), Some(&(4 * 512, 100 * 512, 4.0)));
+    assert_eq!(seen.last(), Some(&(100 * 512, 100 * 512, 100.0)));
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+#[test]
+fn merge_plan_of_a_fresh_store_is_empty_and_of_an_invalid_one_refused() {
+    let origin = vec![0u8; 64 << 10];
+    let o = temp_with(&origin);
+    let fresh = temp_with(&vec![0u8; 1 << 20]);
+    let plan = merge::MergePlan::new(&o, &fresh, &MergeOptions::default()).unwrap();
+    assert_eq!(
+        (plan.exceptions(), plan.bytes(), plan.is_valid()),
+        (0, 0, true)
+    );
+    let report = plan.run(go_on).unwrap();
+    assert_eq!((report.merged, report.completed), (0, true));
+
+    let mut w = StoreWriter::new(8, 1 << 20).unwrap();
+    w.push(1, &[1; 4096]).unwrap();
+    w.set_invalid();
+    let c = temp_with(&w.to_vec());
+    assert!(matches!(
+        merge::MergePlan::new(&o, &c, &MergeOptions::default()),
+        Err(Error::Invalidated)
+    ));
+    let forced = MergeOptions {
+        force_invalid: true,
+        ..MergeOptions::default()
+    };
+    let plan = merge::MergePlan::new(&o, &c, &forced).unwrap();
+    assert!(!plan.is_valid());
+    assert_eq!(plan.bytes(), 4096);
+    assert_eq!(read_all(&o), origin, "nothing written by a plan");
+}
+
+#[test]
+fn summary_of_a_fresh_store() {
+    let img = vec![0u8; 1 << 20];
+    let store = Store::open(&img[..]).unwrap();
+    let s = store.summary().unwrap();
+    assert_eq!(
+        (s.size, s.header, s.geometry, s.usage),
+        (1 << 20, None, None, None)
+    );
+    assert_eq!(s.end, TableEnd::EMPTY);
+    assert_eq!(s.kernel_status(), None);
+    assert!(matches!(store.kernel_status(), Err(Error::Fresh)));
+}
+
 #[test]
 fn merge_refuses_invalid_store() {
     let mut w = StoreWriter::new(8, 1 << 20).unwrap();
@@ -1018,7 +1142,7 @@ fn fixtures_inspect_matches_kernel_status() {
         );
         // Offline figures equal what the kernel computed when it loaded this COW...
         assert_eq!(
-            store.kernel_status().unwrap(),
+            store.kernel_status().unwrap().to_string(),
             fx.status("status_reload"),
             "{name}"
         );
@@ -1026,7 +1150,7 @@ fn fixtures_inspect_matches_kernel_status() {
         if name != "midmerge" {
             assert_eq!(
                 store.kernel_status().unwrap(),
-                fx.status("status_live"),
+                fx.status("status_live").parse::<SnapshotStatus>().unwrap(),
                 "{name}"
             );
         }
@@ -1107,9 +1231,41 @@ fn fixtures_offline_merge_gives_the_snapshot() {
         let store = Store::open(&store_after[..]).unwrap();
         let c2 = 2 * u64::from(store.header().unwrap().chunk_sectors);
         assert_eq!(
-            store.kernel_status().unwrap(),
+            store.kernel_status().unwrap().to_string(),
             format!("{c2}/{} {c2}", fx.cow.len() / 512),
             "{name}"
         );
     }
+}
+
+#[test]
+fn one_usage_model_for_the_offline_and_the_kernel_figures() {
+    let image = StoreWriter::build(8, 1 << 20, &[(3, None), (4, None), (9, None)]).unwrap();
+    let store = Store::open(&image).unwrap();
+    let offline = store.usage().unwrap();
+    // What the kernel's status line would say parses back to the very same value.
+    let parsed: SnapshotStatus = store.kernel_status().unwrap().to_string().parse().unwrap();
+    assert_eq!(parsed, SnapshotStatus::Active(offline));
+    assert_eq!(offline.to_string(), "40/2048 16");
+    assert_eq!(offline.data(), crate::units::Sectors(24));
+    // One percent rule: exact, None for nothing to be a share of.
+    assert_eq!(offline.used_percent(), Some(40.0 * 100.0 / 2048.0));
+    assert_eq!(crate::targets::percent(0, 0), None);
+    assert_eq!(crate::targets::percent(5, 5), Some(100.0));
+    let zero = crate::targets::SnapshotUsage {
+        total: crate::units::Sectors(0),
+        ..offline
+    };
+    assert_eq!(zero.used_percent(), None);
+    // Merge progress in percent agrees with the fraction, and an empty start is done.
+    let mid = crate::targets::SnapshotUsage {
+        allocated: crate::units::Sectors(28),
+        ..offline
+    };
+    let p = mid.merge_progress();
+    assert_eq!(p.fraction_done(&offline), 0.5);
+    assert_eq!(p.percent_done(&offline), 50.0);
+    let empty = store.usage_fresh(8).unwrap();
+    assert_eq!(empty.merge_progress().percent_done(&empty), 100.0);
+    assert_eq!(p.percent_done(&empty), 100.0);
 }

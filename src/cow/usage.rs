@@ -1,4 +1,5 @@
-//! Usage figures exactly as the kernel's snapshot status line reports them.
+//! Usage figures exactly as the kernel's snapshot status line reports them, in the
+//! crate's one usage model, [`SnapshotUsage`].
 //!
 //! ```
 //! use devmapper::cow::{Store, writer::StoreWriter};
@@ -21,55 +22,26 @@
 //!
 //! A fresh store reports `2c/total 2c` (c = chunk size).
 
-use std::fmt;
-
 use super::exceptions::TableEnd;
 use super::header::Geometry;
+use crate::targets::SnapshotUsage;
 use crate::units::Sectors;
 
-/// `<allocated>/<total> <metadata>` of a snapshot's status line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Usage {
-    /// Sectors allocated, header and metadata included.
-    pub allocated: Sectors,
-    /// COW device size.
-    pub total: Sectors,
-    /// Sectors of header and metadata areas.
-    pub metadata: Sectors,
-}
-
-impl Usage {
-    /// The kernel's figures for a table that ended at `end` on a store with layout `geo`.
-    pub fn new(geo: &Geometry, end: &TableEnd) -> Usage {
+impl TableEnd {
+    /// The kernel's usage figures for a table that ended here on a store with layout `geo`.
+    ///
+    /// ```
+    /// use devmapper::cow::{Geometry, TableEnd};
+    /// let geo = Geometry::new(8, 1 << 20)?;
+    /// assert_eq!(TableEnd::EMPTY.usage(&geo).to_string(), "16/2048 16");
+    /// # Ok::<(), devmapper::cow::Error>(())
+    /// ```
+    pub fn usage(&self, geo: &Geometry) -> SnapshotUsage {
         let c = u64::from(geo.chunk_sectors());
-        Usage {
-            allocated: Sectors(end.next_free.saturating_mul(c)),
+        SnapshotUsage {
+            allocated: Sectors(self.next_free.saturating_mul(c)),
             total: Sectors(geo.cow_sectors()),
-            metadata: Sectors(end.current_area.saturating_add(2).saturating_mul(c)),
+            metadata: Sectors(self.current_area.saturating_add(2).saturating_mul(c)),
         }
-    }
-
-    /// Whether a merge has finished: nothing left but the header and area 0.
-    pub fn is_merged(&self) -> bool {
-        self.allocated == self.metadata
-    }
-
-    /// Percent of the COW device in use, as `lvs` shows it (allocated / total).
-    pub fn percent(&self) -> f64 {
-        if self.total.0 == 0 {
-            return 100.0;
-        }
-        self.allocated.0 as f64 * 100.0 / self.total.0 as f64
-    }
-}
-
-impl fmt::Display for Usage {
-    /// The status line's form: `allocated/total metadata`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{} {}",
-            self.allocated.0, self.total.0, self.metadata.0
-        )
     }
 }

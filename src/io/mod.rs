@@ -1,7 +1,7 @@
 //! Files and devices for offline commands: positioned reads ([`ReadAt`]), inputs opened
 //! safely ([`Input`]), outputs that can never overwrite an input or leave a partial file
 //! behind ([`Output`]), and a copy loop whose errors say whether reading or writing failed
-//! ([`copy`]).
+//! ([`copy`]), and the bounds-checked reader of on-disk integers ([`bytes`]).
 //!
 //! Offline parsers (`cow`, `lvm`) never open paths themselves; they read through `ReadAt`,
 //! which is implemented for byte slices (tests, fuzzing), for [`std::fs::File`] (regular
@@ -40,6 +40,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+pub mod bytes;
 mod input;
 mod output;
 

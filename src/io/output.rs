@@ -215,7 +215,7 @@ enum Target {
     Stream,
 }
 
-/// An output checked against the inputs; see the [module documentation](self).
+/// An output checked against the inputs; see the [module documentation](crate::io).
 #[derive(Debug)]
 pub struct Output {
     path: PathBuf,

@@ -18,6 +18,7 @@ use super::crc::{INITIAL_CRC, calc_crc};
 use super::error::{AreaList, Error, LabelErrorKind, Result, io_err};
 use super::id::LvmId;
 use crate::io::ReadAt;
+use crate::io::bytes::{le_u32, le_u64};
 
 /// Size of the label sector.
 pub const LABEL_SIZE: usize = 512;
@@ -77,16 +78,6 @@ pub struct Label {
     pub extension: Option<PvHeaderExtension>,
 }
 
-fn le64(b: &[u8], at: usize) -> Option<u64> {
-    let s = b.get(at..at.checked_add(8)?)?;
-    Some(u64::from_le_bytes(s.try_into().ok()?))
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes(s.try_into().ok()?))
-}
-
 /// Read sectors 0-3 of `dev` and decode the label.
 ///
 /// A device shorter than four sectors is scanned as far as it goes.
@@ -121,10 +112,10 @@ pub fn parse_label_sector(sector: &[u8], index: u64) -> Result<Option<Label>> {
     if sector.len() < LABEL_SIZE || sector.get(..8) != Some(&LABEL_ID[..]) {
         return Ok(None);
     }
-    if le64(sector, 8) != Some(index) {
+    if le_u64(sector, 8).ok() != Some(index) {
         return Ok(None);
     }
-    let crc = le32(sector, 16).unwrap_or(0);
+    let crc = le_u32(sector, 16).unwrap_or(0);
     let covered = sector.get(CRC_START..LABEL_SIZE).unwrap_or_default();
     if calc_crc(INITIAL_CRC, covered) != crc {
         return Ok(None);
@@ -137,7 +128,7 @@ pub fn parse_label_sector(sector: &[u8], index: u64) -> Result<Option<Label>> {
         kind,
     };
     let unterminated = |list| bad(LabelErrorKind::UnterminatedList { list });
-    let pv_header_offset = le32(sector, 20).unwrap_or(0);
+    let pv_header_offset = le_u32(sector, 20).unwrap_or(0);
     let base = usize::try_from(pv_header_offset).unwrap_or(usize::MAX);
     if base < LABEL_HEADER_SIZE || base.saturating_add(40) > LABEL_SIZE {
         return Err(bad(LabelErrorKind::PvHeaderOutside {
@@ -147,13 +138,13 @@ pub fn parse_label_sector(sector: &[u8], index: u64) -> Result<Option<Label>> {
     let sector = sector.get(..LABEL_SIZE).unwrap_or_default();
     let raw_id = sector.get(base..base + 32).unwrap_or_default();
     let pv_id = LvmId::from_raw(raw_id).map_err(|e| bad(LabelErrorKind::PvId(e)))?;
-    let device_size = le64(sector, base + 32).unwrap_or(0);
+    let device_size = le_u64(sector, base + 32).unwrap_or(0);
     let mut at = base + 40;
     let data_areas = read_locn_list(sector, &mut at).ok_or_else(|| unterminated(AreaList::Data))?;
     let metadata_areas =
         read_locn_list(sector, &mut at).ok_or_else(|| unterminated(AreaList::Metadata))?;
     let mut extension = None;
-    if let (Some(version), Some(flags)) = (le32(sector, at), le32(sector, at + 4))
+    if let (Some(version), Some(flags)) = (le_u32(sector, at).ok(), le_u32(sector, at + 4).ok())
         && version != 0
     {
         at += 8;
@@ -182,8 +173,8 @@ pub fn parse_label_sector(sector: &[u8], index: u64) -> Result<Option<Label>> {
 fn read_locn_list(sector: &[u8], at: &mut usize) -> Option<Vec<DiskLocn>> {
     let mut out = Vec::new();
     loop {
-        let offset = le64(sector, *at)?;
-        let size = le64(sector, *at + 8)?;
+        let offset = le_u64(sector, *at).ok()?;
+        let size = le_u64(sector, *at + 8).ok()?;
         *at += 16;
         if offset == 0 {
             return Some(out);

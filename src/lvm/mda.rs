@@ -18,6 +18,7 @@ use super::crc::{INITIAL_CRC, calc_crc};
 use super::error::{Error, MdaErrorKind, Result, io_err};
 use super::label::DiskLocn;
 use crate::io::ReadAt;
+use crate::io::bytes::{le_u32, le_u64};
 
 /// Size of `struct mda_header`.
 pub const MDA_HEADER_SIZE: usize = 512;
@@ -97,20 +98,6 @@ pub struct MetadataText {
     pub text: Vec<u8>,
 }
 
-fn le64(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8)
-        .and_then(|s| s.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .and_then(|s| s.try_into().ok())
-        .map(u32::from_le_bytes)
-        .unwrap_or(0)
-}
-
 /// Decode and check a header read from `expected_start` (the PV header's area offset).
 pub fn parse_mda_header(buf: &[u8], expected_start: u64) -> Result<MdaHeader> {
     let bad = |kind: MdaErrorKind| Error::Mda {
@@ -120,7 +107,8 @@ pub fn parse_mda_header(buf: &[u8], expected_start: u64) -> Result<MdaHeader> {
     let hdr = buf
         .get(..MDA_HEADER_SIZE)
         .ok_or_else(|| bad(MdaErrorKind::ShortHeader))?;
-    let checksum = le32(hdr, 0);
+    let short = |_: crate::io::bytes::OutOfBounds| bad(MdaErrorKind::ShortHeader);
+    let checksum = le_u32(hdr, 0).map_err(short)?;
     let computed = calc_crc(INITIAL_CRC, hdr.get(4..).unwrap_or_default());
     if computed != checksum {
         return Err(bad(MdaErrorKind::HeaderChecksum {
@@ -131,30 +119,30 @@ pub fn parse_mda_header(buf: &[u8], expected_start: u64) -> Result<MdaHeader> {
     if hdr.get(4..20) != Some(&FMTT_MAGIC[..]) {
         return Err(bad(MdaErrorKind::WrongMagic));
     }
-    let version = le32(hdr, 20);
+    let version = le_u32(hdr, 20).map_err(short)?;
     if version != FMTT_VERSION {
         return Err(bad(MdaErrorKind::UnsupportedVersion { version }));
     }
-    let start = le64(hdr, 24);
+    let start = le_u64(hdr, 24).map_err(short)?;
     if start != expected_start {
         return Err(bad(MdaErrorKind::StartMismatch { start }));
     }
-    let size = le64(hdr, 32);
+    let size = le_u64(hdr, 32).map_err(short)?;
     if size < MDA_HEADER_SIZE as u64 {
         return Err(bad(MdaErrorKind::AreaTooSmall { size }));
     }
     let mut raw_locns = Vec::new();
     let mut at = 40;
     while at + RAW_LOCN_SIZE <= MDA_HEADER_SIZE {
-        let offset = le64(hdr, at);
+        let offset = le_u64(hdr, at).map_err(short)?;
         if offset == 0 && !raw_locns.is_empty() {
             break;
         }
         let locn = RawLocn {
             offset,
-            size: le64(hdr, at + 8),
-            checksum: le32(hdr, at + 16),
-            flags: le32(hdr, at + 20),
+            size: le_u64(hdr, at + 8).map_err(short)?,
+            checksum: le_u32(hdr, at + 16).map_err(short)?,
+            flags: le_u32(hdr, at + 20).map_err(short)?,
         };
         // Slot 0 is kept even when empty: its flags still say "ignored".
         raw_locns.push(locn);

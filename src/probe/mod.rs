@@ -32,9 +32,14 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::cow::{Header, HeaderState};
 use crate::io::ReadAt;
+use crate::io::bytes::{field, le_u64};
 use crate::lvm::label::{LABEL_SCAN_SECTORS, LABEL_SIZE, parse_label_sector};
+use volume::{md1, md090};
+
+mod fs;
+mod part;
+mod volume;
 
 #[cfg(test)]
 mod tests;
@@ -412,69 +417,19 @@ fn read<R: ReadAt + ?Sized>(src: &R, buf: &mut [u8], offset: u64) -> Result<(), 
         })
 }
 
-fn bytes(b: &[u8], at: usize, len: usize) -> Option<&[u8]> {
-    b.get(at..at.checked_add(len)?)
-}
-
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(bytes(b, at, 2)?.try_into().ok()?))
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(bytes(b, at, 2)?.try_into().ok()?))
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes(b, at, 4)?.try_into().ok()?))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(bytes(b, at, 4)?.try_into().ok()?))
-}
-
-fn le64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(bytes(b, at, 8)?.try_into().ok()?))
-}
-
-fn be64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(bytes(b, at, 8)?.try_into().ok()?))
-}
-
 /// A UUID stored as 16 raw bytes, `None` when all zero.
 fn raw_uuid(b: &[u8], at: usize) -> Option<Uuid> {
-    let u = Uuid::from_slice(bytes(b, at, 16)?).ok()?;
+    let u = Uuid::from_slice(field(b, at, 16).ok()?).ok()?;
     (!u.is_nil()).then_some(u)
 }
 
 /// A NUL-padded text field, `None` when empty; invalid UTF-8 is replaced.
 fn text(b: &[u8], at: usize, len: usize) -> Option<String> {
-    let field = bytes(b, at, len)?;
-    let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
-    let s = String::from_utf8_lossy(&field[..end]).trim().to_owned();
+    let raw = field(b, at, len).ok()?;
+    let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+    let s = String::from_utf8_lossy(&raw[..end]).trim().to_owned();
     (!s.is_empty()).then_some(s)
 }
-
-const EXT_MAGIC: u16 = 0xEF53;
-const EXT_SB: usize = 1024;
-const EXT_COMPAT_HAS_JOURNAL: u32 = 0x0004;
-const EXT_INCOMPAT_JOURNAL_DEV: u32 = 0x0008;
-/// Incompatible features an ext3 kernel driver knows: filetype, recover, meta_bg.
-const EXT3_INCOMPAT: u32 = 0x0002 | 0x0004 | 0x0010;
-/// ... and ext2: filetype, meta_bg.
-const EXT2_INCOMPAT: u32 = 0x0002 | 0x0010;
-/// Read-only-compatible features both know: sparse_super, large_file, btree_dir.
-const EXT23_RO_COMPAT: u32 = 0x0001 | 0x0002 | 0x0004;
-
-const BTRFS_SB: usize = 64 << 10;
-const MD_MAGIC: u32 = 0xa92b_4efc;
-const SWAP_PAGE_SIZES: [u32; 5] = [4096, 8192, 16384, 32768, 65536];
-const LUKS_MAGIC: &[u8; 6] = b"LUKS\xba\xbe";
-const LUKS2_SECONDARY_MAGIC: &[u8; 6] = b"SKUL\xba\xbe";
-/// Where cryptsetup may put the LUKS2 secondary header (it equals the primary's size).
-const LUKS2_SECONDARY_OFFSETS: [u64; 9] = [
-    0x4000, 0x8000, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000, 0x400000,
-];
-const GPT_SECTOR_SIZES: [u32; 2] = [512, 4096];
 
 impl<R: ReadAt + ?Sized> Probe<'_, R> {
     /// Read `len` bytes at `offset` when they lie inside the source (`None` otherwise).
@@ -483,7 +438,7 @@ impl<R: ReadAt + ?Sized> Probe<'_, R> {
             Some(end) if end <= self.size => {
                 if let Some(b) = usize::try_from(offset)
                     .ok()
-                    .and_then(|o| bytes(&self.head, o, len))
+                    .and_then(|o| field(&self.head, o, len).ok())
                 {
                     return Ok(Some(b.to_vec()));
                 }
@@ -510,18 +465,8 @@ impl<R: ReadAt + ?Sized> Probe<'_, R> {
         if let Some(f) = self.luks()? {
             found.push(f);
         }
-        if bytes(h, 0, 4) == Some(b"XFSB") {
-            let plausible_block =
-                be32(h, 4).is_some_and(|b| b.is_power_of_two() && (512..=65536).contains(&b));
-            let plausible_sect =
-                be16(h, 102).is_some_and(|s| s.is_power_of_two() && (512..=32768).contains(&s));
-            if plausible_block && plausible_sect {
-                found.push(Found::Filesystem {
-                    kind: FsKind::Xfs,
-                    label: text(h, 108, 12),
-                    uuid: raw_uuid(h, 32),
-                });
-            }
+        if let Some(f) = fs::xfs(h) {
+            found.push(f);
         }
         if let Some(f) = md1(h, 0, MdVersion::V1_1) {
             found.push(f);
@@ -530,7 +475,7 @@ impl<R: ReadAt + ?Sized> Probe<'_, R> {
             found.push(f);
         }
         for i in 0..LABEL_SCAN_SECTORS {
-            let Some(sector) = bytes(h, i * LABEL_SIZE, LABEL_SIZE) else {
+            let Some(sector) = field(h, i * LABEL_SIZE, LABEL_SIZE).ok() else {
                 break;
             };
             match parse_label_sector(sector, i as u64) {
@@ -547,24 +492,17 @@ impl<R: ReadAt + ?Sized> Probe<'_, R> {
             }
             break;
         }
-        if let Some(f) = ext(h) {
+        if let Some(f) = fs::ext(h) {
             found.push(f);
         }
-        if let Some(f) = swap(h) {
+        if let Some(f) = fs::swap(h) {
             found.push(f);
         }
         if let Some(f) = md1(h, 4096, MdVersion::V1_2) {
             found.push(f);
         }
-        if let Some(sb) = bytes(h, BTRFS_SB, 0x12b + 256)
-            && bytes(sb, 0x40, 8) == Some(b"_BHRfS_M")
-            && le64(sb, 0x30) == Some(BTRFS_SB as u64)
-        {
-            found.push(Found::Filesystem {
-                kind: FsKind::Btrfs,
-                label: text(sb, 0x12b, 256),
-                uuid: raw_uuid(sb, 0x20),
-            });
+        if let Some(f) = fs::btrfs(h) {
+            found.push(f);
         }
         Ok(())
     }
@@ -575,7 +513,8 @@ impl<R: ReadAt + ?Sized> Probe<'_, R> {
         if let Some(off) = self.size.checked_sub(8 << 10).map(|o| o & !4095)
             && off > 4096
             && let Some(b) = self.read_opt(off, 256)?
-            && let Some(f) = md1(&b, 0, MdVersion::V1_0).filter(|_| le64(&b, 144) == Some(off >> 9))
+            && let Some(f) =
+                md1(&b, 0, MdVersion::V1_0).filter(|_| le_u64(&b, 144).ok() == Some(off >> 9))
         {
             found.push(f);
         }
@@ -588,215 +527,4 @@ impl<R: ReadAt + ?Sized> Probe<'_, R> {
         }
         Ok(())
     }
-
-    fn snapshot_store(&self) -> Result<Option<Found>, ProbeError> {
-        let Some(raw) = bytes(&self.head, 0, 16).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
-            return Ok(None);
-        };
-        let Ok(HeaderState::Persistent(h)) = Header::parse(&raw) else {
-            return Ok(None);
-        };
-        // Area 0 is chunk 1; its first entry's new_chunk of 0 ends the table.
-        let area0 = u64::from(h.chunk_sectors) << 9;
-        let empty = self
-            .read_opt(area0, 16)?
-            .is_some_and(|e| le64(&e, 8) == Some(0));
-        Ok(Some(Found::SnapshotStore {
-            chunk_sectors: h.chunk_sectors,
-            valid: h.is_valid(),
-            empty,
-        }))
-    }
-
-    fn luks(&self) -> Result<Option<Found>, ProbeError> {
-        let h = &self.head[..];
-        let header = |b: &[u8], secondary_at: Option<u64>| {
-            let version = be16(b, 6).unwrap_or(0);
-            Found::Luks {
-                version,
-                uuid: text(b, 168, 40),
-                label: if version == 2 { text(b, 24, 48) } else { None },
-                secondary_at,
-            }
-        };
-        if bytes(h, 0, 6) == Some(LUKS_MAGIC) {
-            return Ok(Some(header(h, None)));
-        }
-        for off in LUKS2_SECONDARY_OFFSETS {
-            if let Some(b) = self.read_opt(off, 512)?
-                && bytes(&b, 0, 6) == Some(LUKS2_SECONDARY_MAGIC)
-                && be16(&b, 6) == Some(2)
-                && be64(&b, 256) == Some(off)
-            {
-                return Ok(Some(header(&b, Some(off))));
-            }
-        }
-        Ok(None)
-    }
-
-    fn partition_table(&self) -> Result<Option<Found>, ProbeError> {
-        let mbr = mbr(&self.head);
-        for ss in GPT_SECTOR_SIZES {
-            let lba = self.size / u64::from(ss);
-            let primary = self
-                .read_opt(u64::from(ss), ss as usize)?
-                .and_then(|b| gpt_header(&b, 1));
-            let backup = match lba.checked_sub(1) {
-                Some(last) if last > 1 => self
-                    .read_opt(last * u64::from(ss), ss as usize)?
-                    .and_then(|b| gpt_header(&b, last)),
-                _ => None,
-            };
-            if let Some(disk_guid) = primary.or(backup) {
-                return Ok(Some(Found::PartitionTable(PartitionTable::Gpt {
-                    disk_guid,
-                    sector_size: ss,
-                    primary: primary.is_some(),
-                    backup: backup.is_some(),
-                })));
-            }
-        }
-        Ok(mbr.map(Found::PartitionTable))
-    }
-}
-
-fn ext(h: &[u8]) -> Option<Found> {
-    let sb = bytes(h, EXT_SB, 1024)?;
-    if le16(sb, 0x38)? != EXT_MAGIC || le32(sb, 0x18)? > 6 {
-        return None;
-    }
-    let compat = le32(sb, 0x5c)?;
-    let incompat = le32(sb, 0x60)?;
-    let ro_compat = le32(sb, 0x64)?;
-    let ext23_ro = ro_compat & !EXT23_RO_COMPAT == 0;
-    let kind = if incompat & EXT_INCOMPAT_JOURNAL_DEV != 0 {
-        FsKind::ExtJournal
-    } else if compat & EXT_COMPAT_HAS_JOURNAL != 0 {
-        if ext23_ro && incompat & !EXT3_INCOMPAT == 0 {
-            FsKind::Ext3
-        } else {
-            FsKind::Ext4
-        }
-    } else if ext23_ro && incompat & !EXT2_INCOMPAT == 0 {
-        FsKind::Ext2
-    } else {
-        FsKind::Ext4
-    };
-    Some(Found::Filesystem {
-        kind,
-        label: text(sb, 0x78, 16),
-        uuid: raw_uuid(sb, 0x68),
-    })
-}
-
-fn swap(h: &[u8]) -> Option<Found> {
-    for ps in SWAP_PAGE_SIZES {
-        let Some(sig) = bytes(h, ps as usize - 10, 10) else {
-            break;
-        };
-        let hibernation = if sig == b"SWAPSPACE2" || sig == b"SWAP-SPACE" {
-            false
-        } else if sig.starts_with(b"S1SUSPEND")
-            || sig.starts_with(b"S2SUSPEND")
-            || sig.starts_with(b"ULSUSPEND")
-            || sig == b"LINHIB0001"
-        {
-            true
-        } else {
-            continue;
-        };
-        // The v1 header (version 1 after 1024 boot bytes) carries a UUID and label.
-        let v1 = sig != b"SWAP-SPACE" && le32(h, 1024) == Some(1);
-        return Some(Found::Swap {
-            page_size: ps,
-            label: if v1 { text(h, 1052, 16) } else { None },
-            uuid: if v1 { raw_uuid(h, 1036) } else { None },
-            hibernation,
-        });
-    }
-    None
-}
-
-/// An md 1.x superblock at `at` in `b`. For 1.1 and 1.2 (`at` is the byte offset on the
-/// device) the recorded `super_offset` must point back at it; 1.0 is checked by the caller.
-fn md1(b: &[u8], at: usize, version: MdVersion) -> Option<Found> {
-    let sb = bytes(b, at, 256)?;
-    if le32(sb, 0)? != MD_MAGIC || le32(sb, 4)? != 1 {
-        return None;
-    }
-    if version != MdVersion::V1_0 && le64(sb, 144)? != (at as u64) >> 9 {
-        return None;
-    }
-    Some(Found::MdRaid {
-        version,
-        uuid: Uuid::from_slice(bytes(sb, 16, 16)?).ok()?,
-        name: text(sb, 32, 32),
-    })
-}
-
-/// An md 0.90 superblock (host-endian: either byte order is accepted).
-fn md090(sb: &[u8]) -> Option<Found> {
-    let word: fn(&[u8], usize) -> Option<u32> = match le32(sb, 0)? {
-        MD_MAGIC => le32,
-        m if m.swap_bytes() == MD_MAGIC => be32,
-        _ => return None,
-    };
-    if word(sb, 4)? != 0 || word(sb, 8)? != 90 {
-        return None;
-    }
-    let mut uuid = [0u8; 16];
-    for (i, at) in [20usize, 52, 56, 60].into_iter().enumerate() {
-        uuid[i * 4..i * 4 + 4].copy_from_slice(&word(sb, at)?.to_be_bytes());
-    }
-    Some(Found::MdRaid {
-        version: MdVersion::V0_90,
-        uuid: Uuid::from_bytes(uuid),
-        name: None,
-    })
-}
-
-fn mbr(h: &[u8]) -> Option<PartitionTable> {
-    if bytes(h, 510, 2)? != [0x55, 0xAA] {
-        return None;
-    }
-    let mut partitions = 0u8;
-    let mut protective = false;
-    for i in 0..4 {
-        let e = bytes(h, 446 + 16 * i, 16)?;
-        if e[0] != 0 && e[0] != 0x80 {
-            return None;
-        }
-        let (kind, start, sectors) = (e[4], le32(e, 8)?, le32(e, 12)?);
-        if kind == 0 && sectors == 0 {
-            continue;
-        }
-        if kind == 0 || sectors == 0 || start == 0 {
-            return None;
-        }
-        partitions += 1;
-        protective |= kind == 0xEE;
-    }
-    match (partitions, protective) {
-        (0, _) => None,
-        (_, true) => Some(PartitionTable::ProtectiveMbr),
-        (n, false) => Some(PartitionTable::Mbr { partitions: n }),
-    }
-}
-
-/// A GPT header in `sector` that says it lives at `lba`, with a valid CRC: its disk GUID.
-fn gpt_header(sector: &[u8], lba: u64) -> Option<Uuid> {
-    if bytes(sector, 0, 8)? != b"EFI PART" || le64(sector, 24)? != lba {
-        return None;
-    }
-    let len = le32(sector, 12)? as usize;
-    if len < 92 {
-        return None;
-    }
-    let mut hdr = bytes(sector, 0, len)?.to_vec();
-    let crc = le32(&hdr, 16)?;
-    hdr[16..20].fill(0);
-    if crc32fast::hash(&hdr) != crc {
-        return None;
-    }
-    Some(Uuid::from_bytes_le(bytes(sector, 56, 16)?.try_into().ok()?))
 }

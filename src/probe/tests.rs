@@ -12,7 +12,10 @@ use std::process::Command;
 use proptest::prelude::*;
 use uuid::Uuid;
 
+use super::fs::*;
+use super::volume::*;
 use super::*;
+use crate::cow::Header;
 use crate::lvm::crc::{INITIAL_CRC, calc_crc};
 
 const MIB: u64 = 1 << 20;

@@ -69,6 +69,7 @@
 use std::fmt;
 
 use crate::cow::header::MAX_CHUNK_SECTORS;
+use crate::io::bytes::{OutOfBounds, le_u16, le_u32, le_u64};
 use crate::kernel::id::{DmName, DmUuid};
 use crate::units::Sectors;
 
@@ -259,16 +260,12 @@ pub enum RecordError {
     TooLong(usize),
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(w)
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
+/// A field past the end of the bytes given: the record is shorter than its layout.
+fn truncated(e: OutOfBounds) -> RecordError {
+    RecordError::Truncated {
+        len: e.available,
+        needed: e.offset.saturating_add(e.len),
+    }
 }
 
 fn crc_of(b: &[u8]) -> u32 {
@@ -309,11 +306,11 @@ impl Record {
         if !has_magic(bytes) {
             return Err(RecordError::BadMagic);
         }
-        let version = le32(bytes, 8);
+        let version = le_u32(bytes, 8).map_err(truncated)?;
         if version != RECORD_VERSION {
             return Err(RecordError::BadVersion(version));
         }
-        let length = le32(bytes, 12);
+        let length = le_u32(bytes, 12).map_err(truncated)?;
         let len = length as usize;
         if !(FIXED_LEN..=RECORD_LEN).contains(&len) {
             return Err(RecordError::BadLength(length));
@@ -325,22 +322,22 @@ impl Record {
             });
         }
         let b = &bytes[..len];
-        let stored = le32(b, 16);
+        let stored = le_u32(b, 16).map_err(truncated)?;
         let computed = crc_of(b);
         if stored != computed {
             return Err(RecordError::Crc { stored, computed });
         }
         let bad = |field: &'static str, reason: String| RecordError::BadField { field, reason };
-        let state = match le32(b, 20) {
+        let state = match le_u32(b, 20).map_err(truncated)? {
             1 => RecordState::Snapshot,
             2 => RecordState::Merging,
             s => return Err(bad("state", format!("unknown state {s}"))),
         };
-        let created = le64(b, 24);
-        let store_offset = le64(b, 32);
-        let store_sectors = le64(b, 40);
-        let chunk = le32(b, 48);
-        let origin_sectors = le64(b, 56);
+        let created = le_u64(b, 24).map_err(truncated)?;
+        let store_offset = le_u64(b, 32).map_err(truncated)?;
+        let store_sectors = le_u64(b, 40).map_err(truncated)?;
+        let chunk = le_u32(b, 48).map_err(truncated)?;
+        let origin_sectors = le_u64(b, 56).map_err(truncated)?;
         if chunk == 0 || !chunk.is_power_of_two() || chunk > MAX_CHUNK_SECTORS {
             return Err(bad(
                 "chunk size",
@@ -391,7 +388,7 @@ impl Record {
                     needed: len + 1,
                 });
             }
-            let flen = usize::from(u16::from_le_bytes([b[at + 1], b[at + 2]]));
+            let flen = usize::from(le_u16(b, at + 1).map_err(truncated)?);
             let start = at + 3;
             let end = start + flen;
             if end > len {
@@ -636,7 +633,7 @@ mod tests {
 
     /// Recompute the CRC after editing the bytes.
     fn reseal(b: &mut [u8]) {
-        let len = (le32(b, 12) as usize).clamp(FIXED_LEN, b.len());
+        let len = (le_u32(b, 12).unwrap() as usize).clamp(FIXED_LEN, b.len());
         let crc = crc_of(&b[..len]);
         b[16..20].copy_from_slice(&crc.to_le_bytes());
     }
@@ -653,7 +650,7 @@ mod tests {
         m.origin_ids.clear();
         assert_eq!(Record::parse(&m.encode().unwrap()).unwrap(), m);
         // Exactly `length` bytes suffice.
-        let len = le32(&b, 12) as usize;
+        let len = le_u32(&b, 12).unwrap() as usize;
         assert_eq!(Record::parse(&b[..len]).unwrap(), r);
         assert_eq!(r.store_range(), 4096..4096 + 16_376 * 512);
     }
@@ -661,7 +658,7 @@ mod tests {
     #[test]
     fn crc_mismatch_anywhere() {
         let b = sample().encode().unwrap();
-        let len = le32(&b, 12) as usize;
+        let len = le_u32(&b, 12).unwrap() as usize;
         // Magic, version and length are checked before the CRC.
         for i in 20..len {
             let mut c = b.clone();
@@ -681,7 +678,7 @@ mod tests {
     #[test]
     fn truncated_and_foreign() {
         let b = sample().encode().unwrap();
-        let len = le32(&b, 12) as usize;
+        let len = le_u32(&b, 12).unwrap() as usize;
         assert_eq!(
             Record::parse(&b[..len - 1]),
             Err(RecordError::Truncated {
@@ -772,7 +769,7 @@ mod tests {
     fn optional_tags_are_skipped_and_required_ones_missing() {
         let r = sample();
         let mut b = r.encode().unwrap();
-        let len = le32(&b, 12) as usize;
+        let len = le_u32(&b, 12).unwrap() as usize;
         // Append an unknown optional field.
         b[len..len + 6].copy_from_slice(&[40, 3, 0, b'a', b'b', b'c']);
         b[12..16].copy_from_slice(&((len + 6) as u32).to_le_bytes());

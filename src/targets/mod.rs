@@ -56,7 +56,7 @@ pub use linear::Linear;
 pub use opaque::{Opaque, OpaqueStatus, TargetNameError, check_target_name};
 pub use snapshot::{
     ExceptionStore, MergeProgress, Snapshot, SnapshotFeatures, SnapshotOrigin, SnapshotStatus,
-    SnapshotUsage,
+    SnapshotUsage, percent,
 };
 pub use striped::{Stripe, StripeHealth, StripeState, Striped, StripedStatus};
 pub use thin::{

@@ -104,15 +104,48 @@ pub struct SnapshotOrigin {
     pub device: DevRef,
 }
 
-/// Usage of an active snapshot's COW device, all in sectors.
+/// Usage of a snapshot's COW device, all in sectors: the crate's one usage model.
+///
+/// The kernel's status line reports it for an active snapshot
+/// ([`SnapshotStatus::Active`]), and [`crate::cow::Store::usage`] computes the same
+/// figures offline from a persistent store. Its `Display` is the status line's form,
+/// `<allocated>/<total> <metadata>`.
+///
+/// ```
+/// use devmapper::targets::SnapshotUsage;
+/// use devmapper::units::Sectors;
+/// let u = SnapshotUsage { allocated: Sectors(40), total: Sectors(128), metadata: Sectors(16) };
+/// assert_eq!(u.to_string(), "40/128 16");
+/// assert_eq!(u.data(), Sectors(24));
+/// assert_eq!(u.used_percent(), Some(31.25));
+/// assert_eq!(SnapshotUsage { total: Sectors(0), ..u }.used_percent(), None);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SnapshotUsage {
-    /// Sectors in use on the COW device: data chunks, metadata and the header.
+    /// Sectors in use on the COW device: data chunks, metadata and the header (for a
+    /// persistent store, the allocation high-water mark `next_free * chunk`).
     pub allocated: Sectors,
     /// Size of the COW device.
     pub total: Sectors,
     /// Of `allocated`, the sectors holding the header and metadata areas.
     pub metadata: Sectors,
+}
+
+/// `part` of `whole` in percent: the crate's one percent rule.
+///
+/// Computed as `part as f64 * 100.0 / whole as f64` and not rounded (exact up to the
+/// last bit of the `f64` for `part` below 2^53 / 100; displays round it, e.g. `{:.1}`).
+/// `None` when `whole` is 0: there is nothing to be a share of, and the caller says what
+/// that means (an empty job is done, a zero-sized device has no usage).
+///
+/// ```
+/// use devmapper::targets::percent;
+/// assert_eq!(percent(1, 8), Some(12.5));
+/// assert_eq!(percent(3, 0), None);
+/// assert_eq!(format!("{:.1}", percent(1, 3).unwrap()), "33.3");
+/// ```
+pub fn percent(part: u64, whole: u64) -> Option<f64> {
+    (whole != 0).then(|| part as f64 * 100.0 / whole as f64)
 }
 
 /// Status of a `snapshot` or `snapshot-merge` target.
@@ -145,10 +178,10 @@ impl SnapshotUsage {
         Sectors(self.allocated.0.saturating_sub(self.metadata.0))
     }
 
-    /// Percentage of the COW device in use, as `dmsetup`/`lvs` compute it; `None` for a
-    /// zero-sized device.
+    /// Percentage of the COW device in use (allocated / total, as `lvs` shows it), by the
+    /// rule of [`percent`]; `None` for a zero-sized device.
     pub fn used_percent(&self) -> Option<f64> {
-        (self.total.0 != 0).then(|| self.allocated.0 as f64 * 100.0 / self.total.0 as f64)
+        percent(self.allocated.0, self.total.0)
     }
 
     /// The merge view of this usage: a merge is done when only metadata is allocated.
@@ -170,6 +203,22 @@ impl MergeProgress {
         }
         let left = self.remaining.0.min(start);
         (start - left) as f64 / start as f64
+    }
+
+    /// [`MergeProgress::fraction_done`] in percent (`0.0..=100.0`).
+    pub fn percent_done(&self, initial: &SnapshotUsage) -> f64 {
+        let start = initial.data().0;
+        if self.done || start == 0 {
+            return 100.0;
+        }
+        percent(start - self.remaining.0.min(start), start).unwrap_or(100.0)
+    }
+}
+
+impl fmt::Display for SnapshotUsage {
+    /// The status line's form: `<allocated>/<total> <metadata>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} {}", self.allocated, self.total, self.metadata)
     }
 }
 
@@ -235,7 +284,7 @@ impl FromStr for SnapshotStatus {
 impl fmt::Display for SnapshotStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SnapshotStatus::Active(u) => write!(f, "{}/{} {}", u.allocated, u.total, u.metadata),
+            SnapshotStatus::Active(u) => u.fmt(f),
             SnapshotStatus::Invalid => f.write_str("Invalid"),
             SnapshotStatus::MergeFailed => f.write_str("Merge failed"),
             SnapshotStatus::Overflow => f.write_str("Overflow"),
