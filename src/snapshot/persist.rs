@@ -9,8 +9,8 @@ use std::path::Path;
 
 use super::blockdev;
 use super::error::{SnapError, SnapResult};
-use super::ops::cow_of;
 use super::record::{RECORD_LEN, Record, RecordError, RecordState, has_magic};
+use super::state::cow_of;
 use super::state::{Dev, State};
 use super::{UUID_PREFIX, Wrapper, devnum};
 use crate::DevNum;

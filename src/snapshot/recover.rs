@@ -2,8 +2,9 @@
 #![forbid(unsafe_code)]
 
 use super::Wrapper;
+use super::discard::finish_merge;
 use super::error::SnapResult;
-use super::ops::{cow_of, finish_merge};
+use super::state::cow_of;
 use crate::StatusFlush;
 use crate::kernel::undo::{Undo, remove_retrying};
 use crate::targets::{SnapshotStatus, Target, TargetStatus};

@@ -263,3 +263,11 @@ impl SnapshotReport {
         self.usage.as_ref().and_then(SnapshotUsage::used_percent)
     }
 }
+
+/// The COW device of a snapshot or snapshot-merge target.
+pub(crate) fn cow_of(t: &Target) -> Option<crate::DevNum> {
+    match t {
+        Target::Snapshot(s) | Target::SnapshotMerge(s) => devnum(&s.cow),
+        _ => None,
+    }
+}
