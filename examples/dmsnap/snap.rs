@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use devmapper::snapshot::activate::{self, WrapperEntry};
 use devmapper::snapshot::{
-    CowOverwrite, RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper,
-    WrapperState, WrapperStatus,
+    CowOverwrite, Dropped, MergeProgress, Rollback, RollbackOptions, SnapError, SnapshotOptions,
+    SnapshotReport, Wrapper, WrapperState,
 };
-use devmapper::targets::ExceptionStore;
 use devmapper::units::parse_size;
 use devmapper::{DeviceMapper, DmName};
 
@@ -21,42 +21,39 @@ fn config_dir() -> PathBuf {
         .unwrap_or_else(|| devmapper::snapshot::activate::DEFAULT_CONFIG_DIR.into())
 }
 
+/// A wrapper by name, with the CLI's advice when there is none.
+fn open<'dm>(dm: &'dm DeviceMapper, name: &str) -> CliResult<Wrapper<'dm>> {
+    Wrapper::open(dm, &DmName::new(name)?).map_err(advice)
+}
+
+/// The error, with what to run when that is a dmsnap command.
+fn advice(e: SnapError) -> Box<dyn std::error::Error> {
+    match e {
+        SnapError::NotWrapped { .. } => format!("{e}; use `dmsnap wrap` first").into(),
+        SnapError::NoSuchDevice { ref name } => {
+            format!("{e}; create it with `dmsnap wrap {name} DEVICE`").into()
+        }
+        e => e.into(),
+    }
+}
+
 pub fn wrap(name: &str, device: &std::path::Path, boot: bool, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = Wrapper::wrap(&dm, &DmName::new(name)?, device)?;
-    if boot {
-        let written = w
-            .boot_entry()
-            .map_err(Box::<dyn std::error::Error>::from)
-            .and_then(|e| {
-                let dir = config_dir();
-                std::fs::create_dir_all(&dir)
-                    .and_then(|()| {
-                        let tmp = dir.join(format!(".{name}.conf.tmp"));
-                        std::fs::write(&tmp, e.to_text())?;
-                        std::fs::File::open(&tmp)?.sync_all()?;
-                        std::fs::rename(&tmp, dir.join(format!("{name}.conf")))
-                    })
-                    .map_err(|err| format!("writing {}/{name}.conf: {err}", dir.display()).into())
-            });
-        if let Err(e) = written {
-            // Without the entry the wrapper would not come back at boot: undo the wrap.
-            let _ = w.unwrap_device();
-            return Err(format!("{e}; {name} was not kept").into());
-        }
-    }
+    let name = DmName::new(name)?;
+    let (w, entry) = if boot {
+        let (w, entry) = Wrapper::wrap_for_boot(&dm, &name, device, &config_dir())?;
+        (w, Some(entry))
+    } else {
+        (Wrapper::wrap(&dm, &name, device)?, None)
+    };
     writeln!(
         out,
         "wrapped {} as {}{}",
         device.display(),
         w.node().display(),
-        if boot {
-            format!(
-                " (re-created at boot from {}/{name}.conf)",
-                config_dir().display()
-            )
-        } else {
-            String::new()
+        match entry {
+            Some(path) => format!(" (re-created at boot from {})", path.display()),
+            None => String::new(),
         }
     );
     Ok(())
@@ -72,7 +69,7 @@ pub fn snapshot(
     out: &mut Out,
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
+    let w = open(&dm, name)?;
     let overwrite = if force {
         CowOverwrite::Force
     } else {
@@ -113,21 +110,13 @@ pub fn snapshot(
     Ok(())
 }
 
-fn store(s: ExceptionStore) -> &'static str {
-    match s {
-        ExceptionStore::Persistent => "persistent",
-        ExceptionStore::PersistentOverflow => "persistent-overflow",
-        ExceptionStore::Transient => "transient",
-    }
-}
-
 fn report_json(r: &SnapshotReport) -> serde_json::Value {
     serde_json::json!({
         "name": r.name,
-        "state": r.state,
+        "state": r.state.as_str(),
         "cow": r.cow.map(|d| d.to_string()),
         "chunk_sectors": r.chunk.0,
-        "store": store(r.store),
+        "store": SnapshotReport::store_name(r.store),
         "allocated_sectors": r.usage.map(|u| u.allocated.0),
         "total_sectors": r.usage.map(|u| u.total.0),
         "metadata_sectors": r.usage.map(|u| u.metadata.0),
@@ -149,18 +138,9 @@ fn report_line(r: &SnapshotReport) -> String {
         r.state,
         r.cow.map(|d| d.to_string()).unwrap_or_else(|| "?".into()),
         r.chunk,
-        store(r.store),
+        SnapshotReport::store_name(r.store),
         usage
     )
-}
-
-fn state_name(s: &WrapperStatus) -> &'static str {
-    match s.state {
-        WrapperState::Plain => "plain",
-        WrapperState::Snapshotted => "snapshotted",
-        WrapperState::Merging(_) => "merging",
-        _ => "unknown",
-    }
 }
 
 /// Snapshot status of a wrapped device; `None` when `name` is not one (the caller then
@@ -170,7 +150,7 @@ pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
     let w = match Wrapper::open(&dm, &DmName::new(name)?) {
         Ok(w) => w,
         Err(SnapError::NotWrapped { .. }) => return Ok(false),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(advice(e)),
     };
     let s = w.status()?;
     if json {
@@ -180,7 +160,7 @@ pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
         };
         let v = serde_json::json!({
             "name": s.name,
-            "state": state_name(&s),
+            "state": s.state.as_str(),
             "backing": s.backing.map(|d| d.to_string()),
             "size_sectors": s.size.0,
             "open_count": s.open_count,
@@ -195,7 +175,7 @@ pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
         out,
         "{}: {} (backing {}, {} sectors, open {}{})",
         s.name,
-        state_name(&s),
+        s.state.as_str(),
         s.backing
             .map(|d| d.to_string())
             .unwrap_or_else(|| "?".into()),
@@ -214,22 +194,17 @@ pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
 
 pub fn drop_snapshot(name: &str, snap: Option<&str>, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
-    let done = w.recover()?;
-    for d in &done {
-        errln!("recovered: {d}");
-    }
+    let w = open(&dm, name)?;
     let snap = snap.map(DmName::new).transpose()?;
-    match w.snapshot(snap.as_ref()) {
-        Ok(s) => {
-            let n = s.name().clone();
-            s.discard()?;
-            writeln!(out, "dropped {n}; {} is a plain device again", w.name());
+    match w.drop_snapshot(snap.as_ref(), |d| errln!("recovered: {d}"))? {
+        Dropped::Dropped { snapshot } => {
+            writeln!(
+                out,
+                "dropped {snapshot}; {} is a plain device again",
+                w.name()
+            );
         }
-        Err(SnapError::NoSnapshot { .. }) if !done.is_empty() => {
-            writeln!(out, "nothing left to drop");
-        }
-        Err(e) => return Err(e.into()),
+        _ => writeln!(out, "nothing left to drop"),
     }
     Ok(())
 }
@@ -242,31 +217,27 @@ pub fn rollback(
     out: &mut Out,
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
-    let done = w.recover()?;
-    for d in &done {
-        errln!("recovered: {d}");
-    }
-    if done.iter().any(|d| d.starts_with("finished the merge")) && w.merging()?.is_none() {
-        // A merge that ran on (say, resumed by `activate` after a reboot) is now done.
-        writeln!(out, "rollback of {} complete", w.name());
-        return Ok(());
-    }
-    let merging = match w.merging()? {
-        Some(m) => {
+    let w = open(&dm, name)?;
+    let snap = snap.map(DmName::new).transpose()?;
+    let merging = match w.rollback_to(snap.as_ref(), RollbackOptions { force }, |d| {
+        errln!("recovered: {d}")
+    })? {
+        Rollback::AlreadyMerging(m) => {
             errln!("a rollback is already merging into {}", w.name());
             m
         }
-        None => {
-            let snap = snap.map(DmName::new).transpose()?;
-            let s = w.snapshot(snap.as_ref())?;
-            let m = s.rollback(RollbackOptions { force })?;
+        Rollback::Started(m) => {
             writeln!(
                 out,
                 "{} now shows the snapshot's content; merging in the background",
                 w.name()
             );
             m
+        }
+        _ => {
+            // A merge that ran on (say, resumed by `activate` after a reboot) is now done.
+            writeln!(out, "rollback of {} complete", w.name());
+            return Ok(());
         }
     };
     if !wait {
@@ -280,12 +251,14 @@ pub fn rollback(
     }
     // The merge runs already, whatever happens while waiting: say so now.
     out.flush()?;
-    let mut initial = None;
+    let mut progress = MergeProgress::default();
     merging.wait(None, |u| {
-        let start = *initial.get_or_insert(u.data().0.max(1));
-        let left = u.data().0;
-        let pct = 100.0 * (start.saturating_sub(left)) as f64 / start as f64;
-        errprint!("\rmerging: {left} sectors left ({pct:5.1}% done)   ");
+        let p = progress.observe(u);
+        errprint!(
+            "\rmerging: {} sectors left ({:5.1}% done)   ",
+            p.left.0,
+            p.percent_done
+        );
     })?;
     errln!("\rmerging: done                                  ");
     writeln!(out, "rollback of {} complete", w.name());
@@ -294,20 +267,21 @@ pub fn rollback(
 
 pub fn unwrap(name: &str, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
+    let w = open(&dm, name)?;
+    let dm_name = w.name().clone();
     w.unwrap_device()?;
-    let entry = config_dir().join(format!("{name}.conf"));
-    if entry.exists() {
-        std::fs::remove_file(&entry)
-            .map_err(|e| format!("removed {name}, but not {}: {e}", entry.display()))?;
-    }
+    let dir = config_dir();
+    activate::remove_entry(&dir, &dm_name).map_err(|e| {
+        let entry = WrapperEntry::path_in(&dir, &dm_name);
+        format!("removed {name}, but not {}: {e}", entry.display())
+    })?;
     writeln!(out, "removed {name}");
     Ok(())
 }
 
 pub fn recover(name: &str, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
+    let w = open(&dm, name)?;
     let done = w.recover()?;
     if done.is_empty() {
         writeln!(out, "{name}: consistent, nothing to do");
@@ -319,7 +293,7 @@ pub fn recover(name: &str, out: &mut Out) -> CliResult {
 }
 
 pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
-    use devmapper::snapshot::activate::{self, ActivateOptions, Outcome};
+    use devmapper::snapshot::activate::{ActivateOptions, Outcome};
     use devmapper::snapshot::record::{RecordState, utc};
     let dm = DeviceMapper::new()?;
     let report = activate::activate(

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 mod entry;
 
-pub use entry::{DEFAULT_CONFIG_DIR, EntryError, WrapperEntry, read_entries};
+pub use entry::{DEFAULT_CONFIG_DIR, EntryError, WrapperEntry, read_entries, remove_entry};
 
 use super::error::{SnapError, SnapResult};
 use super::fault::step;

@@ -6,7 +6,7 @@ use crate::RemoveMode;
 
 use super::Snapshot;
 use super::blockdev;
-use super::error::{SnapError, SnapResult};
+use super::error::{SnapError, SnapResult, WrongStateKind};
 use super::fault::{pause, step};
 use super::persist;
 use super::retry::snapshot_not_open;
@@ -84,6 +84,58 @@ impl Snapshot<'_, '_> {
     }
 }
 
+/// What [`Wrapper::drop_snapshot`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dropped {
+    /// The snapshot was discarded.
+    Dropped {
+        /// The snapshot device.
+        snapshot: DmName,
+    },
+    /// Recovery already removed what was left (an interrupted drop completed): there was no
+    /// snapshot left to drop.
+    NothingLeft,
+}
+
+impl<'dm> Wrapper<'dm> {
+    /// Recover (each action is passed to `recovered` as it is reported), then discard the
+    /// snapshot `name` (the only one when `None`).
+    ///
+    /// ```no_run
+    /// # use devmapper::{DeviceMapper, DmName, snapshot::Wrapper};
+    /// use devmapper::snapshot::Dropped;
+    /// # let dm = DeviceMapper::new()?;
+    /// let w = Wrapper::open(&dm, &DmName::new("data")?)?;
+    /// match w.drop_snapshot(None, |a| eprintln!("recovered: {a}"))? {
+    ///     Dropped::Dropped { snapshot } => println!("dropped {snapshot}"),
+    ///     _ => println!("nothing left to drop"),
+    /// }
+    /// # Ok::<(), devmapper::snapshot::SnapError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`Wrapper::recover`], [`Wrapper::snapshot`] (no snapshot is an error only
+    /// when recovery did nothing) and [`Snapshot::discard`].
+    pub fn drop_snapshot(
+        &self,
+        name: Option<&DmName>,
+        mut recovered: impl FnMut(&super::RecoveryAction),
+    ) -> SnapResult<Dropped> {
+        let done = self.recover()?;
+        done.iter().for_each(&mut recovered);
+        match self.snapshot(name) {
+            Ok(s) => {
+                let snapshot = s.name().clone();
+                s.discard()?;
+                Ok(Dropped::Dropped { snapshot })
+            }
+            Err(SnapError::NoSnapshot { .. }) if !done.is_empty() => Ok(Dropped::NothingLeft),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 pub(crate) fn finish_merge(w: &Wrapper<'_>) -> SnapResult<()> {
     restore_plain(w, "finish", None)
 }
@@ -100,7 +152,7 @@ pub(super) fn restore_plain(
     let st = w.state()?;
     let backing = st.backing().ok_or_else(|| SnapError::WrongState {
         name: w.name.to_string(),
-        reason: "cannot find the backing device".to_owned(),
+        kind: WrongStateKind::NoBacking,
     })?;
     let mut undo = Undo::new(dm);
     dm.load(

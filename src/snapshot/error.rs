@@ -16,7 +16,7 @@ pub enum SnapError {
     Id(#[from] crate::kernel::id::IdError),
     /// The named device exists but was not made by `wrap`.
     #[error(
-        "{name} is not a dmsnap-wrapped device (its uuid {uuid:?} does not start with DMSNAP-); use `dmsnap wrap` first"
+        "{name} is not a dmsnap-wrapped device (its uuid {uuid:?} does not start with DMSNAP-)"
     )]
     NotWrapped {
         /// Device name.
@@ -25,7 +25,7 @@ pub enum SnapError {
         uuid: Option<String>,
     },
     /// No such wrapped device.
-    #[error("no device named {name}; create it with `dmsnap wrap {name} DEVICE`")]
+    #[error("no device named {name}")]
     NoSuchDevice {
         /// Device name.
         name: String,
@@ -163,13 +163,14 @@ pub enum SnapError {
         /// The snapshots.
         snaps: Vec<String>,
     },
-    /// The operation does not fit the current state.
-    #[error("{name}: {reason}")]
+    /// The operation does not fit the current state: `kind` says which state and what to
+    /// do.
+    #[error("{name}: {kind}")]
     WrongState {
-        /// Device name.
+        /// The device concerned (the wrapper, or the snapshot for snapshot-level states).
         name: String,
-        /// What is wrong and what to do.
-        reason: String,
+        /// What is wrong.
+        kind: WrongStateKind,
     },
     /// The origin is open (mounted) and the operation would change its data underneath.
     #[error("{name} is open {open_count} time(s){}: unmount it first (or force, if you know the data may change under the user)", if mounts.is_empty() { String::new() } else { format!(" (mounted at {})", mounts.join(", ")) })]
@@ -184,14 +185,39 @@ pub enum SnapError {
     /// A suspend window outlasted its bound (see [`crate::snapshot::Wrapper::with_suspend_bound`]):
     /// the guardian resumed what was suspended, and [`crate::snapshot::Wrapper::recover`]
     /// then completed or undid the step.
-    #[error("{name} stayed suspended past the {} ms bound; the guardian resumed it{}", bound.as_millis(), if recovery.is_empty() { String::new() } else { format!(", then recovery: {}", recovery.join("; ")) })]
+    #[error("{name} stayed suspended past the {} ms bound; the guardian resumed it{}", bound.as_millis(), recovery_text(recovery, recovery_failed.as_deref()))]
     SuspendBound {
         /// Origin name.
         name: String,
         /// The bound.
         bound: std::time::Duration,
-        /// What recovery did afterwards (empty when nothing was needed or it did not run).
-        recovery: Vec<String>,
+        /// What recovery did afterwards (empty when nothing was needed, or it failed or did
+        /// not run).
+        recovery: Vec<super::RecoveryAction>,
+        /// Why recovery failed, when it did (the state is then as
+        /// [`Wrapper::status`](super::Wrapper::status) reports it; call
+        /// [`Wrapper::recover`](super::Wrapper::recover) again).
+        recovery_failed: Option<Box<SnapError>>,
+    },
+    /// A plain wrapper's boot entry could not be written (see
+    /// [`activate::WrapperEntry::write_to`](super::activate::WrapperEntry::write_to)).
+    #[error("writing {}: {source}", path.display())]
+    EntryWrite {
+        /// The entry file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// [`Wrapper::wrap_for_boot`](super::Wrapper::wrap_for_boot) made the wrapper but could
+    /// not keep it for the next boot, so it removed it again.
+    #[error("{source}; {name} was not kept")]
+    NotKept {
+        /// The wrapper's name.
+        name: String,
+        /// Why its entry could not be made.
+        #[source]
+        source: Box<SnapError>,
     },
     /// An I/O error on a path.
     #[error("{path}: {source}")]
@@ -202,6 +228,111 @@ pub enum SnapError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Which state an operation does not fit ([`SnapError::WrongState`]); its `Display` says
+/// what is wrong and what to do, in library terms.
+///
+/// ```
+/// use devmapper::snapshot::{SnapError, WrongStateKind};
+/// let e = SnapError::WrongState {
+///     name: "data".into(),
+///     kind: WrongStateKind::OtherSnapshots { snapshots: vec!["data-b".into()] },
+/// };
+/// assert_eq!(e.to_string(), "data: other snapshots exist (data-b); drop them before a rollback");
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WrongStateKind {
+    /// A snapshot was named that is not one of this wrapper's.
+    #[error("{snapshot} is not a snapshot of {wrapper}")]
+    NotASnapshot {
+        /// The name given.
+        snapshot: String,
+        /// The wrapper.
+        wrapper: String,
+    },
+    /// A rollback is merging; a new snapshot has to wait for it.
+    #[error("a rollback is merging; wait for it to finish")]
+    MergeRunning,
+    /// The origin's live table is not one the snapshot workflows made (changed by hand?).
+    #[error("its table is not one dmsnap made")]
+    ForeignTable,
+    /// The backing device cannot be found in the origin's or `-real`'s table.
+    #[error("cannot find the backing device in its tables")]
+    NoBacking,
+    /// A rollback needs the snapshot to be the origin's only one.
+    #[error("other snapshots exist ({}); drop them before a rollback", snapshots.join(", "))]
+    OtherSnapshots {
+        /// The other snapshots.
+        snapshots: Vec<String>,
+    },
+    /// A transient snapshot has no store the kernel could merge.
+    #[error("a transient snapshot cannot be merged (the kernel keeps no store to merge)")]
+    Transient,
+    /// The snapshot is invalid or overflowed (or its state is unknown): it cannot be merged.
+    #[error("the snapshot is {status:?} and cannot be merged; drop it")]
+    NotMergeable {
+        /// What the kernel reports.
+        status: crate::targets::SnapshotStatus,
+    },
+    /// The handover did not happen: the origin kept its table and the snapshot is intact.
+    #[error("the merge did not start (the origin kept its table)")]
+    MergeNotStarted,
+    /// The origin is not merging.
+    #[error("not merging")]
+    NotMerging,
+    /// The kernel reports `Merge failed` (an I/O error); the origin keeps working.
+    #[error("the kernel reports Merge failed (I/O error); the origin keeps working")]
+    MergeFailed,
+    /// [`Merging::wait`](super::Merging::wait) timed out; the merge goes on in the kernel.
+    #[error("timed out waiting for the merge; it goes on in the kernel")]
+    MergeTimeout,
+    /// [`Merging::finish`](super::Merging::finish) before the merge is done.
+    #[error("the merge is still running")]
+    MergeNotDone,
+    /// The snapshot device is open (mounted, or held by a process).
+    #[error(
+        "the snapshot is open {open_count} time(s){}; unmount it first",
+        mounted_at(mounts)
+    )]
+    SnapshotOpen {
+        /// Its open count.
+        open_count: i32,
+        /// Where it is mounted (empty when it is held otherwise).
+        mounts: Vec<String>,
+    },
+    /// A snapshot or a merge exists, so the wrapper cannot be removed.
+    #[error("a snapshot or merge exists; drop it or wait for the merge first")]
+    HasSnapshots,
+    /// The backing device has nothing that would recognise it after a reboot.
+    #[error(
+        "its device ({backing}) has no serial, wwid, dm or md uuid and no filesystem uuid: it could not be recognised after a reboot"
+    )]
+    NoStrongId {
+        /// The backing device.
+        backing: crate::DevNum,
+    },
+}
+
+fn mounted_at(mounts: &[String]) -> String {
+    if mounts.is_empty() {
+        String::new()
+    } else {
+        format!(" (mounted at {})", mounts.join(", "))
+    }
+}
+
+fn recovery_text(done: &[super::RecoveryAction], failed: Option<&SnapError>) -> String {
+    let mut parts: Vec<String> = done.iter().map(ToString::to_string).collect();
+    if let Some(e) = failed {
+        parts.push(format!("recovery failed: {e}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", then recovery: {}", parts.join("; "))
+    }
 }
 
 fn found_list(found: &[crate::probe::Found]) -> String {

@@ -5,7 +5,7 @@ use crate::StatusFlush;
 use std::path::PathBuf;
 
 use super::Wrapper;
-use super::error::{SnapError, SnapResult};
+use super::error::{SnapError, SnapResult, WrongStateKind};
 use crate::Which;
 use crate::kernel::id::DmName;
 use crate::targets::{SnapshotStatus, SnapshotUsage, Target, TargetStatus};
@@ -65,7 +65,10 @@ impl<'dm> Wrapper<'dm> {
                     .find(|s| &s.name == n)
                     .ok_or_else(|| SnapError::WrongState {
                         name: self.name.to_string(),
-                        reason: format!("{n} is not a snapshot of {}", self.name),
+                        kind: WrongStateKind::NotASnapshot {
+                            snapshot: n.to_string(),
+                            wrapper: self.name.to_string(),
+                        },
                     })
             }
             None if snaps.len() == 1 => Ok(snaps.remove(0)),

@@ -56,13 +56,16 @@ mod take;
 mod window;
 
 pub use blockdev::BlockDev;
-pub use error::{SnapError, SnapResult};
+pub use discard::Dropped;
+pub use error::{SnapError, SnapResult, WrongStateKind};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use fault::arm as arm_fault_injection;
 pub use handle::{MergeState, Merging, Snapshot};
 pub use options::{CowOverwrite, RollbackOptions, SnapshotOptions};
-pub use state::{SnapshotReport, WrapperState, WrapperStatus};
+pub use recover::RecoveryAction;
+pub use rollback::{MergeProgress, MergeStep, Rollback};
+pub use state::{SnapshotReport, SnapshotState, WrapperState, WrapperStatus};
 
 use crate::RemoveMode;
 use crate::kernel::id::{DmName, DmUuid};
@@ -224,8 +227,7 @@ impl<'dm> Wrapper<'dm> {
         if !st.snapshots.is_empty() || st.real.is_some() {
             return Err(SnapError::WrongState {
                 name: self.name.to_string(),
-                reason: "a snapshot or merge exists; drop it or wait for the merge first"
-                    .to_owned(),
+                kind: WrongStateKind::HasSnapshots,
             });
         }
         self.dm.remove(&self.name, RemoveMode::Now)?;

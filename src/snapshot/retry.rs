@@ -4,19 +4,10 @@
 use std::time::{Duration, Instant};
 
 use super::blockdev;
-use super::error::{SnapError, SnapResult};
+use super::error::{SnapError, SnapResult, WrongStateKind};
 use crate::kernel::id::DmName;
 use crate::table::Table;
 use crate::{DeviceMapper, LoadOptions};
-
-pub(super) fn mounts_suffix(dev: crate::DevNum) -> String {
-    let m = blockdev::mounts_of(dev);
-    if m.is_empty() {
-        String::new()
-    } else {
-        format!(" (mounted at {})", m.join(", "))
-    }
-}
 
 /// Refuse when the snapshot device is open: at once when it is mounted; otherwise after
 /// giving a transient opener (a probe, a forked child that has not exec'd) five seconds.
@@ -39,10 +30,10 @@ pub(super) fn snapshot_not_open(
     }
     Err(SnapError::WrongState {
         name: name.to_string(),
-        reason: format!(
-            "the snapshot is open {n} time(s){}; unmount it first",
-            mounts_suffix(info.dev)
-        ),
+        kind: WrongStateKind::SnapshotOpen {
+            open_count: n,
+            mounts: blockdev::mounts_of(info.dev),
+        },
     })
 }
 

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use super::blockdev;
 use super::devnum;
 use super::discard::finish_merge;
-use super::error::{SnapError, SnapResult};
+use super::error::{SnapError, SnapResult, WrongStateKind};
 use super::fault::{pause, step};
 use super::persist;
 use super::record::RecordState;
 use super::retry::{snapshot_not_open, wait_closed};
-use super::{MergeState, Merging, RollbackOptions, Snapshot};
+use super::{MergeState, Merging, RecoveryAction, RollbackOptions, Snapshot, Wrapper};
+use crate::kernel::id::DmName;
 use crate::kernel::undo::{Undo, UndoAction, remove_retrying};
 use crate::table::{Table, TableLine};
 use crate::targets::{ExceptionStore, SnapshotStatus, SnapshotUsage, Target, TargetStatus};
@@ -57,10 +58,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
         if !others.is_empty() {
             return Err(SnapError::WrongState {
                 name: w.name.to_string(),
-                reason: format!(
-                    "other snapshots exist ({}); drop them before a rollback",
-                    others.join(", ")
-                ),
+                kind: WrongStateKind::OtherSnapshots { snapshots: others },
             });
         }
         let me = st
@@ -79,9 +77,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
         if t.store == ExceptionStore::Transient {
             return Err(SnapError::WrongState {
                 name: self.name.to_string(),
-                reason:
-                    "a transient snapshot cannot be merged (the kernel keeps no store to merge)"
-                        .to_owned(),
+                kind: WrongStateKind::Transient,
             });
         }
         match self.status()? {
@@ -89,7 +85,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             other => {
                 return Err(SnapError::WrongState {
                     name: self.name.to_string(),
-                    reason: format!("the snapshot is {other:?} and cannot be merged; drop it"),
+                    kind: WrongStateKind::NotMergeable { status: other },
                 });
             }
         }
@@ -146,7 +142,7 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
             ) {
                 return Err(SnapError::WrongState {
                     name: w.name.to_string(),
-                    reason: "the merge did not start (the origin kept its table)".to_owned(),
+                    kind: WrongStateKind::MergeNotStarted,
                 });
             }
             // Suspended for the handover and now unused: resume it so nothing that opens
@@ -195,7 +191,7 @@ impl Merging<'_, '_> {
             }
             _ => Err(SnapError::WrongState {
                 name: w.name.to_string(),
-                reason: "not merging".to_owned(),
+                kind: WrongStateKind::NotMerging,
             }),
         }
     }
@@ -218,16 +214,14 @@ impl Merging<'_, '_> {
                 MergeState::Failed => {
                     return Err(SnapError::WrongState {
                         name: self.wrapper.name.to_string(),
-                        reason:
-                            "the kernel reports Merge failed (I/O error); the origin keeps working"
-                                .to_owned(),
+                        kind: WrongStateKind::MergeFailed,
                     });
                 }
             }
             if timeout.is_some_and(|t| start.elapsed() > t) {
                 return Err(SnapError::WrongState {
                     name: self.wrapper.name.to_string(),
-                    reason: "timed out waiting for the merge; it goes on in the kernel".to_owned(),
+                    kind: WrongStateKind::MergeTimeout,
                 });
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -243,9 +237,104 @@ impl Merging<'_, '_> {
         if self.state()? != MergeState::Done {
             return Err(SnapError::WrongState {
                 name: w.name.to_string(),
-                reason: "the merge is still running".to_owned(),
+                kind: WrongStateKind::MergeNotDone,
             });
         }
         w.guarded(finish_merge(w), Undo::new(w.dm))
+    }
+}
+
+/// How [`Wrapper::rollback_to`] found or started the rollback.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Rollback<'w, 'dm> {
+    /// A merge that ran on (say, resumed by [`activate`](super::activate::activate) after a
+    /// reboot) was done, and recovery finished it: the rollback is complete.
+    Complete,
+    /// A rollback was already merging; here it is.
+    AlreadyMerging(Merging<'w, 'dm>),
+    /// The rollback was started; the origin shows the snapshot's content at once.
+    Started(Merging<'w, 'dm>),
+}
+
+impl<'dm> Wrapper<'dm> {
+    /// Recover (each action is passed to `recovered` as it is reported), then go on with
+    /// the merge already running, or else roll back to the snapshot `name` (the only one
+    /// when `None`).
+    ///
+    /// ```no_run
+    /// # use devmapper::{DeviceMapper, DmName};
+    /// use devmapper::snapshot::{Rollback, RollbackOptions, Wrapper};
+    /// # let dm = DeviceMapper::new()?;
+    /// let w = Wrapper::open(&dm, &DmName::new("data")?)?;
+    /// match w.rollback_to(None, RollbackOptions::default(), |a| eprintln!("recovered: {a}"))? {
+    ///     Rollback::Complete => {}
+    ///     Rollback::AlreadyMerging(m) | Rollback::Started(m) => m.wait(None, |_| {})?,
+    ///     _ => {}
+    /// }
+    /// # Ok::<(), devmapper::snapshot::SnapError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`Wrapper::recover`], [`Wrapper::snapshot`] and [`Snapshot::rollback`].
+    pub fn rollback_to(
+        &self,
+        name: Option<&DmName>,
+        opts: RollbackOptions,
+        mut recovered: impl FnMut(&RecoveryAction),
+    ) -> SnapResult<Rollback<'_, 'dm>> {
+        let done = self.recover()?;
+        done.iter().for_each(&mut recovered);
+        let finished = done
+            .iter()
+            .any(|d| matches!(d, RecoveryAction::FinishedMerge { .. }));
+        if finished && self.merging()?.is_none() {
+            return Ok(Rollback::Complete);
+        }
+        Ok(match self.merging()? {
+            Some(m) => Rollback::AlreadyMerging(m),
+            None => Rollback::Started(self.snapshot(name)?.rollback(opts)?),
+        })
+    }
+}
+
+/// How far a merge has come since it was first seen: feed it each usage
+/// [`Merging::wait`] reports.
+///
+/// ```
+/// use devmapper::snapshot::MergeProgress;
+/// use devmapper::targets::SnapshotUsage;
+/// use devmapper::units::Sectors;
+/// let mut p = MergeProgress::default();
+/// let usage = |allocated| SnapshotUsage { allocated: Sectors(allocated), total: Sectors(1000), metadata: Sectors(8) };
+/// assert_eq!(p.observe(&usage(208)).percent_done, 0.0);
+/// let step = p.observe(&usage(108));
+/// assert_eq!(step.left, Sectors(100));
+/// assert_eq!(step.percent_done, 50.0);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MergeProgress {
+    start: Option<u64>,
+}
+
+/// One reading of a [`MergeProgress`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct MergeStep {
+    /// Data sectors still to merge.
+    pub left: Sectors,
+    /// Percent merged since the first reading.
+    pub percent_done: f64,
+}
+
+impl MergeProgress {
+    /// Take a usage reading.
+    pub fn observe(&mut self, u: &SnapshotUsage) -> MergeStep {
+        let left = u.data().0;
+        let start = *self.start.get_or_insert(left.max(1));
+        MergeStep {
+            left: Sectors(left),
+            percent_done: 100.0 * (start.saturating_sub(left)) as f64 / start as f64,
+        }
     }
 }

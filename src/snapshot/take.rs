@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::blockdev;
-use super::error::{SnapError, SnapResult};
+use super::error::{SnapError, SnapResult, WrongStateKind};
 use super::fault::{pause, step};
 use super::persist;
 use super::record::{DeviceId, RECORD_LEN, Record, RecordState};
@@ -152,19 +152,19 @@ impl<'dm> Wrapper<'dm> {
             Some(Target::SnapshotMerge(_)) => {
                 return Err(SnapError::WrongState {
                     name: self.name.to_string(),
-                    reason: "a rollback is merging; wait for it to finish".to_owned(),
+                    kind: WrongStateKind::MergeRunning,
                 });
             }
             _ => {
                 return Err(SnapError::WrongState {
                     name: self.name.to_string(),
-                    reason: "its table is not one dmsnap made".to_owned(),
+                    kind: WrongStateKind::ForeignTable,
                 });
             }
         }
         let backing = st.backing().ok_or_else(|| SnapError::WrongState {
             name: self.name.to_string(),
-            reason: "cannot find the backing device in its tables".to_owned(),
+            kind: WrongStateKind::NoBacking,
         })?;
         let len = st.origin.length;
 

@@ -68,6 +68,7 @@ impl Wrapper<'_> {
             name: self.name.to_string(),
             bound: self.suspend_bound,
             recovery: Vec::new(),
+            recovery_failed: None,
         }
     }
 
@@ -84,14 +85,15 @@ impl Wrapper<'_> {
         if !fired && !matches!(r, Err(SnapError::SuspendBound { .. })) {
             return r;
         }
-        let recovery = match self.recover() {
-            Ok(done) => done,
-            Err(e) => vec![format!("recovery failed: {e}")],
+        let (recovery, recovery_failed) = match self.recover() {
+            Ok(done) => (done, None),
+            Err(e) => (Vec::new(), Some(Box::new(e))),
         };
         Err(SnapError::SuspendBound {
             name: self.name.to_string(),
             bound: self.suspend_bound,
             recovery,
+            recovery_failed,
         })
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::super::UUID_PREFIX;
-use super::super::error::{SnapError, SnapResult};
+use super::super::error::{SnapError, SnapResult, WrongStateKind};
 use super::super::identity::{self, Identity};
 use crate::kernel::id::{DmName, DmUuid};
 
@@ -139,6 +139,57 @@ impl WrapperEntry {
     }
 }
 
+impl WrapperEntry {
+    /// The file of the wrapper `name` in `dir`: `dir/NAME.conf`.
+    pub fn path_in(dir: &Path, name: &DmName) -> PathBuf {
+        dir.join(format!("{name}.conf"))
+    }
+
+    /// Write the entry to `dir/NAME.conf` durably (a temporary file, `fsync`, rename), making
+    /// `dir` if needed; returns the file's path.
+    ///
+    /// ```no_run
+    /// # use devmapper::{DeviceMapper, DmName, snapshot::Wrapper};
+    /// # use devmapper::snapshot::activate::DEFAULT_CONFIG_DIR;
+    /// # let dm = DeviceMapper::new()?;
+    /// let w = Wrapper::open(&dm, &DmName::new("data")?)?;
+    /// let path = w.boot_entry()?.write_to(DEFAULT_CONFIG_DIR.as_ref())?;
+    /// # Ok::<(), devmapper::snapshot::SnapError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`SnapError::EntryWrite`].
+    pub fn write_to(&self, dir: &Path) -> SnapResult<PathBuf> {
+        let path = Self::path_in(dir, &self.name);
+        std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                let tmp = dir.join(format!(".{}.conf.tmp", self.name));
+                std::fs::write(&tmp, self.to_text())?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::rename(&tmp, &path)
+            })
+            .map_err(|source| SnapError::EntryWrite {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(path)
+    }
+}
+
+/// Remove the entry of the wrapper `name` from `dir`, if there is one; returns its path
+/// when it was there.
+///
+/// # Errors
+/// The file exists but cannot be removed.
+pub fn remove_entry(dir: &Path, name: &DmName) -> std::io::Result<Option<PathBuf>> {
+    let path = WrapperEntry::path_in(dir, name);
+    if !path.exists() {
+        return Ok(None);
+    }
+    std::fs::remove_file(&path)?;
+    Ok(Some(path))
+}
+
 /// The entries in `dir` (`*.conf`); unreadable or malformed files are returned as errors
 /// beside them, a missing directory is no entry.
 pub fn read_entries(dir: &Path) -> Vec<(PathBuf, Result<WrapperEntry, String>)> {
@@ -161,7 +212,48 @@ pub fn read_entries(dir: &Path) -> Vec<(PathBuf, Result<WrapperEntry, String>)> 
     v
 }
 
-impl super::super::Wrapper<'_> {
+impl<'dm> super::super::Wrapper<'dm> {
+    /// [`Wrapper::wrap`](super::super::Wrapper::wrap), then keep the wrapper for the next
+    /// boot: its [`boot_entry`](Self::boot_entry) is written to `dir` (where
+    /// [`activate`](super::activate) finds it with
+    /// [`ActivateOptions::config_dir`](super::ActivateOptions::config_dir)). Returns the
+    /// wrapper and the entry's path.
+    ///
+    /// ```no_run
+    /// # use devmapper::{DeviceMapper, DmName, snapshot::Wrapper};
+    /// # let dm = DeviceMapper::new()?;
+    /// let (w, entry) = Wrapper::wrap_for_boot(
+    ///     &dm,
+    ///     &DmName::new("data")?,
+    ///     "/dev/md0".as_ref(),
+    ///     "/etc/dmsnap/wrap".as_ref(),
+    /// )?;
+    /// # Ok::<(), devmapper::snapshot::SnapError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of `wrap`; [`SnapError::NotKept`] when the entry cannot be made (the device
+    /// has no strong id, or the file cannot be written): the wrapper is then removed again,
+    /// since it would not come back at boot.
+    pub fn wrap_for_boot(
+        dm: &'dm crate::DeviceMapper,
+        name: &DmName,
+        device: &Path,
+        dir: &Path,
+    ) -> SnapResult<(Self, PathBuf)> {
+        let w = Self::wrap(dm, name, device)?;
+        match w.boot_entry().and_then(|e| e.write_to(dir)) {
+            Ok(path) => Ok((w, path)),
+            Err(e) => {
+                let _ = w.unwrap_device();
+                Err(SnapError::NotKept {
+                    name: name.to_string(),
+                    source: Box::new(e),
+                })
+            }
+        }
+    }
+
     /// The entry that lets [`activate`](super::activate) re-create this (plain) wrapper at boot: its name,
     /// uuid and the backing device's identity.
     ///
@@ -173,7 +265,7 @@ impl super::super::Wrapper<'_> {
         let st = self.state()?;
         let backing = st.backing().ok_or_else(|| SnapError::WrongState {
             name: self.name.to_string(),
-            reason: "cannot find the backing device".to_owned(),
+            kind: WrongStateKind::NoBacking,
         })?;
         let content = super::super::blockdev::node_of(st.origin.info.dev);
         let id = identity::identify(backing, content.as_deref()).unwrap_or(Identity {
@@ -183,9 +275,7 @@ impl super::super::Wrapper<'_> {
         if id.ids.is_empty() {
             return Err(SnapError::WrongState {
                 name: self.name.to_string(),
-                reason: format!(
-                    "its device ({backing}) has no serial, wwid, dm or md uuid and no filesystem uuid: it could not be recognised after a reboot"
-                ),
+                kind: WrongStateKind::NoStrongId { backing },
             });
         }
         Ok(WrapperEntry {
