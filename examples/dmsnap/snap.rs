@@ -6,7 +6,7 @@ use std::time::Instant;
 use devmapper::snapshot::activate::{self, WrapperEntry};
 use devmapper::snapshot::{
     CowOverwrite, Dropped, MergeProgress, Rollback, RollbackOptions, SnapError, SnapshotOptions,
-    SnapshotReport, Wrapper, WrapperState,
+    SnapshotReport, Wrapper, WrapperState, WrongStateKind,
 };
 use devmapper::units::parse_size;
 use devmapper::{DeviceMapper, DmName};
@@ -21,20 +21,22 @@ fn config_dir() -> PathBuf {
         .unwrap_or_else(|| devmapper::snapshot::activate::DEFAULT_CONFIG_DIR.into())
 }
 
-/// A wrapper by name, with the CLI's advice when there is none.
-fn open<'dm>(dm: &'dm DeviceMapper, name: &str) -> CliResult<Wrapper<'dm>> {
-    Wrapper::open(dm, &DmName::new(name)?).map_err(advice)
-}
-
-/// The error, with what to run when that is a dmsnap command.
-fn advice(e: SnapError) -> Box<dyn std::error::Error> {
-    match e {
-        SnapError::NotWrapped { .. } => format!("{e}; use `dmsnap wrap` first").into(),
-        SnapError::NoSuchDevice { ref name } => {
-            format!("{e}; create it with `dmsnap wrap {name} DEVICE`").into()
+/// The text `main` prints for a library error, with what to run when that is a dmsnap
+/// command; `None`: the error's own text.
+pub fn advised(e: &SnapError) -> Option<String> {
+    Some(match e {
+        SnapError::NotWrapped { name, uuid } => format!(
+            "{name} is not a dmsnap-wrapped device (its uuid {uuid:?} does not start with DMSNAP-); use `dmsnap wrap` first"
+        ),
+        SnapError::NoSuchDevice { name } => {
+            format!("{e}; create it with `dmsnap wrap {name} DEVICE`")
         }
-        e => e.into(),
-    }
+        SnapError::WrongState {
+            name,
+            kind: WrongStateKind::ForeignTable,
+        } => format!("{name}: its table is not one dmsnap made"),
+        _ => return None,
+    })
 }
 
 pub fn wrap(name: &str, device: &std::path::Path, boot: bool, out: &mut Out) -> CliResult {
@@ -69,7 +71,7 @@ pub fn snapshot(
     out: &mut Out,
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = open(&dm, name)?;
+    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     let overwrite = if force {
         CowOverwrite::Force
     } else {
@@ -150,7 +152,7 @@ pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
     let w = match Wrapper::open(&dm, &DmName::new(name)?) {
         Ok(w) => w,
         Err(SnapError::NotWrapped { .. }) => return Ok(false),
-        Err(e) => return Err(advice(e)),
+        Err(e) => return Err(e.into()),
     };
     let s = w.status()?;
     if json {
@@ -194,7 +196,7 @@ pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
 
 pub fn drop_snapshot(name: &str, snap: Option<&str>, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = open(&dm, name)?;
+    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     let snap = snap.map(DmName::new).transpose()?;
     match w.drop_snapshot(snap.as_ref(), |d| errln!("recovered: {d}"))? {
         Dropped::Dropped { snapshot } => {
@@ -217,7 +219,7 @@ pub fn rollback(
     out: &mut Out,
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = open(&dm, name)?;
+    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     let snap = snap.map(DmName::new).transpose()?;
     let merging = match w.rollback_to(snap.as_ref(), RollbackOptions { force }, |d| {
         errln!("recovered: {d}")
@@ -267,7 +269,7 @@ pub fn rollback(
 
 pub fn unwrap(name: &str, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = open(&dm, name)?;
+    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     let dm_name = w.name().clone();
     w.unwrap_device()?;
     let dir = config_dir();
@@ -281,7 +283,7 @@ pub fn unwrap(name: &str, out: &mut Out) -> CliResult {
 
 pub fn recover(name: &str, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = open(&dm, name)?;
+    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
     let done = w.recover()?;
     if done.is_empty() {
         writeln!(out, "{name}: consistent, nothing to do");
@@ -303,12 +305,6 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
             config_dir: Some(config_dir()),
         },
     )?;
-    let word = |o: &Outcome| match o {
-        Outcome::Activated => "activated",
-        Outcome::MergeResumed => "merge-resumed",
-        Outcome::AlreadyActive => "already-active",
-        _ => "refused",
-    };
     if json {
         let items: Vec<serde_json::Value> = report
             .activations
@@ -319,8 +315,8 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
                     "snapshot": a.snapshot,
                     "cow": a.cow.display().to_string(),
                     "origin": a.origin.as_ref().map(|p| p.display().to_string()),
-                    "outcome": word(&a.outcome),
-                    "reason": match &a.outcome { Outcome::Refused(r) => Some(r.as_str()), _ => None },
+                    "outcome": a.outcome.as_str(),
+                    "reason": a.outcome.refusal(),
                     "merging": a.record.state == RecordState::Merging,
                     "created": a.record.created,
                     "chunk_sectors": a.record.chunk_sectors,
@@ -340,8 +336,8 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
                     "wrapper": w.wrapper,
                     "entry": w.entry.display().to_string(),
                     "origin": w.origin.as_ref().map(|p| p.display().to_string()),
-                    "outcome": word(&w.outcome),
-                    "reason": match &w.outcome { Outcome::Refused(r) => Some(r.as_str()), _ => None },
+                    "outcome": w.outcome.as_str(),
+                    "reason": w.outcome.refusal(),
                 })
             })
             .collect();
@@ -370,7 +366,7 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
                         .as_ref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| "as active".into()),
-                    word(o)
+                    o.as_str()
                 ),
             }
         }
@@ -401,7 +397,7 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
                         .as_ref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| "as active".into()),
-                    word(o)
+                    o.as_str()
                 ),
             }
         }
@@ -409,13 +405,7 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
             writeln!(out, "{}: left alone: {e}", p.display());
         }
     }
-    if report
-        .activations
-        .iter()
-        .map(|a| &a.outcome)
-        .chain(report.wrappers.iter().map(|w| &w.outcome))
-        .any(|o| matches!(o, Outcome::Refused(_)))
-    {
+    if report.any_refused() {
         // Everything that could be done is done; say so in the status.
         out.flush()?;
         return Err("some snapshots were not activated (see above)".into());

@@ -97,6 +97,33 @@ pub enum Outcome {
     Refused(String),
 }
 
+impl Outcome {
+    /// The word for the outcome: `activated`, `merge-resumed`, `already-active` or
+    /// `refused`.
+    ///
+    /// ```
+    /// use devmapper::snapshot::activate::Outcome;
+    /// assert_eq!(Outcome::MergeResumed.as_str(), "merge-resumed");
+    /// assert_eq!(Outcome::Refused("no origin".into()).as_str(), "refused");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Activated => "activated",
+            Self::MergeResumed => "merge-resumed",
+            Self::AlreadyActive => "already-active",
+            Self::Refused(_) => "refused",
+        }
+    }
+
+    /// Why it was refused, when it was.
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            Self::Refused(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
 /// One snapshot found on a COW device and what was done with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Activation {
@@ -125,6 +152,17 @@ pub struct ActivateReport {
     pub wrappers: Vec<WrapperActivation>,
     /// Entry files that cannot be read: left alone.
     pub bad_entries: Vec<(PathBuf, String)>,
+}
+
+impl ActivateReport {
+    /// Some snapshot or plain wrapper found was refused (the rest was done).
+    pub fn any_refused(&self) -> bool {
+        self.activations
+            .iter()
+            .map(|a| &a.outcome)
+            .chain(self.wrappers.iter().map(|w| &w.outcome))
+            .any(|o| matches!(o, Outcome::Refused(_)))
+    }
 }
 
 #[derive(Debug)]

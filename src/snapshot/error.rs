@@ -15,9 +15,7 @@ pub enum SnapError {
     #[error(transparent)]
     Id(#[from] crate::kernel::id::IdError),
     /// The named device exists but was not made by `wrap`.
-    #[error(
-        "{name} is not a dmsnap-wrapped device (its uuid {uuid:?} does not start with DMSNAP-)"
-    )]
+    #[error("{name} is not a wrapped device (its uuid {uuid:?} does not start with DMSNAP-)")]
     NotWrapped {
         /// Device name.
         name: String,
@@ -256,7 +254,7 @@ pub enum WrongStateKind {
     #[error("a rollback is merging; wait for it to finish")]
     MergeRunning,
     /// The origin's live table is not one the snapshot workflows made (changed by hand?).
-    #[error("its table is not one dmsnap made")]
+    #[error("its table is not one the snapshot workflows made")]
     ForeignTable,
     /// The backing device cannot be found in the origin's or `-real`'s table.
     #[error("cannot find the backing device in its tables")]
@@ -342,3 +340,127 @@ fn found_list(found: &[crate::probe::Found]) -> String {
 
 /// Result alias of the snapshot workflows.
 pub type SnapResult<T> = Result<T, SnapError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::RecoveryAction;
+    use crate::{DevNum, DmName};
+
+    fn wrong(kind: WrongStateKind) -> String {
+        SnapError::WrongState {
+            name: "data".into(),
+            kind,
+        }
+        .to_string()
+    }
+
+    /// Each kind says what the prose `reason` of the untyped variant said.
+    #[test]
+    fn wrong_state_text_is_unchanged() {
+        use WrongStateKind::*;
+        let cases = [
+            (
+                NotASnapshot {
+                    snapshot: "x".into(),
+                    wrapper: "data".into(),
+                },
+                "data: x is not a snapshot of data",
+            ),
+            (
+                MergeRunning,
+                "data: a rollback is merging; wait for it to finish",
+            ),
+            (
+                NoBacking,
+                "data: cannot find the backing device in its tables",
+            ),
+            (
+                OtherSnapshots {
+                    snapshots: vec!["a".into(), "b".into()],
+                },
+                "data: other snapshots exist (a, b); drop them before a rollback",
+            ),
+            (
+                NotMergeable {
+                    status: crate::targets::SnapshotStatus::Invalid,
+                },
+                "data: the snapshot is Invalid and cannot be merged; drop it",
+            ),
+            (
+                SnapshotOpen {
+                    open_count: 2,
+                    mounts: vec!["/mnt".into()],
+                },
+                "data: the snapshot is open 2 time(s) (mounted at /mnt); unmount it first",
+            ),
+            (
+                SnapshotOpen {
+                    open_count: 1,
+                    mounts: vec![],
+                },
+                "data: the snapshot is open 1 time(s); unmount it first",
+            ),
+            (
+                NoStrongId {
+                    backing: DevNum::new(8, 16),
+                },
+                "data: its device (8:16) has no serial, wwid, dm or md uuid and no filesystem uuid: it could not be recognised after a reboot",
+            ),
+            (MergeNotDone, "data: the merge is still running"),
+        ];
+        for (kind, text) in cases {
+            assert_eq!(wrong(kind), text);
+        }
+    }
+
+    #[test]
+    fn suspend_bound_lists_recovery_and_its_failure() {
+        let e = |recovery, recovery_failed| SnapError::SuspendBound {
+            name: "data".into(),
+            bound: std::time::Duration::from_millis(300),
+            recovery,
+            recovery_failed,
+        };
+        let base = "data stayed suspended past the 300 ms bound; the guardian resumed it";
+        assert_eq!(e(Vec::new(), None).to_string(), base);
+        let n = |s| DmName::new(s).unwrap();
+        let done = vec![
+            RecoveryAction::ResumedOrigin { origin: n("data") },
+            RecoveryAction::RemovedSnapshot {
+                snapshot: n("data-snap"),
+            },
+        ];
+        assert_eq!(
+            e(done, None).to_string(),
+            format!("{base}, then recovery: resumed data; removed snapshot device data-snap")
+        );
+        let failed = SnapError::NoSuchDevice {
+            name: "data".into(),
+        };
+        assert_eq!(
+            e(Vec::new(), Some(Box::new(failed))).to_string(),
+            format!("{base}, then recovery: recovery failed: no device named data")
+        );
+    }
+
+    /// A library user has no dmsnap: no message tells them to run it.
+    #[test]
+    fn messages_name_no_command() {
+        let msgs = [
+            SnapError::NotWrapped {
+                name: "data".into(),
+                uuid: None,
+            }
+            .to_string(),
+            SnapError::NoSuchDevice {
+                name: "data".into(),
+            }
+            .to_string(),
+            wrong(WrongStateKind::ForeignTable),
+        ];
+        for m in msgs {
+            assert!(!m.contains("dmsnap"), "{m}");
+        }
+    }
+}

@@ -297,3 +297,46 @@ impl fmt::Display for RecoveryAction {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RecoveryAction::*;
+    use crate::DmName;
+
+    /// The lines `recover` returned as strings before it returned actions.
+    #[test]
+    fn display_is_the_old_text() {
+        let n = |s| DmName::new(s).unwrap();
+        let cases = [
+            (ResumedOrigin { origin: n("d") }, "resumed d"),
+            (
+                ResumedNewSnapshot { snapshot: n("s") },
+                "resumed new snapshot s",
+            ),
+            (
+                DroppedStagedTable { origin: n("d") },
+                "dropped the staged table of d",
+            ),
+            (
+                RemovedSnapshot { snapshot: n("s") },
+                "removed snapshot device s",
+            ),
+            (ResumedSnapshot { snapshot: n("s") }, "resumed snapshot s"),
+            (ResumedReal { real: n("d-real") }, "resumed d-real"),
+            (RemovedReal { real: n("d-real") }, "removed d-real"),
+            (RemovedCowLayer { layer: n("s-cow") }, "removed s-cow"),
+            (
+                RestoredPlainTable { origin: n("d") },
+                "restored the plain table of d",
+            ),
+            (
+                FinishedMerge { origin: n("d") },
+                "finished the merge into d",
+            ),
+        ];
+        for (a, text) in cases {
+            assert_eq!(a.to_string(), text);
+            assert!(text.ends_with(a.device().as_str()), "{a:?}");
+        }
+    }
+}

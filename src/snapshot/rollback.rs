@@ -338,3 +338,31 @@ impl MergeProgress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(allocated: u64) -> SnapshotUsage {
+        SnapshotUsage {
+            allocated: Sectors(allocated),
+            total: Sectors(1000),
+            metadata: Sectors(8),
+        }
+    }
+
+    /// Progress counts from the first reading; a store that grows back does not go
+    /// negative.
+    #[test]
+    fn merge_progress() {
+        let mut p = MergeProgress::default();
+        assert_eq!(p.observe(&usage(408)).percent_done, 0.0);
+        assert_eq!(p.observe(&usage(108)).percent_done, 75.0);
+        let s = p.observe(&usage(8));
+        assert_eq!((s.left, s.percent_done), (Sectors(0), 100.0));
+        assert_eq!(p.observe(&usage(508)).percent_done, 0.0);
+        // Nothing left at the first reading: done, without a division by zero.
+        let mut p = MergeProgress::default();
+        assert_eq!(p.observe(&usage(8)).percent_done, 100.0);
+    }
+}

@@ -286,3 +286,47 @@ impl<'dm> super::super::Wrapper<'dm> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::record::{DeviceId, IdKind};
+
+    fn entry() -> WrapperEntry {
+        WrapperEntry {
+            name: DmName::new("data").unwrap(),
+            uuid: DmUuid::new("DMSNAP-0123456789abcdef0123456789abcdef").unwrap(),
+            sectors: 2048,
+            ids: vec![DeviceId::new(IdKind::Serial, "QM00002")],
+        }
+    }
+
+    /// An entry written is read back as it was, no temporary file is left, and removing it
+    /// twice removes it once.
+    #[test]
+    fn write_read_remove() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("wrap");
+        let e = entry();
+        let path = e.write_to(&dir).unwrap();
+        assert_eq!(path, dir.join("data.conf"));
+        let read = read_entries(&dir);
+        assert_eq!(read.len(), 1, "{read:?}");
+        assert_eq!(read[0].0, path);
+        assert_eq!(read[0].1.as_ref().unwrap(), &e);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        assert_eq!(remove_entry(&dir, &e.name).unwrap(), Some(path));
+        assert_eq!(remove_entry(&dir, &e.name).unwrap(), None);
+    }
+
+    #[test]
+    fn unwritable_dir_is_entry_write() {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        match entry().write_to(t.path()) {
+            Err(SnapError::EntryWrite { path, .. }) => {
+                assert_eq!(path, t.path().join("data.conf"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
