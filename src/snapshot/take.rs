@@ -124,8 +124,8 @@ impl<'dm> Wrapper<'dm> {
     /// # Errors
     /// Refusals before any change: a merge is running, bad chunk size, COW missing, too
     /// small, in use, the same as the backing device, or holding something recognisable
-    /// ([`SnapError::CowHoldsData`](super::SnapError::CowHoldsData), [`SnapError::CowHoldsSnapshot`](super::SnapError::CowHoldsSnapshot), unless
-    /// [`CowOverwrite::Force`](super::CowOverwrite::Force)), name taken. Failures during the
+    /// ([`SnapError::CowHoldsData`], [`SnapError::CowHoldsSnapshot`], unless
+    /// [`CowOverwrite::Force`]), name taken. Failures during the
     /// sequence are undone.
     pub fn take_snapshot(&self, opts: &SnapshotOptions) -> SnapResult<Snapshot<'_, 'dm>> {
         self.recover()?;
