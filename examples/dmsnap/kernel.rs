@@ -1,6 +1,7 @@
 //! Kernel inspection commands: version, ls, table, status, targets.
 
 use devmapper::StatusFlush;
+use devmapper::kernel::listing::list_devices;
 use devmapper::{DeviceMapper, DmName, Which};
 
 use crate::CliResult;
@@ -20,34 +21,24 @@ pub fn version(out: &mut Out) -> CliResult {
 
 pub fn ls(json: bool, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let mut rows = Vec::new();
-    for d in dm.list()? {
-        let name = DmName::new(&d.name)?;
-        // A device can vanish between the list and the query: skip it.
-        let Ok(info) = dm.info(&name) else { continue };
-        let targets: Vec<String> = dm
-            .table_raw(&name, Which::Live)
-            .map(|t| t.into_iter().map(|t| t.target_type).collect())
-            .unwrap_or_default();
-        rows.push((d, info, targets));
-    }
-    rows.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let rows = list_devices(&dm)?;
     if json {
         let devices: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(d, i, t)| {
+            .map(|d| {
+                let i = &d.info;
                 serde_json::json!({
-                    "name": d.name,
-                    "uuid": d.uuid,
-                    "major": d.dev.major,
-                    "minor": d.dev.minor,
+                    "name": i.name,
+                    "uuid": i.uuid,
+                    "major": i.dev.major,
+                    "minor": i.dev.minor,
                     "open_count": i.open_count,
                     "suspended": i.suspended(),
                     "read_only": i.read_only(),
                     "live_table": i.has_live_table(),
                     "inactive_table": i.has_inactive_table(),
                     "event_nr": i.event_nr,
-                    "targets": t,
+                    "targets": d.targets,
                 })
             })
             .collect();
@@ -60,7 +51,7 @@ pub fn ls(json: bool, out: &mut Out) -> CliResult {
     }
     let w = rows
         .iter()
-        .map(|r| r.0.name.len())
+        .map(|d| d.info.name.len())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -69,38 +60,25 @@ pub fn ls(json: bool, out: &mut Out) -> CliResult {
         "{:<w$}  {:<9}  {:>4}  {:<9}  {:<12}  UUID",
         "NAME", "MAJ:MIN", "OPEN", "STATE", "TARGETS"
     );
-    for (d, i, t) in &rows {
-        let mut state = if i.suspended() { "suspended" } else { "active" }.to_owned();
-        if !i.has_live_table() {
-            state = "no-table".to_owned();
-        }
-        let targets = if t.is_empty() {
+    for d in &rows {
+        let i = &d.info;
+        let targets = if d.targets.is_empty() {
             "-".to_owned()
         } else {
-            dedup(t).join(",")
+            d.target_types().join(",")
         };
         writeln!(
             out,
             "{:<w$}  {:<9}  {:>4}  {:<9}  {:<12}  {}",
-            d.name,
-            d.dev.to_string(),
+            i.name,
+            i.dev.to_string(),
             i.open_count,
-            state,
+            d.state().as_str(),
             targets,
-            d.uuid.as_deref().unwrap_or("-")
+            i.uuid.as_deref().unwrap_or("-")
         );
     }
     Ok(())
-}
-
-fn dedup(t: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = Vec::new();
-    for x in t {
-        if !v.contains(x) {
-            v.push(x.clone());
-        }
-    }
-    v
 }
 
 fn which(inactive: bool) -> Which {

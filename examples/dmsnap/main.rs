@@ -247,8 +247,11 @@ fn stdout_failed(e: &StdoutError) -> ExitCode {
 
 /// The error and its causes, each cause only when the text so far does not already say
 /// it (most errors include their source in their own message).
-fn report(e: &dyn std::error::Error) {
-    let mut said = e.to_string();
+fn report(e: &(dyn std::error::Error + 'static)) {
+    let mut said = e
+        .downcast_ref::<devmapper::snapshot::SnapError>()
+        .and_then(snap::advised)
+        .unwrap_or_else(|| e.to_string());
     errln!("dmsnap: {said}");
     let mut src = e.source();
     while let Some(s) = src {

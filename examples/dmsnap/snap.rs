@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use devmapper::snapshot::activate::{self, WrapperEntry};
 use devmapper::snapshot::{
-    CowOverwrite, RollbackOptions, SnapError, SnapshotOptions, SnapshotReport, Wrapper,
-    WrapperState, WrapperStatus,
+    CowOverwrite, Dropped, MergeProgress, Rollback, RollbackOptions, SnapError, SnapshotOptions,
+    SnapshotReport, Wrapper, WrapperState, WrongStateKind,
 };
-use devmapper::targets::ExceptionStore;
 use devmapper::units::parse_size;
 use devmapper::{DeviceMapper, DmName};
 
@@ -21,42 +21,41 @@ fn config_dir() -> PathBuf {
         .unwrap_or_else(|| devmapper::snapshot::activate::DEFAULT_CONFIG_DIR.into())
 }
 
+/// The text `main` prints for a library error, with what to run when that is a dmsnap
+/// command; `None`: the error's own text.
+pub fn advised(e: &SnapError) -> Option<String> {
+    Some(match e {
+        SnapError::NotWrapped { name, uuid } => format!(
+            "{name} is not a dmsnap-wrapped device (its uuid {uuid:?} does not start with DMSNAP-); use `dmsnap wrap` first"
+        ),
+        SnapError::NoSuchDevice { name } => {
+            format!("{e}; create it with `dmsnap wrap {name} DEVICE`")
+        }
+        SnapError::WrongState {
+            name,
+            kind: WrongStateKind::ForeignTable,
+        } => format!("{name}: its table is not one dmsnap made"),
+        _ => return None,
+    })
+}
+
 pub fn wrap(name: &str, device: &std::path::Path, boot: bool, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
-    let w = Wrapper::wrap(&dm, &DmName::new(name)?, device)?;
-    if boot {
-        let written = w
-            .boot_entry()
-            .map_err(Box::<dyn std::error::Error>::from)
-            .and_then(|e| {
-                let dir = config_dir();
-                std::fs::create_dir_all(&dir)
-                    .and_then(|()| {
-                        let tmp = dir.join(format!(".{name}.conf.tmp"));
-                        std::fs::write(&tmp, e.to_text())?;
-                        std::fs::File::open(&tmp)?.sync_all()?;
-                        std::fs::rename(&tmp, dir.join(format!("{name}.conf")))
-                    })
-                    .map_err(|err| format!("writing {}/{name}.conf: {err}", dir.display()).into())
-            });
-        if let Err(e) = written {
-            // Without the entry the wrapper would not come back at boot: undo the wrap.
-            let _ = w.unwrap_device();
-            return Err(format!("{e}; {name} was not kept").into());
-        }
-    }
+    let name = DmName::new(name)?;
+    let (w, entry) = if boot {
+        let (w, entry) = Wrapper::wrap_for_boot(&dm, &name, device, &config_dir())?;
+        (w, Some(entry))
+    } else {
+        (Wrapper::wrap(&dm, &name, device)?, None)
+    };
     writeln!(
         out,
         "wrapped {} as {}{}",
         device.display(),
         w.node().display(),
-        if boot {
-            format!(
-                " (re-created at boot from {}/{name}.conf)",
-                config_dir().display()
-            )
-        } else {
-            String::new()
+        match entry {
+            Some(path) => format!(" (re-created at boot from {})", path.display()),
+            None => String::new(),
         }
     );
     Ok(())
@@ -113,21 +112,13 @@ pub fn snapshot(
     Ok(())
 }
 
-fn store(s: ExceptionStore) -> &'static str {
-    match s {
-        ExceptionStore::Persistent => "persistent",
-        ExceptionStore::PersistentOverflow => "persistent-overflow",
-        ExceptionStore::Transient => "transient",
-    }
-}
-
 fn report_json(r: &SnapshotReport) -> serde_json::Value {
     serde_json::json!({
         "name": r.name,
-        "state": r.state,
+        "state": r.state.as_str(),
         "cow": r.cow.map(|d| d.to_string()),
         "chunk_sectors": r.chunk.0,
-        "store": store(r.store),
+        "store": SnapshotReport::store_name(r.store),
         "allocated_sectors": r.usage.map(|u| u.allocated.0),
         "total_sectors": r.usage.map(|u| u.total.0),
         "metadata_sectors": r.usage.map(|u| u.metadata.0),
@@ -149,18 +140,9 @@ fn report_line(r: &SnapshotReport) -> String {
         r.state,
         r.cow.map(|d| d.to_string()).unwrap_or_else(|| "?".into()),
         r.chunk,
-        store(r.store),
+        SnapshotReport::store_name(r.store),
         usage
     )
-}
-
-fn state_name(s: &WrapperStatus) -> &'static str {
-    match s.state {
-        WrapperState::Plain => "plain",
-        WrapperState::Snapshotted => "snapshotted",
-        WrapperState::Merging(_) => "merging",
-        _ => "unknown",
-    }
 }
 
 /// Snapshot status of a wrapped device; `None` when `name` is not one (the caller then
@@ -180,7 +162,7 @@ pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
         };
         let v = serde_json::json!({
             "name": s.name,
-            "state": state_name(&s),
+            "state": s.state.as_str(),
             "backing": s.backing.map(|d| d.to_string()),
             "size_sectors": s.size.0,
             "open_count": s.open_count,
@@ -195,7 +177,7 @@ pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
         out,
         "{}: {} (backing {}, {} sectors, open {}{})",
         s.name,
-        state_name(&s),
+        s.state.as_str(),
         s.backing
             .map(|d| d.to_string())
             .unwrap_or_else(|| "?".into()),
@@ -215,21 +197,16 @@ pub fn status(name: &str, json: bool, out: &mut Out) -> CliResult<bool> {
 pub fn drop_snapshot(name: &str, snap: Option<&str>, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
-    let done = w.recover()?;
-    for d in &done {
-        errln!("recovered: {d}");
-    }
     let snap = snap.map(DmName::new).transpose()?;
-    match w.snapshot(snap.as_ref()) {
-        Ok(s) => {
-            let n = s.name().clone();
-            s.discard()?;
-            writeln!(out, "dropped {n}; {} is a plain device again", w.name());
+    match w.drop_snapshot(snap.as_ref(), |d| errln!("recovered: {d}"))? {
+        Dropped::Dropped { snapshot } => {
+            writeln!(
+                out,
+                "dropped {snapshot}; {} is a plain device again",
+                w.name()
+            );
         }
-        Err(SnapError::NoSnapshot { .. }) if !done.is_empty() => {
-            writeln!(out, "nothing left to drop");
-        }
-        Err(e) => return Err(e.into()),
+        _ => writeln!(out, "nothing left to drop"),
     }
     Ok(())
 }
@@ -243,30 +220,26 @@ pub fn rollback(
 ) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
-    let done = w.recover()?;
-    for d in &done {
-        errln!("recovered: {d}");
-    }
-    if done.iter().any(|d| d.starts_with("finished the merge")) && w.merging()?.is_none() {
-        // A merge that ran on (say, resumed by `activate` after a reboot) is now done.
-        writeln!(out, "rollback of {} complete", w.name());
-        return Ok(());
-    }
-    let merging = match w.merging()? {
-        Some(m) => {
+    let snap = snap.map(DmName::new).transpose()?;
+    let merging = match w.rollback_to(snap.as_ref(), RollbackOptions { force }, |d| {
+        errln!("recovered: {d}")
+    })? {
+        Rollback::AlreadyMerging(m) => {
             errln!("a rollback is already merging into {}", w.name());
             m
         }
-        None => {
-            let snap = snap.map(DmName::new).transpose()?;
-            let s = w.snapshot(snap.as_ref())?;
-            let m = s.rollback(RollbackOptions { force })?;
+        Rollback::Started(m) => {
             writeln!(
                 out,
                 "{} now shows the snapshot's content; merging in the background",
                 w.name()
             );
             m
+        }
+        _ => {
+            // A merge that ran on (say, resumed by `activate` after a reboot) is now done.
+            writeln!(out, "rollback of {} complete", w.name());
+            return Ok(());
         }
     };
     if !wait {
@@ -280,12 +253,14 @@ pub fn rollback(
     }
     // The merge runs already, whatever happens while waiting: say so now.
     out.flush()?;
-    let mut initial = None;
+    let mut progress = MergeProgress::default();
     merging.wait(None, |u| {
-        let start = *initial.get_or_insert(u.data().0.max(1));
-        let left = u.data().0;
-        let pct = 100.0 * (start.saturating_sub(left)) as f64 / start as f64;
-        errprint!("\rmerging: {left} sectors left ({pct:5.1}% done)   ");
+        let p = progress.observe(u);
+        errprint!(
+            "\rmerging: {} sectors left ({:5.1}% done)   ",
+            p.left.0,
+            p.percent_done
+        );
     })?;
     errln!("\rmerging: done                                  ");
     writeln!(out, "rollback of {} complete", w.name());
@@ -295,12 +270,13 @@ pub fn rollback(
 pub fn unwrap(name: &str, out: &mut Out) -> CliResult {
     let dm = DeviceMapper::new()?;
     let w = Wrapper::open(&dm, &DmName::new(name)?)?;
+    let dm_name = w.name().clone();
     w.unwrap_device()?;
-    let entry = config_dir().join(format!("{name}.conf"));
-    if entry.exists() {
-        std::fs::remove_file(&entry)
-            .map_err(|e| format!("removed {name}, but not {}: {e}", entry.display()))?;
-    }
+    let dir = config_dir();
+    activate::remove_entry(&dir, &dm_name).map_err(|e| {
+        let entry = WrapperEntry::path_in(&dir, &dm_name);
+        format!("removed {name}, but not {}: {e}", entry.display())
+    })?;
     writeln!(out, "removed {name}");
     Ok(())
 }
@@ -319,7 +295,7 @@ pub fn recover(name: &str, out: &mut Out) -> CliResult {
 }
 
 pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
-    use devmapper::snapshot::activate::{self, ActivateOptions, Outcome};
+    use devmapper::snapshot::activate::{ActivateOptions, Outcome};
     use devmapper::snapshot::record::{RecordState, utc};
     let dm = DeviceMapper::new()?;
     let report = activate::activate(
@@ -329,12 +305,6 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
             config_dir: Some(config_dir()),
         },
     )?;
-    let word = |o: &Outcome| match o {
-        Outcome::Activated => "activated",
-        Outcome::MergeResumed => "merge-resumed",
-        Outcome::AlreadyActive => "already-active",
-        _ => "refused",
-    };
     if json {
         let items: Vec<serde_json::Value> = report
             .activations
@@ -345,8 +315,8 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
                     "snapshot": a.snapshot,
                     "cow": a.cow.display().to_string(),
                     "origin": a.origin.as_ref().map(|p| p.display().to_string()),
-                    "outcome": word(&a.outcome),
-                    "reason": match &a.outcome { Outcome::Refused(r) => Some(r.as_str()), _ => None },
+                    "outcome": a.outcome.as_str(),
+                    "reason": a.outcome.refusal(),
                     "merging": a.record.state == RecordState::Merging,
                     "created": a.record.created,
                     "chunk_sectors": a.record.chunk_sectors,
@@ -366,8 +336,8 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
                     "wrapper": w.wrapper,
                     "entry": w.entry.display().to_string(),
                     "origin": w.origin.as_ref().map(|p| p.display().to_string()),
-                    "outcome": word(&w.outcome),
-                    "reason": match &w.outcome { Outcome::Refused(r) => Some(r.as_str()), _ => None },
+                    "outcome": w.outcome.as_str(),
+                    "reason": w.outcome.refusal(),
                 })
             })
             .collect();
@@ -396,7 +366,7 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
                         .as_ref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| "as active".into()),
-                    word(o)
+                    o.as_str()
                 ),
             }
         }
@@ -427,7 +397,7 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
                         .as_ref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| "as active".into()),
-                    word(o)
+                    o.as_str()
                 ),
             }
         }
@@ -435,13 +405,7 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
             writeln!(out, "{}: left alone: {e}", p.display());
         }
     }
-    if report
-        .activations
-        .iter()
-        .map(|a| &a.outcome)
-        .chain(report.wrappers.iter().map(|w| &w.outcome))
-        .any(|o| matches!(o, Outcome::Refused(_)))
-    {
+    if report.any_refused() {
         // Everything that could be done is done; say so in the status.
         out.flush()?;
         return Err("some snapshots were not activated (see above)".into());

@@ -134,7 +134,11 @@ fn crash_after_every_step_is_recovered() {
                     assert_eq!(origin, p0, "{op}:{k}");
                     match st.snapshots.first() {
                         Some(s) => {
-                            assert_eq!(s.state, "active", "{op}:{k} {actions:?}");
+                            assert_eq!(
+                                s.state,
+                                devmapper::snapshot::SnapshotState::Active,
+                                "{op}:{k} {actions:?}"
+                            );
                             assert_eq!(read(&w.snapshot(None).unwrap().node(), len), p0);
                         }
                         None => assert_eq!(

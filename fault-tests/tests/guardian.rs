@@ -254,7 +254,11 @@ fn check_recovered(dm: &DeviceMapper, s: &Setup, op: &str, at: &str) {
             assert_eq!(origin, p0, "{at}");
             match st.snapshots.first() {
                 Some(x) => {
-                    assert_eq!(x.state, "active", "{at} {actions:?}");
+                    assert_eq!(
+                        x.state,
+                        devmapper::snapshot::SnapshotState::Active,
+                        "{at} {actions:?}"
+                    );
                     assert_eq!(read(&w.snapshot(None).unwrap().node(), LEN), p0, "{at}");
                     w.snapshot(None).unwrap().discard().unwrap();
                 }

@@ -28,6 +28,7 @@ pub mod reply;
 pub(crate) mod dm;
 mod dm_typed;
 pub mod guard;
+pub mod listing;
 pub mod nodes;
 pub(crate) mod undo;
 

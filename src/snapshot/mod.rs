@@ -33,29 +33,39 @@
 //! Every step has its undo, run automatically on error; no error path leaves a device
 //! suspended, and neither does a kill: a guardian process resumes what its dead parent
 //! left suspended, and no suspend outlasts [`Wrapper::with_suspend_bound`] (see the
-//! module docs of `ops`, and [`crate::SuspendGuard`]). The state lives only in the kernel, so after a crash
+//! module docs of `window`, and [`crate::SuspendGuard`]). The state lives only in the kernel, so after a crash
 //! [`Wrapper::recover`] (which every workflow runs first) completes or undoes whatever
 //! was interrupted.
 #![forbid(unsafe_code)]
 
 pub mod activate;
 mod blockdev;
+mod discard;
 mod error;
 mod fault;
+mod handle;
 pub mod identity;
-mod ops;
+mod options;
 mod persist;
 pub mod record;
 mod recover;
+mod retry;
+mod rollback;
 mod state;
+mod take;
+mod window;
 
 pub use blockdev::BlockDev;
-pub use error::{SnapError, SnapResult};
+pub use discard::Dropped;
+pub use error::{SnapError, SnapResult, WrongStateKind};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use fault::arm as arm_fault_injection;
-pub use ops::{CowOverwrite, MergeState, Merging, RollbackOptions, Snapshot, SnapshotOptions};
-pub use state::{SnapshotReport, WrapperState, WrapperStatus};
+pub use handle::{MergeState, Merging, Snapshot};
+pub use options::{CowOverwrite, RollbackOptions, SnapshotOptions};
+pub use recover::RecoveryAction;
+pub use rollback::{MergeProgress, MergeStep, Rollback};
+pub use state::{SnapshotReport, SnapshotState, WrapperState, WrapperStatus};
 
 use crate::RemoveMode;
 use crate::kernel::id::{DmName, DmUuid};
@@ -217,8 +227,7 @@ impl<'dm> Wrapper<'dm> {
         if !st.snapshots.is_empty() || st.real.is_some() {
             return Err(SnapError::WrongState {
                 name: self.name.to_string(),
-                reason: "a snapshot or merge exists; drop it or wait for the merge first"
-                    .to_owned(),
+                kind: WrongStateKind::HasSnapshots,
             });
         }
         self.dm.remove(&self.name, RemoveMode::Now)?;

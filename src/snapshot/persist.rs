@@ -9,8 +9,9 @@ use std::path::Path;
 
 use super::blockdev;
 use super::error::{SnapError, SnapResult};
-use super::ops::cow_of;
 use super::record::{RECORD_LEN, Record, RecordError, RecordState, has_magic};
+use super::recover::RecoveryAction;
+use super::state::cow_of;
 use super::state::{Dev, State};
 use super::{UUID_PREFIX, Wrapper, devnum};
 use crate::DevNum;
@@ -110,7 +111,7 @@ pub(crate) fn forget(raw: DevNum, offset: Sectors, snapshot_uuid: &str) {
 
 /// Remove the `-cow` layers no snapshot and no merge uses any more (a snapshot dropped,
 /// a merge finished, a take interrupted), forgetting their records.
-pub(crate) fn remove_stale_layers(w: &Wrapper<'_>, st: &State) -> SnapResult<Vec<String>> {
+pub(crate) fn remove_stale_layers(w: &Wrapper<'_>, st: &State) -> SnapResult<Vec<RecoveryAction>> {
     let mut used: Vec<DevNum> = Vec::new();
     let all = std::iter::once(&st.origin).chain(st.snapshots.iter());
     for d in all {
@@ -133,7 +134,9 @@ pub(crate) fn remove_stale_layers(w: &Wrapper<'_>, st: &State) -> SnapResult<Vec
         {
             forget(raw, offset, &su);
         }
-        done.push(format!("removed {}", layer.name));
+        done.push(RecoveryAction::RemovedCowLayer {
+            layer: layer.name.clone(),
+        });
     }
     Ok(done)
 }

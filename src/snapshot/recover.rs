@@ -1,17 +1,35 @@
 //! Completing or undoing whatever a crash interrupted, from the kernel's state alone.
 #![forbid(unsafe_code)]
 
+use std::fmt;
+
 use super::Wrapper;
+use super::discard::finish_merge;
 use super::error::SnapResult;
-use super::ops::{cow_of, finish_merge};
+use super::state::cow_of;
 use crate::StatusFlush;
+use crate::kernel::id::DmName;
 use crate::kernel::undo::{Undo, remove_retrying};
 use crate::targets::{SnapshotStatus, Target, TargetStatus};
 use crate::{DevId, GuardPlan, SuspendOptions, Which};
 
 impl Wrapper<'_> {
     /// Bring the wrapper to a consistent state after an interrupted workflow; returns what
-    /// was done (empty when nothing was needed). Every workflow runs this first.
+    /// was done, in order (empty when nothing was needed). Every workflow runs this first.
+    ///
+    /// ```no_run
+    /// # use devmapper::{DeviceMapper, DmName};
+    /// use devmapper::snapshot::{RecoveryAction, Wrapper};
+    /// # let dm = DeviceMapper::new()?;
+    /// let w = Wrapper::open(&dm, &DmName::new("data")?)?;
+    /// for action in w.recover()? {
+    ///     if let RecoveryAction::FinishedMerge { origin } = &action {
+    ///         println!("the rollback of {origin} is complete");
+    ///     }
+    ///     println!("{action}"); // e.g. "removed snapshot device data-snap"
+    /// }
+    /// # Ok::<(), devmapper::snapshot::SnapError>(())
+    /// ```
     ///
     /// - An origin left suspended is resumed: with a staged `snapshot-origin` table after
     ///   its snapshot (the snapshot completes), with a staged `snapshot-merge` table (the
@@ -24,7 +42,7 @@ impl Wrapper<'_> {
     ///
     /// # Errors
     /// A device-mapper call fails (the state is then reported by [`Wrapper::status`]).
-    pub fn recover(&self) -> SnapResult<Vec<String>> {
+    pub fn recover(&self) -> SnapResult<Vec<RecoveryAction>> {
         let dm = self.dm;
         let mut done = Vec::new();
         let st = self.state()?;
@@ -50,7 +68,9 @@ impl Wrapper<'_> {
                         )?;
                         for s in new {
                             dm.resume(&s.name, SuspendOptions::default())?;
-                            done.push(format!("resumed new snapshot {}", s.name));
+                            done.push(RecoveryAction::ResumedNewSnapshot {
+                                snapshot: s.name.clone(),
+                            });
                         }
                     }
                     Some(Target::SnapshotMerge(m)) => {
@@ -79,7 +99,9 @@ impl Wrapper<'_> {
                     }
                 }
                 dm.resume(&self.name, SuspendOptions::default())?;
-                done.push(format!("resumed {}", self.name));
+                done.push(RecoveryAction::ResumedOrigin {
+                    origin: self.name.clone(),
+                });
                 if undo.disarm() {
                     return Err(self.bound_error());
                 }
@@ -90,7 +112,9 @@ impl Wrapper<'_> {
         } else if st.origin.inactive.is_some() {
             // 2. Staged but never suspended: undo the staging.
             dm.clear_table(&self.name)?;
-            done.push(format!("dropped the staged table of {}", self.name));
+            done.push(RecoveryAction::DroppedStagedTable {
+                origin: self.name.clone(),
+            });
         }
 
         // 3. Snapshot devices.
@@ -109,20 +133,26 @@ impl Wrapper<'_> {
                     dm.resume(&s.name, SuspendOptions::default())?;
                 }
                 remove_retrying(dm, &s.name)?;
-                done.push(format!("removed snapshot device {}", s.name));
+                done.push(RecoveryAction::RemovedSnapshot {
+                    snapshot: s.name.clone(),
+                });
             } else if s.info.suspended() {
                 if s.info.has_inactive_table() {
                     dm.clear_table(&s.name)?;
                 }
                 dm.resume(&s.name, SuspendOptions::default())?;
-                done.push(format!("resumed snapshot {}", s.name));
+                done.push(RecoveryAction::ResumedSnapshot {
+                    snapshot: s.name.clone(),
+                });
             }
         }
         if let Some(r) = &st.real
             && r.info.suspended()
         {
             dm.resume(&r.name, SuspendOptions::default())?;
-            done.push(format!("resumed {}", r.name));
+            done.push(RecoveryAction::ResumedReal {
+                real: r.name.clone(),
+            });
         }
 
         // -cow layers nothing uses any more (their records are zeroed with them).
@@ -134,12 +164,16 @@ impl Wrapper<'_> {
             Some(Target::Linear(_)) => {
                 if let Some(r) = &st.real {
                     remove_retrying(dm, &r.name)?;
-                    done.push(format!("removed {}", r.name));
+                    done.push(RecoveryAction::RemovedReal {
+                        real: r.name.clone(),
+                    });
                 }
             }
             Some(Target::SnapshotOrigin(_)) if st.snapshots.is_empty() => {
                 finish_merge(self)?;
-                done.push(format!("restored the plain table of {}", self.name));
+                done.push(RecoveryAction::RestoredPlainTable {
+                    origin: self.name.clone(),
+                });
             }
             Some(Target::SnapshotMerge(_)) => {
                 let s = dm.status(&self.name, Which::Live, StatusFlush::NoFlush)?;
@@ -148,11 +182,161 @@ impl Wrapper<'_> {
                     && u.allocated == u.metadata
                 {
                     finish_merge(self)?;
-                    done.push(format!("finished the merge into {}", self.name));
+                    done.push(RecoveryAction::FinishedMerge {
+                        origin: self.name.clone(),
+                    });
                 }
             }
             _ => {}
         }
         Ok(done)
+    }
+}
+
+/// One thing [`Wrapper::recover`] did, naming the device; `Display` gives a line such as
+/// `removed snapshot device data-snap`.
+///
+/// ```
+/// use devmapper::DmName;
+/// use devmapper::snapshot::RecoveryAction;
+/// let a = RecoveryAction::FinishedMerge { origin: DmName::new("data")? };
+/// assert_eq!(a.to_string(), "finished the merge into data");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecoveryAction {
+    /// The origin was left suspended and was resumed (completing or undoing its window).
+    ResumedOrigin {
+        /// The origin (the wrapper).
+        origin: DmName,
+    },
+    /// A snapshot staged by an interrupted take was resumed (the take completes).
+    ResumedNewSnapshot {
+        /// The snapshot device.
+        snapshot: DmName,
+    },
+    /// A table staged on the running origin was dropped (the interrupted step is undone).
+    DroppedStagedTable {
+        /// The origin.
+        origin: DmName,
+    },
+    /// A snapshot device was removed: half-built, handed to a merge, or no longer tracked.
+    RemovedSnapshot {
+        /// The snapshot device.
+        snapshot: DmName,
+    },
+    /// A suspended snapshot was resumed.
+    ResumedSnapshot {
+        /// The snapshot device.
+        snapshot: DmName,
+    },
+    /// The suspended `-real` device was resumed.
+    ResumedReal {
+        /// The `-real` device.
+        real: DmName,
+    },
+    /// The `-real` device of an origin back on its plain table was removed.
+    RemovedReal {
+        /// The `-real` device.
+        real: DmName,
+    },
+    /// A `-cow` layer nothing uses any more was removed (its record zeroed).
+    RemovedCowLayer {
+        /// The `-cow` layer.
+        layer: DmName,
+    },
+    /// The origin had no snapshot left: its plain table was put back.
+    RestoredPlainTable {
+        /// The origin.
+        origin: DmName,
+    },
+    /// A merge was done: it was finished (plain table back, helpers removed).
+    FinishedMerge {
+        /// The origin.
+        origin: DmName,
+    },
+}
+
+impl RecoveryAction {
+    /// The device the action was on.
+    pub fn device(&self) -> &DmName {
+        match self {
+            Self::ResumedOrigin { origin }
+            | Self::DroppedStagedTable { origin }
+            | Self::RestoredPlainTable { origin }
+            | Self::FinishedMerge { origin } => origin,
+            Self::ResumedNewSnapshot { snapshot }
+            | Self::RemovedSnapshot { snapshot }
+            | Self::ResumedSnapshot { snapshot } => snapshot,
+            Self::ResumedReal { real } | Self::RemovedReal { real } => real,
+            Self::RemovedCowLayer { layer } => layer,
+        }
+    }
+}
+
+impl fmt::Display for RecoveryAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ResumedOrigin { origin: d } | Self::ResumedReal { real: d } => {
+                write!(f, "resumed {d}")
+            }
+            Self::ResumedNewSnapshot { snapshot } => write!(f, "resumed new snapshot {snapshot}"),
+            Self::DroppedStagedTable { origin } => {
+                write!(f, "dropped the staged table of {origin}")
+            }
+            Self::RemovedSnapshot { snapshot } => write!(f, "removed snapshot device {snapshot}"),
+            Self::ResumedSnapshot { snapshot } => write!(f, "resumed snapshot {snapshot}"),
+            Self::RemovedReal { real: d } | Self::RemovedCowLayer { layer: d } => {
+                write!(f, "removed {d}")
+            }
+            Self::RestoredPlainTable { origin } => {
+                write!(f, "restored the plain table of {origin}")
+            }
+            Self::FinishedMerge { origin } => write!(f, "finished the merge into {origin}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecoveryAction::*;
+    use crate::DmName;
+
+    /// The lines `recover` returned as strings before it returned actions.
+    #[test]
+    fn display_is_the_old_text() {
+        let n = |s| DmName::new(s).unwrap();
+        let cases = [
+            (ResumedOrigin { origin: n("d") }, "resumed d"),
+            (
+                ResumedNewSnapshot { snapshot: n("s") },
+                "resumed new snapshot s",
+            ),
+            (
+                DroppedStagedTable { origin: n("d") },
+                "dropped the staged table of d",
+            ),
+            (
+                RemovedSnapshot { snapshot: n("s") },
+                "removed snapshot device s",
+            ),
+            (ResumedSnapshot { snapshot: n("s") }, "resumed snapshot s"),
+            (ResumedReal { real: n("d-real") }, "resumed d-real"),
+            (RemovedReal { real: n("d-real") }, "removed d-real"),
+            (RemovedCowLayer { layer: n("s-cow") }, "removed s-cow"),
+            (
+                RestoredPlainTable { origin: n("d") },
+                "restored the plain table of d",
+            ),
+            (
+                FinishedMerge { origin: n("d") },
+                "finished the merge into d",
+            ),
+        ];
+        for (a, text) in cases {
+            assert_eq!(a.to_string(), text);
+            assert!(text.ends_with(a.device().as_str()), "{a:?}");
+        }
     }
 }

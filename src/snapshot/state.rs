@@ -168,9 +168,9 @@ impl Wrapper<'_> {
                 let mut r = SnapshotReport::new(format!("{} (merging)", self.name), t, status);
                 r.cow = r.cow.map(|c| st.raw_cow(c));
                 r.state = match status {
-                    SnapshotStatus::MergeFailed => "merge-failed",
-                    SnapshotStatus::Invalid => "invalid",
-                    _ => "merging",
+                    SnapshotStatus::MergeFailed => SnapshotState::MergeFailed,
+                    SnapshotStatus::Invalid => SnapshotState::Invalid,
+                    _ => SnapshotState::Merging,
                 };
                 WrapperState::Merging(r)
             }
@@ -233,8 +233,8 @@ pub struct SnapshotReport {
     pub chunk: Sectors,
     /// Persistent, persistent with overflow, or transient.
     pub store: ExceptionStore,
-    /// `active`, `invalid`, `overflow`, `merging` or `merge-failed`.
-    pub state: &'static str,
+    /// Active, invalid, overflowed, merging or merge-failed.
+    pub state: SnapshotState,
     /// Usage when the kernel reports it.
     pub usage: Option<SnapshotUsage>,
 }
@@ -242,11 +242,11 @@ pub struct SnapshotReport {
 impl SnapshotReport {
     fn new(name: String, t: &SnapTarget, status: SnapshotStatus) -> Self {
         let (state, usage) = match status {
-            SnapshotStatus::Active(u) => ("active", Some(u)),
-            SnapshotStatus::Invalid => ("invalid", None),
-            SnapshotStatus::Overflow => ("overflow", None),
-            SnapshotStatus::MergeFailed => ("merge-failed", None),
-            _ => ("unknown", None),
+            SnapshotStatus::Active(u) => (SnapshotState::Active, Some(u)),
+            SnapshotStatus::Invalid => (SnapshotState::Invalid, None),
+            SnapshotStatus::Overflow => (SnapshotState::Overflow, None),
+            SnapshotStatus::MergeFailed => (SnapshotState::MergeFailed, None),
+            _ => (SnapshotState::Unknown, None),
         };
         Self {
             name,
@@ -261,5 +261,90 @@ impl SnapshotReport {
     /// Percent of the COW in use.
     pub fn used_percent(&self) -> Option<f64> {
         self.usage.as_ref().and_then(SnapshotUsage::used_percent)
+    }
+
+    /// The store's kind in words: `persistent`, `persistent-overflow` or `transient`.
+    ///
+    /// ```
+    /// # use devmapper::targets::ExceptionStore;
+    /// use devmapper::snapshot::SnapshotReport;
+    /// assert_eq!(SnapshotReport::store_name(ExceptionStore::Transient), "transient");
+    /// ```
+    pub fn store_name(store: ExceptionStore) -> &'static str {
+        match store {
+            ExceptionStore::Persistent => "persistent",
+            ExceptionStore::PersistentOverflow => "persistent-overflow",
+            ExceptionStore::Transient => "transient",
+        }
+    }
+}
+
+/// The state of one snapshot, or of a merge, in a [`SnapshotReport`]; `Display` gives the
+/// word (`active`, `invalid`, `overflow`, `merging`, `merge-failed`, `unknown`).
+///
+/// ```
+/// use devmapper::snapshot::SnapshotState;
+/// assert_eq!(SnapshotState::MergeFailed.to_string(), "merge-failed");
+/// assert_eq!(SnapshotState::Active.as_str(), "active");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SnapshotState {
+    /// Working, usage reported.
+    Active,
+    /// Dropped by the kernel (full, or an I/O error): its data is gone.
+    Invalid,
+    /// A `PO` snapshot filled up through a write to the snapshot itself.
+    Overflow,
+    /// A rollback is merging it into the origin.
+    Merging,
+    /// An I/O error stopped the merge (the origin keeps working).
+    MergeFailed,
+    /// The kernel reports no usable state.
+    Unknown,
+}
+
+impl SnapshotState {
+    /// The word for the state.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Invalid => "invalid",
+            Self::Overflow => "overflow",
+            Self::Merging => "merging",
+            Self::MergeFailed => "merge-failed",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for SnapshotState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl WrapperState {
+    /// The word for the state: `plain`, `snapshotted`, `merging` or `unknown`.
+    ///
+    /// ```
+    /// use devmapper::snapshot::WrapperState;
+    /// assert_eq!(WrapperState::Snapshotted.as_str(), "snapshotted");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Snapshotted => "snapshotted",
+            Self::Merging(_) => "merging",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The COW device of a snapshot or snapshot-merge target.
+pub(crate) fn cow_of(t: &Target) -> Option<crate::DevNum> {
+    match t {
+        Target::Snapshot(s) | Target::SnapshotMerge(s) => devnum(&s.cow),
+        _ => None,
     }
 }

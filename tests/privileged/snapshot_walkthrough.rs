@@ -881,7 +881,10 @@ fn cow_too_small_invalidates_the_snapshot_not_the_origin() {
     let status = w.status().unwrap();
     assert_eq!(status.state, WrapperState::Snapshotted);
     assert_eq!(status.snapshots.len(), 1);
-    assert_eq!(status.snapshots[0].state, "invalid");
+    assert_eq!(
+        status.snapshots[0].state,
+        devmapper::snapshot::SnapshotState::Invalid
+    );
     assert_eq!(status.snapshots[0].store, ExceptionStore::Persistent);
     assert!(!status.suspended);
 

@@ -1,0 +1,110 @@
+//! Every device with its state and target types, read in one call ([`list_devices`]).
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use super::error::Result;
+use super::id::DmName;
+use crate::{DeviceInfo, DeviceMapper, Which};
+
+/// A device's state in a listing: suspended, active, or without a live table.
+///
+/// ```
+/// use devmapper::kernel::listing::DeviceState;
+/// assert_eq!(DeviceState::NoTable.to_string(), "no-table");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeviceState {
+    /// A live table, not suspended.
+    Active,
+    /// Suspended (I/O is queued).
+    Suspended,
+    /// No live table (created, or loaded but never resumed).
+    NoTable,
+}
+
+impl DeviceState {
+    /// The state of the device `info` describes (no live table wins over suspended).
+    pub fn of(info: &DeviceInfo) -> Self {
+        if !info.has_live_table() {
+            Self::NoTable
+        } else if info.suspended() {
+            Self::Suspended
+        } else {
+            Self::Active
+        }
+    }
+
+    /// The word for the state: `active`, `suspended` or `no-table`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::NoTable => "no-table",
+        }
+    }
+}
+
+impl fmt::Display for DeviceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One device of [`list_devices`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDevice {
+    /// What the kernel reports about it.
+    pub info: DeviceInfo,
+    /// The target type of each line of its live table, in order (empty without one).
+    pub targets: Vec<String>,
+}
+
+impl ListedDevice {
+    /// Its state.
+    pub fn state(&self) -> DeviceState {
+        DeviceState::of(&self.info)
+    }
+
+    /// Its target types, each once, in the order of first use.
+    pub fn target_types(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = Vec::new();
+        for t in &self.targets {
+            if !v.contains(&t.as_str()) {
+                v.push(t);
+            }
+        }
+        v
+    }
+}
+
+/// Every device, sorted by name, with its info and live table's target types. A device
+/// that vanishes between the list and its query is left out.
+///
+/// ```no_run
+/// use devmapper::DeviceMapper;
+/// use devmapper::kernel::listing::list_devices;
+/// let dm = DeviceMapper::new()?;
+/// for d in list_devices(&dm)? {
+///     println!("{} {} {}", d.info.name, d.state(), d.target_types().join(","));
+/// }
+/// # Ok::<(), devmapper::Error>(())
+/// ```
+///
+/// # Errors
+/// The list call fails, or the kernel reports an invalid name.
+pub fn list_devices(dm: &DeviceMapper) -> Result<Vec<ListedDevice>> {
+    let mut rows = Vec::new();
+    for d in dm.list()? {
+        let name = DmName::new(d.name.as_str())?;
+        let Ok(info) = dm.info(&name) else { continue };
+        let targets = dm
+            .table_raw(&name, Which::Live)
+            .map(|t| t.into_iter().map(|t| t.target_type).collect())
+            .unwrap_or_default();
+        rows.push(ListedDevice { info, targets });
+    }
+    rows.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+    Ok(rows)
+}
