@@ -314,7 +314,7 @@ impl<'dm> Wrapper<'dm> {
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MergeProgress {
-    start: Option<u64>,
+    first: Option<SnapshotUsage>,
 }
 
 /// One reading of a [`MergeProgress`].
@@ -328,13 +328,14 @@ pub struct MergeStep {
 }
 
 impl MergeProgress {
-    /// Take a usage reading.
+    /// Take a usage reading: the kernel's merge view of it
+    /// ([`SnapshotUsage::merge_progress`]) against the first reading.
     pub fn observe(&mut self, u: &SnapshotUsage) -> MergeStep {
-        let left = u.data().0;
-        let start = *self.start.get_or_insert(left.max(1));
+        let first = *self.first.get_or_insert(*u);
+        let p = u.merge_progress();
         MergeStep {
-            left: Sectors(left),
-            percent_done: 100.0 * (start.saturating_sub(left)) as f64 / start as f64,
+            left: p.remaining,
+            percent_done: p.percent_done(&first),
         }
     }
 }
