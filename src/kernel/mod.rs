@@ -26,7 +26,6 @@ mod ioctl;
 pub mod reply;
 
 pub(crate) mod dm;
-mod dm_typed;
 pub mod guard;
 pub mod nodes;
 pub(crate) mod undo;

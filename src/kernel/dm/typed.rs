@@ -1,6 +1,6 @@
 //! Typed table load/read helpers on [`DeviceMapper`].
 
-use crate::kernel::dm::{DeviceInfo, DeviceMapper, LoadOptions, StatusFlush, Which};
+use super::{DeviceInfo, DeviceMapper, LoadOptions, StatusFlush, Which};
 use crate::kernel::error::Result;
 use crate::kernel::id::DevId;
 use crate::kernel::reply::RawTarget;
