@@ -54,6 +54,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::kernel::command::Command;
+use crate::kernel::dm::DmFlags;
 use crate::kernel::error::{Error, Result};
 use crate::kernel::id::{DevId, DmName, DmUuid};
 use crate::kernel::ioctl::Buffer;
@@ -230,7 +231,7 @@ pub struct SuspendGuard {
     bound: Duration,
 }
 
-fn encode(cmd: Command, key: &Key, flags: u32) -> Result<Request> {
+fn encode(cmd: Command, key: &Key, flags: DmFlags) -> Result<Request> {
     let (name, uuid, dev) = match key {
         Key::Name(n) => (n.as_str(), "", 0),
         Key::Uuid(u) => ("", u.as_str(), 0),
@@ -239,7 +240,7 @@ fn encode(cmd: Command, key: &Key, flags: u32) -> Result<Request> {
     let header = RequestHeader {
         version: cmd.min_version(),
         target_count: 0,
-        flags,
+        flags: flags.bits(),
         event_nr: 0,
         dev,
         name,
@@ -251,7 +252,7 @@ fn encode(cmd: Command, key: &Key, flags: u32) -> Result<Request> {
         offset: e.offset,
         reason: e.reason.to_owned(),
     })?;
-    Request::new(cmd.request_code(), buf).map_err(|errno| Error::Guardian {
+    Request::new(cmd, buf).map_err(|errno| Error::Guardian {
         what: "encode a request",
         errno,
     })
@@ -274,19 +275,17 @@ impl SuspendGuard {
                 let mut retry_after = Vec::with_capacity(r.retry_after.len());
                 for p in &r.retry_after {
                     retry_after.push(match p {
-                        Prep::Clear(k) => encode(Command::TableClear, k, 0)?,
-                        Prep::Suspend(k) => {
-                            encode(Command::DevSuspend, k, dm_sys::DM_SUSPEND_FLAG)?
-                        }
+                        Prep::Clear(k) => encode(Command::TableClear, k, DmFlags::empty())?,
+                        Prep::Suspend(k) => encode(Command::DevSuspend, k, DmFlags::SUSPEND)?,
                     });
                 }
                 actions.push(Action {
-                    resume: encode(Command::DevSuspend, &r.dev, 0)?,
+                    resume: encode(Command::DevSuspend, &r.dev, DmFlags::empty())?,
                     retry_after,
                 });
             }
             rules.push(Rule {
-                status: encode(Command::DevStatus, watch, 0)?,
+                status: encode(Command::DevStatus, watch, DmFlags::empty())?,
                 actions,
             });
         }

@@ -7,19 +7,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::DevNum;
-use crate::kernel::command::{Command, Version};
+use crate::kernel::command::Version;
 use crate::kernel::error::{DmUnavailable, Errno, Error, Result};
 use crate::kernel::id::{DevId, DmName, DmUuid};
-use crate::kernel::ioctl::{self, Buffer, sysv::CookieSem};
 use crate::kernel::nodes::{self, NodeMode};
-use crate::kernel::reply::{self, HEADER_SIZE, Header, RawTarget, RequestHeader, TargetVersion};
+use crate::kernel::reply::{HEADER_SIZE, RawTarget, TargetVersion};
 use crate::units::Sectors;
 
 pub use crate::kernel::reply::NameListEntry as DeviceEntry;
 
+mod commands;
 mod hints;
 mod info;
 mod options;
+mod request;
 mod typed;
 
 pub(crate) use hints::mounts_of;
@@ -49,43 +50,6 @@ pub struct DeviceMapper {
     kernel: Version,
     nodes: NodeMode,
     opts: Options,
-}
-
-struct Reply {
-    header: Header,
-    buf: Buffer,
-}
-
-impl Reply {
-    fn payload(&self, cmd: Command) -> Result<&[u8]> {
-        reply::payload(self.buf.as_bytes(), &self.header).map_err(|e| Error::BadReply {
-            cmd,
-            offset: e.offset,
-            reason: e.reason.to_owned(),
-        })
-    }
-}
-
-fn bad(cmd: Command, e: reply::DecodeError) -> Error {
-    Error::BadReply {
-        cmd,
-        offset: e.offset,
-        reason: e.reason.to_owned(),
-    }
-}
-
-/// One call's inputs.
-#[derive(Default)]
-struct Call<'a> {
-    id: Option<DevId<'a>>,
-    flags: u32,
-    event_nr: u32,
-    target_count: u32,
-    payload: &'a [u8],
-    /// Create: name, uuid and dev go in explicitly.
-    name: &'a str,
-    uuid: &'a str,
-    dev: u64,
 }
 
 impl DeviceMapper {
@@ -124,13 +88,13 @@ impl DeviceMapper {
             opts,
         };
         dm.opts.initial_buffer = dm.opts.initial_buffer.max(HEADER_SIZE + 8);
-        let r = dm.call(Command::Version, Call::default())?;
-        if r.header.version.major != dm_sys::DM_VERSION_MAJOR {
+        let version = dm.run(&commands::GetVersion)?;
+        if version.major != dm_sys::DM_VERSION_MAJOR {
             return Err(Error::NoDeviceMapper {
-                reason: DmUnavailable::Interface(r.header.version),
+                reason: DmUnavailable::Interface(version),
             });
         }
-        dm.kernel = r.header.version;
+        dm.kernel = version;
         Ok(dm)
     }
 
@@ -140,7 +104,7 @@ impl DeviceMapper {
     /// The ioctl fails.
     #[doc(alias = "DM_VERSION")]
     pub fn version(&self) -> Result<Version> {
-        Ok(self.call(Command::Version, Call::default())?.header.version)
+        self.run(&commands::GetVersion)
     }
 
     /// The kernel interface version seen when the handle was opened.
@@ -158,106 +122,6 @@ impl DeviceMapper {
         nodes::node_path(&self.opts.dev_dir, name.as_str())
     }
 
-    fn call(&self, cmd: Command, c: Call<'_>) -> Result<Reply> {
-        let needed = cmd.min_version();
-        if cmd != Command::Version && needed > self.kernel {
-            return Err(Error::Unsupported {
-                cmd,
-                needed,
-                kernel: self.kernel,
-            });
-        }
-        let (mut name, mut uuid, mut dev) = (c.name, c.uuid, c.dev);
-        match c.id {
-            Some(DevId::Name(n)) => name = n.as_str(),
-            Some(DevId::Uuid(u)) => uuid = u.as_str(),
-            Some(DevId::Dev(d)) => dev = d.to_kernel_huge(),
-            None => {}
-        }
-        let device =
-            c.id.map(|i| i.to_string())
-                .or_else(|| (!name.is_empty()).then(|| name.to_owned()));
-        let header = RequestHeader {
-            version: needed,
-            target_count: c.target_count,
-            flags: c.flags,
-            event_nr: c.event_nr,
-            dev,
-            name,
-            uuid,
-        };
-        let min = HEADER_SIZE + c.payload.len();
-        let mut size = if cmd.reply_can_grow() {
-            min.max(self.opts.initial_buffer)
-        } else {
-            min
-        };
-        loop {
-            let mut buf = Buffer::zeroed(size);
-            reply::encode_request(buf.as_bytes_mut(), &header, c.payload)
-                .map_err(|e| bad(cmd, e))?;
-            if let Err(errno) = ioctl::dm_ioctl(self.control.as_fd(), cmd.request_code(), &mut buf)
-            {
-                return Err(Error::Ioctl {
-                    cmd,
-                    device,
-                    errno,
-                    hint: None,
-                });
-            }
-            let h = reply::decode_header(buf.as_bytes()).map_err(|e| bad(cmd, e))?;
-            if h.flags & dm_sys::DM_BUFFER_FULL_FLAG != 0 && cmd.reply_can_grow() {
-                let next = buf.len().saturating_mul(2);
-                if next > self.opts.max_buffer {
-                    return Err(Error::ReplyTooLarge {
-                        cmd,
-                        cap: self.opts.max_buffer,
-                    });
-                }
-                size = next;
-                continue;
-            }
-            return Ok(Reply { header: h, buf });
-        }
-    }
-
-    /// A call on one device; a failure gets the hint for that device.
-    fn call_on(&self, cmd: Command, id: DevId<'_>, c: Call<'_>) -> Result<Reply> {
-        self.call(cmd, Call { id: Some(id), ..c })
-            .map_err(|e| self.with_hint(e, Some(id)))
-    }
-
-    /// [`call_on`](Self::call_on) for a call that generates a uevent.
-    fn call_with_cookie_on(&self, cmd: Command, id: DevId<'_>, c: Call<'_>) -> Result<Reply> {
-        self.call_with_cookie(cmd, Call { id: Some(id), ..c })
-            .map_err(|e| self.with_hint(e, Some(id)))
-    }
-
-    /// A call that generates a uevent (resume, remove, rename): in udev mode, wrap it in the
-    /// cookie handshake.
-    fn call_with_cookie(&self, cmd: Command, mut c: Call<'_>) -> Result<Reply> {
-        if self.nodes != NodeMode::Udev {
-            return self.call(cmd, c);
-        }
-        let sem = match CookieSem::create() {
-            Ok(s) => s,
-            // No SysV IPC: go on without synchronisation, as libdevmapper does.
-            Err(_) => return self.call(cmd, c),
-        };
-        let flags = u32::from(dm_sys::DM_UDEV_PRIMARY_SOURCE_FLAG) << dm_sys::DM_UDEV_FLAGS_SHIFT;
-        c.event_nr = flags | u32::from(sem.base());
-        let _ = sem.add(1);
-        let r = self.call(cmd, c);
-        let generated =
-            matches!(&r, Ok(rep) if rep.header.flags & dm_sys::DM_UEVENT_GENERATED_FLAG != 0);
-        if !generated {
-            let _ = sem.add(-1);
-        }
-        let _ = sem.add(-1);
-        let _ = sem.wait_zero(self.opts.udev_timeout);
-        r
-    }
-
     /// `DM_REMOVE_ALL`—remove every device that is not open (with `deferred`, mark open
     /// ones for removal on last close).
     ///
@@ -265,14 +129,7 @@ impl DeviceMapper {
     /// The ioctl fails.
     #[doc(alias = "DM_REMOVE_ALL")]
     pub fn remove_all(&self, mode: RemoveMode) -> Result<()> {
-        let flags = mode.flags();
-        self.call(
-            Command::RemoveAll,
-            Call {
-                flags,
-                ..Call::default()
-            },
-        )?;
+        self.run(&commands::RemoveAll(mode))?;
         if self.nodes == NodeMode::Nodes {
             self.mknodes()?;
         }
@@ -285,15 +142,7 @@ impl DeviceMapper {
     /// The ioctl fails or the reply is malformed.
     #[doc(alias = "DM_LIST_DEVICES")]
     pub fn list(&self) -> Result<Vec<DeviceEntry>> {
-        let r = self.call(
-            Command::ListDevices,
-            Call {
-                flags: dm_sys::DM_UUID_FLAG,
-                ..Call::default()
-            },
-        )?;
-        reply::decode_name_list(r.payload(Command::ListDevices)?)
-            .map_err(|e| bad(Command::ListDevices, e))
+        self.run(&commands::ListDevices)
     }
 
     /// `DM_DEV_CREATE`—create a device (suspended, with no table).
@@ -304,24 +153,7 @@ impl DeviceMapper {
     /// `EBUSY` when the name, uuid or requested minor is taken.
     #[doc(alias = "DM_DEV_CREATE")]
     pub fn create(&self, name: &DmName, opts: CreateOptions) -> Result<DeviceInfo> {
-        let mut flags = 0;
-        if opts.read_only {
-            flags |= dm_sys::DM_READONLY_FLAG;
-        }
-        if opts.dev.is_some() {
-            flags |= dm_sys::DM_PERSISTENT_DEV_FLAG;
-        }
-        let call = Call {
-            flags,
-            name: name.as_str(),
-            uuid: opts.uuid.as_ref().map_or("", |u| u.as_str()),
-            dev: opts.dev.map_or(0, DevNum::to_kernel_huge),
-            ..Call::default()
-        };
-        let r = self
-            .call(Command::DevCreate, call)
-            .map_err(|e| self.with_hint(e, None))?;
-        let info = DeviceInfo::from_header(&r.header);
+        let info = self.run(&commands::Create { name, opts: &opts })?;
         if self.nodes == NodeMode::Nodes {
             nodes::ensure_node(&self.opts.dev_dir, name.as_str(), info.dev)?;
         }
@@ -336,16 +168,7 @@ impl DeviceMapper {
     #[doc(alias = "DM_DEV_REMOVE")]
     pub fn remove<'a>(&self, id: impl Into<DevId<'a>>, mode: RemoveMode) -> Result<DeviceInfo> {
         let id = id.into();
-        let flags = mode.flags();
-        let r = self.call_with_cookie_on(
-            Command::DevRemove,
-            id,
-            Call {
-                flags,
-                ..Call::default()
-            },
-        )?;
-        let info = DeviceInfo::from_header(&r.header);
+        let info = self.run(&commands::Remove(id, mode))?;
         if self.nodes == NodeMode::Nodes && !info.deferred_remove() && !info.name.is_empty() {
             nodes::remove_node(&self.opts.dev_dir, &info.name)?;
         }
@@ -359,17 +182,7 @@ impl DeviceMapper {
     #[doc(alias = "DM_DEV_RENAME")]
     pub fn rename<'a>(&self, id: impl Into<DevId<'a>>, new_name: &DmName) -> Result<DeviceInfo> {
         let id = id.into();
-        let mut payload = new_name.as_str().as_bytes().to_vec();
-        payload.push(0);
-        let r = self.call_with_cookie_on(
-            Command::DevRename,
-            id,
-            Call {
-                payload: &payload,
-                ..Call::default()
-            },
-        )?;
-        let old = DeviceInfo::from_header(&r.header);
+        let old = self.run(&commands::Rename(id, commands::NewId::Name(new_name)))?;
         let info = self.info(new_name)?;
         if self.nodes == NodeMode::Nodes {
             if !old.name.is_empty() && old.name != new_name.as_str() {
@@ -388,17 +201,7 @@ impl DeviceMapper {
     #[doc(alias = "DM_UUID_FLAG")]
     pub fn set_uuid<'a>(&self, id: impl Into<DevId<'a>>, uuid: &DmUuid) -> Result<DeviceInfo> {
         let id = id.into();
-        let mut payload = uuid.as_str().as_bytes().to_vec();
-        payload.push(0);
-        self.call_with_cookie_on(
-            Command::DevRename,
-            id,
-            Call {
-                flags: dm_sys::DM_UUID_FLAG,
-                payload: &payload,
-                ..Call::default()
-            },
-        )?;
+        self.run(&commands::Rename(id, commands::NewId::Uuid(uuid)))?;
         self.info(uuid)
     }
 
@@ -414,16 +217,11 @@ impl DeviceMapper {
         opts: SuspendOptions,
     ) -> Result<DeviceInfo> {
         let id = id.into();
-        let flags = dm_sys::DM_SUSPEND_FLAG | opts.flags();
-        let r = self.call_on(
-            Command::DevSuspend,
+        self.run(&commands::Suspend {
             id,
-            Call {
-                flags,
-                ..Call::default()
-            },
-        )?;
-        Ok(DeviceInfo::from_header(&r.header))
+            suspend: true,
+            opts,
+        })
     }
 
     /// `DM_DEV_SUSPEND` without `DM_SUSPEND_FLAG`—resume a device, making its inactive
@@ -438,17 +236,13 @@ impl DeviceMapper {
     #[doc(alias = "DM_DEV_SUSPEND")]
     pub fn resume<'a>(&self, id: impl Into<DevId<'a>>, opts: SuspendOptions) -> Result<DeviceInfo> {
         let id = id.into();
-        let flags = opts.flags();
-        let r = self.call_with_cookie_on(
-            Command::DevSuspend,
+        let r = self.run(&commands::Suspend {
             id,
-            Call {
-                flags,
-                ..Call::default()
-            },
-        );
+            suspend: false,
+            opts,
+        });
         let info = match r {
-            Ok(r) => DeviceInfo::from_header(&r.header),
+            Ok(info) => info,
             // Two resumes racing (a suspend guardian and its parent, or `recover`): the
             // kernel's dm_resume answers EINVAL to the one that finds the device already
             // resumed. Running with nothing left staged is what a resume is for.
@@ -471,8 +265,7 @@ impl DeviceMapper {
     #[doc(alias = "DM_DEV_STATUS")]
     pub fn info<'a>(&self, id: impl Into<DevId<'a>>) -> Result<DeviceInfo> {
         let id = id.into();
-        let r = self.call_on(Command::DevStatus, id, Call { ..Call::default() })?;
-        Ok(DeviceInfo::from_header(&r.header))
+        self.run(&commands::Info(id))
     }
 
     /// Whether a device with this name exists.
@@ -499,18 +292,7 @@ impl DeviceMapper {
         event_nr: u32,
     ) -> Result<(DeviceInfo, Vec<RawTarget>)> {
         let id = id.into();
-        let r = self.call_on(
-            Command::DevWait,
-            id,
-            Call {
-                event_nr,
-                ..Call::default()
-            },
-        )?;
-        let targets =
-            reply::decode_target_specs(r.payload(Command::DevWait)?, r.header.target_count)
-                .map_err(|e| bad(Command::DevWait, e))?;
-        Ok((DeviceInfo::from_header(&r.header), targets))
+        self.run(&commands::Wait(id, event_nr))
     }
 
     /// `DM_TABLE_LOAD`—load the inactive table; it becomes live on [`resume`](Self::resume).
@@ -530,26 +312,7 @@ impl DeviceMapper {
     ) -> Result<DeviceInfo> {
         let id = id.into();
         check_table(targets)?;
-        let payload = reply::encode_target_specs(targets)
-            .map_err(|e| Error::InvalidArgument(format!("target {}: {}", e.offset, e.reason)))?;
-        let mut flags = 0;
-        if opts.read_only {
-            flags |= dm_sys::DM_READONLY_FLAG;
-        }
-        if opts.secure {
-            flags |= dm_sys::DM_SECURE_DATA_FLAG;
-        }
-        let r = self.call_on(
-            Command::TableLoad,
-            id,
-            Call {
-                flags,
-                target_count: targets.len() as u32,
-                payload: &payload,
-                ..Call::default()
-            },
-        )?;
-        Ok(DeviceInfo::from_header(&r.header))
+        self.run(&commands::Load { id, targets, opts })
     }
 
     /// `DM_TABLE_CLEAR`—drop the inactive table.
@@ -559,8 +322,7 @@ impl DeviceMapper {
     #[doc(alias = "DM_TABLE_CLEAR")]
     pub fn clear_table<'a>(&self, id: impl Into<DevId<'a>>) -> Result<DeviceInfo> {
         let id = id.into();
-        let r = self.call_on(Command::TableClear, id, Call { ..Call::default() })?;
-        Ok(DeviceInfo::from_header(&r.header))
+        self.run(&commands::ClearTable(id))
     }
 
     /// `DM_TABLE_DEPS`—the devices a table uses.
@@ -570,29 +332,7 @@ impl DeviceMapper {
     #[doc(alias = "DM_TABLE_DEPS")]
     pub fn deps<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Vec<DevNum>> {
         let id = id.into();
-        let r = self.call_on(
-            Command::TableDeps,
-            id,
-            Call {
-                flags: query_flag(which),
-                ..Call::default()
-            },
-        )?;
-        reply::decode_deps(r.payload(Command::TableDeps)?).map_err(|e| bad(Command::TableDeps, e))
-    }
-
-    fn table_status(&self, id: DevId<'_>, flags: u32) -> Result<(DeviceInfo, Vec<RawTarget>)> {
-        let r = self.call_on(
-            Command::TableStatus,
-            id,
-            Call {
-                flags,
-                ..Call::default()
-            },
-        )?;
-        let t = reply::decode_target_specs(r.payload(Command::TableStatus)?, r.header.target_count)
-            .map_err(|e| bad(Command::TableStatus, e))?;
-        Ok((DeviceInfo::from_header(&r.header), t))
+        self.run(&commands::Deps(id, which))
     }
 
     /// `DM_TABLE_STATUS` with `DM_STATUS_TABLE_FLAG`—the table, as `dmsetup table` shows it
@@ -602,8 +342,8 @@ impl DeviceMapper {
     /// The ioctl fails or the reply is malformed.
     #[doc(alias = "DM_STATUS_TABLE_FLAG")]
     pub fn table_raw<'a>(&self, id: impl Into<DevId<'a>>, which: Which) -> Result<Vec<RawTarget>> {
-        let flags = dm_sys::DM_STATUS_TABLE_FLAG | query_flag(which);
-        Ok(self.table_status(id.into(), flags)?.1)
+        let flags = DmFlags::STATUS_TABLE | which.flags();
+        self.run(&commands::TableStatus(id.into(), flags))
     }
 
     /// `DM_TABLE_STATUS`—each target's status, as `dmsetup status` shows it. With `noflush`
@@ -618,11 +358,9 @@ impl DeviceMapper {
         which: Which,
         flush: StatusFlush,
     ) -> Result<Vec<RawTarget>> {
-        let mut flags = query_flag(which);
-        if flush == StatusFlush::NoFlush {
-            flags |= dm_sys::DM_NOFLUSH_FLAG;
-        }
-        Ok(self.table_status(id.into(), flags)?.1)
+        let mut flags = which.flags();
+        flags.set(DmFlags::NOFLUSH, flush == StatusFlush::NoFlush);
+        self.run(&commands::TableStatus(id.into(), flags))
     }
 
     /// `DM_LIST_VERSIONS`—every loaded target type with its version.
@@ -631,9 +369,7 @@ impl DeviceMapper {
     /// The ioctl fails or the reply is malformed.
     #[doc(alias = "DM_LIST_VERSIONS")]
     pub fn target_versions(&self) -> Result<Vec<TargetVersion>> {
-        let r = self.call(Command::ListVersions, Call::default())?;
-        reply::decode_target_versions(r.payload(Command::ListVersions)?)
-            .map_err(|e| bad(Command::ListVersions, e))
+        self.run(&commands::ListVersions)
     }
 
     /// `DM_GET_TARGET_VERSION`—the version of one target type (the kernel loads its module
@@ -651,25 +387,7 @@ impl DeviceMapper {
                 "target type {target_type:?} must be 1 to 15 printable bytes"
             )));
         }
-        let r = self
-            .call(
-                Command::GetTargetVersion,
-                Call {
-                    name: target_type,
-                    ..Call::default()
-                },
-            )
-            .map_err(|e| self.with_hint(e, None))?;
-        let mut v = reply::decode_target_versions(r.payload(Command::GetTargetVersion)?)
-            .map_err(|e| bad(Command::GetTargetVersion, e))?;
-        match v.pop() {
-            Some(t) => Ok(t),
-            None => Err(Error::BadReply {
-                cmd: Command::GetTargetVersion,
-                offset: HEADER_SIZE,
-                reason: "no version record in the reply".to_owned(),
-            }),
-        }
+        self.run(&commands::GetTargetVersion(target_type))
     }
 
     /// `DM_TARGET_MSG`—send a message to the target at `sector` (or to the device-mapper
@@ -684,26 +402,11 @@ impl DeviceMapper {
         sector: Sectors,
         message: &str,
     ) -> Result<Option<String>> {
-        let id = id.into();
-        if message.contains('\0') {
-            return Err(Error::InvalidArgument("message contains NUL".to_owned()));
-        }
-        let mut payload = sector.0.to_ne_bytes().to_vec();
-        payload.extend_from_slice(message.as_bytes());
-        payload.push(0);
-        let r = self.call_on(
-            Command::TargetMsg,
-            id,
-            Call {
-                payload: &payload,
-                ..Call::default()
-            },
-        )?;
-        if r.header.flags & dm_sys::DM_DATA_OUT_FLAG == 0 {
-            return Ok(None);
-        }
-        let s = reply::decode_string(r.payload(Command::TargetMsg)?);
-        Ok(Some(s))
+        self.run(&commands::Message {
+            id: id.into(),
+            sector,
+            message,
+        })
     }
 
     /// `DM_DEV_SET_GEOMETRY`—set the geometry `HDIO_GETGEO` reports.
@@ -712,17 +415,7 @@ impl DeviceMapper {
     /// The ioctl fails.
     #[doc(alias = "DM_DEV_SET_GEOMETRY")]
     pub fn set_geometry<'a>(&self, id: impl Into<DevId<'a>>, g: Geometry) -> Result<()> {
-        let id = id.into();
-        let text = format!("{} {} {} {}\0", g.cylinders, g.heads, g.sectors, g.start);
-        self.call_on(
-            Command::DevSetGeometry,
-            id,
-            Call {
-                payload: text.as_bytes(),
-                ..Call::default()
-            },
-        )?;
-        Ok(())
+        self.run(&commands::SetGeometry(id.into(), g))
     }
 
     /// `DM_DEV_ARM_POLL`—arm the control fd: it polls readable once a device-mapper event
@@ -733,8 +426,7 @@ impl DeviceMapper {
     /// The ioctl fails.
     #[doc(alias = "DM_DEV_ARM_POLL")]
     pub fn arm_poll(&self) -> Result<()> {
-        self.call(Command::DevArmPoll, Call::default())?;
-        Ok(())
+        self.run(&commands::ArmPoll)
     }
 
     /// Wait up to `timeout` for the armed control fd to become readable; `true` if an event
@@ -786,13 +478,6 @@ impl DeviceMapper {
 impl AsFd for DeviceMapper {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.control.as_fd()
-    }
-}
-
-fn query_flag(which: Which) -> u32 {
-    match which {
-        Which::Live => 0,
-        Which::Inactive => dm_sys::DM_QUERY_INACTIVE_TABLE_FLAG,
     }
 }
 

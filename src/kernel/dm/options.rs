@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::DeviceMapper;
+use super::{DeviceMapper, DmFlags};
 use crate::DevNum;
 use crate::kernel::error::Result;
 use crate::kernel::id::DmUuid;
@@ -28,10 +28,10 @@ pub enum RemoveMode {
 }
 
 impl RemoveMode {
-    pub(super) fn flags(self) -> u32 {
+    pub(super) fn flags(self) -> DmFlags {
         match self {
-            RemoveMode::Now => 0,
-            RemoveMode::Deferred => dm_sys::DM_DEFERRED_REMOVE,
+            RemoveMode::Now => DmFlags::empty(),
+            RemoveMode::Deferred => DmFlags::DEFERRED_REMOVE,
         }
     }
 }
@@ -95,14 +95,10 @@ pub struct SuspendOptions {
 }
 
 impl SuspendOptions {
-    pub(super) fn flags(self) -> u32 {
-        let mut flags = 0;
-        if self.noflush {
-            flags |= dm_sys::DM_NOFLUSH_FLAG;
-        }
-        if self.skip_lockfs {
-            flags |= dm_sys::DM_SKIP_LOCKFS_FLAG;
-        }
+    pub(super) fn flags(self) -> DmFlags {
+        let mut flags = DmFlags::empty();
+        flags.set(DmFlags::NOFLUSH, self.noflush);
+        flags.set(DmFlags::SKIP_LOCKFS, self.skip_lockfs);
         flags
     }
 }
@@ -125,6 +121,16 @@ pub enum Which {
     Live,
     /// The inactive (loaded, not yet resumed) table.
     Inactive,
+}
+
+impl Which {
+    /// `DM_QUERY_INACTIVE_TABLE_FLAG` for the inactive table.
+    pub(super) fn flags(self) -> DmFlags {
+        match self {
+            Which::Live => DmFlags::empty(),
+            Which::Inactive => DmFlags::QUERY_INACTIVE_TABLE,
+        }
+    }
 }
 
 /// Disk geometry for [`DeviceMapper::set_geometry`].
