@@ -104,7 +104,11 @@ fn bad_tables_are_refused_before_or_by_the_kernel() {
     t[1].start = Sectors(9);
     assert!(matches!(
         dm.load_raw(&g.name, &t, LoadOptions::default()),
-        Err(Error::InvalidArgument(_))
+        Err(Error::Table(devmapper::table::TableError {
+            line: 2,
+            kind: devmapper::table::TableErrorKind::NotContiguous { .. },
+            ..
+        }))
     ));
     // Kernel rejects bad params with EINVAL and says which command failed.
     let e = dm

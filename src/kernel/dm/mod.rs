@@ -298,10 +298,12 @@ impl DeviceMapper {
     /// `DM_TABLE_LOAD`—load the inactive table; it becomes live on [`resume`](Self::resume).
     /// The targets' constructors run now (devices are opened, COW headers written).
     ///
-    /// The lines must cover sector 0 onwards without gaps; this is checked first.
+    /// The lines are checked first by the table validator ([`validate_raw`](crate::table::validate_raw),
+    /// the rules of [`Table::validate`](crate::table::Table::validate)): contiguous from sector 0, non-empty,
+    /// no NUL or line break in the params, and so on.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a malformed table; `EINVAL` from the kernel when a
+    /// [`Error::Table`] for a table the kernel would refuse; `EINVAL` from the kernel when a
     /// target refuses its parameters (the kernel log says why).
     #[doc(alias = "DM_TABLE_LOAD")]
     pub fn load_raw<'a>(
@@ -310,9 +312,12 @@ impl DeviceMapper {
         targets: &[RawTarget],
         opts: LoadOptions,
     ) -> Result<DeviceInfo> {
-        let id = id.into();
-        check_table(targets)?;
-        self.run(&commands::Load { id, targets, opts })
+        crate::table::validate_raw(targets)?;
+        self.run(&commands::Load {
+            id: id.into(),
+            targets,
+            opts,
+        })
     }
 
     /// `DM_TABLE_CLEAR`—drop the inactive table.
@@ -479,41 +484,6 @@ impl AsFd for DeviceMapper {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.control.as_fd()
     }
-}
-
-/// The kernel's own table rules, checked before a load so errors name the line.
-fn check_table(targets: &[RawTarget]) -> Result<()> {
-    if targets.is_empty() {
-        return Err(Error::InvalidArgument(
-            "a table needs at least one target".to_owned(),
-        ));
-    }
-    let mut next = 0u64;
-    for (i, t) in targets.iter().enumerate() {
-        if t.start.0 != next {
-            return Err(Error::InvalidArgument(format!(
-                "target {i} starts at sector {} but the previous one ends at {next} (tables must be contiguous from 0)",
-                t.start
-            )));
-        }
-        if t.length.0 == 0 {
-            return Err(Error::InvalidArgument(format!("target {i} has length 0")));
-        }
-        next = t
-            .start
-            .0
-            .checked_add(t.length.0)
-            .filter(|&e| e <= (i64::MAX as u64) >> 9)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("target {i} ends past the largest device size"))
-            })?;
-        if t.params.contains('\n') {
-            return Err(Error::InvalidArgument(format!(
-                "target {i} params contain a newline"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Whether device-mapper looks usable here; `Err` says why not (for skipping tests).

@@ -1,24 +1,5 @@
 use super::*;
 
-fn t(start: u64, len: u64) -> RawTarget {
-    RawTarget {
-        start: Sectors(start),
-        length: Sectors(len),
-        target_type: "zero".into(),
-        params: String::new(),
-    }
-}
-
-#[test]
-fn table_checks() {
-    assert!(check_table(&[]).is_err());
-    assert!(check_table(&[t(0, 8), t(8, 8)]).is_ok());
-    assert!(check_table(&[t(1, 8)]).is_err());
-    assert!(check_table(&[t(0, 8), t(9, 8)]).is_err());
-    assert!(check_table(&[t(0, 0)]).is_err());
-    assert!(check_table(&[t(0, u64::MAX)]).is_err());
-}
-
 #[test]
 fn handle_is_send_and_sync() {
     fn ok<T: Send + Sync>() {}
