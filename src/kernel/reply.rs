@@ -21,6 +21,11 @@ use std::mem::size_of;
 
 use crate::DevNum;
 use crate::kernel::command::Version;
+use crate::kernel::id::{MAX_NAME_LEN, MAX_UUID_LEN};
+use crate::table::MAX_TARGET_TYPE_LEN;
+
+// The messages below state the limits in words.
+const _: () = assert!(MAX_TARGET_TYPE_LEN == 15);
 use crate::units::Sectors;
 
 /// Size of the `dm_ioctl` header.
@@ -126,9 +131,9 @@ pub struct RequestHeader<'a> {
     pub event_nr: u32,
     /// `dev` (`huge_encode_dev`), 0 for none.
     pub dev: u64,
-    /// Name (must fit in 127 bytes).
+    /// Name (at most [`MAX_NAME_LEN`] bytes).
     pub name: &'a str,
-    /// Uuid (must fit in 128 bytes).
+    /// Uuid (at most [`MAX_UUID_LEN`] bytes).
     pub uuid: &'a str,
 }
 
@@ -151,7 +156,7 @@ pub fn encode_request(
     if out.len() < total || u32::try_from(out.len()).is_err() {
         return err(0, "request buffer too small or too large");
     }
-    if h.name.len() >= dm_sys::DM_NAME_LEN || h.uuid.len() >= dm_sys::DM_UUID_LEN {
+    if h.name.len() > MAX_NAME_LEN || h.uuid.len() > MAX_UUID_LEN {
         return err(offset_of!(D, name), "name or uuid too long for the header");
     }
     let put32 =
@@ -346,7 +351,7 @@ pub struct RawTarget {
     pub start: Sectors,
     /// Length in sectors.
     pub length: Sectors,
-    /// Target type name (at most 15 bytes).
+    /// Target type name (at most [`MAX_TARGET_TYPE_LEN`] bytes).
     pub target_type: String,
     /// Parameters (table) or status text.
     pub params: String,
@@ -391,11 +396,11 @@ pub fn decode_target_specs(data: &[u8], count: u32) -> Result<Vec<RawTarget>, De
 /// Encode targets for `DM_TABLE_LOAD` (`next` relative to each spec), padded to 8 bytes.
 ///
 /// # Errors
-/// A target type longer than 15 bytes, or a NUL inside a type or params.
+/// A target type longer than [`MAX_TARGET_TYPE_LEN`] bytes, or a NUL inside a type or params.
 pub fn encode_target_specs(targets: &[RawTarget]) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::new();
     for (i, t) in targets.iter().enumerate() {
-        if t.target_type.is_empty() || t.target_type.len() >= dm_sys::DM_MAX_TYPE_NAME {
+        if t.target_type.is_empty() || t.target_type.len() > MAX_TARGET_TYPE_LEN {
             return err(i, "target type must be 1 to 15 bytes");
         }
         if t.target_type.contains('\0') || t.params.contains('\0') {

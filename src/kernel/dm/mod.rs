@@ -12,6 +12,7 @@ use crate::kernel::error::{DmUnavailable, Errno, Error, Result};
 use crate::kernel::id::{DevId, DmName, DmUuid};
 use crate::kernel::nodes::{self, NodeMode};
 use crate::kernel::reply::{HEADER_SIZE, RawTarget, TargetVersion};
+use crate::table::MAX_TARGET_TYPE_LEN;
 use crate::units::Sectors;
 
 pub use crate::kernel::reply::NameListEntry as DeviceEntry;
@@ -385,11 +386,11 @@ impl DeviceMapper {
     #[doc(alias = "DM_GET_TARGET_VERSION")]
     pub fn target_version(&self, target_type: &str) -> Result<TargetVersion> {
         if target_type.is_empty()
-            || target_type.len() >= dm_sys::DM_MAX_TYPE_NAME
+            || target_type.len() > MAX_TARGET_TYPE_LEN
             || target_type.chars().any(|c| c.is_control() || c == '/')
         {
             return Err(Error::InvalidArgument(format!(
-                "target type {target_type:?} must be 1 to 15 printable bytes"
+                "target type {target_type:?} must be 1 to {MAX_TARGET_TYPE_LEN} printable bytes"
             )));
         }
         self.run(&commands::GetTargetVersion(target_type))
