@@ -59,7 +59,7 @@ use crate::kernel::error::{Error, Result};
 use crate::kernel::id::{DevId, DmName, DmUuid};
 use crate::kernel::ioctl::Buffer;
 use crate::kernel::ioctl::guardian::{Action, Guardian, Request, Rule};
-use crate::kernel::reply::{self, HEADER_SIZE, RequestHeader};
+use crate::kernel::wire::{self, HEADER_SIZE, RequestHeader};
 use crate::{DevNum, DeviceMapper};
 
 /// How long a guarded suspend may last by default: 10 s.
@@ -247,7 +247,7 @@ fn encode(cmd: Command, key: &Key, flags: DmFlags) -> Result<Request> {
         uuid,
     };
     let mut buf = Buffer::zeroed(HEADER_SIZE);
-    reply::encode_request(buf.as_bytes_mut(), &header, &[]).map_err(|e| Error::BadReply {
+    wire::encode_request(buf.as_bytes_mut(), &header, &[]).map_err(|e| Error::BadReply {
         cmd,
         offset: e.offset,
         reason: e.reason.to_owned(),

@@ -296,9 +296,7 @@ pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
         Ok(()) => Ok(created),
         Err(e) => {
             for d in created.iter().rev() {
-                if let Ok(n) = DmName::new(&d.name) {
-                    let _ = dm.remove(&n, RemoveMode::Now);
-                }
+                let _ = dm.remove(&d.name, RemoveMode::Now);
             }
             Err(e)
         }

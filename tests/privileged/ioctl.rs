@@ -48,7 +48,7 @@ fn create_info_table_status_remove() {
         dm: &dm,
         name: name.clone(),
     };
-    assert_eq!(info.name, name.as_str());
+    assert_eq!(info.name.as_str(), name.as_str());
     assert_eq!(info.uuid.as_deref(), Some(uuid.as_str()));
     assert!(!info.has_live_table());
     assert!(!dm.info(&name).unwrap().has_inactive_table());
@@ -66,7 +66,10 @@ fn create_info_table_status_remove() {
     dm.resume(&name, SuspendOptions::default()).unwrap();
     let i = dm.info(DevId::Uuid(&uuid)).unwrap();
     assert!(i.has_live_table() && !i.has_inactive_table() && !i.suspended());
-    assert_eq!(dm.info(DevId::Dev(i.dev)).unwrap().name, name.as_str());
+    assert_eq!(
+        dm.info(DevId::Dev(i.dev)).unwrap().name.as_str(),
+        name.as_str()
+    );
     let st = dm
         .status_raw(&name, Which::Live, StatusFlush::Flush)
         .unwrap();
@@ -252,7 +255,7 @@ fn rename_and_set_uuid_once() {
         dm: &dm,
         name: new.clone(),
     };
-    assert_eq!(info.name, new.as_str());
+    assert_eq!(info.name.as_str(), new.as_str());
     assert!(g.node().exists(), "node of the new name missing");
     assert!(!dm.node_path(&unique_name("ren")).exists());
     // Renaming a missing device: ENXIO.

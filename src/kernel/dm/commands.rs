@@ -7,14 +7,14 @@ use std::borrow::Cow;
 
 use super::request::{Addr, Encoding, Reply, Request};
 use super::{
-    CreateOptions, DeviceEntry, DeviceInfo, DmFlags, Geometry, LoadOptions, RemoveMode,
-    SuspendOptions, Which,
+    CreateOptions, DeviceInfo, DmFlags, Geometry, LoadOptions, RemoveMode, SuspendOptions, Which,
 };
 use crate::DevNum;
 use crate::kernel::command::{Command, Version};
 use crate::kernel::error::{Error, Result};
 use crate::kernel::id::{DevId, DmName, DmUuid};
-use crate::kernel::reply::{self, HEADER_SIZE, RawTarget, TargetVersion};
+use crate::kernel::reply::{DeviceEntry, RawTarget, TargetVersion};
+use crate::kernel::wire::{self, HEADER_SIZE};
 use crate::units::Sectors;
 
 /// A NUL-terminated string payload.
@@ -63,7 +63,7 @@ impl Request for ListDevices {
         Ok(Encoding::new(Addr::Control).flags(DmFlags::UUID))
     }
     fn decode(&self, reply: &Reply) -> Result<Vec<DeviceEntry>> {
-        reply.decode(reply::decode_name_list)
+        reply.decode(wire::decode_name_list)
     }
 }
 
@@ -204,7 +204,7 @@ impl Request for Load<'_> {
     const COMMAND: Command = Command::TableLoad;
     type Output = DeviceInfo;
     fn encode(&self) -> Result<Encoding<'_>> {
-        let payload = reply::encode_target_specs(self.targets)
+        let payload = wire::encode_target_specs(self.targets)
             .map_err(|e| Error::InvalidArgument(format!("target {}: {}", e.offset, e.reason)))?;
         let mut flags = DmFlags::empty();
         flags.set(DmFlags::READONLY, self.opts.read_only);
@@ -242,7 +242,7 @@ impl Request for Deps<'_> {
         Ok(Encoding::device(self.0).flags(self.1.flags()))
     }
     fn decode(&self, reply: &Reply) -> Result<Vec<DevNum>> {
-        reply.decode(reply::decode_deps)
+        reply.decode(wire::decode_deps)
     }
 }
 
@@ -270,7 +270,7 @@ impl Request for ListVersions {
         Ok(Encoding::new(Addr::Control))
     }
     fn decode(&self, reply: &Reply) -> Result<Vec<TargetVersion>> {
-        reply.decode(reply::decode_target_versions)
+        reply.decode(wire::decode_target_versions)
     }
 }
 
@@ -288,9 +288,9 @@ impl Request for GetTargetVersion<'_> {
         }))
     }
     fn decode(&self, reply: &Reply) -> Result<TargetVersion> {
-        let mut v = reply.decode(reply::decode_target_versions)?;
+        let mut v = reply.decode(wire::decode_target_versions)?;
         v.pop().ok_or_else(|| {
-            reply.bad(reply::DecodeError {
+            reply.bad(wire::DecodeError {
                 offset: HEADER_SIZE,
                 reason: "no version record in the reply",
             })
@@ -320,7 +320,7 @@ impl Request for Message<'_> {
         if !reply.flags().contains(DmFlags::DATA_OUT) {
             return Ok(None);
         }
-        Ok(Some(reply::decode_string(reply.payload()?)))
+        Ok(Some(wire::decode_string(reply.payload()?)))
     }
 }
 

@@ -5,7 +5,8 @@
 use bitflags::bitflags;
 
 use crate::DevNum;
-use crate::kernel::reply::Header;
+use crate::kernel::id::{DmName, IdError};
+use crate::kernel::wire::Header;
 
 bitflags! {
     /// The `flags` word of a device-mapper ioctl (`DM_*_FLAG`).
@@ -53,10 +54,20 @@ bitflags! {
 }
 
 /// What the kernel reports about one device.
+///
+/// ```no_run
+/// use devmapper::{DeviceMapper, DmName};
+/// let dm = DeviceMapper::new()?;
+/// let info = dm.info(&DmName::new("vg0-root")?)?;
+/// println!("{} is {} (open {} times)", info.name, info.dev, info.open_count);
+/// # Ok::<(), devmapper::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
-    /// Device name.
-    pub name: String,
+    /// Device name. Every command on a device answers with its name (the kernel copies it
+    /// from the device it found, or echoes the name it was given), so it is never empty; a
+    /// reply whose name is not a valid [`DmName`] is refused as malformed.
+    pub name: DmName,
     /// Device uuid, if it has one.
     pub uuid: Option<String>,
     /// Device number.
@@ -72,16 +83,17 @@ pub struct DeviceInfo {
 }
 
 impl DeviceInfo {
-    pub(super) fn from_header(h: &Header) -> Self {
-        Self {
-            name: h.name.clone(),
+    /// The device a reply header describes; `Err` when its name is not a [`DmName`].
+    pub(super) fn from_header(h: &Header) -> Result<Self, IdError> {
+        Ok(Self {
+            name: DmName::new(&h.name)?,
             uuid: (!h.uuid.is_empty()).then(|| h.uuid.clone()),
             dev: DevNum::from_kernel_huge(h.dev),
             open_count: h.open_count,
             event_nr: h.event_nr,
             target_count: h.target_count,
             flags: DmFlags::from_bits_retain(h.flags),
-        }
+        })
     }
 
     /// The device is suspended.

@@ -11,11 +11,10 @@ use crate::kernel::command::Version;
 use crate::kernel::error::{DmUnavailable, Errno, Error, Result};
 use crate::kernel::id::{DevId, DmName, DmUuid};
 use crate::kernel::nodes::{self, NodeMode};
-use crate::kernel::reply::{HEADER_SIZE, RawTarget, TargetVersion};
+use crate::kernel::reply::{DeviceEntry, RawTarget, TargetVersion};
+use crate::kernel::wire::HEADER_SIZE;
 use crate::table::MAX_TARGET_TYPE_LEN;
 use crate::units::Sectors;
-
-pub use crate::kernel::reply::NameListEntry as DeviceEntry;
 
 mod commands;
 mod hints;
@@ -170,8 +169,8 @@ impl DeviceMapper {
     pub fn remove<'a>(&self, id: impl Into<DevId<'a>>, mode: RemoveMode) -> Result<DeviceInfo> {
         let id = id.into();
         let info = self.run(&commands::Remove(id, mode))?;
-        if self.nodes == NodeMode::Nodes && !info.deferred_remove() && !info.name.is_empty() {
-            nodes::remove_node(&self.opts.dev_dir, &info.name)?;
+        if self.nodes == NodeMode::Nodes && !info.deferred_remove() {
+            nodes::remove_node(&self.opts.dev_dir, info.name.as_str())?;
         }
         Ok(info)
     }
@@ -186,8 +185,8 @@ impl DeviceMapper {
         let old = self.run(&commands::Rename(id, commands::NewId::Name(new_name)))?;
         let info = self.info(new_name)?;
         if self.nodes == NodeMode::Nodes {
-            if !old.name.is_empty() && old.name != new_name.as_str() {
-                nodes::remove_node(&self.opts.dev_dir, &old.name)?;
+            if old.name != *new_name {
+                nodes::remove_node(&self.opts.dev_dir, old.name.as_str())?;
             }
             nodes::ensure_node(&self.opts.dev_dir, new_name.as_str(), info.dev)?;
         }
@@ -253,8 +252,8 @@ impl DeviceMapper {
             },
             Err(e) => return Err(e),
         };
-        if self.nodes == NodeMode::Nodes && !info.name.is_empty() {
-            nodes::ensure_node(&self.opts.dev_dir, &info.name, info.dev)?;
+        if self.nodes == NodeMode::Nodes {
+            nodes::ensure_node(&self.opts.dev_dir, info.name.as_str(), info.dev)?;
         }
         Ok(info)
     }

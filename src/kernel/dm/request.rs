@@ -13,7 +13,8 @@ use crate::kernel::error::{Error, Result};
 use crate::kernel::id::DevId;
 use crate::kernel::ioctl::{self, Buffer, sysv::CookieSem};
 use crate::kernel::nodes::NodeMode;
-use crate::kernel::reply::{self, DecodeError, HEADER_SIZE, Header, RawTarget, RequestHeader};
+use crate::kernel::reply::RawTarget;
+use crate::kernel::wire::{self, DecodeError, HEADER_SIZE, Header, RequestHeader};
 
 /// What a request addresses, which fills the header's name, uuid or dev field.
 #[derive(Debug, Clone, Copy)]
@@ -128,7 +129,7 @@ impl Reply {
 
     /// The payload, bounds-checked.
     pub(super) fn payload(&self) -> Result<&[u8]> {
-        reply::payload(self.buf.as_bytes(), &self.header).map_err(|e| self.bad(e))
+        wire::payload(self.buf.as_bytes(), &self.header).map_err(|e| self.bad(e))
     }
 
     /// Decode the payload with a codec function.
@@ -141,13 +142,17 @@ impl Reply {
 
     /// The device the reply describes.
     pub(super) fn info(&self) -> Result<DeviceInfo> {
-        Ok(DeviceInfo::from_header(&self.header))
+        DeviceInfo::from_header(&self.header).map_err(|e| Error::BadReply {
+            cmd: self.cmd,
+            offset: core::mem::offset_of!(dm_sys::dm_ioctl, name),
+            reason: format!("device name: {e}"),
+        })
     }
 
     /// The target specs of a table-status or wait reply.
     pub(super) fn targets(&self) -> Result<Vec<RawTarget>> {
         let count = self.header.target_count;
-        self.decode(|p| reply::decode_target_specs(p, count))
+        self.decode(|p| wire::decode_target_specs(p, count))
     }
 }
 
@@ -249,7 +254,7 @@ impl DeviceMapper {
         };
         loop {
             let mut buf = Buffer::zeroed(size);
-            reply::encode_request(buf.as_bytes_mut(), &header, &enc.payload)
+            wire::encode_request(buf.as_bytes_mut(), &header, &enc.payload)
                 .map_err(|e| bad(cmd, e))?;
             if let Err(errno) = ioctl::dm_ioctl(self.control.as_fd(), cmd, &mut buf) {
                 return Err(Error::Ioctl {
@@ -259,7 +264,7 @@ impl DeviceMapper {
                     hint: None,
                 });
             }
-            let header = reply::decode_header(buf.as_bytes()).map_err(|e| bad(cmd, e))?;
+            let header = wire::decode_header(buf.as_bytes()).map_err(|e| bad(cmd, e))?;
             let reply = Reply { cmd, header, buf };
             if reply.flags().contains(DmFlags::BUFFER_FULL) && cmd.reply_can_grow() {
                 let next = reply.buf.len().saturating_mul(2);
