@@ -95,6 +95,7 @@ fn create_info_table_status_remove() {
     let e = dm.info(&name).unwrap_err();
     assert!(e.is_not_found(), "{e}");
     assert!(e.to_string().contains("DM_DEV_STATUS"), "{e}");
+    assert!(!e.to_string().contains("dmsnap"), "{e}");
 }
 
 #[test]

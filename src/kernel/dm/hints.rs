@@ -33,7 +33,7 @@ impl DeviceMapper {
             Errno::EBUSY if cmd == Command::DevRename => {
                 Some("a device with the new name or uuid already exists".to_owned())
             }
-            Errno::ENXIO => Some("no such device (check `dmsnap ls`)".to_owned()),
+            Errno::ENXIO => Some("no such device".to_owned()),
             Errno::EBUSY => id.map(|id| self.busy_hint(id)),
             _ => None,
         };
