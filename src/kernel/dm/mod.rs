@@ -1,4 +1,16 @@
 //! [`DeviceMapper`]: one safe method per device-mapper command.
+//!
+//! | file | job |
+//! |---|---|
+//! | `mod.rs` | the handle and its public methods |
+//! | `request.rs` | the one request path: the private `Request` trait, the generic call (version check, buffer growth, udev cookie, hints), the reply |
+//! | `commands.rs` | one `Request` per command: what it encodes, what its reply decodes to |
+//! | `options.rs` | [`CreateOptions`], [`LoadOptions`], [`SuspendOptions`], [`Options`], [`RemoveMode`], [`StatusFlush`], [`Which`], [`Geometry`] |
+//! | `info.rs` | [`DeviceInfo`] and [`DmFlags`] |
+//! | `hints.rs` | what a failure means: busy hints from mountinfo, holders and sysfs |
+//! | `typed.rs` | the typed calls: [`load`](DeviceMapper::load), [`table`](DeviceMapper::table), [`status`](DeviceMapper::status) |
+//!
+//! `/dev/mapper` node maintenance is in [`nodes`](crate::kernel::nodes).
 #![forbid(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
