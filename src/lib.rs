@@ -50,8 +50,8 @@ pub use kernel::error::{Errno, Error, Result};
 pub use kernel::guard::{DEFAULT_SUSPEND_BOUND, GuardOutcome, GuardPlan, SuspendGuard};
 pub use kernel::id::{DevId, DmName, DmUuid};
 pub use kernel::nodes::NodeMode;
-pub use kernel::reply::{RawTarget, TargetVersion};
+pub use kernel::reply::{DeviceEntry, RawTarget, TargetVersion};
 pub use kernel::{
-    CreateOptions, DeviceEntry, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options,
-    RemoveMode, StatusFlush, SuspendOptions, Which, availability,
+    CreateOptions, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options, RemoveMode,
+    StatusFlush, SuspendOptions, Which, availability,
 };

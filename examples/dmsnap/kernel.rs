@@ -28,7 +28,7 @@ pub fn ls(json: bool, out: &mut Out) -> CliResult {
             .map(|d| {
                 let i = &d.info;
                 serde_json::json!({
-                    "name": i.name,
+                    "name": i.name.as_str(),
                     "uuid": i.uuid,
                     "major": i.dev.major,
                     "minor": i.dev.minor,
@@ -51,7 +51,7 @@ pub fn ls(json: bool, out: &mut Out) -> CliResult {
     }
     let w = rows
         .iter()
-        .map(|d| d.info.name.len())
+        .map(|d| d.info.name.as_str().len())
         .max()
         .unwrap_or(4)
         .max(4);

@@ -1,9 +1,9 @@
 //! Fuzz the `name_list` reply decoder with arbitrary kernel replies: it must never panic.
 #![no_main]
 
-use devmapper::kernel::reply;
+use devmapper::kernel::wire;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = reply::decode_name_list(data);
+    let _ = wire::decode_name_list(data);
 });

@@ -54,11 +54,12 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::kernel::command::Command;
+use crate::kernel::dm::DmFlags;
 use crate::kernel::error::{Error, Result};
 use crate::kernel::id::{DevId, DmName, DmUuid};
 use crate::kernel::ioctl::Buffer;
 use crate::kernel::ioctl::guardian::{Action, Guardian, Request, Rule};
-use crate::kernel::reply::{self, HEADER_SIZE, RequestHeader};
+use crate::kernel::wire::{self, HEADER_SIZE, RequestHeader};
 use crate::{DevNum, DeviceMapper};
 
 /// How long a guarded suspend may last by default: 10 s.
@@ -230,7 +231,7 @@ pub struct SuspendGuard {
     bound: Duration,
 }
 
-fn encode(cmd: Command, key: &Key, flags: u32) -> Result<Request> {
+fn encode(cmd: Command, key: &Key, flags: DmFlags) -> Result<Request> {
     let (name, uuid, dev) = match key {
         Key::Name(n) => (n.as_str(), "", 0),
         Key::Uuid(u) => ("", u.as_str(), 0),
@@ -239,19 +240,19 @@ fn encode(cmd: Command, key: &Key, flags: u32) -> Result<Request> {
     let header = RequestHeader {
         version: cmd.min_version(),
         target_count: 0,
-        flags,
+        flags: flags.bits(),
         event_nr: 0,
         dev,
         name,
         uuid,
     };
     let mut buf = Buffer::zeroed(HEADER_SIZE);
-    reply::encode_request(buf.as_bytes_mut(), &header, &[]).map_err(|e| Error::BadReply {
+    wire::encode_request(buf.as_bytes_mut(), &header, &[]).map_err(|e| Error::BadReply {
         cmd,
         offset: e.offset,
         reason: e.reason.to_owned(),
     })?;
-    Request::new(cmd.request_code(), buf).map_err(|errno| Error::Guardian {
+    Request::new(cmd, buf).map_err(|errno| Error::Guardian {
         what: "encode a request",
         errno,
     })
@@ -274,19 +275,17 @@ impl SuspendGuard {
                 let mut retry_after = Vec::with_capacity(r.retry_after.len());
                 for p in &r.retry_after {
                     retry_after.push(match p {
-                        Prep::Clear(k) => encode(Command::TableClear, k, 0)?,
-                        Prep::Suspend(k) => {
-                            encode(Command::DevSuspend, k, dm_sys::DM_SUSPEND_FLAG)?
-                        }
+                        Prep::Clear(k) => encode(Command::TableClear, k, DmFlags::empty())?,
+                        Prep::Suspend(k) => encode(Command::DevSuspend, k, DmFlags::SUSPEND)?,
                     });
                 }
                 actions.push(Action {
-                    resume: encode(Command::DevSuspend, &r.dev, 0)?,
+                    resume: encode(Command::DevSuspend, &r.dev, DmFlags::empty())?,
                     retry_after,
                 });
             }
             rules.push(Rule {
-                status: encode(Command::DevStatus, watch, 0)?,
+                status: encode(Command::DevStatus, watch, DmFlags::empty())?,
                 actions,
             });
         }

@@ -24,6 +24,9 @@ pub const MAX_NAME_LEN: usize = dm_sys::DM_NAME_LEN - 1;
 /// Longest uuid the kernel keeps (`DM_UUID_LEN - 1`).
 pub const MAX_UUID_LEN: usize = dm_sys::DM_UUID_LEN - 1;
 
+// The refusal messages below state the limits in words.
+const _: () = assert!(MAX_NAME_LEN == 127 && MAX_UUID_LEN == 128);
+
 /// Why a name or uuid was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid device-mapper {kind} {value:?}: {reason}")]

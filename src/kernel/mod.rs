@@ -11,10 +11,11 @@
 //! |---|---|
 //! | `ioctl` (private) | aligned request buffer, bounds-checked reply decoding: the crate's only unsafe |
 //! | [`command`] | the 18 commands and the interface version |
-//! | [`reply`] | typed views of the kernel's replies |
+//! | [`reply`] | the values the kernel's replies carry (device list entries, target lines, target versions) |
+//! | `wire` (private; public with the `fuzzing` feature) | the request encoder and bounds-checked reply decoders |
 //! | [`id`], [`devnum`] | validated names, uuids and device numbers |
 //! | [`error`] | the kernel layer's error type |
-//! | [`DeviceMapper`] | the handle: one safe method per command |
+//! | [`DeviceMapper`] (`dm/`) | the handle: one safe method per command, one request path |
 //! | [`guard`] | the suspend guardian: nothing stays suspended past a bound |
 //! | [`nodes`] | `/dev/mapper` node maintenance |
 
@@ -24,15 +25,18 @@ pub mod error;
 pub mod id;
 mod ioctl;
 pub mod reply;
+#[cfg(feature = "fuzzing")]
+pub mod wire;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod wire;
 
 pub(crate) mod dm;
-mod dm_typed;
 pub mod guard;
 pub mod listing;
 pub mod nodes;
 pub(crate) mod undo;
 
 pub use dm::{
-    CreateOptions, DeviceEntry, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options,
-    RemoveMode, StatusFlush, SuspendOptions, Which, availability,
+    CreateOptions, DeviceInfo, DeviceMapper, DmFlags, Geometry, LoadOptions, Options, RemoveMode,
+    StatusFlush, SuspendOptions, Which, availability,
 };

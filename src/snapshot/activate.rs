@@ -314,7 +314,7 @@ fn activate_plain(
         }
         // Left by an interrupted run.
         let _ = dm.clear_table(&e.uuid);
-        remove_retrying(dm, &DmName::new(&info.name)?)?;
+        remove_retrying(dm, &info.name)?;
     }
     if let Ok(info) = dm.info(&e.name) {
         return Ok((

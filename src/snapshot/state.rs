@@ -97,10 +97,7 @@ impl Wrapper<'_> {
         let origin = self.read_dev(self.name.clone(), info)?;
         let real_uuid = self.real_uuid()?;
         let real = match self.dm.info(&real_uuid) {
-            Ok(i) => {
-                let n = DmName::new(&i.name)?;
-                Some(self.read_dev(n, i)?)
-            }
+            Ok(i) => Some(self.read_dev(i.name.clone(), i)?),
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.into()),
         };

@@ -47,6 +47,7 @@ use std::str::FromStr;
 use crate::targets::text::{clip, is_space, parse_dec};
 use std::borrow::Cow;
 
+use crate::kernel::reply::RawTarget;
 use crate::targets::{
     ParseError, ResolveError, Striped, Target, TargetNameError, TargetStatus, ThinPool,
     check_target_name,
@@ -57,7 +58,7 @@ use crate::units::Sectors;
 mod tests;
 
 /// Longest target type name the kernel accepts (`DM_MAX_TYPE_NAME` is 16 bytes with NUL).
-pub const MAX_TARGET_TYPE_LEN: usize = 15;
+pub const MAX_TARGET_TYPE_LEN: usize = dm_sys::DM_MAX_TYPE_NAME - 1;
 
 /// Largest end sector of a table: the kernel refuses targets ending beyond
 /// `LLONG_MAX >> SECTOR_SHIFT` ("Too large device").
@@ -137,7 +138,7 @@ pub enum TableErrorKind {
     #[error("target ends beyond sector {max}", max = MAX_TABLE_SECTORS)]
     TooLarge,
     /// A target type name longer than [`MAX_TARGET_TYPE_LEN`] bytes.
-    #[error("target type {name:?} is {len} bytes long, the kernel allows at most 15")]
+    #[error("target type {name:?} is {len} bytes long, the kernel allows at most {max}", max = MAX_TARGET_TYPE_LEN)]
     TargetTypeTooLong {
         /// The name (clipped).
         name: String,
@@ -301,16 +302,48 @@ impl TableLine {
             target,
         })
     }
+}
+
+/// One target as the validator sees it: the four values a load passes, and the typed
+/// target when there is one (always for a [`Table`], when the params parse for raw lines).
+struct Check<'a> {
+    start: Sectors,
+    length: Sectors,
+    target_type: &'a str,
+    params: Cow<'a, str>,
+    typed: Option<Cow<'a, Target>>,
+}
+
+impl<'a> Check<'a> {
+    fn typed(l: &'a TableLine) -> Self {
+        Self {
+            start: l.start,
+            length: l.length,
+            target_type: l.target.target_type(),
+            params: Cow::Owned(l.target.params()),
+            typed: Some(Cow::Borrowed(&l.target)),
+        }
+    }
+
+    fn raw(start: Sectors, length: Sectors, target_type: &'a str, params: &'a str) -> Self {
+        Self {
+            start,
+            length,
+            target_type,
+            params: Cow::Borrowed(params),
+            typed: Target::parse(target_type, params).ok().map(Cow::Owned),
+        }
+    }
 
     /// Check this line on its own: what the kernel checks per target when loading.
-    fn validate_alone(&self, line: usize) -> Result<(), TableError> {
-        let ty = self.target.target_type();
+    fn alone(&self, line: usize) -> Result<(), TableError> {
+        let ty = self.target_type;
         let (c_len, c_type, c_params) = display_columns(self.start, self.length, ty);
         let err = |column, kind| TableError { line, column, kind };
         if self.length.0 == 0 {
             return Err(err(c_len, TableErrorKind::ZeroLength));
         }
-        match self.end() {
+        match self.start.checked_add(self.length) {
             Some(end) if end.0 <= MAX_TABLE_SECTORS => {}
             _ => return Err(err(c_len, TableErrorKind::TooLarge)),
         }
@@ -324,21 +357,84 @@ impl TableLine {
                 },
             ));
         }
-        let params = self.target.params();
-        if let Some(offset) = params.bytes().position(|b| b == 0) {
+        if let Some(offset) = self.params.bytes().position(|b| b == 0) {
             return Err(err(c_params + offset, TableErrorKind::ParamsNul { offset }));
         }
-        if let Some(offset) = params.bytes().position(|b| b == b'\n') {
+        if let Some(offset) = self.params.bytes().position(|b| b == b'\n') {
             return Err(err(
                 c_params + offset,
                 TableErrorKind::ParamsLineBreak { offset },
             ));
         }
-        if let Target::Striped(s) = &self.target {
+        if let Some(Target::Striped(s)) = self.typed.as_deref() {
             check_striped_length(s, self.length).map_err(|kind| err(c_len, kind))?;
         }
         Ok(())
     }
+}
+
+/// The one table validator, behind [`Table::validate`] and [`validate_raw`].
+fn validate_lines<'a>(lines: impl ExactSizeIterator<Item = Check<'a>>) -> Result<(), TableError> {
+    let count = lines.len();
+    if count == 0 {
+        return Err(TableError {
+            line: 1,
+            column: 1,
+            kind: TableErrorKind::Empty,
+        });
+    }
+    let mut expected = Sectors::ZERO;
+    for (i, l) in lines.enumerate() {
+        let line = i + 1;
+        if l.start != expected {
+            return Err(TableError {
+                line,
+                column: 1,
+                kind: TableErrorKind::NotContiguous {
+                    expected,
+                    found: l.start,
+                },
+            });
+        }
+        l.alone(line)?;
+        if l.target_type == ThinPool::TARGET_TYPE && count != 1 {
+            let (_, c_type, _) = display_columns(l.start, l.length, l.target_type);
+            return Err(TableError {
+                line,
+                column: c_type,
+                kind: TableErrorKind::NotAlone,
+            });
+        }
+        // `alone` checked the end.
+        expected = l.start.checked_add(l.length).unwrap_or(Sectors(u64::MAX));
+    }
+    Ok(())
+}
+
+/// [`Table::validate`] for the raw lines of [`DeviceMapper::load_raw`](crate::DeviceMapper::load_raw):
+/// the same rules, with the typed checks (striped lengths) applied when the params parse.
+///
+/// ```
+/// use devmapper::RawTarget;
+/// use devmapper::table::{TableErrorKind, validate_raw};
+/// use devmapper::units::Sectors;
+/// let zero = |start, length| RawTarget {
+///     start: Sectors(start), length: Sectors(length),
+///     target_type: "zero".into(), params: String::new(),
+/// };
+/// validate_raw(&[zero(0, 8), zero(8, 8)]).unwrap();
+/// let e = validate_raw(&[zero(0, 8), zero(9, 8)]).unwrap_err();
+/// assert_eq!((e.line, &e.kind), (2, &TableErrorKind::NotContiguous { expected: Sectors(8), found: Sectors(9) }));
+/// ```
+///
+/// # Errors
+/// As [`Table::validate`].
+pub fn validate_raw(targets: &[RawTarget]) -> Result<(), TableError> {
+    validate_lines(
+        targets
+            .iter()
+            .map(|t| Check::raw(t.start, t.length, &t.target_type, &t.params)),
+    )
 }
 
 /// The kernel's `stripe_ctr` checks: length splits evenly over the stripes, and each
@@ -460,39 +556,7 @@ impl Table {
     /// its table. Errors name the 1-based line (target index + 1) and the column of the
     /// field in the `Display` form.
     pub fn validate(&self) -> Result<(), TableError> {
-        if self.lines.is_empty() {
-            return Err(TableError {
-                line: 1,
-                column: 1,
-                kind: TableErrorKind::Empty,
-            });
-        }
-        let mut expected = Sectors::ZERO;
-        for (i, l) in self.lines.iter().enumerate() {
-            let line = i + 1;
-            if l.start != expected {
-                return Err(TableError {
-                    line,
-                    column: 1,
-                    kind: TableErrorKind::NotContiguous {
-                        expected,
-                        found: l.start,
-                    },
-                });
-            }
-            l.validate_alone(line)?;
-            if matches!(l.target, Target::ThinPool(_)) && self.lines.len() != 1 {
-                let (_, c_type, _) = display_columns(l.start, l.length, ThinPool::TARGET_TYPE);
-                return Err(TableError {
-                    line,
-                    column: c_type,
-                    kind: TableErrorKind::NotAlone,
-                });
-            }
-            // validate_alone checked the end.
-            expected = l.end().unwrap_or(Sectors(u64::MAX));
-        }
-        Ok(())
+        validate_lines(self.lines.iter().map(Check::typed))
     }
 
     /// The table as `dmsetup table NAME` prints it without `--showkeys`: like `Display`,

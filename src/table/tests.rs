@@ -201,6 +201,55 @@ fn validate_catches_what_the_kernel_refuses() {
     t.validate().unwrap();
 }
 
+fn raw(start: u64, length: u64, ty: &str, params: &str) -> RawTarget {
+    RawTarget {
+        start: Sectors(start),
+        length: Sectors(length),
+        target_type: ty.into(),
+        params: params.into(),
+    }
+}
+
+/// `load_raw`'s rules are `Table::validate`'s: same error, same line and column, for every
+/// case the typed validator catches (what the old raw checker caught included).
+#[test]
+fn raw_validation_is_the_table_validation() {
+    let kind = |t: &[RawTarget]| validate_raw(t).unwrap_err().kind;
+    assert_eq!(kind(&[]), TableErrorKind::Empty);
+    validate_raw(&[raw(0, 8, "zero", ""), raw(8, 8, "zero", "")]).unwrap();
+    assert!(matches!(
+        kind(&[raw(1, 8, "zero", "")]),
+        TableErrorKind::NotContiguous { .. }
+    ));
+    assert_eq!(kind(&[raw(0, 0, "zero", "")]), TableErrorKind::ZeroLength);
+    assert_eq!(
+        kind(&[raw(0, u64::MAX, "zero", "")]),
+        TableErrorKind::TooLarge
+    );
+    // A line break the typed form would have dropped as whitespace is still refused.
+    assert_eq!(
+        kind(&[raw(0, 8, "linear", "8:0\n0")]),
+        TableErrorKind::ParamsLineBreak { offset: 3 }
+    );
+    assert_eq!(
+        kind(&[raw(0, 8, "x", "a\0b")]),
+        TableErrorKind::ParamsNul { offset: 1 }
+    );
+    for text in [
+        "0 8 zero\n9 8 zero\n",
+        "0 8 a-very-long-target-name x",
+        "0 36 striped 3 8 8:0 0 8:1 0 8:2 0",
+        "0 8 thin-pool 1:1 1:2 128 0\n8 8 zero",
+    ] {
+        let typed: Table = text.parse().unwrap();
+        let lines: Vec<RawTarget> = typed.lines().iter().map(RawTarget::from).collect();
+        assert_eq!(validate_raw(&lines), typed.validate(), "{text:?}");
+        assert!(typed.validate().is_err(), "{text:?}");
+    }
+    // Unparsable params of a known type are the kernel's to refuse, not the validator's.
+    validate_raw(&[raw(0, 8, "linear", "not-a-device 0")]).unwrap();
+}
+
 #[test]
 fn building_tables() {
     let mut t = Table::new();

@@ -129,6 +129,80 @@ pub enum ParseErrorReason {
     TargetName(#[from] TargetNameError),
 }
 
+/// A target type this crate has a typed model for: the one list of known target types.
+/// Every other type name is kept as [`Opaque`] text.
+///
+/// ```
+/// use devmapper::targets::TargetKind;
+/// assert_eq!(TargetKind::from_name("thin-pool"), Some(TargetKind::ThinPool));
+/// assert_eq!(TargetKind::ThinPool.name(), "thin-pool");
+/// assert_eq!(TargetKind::from_name("crypt"), None);
+/// assert!(TargetKind::ALL.iter().all(|k| TargetKind::from_name(k.name()) == Some(*k)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TargetKind {
+    /// `linear`.
+    Linear,
+    /// `striped`.
+    Striped,
+    /// `zero`.
+    Zero,
+    /// `error`.
+    Error,
+    /// `snapshot`.
+    Snapshot,
+    /// `snapshot-origin`.
+    SnapshotOrigin,
+    /// `snapshot-merge`.
+    SnapshotMerge,
+    /// `thin-pool`.
+    ThinPool,
+    /// `thin`.
+    Thin,
+}
+
+impl TargetKind {
+    /// Every typed target type.
+    pub const ALL: [TargetKind; 9] = [
+        TargetKind::Linear,
+        TargetKind::Striped,
+        TargetKind::Zero,
+        TargetKind::Error,
+        TargetKind::Snapshot,
+        TargetKind::SnapshotOrigin,
+        TargetKind::SnapshotMerge,
+        TargetKind::ThinPool,
+        TargetKind::Thin,
+    ];
+
+    /// The kernel's name of the target type.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TargetKind::Linear => Linear::TARGET_TYPE,
+            TargetKind::Striped => Striped::TARGET_TYPE,
+            TargetKind::Zero => Zero::TARGET_TYPE,
+            TargetKind::Error => ErrorTarget::TARGET_TYPE,
+            TargetKind::Snapshot => Snapshot::TARGET_TYPE,
+            TargetKind::SnapshotOrigin => SnapshotOrigin::TARGET_TYPE,
+            TargetKind::SnapshotMerge => Snapshot::MERGE_TARGET_TYPE,
+            TargetKind::ThinPool => ThinPool::TARGET_TYPE,
+            TargetKind::Thin => Thin::TARGET_TYPE,
+        }
+    }
+
+    /// The typed target type of this kernel name, if this crate models it.
+    pub fn from_name(name: &str) -> Option<TargetKind> {
+        TargetKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One target of a table: its type and typed parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -187,24 +261,28 @@ impl Target {
     /// Known types must parse; unknown types become [`Target::Opaque`] with the params
     /// unchanged. The only error for an unknown type is an unusable type name.
     pub fn parse(target_type: &str, params: &str) -> Result<Target, ParseError> {
-        Ok(match target_type {
-            Linear::TARGET_TYPE => Target::Linear(params.parse()?),
-            Striped::TARGET_TYPE => Target::Striped(params.parse()?),
-            Zero::TARGET_TYPE => Target::Zero(params.parse()?),
-            ErrorTarget::TARGET_TYPE => Target::Error(params.parse()?),
-            Snapshot::TARGET_TYPE => Target::Snapshot(params.parse()?),
-            SnapshotOrigin::TARGET_TYPE => Target::SnapshotOrigin(params.parse()?),
-            Snapshot::MERGE_TARGET_TYPE => {
-                Target::SnapshotMerge(Snapshot::parse_as(Snapshot::MERGE_TARGET_TYPE, params)?)
+        let Some(kind) = TargetKind::from_name(target_type) else {
+            return Ok(Target::Opaque(Opaque::new(target_type, params).map_err(
+                |e| ParseError {
+                    target: text::clip(target_type),
+                    kind: TextKind::Params,
+                    offset: 0,
+                    reason: e.into(),
+                },
+            )?));
+        };
+        Ok(match kind {
+            TargetKind::Linear => Target::Linear(params.parse()?),
+            TargetKind::Striped => Target::Striped(params.parse()?),
+            TargetKind::Zero => Target::Zero(params.parse()?),
+            TargetKind::Error => Target::Error(params.parse()?),
+            TargetKind::Snapshot => Target::Snapshot(params.parse()?),
+            TargetKind::SnapshotOrigin => Target::SnapshotOrigin(params.parse()?),
+            TargetKind::SnapshotMerge => {
+                Target::SnapshotMerge(Snapshot::parse_as(kind.name(), params)?)
             }
-            ThinPool::TARGET_TYPE => Target::ThinPool(params.parse()?),
-            Thin::TARGET_TYPE => Target::Thin(params.parse()?),
-            other => Target::Opaque(Opaque::new(other, params).map_err(|e| ParseError {
-                target: text::clip(other),
-                kind: TextKind::Params,
-                offset: 0,
-                reason: e.into(),
-            })?),
+            TargetKind::ThinPool => Target::ThinPool(params.parse()?),
+            TargetKind::Thin => Target::Thin(params.parse()?),
         })
     }
 
@@ -221,19 +299,28 @@ impl Target {
         }
     }
 
+    /// The typed target type, or `None` for [`Target::Opaque`].
+    pub fn kind(&self) -> Option<TargetKind> {
+        Some(match self {
+            Target::Linear(_) => TargetKind::Linear,
+            Target::Striped(_) => TargetKind::Striped,
+            Target::Zero(_) => TargetKind::Zero,
+            Target::Error(_) => TargetKind::Error,
+            Target::Snapshot(_) => TargetKind::Snapshot,
+            Target::SnapshotOrigin(_) => TargetKind::SnapshotOrigin,
+            Target::SnapshotMerge(_) => TargetKind::SnapshotMerge,
+            Target::ThinPool(_) => TargetKind::ThinPool,
+            Target::Thin(_) => TargetKind::Thin,
+            Target::Opaque(_) => return None,
+        })
+    }
+
     /// The kernel's name of this target type.
     pub fn target_type(&self) -> &str {
         match self {
-            Target::Linear(_) => Linear::TARGET_TYPE,
-            Target::Striped(_) => Striped::TARGET_TYPE,
-            Target::Zero(_) => Zero::TARGET_TYPE,
-            Target::Error(_) => ErrorTarget::TARGET_TYPE,
-            Target::Snapshot(_) => Snapshot::TARGET_TYPE,
-            Target::SnapshotOrigin(_) => SnapshotOrigin::TARGET_TYPE,
-            Target::SnapshotMerge(_) => Snapshot::MERGE_TARGET_TYPE,
-            Target::ThinPool(_) => ThinPool::TARGET_TYPE,
-            Target::Thin(_) => Thin::TARGET_TYPE,
             Target::Opaque(o) => o.target_type(),
+            // `kind` is `Some` for every variant but `Opaque`.
+            _ => self.kind().map_or("", TargetKind::name),
         }
     }
 
@@ -333,56 +420,67 @@ impl TargetStatus {
     pub fn parse(target_type: &str, status: &str) -> Result<TargetStatus, ParseError> {
         use text::expect_empty;
         let kind = TextKind::Status;
-        Ok(match target_type {
-            Linear::TARGET_TYPE => {
-                expect_empty(target_type, kind, status)?;
-                TargetStatus::Linear
-            }
-            Striped::TARGET_TYPE => TargetStatus::Striped(status.parse()?),
-            Zero::TARGET_TYPE => {
-                expect_empty(target_type, kind, status)?;
-                TargetStatus::Zero
-            }
-            ErrorTarget::TARGET_TYPE => {
-                expect_empty(target_type, kind, status)?;
-                TargetStatus::Error
-            }
-            Snapshot::TARGET_TYPE => {
-                TargetStatus::Snapshot(SnapshotStatus::parse_as(target_type, status)?)
-            }
-            SnapshotOrigin::TARGET_TYPE => {
-                snapshot::parse_origin_status(status)?;
-                TargetStatus::SnapshotOrigin
-            }
-            Snapshot::MERGE_TARGET_TYPE => {
-                TargetStatus::SnapshotMerge(SnapshotStatus::parse_as(target_type, status)?)
-            }
-            ThinPool::TARGET_TYPE => TargetStatus::ThinPool(status.parse()?),
-            Thin::TARGET_TYPE => TargetStatus::Thin(status.parse()?),
-            other => {
-                TargetStatus::Opaque(OpaqueStatus::new(other, status).map_err(|e| ParseError {
-                    target: text::clip(other),
+        let Some(target) = TargetKind::from_name(target_type) else {
+            return Ok(TargetStatus::Opaque(
+                OpaqueStatus::new(target_type, status).map_err(|e| ParseError {
+                    target: text::clip(target_type),
                     kind,
                     offset: 0,
                     reason: e.into(),
-                })?)
+                })?,
+            ));
+        };
+        Ok(match target {
+            TargetKind::Linear => {
+                expect_empty(target_type, kind, status)?;
+                TargetStatus::Linear
             }
+            TargetKind::Striped => TargetStatus::Striped(status.parse()?),
+            TargetKind::Zero => {
+                expect_empty(target_type, kind, status)?;
+                TargetStatus::Zero
+            }
+            TargetKind::Error => {
+                expect_empty(target_type, kind, status)?;
+                TargetStatus::Error
+            }
+            TargetKind::Snapshot => {
+                TargetStatus::Snapshot(SnapshotStatus::parse_as(target_type, status)?)
+            }
+            TargetKind::SnapshotOrigin => {
+                snapshot::parse_origin_status(status)?;
+                TargetStatus::SnapshotOrigin
+            }
+            TargetKind::SnapshotMerge => {
+                TargetStatus::SnapshotMerge(SnapshotStatus::parse_as(target_type, status)?)
+            }
+            TargetKind::ThinPool => TargetStatus::ThinPool(status.parse()?),
+            TargetKind::Thin => TargetStatus::Thin(status.parse()?),
+        })
+    }
+
+    /// The typed target type, or `None` for [`TargetStatus::Opaque`].
+    pub fn kind(&self) -> Option<TargetKind> {
+        Some(match self {
+            TargetStatus::Linear => TargetKind::Linear,
+            TargetStatus::Striped(_) => TargetKind::Striped,
+            TargetStatus::Zero => TargetKind::Zero,
+            TargetStatus::Error => TargetKind::Error,
+            TargetStatus::Snapshot(_) => TargetKind::Snapshot,
+            TargetStatus::SnapshotOrigin => TargetKind::SnapshotOrigin,
+            TargetStatus::SnapshotMerge(_) => TargetKind::SnapshotMerge,
+            TargetStatus::ThinPool(_) => TargetKind::ThinPool,
+            TargetStatus::Thin(_) => TargetKind::Thin,
+            TargetStatus::Opaque(_) => return None,
         })
     }
 
     /// The kernel's name of the target type this status belongs to.
     pub fn target_type(&self) -> &str {
         match self {
-            TargetStatus::Linear => Linear::TARGET_TYPE,
-            TargetStatus::Striped(_) => Striped::TARGET_TYPE,
-            TargetStatus::Zero => Zero::TARGET_TYPE,
-            TargetStatus::Error => ErrorTarget::TARGET_TYPE,
-            TargetStatus::Snapshot(_) => Snapshot::TARGET_TYPE,
-            TargetStatus::SnapshotOrigin => SnapshotOrigin::TARGET_TYPE,
-            TargetStatus::SnapshotMerge(_) => Snapshot::MERGE_TARGET_TYPE,
-            TargetStatus::ThinPool(_) => ThinPool::TARGET_TYPE,
-            TargetStatus::Thin(_) => Thin::TARGET_TYPE,
             TargetStatus::Opaque(o) => o.target_type(),
+            // `kind` is `Some` for every variant but `Opaque`.
+            _ => self.kind().map_or("", TargetKind::name),
         }
     }
 

@@ -58,6 +58,13 @@ pub const THIN_MAX_DEV_ID: u32 = (1 << 24) - 1;
 /// Most feature words a thin-pool table accepts at once.
 pub const THIN_POOL_MAX_FEATURES: u32 = 4;
 
+// The parse errors below state the bounds in words.
+const _: () = assert!(
+    THIN_POOL_MIN_BLOCK_SIZE == 128
+        && THIN_POOL_MAX_BLOCK_SIZE == 2_097_152
+        && THIN_POOL_MAX_FEATURES == 4
+);
+
 /// Optional thin-pool features (all off by default).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ThinPoolFeatures {

@@ -48,7 +48,7 @@ fn create_info_table_status_remove() {
         dm: &dm,
         name: name.clone(),
     };
-    assert_eq!(info.name, name.as_str());
+    assert_eq!(info.name.as_str(), name.as_str());
     assert_eq!(info.uuid.as_deref(), Some(uuid.as_str()));
     assert!(!info.has_live_table());
     assert!(!dm.info(&name).unwrap().has_inactive_table());
@@ -66,7 +66,10 @@ fn create_info_table_status_remove() {
     dm.resume(&name, SuspendOptions::default()).unwrap();
     let i = dm.info(DevId::Uuid(&uuid)).unwrap();
     assert!(i.has_live_table() && !i.has_inactive_table() && !i.suspended());
-    assert_eq!(dm.info(DevId::Dev(i.dev)).unwrap().name, name.as_str());
+    assert_eq!(
+        dm.info(DevId::Dev(i.dev)).unwrap().name.as_str(),
+        name.as_str()
+    );
     let st = dm
         .status_raw(&name, Which::Live, StatusFlush::Flush)
         .unwrap();
@@ -92,6 +95,7 @@ fn create_info_table_status_remove() {
     let e = dm.info(&name).unwrap_err();
     assert!(e.is_not_found(), "{e}");
     assert!(e.to_string().contains("DM_DEV_STATUS"), "{e}");
+    assert!(!e.to_string().contains("dmsnap"), "{e}");
 }
 
 #[test]
@@ -104,7 +108,11 @@ fn bad_tables_are_refused_before_or_by_the_kernel() {
     t[1].start = Sectors(9);
     assert!(matches!(
         dm.load_raw(&g.name, &t, LoadOptions::default()),
-        Err(Error::InvalidArgument(_))
+        Err(Error::Table(devmapper::table::TableError {
+            line: 2,
+            kind: devmapper::table::TableErrorKind::NotContiguous { .. },
+            ..
+        }))
     ));
     // Kernel rejects bad params with EINVAL and says which command failed.
     let e = dm
@@ -248,7 +256,7 @@ fn rename_and_set_uuid_once() {
         dm: &dm,
         name: new.clone(),
     };
-    assert_eq!(info.name, new.as_str());
+    assert_eq!(info.name.as_str(), new.as_str());
     assert!(g.node().exists(), "node of the new name missing");
     assert!(!dm.node_path(&unique_name("ren")).exists());
     // Renaming a missing device: ENXIO.

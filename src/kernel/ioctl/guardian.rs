@@ -51,6 +51,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::Buffer;
+use crate::kernel::command::Command;
 use crate::kernel::error::Errno;
 
 /// After the bound passed, how often the child re-checks the rules (milliseconds).
@@ -82,17 +83,17 @@ fn last_errno() -> Errno {
 /// overwrite, so the child can issue it any number of times without allocating.
 #[derive(Debug)]
 pub(crate) struct Request {
-    code: u32,
+    cmd: Command,
     template: Buffer,
     scratch: Buffer,
 }
 
 impl Request {
-    /// A request `code` whose encoded buffer (header with `data_size` set) is `template`.
+    /// A request of `cmd` whose encoded buffer (header with `data_size` set) is `template`.
     ///
     /// # Errors
     /// `EINVAL` when the buffer is shorter than the header or declares more than its length.
-    pub(crate) fn new(code: u32, template: Buffer) -> Result<Self, Errno> {
+    pub(crate) fn new(cmd: Command, template: Buffer) -> Result<Self, Errno> {
         let declared = template
             .as_bytes()
             .get(12..16)
@@ -103,7 +104,7 @@ impl Request {
             return Err(Errno(libc::EINVAL));
         }
         Ok(Self {
-            code,
+            cmd,
             scratch: template.clone(),
             template,
         })
@@ -117,13 +118,15 @@ impl Request {
         self.scratch
             .as_bytes_mut()
             .copy_from_slice(self.template.as_bytes());
-        // SAFETY: `fd` is the control node's descriptor, open in this process. `code` is an
-        // `_IOWR(0xfd, nr, struct dm_ioctl)` request whose argument points to a dm_ioctl
-        // header plus payload; `scratch` is 8-byte aligned, at least 312 bytes, and its
+        // Plain arithmetic on the command number: async-signal-safe.
+        let code = self.cmd.request_code();
+        // SAFETY: `fd` is the control node's descriptor, open in this process. The request
+        // code of a `Command` is always an `_IOWR(0xfd, nr, struct dm_ioctl)` request (no
+        // caller can pass another number), whose argument points to a dm_ioctl header plus
+        // payload; `scratch` is 8-byte aligned, at least 312 bytes, and its
         // declared `data_size` is at most its length (checked in `new`), so the kernel's
         // copies stay inside the allocation, which nothing else touches during the call.
-        let rc =
-            unsafe { libc::ioctl(fd, self.code as _, self.scratch.as_bytes_mut().as_mut_ptr()) };
+        let rc = unsafe { libc::ioctl(fd, code as _, self.scratch.as_bytes_mut().as_mut_ptr()) };
         if rc < 0 {
             return None;
         }
@@ -514,7 +517,7 @@ mod tests {
         let req = || {
             let mut b = Buffer::zeroed(312);
             b.as_bytes_mut()[12..16].copy_from_slice(&312u32.to_ne_bytes());
-            Request::new(dm_sys::DM_DEV_STATUS, b).unwrap()
+            Request::new(Command::DevStatus, b).unwrap()
         };
         Rule {
             status: req(),
@@ -589,7 +592,7 @@ mod tests {
         let mut b = Buffer::zeroed(312);
         b.as_bytes_mut()[12..16].copy_from_slice(&4096u32.to_ne_bytes());
         assert_eq!(
-            Request::new(dm_sys::DM_DEV_STATUS, b).unwrap_err(),
+            Request::new(Command::DevStatus, b).unwrap_err(),
             Errno(libc::EINVAL)
         );
     }

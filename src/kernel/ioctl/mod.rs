@@ -3,7 +3,8 @@
 //! Three primitives, each a few lines with a `// SAFETY:` comment:
 //! - [`Buffer`]: an 8-byte aligned, zero-initialised byte buffer (`Vec<u64>` underneath),
 //!   viewed as bytes;
-//! - [`dm_ioctl`]: the `ioctl(2)` call on the control node with such a buffer;
+//! - [`dm_ioctl`]: the `ioctl(2)` call of one [`Command`] on the control node with such a
+//!   buffer;
 //! - [`sysv`]: the SysV semaphore calls of the udev cookie handshake;
 //! - [`guardian`]: the forked process that resumes suspended devices when their
 //!   suspender dies or a suspend outlasts its bound.
@@ -17,6 +18,7 @@ pub(crate) mod sysv;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
+use crate::kernel::command::Command;
 use crate::kernel::error::Errno;
 
 /// An 8-byte aligned, zero-filled buffer whose length is a multiple of 8 bytes.
@@ -56,12 +58,14 @@ impl Buffer {
     }
 }
 
-/// Issue one device-mapper ioctl on the control node.
+/// Issue one device-mapper command on the control node.
 ///
-/// The buffer must start with an encoded `struct dm_ioctl` whose `data_size` is at most the
-/// buffer's length (the caller sets it to exactly that); the kernel reads at most
-/// `data_size` bytes from it and writes at most `data_size` bytes back.
-pub(crate) fn dm_ioctl(fd: BorrowedFd<'_>, request: u32, buf: &mut Buffer) -> Result<(), Errno> {
+/// The request code comes from `cmd`, so it is always one of the `_IOWR(0xfd, nr, struct
+/// dm_ioctl)` codes. The buffer must start with an encoded `struct dm_ioctl` whose
+/// `data_size` is at most the buffer's length (the caller sets it to exactly that; this is
+/// checked here); the kernel reads at most `data_size` bytes from it and writes at most
+/// `data_size` bytes back.
+pub(crate) fn dm_ioctl(fd: BorrowedFd<'_>, cmd: Command, buf: &mut Buffer) -> Result<(), Errno> {
     let declared = buf
         .as_bytes()
         .get(12..16)
@@ -71,8 +75,9 @@ pub(crate) fn dm_ioctl(fd: BorrowedFd<'_>, request: u32, buf: &mut Buffer) -> Re
     if buf.len() < std::mem::size_of::<dm_sys::dm_ioctl>() || declared > buf.len() {
         return Err(Errno(libc::EINVAL));
     }
-    // SAFETY: `fd` is a valid open descriptor for the borrow's lifetime. `request` is one of
-    // the `_IOWR(0xfd, nr, struct dm_ioctl)` codes, whose argument is a pointer to a
+    // SAFETY: `fd` is a valid open descriptor for the borrow's lifetime. The request code
+    // of a `Command` is always one of the `_IOWR(0xfd, nr, struct dm_ioctl)` codes (no
+    // caller can pass another number), whose argument is a pointer to a
     // `struct dm_ioctl` followed by payload; the buffer is 8-byte aligned (Vec<u64>), at
     // least 312 bytes, and `data_size` (checked above) does not exceed its length, so the
     // kernel's copy_from_user/copy_to_user stay inside the allocation, which stays borrowed
@@ -80,7 +85,7 @@ pub(crate) fn dm_ioctl(fd: BorrowedFd<'_>, request: u32, buf: &mut Buffer) -> Re
     let rc = unsafe {
         libc::ioctl(
             fd.as_raw_fd(),
-            request as _,
+            cmd.request_code() as _,
             buf.as_bytes_mut().as_mut_ptr(),
         )
     };
@@ -116,7 +121,7 @@ mod tests {
         b.as_bytes_mut()[12..16].copy_from_slice(&4096u32.to_ne_bytes());
         use std::os::fd::AsFd;
         assert_eq!(
-            dm_ioctl(f.as_fd(), dm_sys::DM_VERSION, &mut b),
+            dm_ioctl(f.as_fd(), Command::Version, &mut b),
             Err(Errno(libc::EINVAL))
         );
     }

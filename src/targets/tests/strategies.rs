@@ -119,20 +119,10 @@ pub(crate) fn thin() -> impl Strategy<Value = Thin> {
         })
 }
 
-const KNOWN: &[&str] = &[
-    "linear",
-    "striped",
-    "zero",
-    "error",
-    "snapshot",
-    "snapshot-origin",
-    "snapshot-merge",
-    "thin-pool",
-    "thin",
-];
-
 pub(crate) fn opaque_name() -> impl Strategy<Value = String> {
-    "[a-z][a-z0-9_-]{0,14}".prop_filter("not a typed target", |n| !KNOWN.contains(&n.as_str()))
+    "[a-z][a-z0-9_-]{0,14}".prop_filter("not a typed target", |n| {
+        crate::targets::TargetKind::from_name(n).is_none()
+    })
 }
 
 /// Opaque params that survive the table text form: no line break, no leading space.

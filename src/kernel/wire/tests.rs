@@ -257,3 +257,20 @@ proptest! {
         prop_assert_eq!(enc.len() % 8, 0);
     }
 }
+
+#[test]
+fn deps_count_is_bounded_by_the_reply() {
+    let mut data = vec![0u8; 16];
+    data[0] = 1; // count
+    data[8..16].copy_from_slice(&0xfd00u64.to_ne_bytes()); // 253:0
+    let deps = decode_deps(&data).unwrap();
+    assert_eq!(deps[0].to_string(), "253:0");
+    data[0] = 9; // claims more than the buffer holds
+    assert_eq!(
+        decode_deps(&data),
+        Err(DecodeError {
+            offset: 0,
+            reason: "deps count larger than the reply"
+        })
+    );
+}

@@ -1,6 +1,7 @@
 //! Typed table load/read helpers on [`DeviceMapper`].
 
-use crate::kernel::dm::{DeviceInfo, DeviceMapper, LoadOptions, StatusFlush, Which};
+use super::commands;
+use super::{DeviceInfo, DeviceMapper, LoadOptions, StatusFlush, Which};
 use crate::kernel::error::Result;
 use crate::kernel::id::DevId;
 use crate::kernel::reply::RawTarget;
@@ -19,7 +20,8 @@ impl From<&TableLine> for RawTarget {
 }
 
 impl DeviceMapper {
-    /// `DM_TABLE_LOAD` of a typed table, validated first ([`Table::validate`]).
+    /// `DM_TABLE_LOAD` of a typed table, validated first ([`Table::validate`]), then sent
+    /// as the kernel prints it back (the canonical params of each target).
     ///
     /// # Errors
     /// [`Error::Table`](crate::Error::Table) for a table the kernel would refuse; otherwise
@@ -31,8 +33,12 @@ impl DeviceMapper {
         opts: LoadOptions,
     ) -> Result<DeviceInfo> {
         table.validate()?;
-        let raw: Vec<RawTarget> = table.lines().iter().map(RawTarget::from).collect();
-        self.load_raw(id, &raw, opts)
+        let targets: Vec<RawTarget> = table.lines().iter().map(RawTarget::from).collect();
+        self.run(&commands::Load {
+            id: id.into(),
+            targets: &targets,
+            opts,
+        })
     }
 
     /// The table as typed targets; text this crate does not model is kept as
