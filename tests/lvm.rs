@@ -2,9 +2,10 @@
 //! (`tests/fixtures/lvm/make.sh`, README there). Offline: our scan, plan and export are
 //! compared with what lvm2 loaded into the kernel and with the LV checksums it left.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use devmapper::lvm::config::ParseMode;
 use devmapper::lvm::export::{LvReader, export, snapshot_reader};
@@ -15,19 +16,10 @@ use devmapper::lvm::scan::{MdaOutcome, scan};
 use devmapper::lvm::{label, mda};
 use sha2::{Digest, Sha256};
 
-fn dir(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/lvm")
-        .join(case)
-}
+use common::gunzip;
 
-fn gunzip(p: &Path) -> Vec<u8> {
-    let f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
+fn dir(case: &str) -> PathBuf {
+    common::fixture("lvm").join(case)
 }
 
 fn read(case: &str, name: &str) -> String {

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
@@ -27,12 +26,7 @@ fn run(args: &[&Path], extra: &[&str]) -> Option<(i32, String, String)> {
 
 /// A real lvm2 PV image (fixture `multi`, PV 1 of 3).
 fn pv_image() -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lvm/multi/pv1.img.gz");
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
+    common::gunzip(&common::fixture("lvm/multi/pv1.img.gz"))
 }
 
 #[test]

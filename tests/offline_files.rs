@@ -11,34 +11,13 @@ mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use devmapper::cow::writer::StoreWriter;
 
-fn dmsnap() -> PathBuf {
-    common::bin::dmsnap()
-}
-
-/// Run dmsnap with `args` (stdin closed); panic if it takes more than 20 s (it hung).
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(dmsnap())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("dmsnap {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
+// dmsnap with `args` (stdin closed); a panic if it takes more than 20 s (it hung).
+use common::bin::run;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -302,18 +281,11 @@ fn scan_metadata_is_capped_while_reading() {
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
-fn gunzip(p: &Path, to: &Path) {
-    let f = std::fs::File::open(p).unwrap();
-    let mut out = std::fs::File::create(to).unwrap();
-    std::io::copy(&mut flate2::read::GzDecoder::new(f), &mut out).unwrap();
-}
-
 /// PV 1 of the `multi` fixture (VG fx-vg, made by lvm2), which holds all of LV lin-ear:
 /// the VG is incomplete without PVs 2 and 3, but lin-ear can be exported.
 fn multi_pv1(dir: &Path) -> PathBuf {
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lvm/multi");
     let to = dir.join("pv1.img");
-    gunzip(&fx.join("pv1.img.gz"), &to);
+    common::gunzip_to(&common::fixture("lvm/multi/pv1.img.gz"), &to);
     to
 }
 

@@ -7,49 +7,14 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod files;
+
+pub use files::{corpus_or_skip, fixture, gunzip, gunzip_to};
 
 use std::fmt::Write as _;
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
 
 use devmapper::lvm::crc::{INITIAL_CRC, calc_crc};
 use devmapper::lvm::mda::FMTT_MAGIC;
-
-/// `tests/fixtures/<rel>` of this repository.
-pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
-
-/// The shared corpus folder `../shared/corpus/<name>` beside the repository, or `None`
-/// with a printed `SKIP <test>` when it is not there.
-pub fn corpus_or_skip(test: &str, name: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus")
-        .join(name);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("SKIP {test}: {} is not there", dir.display());
-        None
-    }
-}
-
-/// The decompressed content of the gzip file `p` (a committed fixture).
-pub fn gunzip(p: &Path) -> Vec<u8> {
-    let f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_end(&mut out)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    out
-}
-
-/// Decompress the gzip file `p` into the new file `to`.
-pub fn gunzip_to(p: &Path, to: &Path) {
-    std::fs::write(to, gunzip(p)).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
-}
 
 /// `(offset, size, checksum, flags)` of a metadata copy in the ring (`raw_locn`).
 pub type Locn = (u64, u64, u32, u32);
