@@ -243,8 +243,17 @@ fn multi_snapshot_exports_equal_lvm2_checksums() {
         assert_eq!(got, sums[dm], "{lv}");
     }
     // Not snapshots.
-    assert!(snapshot_reader(&vg, "origin", &src).is_err());
-    assert!(snapshot_reader(&vg, "lin-ear", &src).is_err());
+    for lv in ["origin", "lin-ear"] {
+        let e = snapshot_reader(&vg, lv, &src).err().unwrap();
+        assert!(
+            matches!(&e, devmapper::lvm::Error::Export { lv: at, .. } if *at == format!("fx-vg/{lv}")),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("export of fx-vg/{lv}: not a snapshot")
+        );
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@
 pub mod bin;
 pub mod files;
 
+#[allow(unused_imports)] // each test file uses some
 pub use files::{corpus_or_skip, fixture, gunzip, gunzip_to};
 
 use std::fmt::Write as _;

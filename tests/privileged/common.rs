@@ -64,6 +64,23 @@ pub fn output(bin: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Run `bin args`, which must fail as dmsnap does on an error: exit status 1 and nothing
+/// on stdout. Returns stderr.
+pub fn fails(bin: &Path, args: &[&str]) -> String {
+    let out = Proc::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?} printed on stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
 /// Run a tool (`args[0]`), panic with its stderr when it fails; returns stdout.
 pub fn run_tool(args: &[&str]) -> String {
     let (ok, stdout, stderr) = output(Path::new(args[0]), &args[1..]);

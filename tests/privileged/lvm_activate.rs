@@ -571,8 +571,7 @@ fn dmsnap_lvm_activate_and_deactivate() {
         ["more-pool2", "more-pool2_tdata", "more-pool2_tmeta"]
     );
     // A flagged LV asked for by name is refused, with the reason.
-    let (ok, _, err) = dmsnap_run(&bin, &["lvm", "activate", "more", "--lv", "skipme", &dev]);
-    assert!(!ok);
+    let err = crate::common::fails(&bin, &["lvm", "activate", "more", "--lv", "skipme", &dev]);
     assert!(err.contains("ACTIVATION_SKIP"), "{err}");
     // The whole VG: the active pool is reused, skipme is reported.
     let (ok, out, err) = dmsnap_run(&bin, &["lvm", "activate", "more", &dev]);
@@ -585,13 +584,11 @@ fn dmsnap_lvm_activate_and_deactivate() {
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 7, "{out}");
     assert!(active(&dm).is_empty());
-    let (ok, _, err) = dmsnap_run(&bin, &["lvm", "deactivate", "more"]);
-    assert!(!ok);
+    let err = crate::common::fails(&bin, &["lvm", "deactivate", "more"]);
     assert!(err.contains("no active device belongs to VG more"), "{err}");
     // An image file is not a block device: refused before anything is created.
     let img = loops[0].file.path().display().to_string();
-    let (ok, _, err) = dmsnap_run(&bin, &["lvm", "activate", "more", &img]);
-    assert!(!ok);
+    let err = crate::common::fails(&bin, &["lvm", "activate", "more", &img]);
     assert!(err.contains("not a block device"), "{err}");
     assert!(active(&dm).is_empty());
 }

@@ -388,12 +388,43 @@ fn thin_pool_and_thin_status() {
 #[test]
 fn garbled_status_is_a_typed_error() {
     // No kernel needed: the parsers refuse nonsense with an error, never a panic.
-    for (t, s) in [
-        ("snapshot", "12/x 3"),
-        ("thin-pool", "1 2/3"),
-        ("striped", "2 8:0 A"),
-        ("thin", "x y z"),
+    use devmapper::targets::{ParseErrorReason, TextKind};
+    let invalid = |field, token: &str, expected| ParseErrorReason::Invalid {
+        field,
+        token: token.to_owned(),
+        expected,
+    };
+    for (t, s, offset, reason) in [
+        (
+            "snapshot",
+            "12/x 3",
+            0,
+            invalid("usage", "12/x", "ALLOCATED/TOTAL in sectors"),
+        ),
+        (
+            "thin-pool",
+            "1 2/3",
+            5,
+            ParseErrorReason::Missing("data usage"),
+        ),
+        (
+            "striped",
+            "2 8:0 A",
+            6,
+            invalid("stripe device", "A", "MAJOR:MINOR"),
+        ),
+        (
+            "thin",
+            "x y z",
+            0,
+            invalid("mapped sectors", "x", "a number, Fail, Error or -"),
+        ),
     ] {
-        assert!(TargetStatus::parse(t, s).is_err(), "{t} {s:?}");
+        let e = TargetStatus::parse(t, s).unwrap_err();
+        assert_eq!(
+            (e.target.as_str(), e.kind, e.offset, &e.reason),
+            (t, TextKind::Status, offset, &reason),
+            "{t} {s:?}"
+        );
     }
 }
