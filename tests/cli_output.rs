@@ -206,18 +206,12 @@ fn an_error_prints_nothing_on_stdout() {
         return;
     };
     let inputs = Inputs::new();
-    std::fs::write(inputs.path("garbage.vg"), b"vg {\n id = \"x\"\n").unwrap();
+    let garbage = fixture("lvm/truncated.vg").display().to_string();
     for args in [
         vec!["cow", "inspect", &inputs.path("missing.cow")],
         vec!["cow", "inspect", &inputs.path("origin.img")],
-        vec!["lvm", "scan", "--metadata", &inputs.path("garbage.vg")],
-        vec![
-            "lvm",
-            "scan",
-            "--metadata",
-            &inputs.path("garbage.vg"),
-            "--json",
-        ],
+        vec!["lvm", "scan", "--metadata", &garbage],
+        vec!["lvm", "scan", "--metadata", &garbage, "--json"],
         vec!["lvm", "metadata", &inputs.path("store.cow")],
     ] {
         let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
