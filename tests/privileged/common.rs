@@ -105,7 +105,7 @@ pub fn dm_or_skip(test: &str) -> Option<DeviceMapper> {
             Some(DeviceMapper::new().expect("device-mapper was available a moment ago"))
         }
         Some(r) => {
-            if std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            if required() {
                 panic!("{test}: privileged test required but device-mapper is unusable: {r}");
             }
             println!("SKIP {test}: {r}");

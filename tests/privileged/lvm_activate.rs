@@ -160,13 +160,7 @@ fn write_pattern(path: &str, offset: u64, len: usize, seed: u8) {
 #[test]
 fn lvm2_vg_activated_by_us_matches_lvm2() {
     let dm: DeviceMapper = crate::dm_or_skip!("lvm2_vg_activated_by_us_matches_lvm2");
-    if let Err(why) = lvm_available() {
-        if std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-            panic!("lvm2 is required for this test: {why}");
-        }
-        println!("SKIP lvm2_vg_activated_by_us_matches_lvm2: {why}");
-        return;
-    }
+    crate::ok_or_skip!("lvm2_vg_activated_by_us_matches_lvm2", lvm_available());
     let a = LoopDev::new(96 << 20);
     let b = LoopDev::new(96 << 20);
     let pa = a.path.display().to_string();

@@ -298,14 +298,11 @@ fn merging_snapshot_status_reaches_done() {
 #[test]
 fn thin_pool_and_thin_status() {
     let dm = dm_or_skip!("thin_pool_and_thin_status");
-    if dm.target_version("thin-pool").is_err() {
-        assert!(
-            std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-            "thin-pool target missing"
-        );
-        println!("SKIP thin_pool_and_thin_status: no thin-pool target");
-        return;
-    }
+    crate::ok_or_skip!(
+        "thin_pool_and_thin_status",
+        dm.target_version("thin-pool")
+            .map_err(|e| format!("no thin-pool target: {e}"))
+    );
     let meta = LoopDev::new(4 << 20);
     let data = LoopDev::new(64 << 20);
     let pool_t = table(vec![line(
