@@ -2,7 +2,10 @@
 //! on images built here (tests/common builders, the library's `StoreWriter`) and on the
 //! committed lvm2 and kernel fixtures, their stdout compared byte for byte with
 //! `tests/golden/<case>`. A command that writes a file (`export`, `merge`) also has the
-//! length and SHA-256 of what it wrote recorded in `tests/golden/<case>.sha256`.
+//! length and SHA-256 of what it wrote recorded in `tests/golden/<case>.sha256`. The exit
+//! status and stderr of every run (the summaries of `export` and `merge`, and the messages
+//! of a set of failing commands, which must exit 1 with nothing on stdout) are recorded
+//! together in `tests/golden/stderr.txt`.
 //!
 //! The goldens hold what the binary printed when they were blessed: a restructuring that
 //! changes a word, a field, the order of the JSON keys or a number fails here. Paths of
@@ -35,6 +38,8 @@ struct Goldens {
     fixtures: String,
     failures: Vec<String>,
     seen: Vec<String>,
+    /// Every run's exit status and stderr, for `tests/golden/stderr.txt`.
+    stderr: String,
 }
 
 impl Goldens {
@@ -44,6 +49,7 @@ impl Goldens {
             fixtures: common::fixture("").display().to_string(),
             failures: Vec::new(),
             seen: Vec::new(),
+            stderr: String::new(),
         }
     }
 
@@ -81,10 +87,36 @@ impl Goldens {
         }
     }
 
+    /// Run `dmsnap args`; its exit status and stderr go to `stderr.txt`.
+    fn run(&mut self, name: &str, args: &[&str]) -> std::process::Output {
+        // Not a hang test: generous for the VM's emulation.
+        let limit = Duration::from_secs(300);
+        let out = common::bin::run_limited(&common::bin::dmsnap(), args, limit);
+        let err = self.normalise(&String::from_utf8_lossy(&out.stderr));
+        let _ = write!(
+            self.stderr,
+            "== {name}: exit {:?}\n{err}",
+            out.status.code()
+        );
+        out
+    }
+
+    /// Run `dmsnap args`, which must fail (exit 1, nothing on stdout): its message is
+    /// checked with the others in `stderr.txt`.
+    fn fails(&mut self, name: &str, args: &[&str]) {
+        let out = self.run(name, args);
+        if out.status.code() != Some(1) || !out.stdout.is_empty() {
+            self.failures.push(format!(
+                "{name}: dmsnap {args:?} exited {:?} (1 expected), stdout {:?}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+    }
+
     /// Run `dmsnap args` (exit 0 expected) and check its stdout against `<name>`.
     fn stdout(&mut self, name: &str, args: &[&str]) {
-        // Not a hang test: generous for the VM's emulation.
-        let out = common::bin::run_limited(&common::bin::dmsnap(), args, Duration::from_secs(300));
+        let out = self.run(name, args);
         if !out.status.success() {
             self.failures.push(format!(
                 "{name}: dmsnap {args:?} exited {:?}: {}",
@@ -105,7 +137,9 @@ impl Goldens {
     }
 
     /// Fail with every difference; when blessing, also drop goldens no case wrote.
-    fn finish(self) {
+    fn finish(mut self) {
+        let stderr = std::mem::take(&mut self.stderr);
+        self.check("stderr.txt", stderr.as_bytes());
         assert!(self.failures.is_empty(), "{}", self.failures.join("\n\n"));
         if blessing() {
             for e in std::fs::read_dir(golden_dir()).unwrap() {
@@ -483,5 +517,75 @@ fn offline_commands_match_their_goldens() {
     common::gunzip_to(&common::fixture("lvm/more/pv5.img.gz"), &pv5);
     g.stdout("lvm2-more-plan.txt", &["lvm", "plan", s(&pv5)]);
     g.stdout("lvm2-more-plan.json", &["lvm", "plan", s(&pv5), "--json"]);
+
+    // Errors: exit status 1, the message (in stderr.txt), nothing on stdout.
+    let short = p("short.img");
+    std::fs::write(&short, [0u8; 8192]).unwrap();
+    let truncated = common::fixture("lvm/truncated.vg");
+    let missing = p("missing.img");
+    for (name, args) in [
+        (
+            "err-cow-inspect-not-a-store",
+            vec!["cow", "inspect", s(&origin)],
+        ),
+        (
+            "err-cow-inspect-missing",
+            vec!["cow", "inspect", s(&missing)],
+        ),
+        (
+            "err-cow-export-short-origin",
+            vec![
+                "cow",
+                "export",
+                "--origin",
+                s(&short),
+                "--cow",
+                s(&p("k-c16.cow")),
+                "-o",
+                s(&p("x.img")),
+            ],
+        ),
+        (
+            "err-cow-export-invalid",
+            vec![
+                "cow",
+                "export",
+                "--origin",
+                s(&origin),
+                "--cow",
+                s(&p("invalid.cow")),
+                "-o",
+                s(&p("y.img")),
+            ],
+        ),
+        ("err-lvm-scan-not-a-pv", vec!["lvm", "scan", s(&short)]),
+        ("err-lvm-plan-not-a-pv", vec!["lvm", "plan", s(&short)]),
+        (
+            "err-lvm-metadata-not-a-pv",
+            vec!["lvm", "metadata", s(&store)],
+        ),
+        (
+            "err-lvm-scan-truncated-metadata",
+            vec!["lvm", "scan", "--metadata", s(&truncated)],
+        ),
+        (
+            "err-lvm-export-no-such-lv",
+            vec![
+                "lvm",
+                "export",
+                "gvg/nosuch",
+                "-o",
+                s(&p("z.img")),
+                s(&pv0),
+                s(&pv1),
+            ],
+        ),
+        (
+            "err-lvm-export-missing-pv",
+            vec!["lvm", "export", "gvg/stripe", "-o", s(&p("z.img")), s(&pv0)],
+        ),
+    ] {
+        g.fails(name, &args);
+    }
     g.finish();
 }
