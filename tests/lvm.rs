@@ -178,17 +178,22 @@ fn merge_unused_pool_and_skip_flag_plan_equals_lvm2_tables() {
     assert_eq!(skipped, ["skipme"]);
 }
 
-#[test]
-fn multi_exports_equal_lvm2_checksums() {
-    let pvs = multi_pvs();
-    let (vg, pv_devices) = scanned_multi(&pvs);
-    let sums: BTreeMap<String, String> = read("multi", "sha256.txt")
+/// `sha256.txt` of `multi`: dm device name -> the sha256 of its content, as lvm2 left it.
+fn multi_sums() -> BTreeMap<String, String> {
+    read("multi", "sha256.txt")
         .lines()
         .map(|l| {
             let (h, n) = l.split_once(' ').unwrap();
             (n.to_string(), h.to_string())
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn multi_exports_equal_lvm2_checksums() {
+    let pvs = multi_pvs();
+    let (vg, pv_devices) = scanned_multi(&pvs);
+    let sums = multi_sums();
     let src = |p: &PhysicalVolume| {
         let i = vg.pvs.iter().position(|x| x.id == p.id)?;
         pvs.get(pv_devices[i]?).map(|v| &v[..])
@@ -217,13 +222,7 @@ fn multi_exports_equal_lvm2_checksums() {
 fn multi_snapshot_exports_equal_lvm2_checksums() {
     let pvs = multi_pvs();
     let (vg, pv_devices) = scanned_multi(&pvs);
-    let sums: BTreeMap<String, String> = read("multi", "sha256.txt")
-        .lines()
-        .map(|l| {
-            let (h, n) = l.split_once(' ').unwrap();
-            (n.to_string(), h.to_string())
-        })
-        .collect();
+    let sums = multi_sums();
     let src = |p: &PhysicalVolume| {
         let i = vg.pvs.iter().position(|x| x.id == p.id)?;
         pvs.get(pv_devices[i]?).map(|v| &v[..])

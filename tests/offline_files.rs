@@ -40,6 +40,15 @@ fn fingerprint(p: &Path) -> (u64, Vec<u8>) {
     (bytes.len() as u64, bytes)
 }
 
+/// `dmsnap cow export --origin ORIGIN --cow COW -o OUT [--force]`.
+fn cow_export<'a>(origin: &'a str, cow: &'a str, out: &'a str, force: bool) -> Vec<&'a str> {
+    let mut v = vec!["cow", "export", "--origin", origin, "--cow", cow, "-o", out];
+    if force {
+        v.push("--force");
+    }
+    v
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -82,19 +91,7 @@ fn cow_export_refuses_an_input_as_output_by_identity() {
         (&hard, &origin, false),
         (&hard, &origin, true),
     ] {
-        let mut args = vec![
-            "cow",
-            "export",
-            "--origin",
-            s(&origin),
-            "--cow",
-            s(&cow),
-            "-o",
-            s(out),
-        ];
-        if force {
-            args.push("--force");
-        }
+        let args = cow_export(s(&origin), s(&cow), s(out), force);
         let o = run(&args);
         assert_fails(&o, &[s(out), s(input), "is the input"]);
         assert_eq!(
@@ -115,16 +112,7 @@ fn cow_export_needs_force_for_an_existing_file_and_keeps_it_on_failure() {
     let (origin, cow) = cow_pair(dir.path());
     let out = dir.path().join("out.img");
     std::fs::write(&out, b"an older export").unwrap();
-    let args = [
-        "cow",
-        "export",
-        "--origin",
-        s(&origin),
-        "--cow",
-        s(&cow),
-        "-o",
-        s(&out),
-    ];
+    let args = cow_export(s(&origin), s(&cow), s(&out), false);
     let o = run(&args);
     assert_fails(&o, &[s(&out), "not empty", "--force"]);
     assert_eq!(std::fs::read(&out).unwrap(), b"an older export");
@@ -132,17 +120,7 @@ fn cow_export_needs_force_for_an_existing_file_and_keeps_it_on_failure() {
     // file stays, no temporary is left.
     let short = dir.path().join("short.img");
     std::fs::write(&short, [0u8; 8192]).unwrap();
-    let o = run(&[
-        "cow",
-        "export",
-        "--origin",
-        s(&short),
-        "--cow",
-        s(&cow),
-        "-o",
-        s(&out),
-        "--force",
-    ]);
+    let o = run(&cow_export(s(&short), s(&cow), s(&out), true));
     assert_fails(&o, &["origin is 8192 bytes, smaller than"]);
     assert!(!stderr(&o).contains("corrupt"), "{}", stderr(&o));
     assert_eq!(std::fs::read(&out).unwrap(), b"an older export");
@@ -151,9 +129,7 @@ fn cow_export_needs_force_for_an_existing_file_and_keeps_it_on_failure() {
         ["cow.img", "origin.img", "out.img", "short.img"]
     );
     // With --force: replaced by the snapshot's content.
-    let mut forced = args.to_vec();
-    forced.push("--force");
-    let o = run(&forced);
+    let o = run(&cow_export(s(&origin), s(&cow), s(&out), true));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let got = std::fs::read(&out).unwrap();
     assert_eq!(got.len(), 64 << 10);
@@ -166,28 +142,10 @@ fn cow_export_to_a_pipe_writes_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (origin, cow) = cow_pair(dir.path());
     let file = dir.path().join("snap.img");
-    let o = run(&[
-        "cow",
-        "export",
-        "--origin",
-        s(&origin),
-        "--cow",
-        s(&cow),
-        "-o",
-        s(&file),
-    ]);
+    let o = run(&cow_export(s(&origin), s(&cow), s(&file), false));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // stdout is a pipe here: `-o /dev/stdout` gets the same bytes, no "Illegal seek".
-    let o = run(&[
-        "cow",
-        "export",
-        "--origin",
-        s(&origin),
-        "--cow",
-        s(&cow),
-        "-o",
-        "/dev/stdout",
-    ]);
+    let o = run(&cow_export(s(&origin), s(&cow), "/dev/stdout", false));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(o.stdout, std::fs::read(&file).unwrap());
 }
@@ -229,16 +187,7 @@ fn fifo_inputs_never_block() {
     for args in [
         vec!["cow", "inspect", f],
         vec!["cow", "export", "--origin", f, "--cow", s(&cow), "-o", o_],
-        vec![
-            "cow",
-            "export",
-            "--origin",
-            s(&origin),
-            "--cow",
-            f,
-            "-o",
-            o_,
-        ],
+        cow_export(s(&origin), f, o_, false),
         vec!["cow", "merge", "--origin", f, "--cow", s(&cow), "--yes"],
         vec!["cow", "merge", "--origin", s(&origin), "--cow", f, "--yes"],
         vec!["lvm", "scan", f],
@@ -251,16 +200,7 @@ fn fifo_inputs_never_block() {
         assert_fails(&o, &[f, "FIFO"]);
     }
     // A FIFO as the output, with nobody reading it: refused at once.
-    let o = run(&[
-        "cow",
-        "export",
-        "--origin",
-        s(&origin),
-        "--cow",
-        s(&cow),
-        "-o",
-        f,
-    ]);
+    let o = run(&cow_export(s(&origin), s(&cow), f, false));
     assert_fails(&o, &[f, "no reader"]);
     assert!(!out.exists());
 }
