@@ -393,7 +393,11 @@ fn wait_for_an_event_after_a_load() {
         let _ = tx.send(dm.wait_event(&name, ev));
     });
     std::thread::sleep(Duration::from_millis(100));
-    assert!(rx.try_recv().is_err(), "wait returned before any event");
+    assert_eq!(
+        rx.try_recv().err(),
+        Some(mpsc::TryRecvError::Empty),
+        "wait returned before any event"
+    );
     {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new()

@@ -295,6 +295,21 @@ fn merging_snapshot_status_reaches_done() {
     }
 }
 
+/// A thin device's mapped and highest mapped sectors, from its (flushed) status.
+fn thin_usage(dm: &DeviceMapper, thin: &DevGuard) -> (Sectors, Option<Sectors>) {
+    match &dm
+        .status(&thin.name, Which::Live, StatusFlush::Flush)
+        .unwrap()[0]
+        .status
+    {
+        TargetStatus::Thin(ThinStatus::Active {
+            mapped,
+            highest_mapped,
+        }) => (*mapped, *highest_mapped),
+        other => panic!("thin status {other:?}"),
+    }
+}
+
 #[test]
 fn thin_pool_and_thin_status() {
     let dm = dm_or_skip!("thin_pool_and_thin_status");
@@ -329,20 +344,7 @@ fn thin_pool_and_thin_status() {
         },
     )]);
     let thin = load_and_compare(&dm, "t-thin", &thin_t);
-    match &dm
-        .status(&thin.name, Which::Live, StatusFlush::Flush)
-        .unwrap()[0]
-        .status
-    {
-        TargetStatus::Thin(ThinStatus::Active {
-            mapped,
-            highest_mapped,
-        }) => {
-            assert_eq!(*mapped, Sectors(0));
-            assert_eq!(*highest_mapped, None);
-        }
-        other => panic!("thin status {other:?}"),
-    }
+    assert_eq!(thin_usage(&dm, &thin), (Sectors(0), None));
     {
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -351,20 +353,10 @@ fn thin_pool_and_thin_status() {
         f.write_all_at(&[7u8; 65536], 1 << 20).unwrap();
         f.sync_all().unwrap();
     }
-    match &dm
-        .status(&thin.name, Which::Live, StatusFlush::Flush)
-        .unwrap()[0]
-        .status
-    {
-        TargetStatus::Thin(ThinStatus::Active {
-            mapped,
-            highest_mapped,
-        }) => {
-            assert_eq!(*mapped, Sectors(128));
-            assert_eq!(*highest_mapped, Some(Sectors(2048 + 127)));
-        }
-        other => panic!("thin status {other:?}"),
-    }
+    assert_eq!(
+        thin_usage(&dm, &thin),
+        (Sectors(128), Some(Sectors(2048 + 127)))
+    );
     match &dm
         .status(&pool.name, Which::Live, StatusFlush::NoFlush)
         .unwrap()[0]
