@@ -323,7 +323,16 @@ fn lvm_inputs(dir: &Path) -> String {
 
 #[test]
 fn offline_commands_match_their_goldens() {
-    if common::bin::find_or_skip("offline_commands_match_their_goldens").is_none() {
+    const TEST: &str = "offline_commands_match_their_goldens";
+    // The VM harness copies tests/fixtures but not tests/golden, and the commands are
+    // offline: the goldens are checked by the host run.
+    if std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        println!(
+            "SKIP {TEST}: offline goldens are checked on the host (the VM has no tests/golden)"
+        );
+        return;
+    }
+    if common::bin::find_or_skip(TEST).is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
