@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::bin::cow_export_args;
 use common::{LAYOUT, LvSpec, Num, PvSpec, SegKind, SegSpec, VgSpec, make_id, pv_image};
 use devmapper::cow::writer::StoreWriter;
 use sha2::{Digest, Sha256};
@@ -126,6 +127,15 @@ impl Goldens {
             return;
         }
         self.check(name, &out.stdout);
+    }
+
+    /// `cow inspect COW` as text and as JSON: `<name>.txt` and `<name>.json`.
+    fn inspect(&mut self, name: &str, cow: &Path) {
+        self.stdout(&format!("{name}.txt"), &["cow", "inspect", s(cow)]);
+        self.stdout(
+            &format!("{name}.json"),
+            &["cow", "inspect", s(cow), "--json"],
+        );
     }
 
     /// Run `dmsnap args` writing `file`: stdout against `<name>`, the file's length and
@@ -343,46 +353,24 @@ fn offline_commands_match_their_goldens() {
     // cow inspect / export / merge.
     cow_inputs(d);
     for store in ["store", "fresh", "invalid"] {
-        let cow = p(&format!("{store}.cow"));
-        g.stdout(
-            &format!("cow-inspect-{store}.txt"),
-            &["cow", "inspect", s(&cow)],
-        );
-        g.stdout(
-            &format!("cow-inspect-{store}.json"),
-            &["cow", "inspect", s(&cow), "--json"],
-        );
+        g.inspect(&format!("cow-inspect-{store}"), &p(&format!("{store}.cow")));
     }
     let (origin, store) = (p("origin.img"), p("store.cow"));
     let out = p("export.img");
     g.writes(
         "cow-export.txt",
-        &[
-            "cow",
-            "export",
-            "--origin",
-            s(&origin),
-            "--cow",
-            s(&store),
-            "-o",
-            s(&out),
-        ],
+        &cow_export_args(s(&origin), s(&store), s(&out), &[]),
         &out,
     );
     let out = p("export-invalid.img");
     g.writes(
         "cow-export-force-invalid.txt",
-        &[
-            "cow",
-            "export",
-            "--origin",
+        &cow_export_args(
             s(&origin),
-            "--cow",
             s(&p("invalid.cow")),
-            "-o",
             s(&out),
-            "--force-invalid",
-        ],
+            &["--force-invalid"],
+        ),
         &out,
     );
     g.writes(
@@ -404,14 +392,7 @@ fn offline_commands_match_their_goldens() {
     for case in ["c8", "c1024", "multiarea", "full", "midmerge", "overflow"] {
         let cow = p(&format!("k-{case}.cow"));
         common::gunzip_to(&common::fixture(&format!("cow/{case}.cow.gz")), &cow);
-        g.stdout(
-            &format!("cow-inspect-kernel-{case}.txt"),
-            &["cow", "inspect", s(&cow)],
-        );
-        g.stdout(
-            &format!("cow-inspect-kernel-{case}.json"),
-            &["cow", "inspect", s(&cow), "--json"],
-        );
+        g.inspect(&format!("cow-inspect-kernel-{case}"), &cow);
     }
     let (korigin, kcow) = (p("k-c16.origin"), p("k-c16.cow"));
     common::gunzip_to(&common::fixture("cow/c16.origin.gz"), &korigin);
@@ -419,16 +400,7 @@ fn offline_commands_match_their_goldens() {
     let out = p("k-c16.snap");
     g.writes(
         "cow-export-kernel-c16.txt",
-        &[
-            "cow",
-            "export",
-            "--origin",
-            s(&korigin),
-            "--cow",
-            s(&kcow),
-            "-o",
-            s(&out),
-        ],
+        &cow_export_args(s(&korigin), s(&kcow), s(&out), &[]),
         &out,
     );
 
@@ -543,29 +515,11 @@ fn offline_commands_match_their_goldens() {
         ),
         (
             "err-cow-export-short-origin",
-            vec![
-                "cow",
-                "export",
-                "--origin",
-                s(&short),
-                "--cow",
-                s(&p("k-c16.cow")),
-                "-o",
-                s(&p("x.img")),
-            ],
+            cow_export_args(s(&short), s(&p("k-c16.cow")), s(&p("x.img")), &[]),
         ),
         (
             "err-cow-export-invalid",
-            vec![
-                "cow",
-                "export",
-                "--origin",
-                s(&origin),
-                "--cow",
-                s(&p("invalid.cow")),
-                "-o",
-                s(&p("y.img")),
-            ],
+            cow_export_args(s(&origin), s(&p("invalid.cow")), s(&p("y.img")), &[]),
         ),
         ("err-lvm-scan-not-a-pv", vec!["lvm", "scan", s(&short)]),
         ("err-lvm-plan-not-a-pv", vec!["lvm", "plan", s(&short)]),

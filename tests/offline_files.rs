@@ -42,11 +42,8 @@ fn fingerprint(p: &Path) -> (u64, Vec<u8>) {
 
 /// `dmsnap cow export --origin ORIGIN --cow COW -o OUT [--force]`.
 fn cow_export<'a>(origin: &'a str, cow: &'a str, out: &'a str, force: bool) -> Vec<&'a str> {
-    let mut v = vec!["cow", "export", "--origin", origin, "--cow", cow, "-o", out];
-    if force {
-        v.push("--force");
-    }
-    v
+    let force: &[&str] = if force { &["--force"] } else { &[] };
+    common::bin::cow_export_args(origin, cow, out, force)
 }
 
 fn s(p: &Path) -> &str {

@@ -110,6 +110,18 @@ pub fn run<S: AsRef<OsStr>>(args: &[S]) -> Output {
     run_limited(&dmsnap(), args, Duration::from_secs(20))
 }
 
+/// The arguments of `dmsnap cow export --origin ORIGIN --cow COW -o OUT EXTRA...`.
+pub fn cow_export_args<'a>(
+    origin: &'a str,
+    cow: &'a str,
+    out: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut v = vec!["cow", "export", "--origin", origin, "--cow", cow, "-o", out];
+    v.extend_from_slice(extra);
+    v
+}
+
 /// A source listed in the dep-info file `dep_info` that was modified after `built`.
 fn newer_dependency(dep_info: &Path, built: SystemTime) -> Option<PathBuf> {
     let text = std::fs::read_to_string(dep_info).ok()?;
