@@ -41,41 +41,12 @@ use devmapper::{DevNum, DeviceMapper, DmName, RawTarget, SuspendOptions};
 const ORIGIN_BYTES: u64 = 64 << 20;
 const COW_BYTES: u64 = 32 << 20;
 
-/// A loop device over a sparse temporary file, detached on drop.
-struct Loop {
-    path: PathBuf,
-    _file: tempfile::NamedTempFile,
-}
+// The privileged tests' helpers: loop devices (LoopDev).
+#[allow(dead_code)]
+#[path = "../tests/privileged/common.rs"]
+mod common;
 
-impl Loop {
-    fn new(bytes: u64) -> Loop {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        file.as_file().set_len(bytes).unwrap();
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(file.path())
-            .output()
-            .expect("run losetup");
-        assert!(out.status.success(), "losetup failed");
-        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        Loop { path, _file: file }
-    }
-
-    fn dev(&self) -> DevNum {
-        devnum_of(&self.path)
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
-    }
-}
-
-fn devnum_of(p: &Path) -> DevNum {
-    use std::os::unix::fs::MetadataExt;
-    DevNum::from_dev_t(std::fs::metadata(p).unwrap().rdev())
-}
+use common::LoopDev as Loop;
 
 /// The node devtmpfs makes for a dm device (no udev needed).
 fn dm_node(dm: &DeviceMapper, name: &DmName) -> PathBuf {
@@ -195,7 +166,7 @@ fn dmsetup_round(
     let real = format!("{name}-real");
     let snap = format!("{name}-snap");
     let real_node = format!("/dev/mapper/{real}");
-    let real_table = format!("0 {len} linear {} 0", base.dev());
+    let real_table = format!("0 {len} linear {} 0", base.devnum());
     let snap_table = format!("0 {len} snapshot {real_node} {} P 8", cow.path.display());
     let origin_table = format!("0 {len} snapshot-origin {real_node}");
     let dev = dm_node(dm, name);
@@ -228,7 +199,7 @@ fn dmsetup_round(
     };
     dm.suspend(name, skip).unwrap();
     dm.remove(&snap, RemoveMode::Now).unwrap();
-    dm.load_raw(name, &linear(base.dev(), len), Default::default())
+    dm.load_raw(name, &linear(base.devnum(), len), Default::default())
         .unwrap();
     dm.resume(name, SuspendOptions::default()).unwrap();
     for _ in 0..50 {
@@ -317,7 +288,7 @@ fn main() {
         "create",
         d_name.as_str(),
         "--table",
-        &format!("0 {} linear {} 0", ORIGIN_BYTES / 512, d_base.dev()),
+        &format!("0 {} linear {} 0", ORIGIN_BYTES / 512, d_base.devnum()),
     ]);
 
     const SIDES: [&str; 3] = ["crate", "dmsetup", "dmsetup-prepared"];

@@ -10,7 +10,6 @@
 //! reason, and fail under `DEVMAPPER_REQUIRE_PRIVILEGED=1`.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 mod common;
 
@@ -24,11 +23,7 @@ fn dmsnap(test: &str) -> Option<PathBuf> {
     common::bin::find_or_skip(test)
 }
 
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
+use common::fixture;
 
 /// Inputs made up for the test: a persistent store with a valid header and no
 /// exceptions, an all-zero ("fresh") store, an origin, a PV image from the lvm fixtures.
@@ -46,11 +41,10 @@ impl Inputs {
         std::fs::write(dir.path().join("store.cow"), &store).unwrap();
         std::fs::write(dir.path().join("fresh.cow"), vec![0u8; 1 << 20]).unwrap();
         std::fs::write(dir.path().join("origin.img"), vec![7u8; 1 << 20]).unwrap();
-        let mut pv = Vec::new();
-        flate2::read::GzDecoder::new(File::open(fixture("lvm/wrap/pv4-head.img.gz")).unwrap())
-            .read_to_end(&mut pv)
-            .unwrap();
-        std::fs::write(dir.path().join("pv.img"), pv).unwrap();
+        common::gunzip_to(
+            &fixture("lvm/wrap/pv4-head.img.gz"),
+            &dir.path().join("pv.img"),
+        );
         Inputs { dir }
     }
 
@@ -212,18 +206,12 @@ fn an_error_prints_nothing_on_stdout() {
         return;
     };
     let inputs = Inputs::new();
-    std::fs::write(inputs.path("garbage.vg"), b"vg {\n id = \"x\"\n").unwrap();
+    let garbage = fixture("lvm/truncated.vg").display().to_string();
     for args in [
         vec!["cow", "inspect", &inputs.path("missing.cow")],
         vec!["cow", "inspect", &inputs.path("origin.img")],
-        vec!["lvm", "scan", "--metadata", &inputs.path("garbage.vg")],
-        vec![
-            "lvm",
-            "scan",
-            "--metadata",
-            &inputs.path("garbage.vg"),
-            "--json",
-        ],
+        vec!["lvm", "scan", "--metadata", &garbage],
+        vec!["lvm", "scan", "--metadata", &garbage, "--json"],
         vec!["lvm", "metadata", &inputs.path("store.cow")],
     ] {
         let args: Vec<String> = args.into_iter().map(str::to_owned).collect();

@@ -2,9 +2,10 @@
 //! (`tests/fixtures/lvm/make.sh`, README there). Offline: our scan, plan and export are
 //! compared with what lvm2 loaded into the kernel and with the LV checksums it left.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use devmapper::lvm::config::ParseMode;
 use devmapper::lvm::export::{LvReader, export, snapshot_reader};
@@ -15,19 +16,10 @@ use devmapper::lvm::scan::{MdaOutcome, scan};
 use devmapper::lvm::{label, mda};
 use sha2::{Digest, Sha256};
 
-fn dir(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/lvm")
-        .join(case)
-}
+use common::gunzip;
 
-fn gunzip(p: &Path) -> Vec<u8> {
-    let f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
+fn dir(case: &str) -> PathBuf {
+    common::fixture("lvm").join(case)
 }
 
 fn read(case: &str, name: &str) -> String {
@@ -177,17 +169,22 @@ fn merge_unused_pool_and_skip_flag_plan_equals_lvm2_tables() {
     assert_eq!(skipped, ["skipme"]);
 }
 
-#[test]
-fn multi_exports_equal_lvm2_checksums() {
-    let pvs = multi_pvs();
-    let (vg, pv_devices) = scanned_multi(&pvs);
-    let sums: BTreeMap<String, String> = read("multi", "sha256.txt")
+/// `sha256.txt` of `multi`: dm device name -> the sha256 of its content, as lvm2 left it.
+fn multi_sums() -> BTreeMap<String, String> {
+    read("multi", "sha256.txt")
         .lines()
         .map(|l| {
             let (h, n) = l.split_once(' ').unwrap();
             (n.to_string(), h.to_string())
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn multi_exports_equal_lvm2_checksums() {
+    let pvs = multi_pvs();
+    let (vg, pv_devices) = scanned_multi(&pvs);
+    let sums = multi_sums();
     let src = |p: &PhysicalVolume| {
         let i = vg.pvs.iter().position(|x| x.id == p.id)?;
         pvs.get(pv_devices[i]?).map(|v| &v[..])
@@ -216,13 +213,7 @@ fn multi_exports_equal_lvm2_checksums() {
 fn multi_snapshot_exports_equal_lvm2_checksums() {
     let pvs = multi_pvs();
     let (vg, pv_devices) = scanned_multi(&pvs);
-    let sums: BTreeMap<String, String> = read("multi", "sha256.txt")
-        .lines()
-        .map(|l| {
-            let (h, n) = l.split_once(' ').unwrap();
-            (n.to_string(), h.to_string())
-        })
-        .collect();
+    let sums = multi_sums();
     let src = |p: &PhysicalVolume| {
         let i = vg.pvs.iter().position(|x| x.id == p.id)?;
         pvs.get(pv_devices[i]?).map(|v| &v[..])
@@ -242,8 +233,17 @@ fn multi_snapshot_exports_equal_lvm2_checksums() {
         assert_eq!(got, sums[dm], "{lv}");
     }
     // Not snapshots.
-    assert!(snapshot_reader(&vg, "origin", &src).is_err());
-    assert!(snapshot_reader(&vg, "lin-ear", &src).is_err());
+    for lv in ["origin", "lin-ear"] {
+        let e = snapshot_reader(&vg, lv, &src).err().unwrap();
+        assert!(
+            matches!(&e, devmapper::lvm::Error::Export { lv: at, .. } if *at == format!("fx-vg/{lv}")),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("export of fx-vg/{lv}: not a snapshot")
+        );
+    }
 }
 
 #[test]

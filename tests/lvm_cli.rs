@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
@@ -27,12 +26,7 @@ fn run(args: &[&Path], extra: &[&str]) -> Option<(i32, String, String)> {
 
 /// A real lvm2 PV image (fixture `multi`, PV 1 of 3).
 fn pv_image() -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lvm/multi/pv1.img.gz");
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(p).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
+    common::gunzip(&common::fixture("lvm/multi/pv1.img.gz"))
 }
 
 #[test]
@@ -51,7 +45,7 @@ fn corrupt_metadata_area_is_an_error_naming_device_and_area() {
     let Some((code, stdout, stderr)) = run(&[&pv], &["lvm", "scan"]) else {
         return;
     };
-    assert_ne!(code, 0, "stdout {stdout:?} stderr {stderr:?}");
+    assert_eq!(code, 1, "stdout {stdout:?} stderr {stderr:?}");
     assert!(stderr.contains(&pv.display().to_string()), "{stderr}");
     assert!(
         stderr.contains(&format!("metadata area at byte {}", area.offset)),
@@ -63,7 +57,7 @@ fn corrupt_metadata_area_is_an_error_naming_device_and_area() {
     // --json fails the same way: the reason on stderr, nothing on stdout (CLI.md: nothing
     // half-printed on an error).
     let (code, stdout, stderr) = run(&[&pv], &["lvm", "scan", "--json"]).unwrap();
-    assert_ne!(code, 0);
+    assert_eq!(code, 1);
     assert_eq!(stdout, "", "{stderr}");
     assert!(
         stderr.contains(&format!("metadata area at byte {}", area.offset))
@@ -91,7 +85,7 @@ fn plan_without_a_vg_says_what_each_device_was() {
     let Some((code, _, stderr)) = run(&[&blank, &bad], &["lvm", "plan"]) else {
         return;
     };
-    assert_ne!(code, 0);
+    assert_eq!(code, 1);
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.contains("no volume group found"), "{stderr}");
     assert!(
@@ -142,18 +136,18 @@ fn newest_metadata_that_does_not_import_is_an_error() {
     let Some((code, stdout, stderr)) = run(&[&pv], &["lvm", "scan"]) else {
         return;
     };
-    assert_ne!(code, 0, "stdout {stdout:?}");
+    assert_eq!(code, 1, "stdout {stdout:?}");
     assert!(stderr.contains(&pv.display().to_string()), "{stderr}");
     assert!(
         stderr.contains("does not import") && stderr.contains("segment_count is 7"),
         "{stderr}"
     );
     let (code, stdout, stderr) = run(&[&pv], &["lvm", "scan", "--json"]).unwrap();
-    assert_ne!(code, 0);
+    assert_eq!(code, 1);
     assert_eq!(stdout, "", "{stderr}");
     assert!(stderr.contains("does not import"), "{stderr}");
     let (code, _, stderr) = run(&[&pv], &["lvm", "plan"]).unwrap();
-    assert_ne!(code, 0);
+    assert_eq!(code, 1);
     assert!(
         stderr.contains("no volume group found") && stderr.contains("does not import"),
         "{stderr}"

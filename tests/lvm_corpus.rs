@@ -6,6 +6,8 @@
 //! "Importing logical volume VG/LV" for every LV section it reads (lvm2 2.03.16,
 //! Debian 12); the VG name is the one it prints.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use devmapper::lvm::Error;
@@ -233,13 +235,7 @@ const LVM2: &[(&str, Expect)] = &[
 ];
 
 fn corpus() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/lvm-wild");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: {} is not there", d.display());
-        None
-    }
+    common::corpus_or_skip("lvm_corpus", "lvm-wild")
 }
 
 fn files(dir: &Path) -> Vec<(String, PathBuf)> {

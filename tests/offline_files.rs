@@ -11,34 +11,13 @@ mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use devmapper::cow::writer::StoreWriter;
 
-fn dmsnap() -> PathBuf {
-    common::bin::dmsnap()
-}
-
-/// Run dmsnap with `args` (stdin closed); panic if it takes more than 20 s (it hung).
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(dmsnap())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("dmsnap {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
+// dmsnap with `args` (stdin closed); a panic if it takes more than 20 s (it hung).
+use common::bin::run;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -59,6 +38,12 @@ fn assert_fails(o: &Output, words: &[&str]) {
 fn fingerprint(p: &Path) -> (u64, Vec<u8>) {
     let bytes = std::fs::read(p).unwrap();
     (bytes.len() as u64, bytes)
+}
+
+/// `dmsnap cow export --origin ORIGIN --cow COW -o OUT [--force]`.
+fn cow_export<'a>(origin: &'a str, cow: &'a str, out: &'a str, force: bool) -> Vec<&'a str> {
+    let force: &[&str] = if force { &["--force"] } else { &[] };
+    common::bin::cow_export_args(origin, cow, out, force)
 }
 
 fn s(p: &Path) -> &str {
@@ -103,19 +88,7 @@ fn cow_export_refuses_an_input_as_output_by_identity() {
         (&hard, &origin, false),
         (&hard, &origin, true),
     ] {
-        let mut args = vec![
-            "cow",
-            "export",
-            "--origin",
-            s(&origin),
-            "--cow",
-            s(&cow),
-            "-o",
-            s(out),
-        ];
-        if force {
-            args.push("--force");
-        }
+        let args = cow_export(s(&origin), s(&cow), s(out), force);
         let o = run(&args);
         assert_fails(&o, &[s(out), s(input), "is the input"]);
         assert_eq!(
@@ -136,16 +109,7 @@ fn cow_export_needs_force_for_an_existing_file_and_keeps_it_on_failure() {
     let (origin, cow) = cow_pair(dir.path());
     let out = dir.path().join("out.img");
     std::fs::write(&out, b"an older export").unwrap();
-    let args = [
-        "cow",
-        "export",
-        "--origin",
-        s(&origin),
-        "--cow",
-        s(&cow),
-        "-o",
-        s(&out),
-    ];
+    let args = cow_export(s(&origin), s(&cow), s(&out), false);
     let o = run(&args);
     assert_fails(&o, &[s(&out), "not empty", "--force"]);
     assert_eq!(std::fs::read(&out).unwrap(), b"an older export");
@@ -153,17 +117,7 @@ fn cow_export_needs_force_for_an_existing_file_and_keeps_it_on_failure() {
     // file stays, no temporary is left.
     let short = dir.path().join("short.img");
     std::fs::write(&short, [0u8; 8192]).unwrap();
-    let o = run(&[
-        "cow",
-        "export",
-        "--origin",
-        s(&short),
-        "--cow",
-        s(&cow),
-        "-o",
-        s(&out),
-        "--force",
-    ]);
+    let o = run(&cow_export(s(&short), s(&cow), s(&out), true));
     assert_fails(&o, &["origin is 8192 bytes, smaller than"]);
     assert!(!stderr(&o).contains("corrupt"), "{}", stderr(&o));
     assert_eq!(std::fs::read(&out).unwrap(), b"an older export");
@@ -172,9 +126,7 @@ fn cow_export_needs_force_for_an_existing_file_and_keeps_it_on_failure() {
         ["cow.img", "origin.img", "out.img", "short.img"]
     );
     // With --force: replaced by the snapshot's content.
-    let mut forced = args.to_vec();
-    forced.push("--force");
-    let o = run(&forced);
+    let o = run(&cow_export(s(&origin), s(&cow), s(&out), true));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let got = std::fs::read(&out).unwrap();
     assert_eq!(got.len(), 64 << 10);
@@ -187,28 +139,10 @@ fn cow_export_to_a_pipe_writes_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (origin, cow) = cow_pair(dir.path());
     let file = dir.path().join("snap.img");
-    let o = run(&[
-        "cow",
-        "export",
-        "--origin",
-        s(&origin),
-        "--cow",
-        s(&cow),
-        "-o",
-        s(&file),
-    ]);
+    let o = run(&cow_export(s(&origin), s(&cow), s(&file), false));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // stdout is a pipe here: `-o /dev/stdout` gets the same bytes, no "Illegal seek".
-    let o = run(&[
-        "cow",
-        "export",
-        "--origin",
-        s(&origin),
-        "--cow",
-        s(&cow),
-        "-o",
-        "/dev/stdout",
-    ]);
+    let o = run(&cow_export(s(&origin), s(&cow), "/dev/stdout", false));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(o.stdout, std::fs::read(&file).unwrap());
 }
@@ -250,16 +184,7 @@ fn fifo_inputs_never_block() {
     for args in [
         vec!["cow", "inspect", f],
         vec!["cow", "export", "--origin", f, "--cow", s(&cow), "-o", o_],
-        vec![
-            "cow",
-            "export",
-            "--origin",
-            s(&origin),
-            "--cow",
-            f,
-            "-o",
-            o_,
-        ],
+        cow_export(s(&origin), f, o_, false),
         vec!["cow", "merge", "--origin", f, "--cow", s(&cow), "--yes"],
         vec!["cow", "merge", "--origin", s(&origin), "--cow", f, "--yes"],
         vec!["lvm", "scan", f],
@@ -272,16 +197,7 @@ fn fifo_inputs_never_block() {
         assert_fails(&o, &[f, "FIFO"]);
     }
     // A FIFO as the output, with nobody reading it: refused at once.
-    let o = run(&[
-        "cow",
-        "export",
-        "--origin",
-        s(&origin),
-        "--cow",
-        s(&cow),
-        "-o",
-        f,
-    ]);
+    let o = run(&cow_export(s(&origin), s(&cow), f, false));
     assert_fails(&o, &[f, "no reader"]);
     assert!(!out.exists());
 }
@@ -302,18 +218,11 @@ fn scan_metadata_is_capped_while_reading() {
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
-fn gunzip(p: &Path, to: &Path) {
-    let f = std::fs::File::open(p).unwrap();
-    let mut out = std::fs::File::create(to).unwrap();
-    std::io::copy(&mut flate2::read::GzDecoder::new(f), &mut out).unwrap();
-}
-
 /// PV 1 of the `multi` fixture (VG fx-vg, made by lvm2), which holds all of LV lin-ear:
 /// the VG is incomplete without PVs 2 and 3, but lin-ear can be exported.
 fn multi_pv1(dir: &Path) -> PathBuf {
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lvm/multi");
     let to = dir.join("pv1.img");
-    gunzip(&fx.join("pv1.img.gz"), &to);
+    common::gunzip_to(&common::fixture("lvm/multi/pv1.img.gz"), &to);
     to
 }
 

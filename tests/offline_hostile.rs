@@ -2561,11 +2561,8 @@ fn known_metadata_classes() {
 /// The real-world metadata texts of the shared corpus (`../shared/corpus/lvm-wild`), or
 /// `None` (with the reason printed) when the corpus is not there.
 fn corpus() -> Option<Vec<(String, Vec<u8>)>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/lvm-wild");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        println!("SKIP corpus: {} is not there", dir.display());
-        return None;
-    };
+    let dir = common::corpus_or_skip("corpus", "lvm-wild")?;
+    let rd = std::fs::read_dir(&dir).unwrap();
     let mut v: Vec<(String, Vec<u8>)> = rd
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "vg"))

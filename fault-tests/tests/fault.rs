@@ -4,9 +4,10 @@
 //! suspended. Privileged (root and device-mapper; run in the VM with scripts/vm/test.sh).
 //!
 //! These tests live in their own package because they need the `fault-injection` feature,
-//! which must never reach the dmsnap example of the devmapper package. The helpers below
-//! repeat a few of tests/privileged/snapshot.rs's.
+//! which must never reach the dmsnap example of the devmapper package. The helpers are the
+//! privileged tests' (tests/privileged/common.rs, included by path).
 
+use std::path::Path;
 use std::process::Command as Proc;
 
 use devmapper::snapshot::activate::{self, ActivateOptions, Outcome};
@@ -99,26 +100,7 @@ fn crash_after_every_step_is_recovered() {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             }
-            let out = Proc::new(&exe)
-                .args([
-                    "--exact",
-                    "fault_child",
-                    "--include-ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env("DMSNAP_FAULT_CHILD", op)
-                .env("DMSNAP_FAULT_NAME", name.as_str())
-                .env("DMSNAP_FAULT_COW", &cow.path)
-                .env("DEVMAPPER_FAULT_STEP", format!("{op}:{k}"))
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                !out.status.success() && stderr.contains(&format!("aborting after {op} step {k}")),
-                "{op} step {k}: the child did not abort there: {:?}\n{stderr}",
-                out.status
-            );
+            crash_child(&exe, op, k, &name, cow.path.as_os_str());
             let actions = w.recover().unwrap();
             assert_nothing_suspended(&dm, name.as_str());
             // Recovery is idempotent.
@@ -228,26 +210,7 @@ fn activate_killed_at_every_step_completes_on_rerun() {
         write(&w.node(), MIB, &p1);
         reboot(&dm, &name);
         let devices = format!("{},{}", lo.path.display(), cow.path.display());
-        let out = Proc::new(&exe)
-            .args([
-                "--exact",
-                "fault_child",
-                "--include-ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("DMSNAP_FAULT_CHILD", "activate")
-            .env("DMSNAP_FAULT_NAME", name.as_str())
-            .env("DMSNAP_FAULT_COW", &devices)
-            .env("DEVMAPPER_FAULT_STEP", format!("activate:{k}"))
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && stderr.contains(&format!("aborting after activate step {k}")),
-            "activate step {k}: the child did not abort there: {:?}\n{stderr}",
-            out.status
-        );
+        crash_child(&exe, "activate", k, &name, devices.as_ref());
         assert_nothing_suspended(&dm, name.as_str());
         let opts = ActivateOptions {
             devices: vec![lo.path.clone(), cow.path.clone()],
@@ -284,4 +247,32 @@ fn activate_killed_at_every_step_completes_on_rerun() {
         assert_nothing_suspended(&dm, name.as_str());
         s.discard().unwrap();
     }
+}
+
+/// Run [`fault_child`] (this test executable, `exe`) for workflow `op` on wrapper `name`
+/// with COW (or, for `activate`, devices) `cow`, armed to abort after step `k`; it must
+/// die of `SIGABRT` right there.
+fn crash_child(exe: &Path, op: &str, k: u32, name: &DmName, cow: &std::ffi::OsStr) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = Proc::new(exe)
+        .args([
+            "--exact",
+            "fault_child",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("DMSNAP_FAULT_CHILD", op)
+        .env("DMSNAP_FAULT_NAME", name.as_str())
+        .env("DMSNAP_FAULT_COW", cow)
+        .env("DEVMAPPER_FAULT_STEP", format!("{op}:{k}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.signal() == Some(libc::SIGABRT)
+            && stderr.contains(&format!("aborting after {op} step {k}")),
+        "{op} step {k}: the child did not abort there: {:?}\n{stderr}",
+        out.status
+    );
 }

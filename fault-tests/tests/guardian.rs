@@ -22,7 +22,7 @@ use devmapper::{DeviceMapper, DmName, GuardOutcome, GuardPlan, SuspendGuard, Sus
 #[path = "../../tests/privileged/common.rs"]
 mod common;
 
-use common::{DevGuard, LoopDev, WrapGuard, one, pattern, read, unique_name, write};
+use common::{DevGuard, LoopDev, WrapGuard, one, pattern, read, suspended, unique_name, write};
 
 const MIB: u64 = 1 << 20;
 const LEN: usize = 256 * 1024;
@@ -30,20 +30,6 @@ const LEN: usize = 256 * 1024;
 const WRITE_AT: u64 = 4 * MIB;
 /// How long the origin may stay suspended after the kill.
 const LIMIT: Duration = Duration::from_secs(3);
-
-/// The wrapper's devices that are suspended now.
-fn suspended(dm: &DeviceMapper, prefix: &str) -> Vec<String> {
-    dm.list()
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.name.starts_with(prefix))
-        .filter(|d| {
-            dm.info(&DmName::new(&d.name).unwrap())
-                .is_ok_and(|i| i.suspended())
-        })
-        .map(|d| d.name)
-        .collect()
-}
 
 /// One O_DIRECT 4 KiB write to `node` at [`WRITE_AT`], in a thread: the channel gets the
 /// moment it completed (it blocks while the device is suspended).
@@ -54,7 +40,7 @@ fn writer(node: PathBuf, seed: u8) -> mpsc::Receiver<Instant> {
         let mut raw = vec![0u8; 8192];
         let off = raw.as_ptr().align_offset(4096);
         let block = &mut raw[off..off + 4096];
-        block.copy_from_slice(&pattern(seed, 4096));
+        block.copy_from_slice(&pattern(seed.into(), 4096));
         let f = std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT)
@@ -337,7 +323,8 @@ fn sigkill_inside_every_suspend_window_resumes_at_once() {
             if origin_frozen {
                 // The writer really is stuck behind the suspend.
                 assert!(
-                    done.recv_timeout(Duration::from_millis(200)).is_err(),
+                    done.recv_timeout(Duration::from_millis(200))
+                        == Err(mpsc::RecvTimeoutError::Timeout),
                     "{at}: a write went through a suspended origin"
                 );
             }
@@ -550,7 +537,7 @@ fn a_frozen_ext4_thaws_when_the_snapshotting_process_is_killed() {
         let _ = tx.send(Instant::now());
     });
     assert!(
-        done.recv_timeout(Duration::from_millis(300)).is_err(),
+        done.recv_timeout(Duration::from_millis(300)) == Err(mpsc::RecvTimeoutError::Timeout),
         "a write went through a frozen filesystem"
     );
     let killed = Instant::now();

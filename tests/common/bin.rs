@@ -5,8 +5,10 @@
 //! examples, so a binary older than any source it was built from (as listed in cargo's
 //! dep-info file `dmsnap.d` beside it) would test old code: [`dmsnap`] refuses it.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The dmsnap binary to test, or why there is none to use.
 pub fn find() -> Result<PathBuf, String> {
@@ -61,6 +63,63 @@ pub fn find_or_skip(test: &str) -> Option<PathBuf> {
         }
         Err(e) => panic!("{test}: {e}"),
     }
+}
+
+/// Run `bin` with `args`, stdin empty, stdout and stderr captured; panics when it runs
+/// longer than `limit` (it hung).
+pub fn run_limited<S: AsRef<OsStr>>(bin: &Path, args: &[S], limit: Duration) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    // Read both pipes while waiting, so a large output cannot fill a pipe and stall it.
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut b).map(|_| b)
+    });
+    let err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut b).map(|_| b)
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let argv: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+            panic!("dmsnap {argv:?} hung (more than {limit:?})");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
+}
+
+/// [`dmsnap`] run with `args` (20 s at most: longer counts as a hang).
+pub fn run<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    run_limited(&dmsnap(), args, Duration::from_secs(20))
+}
+
+/// The arguments of `dmsnap cow export --origin ORIGIN --cow COW -o OUT EXTRA...`.
+pub fn cow_export_args<'a>(
+    origin: &'a str,
+    cow: &'a str,
+    out: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut v = vec!["cow", "export", "--origin", origin, "--cow", cow, "-o", out];
+    v.extend_from_slice(extra);
+    v
 }
 
 /// A source listed in the dep-info file `dep_info` that was modified after `built`.

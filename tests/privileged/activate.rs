@@ -77,7 +77,7 @@ fn record_activate_refusals_and_drop() {
     drop(s);
 
     // The offline commands find the store after the record.
-    if let Ok(bin) = std::env::var("DMSNAP_BIN") {
+    if let Ok(bin) = crate::common::bin::find() {
         let out = Proc::new(&bin)
             .args(["cow", "inspect", "--json", cow.path.to_str().unwrap()])
             .output()

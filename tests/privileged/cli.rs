@@ -8,43 +8,17 @@ use crate::dm_or_skip;
 use devmapper::RawTarget;
 use devmapper::units::Sectors;
 
-/// The dmsnap binary: `DMSNAP_BIN` (set by the VM harness), else the one cargo built.
-fn dmsnap() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("DMSNAP_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("examples/dmsnap");
-    p.exists().then_some(p)
-}
-
-fn run(bin: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = Proc::new(bin).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::output as run;
 
 fn tools(test: &str) -> Option<(PathBuf, PathBuf)> {
-    let required = std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
     let dmsetup = Proc::new("dmsetup")
         .arg("version")
         .output()
         .ok()
         .filter(|o| o.status.success());
-    let Some(bin) = dmsnap() else {
-        assert!(
-            !required,
-            "{test}: DMSNAP_BIN not set and no built dmsnap example"
-        );
-        println!("SKIP {test}: no dmsnap binary (build the examples)");
-        return None;
-    };
+    let bin = crate::common::dmsnap_or_skip(test)?;
     if dmsetup.is_none() {
-        assert!(!required, "{test}: dmsetup (the oracle) is missing");
-        println!("SKIP {test}: dmsetup not installed");
+        crate::common::skip(test, "dmsetup (the oracle) is not installed");
         return None;
     }
     Some((bin, PathBuf::from("dmsetup")))
@@ -307,7 +281,6 @@ fn version_ls_targets() {
     let (ok, out, _) = run(&bin, &["targets"]);
     assert!(ok && out.lines().any(|l| l.starts_with("zero ")), "{out}");
     // Errors go to stderr with a non-zero exit code.
-    let (ok, _, err) = run(&bin, &["table", "no-such-device-here"]);
-    assert!(!ok);
+    let err = crate::common::fails(&bin, &["table", "no-such-device-here"]);
     assert!(err.contains("ENXIO"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! Shared helpers for privileged tests: device-mapper availability (skip with a reason, or
 //! fail under `DEVMAPPER_REQUIRE_PRIVILEGED=1`), unique names, RAII guards for dm devices
-//! and loop devices.
+//! and loop devices, data patterns, "nothing suspended" checks, running tools and dmsnap.
+//! fault-tests includes this file too (`#[path]`).
 
 use devmapper::RemoveMode;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,83 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use devmapper::{DeviceMapper, DmName, RawTarget, SuspendOptions, units::Sectors};
+
+/// Finding the dmsnap binary (shared with the host tests).
+#[allow(dead_code)]
+#[path = "../common/bin.rs"]
+pub mod bin;
+/// Fixtures and gunzip (shared with the host tests).
+#[allow(dead_code)]
+#[path = "../common/files.rs"]
+pub mod files;
+
+/// Whether this run must not skip (`DEVMAPPER_REQUIRE_PRIVILEGED=1`: the VM harness).
+pub fn required() -> bool {
+    std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() == Ok("1")
+}
+
+/// Skip `test` because of `why`: prints `SKIP <test>: <why>`, or panics when the run must
+/// not skip ([`required`]).
+pub fn skip(test: &str, why: &str) {
+    assert!(!required(), "{test}: required but cannot run: {why}");
+    println!("SKIP {test}: {why}");
+}
+
+/// Return from the test with [`skip`] when `$cond` is an `Err(why)`; else its `Ok` value.
+#[macro_export]
+macro_rules! ok_or_skip {
+    ($test:expr, $cond:expr) => {
+        match $cond {
+            Ok(v) => v,
+            Err(why) => {
+                $crate::common::skip($test, &why);
+                return;
+            }
+        }
+    };
+}
+
+/// The dmsnap binary for `test`, or `None` with a printed skip (see [`bin::find_or_skip`]).
+pub fn dmsnap_or_skip(test: &str) -> Option<PathBuf> {
+    bin::find_or_skip(test)
+}
+
+/// Run `bin args`: (success, stdout, stderr).
+pub fn output(bin: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Proc::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run `bin args`, which must fail as dmsnap does on an error: exit status 1 and nothing
+/// on stdout. Returns stderr.
+pub fn fails(bin: &Path, args: &[&str]) -> String {
+    let out = Proc::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?} printed on stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// Run a tool (`args[0]`), panic with its stderr when it fails; returns stdout.
+pub fn run_tool(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = output(Path::new(args[0]), &args[1..]);
+    assert!(ok, "{} failed: {stderr}", args.join(" "));
+    stdout
+}
 
 /// Open device-mapper for a privileged test, or explain why the test is skipped.
 ///
@@ -27,7 +105,7 @@ pub fn dm_or_skip(test: &str) -> Option<DeviceMapper> {
             Some(DeviceMapper::new().expect("device-mapper was available a moment ago"))
         }
         Some(r) => {
-            if std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            if required() {
                 panic!("{test}: privileged test required but device-mapper is unusable: {r}");
             }
             println!("SKIP {test}: {r}");
@@ -220,10 +298,16 @@ pub fn read_at(path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>>
     Ok(b)
 }
 
-/// Deterministic bytes for `seed`.
-pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
+/// Deterministic pseudo-random bytes for `seed` (xorshift; every seed its own stream).
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
-        .map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8 ^ seed)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
         .collect()
 }
 
@@ -270,14 +354,25 @@ impl Drop for WrapGuard<'_> {
     }
 }
 
+/// The devices whose name starts with `prefix` that are suspended now (a device removed
+/// meanwhile is not).
+pub fn suspended(dm: &DeviceMapper, prefix: &str) -> Vec<String> {
+    dm.list()
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.name.starts_with(prefix))
+        .filter(|d| {
+            dm.info(&DmName::new(&d.name).unwrap())
+                .is_ok_and(|i| i.suspended())
+        })
+        .map(|d| d.name)
+        .collect()
+}
+
 /// No device whose name starts with `prefix` is suspended.
 pub fn assert_nothing_suspended(dm: &DeviceMapper, prefix: &str) {
-    for d in dm.list().unwrap() {
-        if d.name.starts_with(prefix) {
-            let i = dm.info(&DmName::new(&d.name).unwrap()).unwrap();
-            assert!(!i.suspended(), "{} left suspended", d.name);
-        }
-    }
+    let left = suspended(dm, prefix);
+    assert!(left.is_empty(), "left suspended: {left:?}");
 }
 
 /// An ext2 superblock (magic, and a uuid of `seed` bytes) at byte 1024 of `dev`: content

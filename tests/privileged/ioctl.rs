@@ -33,7 +33,8 @@ fn version_and_targets() {
     assert!(linear.version.major >= 1);
     let e = dm.target_version("no-such-target").unwrap_err();
     assert_eq!(e.errno(), Some(devmapper::Errno::EINVAL), "{e}");
-    assert!(dm.target_version("").is_err());
+    let e = dm.target_version("").unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
 }
 
 #[test]
@@ -208,8 +209,8 @@ fn read_only_device() {
             assert!(
                 f.write_all_at(&[1u8; 512], 0)
                     .and_then(|_| f.sync_all())
-                    .is_err(),
-                "write to a read-only device succeeded"
+                    .is_err_and(|e| e.raw_os_error() == Some(libc::EPERM)),
+                "write to a read-only device did not fail with EPERM"
             );
         }
     }
@@ -400,7 +401,11 @@ fn wait_for_an_event_after_a_load() {
         let _ = tx.send(dm.wait_event(&name, ev));
     });
     std::thread::sleep(Duration::from_millis(100));
-    assert!(rx.try_recv().is_err(), "wait returned before any event");
+    assert_eq!(
+        rx.try_recv().err(),
+        Some(mpsc::TryRecvError::Empty),
+        "wait returned before any event"
+    );
     {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new()
@@ -477,7 +482,8 @@ fn set_geometry() {
             start: 0,
         },
     );
-    assert!(e.is_err());
+    let e = e.unwrap_err();
+    assert_eq!(e.errno(), Some(devmapper::Errno::EINVAL), "{e}");
 }
 
 #[test]
@@ -549,9 +555,25 @@ fn udev_mode_without_udev_times_out_cleanly() {
 
 #[test]
 fn names_are_validated_before_any_call() {
-    assert!(DmName::new("bad/name").is_err());
-    assert!(DmName::new(&"x".repeat(128)).is_err());
-    assert!(DmUuid::new(&"u".repeat(129)).is_err());
+    let reason = |e: devmapper::kernel::id::IdError| (e.kind, e.reason);
+    assert_eq!(
+        reason(DmName::new("bad/name").unwrap_err()),
+        ("name", "contains '/'")
+    );
+    assert_eq!(
+        reason(DmName::new(&"x".repeat(128)).unwrap_err()),
+        (
+            "name",
+            "longer than 127 bytes (the kernel would truncate it)"
+        )
+    );
+    assert_eq!(
+        reason(DmUuid::new(&"u".repeat(129)).unwrap_err()),
+        (
+            "uuid",
+            "longer than 128 bytes (the kernel would truncate it)"
+        )
+    );
 }
 
 #[test]

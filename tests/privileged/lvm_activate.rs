@@ -20,21 +20,9 @@ use devmapper::units::Sectors;
 use devmapper::{DeviceMapper, Which};
 
 use crate::common::LoopDev;
+use crate::common::files::{fixture, gunzip};
 
-/// Run a tool, panic with its stderr when it fails; returns stdout.
-fn run(args: &[&str]) -> String {
-    let out = Proc::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::common::run_tool as run;
 
 /// A dmsetup command that walks every device: another test removing its device between
 /// dmsetup's list and its query makes it fail with "Device does not exist"; try again.
@@ -165,24 +153,17 @@ fn sha256(path: &str) -> String {
 
 /// Fill `len` bytes at `offset` of a device with a pattern seeded by `seed`.
 fn write_pattern(path: &str, offset: u64, len: usize, seed: u8) {
-    let f = File::options().write(true).open(path).unwrap();
-    let buf: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
-        .collect();
-    f.write_all_at(&buf, offset).unwrap();
-    f.sync_all().unwrap();
+    crate::common::write(
+        std::path::Path::new(path),
+        offset,
+        &crate::common::pattern(seed.into(), len),
+    );
 }
 
 #[test]
 fn lvm2_vg_activated_by_us_matches_lvm2() {
     let dm: DeviceMapper = crate::dm_or_skip!("lvm2_vg_activated_by_us_matches_lvm2");
-    if let Err(why) = lvm_available() {
-        if std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-            panic!("lvm2 is required for this test: {why}");
-        }
-        println!("SKIP lvm2_vg_activated_by_us_matches_lvm2: {why}");
-        return;
-    }
+    crate::ok_or_skip!("lvm2_vg_activated_by_us_matches_lvm2", lvm_available());
     let a = LoopDev::new(96 << 20);
     let b = LoopDev::new(96 << 20);
     let pa = a.path.display().to_string();
@@ -435,10 +416,9 @@ static FIXTURE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The fixture's PV images on loop devices.
 fn fixture_loops(case: &str, pvs: &[&str]) -> Vec<LoopDev> {
-    let dir = fixture_dir(case);
     pvs.iter()
         .map(|p| {
-            let img = gunzip(&dir.join(format!("{p}.img.gz")));
+            let img = gunzip(&fixture(&format!("lvm/{case}/{p}.img.gz")));
             let l = LoopDev::new(img.len() as u64);
             let f = File::options().write(true).open(&l.path).unwrap();
             f.write_all_at(&img, 0).unwrap();
@@ -446,22 +426,6 @@ fn fixture_loops(case: &str, pvs: &[&str]) -> Vec<LoopDev> {
             l
         })
         .collect()
-}
-
-fn fixture_dir(case: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/lvm")
-        .join(case)
-}
-
-fn gunzip(p: &std::path::Path) -> Vec<u8> {
-    use std::io::Read;
-    let f = File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
 }
 
 /// Removes the devices of a VG (by uuid prefix) on drop.
@@ -487,7 +451,7 @@ impl Drop for ActiveGuard<'_> {
 /// recorded, and (where recorded) the same device contents.
 fn activate_fixture(dm: &DeviceMapper, case: &str, pvs: &[&str]) -> Vec<String> {
     let _one_at_a_time = FIXTURE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = fixture_dir(case);
+    let dir = fixture("lvm").join(case);
     let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
     let loops = fixture_loops(case, pvs);
     // lvm2's numbers: loop i (loops.txt) -> <pvI>, dm major:minor -> <name>.
@@ -589,34 +553,12 @@ fn lvm2_fixture_merge_unused_pool_and_skip_flag_activate_as_lvm2_did() {
     assert_eq!(skipped, ["skipme"]);
 }
 
-/// The dmsnap binary: `DMSNAP_BIN` (set by the VM harness), else the one cargo built.
-fn dmsnap() -> Option<std::path::PathBuf> {
-    if let Ok(p) = std::env::var("DMSNAP_BIN") {
-        return Some(p.into());
-    }
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("examples/dmsnap");
-    p.exists().then_some(p)
-}
-
-fn dmsnap_run(bin: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = Proc::new(bin).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::output as dmsnap_run;
 
 #[test]
 fn dmsnap_lvm_activate_and_deactivate() {
     let dm: DeviceMapper = crate::dm_or_skip!("dmsnap_lvm_activate_and_deactivate");
-    let Some(bin) = dmsnap() else {
-        assert!(
-            std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-            "no dmsnap binary"
-        );
-        println!("SKIP dmsnap_lvm_activate_and_deactivate: no dmsnap binary (build the examples)");
+    let Some(bin) = crate::common::dmsnap_or_skip("dmsnap_lvm_activate_and_deactivate") else {
         return;
     };
     let _one_at_a_time = FIXTURE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
@@ -646,8 +588,7 @@ fn dmsnap_lvm_activate_and_deactivate() {
         ["more-pool2", "more-pool2_tdata", "more-pool2_tmeta"]
     );
     // A flagged LV asked for by name is refused, with the reason.
-    let (ok, _, err) = dmsnap_run(&bin, &["lvm", "activate", "more", "--lv", "skipme", &dev]);
-    assert!(!ok);
+    let err = crate::common::fails(&bin, &["lvm", "activate", "more", "--lv", "skipme", &dev]);
     assert!(err.contains("ACTIVATION_SKIP"), "{err}");
     // The whole VG: the active pool is reused, skipme is reported.
     let (ok, out, err) = dmsnap_run(&bin, &["lvm", "activate", "more", &dev]);
@@ -660,13 +601,11 @@ fn dmsnap_lvm_activate_and_deactivate() {
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 7, "{out}");
     assert!(active(&dm).is_empty());
-    let (ok, _, err) = dmsnap_run(&bin, &["lvm", "deactivate", "more"]);
-    assert!(!ok);
+    let err = crate::common::fails(&bin, &["lvm", "deactivate", "more"]);
     assert!(err.contains("no active device belongs to VG more"), "{err}");
     // An image file is not a block device: refused before anything is created.
     let img = loops[0].file.path().display().to_string();
-    let (ok, _, err) = dmsnap_run(&bin, &["lvm", "activate", "more", &img]);
-    assert!(!ok);
+    let err = crate::common::fails(&bin, &["lvm", "activate", "more", &img]);
     assert!(err.contains("not a block device"), "{err}");
     assert!(active(&dm).is_empty());
 }

@@ -6,6 +6,7 @@
 mod activate;
 mod cli;
 mod common;
+mod cow_kernel;
 mod cow_probe;
 mod files;
 mod ioctl;

@@ -295,17 +295,29 @@ fn merging_snapshot_status_reaches_done() {
     }
 }
 
+/// A thin device's mapped and highest mapped sectors, from its (flushed) status.
+fn thin_usage(dm: &DeviceMapper, thin: &DevGuard) -> (Sectors, Option<Sectors>) {
+    match &dm
+        .status(&thin.name, Which::Live, StatusFlush::Flush)
+        .unwrap()[0]
+        .status
+    {
+        TargetStatus::Thin(ThinStatus::Active {
+            mapped,
+            highest_mapped,
+        }) => (*mapped, *highest_mapped),
+        other => panic!("thin status {other:?}"),
+    }
+}
+
 #[test]
 fn thin_pool_and_thin_status() {
     let dm = dm_or_skip!("thin_pool_and_thin_status");
-    if dm.target_version("thin-pool").is_err() {
-        assert!(
-            std::env::var("DEVMAPPER_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-            "thin-pool target missing"
-        );
-        println!("SKIP thin_pool_and_thin_status: no thin-pool target");
-        return;
-    }
+    crate::ok_or_skip!(
+        "thin_pool_and_thin_status",
+        dm.target_version("thin-pool")
+            .map_err(|e| format!("no thin-pool target: {e}"))
+    );
     let meta = LoopDev::new(4 << 20);
     let data = LoopDev::new(64 << 20);
     let pool_t = table(vec![line(
@@ -332,20 +344,7 @@ fn thin_pool_and_thin_status() {
         },
     )]);
     let thin = load_and_compare(&dm, "t-thin", &thin_t);
-    match &dm
-        .status(&thin.name, Which::Live, StatusFlush::Flush)
-        .unwrap()[0]
-        .status
-    {
-        TargetStatus::Thin(ThinStatus::Active {
-            mapped,
-            highest_mapped,
-        }) => {
-            assert_eq!(*mapped, Sectors(0));
-            assert_eq!(*highest_mapped, None);
-        }
-        other => panic!("thin status {other:?}"),
-    }
+    assert_eq!(thin_usage(&dm, &thin), (Sectors(0), None));
     {
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -354,20 +353,10 @@ fn thin_pool_and_thin_status() {
         f.write_all_at(&[7u8; 65536], 1 << 20).unwrap();
         f.sync_all().unwrap();
     }
-    match &dm
-        .status(&thin.name, Which::Live, StatusFlush::Flush)
-        .unwrap()[0]
-        .status
-    {
-        TargetStatus::Thin(ThinStatus::Active {
-            mapped,
-            highest_mapped,
-        }) => {
-            assert_eq!(*mapped, Sectors(128));
-            assert_eq!(*highest_mapped, Some(Sectors(2048 + 127)));
-        }
-        other => panic!("thin status {other:?}"),
-    }
+    assert_eq!(
+        thin_usage(&dm, &thin),
+        (Sectors(128), Some(Sectors(2048 + 127)))
+    );
     match &dm
         .status(&pool.name, Which::Live, StatusFlush::NoFlush)
         .unwrap()[0]
@@ -388,12 +377,43 @@ fn thin_pool_and_thin_status() {
 #[test]
 fn garbled_status_is_a_typed_error() {
     // No kernel needed: the parsers refuse nonsense with an error, never a panic.
-    for (t, s) in [
-        ("snapshot", "12/x 3"),
-        ("thin-pool", "1 2/3"),
-        ("striped", "2 8:0 A"),
-        ("thin", "x y z"),
+    use devmapper::targets::{ParseErrorReason, TextKind};
+    let invalid = |field, token: &str, expected| ParseErrorReason::Invalid {
+        field,
+        token: token.to_owned(),
+        expected,
+    };
+    for (t, s, offset, reason) in [
+        (
+            "snapshot",
+            "12/x 3",
+            0,
+            invalid("usage", "12/x", "ALLOCATED/TOTAL in sectors"),
+        ),
+        (
+            "thin-pool",
+            "1 2/3",
+            5,
+            ParseErrorReason::Missing("data usage"),
+        ),
+        (
+            "striped",
+            "2 8:0 A",
+            6,
+            invalid("stripe device", "A", "MAJOR:MINOR"),
+        ),
+        (
+            "thin",
+            "x y z",
+            0,
+            invalid("mapped sectors", "x", "a number, Fail, Error or -"),
+        ),
     ] {
-        assert!(TargetStatus::parse(t, s).is_err(), "{t} {s:?}");
+        let e = TargetStatus::parse(t, s).unwrap_err();
+        assert_eq!(
+            (e.target.as_str(), e.kind, e.offset, &e.reason),
+            (t, TextKind::Status, offset, &reason),
+            "{t} {s:?}"
+        );
     }
 }
