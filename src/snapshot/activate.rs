@@ -39,14 +39,14 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 mod entry;
 
 pub use entry::{DEFAULT_CONFIG_DIR, EntryError, WrapperEntry, read_entries, remove_entry};
 
-use super::error::{SnapError, SnapResult};
+use super::blockdev;
+use super::error::{BadDeviceKind, SnapResult};
 use super::fault::step;
 use super::identity::{self, Identity};
 use super::record::{Record, RecordError, RecordState};
@@ -183,18 +183,10 @@ fn is_ours(dev: DevNum) -> bool {
 }
 
 fn candidate(path: &Path) -> SnapResult<Candidate> {
-    let bad = |reason: String| SnapError::BadDevice {
-        path: path.to_owned(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot stat: {e}")))?;
-    if !meta.file_type().is_block_device() {
-        return Err(bad("not a block device".to_owned()));
-    }
-    let dev = DevNum::from_dev_t(meta.rdev());
+    let dev = blockdev::block_dev_num(path)?;
     let sectors = sysfs(dev, "size")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no size in sysfs".to_owned()))?;
+        .ok_or_else(|| blockdev::bad(path, BadDeviceKind::NoSysfsSize))?;
     Ok(Candidate {
         path: path.to_owned(),
         dev,

@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use super::error::{SnapError, SnapResult};
+use super::error::{BadDeviceKind, SnapError, SnapResult};
 use crate::DevNum;
 use crate::io::ReadAt;
 
@@ -18,22 +18,29 @@ pub struct BlockDev {
     pub size: u64,
 }
 
+/// Stat `path`: it must be a block device; its device number.
+pub(crate) fn block_dev_num(path: &Path) -> SnapResult<DevNum> {
+    let meta = std::fs::metadata(path).map_err(|e| bad(path, BadDeviceKind::Stat(e)))?;
+    if !meta.file_type().is_block_device() {
+        return Err(bad(path, BadDeviceKind::NotBlockDevice));
+    }
+    Ok(DevNum::from_dev_t(meta.rdev()))
+}
+
 /// Stat `path`: it must be a block device; read its size.
 pub(crate) fn probe(path: &Path) -> SnapResult<BlockDev> {
-    let bad = |reason: String| SnapError::BadDevice {
+    let dev = block_dev_num(path)?;
+    let f = File::open(path).map_err(|e| bad(path, BadDeviceKind::Open(e)))?;
+    let size = ReadAt::size(&f).map_err(|e| bad(path, BadDeviceKind::Size(e)))?;
+    Ok(BlockDev { dev, size })
+}
+
+/// A [`SnapError::BadDevice`] for `path`.
+pub(crate) fn bad(path: &Path, kind: BadDeviceKind) -> SnapError {
+    SnapError::BadDevice {
         path: path.to_owned(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot stat: {e}")))?;
-    if !meta.file_type().is_block_device() {
-        return Err(bad("not a block device".to_owned()));
+        kind,
     }
-    let f = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let size = ReadAt::size(&f).map_err(|e| bad(format!("cannot read its size: {e}")))?;
-    Ok(BlockDev {
-        dev: DevNum::from_dev_t(meta.rdev()),
-        size,
-    })
 }
 
 /// Open `path` exclusively for writing (`O_EXCL` on a block device fails with `EBUSY`

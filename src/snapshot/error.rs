@@ -43,12 +43,12 @@ pub enum SnapError {
         max: usize,
     },
     /// A path is not a usable block device.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {kind}")]
     BadDevice {
         /// The path.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        kind: BadDeviceKind,
     },
     /// The COW device is in use (mounted, held by dm/md, or opened exclusively).
     #[error("COW device {path} is in use ({reason}); give an unused device")]
@@ -463,4 +463,40 @@ mod tests {
             assert!(!m.contains("dmsnap"), "{m}");
         }
     }
+}
+
+/// The kinds of [`SnapError::BadDevice`].
+///
+/// ```
+/// use devmapper::snapshot::{BadDeviceKind, SnapError};
+/// let e = SnapError::BadDevice { path: "/tmp".into(), kind: BadDeviceKind::NotBlockDevice };
+/// assert_eq!(e.to_string(), "/tmp: not a block device");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadDeviceKind {
+    /// `stat` failed.
+    #[error("cannot stat: {0}")]
+    Stat(#[source] std::io::Error),
+    /// Not a block device.
+    #[error("not a block device")]
+    NotBlockDevice,
+    /// Opening it for reading failed.
+    #[error("cannot open: {0}")]
+    Open(#[source] std::io::Error),
+    /// Its size does not read.
+    #[error("cannot read its size: {0}")]
+    Size(#[source] std::io::Error),
+    /// sysfs has no size for it.
+    #[error("no size in sysfs")]
+    NoSysfsSize,
+    /// Its size is zero.
+    #[error("size is zero")]
+    ZeroSize,
+    /// The COW device is the origin's own device.
+    #[error("the COW device cannot be the origin's own device")]
+    CowIsOrigin,
+    /// The dmsnap record for it does not encode.
+    #[error("{0}")]
+    Record(#[from] super::record::RecordError),
 }

@@ -57,7 +57,7 @@ mod window;
 
 pub use blockdev::BlockDev;
 pub use discard::Dropped;
-pub use error::{SnapError, SnapResult, WrongStateKind};
+pub use error::{BadDeviceKind, SnapError, SnapResult, WrongStateKind};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use fault::arm as arm_fault_injection;
@@ -121,7 +121,7 @@ impl<'dm> Wrapper<'dm> {
         if len == 0 {
             return Err(SnapError::BadDevice {
                 path: device.to_owned(),
-                reason: "size is zero".to_owned(),
+                kind: BadDeviceKind::ZeroSize,
             });
         }
         let id = uuid::Uuid::new_v4().simple().to_string();

@@ -83,7 +83,7 @@ pub(crate) fn set_state(raw: DevNum, snapshot_uuid: &str, state: RecordState) ->
     rec.state = state;
     let block = rec.encode().map_err(|e| SnapError::BadDevice {
         path: path.clone(),
-        reason: e.to_string(),
+        kind: e.into(),
     })?;
     write_durable(&f, &block, 0).map_err(io)
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::blockdev;
-use super::error::{SnapError, SnapResult, WrongStateKind};
+use super::error::{BadDeviceKind, SnapError, SnapResult, WrongStateKind};
 use super::fault::{pause, step};
 use super::persist;
 use super::record::{DeviceId, RECORD_LEN, Record, RecordState};
@@ -173,7 +173,7 @@ impl<'dm> Wrapper<'dm> {
         if cow.dev == backing {
             return Err(SnapError::BadDevice {
                 path: opts.cow.clone(),
-                reason: "the COW device cannot be the origin's own device".to_owned(),
+                kind: BadDeviceKind::CowIsOrigin,
             });
         }
         let lbs = blockdev::logical_block_size(cow.dev).max(blockdev::logical_block_size(backing));
@@ -382,7 +382,7 @@ impl<'dm> Wrapper<'dm> {
             };
             let block = rec.encode().map_err(|e| SnapError::BadDevice {
                 path: cow_path.to_owned(),
-                reason: e.to_string(),
+                kind: e.into(),
             })?;
             let f = std::fs::OpenOptions::new()
                 .read(true)

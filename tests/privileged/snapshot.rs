@@ -1,7 +1,7 @@
 //! Snapshot workflows on raw devices: content, bad inputs that change nothing, and a crash
 //! after every step of every workflow, recovered.
 
-use devmapper::snapshot::{RollbackOptions, SnapError, SnapshotOptions, Wrapper};
+use devmapper::snapshot::{BadDeviceKind, RollbackOptions, SnapError, SnapshotOptions, Wrapper};
 use devmapper::units::Sectors;
 use devmapper::{DeviceMapper, DmName, Which};
 
@@ -137,12 +137,28 @@ fn bad_inputs_change_nothing() {
         (
             "missing COW",
             SnapshotOptions::new("/dev/does-not-exist"),
-            |e| matches!(e, SnapError::BadDevice { .. }),
+            |e| {
+                matches!(
+                    e,
+                    SnapError::BadDevice {
+                        kind: BadDeviceKind::Stat(_),
+                        ..
+                    }
+                )
+            },
         ),
         (
             "not a block device",
             SnapshotOptions::new("/proc/version"),
-            |e| matches!(e, SnapError::BadDevice { .. }),
+            |e| {
+                matches!(
+                    e,
+                    SnapError::BadDevice {
+                        kind: BadDeviceKind::NotBlockDevice,
+                        ..
+                    }
+                )
+            },
         ),
         ("COW too small", SnapshotOptions::new(&tiny.path), |e| {
             matches!(e, SnapError::CowTooSmall { .. })
@@ -165,7 +181,15 @@ fn bad_inputs_change_nothing() {
         (
             "COW is the origin's device",
             SnapshotOptions::new(&lo.path),
-            |e| matches!(e, SnapError::BadDevice { .. }),
+            |e| {
+                matches!(
+                    e,
+                    SnapError::BadDevice {
+                        kind: BadDeviceKind::CowIsOrigin,
+                        ..
+                    }
+                )
+            },
         ),
         (
             "snapshot name taken",
