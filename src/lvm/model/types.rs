@@ -75,12 +75,12 @@ pub const SEGTYPE_FLAGS: &[&str] = &[
 pub const CONTENTS: &str = "Text Format Volume Group";
 /// Longest VG/LV name (`NAME_LEN - 1`).
 pub const MAX_NAME_LEN: usize = 127;
-/// Smallest thin-pool chunk in sectors (`DM_THIN_MIN_DATA_BLOCK_SIZE`).
-pub const THIN_MIN_CHUNK: u64 = 128;
-/// Largest thin-pool chunk in sectors (`DM_THIN_MAX_DATA_BLOCK_SIZE`).
-pub const THIN_MAX_CHUNK: u64 = 2_097_152;
+/// Smallest thin-pool chunk in sectors (`DM_THIN_MIN_DATA_BLOCK_SIZE`): the kernel's bound.
+pub const THIN_MIN_CHUNK: u64 = crate::targets::THIN_POOL_MIN_BLOCK_SIZE;
+/// Largest thin-pool chunk in sectors (`DM_THIN_MAX_DATA_BLOCK_SIZE`): the kernel's bound.
+pub const THIN_MAX_CHUNK: u64 = crate::targets::THIN_POOL_MAX_BLOCK_SIZE;
 /// Largest thin device id (`DM_THIN_MAX_DEVICE_ID`).
-pub const THIN_MAX_DEVICE_ID: u64 = (1 << 24) - 1;
+pub const THIN_MAX_DEVICE_ID: u64 = crate::targets::THIN_MAX_DEV_ID as u64;
 
 /// lvm2's `_validate_name`: `[A-Za-z0-9+_.-]`, not starting with `-`, not `.`/`..`, at
 /// most 127 bytes.
