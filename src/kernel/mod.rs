@@ -18,6 +18,8 @@
 //! | [`DeviceMapper`] (`dm/`) | the handle: one safe method per command, one request path |
 //! | [`guard`] | the suspend guardian: nothing stays suspended past a bound |
 //! | [`nodes`] | `/dev/mapper` node maintenance |
+//! | [`listing`] | every device with its state, as `ls` shows it |
+//! | `undo` (private) | the one dm transaction: undo steps run on drop unless committed |
 
 pub mod command;
 pub mod devnum;
