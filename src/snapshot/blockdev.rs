@@ -8,6 +8,7 @@ use std::path::Path;
 use super::error::{BadDeviceKind, SnapError, SnapResult};
 use crate::DevNum;
 use crate::io::ReadAt;
+use crate::io::{Input, InputError};
 
 /// A block device's number and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,32 +44,20 @@ pub(crate) fn bad(path: &Path, kind: BadDeviceKind) -> SnapError {
     }
 }
 
-/// Open `path` exclusively for writing (`O_EXCL` on a block device fails with `EBUSY`
-/// when it is mounted or held by device-mapper, md or another exclusive opener).
-pub(crate) fn open_exclusive(path: &Path) -> SnapResult<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_EXCL)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::EBUSY) {
-                let holders = holders(path);
-                SnapError::CowInUse {
-                    path: path.to_owned(),
-                    reason: if holders.is_empty() {
-                        "mounted or opened exclusively".to_owned()
-                    } else {
-                        format!("held by {}", holders.join(", "))
-                    },
-                }
-            } else {
-                SnapError::Io {
-                    path: path.to_owned(),
-                    source: e,
-                }
-            }
-        })
+/// Open `path` exclusively for writing, through the crate's one input opener
+/// ([`Input::open_rw`]: `O_EXCL` on a block device fails with `EBUSY` when it is mounted or
+/// held by device-mapper, md or another exclusive opener).
+pub(crate) fn open_exclusive(path: &Path) -> SnapResult<Input> {
+    Input::open_rw(path, &[]).map_err(|e| match e {
+        InputError::InUse { .. } => SnapError::CowInUse {
+            path: path.to_owned(),
+            holders: holders(path),
+        },
+        other => SnapError::Io {
+            path: path.to_owned(),
+            source: other.into(),
+        },
+    })
 }
 
 /// Logical block size in bytes from sysfs (512 when unknown).

@@ -51,12 +51,17 @@ pub enum SnapError {
         kind: BadDeviceKind,
     },
     /// The COW device is in use (mounted, held by dm/md, or opened exclusively).
-    #[error("COW device {path} is in use ({reason}); give an unused device")]
+    #[error(
+        "COW device {path} is in use ({}); give an unused device",
+        if holders.is_empty() { "mounted or opened exclusively".to_owned() }
+        else { format!("held by {}", holders.join(", ")) }
+    )]
     CowInUse {
         /// The path.
         path: PathBuf,
-        /// Why.
-        reason: String,
+        /// The devices holding it (sysfs `holders`), empty when it is mounted or opened
+        /// exclusively by a process.
+        holders: Vec<String>,
     },
     /// The COW device is too small for even one chunk of data.
     #[error(

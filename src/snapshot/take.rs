@@ -211,9 +211,9 @@ impl<'dm> Wrapper<'dm> {
         let cow_file = blockdev::open_exclusive(&opts.cow)?;
         // Nothing is written or suspended yet; the exclusive open keeps others off meanwhile.
         if opts.overwrite != CowOverwrite::Force {
-            record_check(&cow_file, &opts.cow)?;
+            record_check(cow_file.file(), &opts.cow)?;
         }
-        cow_content_check(&cow_file, &opts.cow, opts.overwrite)?;
+        cow_content_check(cow_file.file(), &opts.cow, opts.overwrite)?;
         let persist = (!opts.transient).then(|| {
             let sectors = cow.size / SECTOR_SIZE - store_offset.0;
             // What identifies the origin after a reboot: the backing device's ids and the
@@ -259,7 +259,7 @@ impl<'dm> Wrapper<'dm> {
         &self,
         st: &State,
         cow_path: &Path,
-        cow_file: std::fs::File,
+        cow_file: crate::io::Input,
         cow_dev: crate::DevNum,
         backing: crate::DevNum,
         len: Sectors,
@@ -299,11 +299,12 @@ impl<'dm> Wrapper<'dm> {
             source,
         };
         match persist {
-            None => blockdev::zero_start(&cow_file, cow_path, opts.chunk.0 * SECTOR_SIZE)?,
+            None => blockdev::zero_start(cow_file.file(), cow_path, opts.chunk.0 * SECTOR_SIZE)?,
             Some(p) => {
                 let zeros = vec![0u8; usize::try_from(opts.chunk.0 * SECTOR_SIZE).unwrap_or(4096)];
-                persist::write_durable(&cow_file, &[0u8; RECORD_LEN], 0).map_err(io)?;
-                persist::write_durable(&cow_file, &zeros, p.offset.0 * SECTOR_SIZE).map_err(io)?;
+                persist::write_durable(cow_file.file(), &[0u8; RECORD_LEN], 0).map_err(io)?;
+                persist::write_durable(cow_file.file(), &zeros, p.offset.0 * SECTOR_SIZE)
+                    .map_err(io)?;
             }
         }
         // The COW must be closed before the kernel claims it exclusively at load.
