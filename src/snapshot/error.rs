@@ -145,12 +145,12 @@ pub enum SnapError {
         source: crate::probe::ProbeError,
     },
     /// An unusable chunk size.
-    #[error("chunk size of {sectors} sectors is invalid: {reason}")]
+    #[error("chunk size of {sectors} sectors is invalid: {kind}")]
     BadChunk {
         /// Chunk size in sectors.
         sectors: u64,
         /// Why.
-        reason: String,
+        kind: BadChunkKind,
     },
     /// No snapshot to act on.
     #[error("{name} has no snapshot")]
@@ -504,4 +504,28 @@ pub enum BadDeviceKind {
     /// The dmsnap record for it does not encode.
     #[error("{0}")]
     Record(#[from] super::record::RecordError),
+}
+
+/// The kinds of [`SnapError::BadChunk`].
+///
+/// ```
+/// use devmapper::snapshot::{BadChunkKind, SnapError};
+/// let e = SnapError::BadChunk { sectors: 12, kind: BadChunkKind::NotPowerOfTwo };
+/// assert_eq!(e.to_string(), "chunk size of 12 sectors is invalid: must be a power of two");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadChunkKind {
+    /// Zero or not a power of two.
+    #[error("must be a power of two")]
+    NotPowerOfTwo,
+    /// Smaller than a device's logical block size.
+    #[error("smaller than the devices' logical block size of {block_bytes} bytes")]
+    BelowBlockSize {
+        /// The larger logical block size of origin and COW, bytes.
+        block_bytes: u64,
+    },
+    /// Larger than the kernel takes (its chunk size is an `int` of bytes).
+    #[error("larger than the kernel allows")]
+    TooLarge,
 }

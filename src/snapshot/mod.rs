@@ -57,7 +57,7 @@ mod window;
 
 pub use blockdev::BlockDev;
 pub use discard::Dropped;
-pub use error::{BadDeviceKind, SnapError, SnapResult, WrongStateKind};
+pub use error::{BadChunkKind, BadDeviceKind, SnapError, SnapResult, WrongStateKind};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use fault::arm as arm_fault_injection;

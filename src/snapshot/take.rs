@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::blockdev;
-use super::error::{BadDeviceKind, SnapError, SnapResult, WrongStateKind};
+use super::error::{BadChunkKind, BadDeviceKind, SnapError, SnapResult, WrongStateKind};
 use super::fault::{pause, step};
 use super::persist;
 use super::record::{DeviceId, RECORD_LEN, Record, RecordState};
@@ -92,20 +92,20 @@ fn record_check(f: &std::fs::File, path: &Path) -> SnapResult<()> {
 }
 
 fn chunk_check(chunk: Sectors, lbs_bytes: u64) -> SnapResult<()> {
-    let bad = |reason: String| SnapError::BadChunk {
+    let bad = |kind| SnapError::BadChunk {
         sectors: chunk.0,
-        reason,
+        kind,
     };
     if chunk.0 == 0 || !chunk.0.is_power_of_two() {
-        return Err(bad("must be a power of two".to_owned()));
-    }
-    if chunk.0 * SECTOR_SIZE < lbs_bytes {
-        return Err(bad(format!(
-            "smaller than the devices' logical block size of {lbs_bytes} bytes"
-        )));
+        return Err(bad(BadChunkKind::NotPowerOfTwo));
     }
     if chunk.0 > (i32::MAX as u64) >> 9 {
-        return Err(bad("larger than the kernel allows".to_owned()));
+        return Err(bad(BadChunkKind::TooLarge));
+    }
+    if chunk.0 * SECTOR_SIZE < lbs_bytes {
+        return Err(bad(BadChunkKind::BelowBlockSize {
+            block_bytes: lbs_bytes,
+        }));
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Snapshot workflows on raw devices: content, bad inputs that change nothing, and a crash
 //! after every step of every workflow, recovered.
 
-use devmapper::snapshot::{BadDeviceKind, RollbackOptions, SnapError, SnapshotOptions, Wrapper};
+use devmapper::snapshot::{
+    BadChunkKind, BadDeviceKind, RollbackOptions, SnapError, SnapshotOptions, Wrapper,
+};
 use devmapper::units::Sectors;
 use devmapper::{DeviceMapper, DmName, Which};
 
@@ -166,17 +168,41 @@ fn bad_inputs_change_nothing() {
         (
             "chunk not a power of two",
             SnapshotOptions::new(&cow.path).chunk(Sectors(12)),
-            |e| matches!(e, SnapError::BadChunk { .. }),
+            |e| {
+                matches!(
+                    e,
+                    SnapError::BadChunk {
+                        kind: BadChunkKind::NotPowerOfTwo,
+                        ..
+                    }
+                )
+            },
         ),
         (
             "chunk zero",
             SnapshotOptions::new(&cow.path).chunk(Sectors(0)),
-            |e| matches!(e, SnapError::BadChunk { .. }),
+            |e| {
+                matches!(
+                    e,
+                    SnapError::BadChunk {
+                        kind: BadChunkKind::NotPowerOfTwo,
+                        ..
+                    }
+                )
+            },
         ),
         (
             "chunk below the block size",
             SnapshotOptions::new(&big_sector.path).chunk(Sectors(4)),
-            |e| matches!(e, SnapError::BadChunk { .. }),
+            |e| {
+                matches!(
+                    e,
+                    SnapError::BadChunk {
+                        kind: BadChunkKind::BelowBlockSize { block_bytes: 4096 },
+                        ..
+                    }
+                )
+            },
         ),
         (
             "COW is the origin's device",
