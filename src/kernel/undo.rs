@@ -70,6 +70,12 @@ impl<'a> Undo<'a> {
     pub(crate) fn push(&mut self, a: UndoAction) {
         self.actions.push(a);
     }
+    /// Suspend `name` and record its resume at once: no error path can separate the two.
+    pub(crate) fn suspend(&mut self, name: &DmName, opts: SuspendOptions) -> Result<()> {
+        self.dm.suspend(name, opts)?;
+        self.actions.push(UndoAction::Resume(name.clone()));
+        Ok(())
+    }
     pub(crate) fn commit(&mut self) {
         self.actions.clear();
     }

@@ -49,14 +49,13 @@ impl Snapshot<'_, '_> {
                     &GuardPlan::new().when_suspended(&w.name, [(&w.name).into()]),
                     w.suspend_bound,
                 )?;
-                dm.suspend(
+                undo.suspend(
                     &w.name,
                     SuspendOptions {
                         noflush: false,
                         skip_lockfs: true,
                     },
                 )?;
-                undo.push(UndoAction::Resume(w.name.clone()));
                 step("drop", 1);
                 pause("drop", 1);
                 dm.remove(&self.name, RemoveMode::Now)?;
@@ -169,14 +168,13 @@ pub(super) fn restore_plain(
         w.suspend_bound,
     )?;
     pause(op, 1);
-    dm.suspend(
+    undo.suspend(
         &w.name,
         SuspendOptions {
             noflush: false,
             skip_lockfs: true,
         },
     )?;
-    undo.push(UndoAction::Resume(w.name.clone()));
     step(op, 2);
     pause(op, 2);
     dm.resume(&w.name, SuspendOptions::default())?;

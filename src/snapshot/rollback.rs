@@ -119,12 +119,10 @@ impl<'w, 'dm> Snapshot<'w, 'dm> {
                 w.suspend_bound,
             )?;
             pause("rollback", 1);
-            dm.suspend(&self.name, SuspendOptions::default())?;
-            undo.push(UndoAction::Resume(self.name.clone()));
+            undo.suspend(&self.name, SuspendOptions::default())?;
             step("rollback", 2);
             pause("rollback", 2);
-            dm.suspend(&w.name, SuspendOptions::default())?;
-            undo.push(UndoAction::Resume(w.name.clone()));
+            undo.suspend(&w.name, SuspendOptions::default())?;
             step("rollback", 3);
             pause("rollback", 3);
             // Resuming the origin hands the exceptions over and starts the merge.

@@ -403,8 +403,7 @@ impl<'dm> Wrapper<'dm> {
             self.suspend_bound,
         )?;
         pause("snapshot", 5);
-        dm.suspend(&self.name, SuspendOptions::default())?;
-        undo.push(UndoAction::Resume(self.name.clone()));
+        undo.suspend(&self.name, SuspendOptions::default())?;
         step("snapshot", 6);
         pause("snapshot", 6);
         dm.resume(snap_name, SuspendOptions::default())?;
