@@ -51,7 +51,11 @@ fn check(cow: &[u8]) {
         }
     }
     let used = PEAK.load(Relaxed).saturating_sub(base);
-    assert!(used <= cow.len() + SLACK, "allocated {used} bytes for a {} byte input", cow.len());
+    assert!(
+        used <= cow.len() + SLACK,
+        "allocated {used} bytes for a {} byte input",
+        cow.len()
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -47,5 +47,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let used = PEAK.load(Relaxed).saturating_sub(base);
-    assert!(used <= BUDGET, "allocated {used} bytes for a {} byte input", data.len());
+    assert!(
+        used <= BUDGET,
+        "allocated {used} bytes for a {} byte input",
+        data.len()
+    );
 });

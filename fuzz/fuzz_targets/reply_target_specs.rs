@@ -5,7 +5,9 @@ use devmapper::kernel::wire;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((count, rest)) = data.split_first() else { return };
+    let Some((count, rest)) = data.split_first() else {
+        return;
+    };
     if let Ok(v) = wire::decode_target_specs(rest, u32::from(*count)) {
         assert!(v.len() <= usize::from(*count));
         for t in v {

@@ -10,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(table) = text.parse::<Table>() {
         let _ = table.validate();
-        let again: Table = table.to_string().parse().expect("formatted table re-parses");
+        let again: Table = table
+            .to_string()
+            .parse()
+            .expect("formatted table re-parses");
         assert_eq!(again, table);
     }
     if let Ok(line) = text.parse::<TableLine>() {
