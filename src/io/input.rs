@@ -25,7 +25,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::ReadAt;
+use super::{ReadAt, WriteAt};
 
 /// What a path names, as `stat` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -529,6 +529,28 @@ impl ReadAt for Input {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.size)
+    }
+}
+
+/// Writes need an input opened with [`Input::open_rw`]; one opened with [`Input::open`]
+/// refuses them (the descriptor is read-only).
+impl WriteAt for Input {
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let len = buf.len() as u64;
+        if offset.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(InputError::PastEnd {
+                path: self.path.clone(),
+                offset,
+                len,
+                size: self.size,
+            }
+            .into());
+        }
+        FileExt::write_all_at(&self.file, buf, offset)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
     }
 }
 

@@ -1,9 +1,11 @@
-//! LVM2 volume groups read without lvm2: PV label, metadata area, text metadata, typed
-//! model, the device-mapper plan lvm2 would load, and offline LV export.
+//! LVM2 volume groups without lvm2: PV label, metadata area, text metadata, typed model,
+//! the device-mapper plan lvm2 would load, offline LV export, and (in [`write`]) the
+//! writing half: metadata text, lvm2's commit protocol and locks, pvcreate ... pvremove.
 //!
-//! Data flows one way, bytes to types to plans; nothing here opens a path or talks to the
-//! kernel except [`activate`]. PVs are read through [`crate::io::ReadAt`], so image files, block devices and
-//! byte slices all work.
+//! Reading flows one way, bytes to types to plans; only [`activate`] talks to the kernel and
+//! only [`write`] changes bytes on PVs. PVs are read through [`crate::io::ReadAt`] (and
+//! written through [`crate::io::WriteAt`]), so image files, block devices and byte slices
+//! all work.
 //!
 //! | module | what it reads or builds | lvm2 counterpart |
 //! |---|---|---|
@@ -20,6 +22,7 @@
 //! | [`plan`] | dm names, uuids, typed tables, creation order | `dev_manager.c`, `libdm-deptree.c` |
 //! | [`export`] | LV contents from PV images | — |
 //! | [`activate`] | plans applied with the ioctl core (the only kernel user here) | `activate.c` |
+//! | [`write`] | metadata text, commit, locks, allocation, PV labels, pvcreate ... pvremove | `format-text.c`, `lv_manip.c`, tools |
 //!
 //! ```
 //! use devmapper::lvm::{config, model::VolumeGroup, plan};
@@ -81,6 +84,7 @@ pub mod model;
 pub mod plan;
 pub mod report;
 pub mod scan;
+pub mod write;
 
 pub use error::{
     AreaList, Error, ExportErrorKind, LabelErrorKind, MdaErrorKind, ModelErrorKind, ParseError,

@@ -1,0 +1,2 @@
+//! Free space and the normal allocation policy.
+#![forbid(unsafe_code)]

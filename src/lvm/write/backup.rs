@@ -1,0 +1,2 @@
+//! `/etc/lvm/backup` and `/etc/lvm/archive` files.
+#![forbid(unsafe_code)]

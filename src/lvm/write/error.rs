@@ -1,0 +1,2 @@
+//! What can go wrong while writing.
+#![forbid(unsafe_code)]

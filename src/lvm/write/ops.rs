@@ -1,0 +1,2 @@
+//! Pvcreate, vgcreate, lvcreate, lvremove, vgremove, pvremove.
+#![forbid(unsafe_code)]
