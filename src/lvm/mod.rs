@@ -17,6 +17,7 @@
 //! | [`metadata_text`] | on-disk text and backup files told apart | `vgcfgrestore -f` |
 //! | [`scan`] | PVs grouped into VGs, newest copy, completeness | `lvmcache`, `vg_read` |
 //! | [`report`] | what `vgs`/`pvs`/`lvs` call things, a VG by name | `report.c` |
+//! | [`names`] | VG and LV name rules, with lvm2's reasons and wording | `lvm-string.c`, `validate_new_vg_name` |
 //! | [`index`] | a VG's LVs, PVs and snapshot relations by name | — |
 //! | [`check`] | why lvm2 would refuse to activate a VG | `vg_read`, `_access_vg_*` |
 //! | [`plan`] | dm names, uuids, typed tables, creation order | `dev_manager.c`, `libdm-deptree.c` |
@@ -81,6 +82,7 @@ pub mod label;
 pub mod mda;
 pub mod metadata_text;
 pub mod model;
+pub mod names;
 pub mod plan;
 pub mod report;
 pub mod scan;

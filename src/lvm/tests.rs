@@ -1,6 +1,7 @@
 //! Unit tests of the LVM2 reader, one file per area under `tests/`.
 
 mod activate;
+mod alloc;
 mod config;
 mod crc;
 mod export;
