@@ -9,6 +9,7 @@ mod label;
 mod mda;
 mod model;
 mod plan;
+mod pv;
 mod sample;
 mod scan;
 mod writer;
