@@ -2,6 +2,7 @@
 
 mod activate;
 mod alloc;
+mod alloc_lvm2;
 mod config;
 mod crc;
 mod export;
