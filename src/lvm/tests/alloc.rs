@@ -237,6 +237,31 @@ fn striping_needs_free_space_on_enough_pvs() {
 }
 
 #[test]
+fn a_pv_list_without_free_allocatable_pvs_is_refused_as_lvm2_does() {
+    let mut vg = vg_with_pvs(&[(10, true), (10, false), (10, true)]);
+    vg.lvs.push(lv("full", 0, vec![linear(0, "pv0", 0, 10)]));
+    let e = alloc::allocate(
+        &vg,
+        &AllocRequest::linear("x", 1).on_pvs(vec!["pv0".into(), "pv1".into()]),
+    )
+    .unwrap_err();
+    assert_eq!(e, AllocError::NoSpecifiedPvSpace);
+    assert_eq!(e.to_string(), "No specified PVs have space available.");
+    // The full and the non-allocatable PV are dropped from the list, so two stripes
+    // on it are too many.
+    let e = alloc::allocate(
+        &vg,
+        &AllocRequest::striped("s", 2, 2, 128).on_pvs(vec![
+            "pv0".into(),
+            "pv1".into(),
+            "pv2".into(),
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(e, AllocError::TooManyStripes { stripes: 2, pvs: 1 });
+}
+
+#[test]
 fn non_allocatable_pvs_count_as_free_but_get_nothing() {
     let vg = vg_with_pvs(&[(10, false), (10, true)]);
     assert_eq!(alloc::free_extents(&vg).unwrap(), 20);

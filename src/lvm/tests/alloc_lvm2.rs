@@ -58,6 +58,7 @@ fn placements_match_lvm2() {
     let cases: serde_json::Value = serde_json::from_str(&json).unwrap();
     let cases = cases.as_array().unwrap();
     let (mut same, mut created, mut refused_same, mut refused) = (0, 0, 0, 0);
+    let (mut split, mut striped, mut listed) = (0, 0, 0);
     let mut diffs = Vec::new();
     for c in cases {
         let name = c["name"].as_str().unwrap();
@@ -84,6 +85,9 @@ fn placements_match_lvm2() {
             created += 1;
             let after = vg(c["after"].as_str().unwrap());
             let theirs = &after.lvs.iter().find(|l| l.name == name).unwrap().segments;
+            split += usize::from(mapping(theirs).len() > 1);
+            striped += usize::from(stripes > 1);
+            listed += usize::from(req.pvs.is_some());
             match ours {
                 Ok(segs) if mapping(&segs) == mapping(theirs) => same += 1,
                 other => diffs.push(format!(
@@ -102,6 +106,9 @@ fn placements_match_lvm2() {
                     log.contains("Insufficient suitable allocatable extents")
                 }
                 Err(AllocError::TooManyStripes { .. }) => log.contains("Number of stripes"),
+                Err(AllocError::NoSpecifiedPvSpace) => {
+                    log.contains("No specified PVs have space available.")
+                }
                 _ => false,
             };
             if kind_matches {
@@ -112,7 +119,9 @@ fn placements_match_lvm2() {
         }
     }
     println!(
-        "allocation vs lvm2: {same}/{created} placements identical, {refused_same}/{refused} refusals of the same kind"
+        "allocation vs lvm2: {same}/{created} placements identical ({split} split over several \
+         ranges, {striped} striped, {listed} on a PV list), {refused_same}/{refused} refusals of \
+         the same kind"
     );
     assert!(created > 0);
     assert!(

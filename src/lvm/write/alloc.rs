@@ -152,6 +152,9 @@ pub enum AllocError {
         /// The VG.
         vg: String,
     },
+    /// None of the PVs the caller allowed is allocatable with free extents.
+    #[error("No specified PVs have space available.")]
+    NoSpecifiedPvSpace,
     /// Not enough free extents in the whole VG.
     #[error(
         "Volume group \"{vg}\" has insufficient free space ({free} extents): {required} required."
@@ -766,7 +769,16 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
     if needed > MAX_EXTENT_COUNT {
         return Err(AllocError::TooManyExtents { extents: needed });
     }
-    // The allowed PVs, in order, once each.
+    let usage = pv_usage(vg)?;
+    let pv_free = |pv: &PhysicalVolume| -> u64 {
+        let used = usage
+            .get(pv.handle.as_str())
+            .map_or(&[][..], |v| v.as_slice());
+        free_ranges(pv, used).iter().map(|r| r.1).sum()
+    };
+    // The allowed PVs, in order, once each. A list given by the caller keeps only the
+    // allocatable PVs with free extents, as lvm2's `create_pv_list` does (it warns about
+    // the others).
     let mut allowed: Vec<&PhysicalVolume> = Vec::new();
     match &req.pvs {
         None => allowed.extend(vg.pvs.iter()),
@@ -778,9 +790,15 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
                         vg: vg.name.clone(),
                     }
                 })?;
+                if !pv.status.contains("ALLOCATABLE") || pv.is_missing() || pv_free(pv) == 0 {
+                    continue;
+                }
                 if !allowed.iter().any(|p| p.handle == pv.handle) {
                     allowed.push(pv);
                 }
+            }
+            if allowed.is_empty() {
+                return Err(AllocError::NoSpecifiedPvSpace);
             }
         }
     }
@@ -790,7 +808,6 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
             pvs: allowed.len(),
         });
     }
-    let usage = pv_usage(vg)?;
     let vg_free: u64 = vg
         .pvs
         .iter()
