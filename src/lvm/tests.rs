@@ -8,6 +8,7 @@ mod label;
 mod mda;
 mod model;
 mod plan;
+mod print;
 mod sample;
 mod scan;
 mod writer;
