@@ -9,6 +9,8 @@ mod mda;
 mod model;
 mod plan;
 mod print;
+mod print_backup;
+mod print_refusals;
 mod sample;
 mod scan;
 mod writer;
