@@ -10,6 +10,7 @@ mod model;
 mod plan;
 mod print;
 mod print_backup;
+mod print_props;
 mod print_refusals;
 mod sample;
 mod scan;
