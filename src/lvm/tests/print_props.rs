@@ -380,7 +380,7 @@ fn header(e: u64) -> TextHeader {
         host_comment: "Linux host 6.1 #1 x86_64".into(),
         creation_time: e % (1 << 40),
         generator: "devmapper test".into(),
-        system_id: (e % 3 == 0).then(|| "sys".into()),
+        system_id: e.is_multiple_of(3).then(|| "sys".into()),
     }
 }
 
