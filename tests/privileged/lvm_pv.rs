@@ -251,3 +251,137 @@ fn lvm2_refuses_the_names_we_refuse() {
     assert!(ok, "{err}");
     drop(lo);
 }
+
+/// A tiny deterministic generator (no seeds to keep in sync with proptest).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+#[test]
+fn lvm2_validates_layouts_from_random_create_remove_sequences() {
+    use devmapper::lvm::config;
+    use devmapper::lvm::model::{AllocPolicy, LogicalVolume, VolumeGroup};
+    use devmapper::lvm::write::alloc::{self, AllocRequest};
+    use devmapper::lvm::write::text::{TextHeader, file_text};
+
+    let test = "lvm2_validates_layouts_from_random_create_remove_sequences";
+    crate::ok_or_skip!(test, lvm2_available());
+    println!("PRIVILEGED-TEST-RAN {test}");
+    let mut rng = Lcg(11);
+    let (mut checked, mut lvs_checked) = (0, 0);
+    for round in 0..4 {
+        let npv = 1 + rng.below(3) as usize;
+        let sizes: Vec<u64> = (0..npv).map(|_| 9 + rng.below(24)).collect(); // MiB
+        let loops: Vec<LoopDev> = sizes.iter().map(|s| LoopDev::new(s << 20)).collect();
+        let ids: Vec<LvmId> = (0..npv).map(|_| LvmId::generate().unwrap()).collect();
+        for (lo, id) in loops.iter().zip(&ids) {
+            let (ok, _, err) = lvm(&[
+                "pvcreate",
+                "-y",
+                "--norestorefile",
+                "--uuid",
+                &id.to_string(),
+                lo.path.to_str().unwrap(),
+            ]);
+            assert!(ok, "pvcreate --uuid: {err}");
+        }
+        let name = unique(&format!("hv{round}x"));
+        let mut t = format!(
+            "{name} {{\nid = \"{}\"\nseqno = 1\nformat = \"lvm2\"\n\
+             status = [\"RESIZEABLE\", \"READ\", \"WRITE\"]\nextent_size = 2048\n\
+             max_lv = 0\nmax_pv = 0\nmetadata_copies = 0\nphysical_volumes {{\n",
+            LvmId::generate().unwrap()
+        );
+        for (i, (size, id)) in sizes.iter().zip(&ids).enumerate() {
+            t.push_str(&format!(
+                "pv{i} {{\nid = \"{id}\"\nstatus = [\"ALLOCATABLE\"]\ndev_size = {}\n\
+                 pe_start = 2048\npe_count = {}\n}}\n",
+                size * 2048,
+                size - 1
+            ));
+        }
+        t.push_str("}\n}\ncontents = \"Text Format Volume Group\"\nversion = 1\n");
+        let mut vg = VolumeGroup::from_config(&config::parse(t.as_bytes()).unwrap()).unwrap();
+        let mut k = 0;
+        for step in 0..24 {
+            if !vg.lvs.is_empty() && rng.below(3) == 0 {
+                let i = rng.below(vg.lvs.len() as u64) as usize;
+                vg.lvs.remove(i);
+            } else {
+                let stripes = if npv > 1 && rng.below(3) == 0 { 2 } else { 1 };
+                let req = AllocRequest::striped(
+                    format!("l{k}"),
+                    1 + rng.below(12),
+                    stripes,
+                    if stripes > 1 { 128 } else { 0 },
+                );
+                if let Ok(segments) = alloc::allocate(&vg, &req) {
+                    vg.lvs.push(LogicalVolume {
+                        name: req.name.clone(),
+                        id: LvmId::generate().unwrap(),
+                        status: ["READ", "WRITE", "VISIBLE"].map(String::from).into(),
+                        flags: Default::default(),
+                        tags: vec![],
+                        read_ahead: None,
+                        major: None,
+                        minor: None,
+                        creation_time: Some(1),
+                        creation_host: Some("h".into()),
+                        lock_args: None,
+                        allocation_policy: AllocPolicy::Inherit,
+                        profile: None,
+                        segments,
+                    });
+                    k += 1;
+                }
+            }
+            alloc::check_layout(&vg).unwrap();
+            if step % 6 != 5 {
+                continue;
+            }
+            // lvm2 validates the VG (vg_validate, check_pv_segments) before writing it,
+            // then vgck checks what it wrote, then a no-op change writes it once more.
+            vg.seqno += 1;
+            let file = std::env::temp_dir().join(format!("{name}.vg"));
+            std::fs::write(&file, file_text(&vg, &TextHeader::now("test"))).unwrap();
+            let (ok, _, err) = lvm(&["vgcfgrestore", "-f", file.to_str().unwrap(), &name]);
+            assert!(
+                ok,
+                "vgcfgrestore refused our layout: {err}\n{}",
+                std::fs::read_to_string(&file).unwrap()
+            );
+            let (ok, _, err) = lvm(&["vgck", &name]);
+            assert!(ok && !err.contains("WARNING"), "vgck: {err}");
+            let (ok, out, err) = lvm(&["vgs", "--noheadings", "-o", "vg_free_count", &name]);
+            assert!(ok, "{err}");
+            assert_eq!(out.trim(), alloc::free_extents(&vg).unwrap().to_string());
+            if !vg.lvs.is_empty() {
+                let (ok, _, err) = lvm(&[
+                    "lvchange",
+                    "--addtag",
+                    "t",
+                    &format!("{name}/{}", vg.lvs[0].name),
+                ]);
+                assert!(ok, "lvm2's own write after ours: {err}");
+                vg.seqno += 1;
+                vg.lvs[0].tags = vec!["t".into()];
+            }
+            checked += 1;
+            lvs_checked += vg.lvs.len();
+            std::fs::remove_file(&file).unwrap();
+        }
+        let (ok, _, err) = lvm(&["vgremove", "-y", "-f", &name]);
+        assert!(ok, "{err}");
+        drop(loops);
+    }
+    println!("lvm2 validated {checked} VG states ({lvs_checked} LVs) made by our allocator");
+    assert!(checked >= 12);
+}
