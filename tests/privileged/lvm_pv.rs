@@ -160,6 +160,49 @@ fn lvm2_pvcreate_output_is_read_and_updated_by_us() {
 }
 
 #[test]
+fn data_alignment_gives_lvm2s_pe_start() {
+    let test = "data_alignment_gives_lvm2s_pe_start";
+    crate::ok_or_skip!(test, lvm2_available());
+    println!("PRIVILEGED-TEST-RAN {test}");
+    let size = 64u64 << 20;
+    let lo = LoopDev::new(size);
+    let dev_path = lo.path.to_str().unwrap().to_string();
+    for (align, offset) in [(8192u64, 0u64), (2048, 7), (768, 0), (128, 0), (4096, 100)] {
+        let (ok, _, err) = lvm(&[
+            "pvcreate",
+            "-y",
+            "--dataalignment",
+            &format!("{align}s"),
+            "--dataalignmentoffset",
+            &format!("{offset}s"),
+            &dev_path,
+        ]);
+        assert!(ok, "{err}");
+        let (ok, out, err) = lvm(&[
+            "pvs",
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "--separator",
+            ",",
+            "-o",
+            "pe_start,pv_mda_size",
+            &dev_path,
+        ]);
+        assert!(ok, "{err}");
+        let ours = PvLayout::lvm2_aligned(size, align, offset).unwrap();
+        assert_eq!(
+            out.trim(),
+            format!("{},{}", ours.pe_start * 512, ours.mda.size),
+            "alignment {align}s offset {offset}s"
+        );
+        let (ok, _, err) = lvm(&["pvremove", "-y", &dev_path]);
+        assert!(ok, "{err}");
+    }
+}
+
+#[test]
 fn lvm2_refuses_the_names_we_refuse() {
     let test = "lvm2_refuses_the_names_we_refuse";
     crate::ok_or_skip!(test, lvm2_available());
