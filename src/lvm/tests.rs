@@ -1,10 +1,12 @@
 //! Unit tests of the LVM2 reader, one file per area under `tests/`.
 
 mod activate;
+mod commit;
 mod config;
 mod crc;
 mod export;
 mod label;
+mod lock;
 mod mda;
 mod model;
 mod plan;
