@@ -3,10 +3,12 @@
 mod activate;
 mod alloc;
 mod alloc_lvm2;
+mod commit;
 mod config;
 mod crc;
 mod export;
 mod label;
+mod lock;
 mod mda;
 mod model;
 mod plan;

@@ -12,6 +12,7 @@ mod files;
 mod ioctl;
 mod lvm_activate;
 mod lvm_pv;
+mod lvm_powercut;
 mod snapshot;
 mod snapshot_walkthrough;
 mod targets;
