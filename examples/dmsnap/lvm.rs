@@ -288,12 +288,9 @@ fn device_line(
     paths: &[PathBuf],
 ) -> Option<(bool, String)> {
     let p = path_of(paths, d.device);
-    let id = report
-        .pvs
-        .iter()
-        .find(|pv| pv.device == d.device)
-        .map(|pv| pv.label.pv_id.to_string())
-        .unwrap_or_default();
+    let id =
+        d.pv.map(|pv| pv.label.pv_id.to_string())
+            .unwrap_or_default();
     let areas = || {
         d.bad_areas
             .iter()

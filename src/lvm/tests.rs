@@ -9,5 +9,6 @@ mod mda;
 mod model;
 mod plan;
 mod sample;
+mod scale;
 mod scan;
 mod writer;
