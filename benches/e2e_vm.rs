@@ -96,10 +96,25 @@ fn main() {
     let rounds = env("E2E_ROUNDS", 3);
     let lvs = env("E2E_LVS", 1000);
     let devices = env("E2E_DEVICES", 5000);
+    let only = std::env::var("E2E_ONLY").ok();
+    let want = |b: &str| only.as_deref().is_none_or(|o| o == b);
     let bin = dmsnap();
     println!("dmsnap: {bin}");
     let dev = make_vg(lvs);
     println!("VG bench-vg: {lvs} LVs on {dev}");
+    if want("activate") {
+        bench_activate(&bin, &dev, lvs, rounds);
+    }
+    if want("lvs") {
+        bench_lvs(&bin, &dev, lvs, rounds);
+    }
+    if want("ls") {
+        bench_ls(&bin, devices, rounds);
+    }
+}
+
+fn bench_activate(bin: &str, dev: &str, lvs: usize, rounds: usize) {
+    let (bin, dev) = (bin.to_string(), dev.to_string());
 
     // Activation: each side activates, the other side's deactivation cleans up (and is
     // measured too), alternating which pair goes first.
@@ -150,7 +165,10 @@ fn main() {
         "vgchange -an",
         med(&mut ld),
     );
+}
 
+fn bench_lvs(bin: &str, dev: &str, lvs: usize, rounds: usize) {
+    let (bin, dev) = (bin.to_string(), dev.to_string());
     // Listing the LVs, active.
     sh("vgchange -ay bench-vg >/dev/null");
     let has_lvs = Command::new(&bin)
@@ -172,7 +190,10 @@ fn main() {
         r[1],
     );
     sh("vgchange -an bench-vg >/dev/null");
+}
 
+fn bench_ls(bin: &str, devices: usize, rounds: usize) {
+    let bin = bin.to_string();
     // Listing many devices.
     let concise: Vec<String> = (0..devices).map(|i| format!("zz{i},,,,0 8 zero")).collect();
     std::fs::write("/tmp/concise.txt", concise.join(";")).expect("write");
