@@ -18,5 +18,6 @@ mod print_props;
 mod print_refusals;
 mod pv;
 mod sample;
+mod scale;
 mod scan;
 mod writer;
