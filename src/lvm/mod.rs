@@ -16,6 +16,8 @@
 //! | [`model`] | VG / PV / LV / segment types and validation | `import_vsn1.c`, segtypes |
 //! | [`metadata_text`] | on-disk text and backup files told apart | `vgcfgrestore -f` |
 //! | [`scan`] | PVs grouped into VGs, newest copy, completeness | `lvmcache`, `vg_read` |
+//! | [`devices`] | the block devices lvm2 scans by default (sysfs, lvm2's filters) | `dev-cache.c`, `lib/filters` |
+//! | [`lvs`] | `lvs` rows: attr letters, sizes, `Data%` | `lv.c`, `report.c` |
 //! | [`report`] | what `vgs`/`pvs`/`lvs` call things, a VG by name | `report.c` |
 //! | [`index`] | a VG's LVs, PVs and snapshot relations by name | — |
 //! | [`check`] | why lvm2 would refuse to activate a VG | `vg_read`, `_access_vg_*` |
@@ -73,11 +75,13 @@ pub mod activate;
 pub mod check;
 pub mod config;
 pub mod crc;
+pub mod devices;
 pub mod error;
 pub mod export;
 pub mod id;
 pub mod index;
 pub mod label;
+pub mod lvs;
 pub mod mda;
 pub mod metadata_text;
 pub mod model;
