@@ -24,6 +24,7 @@
 
 use super::index::VgIndex;
 use super::model::{Area, LogicalVolume, SegmentKind, VolumeGroup};
+use super::scan::ScanReport;
 use crate::targets::{SnapshotStatus, TargetStatus};
 use crate::{DevId, DeviceMapper, DmUuid, StatusFlush, Which};
 
@@ -393,6 +394,21 @@ pub fn kernel_state(dm: &DeviceMapper, vg: &VolumeGroup, lv: &LogicalVolume) -> 
         });
     }
     Some(st)
+}
+
+/// The `lvs` rows of every VG of a scan (or of the VGs named), with the kernel state
+/// from `dm` (`None`: unknown, `X` letters) and the PVs not found marked partial.
+pub fn collect(report: &ScanReport, vg_names: &[String], dm: Option<&DeviceMapper>) -> Vec<LvsRow> {
+    let mut out = Vec::new();
+    for s in &report.vgs {
+        if !vg_names.is_empty() && !vg_names.contains(&s.vg.name) {
+            continue;
+        }
+        let missing: Vec<String> = s.missing_pvs().map(|p| p.handle.clone()).collect();
+        let live = |lv: &LogicalVolume| dm.and_then(|dm| kernel_state(dm, &s.vg, lv));
+        out.extend(rows(&s.vg, &live, &missing));
+    }
+    out
 }
 
 /// The fixed-width table `lvs` prints (two leading spaces, left-aligned text columns,
