@@ -225,7 +225,9 @@ impl WriteAt for MemDevice {
         let mut dev = self.0.borrow_mut();
         let start = usize::try_from(offset).map_err(|_| eof())?;
         let end = start.checked_add(buf.len()).ok_or_else(eof)?;
-        dev.get_mut(start..end).ok_or_else(eof)?.copy_from_slice(buf);
+        dev.get_mut(start..end)
+            .ok_or_else(eof)?
+            .copy_from_slice(buf);
         Ok(())
     }
 

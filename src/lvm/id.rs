@@ -19,6 +19,12 @@ use std::str::FromStr;
 /// Length of an id without dashes.
 pub const ID_LEN: usize = 32;
 
+/// The 62 characters lvm2 generates ids from (`_c` in lvm2's `lib/id/id.c`, without the
+/// last two, `!` and `#`, which lvm2 leaves out "for LVM1 backwards compatibility" but
+/// still accepts on read).
+pub const GENERATE_ALPHABET: &[u8; 62] =
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
 /// A validated 32-character LVM2 id (stored without dashes).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LvmId([u8; ID_LEN]);
@@ -47,6 +53,29 @@ impl LvmId {
             return Err(IdError::Char(c));
         }
         Ok(LvmId(arr))
+    }
+
+    /// A new random id, as lvm2's `id_create` makes one: 32 bytes from `/dev/urandom`,
+    /// each mapped to `GENERATE_ALPHABET[byte % 62]` (the small modulo bias is lvm2's too).
+    ///
+    /// ```
+    /// use devmapper::lvm::id::{GENERATE_ALPHABET, LvmId};
+    /// let a = LvmId::generate()?;
+    /// assert!(a.as_bytes().iter().all(|c| GENERATE_ALPHABET.contains(c)));
+    /// assert_ne!(a, LvmId::generate()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn generate() -> std::io::Result<LvmId> {
+        use std::io::Read;
+        let mut raw = [0u8; ID_LEN];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+        Ok(LvmId::from_random_bytes(raw))
+    }
+
+    /// The id lvm2 makes from these 32 random bytes (the mapping of [`LvmId::generate`]).
+    pub fn from_random_bytes(raw: [u8; ID_LEN]) -> LvmId {
+        let len = GENERATE_ALPHABET.len();
+        LvmId(raw.map(|b| GENERATE_ALPHABET[usize::from(b) % len]))
     }
 
     /// The 32 characters without dashes (the form used in dm uuids and the PV label).

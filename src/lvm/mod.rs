@@ -19,6 +19,7 @@
 //! | [`devices`] | the block devices lvm2 scans by default (sysfs, lvm2's filters) | `dev-cache.c`, `lib/filters` |
 //! | [`lvs`] | `lvs` rows: attr letters, sizes, `Data%` | `lv.c`, `report.c` |
 //! | [`report`] | what `vgs`/`pvs`/`lvs` call things, a VG by name | `report.c` |
+//! | [`names`] | VG and LV name rules, with lvm2's reasons and wording | `lvm-string.c`, `validate_new_vg_name` |
 //! | [`index`] | a VG's LVs, PVs and snapshot relations by name | — |
 //! | [`check`] | why lvm2 would refuse to activate a VG | `vg_read`, `_access_vg_*` |
 //! | [`plan`] | dm names, uuids, typed tables, creation order | `dev_manager.c`, `libdm-deptree.c` |
@@ -85,6 +86,7 @@ pub mod lvs;
 pub mod mda;
 pub mod metadata_text;
 pub mod model;
+pub mod names;
 pub mod plan;
 pub mod report;
 pub mod scan;

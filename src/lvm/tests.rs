@@ -1,13 +1,17 @@
 //! Unit tests of the LVM2 reader, one file per area under `tests/`.
 
 mod activate;
+mod alloc;
+mod commit;
 mod config;
 mod crc;
 mod export;
 mod label;
+mod lock;
 mod mda;
 mod model;
 mod plan;
+mod print;
 mod sample;
 mod scan;
 mod writer;

@@ -97,6 +97,14 @@ pub(super) fn lenient_u64(node: &Node<'_, '_>, key: &str) -> u64 {
     }
 }
 
+/// A string lvm2 reads with `dm_config_get_str` and ignores when it is not one.
+pub(super) fn lenient_str(node: &Node<'_, '_>, key: &str) -> Option<String> {
+    match node.get_list(key)?.first()? {
+        Scalar::Str(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
 pub(super) fn get_str<'c>(node: &Node<'c, '_>, key: &str, path: &str) -> Result<&'c str> {
     let n = req(node, key, path)?;
     match n.value().and_then(|v| v.items().first()) {

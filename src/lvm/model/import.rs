@@ -4,13 +4,13 @@
 use std::collections::{HashMap, HashSet};
 
 use super::fields::{
-    err, get_id, get_str, get_u32, get_u64w, lenient_u64, opt_str, read_flags, req, str_list,
-    wrong_type,
+    err, get_id, get_str, get_u32, get_u64w, lenient_str, lenient_u64, opt_str, read_flags, req,
+    str_list, wrong_type,
 };
 use super::segment::import_segment;
 use super::types::{
-    Area, CONTENTS, LV_FLAGS, LogicalVolume, PV_FLAGS, PhysicalVolume, Segment, SegmentKind,
-    VG_FLAGS, VolumeGroup, valid_name,
+    AllocPolicy, Area, CONTENTS, LV_FLAGS, LogicalVolume, PV_FLAGS, PersistentReservation,
+    PhysicalVolume, Segment, SegmentKind, VG_FLAGS, VolumeGroup, valid_name,
 };
 use super::warning::{Warn, WarningKind};
 use crate::lvm::config::{Config, Node, ParseMode, Scalar};
@@ -62,6 +62,18 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
     let tags = str_list(vgn, "tags", path)?;
     let system_id = opt_str(vgn, "system_id", path)?.filter(|s| !s.is_empty());
     let lock_type = opt_str(vgn, "lock_type", path)?;
+    let lock_args = lenient_str(vgn, "lock_args");
+    let mut pr = PersistentReservation::default();
+    if vgn.find("pr").is_some() {
+        for s in str_list(vgn, "pr", path)? {
+            match s.as_str() {
+                "require" => pr.require = true,
+                "autostart" => pr.autostart = true,
+                "ptpl" => pr.ptpl = true,
+                _ => {}
+            }
+        }
+    }
     let extent_size = get_u32(vgn, "extent_size", path, &w)?;
     if extent_size == 0 {
         w.push(
@@ -71,6 +83,10 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
     }
     let max_lv = get_u32(vgn, "max_lv", path, &w)?;
     let max_pv = get_u32(vgn, "max_pv", path, &w)?;
+    let allocation_policy = alloc_policy(vgn, path, AllocPolicy::Normal, &w);
+    let profile = lenient_str(vgn, "profile");
+    // `_read_uint32` with lvm2's default (0) when absent or not an integer.
+    let metadata_copies = u64::from(lenient_u64(vgn, "metadata_copies") as u32);
 
     let pvs_node = req(vgn, "physical_volumes", path)?;
     let mut pvs: Vec<PhysicalVolume> = Vec::new();
@@ -161,9 +177,14 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
         tags,
         system_id,
         lock_type,
+        lock_args,
+        pr,
         extent_size,
         max_lv,
         max_pv,
+        allocation_policy,
+        profile,
+        metadata_copies,
         pvs,
         lvs,
         warnings: Vec::new(),
@@ -222,12 +243,16 @@ fn import_pv(pvn: &Node<'_, '_>, extent_size: u64, path: &str, w: &Warn) -> Resu
         handle: pvn.key().to_string(),
         id,
         device_hint: opt_str(pvn, "device", path)?,
+        device_id_type: lenient_str(pvn, "device_id_type"),
+        device_id: lenient_str(pvn, "device_id"),
         status,
         flags,
         tags: str_list(pvn, "tags", path)?,
         dev_size,
         pe_start,
         pe_count,
+        ba_start,
+        ba_size,
     })
 }
 
@@ -341,8 +366,23 @@ fn import_lv(lvn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<LogicalVol
         minor,
         creation_time: int("creation_time")?,
         creation_host: opt_str(lvn, "creation_host", path)?,
+        lock_args: lenient_str(lvn, "lock_args"),
+        allocation_policy: alloc_policy(lvn, path, AllocPolicy::Inherit, ctx.w),
+        profile: lenient_str(lvn, "profile"),
         segments: merge_segments(segments),
     })
+}
+
+/// `allocation_policy` as lvm2 reads it: a name it does not recognise is ignored with a
+/// warning (and `fallback` used).
+fn alloc_policy(node: &Node<'_, '_>, path: &str, fallback: AllocPolicy, w: &Warn) -> AllocPolicy {
+    match lenient_str(node, "allocation_policy") {
+        None => fallback,
+        Some(s) => AllocPolicy::from_lvm(&s).unwrap_or_else(|| {
+            w.push(path, WarningKind::UnknownAllocationPolicy { value: s });
+            fallback
+        }),
+    }
 }
 
 /// `lv_merge_segments`: join adjacent striped segments whose every area continues where

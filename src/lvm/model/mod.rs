@@ -51,8 +51,9 @@ mod types;
 mod warning;
 
 pub use types::{
-    Area, CONTENTS, Discards, FLAGS_ONLY, Flags, LV_FLAGS, LogicalVolume, MAX_NAME_LEN, PV_FLAGS,
-    PhysicalVolume, SEGTYPE_FLAGS, Segment, SegmentKind, SnapshotLink, THIN_MAX_CHUNK,
-    THIN_MAX_DEVICE_ID, THIN_MIN_CHUNK, ThinMessage, VG_FLAGS, VolumeGroup, valid_name,
+    AllocPolicy, Area, CONTENTS, Discards, FLAGS_ONLY, Flags, LV_FLAGS, LogicalVolume,
+    MAX_NAME_LEN, PV_FLAGS, PersistentReservation, PhysicalVolume, SEGTYPE_FLAGS, Segment,
+    SegmentKind, SnapshotLink, THIN_MAX_CHUNK, THIN_MAX_DEVICE_ID, THIN_MIN_CHUNK, ThinMessage,
+    VG_FLAGS, VolumeGroup, valid_name,
 };
 pub use warning::{ImportWarning, WarningKind};

@@ -271,6 +271,7 @@ fn import_thin_pool(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<Segm
         return Err(err(path, ModelErrorKind::ThinChunkRange { chunk_size }));
     }
     let zero_new_blocks = opt_u32(sn, "zero_new_blocks", path, ctx.w)?.unwrap_or(0) != 0;
+    let crop_metadata = opt_u32(sn, "crop_metadata", path, ctx.w)?.map(|c| c != 0);
     let mut messages = Vec::new();
     for m in sn.sections() {
         let mpath = format!("{path}/{}", m.key());
@@ -290,5 +291,6 @@ fn import_thin_pool(sn: &Node<'_, '_>, ctx: &Ctx<'_>, path: &str) -> Result<Segm
         discards,
         zero_new_blocks,
         messages,
+        crop_metadata,
     })
 }

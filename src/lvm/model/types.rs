@@ -113,18 +113,70 @@ pub struct VolumeGroup {
     pub system_id: Option<String>,
     /// `lock_type` (`sanlock`, `dlm`, ...), if set.
     pub lock_type: Option<String>,
+    /// `lock_args` (lvmlockd's data for the lock manager), if set; lvm2 writes it only
+    /// with `lock_type`.
+    pub lock_args: Option<String>,
+    /// `pr`: persistent reservation settings (lvm2 2.03.30 and later).
+    pub pr: PersistentReservation,
     /// Extent size in sectors.
     pub extent_size: u64,
     /// `max_lv`.
     pub max_lv: u64,
     /// `max_pv`.
     pub max_pv: u64,
+    /// `allocation_policy` ([`AllocPolicy::Normal`] when absent or not recognised).
+    pub allocation_policy: AllocPolicy,
+    /// `profile`: the name of the metadata profile attached to the VG, if any.
+    pub profile: Option<String>,
+    /// `metadata_copies` (`vgmetadatacopies`; 0, lvm2's default, when absent).
+    pub metadata_copies: u64,
     /// PVs in metadata order.
     pub pvs: Vec<PhysicalVolume>,
     /// LVs in metadata order (visible LVs first, as lvm2 writes them).
     pub lvs: Vec<LogicalVolume>,
     /// Suspicious facts the import accepted (see [`VolumeGroup::warnings`]).
     pub(super) warnings: Vec<ImportWarning>,
+}
+
+impl VolumeGroup {
+    /// An empty VG with the settings `vgcreate` gives one by default: status `RESIZEABLE`,
+    /// `READ`, `WRITE`, no limits (`max_lv = max_pv = 0`), the `normal` allocation policy,
+    /// `metadata_copies = 0`, seqno 0 (the first commit writes 1), no PVs or LVs.
+    ///
+    /// ```
+    /// use devmapper::lvm::model::{AllocPolicy, VolumeGroup};
+    /// let id = "kY9pF3-4Qy6-nB3W-wd25-rq4f-5zr3-QA7YeE".parse()?;
+    /// let vg = VolumeGroup::new("vg0", id, 8192);
+    /// assert_eq!(vg.allocation_policy, AllocPolicy::Normal);
+    /// assert!(vg.status.contains("RESIZEABLE") && vg.pvs.is_empty());
+    /// # Ok::<(), devmapper::lvm::id::IdError>(())
+    /// ```
+    pub fn new(name: impl Into<String>, id: LvmId, extent_size: u64) -> VolumeGroup {
+        VolumeGroup {
+            name: name.into(),
+            id,
+            seqno: 0,
+            status: ["RESIZEABLE", "READ", "WRITE"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            flags: Flags::new(),
+            tags: Vec::new(),
+            system_id: None,
+            lock_type: None,
+            lock_args: None,
+            pr: PersistentReservation::default(),
+            extent_size,
+            max_lv: 0,
+            max_pv: 0,
+            allocation_policy: AllocPolicy::Normal,
+            profile: None,
+            metadata_copies: 0,
+            pvs: Vec::new(),
+            lvs: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// A physical volume as the VG metadata describes it.
@@ -136,6 +188,11 @@ pub struct PhysicalVolume {
     pub id: LvmId,
     /// `device`: where lvm2 last saw it (a hint only).
     pub device_hint: Option<String>,
+    /// `device_id_type` (`sys_wwid`, `devname`, ...), written by lvm2 when a devices file
+    /// is in use.
+    pub device_id_type: Option<String>,
+    /// `device_id`, written together with `device_id_type`.
+    pub device_id: Option<String>,
     /// `status`.
     pub status: Flags,
     /// `flags`.
@@ -148,6 +205,10 @@ pub struct PhysicalVolume {
     pub pe_start: u64,
     /// Number of PEs.
     pub pe_count: u64,
+    /// `ba_start`: first sector of the bootloader area (0 = none).
+    pub ba_start: u64,
+    /// `ba_size`: bootloader area size in sectors (0 = none; both or neither are set).
+    pub ba_size: u64,
 }
 
 impl PhysicalVolume {
@@ -180,6 +241,12 @@ pub struct LogicalVolume {
     pub creation_time: Option<i64>,
     /// `creation_host`.
     pub creation_host: Option<String>,
+    /// `lock_args` (shared VGs: where lvmlockd keeps the LV's lock), if set.
+    pub lock_args: Option<String>,
+    /// `allocation_policy` ([`AllocPolicy::Inherit`] when absent or not recognised).
+    pub allocation_policy: AllocPolicy,
+    /// `profile`: the metadata profile attached to the LV, if any.
+    pub profile: Option<String>,
     /// Segments sorted by `start_extent`, contiguous from 0.
     pub segments: Vec<Segment>,
 }
@@ -246,6 +313,72 @@ pub enum Discards {
     Passdown,
 }
 
+/// An allocation policy (`allocation_policy` of a VG or LV; lvm2's `alloc_policy_t`).
+///
+/// ```
+/// use devmapper::lvm::model::AllocPolicy;
+/// assert_eq!(AllocPolicy::from_lvm("cling_by_tags"), Some(AllocPolicy::Cling));
+/// assert_eq!(AllocPolicy::Anywhere.as_str(), "anywhere");
+/// assert_eq!(AllocPolicy::from_lvm("sideways"), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AllocPolicy {
+    /// `contiguous`.
+    Contiguous,
+    /// `cling` (also read from `cling_by_tags`, which lvm2 reads as `cling`).
+    Cling,
+    /// `normal` (also read from the old `next free`): the VG default.
+    Normal,
+    /// `anywhere`.
+    Anywhere,
+    /// `inherit`: the LV default (use the VG's policy).
+    Inherit,
+}
+
+impl AllocPolicy {
+    /// The name lvm2 writes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllocPolicy::Contiguous => "contiguous",
+            AllocPolicy::Cling => "cling",
+            AllocPolicy::Normal => "normal",
+            AllocPolicy::Anywhere => "anywhere",
+            AllocPolicy::Inherit => "inherit",
+        }
+    }
+
+    /// lvm2's `get_alloc_from_string`: `None` for a name it does not recognise.
+    pub fn from_lvm(s: &str) -> Option<AllocPolicy> {
+        Some(match s {
+            "contiguous" => AllocPolicy::Contiguous,
+            "cling" | "cling_by_tags" => AllocPolicy::Cling,
+            "normal" | "next free" => AllocPolicy::Normal,
+            "anywhere" => AllocPolicy::Anywhere,
+            "inherit" => AllocPolicy::Inherit,
+            _ => return None,
+        })
+    }
+}
+
+/// The `pr` list of a VG: persistent reservation settings (`vgchange --setpersist`).
+/// lvm2 reads the three names it knows and ignores others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct PersistentReservation {
+    /// `require`.
+    pub require: bool,
+    /// `autostart`.
+    pub autostart: bool,
+    /// `ptpl`.
+    pub ptpl: bool,
+}
+
+impl PersistentReservation {
+    /// None of the settings.
+    pub fn is_empty(&self) -> bool {
+        !(self.require || self.autostart || self.ptpl)
+    }
+}
+
 /// A `messageN` entry of a thin pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ThinMessage {
@@ -293,6 +426,8 @@ pub enum SegmentKind {
         zero_new_blocks: bool,
         /// Pending messages.
         messages: Vec<ThinMessage>,
+        /// `crop_metadata` (`None` when absent: lvm2's "unselected").
+        crop_metadata: Option<bool>,
     },
     /// `thin`.
     Thin {

@@ -95,6 +95,13 @@ pub enum WarningKind {
         /// The type as written.
         segtype: String,
     },
+    /// An `allocation_policy` lvm2 does not recognise (lvm2: "Ignoring unrecognised
+    /// allocation policy"); the default is used instead.
+    #[error("unrecognised allocation policy {value:?} ignored")]
+    UnknownAllocationPolicy {
+        /// The policy as written.
+        value: String,
+    },
     /// The LV imports but cannot be activated or read; plan and export refuse it.
     #[error("{0}")]
     Unmappable(UnmappableKind),

@@ -73,6 +73,7 @@ fn thin_and_striped_import() {
             discards,
             zero_new_blocks,
             messages,
+            crop_metadata: None,
         } => {
             assert_eq!(
                 (metadata.as_str(), data.as_str()),

@@ -1,2 +1,1014 @@
-//! New copy in the ring, precommit slot, commit slot, revert.
+//! lvm2's two-phase metadata commit on every metadata area of a VG.
+//!
+//! Each metadata area is a 512-byte `mda_header` followed by a circular text buffer. The
+//! header's slot 0 points at the committed copy of the VG text, slot 1 at the precommitted
+//! one. A change goes to disk in the order lvm2 uses (`_vg_write_raw`,
+//! `_vg_commit_raw_rlocn` in lvm2's `lib/format_text/format-text.c`; `vg_write`,
+//! `vg_commit`, `vg_revert` in `lib/metadata/metadata.c`):
+//!
+//! 1. [`precommit`], phase 1: on every area the new text goes right after the committed
+//!    copy, 512-byte aligned, wrapping to the start of the buffer at its end, the write
+//!    padded with zeros to a sector boundary, never overlapping the committed copy. No
+//!    header changes, so every reader still sees the old text.
+//! 2. [`precommit`], phase 2: slot 1 of every header points at the new copy (the whole
+//!    sector is read, changed and written back with a new header CRC). Readers (lvm2's and
+//!    this crate's) still read slot 0 only.
+//! 3. [`Precommitted::commit`]: slot 0 = the new copy and slot 1 cleared, on every area. This
+//!    single-sector write is the switch; a torn one fails its CRC and the area is skipped.
+//!    [`Precommitted::revert`] instead clears slot 1 and leaves slot 0 alone.
+//!
+//! lvm2 issues no cache flush on this path, so a volatile write cache could make a header
+//! durable before the text it points to. Here every phase ends with [`WriteAt::sync`] on
+//! each device it wrote: the text is durable before any header names it, and the precommit
+//! before the commit.
+//!
+//! Areas whose slot 0 carries `RAW_LOCN_IGNORED` (`pvchange --metadataignore y`) are not in
+//! lvm2's list of areas in use, so lvm2 neither writes text into them nor touches their
+//! header; neither does this module (they are listed in [`CommitReport::ignored`]). The
+//! caller gives the complete text, seqno included (the highest seqno seen + 1); the same
+//! bytes go to every area.
+//!
+//! ```
+//! use devmapper::io::{MemDevice, WriteAt};
+//! use devmapper::lvm::{label::DiskLocn, mda};
+//! use devmapper::lvm::write::commit::{self, MdaTarget};
+//! // A blank metadata area at 4 KiB: just the header, slot 0 empty.
+//! let dev = MemDevice::new(1 << 20);
+//! let area = DiskLocn { offset: 4096, size: 64 << 10 };
+//! commit::format_area(&dev, area)?;
+//! let text = b"vg0 {\nseqno = 1\n}\n\0";
+//! let pre = commit::precommit(&[&dev], &[MdaTarget { device: 0, area }], "vg0", text)?;
+//! let report = pre.commit(&[&dev])?;
+//! assert_eq!(report.seqno, 1);
+//! let (_, content) = mda::read_metadata(&dev, area)?;
+//! assert!(matches!(content, mda::MdaContent::Text(t) if t.text == text[..text.len() - 1]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
+
+use std::fmt;
+use std::io;
+
+use crate::io::WriteAt;
+use crate::lvm::config;
+use crate::lvm::crc::{INITIAL_CRC, calc_crc};
+use crate::lvm::error::ParseError;
+use crate::lvm::label::DiskLocn;
+use crate::lvm::mda::{
+    self, FMTT_MAGIC, FMTT_VERSION, MAX_METADATA_TEXT, MDA_HEADER_SIZE, RAW_LOCN_IGNORED, RawLocn,
+};
+
+/// Alignment of every copy in the ring (`MDA_ORIGINAL_ALIGNMENT`).
+pub const MDA_ALIGNMENT: u64 = 512;
+const HDR: u64 = MDA_HEADER_SIZE as u64;
+/// Byte offset of slot 0 (`raw_locns[0]`) in the header sector.
+const SLOT0: usize = 40;
+/// Byte offset of slot 1 (`raw_locns[1]`).
+const SLOT1: usize = 64;
+
+/// One metadata area to write: which device (an index into the caller's device slice) and
+/// where the area is (from the PV label's metadata area list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MdaTarget {
+    /// Index into the device slice given to [`precommit`], [`Precommitted::commit`] and
+    /// [`Precommitted::revert`].
+    pub device: usize,
+    /// The area: absolute offset of its header and its size, as the PV label lists it.
+    pub area: DiskLocn,
+}
+
+/// The largest text (trailing NUL included) an area of `area_size` bytes takes: two copies
+/// must fit the ring, each rounded to a sector (lvm2's `max_size`).
+///
+/// ```
+/// use devmapper::lvm::write::commit::max_text_size;
+/// // lvm2's default area: 4 KiB to 1 MiB.
+/// assert_eq!(max_text_size(1_048_576 - 4096), 521_472);
+/// assert_eq!(max_text_size(1024), 0);
+/// ```
+pub fn max_text_size(area_size: u64) -> u64 {
+    (area_size.saturating_sub(HDR) / 2).saturating_sub(MDA_ALIGNMENT)
+}
+
+/// Where a new copy goes in a ring (offsets relative to the area start, like `raw_locn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Offset of the new copy (`raw_locn.offset`), 512-aligned.
+    pub offset: u64,
+    /// Its size, trailing NUL included.
+    pub size: u64,
+    /// Bytes that continue at offset 512 because the copy crosses the end of the area.
+    pub wrap: u64,
+}
+
+/// Why a copy does not fit (see [`place`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaceError {
+    /// Larger than [`max_text_size`].
+    TooLarge {
+        /// The limit.
+        max: u64,
+    },
+    /// It would overlap the committed copy (lvm2's second check, "too large for circular
+    /// buffer"); unreachable for sane committed copies below the size limit.
+    Overlap,
+}
+
+/// lvm2's placement (`_next_rlocn_offset` and the checks of `_vg_write_raw`): a copy of
+/// `size` bytes after the committed copy `old` (`(offset, size)`, `None` when the area holds
+/// none) in an area of `area_size` bytes. `old` must lie in the ring (`offset >= 512`,
+/// `offset < area_size`, `size <= area_size - 512`).
+///
+/// ```
+/// use devmapper::lvm::write::commit::{place, Placement};
+/// let p = place(65536, Some((512, 1000)), 1000).unwrap();
+/// assert_eq!(p, Placement { offset: 1536, size: 1000, wrap: 0 });
+/// // Near the end of the ring the copy wraps to just after the header.
+/// let p = place(65536, Some((60000, 1000)), 9000).unwrap();
+/// assert_eq!((p.offset, p.wrap), (61440, 61440 + 9000 - 65536));
+/// ```
+pub fn place(area_size: u64, old: Option<(u64, u64)>, size: u64) -> Result<Placement, PlaceError> {
+    let max = max_text_size(area_size);
+    if size > max {
+        return Err(PlaceError::TooLarge { max });
+    }
+    let offset = match old {
+        None => HDR,
+        Some((o_start, o_size)) => {
+            let o_end = o_start + o_size;
+            // Inclusive last byte of the old copy (in the wrapped part if it wraps).
+            let old_last = if o_end > area_size {
+                o_end - area_size + HDR - 1
+            } else {
+                o_end - 1
+            };
+            if area_size - old_last < MDA_ALIGNMENT {
+                HDR
+            } else {
+                let next = (old_last + 1).next_multiple_of(MDA_ALIGNMENT);
+                if next > area_size - MDA_ALIGNMENT {
+                    HDR
+                } else {
+                    next
+                }
+            }
+        }
+    };
+    let wrap = (offset + size).saturating_sub(area_size);
+    let new = Placement { offset, size, wrap };
+    if let Some((o_start, o_size)) = old {
+        let old_ranges = copy_ranges(area_size, o_start, o_size);
+        // The whole write must stay clear, zero padding included.
+        let hit = old_ranges.iter().flatten().any(|&(s1, e1)| {
+            write_ranges(area_size, &new)
+                .iter()
+                .flatten()
+                .any(|&(s2, e2)| s1 < e2 && s2 < e1)
+        });
+        if hit {
+            return Err(PlaceError::Overlap);
+        }
+    }
+    Ok(new)
+}
+
+/// The (up to two) half-open ranges, relative to the area, a copy at `offset` of `size`
+/// bytes occupies in a ring of `area_size` bytes.
+fn copy_ranges(area_size: u64, offset: u64, size: u64) -> [Option<(u64, u64)>; 2] {
+    let end = offset + size;
+    if end <= area_size {
+        [Some((offset, end)), None]
+    } else {
+        [
+            Some((offset, area_size)),
+            Some((HDR, HDR + (end - area_size))),
+        ]
+    }
+}
+
+/// The ranges the writes of `p` cover: the text, and zeros up to the next 512-byte boundary
+/// (but not past the area); the first part of a wrapped copy runs to the end of the area.
+fn write_ranges(area_size: u64, p: &Placement) -> [Option<(u64, u64)>; 2] {
+    let pad = |end: u64| end.next_multiple_of(MDA_ALIGNMENT).min(area_size);
+    if p.wrap == 0 {
+        [Some((p.offset, pad(p.offset + p.size))), None]
+    } else {
+        [Some((p.offset, area_size)), Some((HDR, pad(HDR + p.wrap)))]
+    }
+}
+
+/// Which step of the protocol failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Reading a metadata area header.
+    ReadHeader,
+    /// Writing the new text into the ring.
+    WriteText,
+    /// Flushing the text writes.
+    SyncText,
+    /// Writing slot 1 (precommit).
+    Precommit,
+    /// Flushing the precommit headers.
+    SyncPrecommit,
+    /// Writing slot 0 (commit).
+    Commit,
+    /// Flushing the commit headers.
+    SyncCommit,
+    /// Clearing slot 1 (revert).
+    Revert,
+    /// Flushing the reverted headers.
+    SyncRevert,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::ReadHeader => "reading the metadata area header",
+            Phase::WriteText => "writing metadata text",
+            Phase::SyncText => "flushing metadata text",
+            Phase::Precommit => "writing the precommit slot",
+            Phase::SyncPrecommit => "flushing the precommit slot",
+            Phase::Commit => "writing the commit slot",
+            Phase::SyncCommit => "flushing the commit slot",
+            Phase::Revert => "clearing the precommit slot",
+            Phase::SyncRevert => "flushing the cleared precommit slot",
+        })
+    }
+}
+
+/// What is wrong with the text given to [`precommit`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TextProblem {
+    /// No bytes at all.
+    #[error("is empty")]
+    Empty,
+    /// The last byte is not the NUL lvm2 stores and checksums with the text.
+    #[error("does not end with a NUL byte")]
+    NoTrailingNul,
+    /// A NUL before the end: readers would stop there.
+    #[error("has a NUL byte at {at}, before its end")]
+    InnerNul {
+        /// Byte offset of the first NUL.
+        at: usize,
+    },
+    /// Longer than any reader here accepts ([`MAX_METADATA_TEXT`]).
+    #[error("is {len} bytes, more than the {max} accepted")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: u64,
+    },
+    /// The first token is not the VG name (lvm2 takes it as the VG name).
+    #[error("does not start with the VG name")]
+    WrongName,
+    /// The text does not parse.
+    #[error("does not parse: {0}")]
+    Parse(#[source] ParseError),
+    /// No `seqno` in the VG section, or not a `u32`.
+    #[error("has no valid seqno")]
+    NoSeqno,
+}
+
+/// A failure of [`precommit`], [`Precommitted::commit`] or [`Precommitted::revert`].
+///
+/// ```
+/// use devmapper::io::MemDevice;
+/// use devmapper::lvm::label::DiskLocn;
+/// use devmapper::lvm::write::commit::{self, CommitError, MdaTarget};
+/// let dev = MemDevice::new(64 << 10);
+/// let area = DiskLocn { offset: 4096, size: 8192 };
+/// commit::format_area(&dev, area).unwrap();
+/// let mut text = b"vg0 {\nseqno = 7\ndescription = \"".to_vec();
+/// text.extend(std::iter::repeat_n(b'x', 4000));
+/// text.extend(b"\"\n}\n\0");
+/// let err = commit::precommit(&[&dev], &[MdaTarget { device: 0, area }], "vg0", &text).unwrap_err();
+/// assert!(matches!(err, CommitError::TooLarge { seqno: 7, max: 3328, .. }));
+/// assert!(err.to_string().contains("exceeds maximum metadata size (3328 bytes)"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The text cannot be written as it is.
+    #[error("VG {vg}: metadata text {problem}")]
+    BadText {
+        /// The VG name given.
+        vg: String,
+        /// What is wrong.
+        problem: TextProblem,
+    },
+    /// No area to write: none given, or every one is ignored.
+    #[error("VG {vg}: no metadata area in use to write")]
+    NoUsableArea {
+        /// The VG name.
+        vg: String,
+    },
+    /// A target names a device index outside the device slice.
+    #[error("metadata area at byte {area} names device {device}, but only {devices} were given")]
+    NoSuchDevice {
+        /// The index.
+        device: usize,
+        /// The area's offset.
+        area: u64,
+        /// How many devices were given.
+        devices: usize,
+    },
+    /// The same area is listed twice.
+    #[error("metadata area at byte {area} of device {device} is listed twice")]
+    DuplicateArea {
+        /// Device index.
+        device: usize,
+        /// The area's offset.
+        area: u64,
+    },
+    /// lvm2's size limit: two copies must fit the ring.
+    #[error(
+        "VG {vg} {seqno} metadata on device {device} ({size} bytes) exceeds maximum metadata size ({max} bytes)"
+    )]
+    TooLarge {
+        /// The VG name.
+        vg: String,
+        /// The seqno of the new text.
+        seqno: u32,
+        /// Device index.
+        device: usize,
+        /// The area's offset.
+        area: u64,
+        /// Text size, NUL included.
+        size: u64,
+        /// [`max_text_size`] of the area.
+        max: u64,
+    },
+    /// The new copy would overlap the committed one (lvm2's sanity check).
+    #[error(
+        "VG {vg} {seqno} metadata on device {device} ({size} bytes) too large for circular buffer ({buffer} bytes with {used} used)"
+    )]
+    NoRoom {
+        /// The VG name.
+        vg: String,
+        /// The seqno of the new text.
+        seqno: u32,
+        /// Device index.
+        device: usize,
+        /// The area's offset.
+        area: u64,
+        /// Text size.
+        size: u64,
+        /// The ring's size.
+        buffer: u64,
+        /// Size of the committed copy.
+        used: u64,
+    },
+    /// The header on disk is not one lvm2 would write to (bad CRC, magic, start, ...), or its
+    /// committed slot points outside the ring.
+    #[error("metadata area at byte {area} of device {device}: {source}")]
+    BadArea {
+        /// Device index.
+        device: usize,
+        /// The area's offset.
+        area: u64,
+        /// What the reader found wrong.
+        #[source]
+        source: crate::lvm::Error,
+    },
+    /// The header claims a larger area than the PV label lists: writing there could reach
+    /// past the area.
+    #[error(
+        "metadata area at byte {area} of device {device}: the header says {header_size} bytes, the PV label {label_size}"
+    )]
+    AreaSize {
+        /// Device index.
+        device: usize,
+        /// The area's offset.
+        area: u64,
+        /// `mda_header.size`.
+        header_size: u64,
+        /// The label's `disk_locn.size`.
+        label_size: u64,
+    },
+    /// The area (as its header gives its size) runs past the end of the device.
+    #[error(
+        "metadata area at byte {area} of device {device}: {size} bytes run past the end of the device ({device_size} bytes)"
+    )]
+    AreaPastEnd {
+        /// Device index.
+        device: usize,
+        /// The area's offset.
+        area: u64,
+        /// `mda_header.size`.
+        size: u64,
+        /// The device's size.
+        device_size: u64,
+    },
+    /// The header changed between two steps of this commit: another writer is at work.
+    #[error("metadata area at byte {area} of device {device} changed while {phase}")]
+    HeaderChanged {
+        /// Device index.
+        device: usize,
+        /// The area's offset.
+        area: u64,
+        /// The step that found the change.
+        phase: Phase,
+    },
+    /// A read, write or flush failed.
+    #[error("{phase} on device {device} (area at byte {area}): {source}")]
+    Io {
+        /// The step.
+        phase: Phase,
+        /// Device index.
+        device: usize,
+        /// The area's offset (for a flush: the first area written on that device).
+        area: u64,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A precommit failed and clearing slot 1 again failed too (slot 1 is not read by
+    /// anyone, so the committed copy is still what readers see).
+    #[error("{first}; clearing the precommit slot again failed as well: {revert}")]
+    RevertFailed {
+        /// The failure of the precommit.
+        first: Box<CommitError>,
+        /// The failure of the revert.
+        revert: Box<CommitError>,
+    },
+}
+
+impl CommitError {
+    /// The step that failed, for I/O failures and changed headers.
+    pub fn phase(&self) -> Option<Phase> {
+        match self {
+            CommitError::Io { phase, .. } | CommitError::HeaderChanged { phase, .. } => {
+                Some(*phase)
+            }
+            CommitError::RevertFailed { first, .. } => first.phase(),
+            _ => None,
+        }
+    }
+}
+
+/// One area written by [`precommit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrittenArea {
+    /// The area.
+    pub target: MdaTarget,
+    /// Where the new copy is (slot 1 now, slot 0 after commit).
+    pub locn: RawLocn,
+    /// Whether the copy wraps around the end of the ring.
+    pub wrapped: bool,
+}
+
+/// The new text is in every area and slot 1 points at it; [`commit`](Self::commit) or
+/// [`revert`](Self::revert) next. Dropping it leaves slot 1 set, which no reader uses (lvm2
+/// reads slot 0 only and overwrites slot 1 on its next write).
+#[derive(Debug)]
+#[must_use = "commit or revert the precommitted metadata"]
+pub struct Precommitted {
+    vg: String,
+    seqno: u32,
+    areas: Vec<WrittenArea>,
+    ignored: Vec<MdaTarget>,
+}
+
+/// What [`Precommitted::commit`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CommitReport {
+    /// The seqno now committed.
+    pub seqno: u32,
+    /// Areas whose slot 0 now names the new copy.
+    pub committed: Vec<WrittenArea>,
+    /// Areas skipped because they are ignored.
+    pub ignored: Vec<MdaTarget>,
+    /// Areas whose commit failed although another one succeeded (lvm2 counts a commit as
+    /// done when one area took it; these still hold the old copy in slot 0, and readers
+    /// take the highest seqno).
+    pub failed: Vec<CommitError>,
+}
+
+/// Write an empty metadata area header at `area` (slot 0 empty), as `pvcreate` does, and
+/// sync. For tests and PV creation.
+pub fn format_area<D: WriteAt + ?Sized>(dev: &D, area: DiskLocn) -> io::Result<()> {
+    let mut h = [0u8; MDA_HEADER_SIZE];
+    h[32..40].copy_from_slice(&area.size.to_le_bytes());
+    seal_header(&mut h, area.offset);
+    dev.write_all_at(&h, area.offset)?;
+    dev.sync()
+}
+
+/// Check the text and read its seqno.
+fn check_text(vg: &str, text: &[u8]) -> Result<u32, TextProblem> {
+    let Some((&last, body)) = text.split_last() else {
+        return Err(TextProblem::Empty);
+    };
+    if last != 0 {
+        return Err(TextProblem::NoTrailingNul);
+    }
+    if let Some(at) = body.iter().position(|&b| b == 0) {
+        return Err(TextProblem::InnerNul { at });
+    }
+    if text.len() as u64 > MAX_METADATA_TEXT {
+        return Err(TextProblem::TooLong {
+            len: text.len(),
+            max: MAX_METADATA_TEXT,
+        });
+    }
+    let after = body.strip_prefix(vg.as_bytes()).and_then(|r| r.first());
+    if vg.is_empty() || !matches!(after, Some(b' ' | b'\t' | b'\n' | b'{')) {
+        return Err(TextProblem::WrongName);
+    }
+    let cfg = config::parse(body).map_err(TextProblem::Parse)?;
+    let seqno = cfg
+        .find(vg)
+        .filter(|n| n.is_section())
+        .and_then(|n| n.get_int("seqno"))
+        .and_then(|s| u32::try_from(s).ok())
+        .ok_or(TextProblem::NoSeqno)?;
+    Ok(seqno)
+}
+
+/// Set magic, version, start and the CRC, as `_raw_write_mda_header` does.
+fn seal_header(h: &mut [u8; MDA_HEADER_SIZE], start: u64) {
+    h[4..20].copy_from_slice(FMTT_MAGIC);
+    h[20..24].copy_from_slice(&FMTT_VERSION.to_le_bytes());
+    h[24..32].copy_from_slice(&start.to_le_bytes());
+    let crc = calc_crc(INITIAL_CRC, &h[4..]);
+    h[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Set `offset`, `size`, `checksum` of the slot at `at`; its flags stay.
+fn set_slot(h: &mut [u8; MDA_HEADER_SIZE], at: usize, l: Option<&RawLocn>) {
+    let (o, s, c) = l.map_or((0, 0, 0), |l| (l.offset, l.size, l.checksum));
+    h[at..at + 8].copy_from_slice(&o.to_le_bytes());
+    h[at + 8..at + 16].copy_from_slice(&s.to_le_bytes());
+    h[at + 16..at + 20].copy_from_slice(&c.to_le_bytes());
+}
+
+fn slot_offset(h: &[u8; MDA_HEADER_SIZE], at: usize) -> u64 {
+    u64::from_le_bytes(h[at..at + 8].try_into().unwrap_or_default())
+}
+
+fn slot_flags(h: &[u8; MDA_HEADER_SIZE], at: usize) -> u32 {
+    u32::from_le_bytes(h[at + 20..at + 24].try_into().unwrap_or_default())
+}
+
+fn read_slot(h: &[u8; MDA_HEADER_SIZE], at: usize) -> RawLocn {
+    RawLocn {
+        offset: slot_offset(h, at),
+        size: u64::from_le_bytes(h[at + 8..at + 16].try_into().unwrap_or_default()),
+        checksum: u32::from_le_bytes(h[at + 16..at + 20].try_into().unwrap_or_default()),
+        flags: slot_flags(h, at),
+    }
+}
+
+/// What `_vg_commit_raw_rlocn` does to the sector before setting a slot: an area with an
+/// ignored or empty slot 0 starts fresh (both slots zeroed), and slot 0's ignored bit is
+/// cleared (areas written here are in use).
+fn fresh_slots(h: &mut [u8; MDA_HEADER_SIZE]) {
+    if slot_flags(h, SLOT0) & RAW_LOCN_IGNORED != 0 || slot_offset(h, SLOT0) == 0 {
+        set_slot(h, SLOT0, None);
+        set_slot(h, SLOT1, None);
+    }
+    let flags = slot_flags(h, SLOT0) & !RAW_LOCN_IGNORED;
+    h[SLOT0 + 20..SLOT0 + 24].copy_from_slice(&flags.to_le_bytes());
+}
+
+/// Read and check the header of `t`, and the area size against the label.
+fn read_header<D: WriteAt + ?Sized>(
+    dev: &D,
+    t: &MdaTarget,
+    phase: Phase,
+) -> Result<([u8; MDA_HEADER_SIZE], mda::MdaHeader), CommitError> {
+    let mut buf = [0u8; MDA_HEADER_SIZE];
+    dev.read_exact_at(&mut buf, t.area.offset)
+        .map_err(|source| CommitError::Io {
+            phase,
+            device: t.device,
+            area: t.area.offset,
+            source,
+        })?;
+    let header =
+        mda::parse_mda_header(&buf, t.area.offset).map_err(|source| CommitError::BadArea {
+            device: t.device,
+            area: t.area.offset,
+            source,
+        })?;
+    if header.size > t.area.size {
+        return Err(CommitError::AreaSize {
+            device: t.device,
+            area: t.area.offset,
+            header_size: header.size,
+            label_size: t.area.size,
+        });
+    }
+    let io = |source| CommitError::Io {
+        phase,
+        device: t.device,
+        area: t.area.offset,
+        source,
+    };
+    let device_size = dev.size().map_err(io)?;
+    if t.area
+        .offset
+        .checked_add(header.size)
+        .is_none_or(|end| end > device_size)
+    {
+        return Err(CommitError::AreaPastEnd {
+            device: t.device,
+            area: t.area.offset,
+            size: header.size,
+            device_size,
+        });
+    }
+    Ok((buf, header))
+}
+
+/// The committed copy as `(offset, size)` when the area has one; it must lie in the ring.
+fn committed_copy(
+    header: &mda::MdaHeader,
+    t: &MdaTarget,
+) -> Result<Option<(u64, u64)>, CommitError> {
+    let Some(&old) = header.committed() else {
+        return Ok(None);
+    };
+    if old.offset == 0 {
+        return Ok(None);
+    }
+    let bad = |kind| CommitError::BadArea {
+        device: t.device,
+        area: t.area.offset,
+        source: crate::lvm::Error::Mda {
+            offset: t.area.offset,
+            kind,
+        },
+    };
+    if old.offset < HDR || old.offset >= header.size {
+        return Err(bad(crate::lvm::MdaErrorKind::TextOutsideBuffer {
+            offset: old.offset,
+            area_size: header.size,
+        }));
+    }
+    if old.size == 0 || old.size > header.size - HDR {
+        return Err(bad(crate::lvm::MdaErrorKind::TextSizeUnfit {
+            size: old.size,
+        }));
+    }
+    Ok(Some((old.offset, old.size)))
+}
+
+struct Plan {
+    target: MdaTarget,
+    sector: [u8; MDA_HEADER_SIZE],
+    area_size: u64,
+    place: Placement,
+}
+
+/// Phases 1 and 2: the new `text` (NUL-terminated, seqno included) after the committed copy
+/// in every area of `mdas`, synced, then slot 1 of every header naming it, synced.
+///
+/// Every header is read and checked and every placement computed before the first byte is
+/// written, so a refusal (bad header, [`CommitError::TooLarge`], ...) writes nothing. A
+/// failure while writing slot 1 clears slot 1 again where it was set. Readers see the old
+/// text throughout.
+///
+/// ```
+/// use devmapper::io::MemDevice;
+/// use devmapper::lvm::{label::DiskLocn, mda};
+/// use devmapper::lvm::write::commit::{self, MdaTarget};
+/// let dev = MemDevice::new(1 << 20);
+/// let area = DiskLocn { offset: 4096, size: 64 << 10 };
+/// commit::format_area(&dev, area)?;
+/// let t = [MdaTarget { device: 0, area }];
+/// commit::precommit(&[&dev], &t, "vg0", b"vg0 {\nseqno = 1\n}\n\0")?.commit(&[&dev])?;
+/// // A precommit that is reverted leaves the committed text as it was.
+/// let pre = commit::precommit(&[&dev], &t, "vg0", b"vg0 {\nseqno = 2\n}\n\0")?;
+/// assert_eq!(pre.areas()[0].locn.offset, 1024);
+/// pre.revert(&[&dev])?;
+/// let (h, content) = mda::read_metadata(&dev, area)?;
+/// assert_eq!(h.raw_locns.len(), 1); // slot 1 cleared
+/// assert!(matches!(content, mda::MdaContent::Text(t) if t.text.ends_with(b"seqno = 1\n}\n")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn precommit<D: WriteAt>(
+    devs: &[D],
+    mdas: &[MdaTarget],
+    vg_name: &str,
+    text: &[u8],
+) -> Result<Precommitted, CommitError> {
+    let seqno = check_text(vg_name, text).map_err(|problem| CommitError::BadText {
+        vg: vg_name.to_owned(),
+        problem,
+    })?;
+    let size = text.len() as u64;
+    let crc = calc_crc(INITIAL_CRC, text);
+
+    // Check everything first.
+    let mut plans: Vec<Plan> = Vec::with_capacity(mdas.len());
+    let mut ignored = Vec::new();
+    for (i, t) in mdas.iter().enumerate() {
+        let dev = devs.get(t.device).ok_or(CommitError::NoSuchDevice {
+            device: t.device,
+            area: t.area.offset,
+            devices: devs.len(),
+        })?;
+        if mdas[..i]
+            .iter()
+            .any(|o| o.device == t.device && o.area.offset == t.area.offset)
+        {
+            return Err(CommitError::DuplicateArea {
+                device: t.device,
+                area: t.area.offset,
+            });
+        }
+        let (sector, header) = read_header(dev, t, Phase::ReadHeader)?;
+        if header.committed().is_some_and(RawLocn::is_ignored) {
+            ignored.push(*t);
+            continue;
+        }
+        let old = committed_copy(&header, t)?;
+        let place = place(header.size, old, size).map_err(|e| match e {
+            PlaceError::TooLarge { max } => CommitError::TooLarge {
+                vg: vg_name.to_owned(),
+                seqno,
+                device: t.device,
+                area: t.area.offset,
+                size,
+                max,
+            },
+            PlaceError::Overlap => CommitError::NoRoom {
+                vg: vg_name.to_owned(),
+                seqno,
+                device: t.device,
+                area: t.area.offset,
+                size,
+                buffer: header.size - HDR,
+                used: old.map_or(0, |o| o.1),
+            },
+        })?;
+        plans.push(Plan {
+            target: *t,
+            sector,
+            area_size: header.size,
+            place,
+        });
+    }
+    if plans.is_empty() {
+        return Err(CommitError::NoUsableArea {
+            vg: vg_name.to_owned(),
+        });
+    }
+
+    // Phase 1: the text, padded with zeros to the next sector boundary.
+    for p in &plans {
+        let dev = &devs[p.target.device];
+        let start = p.target.area.offset;
+        let mut rest = text;
+        for (from, to) in write_ranges(p.area_size, &p.place).into_iter().flatten() {
+            let len = (to - from) as usize;
+            let (part, tail) = rest.split_at(rest.len().min(len));
+            rest = tail;
+            let mut buf = part.to_vec();
+            buf.resize(len, 0);
+            dev.write_all_at(&buf, start + from)
+                .map_err(|source| CommitError::Io {
+                    phase: Phase::WriteText,
+                    device: p.target.device,
+                    area: start,
+                    source,
+                })?;
+        }
+    }
+    sync_all(devs, plans.iter().map(|p| &p.target), Phase::SyncText)?;
+
+    // Phase 2: slot 1 in every header.
+    let new_locn = |p: &Plan| RawLocn {
+        offset: p.place.offset,
+        size,
+        checksum: crc,
+        flags: 0,
+    };
+    let mut done = 0;
+    let result = (|| {
+        for p in &plans {
+            let dev = &devs[p.target.device];
+            let (now, _) = read_header(dev, &p.target, Phase::Precommit)?;
+            if now != p.sector {
+                return Err(CommitError::HeaderChanged {
+                    device: p.target.device,
+                    area: p.target.area.offset,
+                    phase: Phase::Precommit,
+                });
+            }
+            let mut h = now;
+            fresh_slots(&mut h);
+            set_slot(&mut h, SLOT1, Some(&new_locn(p)));
+            seal_header(&mut h, p.target.area.offset);
+            done += 1;
+            write_header(dev, &p.target, &h, Phase::Precommit)?;
+        }
+        sync_all(devs, plans.iter().map(|p| &p.target), Phase::SyncPrecommit)
+    })();
+    let areas: Vec<WrittenArea> = plans
+        .iter()
+        .map(|p| WrittenArea {
+            target: p.target,
+            locn: new_locn(p),
+            wrapped: p.place.wrap > 0,
+        })
+        .collect();
+    let pre = Precommitted {
+        vg: vg_name.to_owned(),
+        seqno,
+        areas,
+        ignored,
+    };
+    match result {
+        Ok(()) => Ok(pre),
+        Err(first) => {
+            let touched = Precommitted {
+                areas: pre.areas[..done].to_vec(),
+                ..pre
+            };
+            match touched.revert(devs) {
+                Ok(()) => Err(first),
+                Err(revert) => Err(CommitError::RevertFailed {
+                    first: Box::new(first),
+                    revert: Box::new(revert),
+                }),
+            }
+        }
+    }
+}
+
+fn write_header<D: WriteAt + ?Sized>(
+    dev: &D,
+    t: &MdaTarget,
+    h: &[u8; MDA_HEADER_SIZE],
+    phase: Phase,
+) -> Result<(), CommitError> {
+    dev.write_all_at(h, t.area.offset)
+        .map_err(|source| CommitError::Io {
+            phase,
+            device: t.device,
+            area: t.area.offset,
+            source,
+        })
+}
+
+/// Sync each device among `targets` once, in order of first appearance.
+fn sync_all<'a, D: WriteAt>(
+    devs: &[D],
+    targets: impl Iterator<Item = &'a MdaTarget>,
+    phase: Phase,
+) -> Result<(), CommitError> {
+    let mut seen: Vec<usize> = Vec::new();
+    for t in targets {
+        if seen.contains(&t.device) {
+            continue;
+        }
+        seen.push(t.device);
+        devs[t.device].sync().map_err(|source| CommitError::Io {
+            phase,
+            device: t.device,
+            area: t.area.offset,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+impl Precommitted {
+    /// The seqno of the precommitted text.
+    pub fn seqno(&self) -> u32 {
+        self.seqno
+    }
+
+    /// The VG name.
+    pub fn vg_name(&self) -> &str {
+        &self.vg
+    }
+
+    /// The areas holding the new copy.
+    pub fn areas(&self) -> &[WrittenArea] {
+        &self.areas
+    }
+
+    /// Areas skipped because they are ignored.
+    pub fn ignored(&self) -> &[MdaTarget] {
+        &self.ignored
+    }
+
+    /// Phase 3: slot 0 = the new copy, slot 1 cleared, on every area, then sync each device.
+    /// `devs` must be the slice given to [`precommit`].
+    ///
+    /// As in lvm2, the commit is done when one area took it: failures on other areas are
+    /// listed in [`CommitReport::failed`] (those areas keep the old copy, and readers take
+    /// the highest seqno). When no area took it, the first failure is returned: the old text
+    /// is what readers see, unless the failed write or flush reached the disk after all.
+    pub fn commit<D: WriteAt>(self, devs: &[D]) -> Result<CommitReport, CommitError> {
+        let mut committed = Vec::new();
+        let mut failed = Vec::new();
+        for a in &self.areas {
+            match self.commit_one(devs, a) {
+                Ok(()) => committed.push(*a),
+                Err(e) => failed.push(e),
+            }
+        }
+        // One flush per device; a failed flush fails every area on that device.
+        let mut devices: Vec<usize> = committed.iter().map(|a| a.target.device).collect();
+        devices.dedup();
+        devices.sort_unstable();
+        devices.dedup();
+        for d in devices {
+            if let Err(source) = devs[d].sync() {
+                let mut source = Some(source);
+                let (bad, good): (Vec<_>, Vec<_>) =
+                    committed.into_iter().partition(|a| a.target.device == d);
+                committed = good;
+                for a in bad {
+                    let e = source.take().unwrap_or_else(|| {
+                        io::Error::other("flush failed (reported for another area)")
+                    });
+                    failed.push(CommitError::Io {
+                        phase: Phase::SyncCommit,
+                        device: d,
+                        area: a.target.area.offset,
+                        source: e,
+                    });
+                }
+            }
+        }
+        if committed.is_empty() {
+            return Err(failed
+                .into_iter()
+                .next()
+                .unwrap_or(CommitError::NoUsableArea {
+                    vg: self.vg.clone(),
+                }));
+        }
+        Ok(CommitReport {
+            seqno: self.seqno,
+            committed,
+            ignored: self.ignored,
+            failed,
+        })
+    }
+
+    fn commit_one<D: WriteAt>(&self, devs: &[D], a: &WrittenArea) -> Result<(), CommitError> {
+        let dev = devs.get(a.target.device).ok_or(CommitError::NoSuchDevice {
+            device: a.target.device,
+            area: a.target.area.offset,
+            devices: devs.len(),
+        })?;
+        let (mut h, _) = read_header(dev, &a.target, Phase::Commit)?;
+        let slot1 = read_slot(&h, SLOT1);
+        if (slot1.offset, slot1.size, slot1.checksum)
+            != (a.locn.offset, a.locn.size, a.locn.checksum)
+        {
+            return Err(CommitError::HeaderChanged {
+                device: a.target.device,
+                area: a.target.area.offset,
+                phase: Phase::Commit,
+            });
+        }
+        fresh_slots(&mut h);
+        set_slot(&mut h, SLOT0, Some(&a.locn));
+        set_slot(&mut h, SLOT1, None);
+        seal_header(&mut h, a.target.area.offset);
+        write_header(dev, &a.target, &h, Phase::Commit)
+    }
+
+    /// Slot 1 cleared on every area, then sync; the committed copy is untouched. `devs` must
+    /// be the slice given to [`precommit`]. Every area is tried; the first failure is
+    /// returned.
+    pub fn revert<D: WriteAt>(self, devs: &[D]) -> Result<(), CommitError> {
+        let mut first = None;
+        let mut written = Vec::new();
+        for a in &self.areas {
+            let r = (|| {
+                let dev = devs.get(a.target.device).ok_or(CommitError::NoSuchDevice {
+                    device: a.target.device,
+                    area: a.target.area.offset,
+                    devices: devs.len(),
+                })?;
+                let (mut h, _) = read_header(dev, &a.target, Phase::Revert)?;
+                fresh_slots(&mut h);
+                set_slot(&mut h, SLOT1, None);
+                seal_header(&mut h, a.target.area.offset);
+                write_header(dev, &a.target, &h, Phase::Revert)
+            })();
+            match r {
+                Ok(()) => written.push(a.target),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = sync_all(devs, written.iter(), Phase::SyncRevert) {
+            first.get_or_insert(e);
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
