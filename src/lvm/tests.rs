@@ -14,4 +14,5 @@ mod plan;
 mod print;
 mod sample;
 mod scan;
+mod session;
 mod writer;

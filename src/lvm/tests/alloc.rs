@@ -44,6 +44,9 @@ fn lv(name: &str, n: u8, segments: Vec<Segment>) -> LogicalVolume {
         minor: None,
         creation_time: None,
         creation_host: None,
+        lock_args: None,
+        allocation_policy: crate::lvm::model::AllocPolicy::Inherit,
+        profile: None,
         segments,
     }
 }

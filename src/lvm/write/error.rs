@@ -234,6 +234,31 @@ pub enum WriteError {
     #[error("{0}")]
     Unsupported(String),
 
+    // ---- the pieces ----
+    /// A VG or LV name lvm2 refuses.
+    #[error(transparent)]
+    Name(#[from] crate::lvm::names::NameError),
+    /// Taking an lvm2 lock file failed.
+    #[error(transparent)]
+    Lock(#[from] super::lock::LockError),
+    /// The VG cannot be printed back unchanged.
+    #[error(transparent)]
+    Print(#[from] super::text::PrintError),
+    /// Allocation failed (not enough free space: lvm2's message) or the layout check
+    /// found a fault.
+    #[error(transparent)]
+    Alloc(#[from] super::alloc::AllocError),
+    /// Writing the metadata failed (the size limit, an I/O error); the areas already
+    /// written were reverted.
+    #[error(transparent)]
+    Commit(#[from] super::commit::CommitError),
+    /// A PV label could not be written or wiped.
+    #[error(transparent)]
+    Pv(#[from] super::pv::PvError),
+    /// An archive file could not be written (nothing was written to the PVs).
+    #[error(transparent)]
+    Backup(#[from] super::backup::BackupError),
+
     // ---- failures underneath ----
     /// Reading PVs or metadata failed.
     #[error(transparent)]
@@ -320,6 +345,10 @@ impl WriteError {
                 | WriteError::SelfCheck { .. }
                 | WriteError::AfterCommit { .. }
                 | WriteError::Internal(_)
+                | WriteError::Lock(_)
+                | WriteError::Commit(_)
+                | WriteError::Pv(_)
+                | WriteError::Backup(_)
         )
     }
 
