@@ -189,3 +189,116 @@ fn corpus_prints_back_or_is_refused_with_a_reason() {
 pub(super) fn header_of_or_now(text: &[u8]) -> TextHeader {
     try_header_of(text).unwrap_or_else(|| TextHeader::now("x"))
 }
+
+/// lvm2's own parser and importer (`lvm vgcfgrestore -l -vvvv -f FILE VG`, no devices
+/// needed) on `text`: `Ok(LVs imported, in order)`, or `Err(lvm2's output)`. `None` when
+/// lvm2 is not installed.
+pub(super) fn lvm2_import(text: &[u8], vg: &str) -> Option<Result<Vec<String>, String>> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("text.vg");
+    std::fs::write(&path, text).expect("write");
+    let out = std::process::Command::new("lvm")
+        .args(["vgcfgrestore", "-l", "-vvvv", "-f"])
+        .arg(&path)
+        .arg(vg)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .ok()?;
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let named = log
+        .lines()
+        .any(|l| l.ends_with(&format!("VG name:    \t{vg}")));
+    if !named || log.contains("Unable to read archive file") {
+        return Some(Err(log
+            .lines()
+            .filter(|l| !l.contains("not found in config") && !l.contains("leaked"))
+            .rev()
+            .take(12)
+            .collect::<Vec<_>>()
+            .join("\n")));
+    }
+    let prefix = format!("Importing logical volume {vg}/");
+    Some(Ok(log
+        .lines()
+        .filter_map(|l| {
+            l.split_once(&prefix)
+                .map(|(_, lv)| lv.trim_end_matches('.').to_string())
+        })
+        .collect()))
+}
+
+/// The LV names of `vg` in the order lvm2 prints them (visible first).
+fn printed_lv_order(text: &[u8]) -> Vec<String> {
+    let cfg = config::parse_with(text, detect_mode(text)).expect("parses");
+    let vg = cfg.nodes().find(|n| n.is_section()).expect("VG");
+    vg.find("logical_volumes")
+        .map(|l| l.sections().map(|s| s.key().to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn assert_lvm2_accepts(what: &str, text: &[u8], vg: &VolumeGroup) {
+    match lvm2_import(text, &vg.name) {
+        None => unreachable!("checked by the caller"),
+        Some(Err(log)) => panic!("{what}: lvm2 refuses our text:\n{log}"),
+        Some(Ok(lvs)) => {
+            assert_eq!(
+                lvs,
+                printed_lv_order(text),
+                "{what}: lvm2 imports other LVs"
+            );
+            assert_eq!(lvs.len(), vg.lvs.len(), "{what}");
+        }
+    }
+}
+
+fn lvm2_present() -> bool {
+    let ok = std::process::Command::new("lvm")
+        .arg("version")
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("skipped: lvm2 (`lvm`) is not installed");
+    }
+    ok
+}
+
+/// lvm2's importer accepts both forms of our text for every lvm2-made fixture and every
+/// printable corpus text, and imports the same LVs, in the same order.
+#[test]
+fn lvm2_accepts_our_disk_and_file_forms() {
+    if !lvm2_present() {
+        return;
+    }
+    // lvm2 refuses a broken text: the check can fail.
+    let bad = b"vg0 {\nid = \"kY9pF3-4Qy6-nB3W-wd25-rq4f-5zr3-QA7YeE\"\nseqno = 1\nstatus = [\"BOGUS\"]\n}\ncontents = \"Text Format Volume Group\"\nversion = 1\n";
+    assert!(matches!(lvm2_import(bad, "vg0"), Some(Err(_))));
+    let mut texts: Vec<(String, Vec<u8>)> = Vec::new();
+    for p in PV_IMAGES {
+        texts.push((p.to_string(), committed_text(&gunzip(p))));
+    }
+    for p in BACKUPS {
+        texts.push((p.to_string(), std::fs::read(p).expect("fixture")));
+    }
+    let from_corpus = corpus().unwrap_or_default();
+    let mut checked = 0;
+    for (name, text) in texts.iter().chain(from_corpus.iter()) {
+        let Ok(vg) = metadata_text::read_vg(text) else {
+            continue;
+        };
+        if check_printable(&vg, text).is_err() {
+            continue;
+        }
+        let h = TextHeader::now("Write from lvm2_accepts_our_disk_and_file_forms.");
+        assert_lvm2_accepts(&format!("{name} (disk form)"), &disk_text(&vg, &h), &vg);
+        assert_lvm2_accepts(
+            &format!("{name} (file form)"),
+            file_text(&vg, &h).as_bytes(),
+            &vg,
+        );
+        checked += 1;
+    }
+    println!("lvm2 accepted both forms of {checked} texts");
+    assert!(checked >= PV_IMAGES.len() + BACKUPS.len());
+}

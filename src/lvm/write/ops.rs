@@ -27,16 +27,14 @@ use std::path::{Path, PathBuf};
 use super::alloc::{AllocRequest, allocate};
 use super::error::{PvOp, Result, WriteError};
 use super::lock::{LockMode, lock_global, lock_vg};
-use super::pv::{PvLayout, set_in_vg, wipe_pv, write_pv};
+use super::pv::{PvLayout, remove_metadata, set_in_vg, wipe_pv, write_pv};
 use super::session::{ScannedDevices, VgSession, WriteOptions, open_rw, scan_devices};
 use crate::io::{Input, ReadAt, WriteAt};
 use crate::kernel::undo::remove_retrying;
 use crate::lvm::activate;
-use crate::lvm::crc::{INITIAL_CRC, calc_crc};
 use crate::lvm::id::LvmId;
 use crate::lvm::label::{DiskLocn, read_label};
 use crate::lvm::lvs::display_size_long;
-use crate::lvm::mda::{FMTT_MAGIC, FMTT_VERSION, MDA_HEADER_SIZE, RAW_LOCN_IGNORED};
 use crate::lvm::model::{AllocPolicy, Area, LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
 use crate::lvm::names::{check_lv_name, check_vg_name};
 use crate::lvm::plan::{PlanOptions, plan_lv};
@@ -782,30 +780,6 @@ pub fn lvremove(vg_name: &str, lv_name: &str, opts: &WriteOptions) -> Result<LvR
     Ok(out)
 }
 
-/// Zero both slots of a metadata area header (slot 0's ignored flag kept), as lvm2's
-/// `_vg_remove_raw`, and flush it.
-fn wipe_mda_header(f: &File, area: DiskLocn) -> std::io::Result<()> {
-    let mut hdr = [0u8; MDA_HEADER_SIZE];
-    f.read_exact_at(&mut hdr, area.offset)?;
-    let ignored = crate::lvm::mda::parse_mda_header(&hdr, area.offset)
-        .ok()
-        .and_then(|h| h.committed().map(|l| l.is_ignored()))
-        .unwrap_or(false);
-    hdr[4..20].copy_from_slice(FMTT_MAGIC);
-    hdr[20..24].copy_from_slice(&FMTT_VERSION.to_le_bytes());
-    hdr[24..32].copy_from_slice(&area.offset.to_le_bytes());
-    hdr[32..40].copy_from_slice(&area.size.to_le_bytes());
-    // Both raw_locns (slot 0 at 40, slot 1 at 64), 24 bytes each.
-    hdr[40..88].fill(0);
-    if ignored {
-        hdr[60..64].copy_from_slice(&RAW_LOCN_IGNORED.to_le_bytes());
-    }
-    let crc = calc_crc(INITIAL_CRC, &hdr[4..]);
-    hdr[0..4].copy_from_slice(&crc.to_le_bytes());
-    f.write_all_at(&hdr, area.offset)?;
-    WriteAt::sync(f)
-}
-
 /// `vgremove VG` of an empty VG: under the global lock and the VG lock, the metadata
 /// areas of every PV emptied (both slots zeroed, as lvm2's `_vg_remove_raw`), then each
 /// PV's label marked unused; the old metadata archived and the backup file removed where
@@ -831,11 +805,8 @@ pub fn vgremove(vg_name: &str, opts: &WriteOptions) -> Result<Vec<String>> {
             warnings.push(format!("WARNING: archiving volume group {vg_name} failed: {e}"));
         }
     }
-    for (f, path) in s.pv_files().iter().zip(s.pv_paths()) {
-        let label = read_label(f)?;
-        for area in &label.metadata_areas {
-            wipe_mda_header(f, *area).map_err(WriteError::io(path))?;
-        }
+    for f in s.pv_files() {
+        remove_metadata(f)?;
     }
     for f in s.pv_files() {
         set_in_vg(f, false)?;
