@@ -157,9 +157,7 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             force,
             scan,
         } => {
-            let es = extent_size
-                .map(|s| ops::parse_size(&s, 2048))
-                .transpose()?;
+            let es = extent_size.map(|s| ops::parse_size(&s, 2048)).transpose()?;
             let made = ops::vgcreate(&vg, &pvs, es, force, &scan.options())?;
             for p in &made.pvcreated {
                 writeln!(
@@ -227,7 +225,12 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn lvs_cmd(vgs: &[String], as_json: bool, scan: &Devices, out: &mut Out) -> Result<(), Box<dyn Error>> {
+fn lvs_cmd(
+    vgs: &[String],
+    as_json: bool,
+    scan: &Devices,
+    out: &mut Out,
+) -> Result<(), Box<dyn Error>> {
     let scanned = session::scan_devices(&scan.options())?;
     for v in vgs {
         if !scanned.report.vgs.iter().any(|s| &s.vg.name == v) {
@@ -248,7 +251,11 @@ fn lvs_cmd(vgs: &[String], as_json: bool, scan: &Devices, out: &mut Out) -> Resu
                 })
             })
             .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "lvs": v }))?);
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({ "lvs": v }))?
+        );
     } else if !rows.is_empty() {
         out.write_all(lvs::format_table(&rows).as_bytes());
     }

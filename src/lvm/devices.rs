@@ -119,7 +119,9 @@ pub fn classify(e: &SysfsEntry) -> Option<Skip> {
 }
 
 fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Read the facts of one `/sys/class/block/<name>` directory.
@@ -128,9 +130,13 @@ fn entry(dir: &Path, name: &str) -> Option<(SysfsEntry, DevNum)> {
     let sectors = read_trim(&dir.join("size"))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let has_partitions = std::fs::read_dir(dir).into_iter().flatten().flatten().any(|c| {
-        c.file_name().to_string_lossy().starts_with(name) && c.path().join("partition").exists()
-    });
+    let has_partitions = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|c| {
+            c.file_name().to_string_lossy().starts_with(name) && c.path().join("partition").exists()
+        });
     let holders = std::fs::read_dir(dir.join("holders"))
         .into_iter()
         .flatten()

@@ -202,8 +202,7 @@ pub fn attr(
         } else {
             'o'
         }
-    } else if used_as("_tmeta") || used_as("_pmspare") || used_as("_rmeta") || used_as("_cmeta")
-    {
+    } else if used_as("_tmeta") || used_as("_pmspare") || used_as("_rmeta") || used_as("_cmeta") {
         'e'
     } else if has("cache") || has("writecache") {
         'C'
@@ -293,15 +292,17 @@ pub fn attr(
         '-'
     };
     let zero_pool = |pool: &str| {
-        ix.lv(pool).and_then(LogicalVolume::first_kind).is_some_and(|k| {
-            matches!(
-                k,
-                SegmentKind::ThinPool {
-                    zero_new_blocks: true,
-                    ..
-                }
-            )
-        })
+        ix.lv(pool)
+            .and_then(LogicalVolume::first_kind)
+            .is_some_and(|k| {
+                matches!(
+                    k,
+                    SegmentKind::ThinPool {
+                        zero_new_blocks: true,
+                        ..
+                    }
+                )
+            })
     };
     a[7] = match first {
         Some(SegmentKind::ThinPool {
@@ -414,7 +415,9 @@ pub fn collect(report: &ScanReport, vg_names: &[String], dm: Option<&DeviceMappe
 /// The fixed-width table `lvs` prints (two leading spaces, left-aligned text columns,
 /// right-aligned sizes and percentages).
 pub fn format_table(rows: &[LvsRow]) -> String {
-    let head = ["LV", "VG", "Attr", "LSize", "Origin", "Data%", "Move", "Convert"];
+    let head = [
+        "LV", "VG", "Attr", "LSize", "Origin", "Data%", "Move", "Convert",
+    ];
     let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
@@ -424,7 +427,9 @@ pub fn format_table(rows: &[LvsRow]) -> String {
                 r.attr.clone(),
                 display_size(r.size_sectors),
                 r.origin.clone().unwrap_or_default(),
-                r.data_percent.map(|p| format!("{p:.2}")).unwrap_or_default(),
+                r.data_percent
+                    .map(|p| format!("{p:.2}"))
+                    .unwrap_or_default(),
                 r.move_pv.clone().unwrap_or_default(),
                 r.convert.clone().unwrap_or_default(),
             ]

@@ -129,29 +129,56 @@ impl Drop for VgGuard {
 /// `vgck` finds nothing: exit 0 and no warning.
 fn vgck_clean(vg: &str, devs: &str) {
     let (ok, out, err) = lvm_try(&["vgck", "--devices", devs, vg]);
-    assert!(ok && !err.contains("WARNING") && !out.contains("WARNING"), "vgck {vg}: {err}{out}");
+    assert!(
+        ok && !err.contains("WARNING") && !out.contains("WARNING"),
+        "vgck {vg}: {err}{out}"
+    );
 }
 
 /// lvm2's seqno of the VG.
 fn seqno(vg: &str, devs: &str) -> u64 {
-    let (ok, out, err) = lvm_try(&["vgs", "--noheadings", "-o", "vg_seqno", "--devices", devs, vg]);
+    let (ok, out, err) = lvm_try(&[
+        "vgs",
+        "--noheadings",
+        "-o",
+        "vg_seqno",
+        "--devices",
+        devs,
+        vg,
+    ]);
     assert!(ok, "vgs {vg}: {err}");
     assert!(!err.contains("WARNING"), "vgs {vg} warns: {err}");
-    out.trim().parse().unwrap_or_else(|_| panic!("seqno of {vg}: {out:?}"))
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("seqno of {vg}: {out:?}"))
 }
 
 /// lvm2's LVs of the VG: name -> (attr, size in sectors).
 fn lvm2_lvs(vg: &str, devs: &str) -> Vec<(String, String, u64)> {
     let out = lvm(&[
-        "lvs", "--noheadings", "--nosuffix", "--units", "s", "--separator", "|", "-o",
-        "lv_name,lv_attr,lv_size", "--devices", devs, vg,
+        "lvs",
+        "--noheadings",
+        "--nosuffix",
+        "--units",
+        "s",
+        "--separator",
+        "|",
+        "-o",
+        "lv_name,lv_attr,lv_size",
+        "--devices",
+        devs,
+        vg,
     ]);
     let mut v: Vec<(String, String, u64)> = out
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let f: Vec<&str> = l.trim().split('|').collect();
-            (f[0].to_string(), f[1].to_string(), f[2].trim().parse().unwrap())
+            (
+                f[0].to_string(),
+                f[1].to_string(),
+                f[2].trim().parse().unwrap(),
+            )
         })
         .collect();
     v.sort();
@@ -213,7 +240,10 @@ fn major_minor(d: &LoopDev) -> String {
 }
 
 fn run_ok(cmd: &str, args: &[&str]) -> String {
-    let out = Proc::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let out = Proc::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(
         out.status.success(),
         "{cmd} {args:?}: {}",
@@ -226,7 +256,10 @@ fn run_ok(cmd: &str, args: &[&str]) -> String {
 /// something).
 fn junk_loop(mib: u64, seed: u64) -> LoopDev {
     let d = LoopDev::new(mib << 20);
-    let f = std::fs::OpenOptions::new().write(true).open(&d.path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&d.path)
+        .unwrap();
     let junk = pattern(seed, 8 << 20);
     f.write_all_at(&junk, 0).unwrap();
     f.sync_all().unwrap();
@@ -248,10 +281,22 @@ fn lvm_write_seed_walkthrough() {
     };
     // pvcreate: lvm2 sees an orphan PV with our uuid and lvm2's default layout.
     let out = c.ok(&["lvm", "pvcreate", p]);
-    assert!(out.contains(&format!("Physical volume \"{p}\" successfully created.")), "{out}");
+    assert!(
+        out.contains(&format!("Physical volume \"{p}\" successfully created.")),
+        "{out}"
+    );
     let pvs = lvm(&[
-        "pvs", "--noheadings", "--units", "s", "--nosuffix", "--separator", "|", "-o",
-        "pv_name,vg_name,pe_start,pv_mda_count,pv_mda_size", "--devices", &devs,
+        "pvs",
+        "--noheadings",
+        "--units",
+        "s",
+        "--nosuffix",
+        "--separator",
+        "|",
+        "-o",
+        "pv_name,vg_name,pe_start,pv_mda_count,pv_mda_size",
+        "--devices",
+        &devs,
     ]);
     let f: Vec<&str> = pvs.trim().split('|').collect();
     assert_eq!(f[0], p, "{pvs}");
@@ -259,17 +304,36 @@ fn lvm_write_seed_walkthrough() {
     assert_eq!(f[2].trim(), "2048", "pe_start 1 MiB: {pvs}");
     assert_eq!(f[3].trim(), "1", "one metadata area: {pvs}");
     let label = read_label(&File::open(&pv.path).unwrap()).unwrap();
-    assert_eq!(label.metadata_areas[0].offset, 4096, "metadata area at 4 KiB");
+    assert_eq!(
+        label.metadata_areas[0].offset, 4096,
+        "metadata area at 4 KiB"
+    );
     // vgcreate: seqno 1, 4 MiB extents, 15 extents on 64 MiB - 1 MiB.
     let out = c.ok(&["lvm", "vgcreate", &vg, p]);
-    assert!(out.contains(&format!("Volume group \"{vg}\" successfully created")), "{out}");
+    assert!(
+        out.contains(&format!("Volume group \"{vg}\" successfully created")),
+        "{out}"
+    );
     let vgs = lvm(&[
-        "vgs", "--noheadings", "--units", "s", "--nosuffix", "--separator", "|", "-o",
-        "vg_name,pv_count,lv_count,vg_extent_size,vg_extent_count,vg_free_count", "--devices",
-        &devs, &vg,
+        "vgs",
+        "--noheadings",
+        "--units",
+        "s",
+        "--nosuffix",
+        "--separator",
+        "|",
+        "-o",
+        "vg_name,pv_count,lv_count,vg_extent_size,vg_extent_count,vg_free_count",
+        "--devices",
+        &devs,
+        &vg,
     ]);
     let f: Vec<&str> = vgs.trim().split('|').collect();
-    assert_eq!(&f[..], &[vg.as_str(), "1", "0", "8192", "15", "15"], "{vgs}");
+    assert_eq!(
+        &f[..],
+        &[vg.as_str(), "1", "0", "8192", "15", "15"],
+        "{vgs}"
+    );
     agree(&c, &vg, &devs, 1, &[]);
     // lvcreate 12M, with the default device scan (sysfs, as lvm2 does).
     let out = c.ok(&["lvm", "lvcreate", &format!("{vg}/lv0"), "--size", "12M"]);
@@ -287,12 +351,25 @@ fn lvm_write_seed_walkthrough() {
     let node = dm_node(&c, &name);
     // lvm2 zeroes the first 4 KiB of a new LV: so do we (the PV held a pattern there).
     let head = common::read(&node, 8192);
-    assert!(head[..4096].iter().all(|&b| b == 0), "first 4 KiB of the new LV not zeroed");
-    assert_ne!(&head[4096..], &vec![0u8; 4096][..], "more than 4 KiB zeroed");
+    assert!(
+        head[..4096].iter().all(|&b| b == 0),
+        "first 4 KiB of the new LV not zeroed"
+    );
+    assert_ne!(
+        &head[4096..],
+        &vec![0u8; 4096][..],
+        "more than 4 KiB zeroed"
+    );
     // mkfs, mount, files.
     run_ok(
         "mkfs.ext4",
-        &["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", node.to_str().unwrap()],
+        &[
+            "-q",
+            "-F",
+            "-E",
+            "lazy_itable_init=0,lazy_journal_init=0",
+            node.to_str().unwrap(),
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
     nix::mount::mount(
@@ -309,7 +386,10 @@ fn lvm_write_seed_walkthrough() {
     // Mounted: lvs says open, lvremove refuses and changes nothing.
     assert_eq!(dmsnap_lvs(&c, &vg, &devs)[0].1, "-wi-ao----");
     let err = c.fails(&["lvm", "lvremove", &format!("{vg}/lv0"), "--devices", &devs]);
-    assert!(err.contains(&format!("Logical volume {vg}/lv0 in use.")), "{err}");
+    assert!(
+        err.contains(&format!("Logical volume {vg}/lv0 in use.")),
+        "{err}"
+    );
     agree(&c, &vg, &devs, 2, &["lv0"]);
     assert!(dm_table(&name).is_some());
     let mut umounted = false;
@@ -325,15 +405,28 @@ fn lvm_write_seed_walkthrough() {
     run_ok("e2fsck", &["-fn", node.to_str().unwrap()]);
     // lvremove: the device goes, seqno 3.
     let out = c.ok(&["lvm", "lvremove", &format!("{vg}/lv0"), "--devices", &devs]);
-    assert!(out.contains("Logical volume \"lv0\" successfully removed."), "{out}");
+    assert!(
+        out.contains("Logical volume \"lv0\" successfully removed."),
+        "{out}"
+    );
     assert_eq!(dm_table(&name), None, "{name} still there");
     agree(&c, &vg, &devs, 3, &[]);
     // vgremove: lvm2 no longer finds the VG; the PV is an orphan again.
     let out = c.ok(&["lvm", "vgremove", &vg, "--devices", &devs]);
-    assert!(out.contains(&format!("Volume group \"{vg}\" successfully removed")), "{out}");
+    assert!(
+        out.contains(&format!("Volume group \"{vg}\" successfully removed")),
+        "{out}"
+    );
     let (ok, _, err) = lvm_try(&["vgs", "--devices", &devs, &vg]);
     assert!(!ok && err.contains("not found"), "{err}");
-    let pvs = lvm(&["pvs", "--noheadings", "-o", "pv_name,vg_name", "--devices", &devs]);
+    let pvs = lvm(&[
+        "pvs",
+        "--noheadings",
+        "-o",
+        "pv_name,vg_name",
+        "--devices",
+        &devs,
+    ]);
     assert_eq!(pvs.split_whitespace().collect::<Vec<_>>(), [p], "{pvs}");
     let (_, _, err) = lvm_try(&["pvs", "--devices", &devs, p]);
     assert!(!err.contains("WARNING"), "{err}");
@@ -360,18 +453,57 @@ fn lvm_write_interop_lvm2_creates_dmsnap_removes() {
     };
     lvm(&["pvcreate", "-y", "--devices", &devs, pa, pb]);
     lvm(&["vgcreate", "--devices", &devs, &vg, pa, pb]);
-    lvm(&["lvcreate", "-y", "--devices", &devs, "-n", "lin", "-L", "8M", &vg]);
-    lvm(&["lvcreate", "-y", "--devices", &devs, "-n", "str", "-i", "2", "-I", "64k", "-L", "16M", &vg]);
+    lvm(&[
+        "lvcreate",
+        "-y",
+        "--devices",
+        &devs,
+        "-n",
+        "lin",
+        "-L",
+        "8M",
+        &vg,
+    ]);
+    lvm(&[
+        "lvcreate",
+        "-y",
+        "--devices",
+        &devs,
+        "-n",
+        "str",
+        "-i",
+        "2",
+        "-I",
+        "64k",
+        "-L",
+        "16M",
+        &vg,
+    ]);
     let s0 = seqno(&vg, &devs);
     agree(&c, &vg, &devs, s0, &["lin", "str"]);
     // dmsnap removes lvm2's active LVs and adds its own.
     c.ok(&["lvm", "lvremove", &format!("{vg}/lin"), "--devices", &devs]);
     assert_eq!(dm_table(&dm_name(&vg, "lin")), None);
     agree(&c, &vg, &devs, s0 + 1, &["str"]);
-    c.ok(&["lvm", "lvcreate", &format!("{vg}/ours"), "-L", "8M", "--devices", &devs]);
+    c.ok(&[
+        "lvm",
+        "lvcreate",
+        &format!("{vg}/ours"),
+        "-L",
+        "8M",
+        "--devices",
+        &devs,
+    ]);
     agree(&c, &vg, &devs, s0 + 2, &["ours", "str"]);
     // lvm2 writes over metadata dmsnap wrote (a no-op change, then a removal).
-    lvm(&["lvchange", "--devices", &devs, "--addtag", "t1", &format!("{vg}/ours")]);
+    lvm(&[
+        "lvchange",
+        "--devices",
+        &devs,
+        "--addtag",
+        "t1",
+        &format!("{vg}/ours"),
+    ]);
     lvm(&["lvremove", "-y", "--devices", &devs, &format!("{vg}/str")]);
     agree(&c, &vg, &devs, s0 + 4, &["ours"]);
     c.ok(&["lvm", "lvremove", &format!("{vg}/ours"), "--devices", &devs]);
@@ -397,25 +529,63 @@ fn lvm_write_interop_dmsnap_creates_lvm2_removes() {
     };
     c.ok(&["lvm", "pvcreate", pa, pb]);
     c.ok(&["lvm", "vgcreate", &vg, pa, pb, "--devices", &devs]);
-    c.ok(&["lvm", "lvcreate", &format!("{vg}/lin"), "-L", "10M", "--devices", &devs]);
+    c.ok(&[
+        "lvm",
+        "lvcreate",
+        &format!("{vg}/lin"),
+        "-L",
+        "10M",
+        "--devices",
+        &devs,
+    ]);
     let out = c.ok(&[
-        "lvm", "lvcreate", &format!("{vg}/str"), "-L", "16M", "--stripes", "2", "--stripe-size",
-        "64k", "--devices", &devs,
+        "lvm",
+        "lvcreate",
+        &format!("{vg}/str"),
+        "-L",
+        "16M",
+        "--stripes",
+        "2",
+        "--stripe-size",
+        "64k",
+        "--devices",
+        &devs,
     ]);
     assert!(!out.contains("Rounding"), "{out}");
     // 10M rounds up to 12M, with lvm2's notice.
     agree(&c, &vg, &devs, 3, &["lin", "str"]);
     let segs = lvm(&[
-        "lvs", "--noheadings", "--separator", "|", "-o", "lv_name,segtype,stripes,stripe_size",
-        "--devices", &devs, &vg,
+        "lvs",
+        "--noheadings",
+        "--separator",
+        "|",
+        "-o",
+        "lv_name,segtype,stripes,stripe_size",
+        "--devices",
+        &devs,
+        &vg,
     ]);
     assert!(segs.contains("str|striped|2|64.00k"), "{segs}");
     assert!(segs.contains("lin|linear|1|0"), "{segs}");
     // The tables lvm2 would load are the ones we loaded.
     let t = dm_table(&dm_name(&vg, "str")).unwrap();
     assert!(t.starts_with("0 32768 striped 2 128 "), "{t}");
-    lvm(&["lvchange", "--devices", &devs, "--addtag", "x", &format!("{vg}/lin")]);
-    lvm(&["lvremove", "-y", "--devices", &devs, &format!("{vg}/lin"), &format!("{vg}/str")]);
+    lvm(&[
+        "lvchange",
+        "--devices",
+        &devs,
+        "--addtag",
+        "x",
+        &format!("{vg}/lin"),
+    ]);
+    lvm(&[
+        "lvremove",
+        "-y",
+        "--devices",
+        &devs,
+        &format!("{vg}/lin"),
+        &format!("{vg}/str"),
+    ]);
     vgck_clean(&vg, &devs);
     lvm(&["vgremove", "--devices", &devs, &vg]);
     lvm(&["pvremove", "--devices", &devs, pa, pb]);
@@ -442,11 +612,29 @@ fn lvm_write_ring_wraps() {
         vg: vg.clone(),
         devs: devs.clone(),
     };
-    c.ok(&["lvm", "vgcreate", &vg, pa, "--devices", &devs, "--extent-size", "1M"]);
+    c.ok(&[
+        "lvm",
+        "vgcreate",
+        &vg,
+        pa,
+        "--devices",
+        &devs,
+        "--extent-size",
+        "1M",
+    ]);
     // Make each copy large (about 20 KiB): fewer commits per turn of the ring.
     let mut n = 1;
     for i in 0..50 {
-        c.ok(&["lvm", "lvcreate", &format!("{vg}/base{i:03}"), "-L", "1M", "--no-activate", "--devices", &devs]);
+        c.ok(&[
+            "lvm",
+            "lvcreate",
+            &format!("{vg}/base{i:03}"),
+            "-L",
+            "1M",
+            "--no-activate",
+            "--devices",
+            &devs,
+        ]);
         n += 1;
     }
     let mut wraps = 0;
@@ -454,7 +642,16 @@ fn lvm_write_ring_wraps() {
     let rounds = 150;
     for i in 0..rounds {
         let lv = format!("{vg}/spin{i}");
-        c.ok(&["lvm", "lvcreate", &lv, "-L", "1M", "--no-activate", "--devices", &devs]);
+        c.ok(&[
+            "lvm",
+            "lvcreate",
+            &lv,
+            "-L",
+            "1M",
+            "--no-activate",
+            "--devices",
+            &devs,
+        ]);
         c.ok(&["lvm", "lvremove", &lv, "--devices", &devs]);
         n += 2;
         let off = committed_offset(&a.path);
@@ -473,7 +670,19 @@ fn lvm_write_ring_wraps() {
     assert_eq!(seqno(&vg, &devs), n);
     vgck_clean(&vg, &devs);
     // lvm2 writes on after all that, and so do we.
-    lvm(&["lvcreate", "-an", "-Zn", "-y", "--devices", &devs, "-n", "last", "-L", "1M", &vg]);
+    lvm(&[
+        "lvcreate",
+        "-an",
+        "-Zn",
+        "-y",
+        "--devices",
+        &devs,
+        "-n",
+        "last",
+        "-L",
+        "1M",
+        &vg,
+    ]);
     c.ok(&["lvm", "lvremove", &format!("{vg}/last"), "--devices", &devs]);
     assert_eq!(seqno(&vg, &devs), n + 2);
     vgck_clean(&vg, &devs);
@@ -494,7 +703,19 @@ fn lvm_write_beside_lvm2() {
     c.ok(&["lvm", "vgcreate", &vg, &pa, "--devices", &devs]);
     // lvm2's commits per command, measured alone first.
     let s = seqno(&vg, &devs);
-    lvm(&["lvcreate", "-an", "-Zn", "-y", "--devices", &devs, "-n", "cal", "-L", "4M", &vg]);
+    lvm(&[
+        "lvcreate",
+        "-an",
+        "-Zn",
+        "-y",
+        "--devices",
+        &devs,
+        "-n",
+        "cal",
+        "-L",
+        "4M",
+        &vg,
+    ]);
     let per_create = seqno(&vg, &devs) - s;
     lvm(&["lvremove", "-y", "--devices", &devs, &format!("{vg}/cal")]);
     let per_remove = seqno(&vg, &devs) - s - per_create;
@@ -504,9 +725,27 @@ fn lvm_write_beside_lvm2() {
     let theirs = std::thread::spawn(move || {
         for i in 0..n {
             let lv = format!("l{i}");
-            lvm(&["lvcreate", "-an", "-Zn", "-y", "--devices", &devs2, "-n", &lv, "-L", "4M", &vg2]);
+            lvm(&[
+                "lvcreate",
+                "-an",
+                "-Zn",
+                "-y",
+                "--devices",
+                &devs2,
+                "-n",
+                &lv,
+                "-L",
+                "4M",
+                &vg2,
+            ]);
             if i % 2 == 0 {
-                lvm(&["lvremove", "-y", "--devices", &devs2, &format!("{vg2}/{lv}")]);
+                lvm(&[
+                    "lvremove",
+                    "-y",
+                    "--devices",
+                    &devs2,
+                    &format!("{vg2}/{lv}"),
+                ]);
             }
         }
     });
@@ -577,9 +816,23 @@ fn lvm_write_sigkill_all_or_nothing() {
     c.ok(&["lvm", "vgcreate", &vg, &pa, "--devices", &devs]);
     // How long an lvcreate takes here: kills land from 0 to 1.5 times that.
     let t = Instant::now();
-    c.ok(&["lvm", "lvcreate", &format!("{vg}/probe"), "-L", "4M", "--devices", &devs]);
+    c.ok(&[
+        "lvm",
+        "lvcreate",
+        &format!("{vg}/probe"),
+        "-L",
+        "4M",
+        "--devices",
+        &devs,
+    ]);
     let full = t.elapsed();
-    c.ok(&["lvm", "lvremove", &format!("{vg}/probe"), "--devices", &devs]);
+    c.ok(&[
+        "lvm",
+        "lvremove",
+        &format!("{vg}/probe"),
+        "--devices",
+        &devs,
+    ]);
     let mut seed = 0x5eed_u64;
     let mut rnd = |max: Duration| {
         seed ^= seed << 13;
@@ -591,7 +844,15 @@ fn lvm_write_sigkill_all_or_nothing() {
     for i in 0..16 {
         let lv = format!("k{i}");
         let before = seqno(&vg, &devs);
-        let create = ["lvm", "lvcreate", &format!("{vg}/{lv}"), "-L", "4M", "--devices", &devs];
+        let create = [
+            "lvm",
+            "lvcreate",
+            &format!("{vg}/{lv}"),
+            "-L",
+            "4M",
+            "--devices",
+            &devs,
+        ];
         kill_after(&c, &create, rnd(full.mul_f64(1.5)));
         let after = seqno(&vg, &devs);
         vgck_clean(&vg, &devs);
@@ -600,7 +861,11 @@ fn lvm_write_sigkill_all_or_nothing() {
         match after - before {
             0 => {
                 assert!(!present, "{lv} listed at the old seqno");
-                assert_eq!(dm_table(&dm_name(&vg, &lv)), None, "a device for {lv}, not in the metadata");
+                assert_eq!(
+                    dm_table(&dm_name(&vg, &lv)),
+                    None,
+                    "a device for {lv}, not in the metadata"
+                );
                 outcomes[0] += 1;
             }
             1 => {
@@ -620,13 +885,20 @@ fn lvm_write_sigkill_all_or_nothing() {
                 if present {
                     lvm(&["lvremove", "-y", "--devices", &devs, &format!("{vg}/{lv}")]);
                 } else {
-                    assert_eq!(dm_table(&dm_name(&vg, &lv)), None, "{lv} removed from the metadata, device left");
+                    assert_eq!(
+                        dm_table(&dm_name(&vg, &lv)),
+                        None,
+                        "{lv} removed from the metadata, device left"
+                    );
                 }
             }
             d => panic!("one lvcreate made {d} commits"),
         }
     }
-    println!("{test}: killed before the commit {} times, after {}", outcomes[0], outcomes[1]);
+    println!(
+        "{test}: killed before the commit {} times, after {}",
+        outcomes[0], outcomes[1]
+    );
     vgck_clean(&vg, &devs);
 }
 
@@ -647,20 +919,47 @@ fn lvm_write_bad_input_changes_nothing() {
     run_ok("mkfs.ext4", &["-q", "-F", fsdev.path.to_str().unwrap()]);
     let before = common::read(&fsdev.path, 1 << 20);
     let err = c.fails(&["lvm", "pvcreate", fsdev.path.to_str().unwrap()]);
-    assert!(err.contains("holds an ext4 filesystem") && err.contains("unless forced"), "{err}");
-    assert_eq!(common::read(&fsdev.path, 1 << 20), before, "refused pvcreate wrote");
+    assert!(
+        err.contains("holds an ext4 filesystem") && err.contains("unless forced"),
+        "{err}"
+    );
+    assert_eq!(
+        common::read(&fsdev.path, 1 << 20),
+        before,
+        "refused pvcreate wrote"
+    );
     c.ok(&["lvm", "vgcreate", &vg, &pa, "--devices", &devs]);
-    c.ok(&["lvm", "lvcreate", &format!("{vg}/keep"), "-L", "8M", "--devices", &devs]);
+    c.ok(&[
+        "lvm",
+        "lvcreate",
+        &format!("{vg}/keep"),
+        "-L",
+        "8M",
+        "--devices",
+        &devs,
+    ]);
     let meta = c.ok(&["lvm", "metadata", &pa]);
     let s = seqno(&vg, &devs);
     let unchanged = |what: &str| {
         assert_eq!(seqno(&vg, &devs), s, "{what} committed");
-        assert_eq!(c.ok(&["lvm", "metadata", &pa]), meta, "{what} changed the metadata");
+        assert_eq!(
+            c.ok(&["lvm", "metadata", &pa]),
+            meta,
+            "{what} changed the metadata"
+        );
         vgck_clean(&vg, &devs);
         assert_nothing_suspended(&c.dm, &vg);
     };
     let lvc = |lv: &str, size: &str| {
-        c.fails(&["lvm", "lvcreate", &format!("{vg}/{lv}"), "-L", size, "--devices", &devs])
+        c.fails(&[
+            "lvm",
+            "lvcreate",
+            &format!("{vg}/{lv}"),
+            "-L",
+            size,
+            "--devices",
+            &devs,
+        ])
     };
     let err = lvc("big", "1G");
     assert!(err.contains("insufficient free space"), "{err}");
@@ -669,13 +968,34 @@ fn lvm_write_bad_input_changes_nothing() {
     let err = lvc("keep", "4M");
     assert!(err.contains("already exists in volume group"), "{err}");
     unchanged("duplicate");
-    for bad in ["-lead", "a b", "x/y", ".", "snapshot0", "pvmove3", "data_tdata", "m_rimage_1", "v_vorigin"] {
-        let err = c.fails(&["lvm", "lvcreate", &format!("{vg}/{bad}"), "-L", "4M", "--devices", &devs]);
+    for bad in [
+        "-lead",
+        "a b",
+        "x/y",
+        ".",
+        "snapshot0",
+        "pvmove3",
+        "data_tdata",
+        "m_rimage_1",
+        "v_vorigin",
+    ] {
+        let err = c.fails(&[
+            "lvm",
+            "lvcreate",
+            &format!("{vg}/{bad}"),
+            "-L",
+            "4M",
+            "--devices",
+            &devs,
+        ]);
         assert!(!err.is_empty(), "{bad}");
         unchanged(bad);
     }
     let err = lvc("zero", "0");
-    assert!(err.contains("invalid size") || err.contains("zero"), "{err}");
+    assert!(
+        err.contains("invalid size") || err.contains("zero"),
+        "{err}"
+    );
     unchanged("zero size");
     let err = lvc("unit", "12Q");
     assert!(err.contains("invalid size"), "{err}");
@@ -694,10 +1014,20 @@ fn lvm_write_bad_input_changes_nothing() {
     let err = c.fails(&["lvm", "pvremove", &pa]);
     assert!(err.contains("so please use vgreduce first"), "{err}");
     unchanged("pvremove of a PV in a VG");
-    let err = c.fails(&["lvm", "vgcreate", &vg, fsdev.path.to_str().unwrap(), "--devices", &devs]);
+    let err = c.fails(&[
+        "lvm",
+        "vgcreate",
+        &vg,
+        fsdev.path.to_str().unwrap(),
+        "--devices",
+        &devs,
+    ]);
     assert!(err.contains("already exists"), "{err}");
     unchanged("vgcreate of a name that exists");
     let err = c.fails(&["lvm", "lvremove", &format!("{vg}/nope"), "--devices", &devs]);
-    assert!(err.contains(&format!("Failed to find logical volume \"{vg}/nope\"")), "{err}");
+    assert!(
+        err.contains(&format!("Failed to find logical volume \"{vg}/nope\"")),
+        "{err}"
+    );
     unchanged("lvremove of an LV that does not exist");
 }

@@ -59,7 +59,11 @@ impl Images {
         let own = disk_text(v, &TextHeader::now("test"));
         let mut paths = Vec::new();
         for (i, id) in PV_IDS.iter().take(v.pvs.len()).enumerate() {
-            let t = texts.get(i).cloned().flatten().unwrap_or_else(|| own.clone());
+            let t = texts
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| own.clone());
             let img = pv_image(LEN, id, &[(MDA.0, MDA.1, Some(&t))]);
             let p = dir.path().join(format!("pv{i}.img"));
             std::fs::write(&p, img).unwrap();
@@ -77,7 +81,10 @@ impl Images {
     }
 
     fn bytes(&self) -> Vec<Vec<u8>> {
-        self.paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+        self.paths
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect()
     }
 
     /// The VG as scanned now, and every area's (seqno, text).
@@ -123,7 +130,11 @@ fn lvcreate_and_lvremove_commit_once_each_on_every_area() {
     let a = got.lv("a").unwrap();
     assert_eq!(a.le_count(), 3);
     assert!(a.creation_time.is_some() && a.creation_host.is_some());
-    assert!(["READ", "WRITE", "VISIBLE"].iter().all(|f| a.status.contains(*f)));
+    assert!(
+        ["READ", "WRITE", "VISIBLE"]
+            .iter()
+            .all(|f| a.status.contains(*f))
+    );
     // Rounded up to whole extents, with lvm2's notice.
     let made = ops::lvcreate("vg0", "b", &no_activate("2.5M"), &o).unwrap();
     assert_eq!(made.extents, 3);
@@ -162,10 +173,20 @@ fn refusals_write_nothing() {
     ops::lvcreate("vg0", "keep", &no_activate("4M"), &o).unwrap();
     let before = im.bytes();
     let err = ops::lvcreate("vg0", "keep", &no_activate("1M"), &o).unwrap_err();
-    assert!(matches!(&err, WriteError::LvExists { lv, .. } if lv == "keep"), "{err}");
+    assert!(
+        matches!(&err, WriteError::LvExists { lv, .. } if lv == "keep"),
+        "{err}"
+    );
     let err = ops::lvcreate("vg0", "big", &no_activate("100M"), &o).unwrap_err();
     assert!(
-        matches!(&err, WriteError::Alloc(AllocError::VgFull { free: 26, required: 100, .. })),
+        matches!(
+            &err,
+            WriteError::Alloc(AllocError::VgFull {
+                free: 26,
+                required: 100,
+                ..
+            })
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("insufficient free space"), "{err}");
@@ -174,13 +195,28 @@ fn refusals_write_nothing() {
         assert!(matches!(err, WriteError::Name(_)), "{bad}: {err}");
     }
     let err = ops::lvremove("vg0", "nope", &o).unwrap_err();
-    assert!(matches!(&err, WriteError::LvNotFound { lv, .. } if lv == "nope"), "{err}");
-    assert_eq!(err.to_string(), "Failed to find logical volume \"vg0/nope\"");
+    assert!(
+        matches!(&err, WriteError::LvNotFound { lv, .. } if lv == "nope"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "Failed to find logical volume \"vg0/nope\""
+    );
     let err = ops::lvcreate("other", "x", &no_activate("1M"), &o).unwrap_err();
-    assert!(matches!(&err, WriteError::VgNotFound { vg } if vg == "other"), "{err}");
+    assert!(
+        matches!(&err, WriteError::VgNotFound { vg } if vg == "other"),
+        "{err}"
+    );
     let err = ops::vgremove("vg0", &o).unwrap_err();
-    assert!(matches!(err, WriteError::VgNotEmpty { count: 1, .. }), "{err}");
-    assert!(err.to_string().contains("still contains 1 logical volume(s)"));
+    assert!(
+        matches!(err, WriteError::VgNotEmpty { count: 1, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("still contains 1 logical volume(s)")
+    );
     let err = ops::lvcreate("vg0", "z", &no_activate("0"), &o).unwrap_err();
     assert!(matches!(err, WriteError::BadSize { .. }), "{err}");
     assert_eq!(im.bytes(), before, "a refused operation wrote");
@@ -204,7 +240,10 @@ fn unsafe_vgs_are_refused() {
     shared.lock_type = Some("sanlock".into());
     shared.lock_args = Some("1.0.0:lvmlock".into());
     let err = open_err(&shared, &[], None);
-    assert!(matches!(&err, WriteError::LockType { lock_type, .. } if lock_type == "sanlock"), "{err}");
+    assert!(
+        matches!(&err, WriteError::LockType { lock_type, .. } if lock_type == "sanlock"),
+        "{err}"
+    );
     assert_eq!(
         err.to_string(),
         "Cannot access VG vg0 with lock type sanlock that requires lvmlockd."
@@ -212,7 +251,10 @@ fn unsafe_vgs_are_refused() {
     let mut foreign = vg(1);
     foreign.system_id = Some("otherhost".into());
     let err = open_err(&foreign, &[], None);
-    assert!(matches!(&err, WriteError::ForeignSystemId { system_id, local: None, .. } if system_id == "otherhost"), "{err}");
+    assert!(
+        matches!(&err, WriteError::ForeignSystemId { system_id, local: None, .. } if system_id == "otherhost"),
+        "{err}"
+    );
     assert_eq!(
         err.to_string(),
         "Cannot access VG vg0 with system ID otherhost with unknown local system ID."
@@ -229,7 +271,10 @@ fn unsafe_vgs_are_refused() {
     other.tags.push("different".into());
     let t = disk_text(&other, &TextHeader::now("other"));
     let err = open_err(&v, &[None, Some(t)], None);
-    assert!(matches!(&err, WriteError::AreasDisagree { seqno: 1, areas, .. } if areas.len() == 1), "{err}");
+    assert!(
+        matches!(&err, WriteError::AreasDisagree { seqno: 1, areas, .. } if areas.len() == 1),
+        "{err}"
+    );
 }
 
 #[test]
@@ -252,7 +297,14 @@ fn a_precommit_without_commit_changes_nothing_readers_see() {
     // Slot 1 is clear again on every area.
     for p in &im.paths {
         let f = std::fs::File::open(p).unwrap();
-        let h = crate::lvm::mda::read_mda_header(&f, DiskLocn { offset: MDA.0, size: MDA.1 }).unwrap();
+        let h = crate::lvm::mda::read_mda_header(
+            &f,
+            DiskLocn {
+                offset: MDA.0,
+                size: MDA.1,
+            },
+        )
+        .unwrap();
         assert_eq!(h.raw_locns.len(), 1, "{}", p.display());
     }
     // The next commit takes seqno 2.
@@ -263,5 +315,97 @@ fn a_precommit_without_commit_changes_nothing_readers_see() {
     s.commit().unwrap();
     drop(s);
     let (got, _) = im.read();
-    assert_eq!((got.seqno, got.tags.as_slice()), (2, &["done".to_string()][..]));
+    assert_eq!(
+        (got.seqno, got.tags.as_slice()),
+        (2, &["done".to_string()][..])
+    );
+}
+
+#[test]
+fn pvcreate_to_pvremove_on_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let p = dir.path().join(format!("d{i}.img"));
+            std::fs::write(&p, vec![0u8; 32 << 20]).unwrap();
+            p
+        })
+        .collect();
+    let mut o = WriteOptions::new("test");
+    o.devices = Some(paths.clone());
+    o.lock_dir = LockDir::new(dir.path().join("lock"));
+    o.backups = None;
+    let made = ops::pvcreate(&paths, false, &o).unwrap();
+    assert_eq!(made.len(), 2);
+    assert_eq!(made[0].pe_start, 2048);
+    // A PV twice, or a PV already made: refused / fine.
+    let err = ops::pvcreate(&[paths[0].clone(), paths[0].clone()], false, &o).unwrap_err();
+    assert!(matches!(err, WriteError::DuplicateDevice { .. }), "{err}");
+    let made = ops::vgcreate("vg1", &paths, None, false, &o).unwrap();
+    assert_eq!(made.vg.seqno, 1);
+    assert_eq!(
+        made.vg.pvs.iter().map(|p| p.pe_count).collect::<Vec<_>>(),
+        [7, 7]
+    );
+    let err = ops::vgcreate("vg1", &paths, None, false, &o).unwrap_err();
+    assert!(matches!(err, WriteError::VgExists { .. }), "{err}");
+    // Labels now say "in use".
+    for p in &paths {
+        let l = crate::lvm::label::read_label(&std::fs::File::open(p).unwrap()).unwrap();
+        assert_eq!(
+            l.extension.unwrap().flags & crate::lvm::label::PV_EXT_USED,
+            1
+        );
+    }
+    let err = ops::pvcreate(&paths[..1], true, &o).unwrap_err();
+    assert!(
+        matches!(&err, WriteError::PvInVg { vg, .. } if vg == "vg1"),
+        "{err}"
+    );
+    let err = ops::pvremove(&paths[..1], false, &o).unwrap_err();
+    assert!(
+        err.to_string().contains("so please use vgreduce first"),
+        "{err}"
+    );
+    ops::lvcreate("vg1", "l", &no_activate("8M"), &o).unwrap();
+    let err = ops::vgremove("vg1", &o).unwrap_err();
+    assert!(matches!(err, WriteError::VgNotEmpty { .. }), "{err}");
+    ops::lvremove("vg1", "l", &o).unwrap();
+    ops::vgremove("vg1", &o).unwrap();
+    let files: Vec<std::fs::File> = paths
+        .iter()
+        .map(|p| std::fs::File::open(p).unwrap())
+        .collect();
+    let r = scan(&files);
+    assert!(r.vgs.is_empty() && r.pvs.len() == 2, "{r:?}");
+    for p in &paths {
+        let l = crate::lvm::label::read_label(&std::fs::File::open(p).unwrap()).unwrap();
+        assert_eq!(
+            l.extension.unwrap().flags & crate::lvm::label::PV_EXT_USED,
+            0
+        );
+    }
+    // An orphan PV again: vgcreate takes it back.
+    ops::vgcreate("vg2", &paths[..1], Some(4096), false, &o).unwrap();
+    ops::vgremove("vg2", &o).unwrap();
+    ops::pvremove(&paths, false, &o).unwrap();
+    let r = scan(&files);
+    assert!(r.pvs.is_empty());
+    let err = ops::pvremove(&paths[..1], false, &o).unwrap_err();
+    assert!(matches!(err, WriteError::NotAPv { .. }), "{err}");
+    // A device holding ext2 is refused unless forced.
+    let mut img = vec![0u8; 32 << 20];
+    img[1024 + 0x38..1024 + 0x3a].copy_from_slice(&0xEF53u16.to_le_bytes());
+    std::fs::write(&paths[0], &img).unwrap();
+    let err = ops::pvcreate(&paths[..1], false, &o).unwrap_err();
+    assert!(
+        matches!(&err, WriteError::HoldsData { found, .. } if found.len() == 1),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("refusing to overwrite it unless forced")
+    );
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), img);
+    ops::pvcreate(&paths[..1], true, &o).unwrap();
 }

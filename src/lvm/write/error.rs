@@ -91,7 +91,9 @@ pub enum WriteError {
     },
     /// The VG's metadata holds something the printer cannot write back unchanged
     /// (an unknown segment type, keys it does not know): writing it would lose it.
-    #[error("Cannot update volume group {vg} with segments or settings that cannot be written back unchanged: {reason}")]
+    #[error(
+        "Cannot update volume group {vg} with segments or settings that cannot be written back unchanged: {reason}"
+    )]
     Unprintable {
         /// VG name.
         vg: String,
@@ -110,7 +112,10 @@ pub enum WriteError {
     },
     /// Two metadata areas hold different text under the same seqno: lvm2 would not know
     /// which is the VG either.
-    #[error("VG {vg}: metadata areas disagree at seqno {seqno} (same seqno, different text): {}; repair with lvm2 (vgck --updatemetadata) first", join(areas))]
+    #[error(
+        "VG {vg}: metadata areas disagree at seqno {seqno} (same seqno, different text): {}; repair with lvm2 (vgck --updatemetadata) first",
+        join(areas)
+    )]
     AreasDisagree {
         /// VG name.
         vg: String,
@@ -297,7 +302,9 @@ pub enum WriteError {
     },
     /// The new metadata, parsed back, is not the VG it was printed from (a printer bug
     /// caught before anything was written).
-    #[error("VG {vg}: the metadata printed for seqno {seqno} does not parse back to the same VG: {reason}")]
+    #[error(
+        "VG {vg}: the metadata printed for seqno {seqno} does not parse back to the same VG: {reason}"
+    )]
     SelfCheck {
         /// VG name.
         vg: String,

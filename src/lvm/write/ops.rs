@@ -35,7 +35,9 @@ use crate::lvm::activate;
 use crate::lvm::id::LvmId;
 use crate::lvm::label::{DiskLocn, read_label};
 use crate::lvm::lvs::display_size_long;
-use crate::lvm::model::{AllocPolicy, Area, LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup};
+use crate::lvm::model::{
+    AllocPolicy, Area, LogicalVolume, PhysicalVolume, SegmentKind, VolumeGroup,
+};
 use crate::lvm::names::{check_lv_name, check_vg_name};
 use crate::lvm::plan::{PlanOptions, plan_lv};
 use crate::lvm::scan::{DeviceStatus, MdaOutcome};
@@ -536,10 +538,17 @@ fn zero_start(info: &crate::DeviceInfo, sectors: u64) -> Result<()> {
 /// [`WriteError::Name`], [`WriteError::LvExists`], [`WriteError::Alloc`] (not enough free
 /// space: lvm2's message), [`WriteError::BadSize`], the errors of [`VgSession::open`] and
 /// of the commit, [`WriteError::Activate`], [`WriteError::Dm`].
-pub fn lvcreate(vg_name: &str, lv_name: &str, req: &LvCreate, opts: &WriteOptions) -> Result<LvCreated> {
+pub fn lvcreate(
+    vg_name: &str,
+    lv_name: &str,
+    req: &LvCreate,
+    opts: &WriteOptions,
+) -> Result<LvCreated> {
     check_lv_name(vg_name, lv_name)?;
     if req.stripes == 0 {
-        return Err(WriteError::BadOption("Number of stripes must be at least 1.".into()));
+        return Err(WriteError::BadOption(
+            "Number of stripes must be at least 1.".into(),
+        ));
     }
     let stripe_size = if req.stripes > 1 {
         let ss = req.stripe_size.unwrap_or(DEFAULT_STRIPE_SIZE);
@@ -640,7 +649,9 @@ pub fn lvcreate(vg_name: &str, lv_name: &str, req: &LvCreate, opts: &WriteOption
                 return Err(match undone {
                     Ok(()) => e,
                     Err(u) => WriteError::AfterCommit {
-                        what: format!("LV {vg_name}/{lv_name} created but not activated ({e}), and not removed again"),
+                        what: format!(
+                            "LV {vg_name}/{lv_name} created but not activated ({e}), and not removed again"
+                        ),
                         source: Box::new(u),
                     },
                 });
@@ -662,7 +673,10 @@ fn dm_if_present() -> Result<Option<DeviceMapper>> {
         Ok(d) => Ok(Some(d)),
         Err(e) => {
             let misc = std::fs::read_to_string("/proc/misc").unwrap_or_default();
-            if misc.lines().any(|l| l.trim_end().ends_with(" device-mapper")) {
+            if misc
+                .lines()
+                .any(|l| l.trim_end().ends_with(" device-mapper"))
+            {
                 Err(WriteError::dm("open", "/dev/mapper/control")(e))
             } else {
                 Ok(None)
@@ -672,7 +686,11 @@ fn dm_if_present() -> Result<Option<DeviceMapper>> {
 }
 
 /// The LV's dm device: open count and holders, if it exists.
-fn lv_device(dm: &DeviceMapper, vg: &VolumeGroup, lv: &LogicalVolume) -> Result<Option<crate::DeviceInfo>> {
+fn lv_device(
+    dm: &DeviceMapper,
+    vg: &VolumeGroup,
+    lv: &LogicalVolume,
+) -> Result<Option<crate::DeviceInfo>> {
     let uuid = lv_uuid(vg, lv)?;
     match dm.info(DevId::Uuid(&uuid)) {
         Ok(i) => Ok(Some(i)),
@@ -713,7 +731,9 @@ fn removable(vg: &VolumeGroup, lv: &LogicalVolume) -> Result<()> {
                 .iter()
                 .any(|a| matches!(a, Area::Lv { lv: n, .. } if *n == lv.name)),
             SegmentKind::Other { lv_refs, .. } => lv_refs.contains(&lv.name),
-            SegmentKind::ThinPool { metadata, data, .. } => *metadata == lv.name || *data == lv.name,
+            SegmentKind::ThinPool { metadata, data, .. } => {
+                *metadata == lv.name || *data == lv.name
+            }
             SegmentKind::Thin { pool, .. } => *pool == lv.name,
             _ => false,
         })
@@ -802,7 +822,9 @@ pub fn vgremove(vg_name: &str, opts: &WriteOptions) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     if let Some(dirs) = &opts.backups {
         if let Err(e) = super::backup::archive(dirs, vg, &opts.command) {
-            warnings.push(format!("WARNING: archiving volume group {vg_name} failed: {e}"));
+            warnings.push(format!(
+                "WARNING: archiving volume group {vg_name} failed: {e}"
+            ));
         }
     }
     for f in s.pv_files() {

@@ -414,7 +414,9 @@ impl VgSession {
     /// limit, an I/O error: every area already written is reverted).
     pub fn precommit(&mut self, mut new: VolumeGroup) -> Result<()> {
         if self.pending.is_some() {
-            return Err(WriteError::Internal("precommit with a copy already pending"));
+            return Err(WriteError::Internal(
+                "precommit with a copy already pending",
+            ));
         }
         new.seqno = self.max_seqno + 1;
         let description = if self.writes == 0 {
