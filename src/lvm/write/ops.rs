@@ -135,12 +135,26 @@ fn probe_refusal(f: &File, path: &Path, force: bool) -> Result<()> {
     }
 }
 
-/// Open a device read-write and exclusively (refused while mounted or held).
+/// Open a device read-write and exclusively (refused while mounted or held). A device
+/// scanner holding it for a moment (`blkid`, lvm2's own exclusive opens) is waited for,
+/// up to 2 s.
 fn open_excl(path: &Path) -> Result<Input> {
-    Input::open_rw(path, &[]).map_err(|e| WriteError::Io {
-        path: path.to_owned(),
-        source: e.into(),
-    })
+    let mut tries = 0;
+    loop {
+        match Input::open_rw(path, &[]) {
+            Ok(i) => return Ok(i),
+            Err(crate::io::InputError::InUse { .. }) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(WriteError::Io {
+                    path: path.to_owned(),
+                    source: e.into(),
+                });
+            }
+        }
+    }
 }
 
 /// The VG named in a PV's metadata areas, if any.
