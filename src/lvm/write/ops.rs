@@ -214,14 +214,15 @@ pub fn pvcreate(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<V
     check_distinct(paths)?;
     // Every device first: nothing is written when one of them is refused.
     for p in paths {
-        let dev = open_excl(p)?;
-        if let Some(vg) = vg_of_pv(&dev) {
+        let ro = File::open(p).map_err(WriteError::io(p))?;
+        if let Some(vg) = vg_of_pv(&ro) {
             return Err(WriteError::PvInVg {
                 path: p.clone(),
                 vg,
                 op: PvOp::Create,
             });
         }
+        let dev = open_excl(p)?;
         probe_refusal(dev.file(), p, force)?;
         PvLayout::lvm2_default(dev.len())?;
     }
@@ -865,11 +866,13 @@ pub fn pvremove(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<(
     check_distinct(paths)?;
     let mut devs = Vec::new();
     for p in paths {
-        let dev = open_excl(p)?;
-        if read_label(&dev).is_err() {
+        // Read first (a PV under an active LV is held by it: no exclusive open), as lvm2
+        // names the VG before it tries to open the device exclusively.
+        let ro = File::open(p).map_err(WriteError::io(p))?;
+        if read_label(&ro).is_err() {
             return Err(WriteError::NotAPv { path: p.clone() });
         }
-        if let Some(vg) = vg_of_pv(&dev)
+        if let Some(vg) = vg_of_pv(&ro)
             && !force
         {
             return Err(WriteError::PvInVg {
@@ -878,7 +881,7 @@ pub fn pvremove(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<(
                 op: PvOp::Remove,
             });
         }
-        devs.push(dev);
+        devs.push(open_excl(p)?);
     }
     for d in &devs {
         wipe_pv(d)?;
