@@ -92,7 +92,7 @@ pub fn parse_size(text: &str, default_unit_sectors: u64) -> Result<u64> {
         "" => v * default_unit_sectors as f64,
         "s" => v,
         "b" => {
-            if v.fract() != 0.0 || (v as u64) % 512 != 0 {
+            if v.fract() != 0.0 || !(v as u64).is_multiple_of(512) {
                 return Err(bad("Size is not a multiple of 512."));
             }
             v / 512.0
@@ -461,7 +461,7 @@ fn extents_for(
         });
     }
     let mut extents = size.div_ceil(es);
-    if size % es != 0 {
+    if !size.is_multiple_of(es) {
         notices.push(format!(
             "Rounding up size to full physical extent {}",
             display_size_long(extents * es)
@@ -474,7 +474,7 @@ fn extents_for(
         });
     }
     let k = u64::from(stripes.max(1));
-    if extents % k != 0 {
+    if !extents.is_multiple_of(k) {
         let new = extents + (k - extents % k);
         notices.push(format!(
             "Rounding size {} ({extents} extents) up to stripe boundary size {} ({new} extents).",
@@ -835,12 +835,12 @@ pub fn vgremove(vg_name: &str, opts: &WriteOptions) -> Result<Vec<String>> {
         });
     }
     let mut warnings = Vec::new();
-    if let Some(dirs) = &opts.backups {
-        if let Err(e) = super::backup::archive(dirs, vg, &opts.command) {
-            warnings.push(format!(
-                "WARNING: archiving volume group {vg_name} failed: {e}"
-            ));
-        }
+    if let Some(dirs) = &opts.backups
+        && let Err(e) = super::backup::archive(dirs, vg, &opts.command)
+    {
+        warnings.push(format!(
+            "WARNING: archiving volume group {vg_name} failed: {e}"
+        ));
     }
     for f in s.pv_files() {
         remove_metadata(f)?;
