@@ -87,8 +87,7 @@ pub enum LvmCmd {
         /// This host's lvm system id (VGs with another one are refused).
         #[arg(long)]
         system_id: Option<String>,
-        /// PV block devices (all PVs of the VG).
-        #[arg(required = true)]
+        /// PV block devices (all PVs of the VG; default: every block device, as lvm2).
         devices: Vec<PathBuf>,
     },
     /// Remove every active dm device of a VG, as `vgchange -an` (root). Without PVs the
@@ -99,6 +98,9 @@ pub enum LvmCmd {
         /// PV devices of the VG (to read its id from the metadata).
         devices: Vec<PathBuf>,
     },
+    /// LVM2 commands that write (pvcreate ... pvremove) and lvs.
+    #[command(flatten)]
+    Write(crate::lvm_write::WriteCmd),
 }
 
 /// Run one `dmsnap lvm` command.
@@ -136,6 +138,7 @@ pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             out,
         ),
         LvmCmd::Deactivate { vg, devices } => deactivate(&vg, &devices, out),
+        LvmCmd::Write(c) => crate::lvm_write::run(c, out),
     }
 }
 
@@ -193,8 +196,21 @@ fn activate(
     paths: &[PathBuf],
     out: &mut Out,
 ) -> Result<(), Box<dyn Error>> {
+    // Without devices every block device is scanned, and those that are no PV are fine.
+    let scanned_all = paths.is_empty();
+    let all;
+    let paths = if scanned_all {
+        all = crate::lvm_write::scan_for_activate()?;
+        &all[..]
+    } else {
+        paths
+    };
     let (_files, report) = scan_paths(paths)?;
-    let s = find_vg(&report, vg, paths)?;
+    let s = if scanned_all {
+        report::find_vg(&report, vg).ok_or_else(|| format!("Volume group \"{vg}\" not found"))?
+    } else {
+        find_vg(&report, vg, paths)?
+    };
     let mut devs = Vec::with_capacity(paths.len());
     for p in paths {
         devs.push(block_devnum(p)?);

@@ -14,6 +14,7 @@ mod out;
 mod cow;
 mod kernel;
 mod lvm;
+mod lvm_write;
 mod snap;
 
 use out::{EXIT_FAILURE, EXIT_STDOUT_CLOSED, EXIT_USAGE, Out, StdoutError};

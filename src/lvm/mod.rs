@@ -16,6 +16,8 @@
 //! | [`model`] | VG / PV / LV / segment types and validation | `import_vsn1.c`, segtypes |
 //! | [`metadata_text`] | on-disk text and backup files told apart | `vgcfgrestore -f` |
 //! | [`scan`] | PVs grouped into VGs, newest copy, completeness | `lvmcache`, `vg_read` |
+//! | [`devices`] | the block devices lvm2 scans by default (sysfs, lvm2's filters) | `dev-cache.c`, `lib/filters` |
+//! | [`lvs`] | `lvs` rows: attr letters, sizes, `Data%` | `lv.c`, `report.c` |
 //! | [`report`] | what `vgs`/`pvs`/`lvs` call things, a VG by name | `report.c` |
 //! | [`names`] | VG and LV name rules, with lvm2's reasons and wording | `lvm-string.c`, `validate_new_vg_name` |
 //! | [`index`] | a VG's LVs, PVs and snapshot relations by name | — |
@@ -74,11 +76,13 @@ pub mod activate;
 pub mod check;
 pub mod config;
 pub mod crc;
+pub mod devices;
 pub mod error;
 pub mod export;
 pub mod id;
 pub mod index;
 pub mod label;
+pub mod lvs;
 pub mod mda;
 pub mod metadata_text;
 pub mod model;

@@ -20,4 +20,5 @@ mod pv;
 mod sample;
 mod scale;
 mod scan;
+mod session;
 mod writer;

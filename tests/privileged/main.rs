@@ -14,6 +14,7 @@ mod lvm_activate;
 mod lvm_powercut;
 mod lvm_print;
 mod lvm_pv;
+mod lvm_write;
 mod snapshot;
 mod snapshot_walkthrough;
 mod targets;

@@ -1,2 +1,545 @@
-//! Lock, re-read, refuse what is unsafe, commit, keep backups.
+//! One VG opened for writing, as lvm2's `vg_read` for update, `vg_write` and `vg_commit`
+//! do it: [`VgSession::open`] takes the VG lock `V_<vg>` exclusively, **then** scans the
+//! devices and re-reads every PV of the VG (a commit made by anyone while we waited for
+//! the lock is seen), and refuses what is not safe to write (a VG shared through
+//! lvmlockd, a foreign system id, missing PVs, metadata the printer cannot write back
+//! unchanged, metadata areas that disagree). [`VgSession::precommit`] gives the new VG the
+//! next seqno, prints it, parses its own text back and compares it with the model, checks
+//! the extent layout, and writes it into every metadata area of every PV (precommit
+//! slot); [`VgSession::commit`] makes it the committed copy everywhere (and keeps
+//! `/etc/lvm/archive` and `/etc/lvm/backup` up to date where they exist);
+//! [`VgSession::revert`] (or dropping the session) forgets a precommitted copy. The lock
+//! is held until the session is dropped, so across the commit and any device-mapper
+//! change that goes with it.
+//!
+//! ```no_run
+//! use devmapper::lvm::write::session::{VgSession, WriteOptions};
+//! let opts = WriteOptions::new("example: tag vg0");
+//! let mut s = VgSession::open("vg0", &opts)?;
+//! let mut vg = s.vg().clone();
+//! vg.tags.push("example".into());
+//! s.precommit(vg)?;
+//! s.commit()?;
+//! # Ok::<(), devmapper::lvm::write::error::WriteError>(())
+//! ```
 #![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::alloc::check_layout;
+use super::backup::{self, BackupDirs};
+use super::commit::{self, MdaTarget, Precommitted};
+use super::error::{AreaRef, Result, WriteError};
+use super::lock::{FileLock, LockDir, LockMode, lock_vg};
+use super::text::{TextHeader, check_printable, disk_text};
+use crate::DevNum;
+use crate::lvm::check::PvRef;
+use crate::lvm::config::ParseMode;
+use crate::lvm::devices;
+use crate::lvm::model::{PhysicalVolume, VolumeGroup};
+use crate::lvm::scan::{self, MdaOutcome, ScanReport};
+
+/// How a writing operation finds devices, locks, keeps backups and describes itself.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// The devices to scan; `None`: every block device lvm2 would scan
+    /// ([`devices::scan_devices`]).
+    pub devices: Option<Vec<PathBuf>>,
+    /// lvm2's locking directory.
+    pub lock_dir: LockDir,
+    /// Where archive and backup files go; `None`: none are written.
+    pub backups: Option<BackupDirs>,
+    /// This host's lvm system id (`None`: none set; only VGs without one are written).
+    pub local_system_id: Option<String>,
+    /// The command line, for the metadata's `description` and the backup files.
+    pub command: String,
+}
+
+impl WriteOptions {
+    /// lvm2's defaults: every device, the default lock directory, `/etc/lvm/backup` and
+    /// `/etc/lvm/archive` when both exist, no system id.
+    pub fn new(command: impl Into<String>) -> WriteOptions {
+        WriteOptions {
+            devices: None,
+            lock_dir: LockDir::default(),
+            backups: BackupDirs::system(),
+            local_system_id: None,
+            command: command.into(),
+        }
+    }
+}
+
+/// The devices to scan: the ones given, or what sysfs lists.
+pub(crate) fn device_paths(opts: &WriteOptions) -> Result<Vec<PathBuf>> {
+    match &opts.devices {
+        Some(d) => Ok(d.clone()),
+        None => Ok(devices::scan_devices()
+            .map_err(WriteError::io("/sys/class/block"))?
+            .into_iter()
+            .map(|d| d.path)
+            .collect()),
+    }
+}
+
+/// What [`scan_devices`] found: the paths scanned (the scan's device indexes) and the
+/// report.
+#[derive(Debug)]
+pub struct ScannedDevices {
+    /// The devices scanned, in the report's device order.
+    pub paths: Vec<PathBuf>,
+    /// What they hold.
+    pub report: ScanReport,
+}
+
+/// Scan the devices of `opts` (given, or every block device lvm2 would scan), opened
+/// read-only. Devices given must open; devices found in sysfs that do not (gone, no
+/// permission) are left out.
+///
+/// # Errors
+/// [`WriteError::DuplicateDevice`], [`WriteError::Io`].
+pub fn scan_devices(opts: &WriteOptions) -> Result<ScannedDevices> {
+    let given = opts.devices.is_some();
+    let mut paths = Vec::new();
+    let mut files = Vec::new();
+    for p in device_paths(opts)? {
+        if paths.contains(&p) {
+            if given {
+                return Err(WriteError::DuplicateDevice { path: p });
+            }
+            continue;
+        }
+        match File::open(&p) {
+            Ok(f) => {
+                files.push(f);
+                paths.push(p);
+            }
+            Err(e) if given => return Err(WriteError::io(&p)(e)),
+            Err(_) => {}
+        }
+    }
+    let report = scan::scan(&files);
+    Ok(ScannedDevices { paths, report })
+}
+
+/// Open a device read-write for metadata writes (no `O_EXCL`: the PVs of active LVs are
+/// held by their dm devices, as under lvm2).
+pub(crate) fn open_rw(path: &Path) -> Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(WriteError::io(path))?;
+    Ok(f)
+}
+
+/// The `major:minor` of a block device (`None` for an image file).
+pub(crate) fn devnum_of(f: &File) -> Option<DevNum> {
+    let md = f.metadata().ok()?;
+    md.file_type()
+        .is_block_device()
+        .then(|| DevNum::from_dev_t(md.rdev()))
+}
+
+struct Pending {
+    pre: Precommitted,
+    vg: VolumeGroup,
+}
+
+/// A VG locked for writing, re-read after locking, checked safe to write.
+pub struct VgSession {
+    lock: Option<FileLock>,
+    vg: VolumeGroup,
+    /// The VG's PVs, opened read-write, in `vg.pvs` order.
+    pv_files: Vec<File>,
+    pv_paths: Vec<PathBuf>,
+    targets: Vec<MdaTarget>,
+    max_seqno: u64,
+    backups: Option<BackupDirs>,
+    command: String,
+    writes: u32,
+    archived: bool,
+    pending: Option<Pending>,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for VgSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VgSession")
+            .field("vg", &self.vg.name)
+            .field("seqno", &self.vg.seqno)
+            .field("pvs", &self.pv_paths)
+            .field("pending", &self.pending.is_some())
+            .finish()
+    }
+}
+
+impl VgSession {
+    /// Lock `V_<vg>` exclusively (waiting for lvm2 or another writer), then scan the
+    /// devices, find the VG and re-read its PVs, and refuse what is unsafe to write.
+    ///
+    /// # Errors
+    /// [`WriteError::Lock`], [`WriteError::VgNotFound`], [`WriteError::VgAmbiguous`],
+    /// [`WriteError::Unreadable`], [`WriteError::LockType`],
+    /// [`WriteError::ForeignSystemId`], [`WriteError::Exported`], [`WriteError::Partial`],
+    /// [`WriteError::AreasDisagree`], [`WriteError::AreaUnreadable`],
+    /// [`WriteError::Unprintable`], [`WriteError::Io`].
+    pub fn open(vg_name: &str, opts: &WriteOptions) -> Result<VgSession> {
+        let lock = lock_vg(&opts.lock_dir, vg_name, LockMode::Exclusive, true)?;
+        let scanned = scan_devices(opts)?;
+        let mut s = VgSession::from_scan(vg_name, &scanned, opts)?;
+        s.lock = Some(lock);
+        Ok(s)
+    }
+
+    /// Checks and opens of [`VgSession::open`] on a scan made under the VG lock.
+    pub(crate) fn from_scan(
+        vg_name: &str,
+        scanned: &ScannedDevices,
+        opts: &WriteOptions,
+    ) -> Result<VgSession> {
+        let report = &scanned.report;
+        let matching: Vec<_> = report.vgs.iter().filter(|v| v.vg.name == vg_name).collect();
+        let s = match matching.as_slice() {
+            [] => {
+                if let Some(f) = report.failed_vgs.iter().find(|f| f.name == vg_name) {
+                    return Err(WriteError::Unreadable {
+                        vg: vg_name.to_string(),
+                        seqno: f.seqno,
+                        reason: f.error.to_string(),
+                    });
+                }
+                return Err(WriteError::VgNotFound {
+                    vg: vg_name.to_string(),
+                });
+            }
+            [one] => *one,
+            many => {
+                return Err(WriteError::VgAmbiguous {
+                    vg: vg_name.to_string(),
+                    count: many.len(),
+                });
+            }
+        };
+        let vg = &s.vg;
+        if let Some(lt) = &vg.lock_type
+            && lt != "none"
+        {
+            return Err(WriteError::LockType {
+                vg: vg.name.clone(),
+                lock_type: lt.clone(),
+            });
+        }
+        if let Some(sid) = &vg.system_id
+            && !sid.is_empty()
+            && Some(sid.as_str()) != opts.local_system_id.as_deref()
+        {
+            return Err(WriteError::ForeignSystemId {
+                vg: vg.name.clone(),
+                system_id: sid.clone(),
+                local: opts.local_system_id.clone(),
+            });
+        }
+        if vg.status.contains("EXPORTED") {
+            return Err(WriteError::Exported {
+                vg: vg.name.clone(),
+            });
+        }
+        let missing: Vec<PvRef> = vg
+            .pvs
+            .iter()
+            .zip(&s.pv_devices)
+            .filter(|(p, d)| d.is_none() || p.is_missing())
+            .map(|(p, _)| PvRef::from(p))
+            .collect();
+        if !missing.is_empty() {
+            return Err(WriteError::Partial {
+                vg: vg.name.clone(),
+                missing,
+            });
+        }
+        // Every metadata area of every PV of the VG: readable, and never another text
+        // under the newest seqno.
+        let mut max_seqno = vg.seqno;
+        let mut disagree = Vec::new();
+        let mut pv_paths = Vec::with_capacity(vg.pvs.len());
+        let mut targets = Vec::new();
+        for (i, dev) in s.pv_devices.iter().enumerate() {
+            let Some(dev) = *dev else { continue };
+            let path = scanned.paths.get(dev).cloned().unwrap_or_default();
+            let Some(pv) = report.pvs.iter().find(|p| p.device == dev) else {
+                continue;
+            };
+            for m in &pv.mdas {
+                let area = AreaRef {
+                    path: path.clone(),
+                    offset: m.area.offset,
+                };
+                match &m.outcome {
+                    MdaOutcome::Text {
+                        vg_id, seqno, text, ..
+                    } if *vg_id == vg.id => {
+                        max_seqno = max_seqno.max(*seqno);
+                        if *seqno == vg.seqno && text.text != s.text {
+                            disagree.push(area);
+                        }
+                    }
+                    MdaOutcome::Error(e) => {
+                        return Err(WriteError::AreaUnreadable {
+                            vg: vg.name.clone(),
+                            area,
+                            reason: e.to_string(),
+                        });
+                    }
+                    _ => {}
+                }
+                targets.push(MdaTarget {
+                    device: i,
+                    area: m.area,
+                });
+            }
+            pv_paths.push(path);
+        }
+        if !disagree.is_empty() {
+            return Err(WriteError::AreasDisagree {
+                vg: vg.name.clone(),
+                seqno: vg.seqno,
+                areas: disagree,
+            });
+        }
+        check_printable(vg, &s.text).map_err(|e| WriteError::Unprintable {
+            vg: vg.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let pv_files = pv_paths
+            .iter()
+            .map(|p| open_rw(p))
+            .collect::<Result<Vec<File>>>()?;
+        Ok(VgSession {
+            lock: None,
+            vg: vg.clone(),
+            pv_files,
+            pv_paths,
+            targets,
+            max_seqno,
+            backups: opts.backups.clone(),
+            command: opts.command.clone(),
+            writes: 0,
+            archived: false,
+            pending: None,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// A session for a VG that is being created (`vgcreate`): the PVs given, opened
+    /// read-write, with their metadata areas; nothing committed yet (seqno 0), the
+    /// caller holding the locks.
+    pub(crate) fn new_vg(
+        vg: VolumeGroup,
+        pvs: Vec<(PathBuf, File, Vec<crate::lvm::label::DiskLocn>)>,
+        opts: &WriteOptions,
+        lock: FileLock,
+    ) -> VgSession {
+        let mut targets = Vec::new();
+        let mut pv_paths = Vec::new();
+        let mut pv_files = Vec::new();
+        for (i, (path, file, areas)) in pvs.into_iter().enumerate() {
+            targets.extend(areas.into_iter().map(|area| MdaTarget { device: i, area }));
+            pv_paths.push(path);
+            pv_files.push(file);
+        }
+        VgSession {
+            lock: Some(lock),
+            vg,
+            pv_files,
+            pv_paths,
+            targets,
+            max_seqno: 0,
+            backups: opts.backups.clone(),
+            command: opts.command.clone(),
+            writes: 0,
+            // Nothing to archive before the first commit.
+            archived: true,
+            pending: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The VG as committed now.
+    pub fn vg(&self) -> &VolumeGroup {
+        &self.vg
+    }
+
+    /// The VG's PV devices, in the metadata's PV order.
+    pub fn pv_paths(&self) -> &[PathBuf] {
+        &self.pv_paths
+    }
+
+    /// The device of a PV of the VG (by id).
+    pub fn pv_path(&self, pv: &PhysicalVolume) -> Option<&Path> {
+        let i = self.vg.pvs.iter().position(|p| p.id == pv.id)?;
+        self.pv_paths.get(i).map(PathBuf::as_path)
+    }
+
+    /// The `major:minor` of a PV of the VG, for device-mapper tables.
+    pub fn pv_devnum(&self, pv: &PhysicalVolume) -> Option<DevNum> {
+        let i = self.vg.pvs.iter().position(|p| p.id == pv.id)?;
+        self.pv_files.get(i).and_then(devnum_of)
+    }
+
+    /// The open PV devices (read-write), in the metadata's PV order.
+    pub(crate) fn pv_files(&self) -> &[File] {
+        &self.pv_files
+    }
+
+    /// Non-fatal problems met so far (a backup file that could not be written).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// A precommitted copy waits for [`VgSession::commit`].
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Give `new` the next seqno (the highest seen on any area + 1), print it, parse the
+    /// text back and compare it with `new`, check the extent layout, archive the old
+    /// metadata (the first write of the session, where archives are kept), and write the
+    /// text into every metadata area of every PV with the precommit slot pointing at it.
+    ///
+    /// # Errors
+    /// [`WriteError::Internal`] when a copy is already pending; [`WriteError::SelfCheck`],
+    /// [`WriteError::Alloc`], [`WriteError::Backup`], [`WriteError::Commit`] (the size
+    /// limit, an I/O error: every area already written is reverted).
+    pub fn precommit(&mut self, mut new: VolumeGroup) -> Result<()> {
+        if self.pending.is_some() {
+            return Err(WriteError::Internal(
+                "precommit with a copy already pending",
+            ));
+        }
+        new.seqno = self.max_seqno + 1;
+        let description = if self.writes == 0 {
+            format!("Write from {}.", self.command)
+        } else {
+            format!("Write[{}] from {}.", self.writes, self.command)
+        };
+        let header = TextHeader::now(description);
+        let text = disk_text(&new, &header);
+        self_check(&new, &text)?;
+        check_layout(&new)?;
+        if !self.archived {
+            if let Some(dirs) = &self.backups {
+                backup::archive(dirs, &self.vg, &self.command)?;
+            }
+            self.archived = true;
+        }
+        let pre = commit::precommit(&self.pv_files, &self.targets, &new.name, &text)?;
+        self.writes += 1;
+        self.pending = Some(Pending { pre, vg: new });
+        Ok(())
+    }
+
+    /// Commit the precommitted copy on every area; then write the backup file (a failure
+    /// there is a warning, as in lvm2).
+    ///
+    /// # Errors
+    /// [`WriteError::Internal`] without a pending copy; [`WriteError::Commit`].
+    pub fn commit(&mut self) -> Result<()> {
+        let p = self
+            .pending
+            .take()
+            .ok_or(WriteError::Internal("commit without precommit"))?;
+        let report = p.pre.commit(&self.pv_files)?;
+        for f in &report.failed {
+            self.warnings
+                .push(format!("WARNING: a metadata area kept the old copy: {f}"));
+        }
+        self.max_seqno = p.vg.seqno;
+        self.vg = p.vg;
+        if let Some(dirs) = &self.backups
+            && let Err(e) = backup::backup(dirs, &self.vg, &self.command)
+        {
+            self.warnings.push(format!(
+                "WARNING: Backup of volume group {} metadata failed: {e}",
+                self.vg.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forget the precommitted copy (slot 1 cleared everywhere); nothing pending is not
+    /// an error.
+    ///
+    /// # Errors
+    /// [`WriteError::Commit`].
+    pub fn revert(&mut self) -> Result<()> {
+        match self.pending.take() {
+            Some(p) => Ok(p.pre.revert(&self.pv_files)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Give up the lock now (dropping the session does the same).
+    pub fn close(mut self) -> Result<()> {
+        self.revert()?;
+        self.lock = None;
+        Ok(())
+    }
+}
+
+impl Drop for VgSession {
+    fn drop(&mut self) {
+        // An error path that did not revert: the committed copy stays what it was.
+        if let Some(p) = self.pending.take() {
+            let _ = p.pre.revert(&self.pv_files);
+        }
+    }
+}
+
+/// The printed text parses back to `new` (LV order aside: lvm2 prints visible LVs first).
+fn self_check(new: &VolumeGroup, text: &[u8]) -> Result<()> {
+    let body = text.split(|&c| c == 0).next().unwrap_or_default();
+    let bad = |reason: String| WriteError::SelfCheck {
+        vg: new.name.clone(),
+        seqno: new.seqno,
+        reason,
+    };
+    let parsed = VolumeGroup::from_text(body, ParseMode::Disk).map_err(|e| bad(e.to_string()))?;
+    let mut a = parsed.lvs.clone();
+    let mut b = new.lvs.clone();
+    a.sort_by(|x, y| x.name.cmp(&y.name));
+    b.sort_by(|x, y| x.name.cmp(&y.name));
+    if parsed.pvs != new.pvs {
+        return Err(bad("the PVs differ".into()));
+    }
+    if a.len() != b.len() {
+        return Err(bad(format!(
+            "{} LVs printed, {} read back",
+            b.len(),
+            a.len()
+        )));
+    }
+    if let Some((x, _)) = b.iter().zip(&a).find(|(x, y)| x != y) {
+        return Err(bad(format!("LV {} differs", x.name)));
+    }
+    if !same_vg_fields(&parsed, new) {
+        return Err(bad("VG settings differ".into()));
+    }
+    Ok(())
+}
+
+/// The VG-level fields of two VGs agree.
+fn same_vg_fields(a: &VolumeGroup, b: &VolumeGroup) -> bool {
+    a.name == b.name
+        && a.id == b.id
+        && a.seqno == b.seqno
+        && a.status == b.status
+        && a.flags == b.flags
+        && a.tags == b.tags
+        && a.system_id == b.system_id
+        && a.lock_type == b.lock_type
+        && a.extent_size == b.extent_size
+        && a.max_lv == b.max_lv
+        && a.max_pv == b.max_pv
+}
