@@ -58,12 +58,13 @@ pub const ZERO_BYTES: u64 = 4096;
 ///
 /// ```
 /// use devmapper::lvm::write::ops::parse_size;
-/// assert_eq!(parse_size("12M", 2048), Ok(24576));
-/// assert_eq!(parse_size("12", 2048), Ok(24576));
-/// assert_eq!(parse_size("1.5g", 2048), Ok(3 << 20));
-/// assert_eq!(parse_size("4096b", 2048), Ok(8));
+/// assert_eq!(parse_size("12M", 2048)?, 24576);
+/// assert_eq!(parse_size("12", 2048)?, 24576);
+/// assert_eq!(parse_size("1.5g", 2048)?, 3 << 20);
+/// assert_eq!(parse_size("4096b", 2048)?, 8);
 /// assert!(parse_size("1000b", 2048).is_err()); // not a multiple of 512
 /// assert!(parse_size("12Q", 2048).is_err());
+/// # Ok::<(), devmapper::lvm::write::error::WriteError>(())
 /// ```
 pub fn parse_size(text: &str, default_unit_sectors: u64) -> Result<u64> {
     let bad = |reason: &'static str| WriteError::BadSize {
