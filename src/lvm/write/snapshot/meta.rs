@@ -221,7 +221,7 @@ pub fn add_snapshot(vg: &VolumeGroup, s: &NewSnapshot) -> Result<VolumeGroup, Sn
     };
     let cow = new_lv(
         &s.cow_name,
-        s.cow_id.clone(),
+        s.cow_id,
         cow_status,
         s,
         s.segments.clone(),
@@ -240,7 +240,7 @@ pub fn add_snapshot(vg: &VolumeGroup, s: &NewSnapshot) -> Result<VolumeGroup, Sn
     };
     let snap = new_lv(
         &name,
-        s.snapshot_id.clone(),
+        s.snapshot_id,
         &["READ", "WRITE", "VISIBLE"],
         s,
         vec![seg],
@@ -344,8 +344,8 @@ mod tests {
             let s = NewSnapshot {
                 origin: "lv0".into(),
                 cow_name: cow.into(),
-                cow_id: c.id.clone(),
-                snapshot_id: link.snapshot_lv.id.clone(),
+                cow_id: c.id,
+                snapshot_id: link.snapshot_lv.id,
                 segments: c.segments.clone(),
                 chunk_size: chunk,
                 creation_time: c.creation_time.unwrap(),
@@ -387,8 +387,8 @@ mod tests {
         let mk = |origin: &str, cow: &str| NewSnapshot {
             origin: origin.into(),
             cow_name: cow.into(),
-            cow_id: v.lv("snap").unwrap().id.clone(),
-            snapshot_id: v.lv("snap").unwrap().id.clone(),
+            cow_id: v.lv("snap").unwrap().id,
+            snapshot_id: v.lv("snap").unwrap().id,
             segments: seg.clone(),
             chunk_size: 8,
             creation_time: 1,

@@ -386,10 +386,10 @@ mod tests {
     fn vg_with_origin(extent_size: u64, origin_extents: u64) -> VolumeGroup {
         use crate::lvm::model::{AllocPolicy, Area, PhysicalVolume, Segment, SegmentKind};
         let id: crate::lvm::id::LvmId = "kY9pF3-4Qy6-nB3W-wd25-rq4f-5zr3-QA7YeE".parse().unwrap();
-        let mut vg = VolumeGroup::new("vg0", id.clone(), extent_size);
+        let mut vg = VolumeGroup::new("vg0", id, extent_size);
         vg.pvs.push(PhysicalVolume {
             handle: "pv0".into(),
-            id: id.clone(),
+            id,
             device_hint: None,
             device_id_type: None,
             device_id: None,
