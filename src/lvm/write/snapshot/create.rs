@@ -264,7 +264,11 @@ pub fn lvcreate_snapshot(
     check_lv_name(vg_name, &name)?;
     check_chunk(req.chunk)?;
     let dm = dm_if_present()?;
-    let mut s = VgSession::open(vg_name, opts)?;
+    // The archive and backup files are written here, outside the suspend window (the
+    // session would write the backup inside it, at the commit).
+    let mut quiet = opts.clone();
+    quiet.backups = None;
+    let mut s = VgSession::open(vg_name, &quiet)?;
     let old = s.vg().clone();
     check_origin(&old, origin)?;
     if old.lv(&name).is_some() {
@@ -299,6 +303,9 @@ pub fn lvcreate_snapshot(
     };
     // The COW starts as a fresh store: zeroed before the metadata names it.
     zero_cow(&s, &old, &snap.segments)?;
+    if let Some(dirs) = &opts.backups {
+        crate::lvm::write::backup::archive(dirs, &old, &opts.command)?;
+    }
     let mut out = SnapshotCreated {
         name: name.clone(),
         internal,
@@ -319,6 +326,13 @@ pub fn lvcreate_snapshot(
         }
     }
     out.warnings.extend(s.warnings().iter().cloned());
+    if let Some(dirs) = &opts.backups
+        && let Err(e) = crate::lvm::write::backup::backup(dirs, s.vg(), &opts.command)
+    {
+        out.warnings.push(format!(
+            "WARNING: Backup of volume group {vg_name} metadata failed: {e}"
+        ));
+    }
     Ok(out)
 }
 
