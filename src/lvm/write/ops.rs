@@ -214,7 +214,12 @@ pub fn pvcreate(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<V
     check_distinct(paths)?;
     // Every device first: nothing is written when one of them is refused.
     for p in paths {
-        let ro = File::open(p).map_err(WriteError::io(p))?;
+        // (`Input`, not a bare `File`: a block device's size comes from the kernel, and
+        // the scan needs it.)
+        let ro = Input::open(p).map_err(|e| WriteError::Io {
+            path: p.clone(),
+            source: e.into(),
+        })?;
         if let Some(vg) = vg_of_pv(&ro) {
             return Err(WriteError::PvInVg {
                 path: p.clone(),
@@ -868,7 +873,12 @@ pub fn pvremove(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<(
     for p in paths {
         // Read first (a PV under an active LV is held by it: no exclusive open), as lvm2
         // names the VG before it tries to open the device exclusively.
-        let ro = File::open(p).map_err(WriteError::io(p))?;
+        // (`Input`, not a bare `File`: a block device's size comes from the kernel, and
+        // the scan needs it.)
+        let ro = Input::open(p).map_err(|e| WriteError::Io {
+            path: p.clone(),
+            source: e.into(),
+        })?;
         if read_label(&ro).is_err() {
             return Err(WriteError::NotAPv { path: p.clone() });
         }
