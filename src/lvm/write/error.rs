@@ -257,6 +257,16 @@ pub enum WriteError {
     /// written were reverted.
     #[error(transparent)]
     Commit(#[from] super::commit::CommitError),
+    /// [`WriteError::Commit`] about one device (the commit error names it by index):
+    /// its path.
+    #[error("{}: {source}", device.display())]
+    CommitOn {
+        /// The device the error is about.
+        device: PathBuf,
+        /// The commit error.
+        #[source]
+        source: super::commit::CommitError,
+    },
     /// A PV label could not be written or wiped.
     #[error(transparent)]
     Pv(#[from] super::pv::PvError),
@@ -357,6 +367,7 @@ impl WriteError {
                 | WriteError::Internal(_)
                 | WriteError::Lock(_)
                 | WriteError::Commit(_)
+                | WriteError::CommitOn { .. }
                 | WriteError::Pv(_)
                 | WriteError::Backup(_)
         )

@@ -92,7 +92,7 @@ pub fn parse_size(text: &str, default_unit_sectors: u64) -> Result<u64> {
         "" => v * default_unit_sectors as f64,
         "s" => v,
         "b" => {
-            if v.fract() != 0.0 || (v as u64) % 512 != 0 {
+            if v.fract() != 0.0 || !(v as u64).is_multiple_of(512) {
                 return Err(bad("Size is not a multiple of 512."));
             }
             v / 512.0
@@ -214,7 +214,12 @@ pub fn pvcreate(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<V
     check_distinct(paths)?;
     // Every device first: nothing is written when one of them is refused.
     for p in paths {
-        let ro = File::open(p).map_err(WriteError::io(p))?;
+        // (`Input`, not a bare `File`: a block device's size comes from the kernel, and
+        // the scan needs it.)
+        let ro = Input::open(p).map_err(|e| WriteError::Io {
+            path: p.clone(),
+            source: e.into(),
+        })?;
         if let Some(vg) = vg_of_pv(&ro) {
             return Err(WriteError::PvInVg {
                 path: p.clone(),
@@ -461,7 +466,7 @@ fn extents_for(
         });
     }
     let mut extents = size.div_ceil(es);
-    if size % es != 0 {
+    if !size.is_multiple_of(es) {
         notices.push(format!(
             "Rounding up size to full physical extent {}",
             display_size_long(extents * es)
@@ -474,7 +479,7 @@ fn extents_for(
         });
     }
     let k = u64::from(stripes.max(1));
-    if extents % k != 0 {
+    if !extents.is_multiple_of(k) {
         let new = extents + (k - extents % k);
         notices.push(format!(
             "Rounding size {} ({extents} extents) up to stripe boundary size {} ({new} extents).",
@@ -840,12 +845,12 @@ pub fn vgremove(vg_name: &str, opts: &WriteOptions) -> Result<Vec<String>> {
         });
     }
     let mut warnings = Vec::new();
-    if let Some(dirs) = &opts.backups {
-        if let Err(e) = super::backup::archive(dirs, vg, &opts.command) {
-            warnings.push(format!(
-                "WARNING: archiving volume group {vg_name} failed: {e}"
-            ));
-        }
+    if let Some(dirs) = &opts.backups
+        && let Err(e) = super::backup::archive(dirs, vg, &opts.command)
+    {
+        warnings.push(format!(
+            "WARNING: archiving volume group {vg_name} failed: {e}"
+        ));
     }
     for f in s.pv_files() {
         remove_metadata(f)?;
@@ -873,7 +878,12 @@ pub fn pvremove(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<(
     for p in paths {
         // Read first (a PV under an active LV is held by it: no exclusive open), as lvm2
         // names the VG before it tries to open the device exclusively.
-        let ro = File::open(p).map_err(WriteError::io(p))?;
+        // (`Input`, not a bare `File`: a block device's size comes from the kernel, and
+        // the scan needs it.)
+        let ro = Input::open(p).map_err(|e| WriteError::Io {
+            path: p.clone(),
+            source: e.into(),
+        })?;
         if read_label(&ro).is_err() {
             return Err(WriteError::NotAPv { path: p.clone() });
         }
