@@ -24,10 +24,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use devmapper::lvm::LvmId;
 use devmapper::lvm::model::{AllocPolicy, LogicalVolume};
 use devmapper::lvm::write::alloc::{AllocRequest, allocate};
 use devmapper::lvm::write::session::{VgSession, WriteOptions};
-use devmapper::lvm::LvmId;
 
 #[allow(dead_code)]
 #[path = "../tests/privileged/common.rs"]
@@ -51,7 +51,15 @@ fn run(bin: &str, args: &[&str]) -> Duration {
 
 fn seqno(vg: &str, devs: &str) -> u64 {
     let out = Command::new("lvm")
-        .args(["vgs", "--noheadings", "-o", "vg_seqno", "--devices", devs, vg])
+        .args([
+            "vgs",
+            "--noheadings",
+            "-o",
+            "vg_seqno",
+            "--devices",
+            devs,
+            vg,
+        ])
         .env("LVM_SUPPRESS_FD_WARNINGS", "1")
         .output()
         .unwrap();
@@ -123,7 +131,10 @@ fn main() {
     s.precommit(v).unwrap();
     s.commit().unwrap();
     drop(s);
-    println!("lvm_write: VG {vg} with {nlvs} LVs set up in {}", ms(t.elapsed()));
+    println!(
+        "lvm_write: VG {vg} with {nlvs} LVs set up in {}",
+        ms(t.elapsed())
+    );
     let lv = format!("{vg}/bench");
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
@@ -136,8 +147,20 @@ fn main() {
         };
         let mut lvm2_side = || {
             let s0 = seqno(&vg, &p);
-            let d = run("lvm", &["lvcreate", "-y", "-n", "bench", "-L", "4M", "--devices", &p, &vg])
-                + run("lvm", &["lvremove", "-y", "--devices", &p, &lv]);
+            let d = run(
+                "lvm",
+                &[
+                    "lvcreate",
+                    "-y",
+                    "-n",
+                    "bench",
+                    "-L",
+                    "4M",
+                    "--devices",
+                    &p,
+                    &vg,
+                ],
+            ) + run("lvm", &["lvremove", "-y", "--devices", &p, &lv]);
             lvm2_commits += seqno(&vg, &p) - s0;
             d
         };
@@ -159,8 +182,18 @@ fn main() {
     println!(
         "lvm_write: lvcreate+lvremove of a 4 MiB LV in a VG of {nlvs} LVs, {rounds} rounds, median"
     );
-    println!("  dmsnap  {:>10}  (min {}, max {})", ms(o), ms(*ours.iter().min().unwrap()), ms(*ours.iter().max().unwrap()));
-    println!("  lvm2    {:>10}  (min {}, max {})", ms(t), ms(*theirs.iter().min().unwrap()), ms(*theirs.iter().max().unwrap()));
+    println!(
+        "  dmsnap  {:>10}  (min {}, max {})",
+        ms(o),
+        ms(*ours.iter().min().unwrap()),
+        ms(*ours.iter().max().unwrap())
+    );
+    println!(
+        "  lvm2    {:>10}  (min {}, max {})",
+        ms(t),
+        ms(*theirs.iter().min().unwrap()),
+        ms(*theirs.iter().max().unwrap())
+    );
     println!(
         "  dmsnap / lvm2 = {:.2}; lvm2 made {} commits per round, dmsnap 2",
         o.as_secs_f64() / t.as_secs_f64(),

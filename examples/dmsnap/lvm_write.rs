@@ -19,7 +19,12 @@ use crate::out::Out;
 #[derive(Debug, Args)]
 pub struct Devices {
     /// Limit the scan to these devices (repeat, or give a comma-separated list).
-    #[arg(id = "scan_devices", long = "devices", value_name = "DEV", value_delimiter = ',')]
+    #[arg(
+        id = "scan_devices",
+        long = "devices",
+        value_name = "DEV",
+        value_delimiter = ','
+    )]
     devices: Vec<PathBuf>,
 }
 

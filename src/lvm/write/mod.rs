@@ -26,4 +26,5 @@ pub mod lock;
 pub mod ops;
 pub mod pv;
 pub mod session;
+pub mod snapshot;
 pub mod text;
