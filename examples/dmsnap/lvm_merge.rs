@@ -26,7 +26,12 @@ fn progress_printer(what: String) -> impl FnMut(MergeProgress) {
     }
 }
 
-fn wait_one(vg: &str, origin: &str, opts: &WriteOptions, out: &mut Out) -> Result<(), Box<dyn Error>> {
+fn wait_one(
+    vg: &str,
+    origin: &str,
+    opts: &WriteOptions,
+    out: &mut Out,
+) -> Result<(), Box<dyn Error>> {
     out.flush()?;
     let tty = std::io::stderr().is_terminal();
     let done = merge::wait(vg, origin, opts, progress_printer(format!("{vg}/{origin}")))?;

@@ -166,6 +166,7 @@ impl Vg {
     fn lvs(&self) -> Vec<(String, String)> {
         let out = self.lvm(&[
             "lvs",
+            "-a",
             "--noheadings",
             "--separator",
             "|",
@@ -178,7 +179,7 @@ impl Vg {
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
                 let (a, b) = l.trim().split_once('|').unwrap();
-                (a.to_string(), b.to_string())
+                (a.trim_matches(['[', ']']).to_string(), b.to_string())
             })
             .collect();
         v.sort();
@@ -221,10 +222,25 @@ impl Vg {
     fn origin_with_snapshot(&self, snap: &str) -> u64 {
         self.lvm(&["lvcreate", "-y", "-L", "16M", "-n", "lv", &self.name]);
         let node = self.node("lv");
-        sh(&format!("mkfs.ext4 -q -F {} >/dev/null 2>&1", node.display()));
+        sh(&format!(
+            "mkfs.ext4 -q -F {} >/dev/null 2>&1",
+            node.display()
+        ));
         let m = self.mnt.path().display().to_string();
-        sh(&format!("mount {} {m} && echo before > {m}/a && sync", node.display()));
-        self.lvm(&["lvcreate", "-y", "-s", "-L", "8M", "-n", snap, &format!("{}/lv", self.name)]);
+        sh(&format!(
+            "mount {} {m} && echo before > {m}/a && sync",
+            node.display()
+        ));
+        self.lvm(&[
+            "lvcreate",
+            "-y",
+            "-s",
+            "-L",
+            "8M",
+            "-n",
+            snap,
+            &format!("{}/lv", self.name),
+        ]);
         sh(&format!("echo after > {m}/a && echo new > {m}/b && sync"));
         self.hash(snap)
     }
@@ -235,7 +251,11 @@ impl Vg {
 
     /// After a finished merge: lvm2 sees lv alone, linear, no layer left, vgck clean.
     fn assert_merged(&self, expected: u64) {
-        assert_eq!(self.hash("lv"), expected, "the origin holds the snapshot's content");
+        assert_eq!(
+            self.hash("lv"),
+            expected,
+            "the origin holds the snapshot's content"
+        );
         let lvs = self.lvs();
         assert_eq!(lvs.len(), 1, "{lvs:?}");
         assert_eq!(lvs[0].0, "lv");
@@ -255,21 +275,37 @@ impl Vg {
 
 #[test]
 fn lvm_merge_delayed_while_mounted_then_activation_merges() {
-    let Some(v) = Vg::new("lvm_merge_delayed_while_mounted_then_activation_merges", "d") else {
+    let Some(v) = Vg::new(
+        "lvm_merge_delayed_while_mounted_then_activation_merges",
+        "d",
+    ) else {
         return;
     };
     println!("PRIVILEGED-TEST-RAN lvm_merge_delayed_while_mounted_then_activation_merges");
     let h = v.origin_with_snapshot("snap");
     let snap = format!("{}/snap", v.name);
     let out = v.dmsnap_ok(&["lvm", "merge", &snap]);
-    assert!(out.contains("Delaying merge since origin is open."), "{out}");
+    assert!(
+        out.contains("Delaying merge since origin is open."),
+        "{out}"
+    );
     assert!(out.contains("will occur on next activation"), "{out}");
     // Recorded for lvm2: the origin is merging ('O'), the snapshot too ('S').
     let lvs = v.lvs();
-    assert!(lvs.iter().any(|(n, a)| n == "lv" && a.starts_with('O')), "{lvs:?}");
-    assert!(lvs.iter().any(|(n, a)| n == "snap" && a.starts_with('S')), "{lvs:?}");
+    assert!(
+        lvs.iter().any(|(n, a)| n == "lv" && a.starts_with('O')),
+        "{lvs:?}"
+    );
+    assert!(
+        lvs.iter().any(|(n, a)| n == "snap" && a.starts_with('S')),
+        "{lvs:?}"
+    );
     v.vgck_clean();
-    assert_eq!(v.target("lv"), "snapshot-origin", "nothing changed while mounted");
+    assert_eq!(
+        v.target("lv"),
+        "snapshot-origin",
+        "nothing changed while mounted"
+    );
     // Activation while still mounted postpones it (lvm2's rule) and changes nothing.
     v.activate();
     assert_eq!(v.target("lv"), "snapshot-origin");
@@ -291,14 +327,26 @@ fn lvm_merge_immediate_and_with_another_snapshot() {
     println!("PRIVILEGED-TEST-RAN lvm_merge_immediate_and_with_another_snapshot");
     let h = v.origin_with_snapshot("snap");
     // A second snapshot, of the changed origin: it must survive the merge of the first.
-    v.lvm(&["lvcreate", "-y", "-s", "-L", "8M", "-n", "other", &format!("{}/lv", v.name)]);
+    v.lvm(&[
+        "lvcreate",
+        "-y",
+        "-s",
+        "-L",
+        "8M",
+        "-n",
+        "other",
+        &format!("{}/lv", v.name),
+    ]);
     let h_other = v.hash("other");
     v.umount();
     // Read-only origin: refused with lvm2's words, nothing written.
     v.lvm(&["lvchange", "-p", "r", &format!("{}/lv", v.name)]);
     let seq = v.seqno();
     let (ok, _, err) = v.dmsnap(&["lvm", "merge", &format!("{}/snap", v.name)]);
-    assert!(!ok && err.contains("read-only origin") && err.contains("Use lvchange -p rw"), "{err}");
+    assert!(
+        !ok && err.contains("read-only origin") && err.contains("Use lvchange -p rw"),
+        "{err}"
+    );
     assert_eq!(v.seqno(), seq);
     v.lvm(&["lvchange", "-p", "rw", &format!("{}/lv", v.name)]);
     // Immediate: snapshot-merge at once; the origin shows the snapshot's content already.
@@ -306,17 +354,36 @@ fn lvm_merge_immediate_and_with_another_snapshot() {
     assert!(out.contains("Merging of volume"), "{out}");
     let t = v.target("lv");
     assert!(t == "snapshot-merge", "{t}");
-    assert_eq!(v.hash("lv"), h, "usable at once with the snapshot's content");
-    assert_eq!(v.target("snap"), "error", "the merging snapshot's device, as lvm2 loads it");
+    assert_eq!(
+        v.hash("lv"),
+        h,
+        "usable at once with the snapshot's content"
+    );
+    assert_eq!(
+        v.target("snap"),
+        "error",
+        "the merging snapshot's device, as lvm2 loads it"
+    );
     v.vgck_clean();
     // Finish through activation (no one polled).
     let out = v.activate();
     assert!(out.contains("has finished"), "{out}");
     assert_eq!(v.hash("lv"), h);
-    assert_eq!(v.target("lv"), "snapshot-origin", "the other snapshot stays");
-    assert_eq!(v.hash("other"), h_other, "the other snapshot's content is intact");
+    assert_eq!(
+        v.target("lv"),
+        "snapshot-origin",
+        "the other snapshot stays"
+    );
+    assert_eq!(
+        v.hash("other"),
+        h_other,
+        "the other snapshot's content is intact"
+    );
     let lvs = v.lvs();
-    assert_eq!(lvs.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(), ["lv", "other"]);
+    assert_eq!(
+        lvs.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(),
+        ["lv", "other"]
+    );
     assert!(!v.exists("snap", None) && !v.exists("snap", Some("cow")));
     v.vgck_clean();
     assert_nothing_suspended(&v.dm, &v.name);
@@ -331,24 +398,45 @@ fn lvm_merge_interop_with_lvm2() {
     // lvm2 requests, dmsnap starts and finishes.
     let h = v.origin_with_snapshot("snap");
     let out = v.lvm(&["lvconvert", "--merge", "-y", &format!("{}/snap", v.name)]);
-    assert!(out.contains("Delaying merge since origin is open."), "{out}");
+    assert!(
+        out.contains("Delaying merge since origin is open."),
+        "{out}"
+    );
     v.umount();
     let out = v.activate();
     assert!(out.contains("has finished"), "{out}");
     v.assert_merged(h);
     // dmsnap requests, lvm2's activation starts it.
     let m = v.mnt.path().display().to_string();
-    sh(&format!("mount {} {m} && echo before > {m}/a && sync", v.node("lv").display()));
-    v.lvm(&["lvcreate", "-y", "-s", "-L", "8M", "-n", "snap2", &format!("{}/lv", v.name)]);
+    sh(&format!(
+        "mount {} {m} && echo before > {m}/a && sync",
+        v.node("lv").display()
+    ));
+    v.lvm(&[
+        "lvcreate",
+        "-y",
+        "-s",
+        "-L",
+        "8M",
+        "-n",
+        "snap2",
+        &format!("{}/lv", v.name),
+    ]);
     sh(&format!("echo after > {m}/a && echo new > {m}/b && sync"));
     let h2 = v.hash("snap2");
     let out = v.dmsnap_ok(&["lvm", "merge", &format!("{}/snap2", v.name)]);
-    assert!(out.contains("Delaying merge since origin is open."), "{out}");
+    assert!(
+        out.contains("Delaying merge since origin is open."),
+        "{out}"
+    );
     v.umount();
     v.lvm(&["vgchange", "-an", &v.name]);
     v.lvm(&["vgchange", "-ay", "--poll", "n", &v.name]);
     let t = v.target("lv");
-    assert!(t == "snapshot-merge" || t == "linear", "lvm2 started our merge: {t}");
+    assert!(
+        t == "snapshot-merge" || t == "linear",
+        "lvm2 started our merge: {t}"
+    );
     assert_eq!(v.hash("lv"), h2);
     // dmsnap finishes what lvm2 started and nobody polls.
     v.activate();
@@ -364,10 +452,7 @@ fn lvm_activate_reconciles_interrupted_states() {
     v.origin_with_snapshot("snap");
     v.umount();
     let lvm2_tables = |v: &Vg| {
-        let out = Proc::new("dmsetup")
-            .args(["table"])
-            .output()
-            .unwrap();
+        let out = Proc::new("dmsetup").args(["table"]).output().unwrap();
         let mut l: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| l.starts_with(&format!("{}-", v.name)))
@@ -394,17 +479,19 @@ fn lvm_activate_reconciles_interrupted_states() {
     sh(&format!("dmsetup suspend {}", v.dm_name("snap", None)));
     let out = v.activate();
     assert!(out.contains("removed"), "{out}");
-    assert!(v.dm.info(&DmName::new(&orphan).unwrap()).is_err(), "orphan removed");
+    assert!(
+        v.dm.info(&DmName::new(&orphan).unwrap()).is_err(),
+        "orphan removed"
+    );
     assert_nothing_suspended(&v.dm, &v.name);
     assert_eq!(lvm2_tables(&v), want, "the tables lvm2 loaded");
     let i = v.dm.info(&origin).unwrap();
     assert!(!i.has_inactive_table());
     // 4. The origin back to plain linear under a snapshot stack (a remove half-done the
     //    other way): reloaded to snapshot-origin.
-    let real = v
-        .dm
-        .table_raw(&v.dm_name("lv", Some("real")), Which::Live)
-        .unwrap();
+    let real =
+        v.dm.table_raw(&v.dm_name("lv", Some("real")), Which::Live)
+            .unwrap();
     let line = &real[0];
     sh(&format!(
         "dmsetup load {origin} --table '{} {} {} {}' && dmsetup suspend {origin} && dmsetup resume {origin}",
@@ -416,6 +503,9 @@ fn lvm_activate_reconciles_interrupted_states() {
     assert_eq!(lvm2_tables(&v), want);
     // Idempotent.
     let out = v.activate();
-    assert!(!out.contains("reloaded") && !out.contains("removed"), "{out}");
+    assert!(
+        !out.contains("reloaded") && !out.contains("removed"),
+        "{out}"
+    );
     v.vgck_clean();
 }

@@ -443,13 +443,15 @@ pub fn origin_merge_status(
         return Ok(None);
     }
     match first_status(dm, info.dev) {
-        Some(TargetStatus::Snapshot(st)) => match st.merge_progress() {
-            Some(p) => Ok(Some(p)),
-            None => Err(MergeError::MergeFailed {
-                vg: vg.name.clone(),
-                origin: origin.to_string(),
-            }),
-        },
+        Some(TargetStatus::SnapshotMerge(st) | TargetStatus::Snapshot(st)) => {
+            match st.merge_progress() {
+                Some(p) => Ok(Some(p)),
+                None => Err(MergeError::MergeFailed {
+                    vg: vg.name.clone(),
+                    origin: origin.to_string(),
+                }),
+            }
+        }
         _ => Ok(None),
     }
 }
