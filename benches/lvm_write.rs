@@ -141,7 +141,7 @@ fn main() {
     let start = seqno(&vg, &p);
     let mut lvm2_commits = 0;
     for r in 0..rounds {
-        let mut dmsnap_side = || {
+        let dmsnap_side = || {
             run(&bin, &["lvm", "lvcreate", &lv, "-L", "4M", "--devices", &p])
                 + run(&bin, &["lvm", "lvremove", &lv, "--devices", &p])
         };

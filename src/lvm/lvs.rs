@@ -99,7 +99,7 @@ fn size_string(sectors: u64, long: bool) -> String {
     const SHORT: [&str; 7] = ["e", "p", "t", "g", "m", "k", "b"];
     const LONG: [&str; 7] = [" EiB", " PiB", " TiB", " GiB", " MiB", " KiB", " B"];
     if sectors == 0 {
-        return if long { "0 ".into() } else { "0 ".into() };
+        return "0 ".into();
     }
     let size = u128::from(sectors) * 512;
     let mut byte: u128 = 1 << 60;

@@ -600,6 +600,26 @@ fn committed_offset(dev: &Path) -> u64 {
     h.committed().unwrap().offset
 }
 
+/// A VG change through the library (the commit path the commands use, without a
+/// process start per commit): add or remove LV `name`.
+fn library_commit(vg: &str, dev: &Path, add: Option<&str>, remove: Option<&str>) {
+    use devmapper::lvm::write::ops::{self, LvCreate};
+    use devmapper::lvm::write::session::WriteOptions;
+    let mut o = WriteOptions::new("lvm_write test");
+    o.devices = Some(vec![dev.to_path_buf()]);
+    if let Some(n) = add {
+        let req = LvCreate {
+            activate: false,
+            zero: false,
+            ..LvCreate::size("1M").unwrap()
+        };
+        ops::lvcreate(vg, n, &req, &o).unwrap();
+    }
+    if let Some(n) = remove {
+        ops::lvremove(vg, n, &o).unwrap();
+    }
+}
+
 #[test]
 fn lvm_write_ring_wraps() {
     let test = "lvm_write_ring_wraps";
@@ -622,70 +642,61 @@ fn lvm_write_ring_wraps() {
         "--extent-size",
         "1M",
     ]);
-    // Make each copy large (about 20 KiB): fewer commits per turn of the ring.
+    // Make each copy large (100 LVs, about 30 KiB): some 30 commits per turn of the
+    // 1 MiB ring.
     let mut n = 1;
-    for i in 0..50 {
-        c.ok(&[
-            "lvm",
-            "lvcreate",
-            &format!("{vg}/base{i:03}"),
-            "-L",
-            "1M",
-            "--no-activate",
-            "--devices",
-            &devs,
-        ]);
+    for i in 0..100 {
+        library_commit(&vg, &a.path, Some(&format!("base{i:03}")), None);
         n += 1;
     }
+    assert_eq!(seqno(&vg, &devs), n);
     let mut wraps = 0;
     let mut last = committed_offset(&a.path);
-    let rounds = 150;
-    for i in 0..rounds {
-        let lv = format!("{vg}/spin{i}");
-        c.ok(&[
-            "lvm",
-            "lvcreate",
-            &lv,
-            "-L",
-            "1M",
-            "--no-activate",
-            "--devices",
-            &devs,
-        ]);
-        c.ok(&["lvm", "lvremove", &lv, "--devices", &devs]);
+    let mut i = 0;
+    while wraps < 6 {
+        let lv = format!("spin{i}");
+        library_commit(&vg, &a.path, Some(&lv), None);
+        library_commit(&vg, &a.path, None, Some(&lv));
         n += 2;
         let off = committed_offset(&a.path);
         if off < last {
             wraps += 1;
-            // lvm2 reads the copy that wrapped (or starts again at the front).
+            // lvm2 reads the copy just past the wrap, and writes one itself.
             assert_eq!(seqno(&vg, &devs), n, "after wrap {wraps}");
-        }
-        last = off;
-        if i % 50 == 0 {
             vgck_clean(&vg, &devs);
+            lvm(&[
+                "lvcreate",
+                "-an",
+                "-Zn",
+                "-y",
+                "--devices",
+                &devs,
+                "-n",
+                &format!("l2w{wraps}"),
+                "-L",
+                "1M",
+                &vg,
+            ]);
+            n += 1;
+            // The dmsnap CLI writes on after lvm2.
+            c.ok(&[
+                "lvm",
+                "lvremove",
+                &format!("{vg}/l2w{wraps}"),
+                "--devices",
+                &devs,
+            ]);
+            n += 1;
+            assert_eq!(seqno(&vg, &devs), n);
         }
+        last = committed_offset(&a.path);
+        i += 1;
+        assert!(i < 2000, "the ring did not wrap");
     }
-    println!("{test}: {} commits, the ring wrapped {wraps} times", n);
-    assert!(wraps >= 3, "the ring wrapped only {wraps} times");
+    println!("{test}: {n} commits, the ring wrapped {wraps} times");
     assert_eq!(seqno(&vg, &devs), n);
     vgck_clean(&vg, &devs);
-    // lvm2 writes on after all that, and so do we.
-    lvm(&[
-        "lvcreate",
-        "-an",
-        "-Zn",
-        "-y",
-        "--devices",
-        &devs,
-        "-n",
-        "last",
-        "-L",
-        "1M",
-        &vg,
-    ]);
-    c.ok(&["lvm", "lvremove", &format!("{vg}/last"), "--devices", &devs]);
-    assert_eq!(seqno(&vg, &devs), n + 2);
-    vgck_clean(&vg, &devs);
+    assert_eq!(lvm2_lvs(&vg, &devs).len(), 100);
 }
 
 #[test]
@@ -781,24 +792,34 @@ fn lvm_write_beside_lvm2() {
     assert_nothing_suspended(&c.dm, &vg);
 }
 
-/// Run dmsnap and SIGKILL it after `delay`; whether it finished first.
+/// Run dmsnap and SIGKILL it after `delay`: `true` when it was killed, `false` when it
+/// finished first (it must have succeeded then).
 fn kill_after(c: &Ctx, args: &[&str], delay: Duration) -> bool {
+    let err = tempfile::NamedTempFile::new().unwrap();
     let mut child = Proc::new(&c.bin)
         .args(args)
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(err.reopen().unwrap())
         .spawn()
         .unwrap();
     let t = Instant::now();
     while t.elapsed() < delay {
-        if child.try_wait().unwrap().is_some() {
-            return true;
+        if let Some(st) = child.try_wait().unwrap() {
+            let msg = std::fs::read_to_string(err.path()).unwrap_or_default();
+            assert!(st.success(), "dmsnap {args:?} failed: {msg}");
+            return false;
         }
         std::thread::sleep(Duration::from_micros(200));
     }
     let _ = child.kill();
     let st = child.wait().unwrap();
-    st.success()
+    if st.code() == Some(0) {
+        return false;
+    }
+    let msg = std::fs::read_to_string(err.path()).unwrap_or_default();
+    assert!(st.code().is_none(), "dmsnap {args:?} failed: {msg}");
+    true
 }
 
 #[test]
@@ -841,6 +862,7 @@ fn lvm_write_sigkill_all_or_nothing() {
         max.mul_f64((seed % 1000) as f64 / 1000.0)
     };
     let mut outcomes = [0usize; 2];
+    let mut killed = 0;
     for i in 0..16 {
         let lv = format!("k{i}");
         let before = seqno(&vg, &devs);
@@ -853,7 +875,9 @@ fn lvm_write_sigkill_all_or_nothing() {
             "--devices",
             &devs,
         ];
-        kill_after(&c, &create, rnd(full.mul_f64(1.5)));
+        if kill_after(&c, &create, rnd(full.mul_f64(1.5))) {
+            killed += 1;
+        }
         let after = seqno(&vg, &devs);
         vgck_clean(&vg, &devs);
         assert_nothing_suspended(&c.dm, &vg);
@@ -896,7 +920,8 @@ fn lvm_write_sigkill_all_or_nothing() {
         }
     }
     println!(
-        "{test}: killed before the commit {} times, after {}",
+        "{test}: {killed} lvcreate runs killed at random moments (a full run took {full:?}): \
+         {} before the commit, {} after it (the rest finished)",
         outcomes[0], outcomes[1]
     );
     vgck_clean(&vg, &devs);

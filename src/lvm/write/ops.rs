@@ -92,7 +92,7 @@ pub fn parse_size(text: &str, default_unit_sectors: u64) -> Result<u64> {
         "" => v * default_unit_sectors as f64,
         "s" => v,
         "b" => {
-            if v.fract() != 0.0 || (v as u64) % 512 != 0 {
+            if v.fract() != 0.0 || !(v as u64).is_multiple_of(512) {
                 return Err(bad("Size is not a multiple of 512."));
             }
             v / 512.0
@@ -135,12 +135,26 @@ fn probe_refusal(f: &File, path: &Path, force: bool) -> Result<()> {
     }
 }
 
-/// Open a device read-write and exclusively (refused while mounted or held).
+/// Open a device read-write and exclusively (refused while mounted or held). A device
+/// scanner holding it for a moment (`blkid`, lvm2's own exclusive opens) is waited for,
+/// up to 2 s.
 fn open_excl(path: &Path) -> Result<Input> {
-    Input::open_rw(path, &[]).map_err(|e| WriteError::Io {
-        path: path.to_owned(),
-        source: e.into(),
-    })
+    let mut tries = 0;
+    loop {
+        match Input::open_rw(path, &[]) {
+            Ok(i) => return Ok(i),
+            Err(crate::io::InputError::InUse { .. }) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(WriteError::Io {
+                    path: path.to_owned(),
+                    source: e.into(),
+                });
+            }
+        }
+    }
 }
 
 /// The VG named in a PV's metadata areas, if any.
@@ -200,14 +214,15 @@ pub fn pvcreate(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<V
     check_distinct(paths)?;
     // Every device first: nothing is written when one of them is refused.
     for p in paths {
-        let dev = open_excl(p)?;
-        if let Some(vg) = vg_of_pv(&dev) {
+        let ro = File::open(p).map_err(WriteError::io(p))?;
+        if let Some(vg) = vg_of_pv(&ro) {
             return Err(WriteError::PvInVg {
                 path: p.clone(),
                 vg,
                 op: PvOp::Create,
             });
         }
+        let dev = open_excl(p)?;
         probe_refusal(dev.file(), p, force)?;
         PvLayout::lvm2_default(dev.len())?;
     }
@@ -446,7 +461,7 @@ fn extents_for(
         });
     }
     let mut extents = size.div_ceil(es);
-    if size % es != 0 {
+    if !size.is_multiple_of(es) {
         notices.push(format!(
             "Rounding up size to full physical extent {}",
             display_size_long(extents * es)
@@ -459,7 +474,7 @@ fn extents_for(
         });
     }
     let k = u64::from(stripes.max(1));
-    if extents % k != 0 {
+    if !extents.is_multiple_of(k) {
         let new = extents + (k - extents % k);
         notices.push(format!(
             "Rounding size {} ({extents} extents) up to stripe boundary size {} ({new} extents).",
@@ -820,12 +835,12 @@ pub fn vgremove(vg_name: &str, opts: &WriteOptions) -> Result<Vec<String>> {
         });
     }
     let mut warnings = Vec::new();
-    if let Some(dirs) = &opts.backups {
-        if let Err(e) = super::backup::archive(dirs, vg, &opts.command) {
-            warnings.push(format!(
-                "WARNING: archiving volume group {vg_name} failed: {e}"
-            ));
-        }
+    if let Some(dirs) = &opts.backups
+        && let Err(e) = super::backup::archive(dirs, vg, &opts.command)
+    {
+        warnings.push(format!(
+            "WARNING: archiving volume group {vg_name} failed: {e}"
+        ));
     }
     for f in s.pv_files() {
         remove_metadata(f)?;
@@ -851,11 +866,13 @@ pub fn pvremove(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<(
     check_distinct(paths)?;
     let mut devs = Vec::new();
     for p in paths {
-        let dev = open_excl(p)?;
-        if read_label(&dev).is_err() {
+        // Read first (a PV under an active LV is held by it: no exclusive open), as lvm2
+        // names the VG before it tries to open the device exclusively.
+        let ro = File::open(p).map_err(WriteError::io(p))?;
+        if read_label(&ro).is_err() {
             return Err(WriteError::NotAPv { path: p.clone() });
         }
-        if let Some(vg) = vg_of_pv(&dev)
+        if let Some(vg) = vg_of_pv(&ro)
             && !force
         {
             return Err(WriteError::PvInVg {
@@ -864,7 +881,7 @@ pub fn pvremove(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<(
                 op: PvOp::Remove,
             });
         }
-        devs.push(dev);
+        devs.push(open_excl(p)?);
     }
     for d in &devs {
         wipe_pv(d)?;

@@ -124,7 +124,7 @@ pub fn scan_devices(opts: &WriteOptions) -> Result<ScannedDevices> {
 }
 
 /// Open a device read-write for metadata writes (no `O_EXCL`: the PVs of active LVs are
-/// held by their dm devices, as under lvm2), checking it is still the device scanned.
+/// held by their dm devices, as under lvm2).
 pub(crate) fn open_rw(path: &Path) -> Result<File> {
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -450,7 +450,10 @@ impl VgSession {
             .pending
             .take()
             .ok_or(WriteError::Internal("commit without precommit"))?;
-        p.pre.commit(&self.pv_files)?;
+        let report = p.pre.commit(&self.pv_files)?;
+        for f in &report.failed {
+            self.warnings.push(format!("WARNING: a metadata area kept the old copy: {f}"));
+        }
         self.max_seqno = p.vg.seqno;
         self.vg = p.vg;
         if let Some(dirs) = &self.backups
