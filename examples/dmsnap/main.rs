@@ -15,6 +15,7 @@ mod cow;
 mod kernel;
 mod lvm;
 mod lvm_merge;
+mod lvm_snap;
 mod lvm_write;
 mod snap;
 

@@ -12,6 +12,7 @@ mod files;
 mod ioctl;
 mod lvm_activate;
 mod lvm_merge;
+mod lvm_snapshot;
 mod lvm_write;
 mod snapshot;
 mod snapshot_walkthrough;

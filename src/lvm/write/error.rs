@@ -263,6 +263,9 @@ pub enum WriteError {
     /// An archive file could not be written (nothing was written to the PVs).
     #[error(transparent)]
     Backup(#[from] super::backup::BackupError),
+    /// A snapshot operation was refused (chunk size, COW size, origin, removal rules).
+    #[error(transparent)]
+    Snapshot(#[from] super::snapshot::SnapshotError),
 
     // ---- failures underneath ----
     /// Reading PVs or metadata failed.

@@ -784,6 +784,11 @@ pub fn lvremove(vg_name: &str, lv_name: &str, opts: &WriteOptions) -> Result<LvR
         vg: vg_name.into(),
         lv: lv_name.into(),
     })?;
+    if super::snapshot::remove::is_snapshot_related(&old, lv) {
+        // Snapshots, their internal LVs and origins: lvm::write::snapshot (no force:
+        // an origin with snapshots is refused).
+        return super::snapshot::remove::remove_in_session(dm.as_ref(), &mut s, lv_name, false);
+    }
     removable(&old, lv)?;
     let mut out = LvRemoved::default();
     let active = match &dm {
