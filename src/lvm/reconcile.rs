@@ -122,6 +122,21 @@ impl fmt::Display for Reconciled {
     }
 }
 
+thread_local! {
+    /// Device-mapper changes made by the running [`reconcile`] (fault injection counts them).
+    static CHANGES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// One device-mapper change made: fault-injection step `lvm-dm:<n>` (crash-safety tests
+/// only; nothing without the test-only feature).
+fn tick() {
+    let n = CHANGES.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    crate::snapshot::fault::step("lvm-dm", n);
+}
+
 fn dm_err(step: &'static str, device: &str) -> impl FnOnce(DmError) -> ActivateError {
     let device = device.to_string();
     move |source| ActivateError::Dm {
@@ -179,6 +194,7 @@ pub fn reconcile(
             });
         }
     }
+    CHANGES.with(|c| c.set(0));
     settle(dm, vg_id, &mut out)?;
     apply_plan(dm, plan, &mut out)?;
     remove_extra(dm, vg_id, plan, scope, &mut out)?;
@@ -196,6 +212,7 @@ fn settle(dm: &DeviceMapper, vg_id: &LvmId, out: &mut Reconciled) -> Result<()> 
         if info.has_inactive_table() {
             dm.clear_table(e.dev)
                 .map_err(dm_err("clear", info.name.as_str()))?;
+            tick();
             out.cleared.push(info.name.clone());
         }
         if info.suspended() {
@@ -219,6 +236,7 @@ fn settle(dm: &DeviceMapper, vg_id: &LvmId, out: &mut Reconciled) -> Result<()> 
         };
         dm.resume(dev, SuspendOptions::default())
             .map_err(dm_err("resume", name.as_str()))?;
+        tick();
         left.remove(&dev);
         out.resumed.push(name);
     }
@@ -260,9 +278,11 @@ fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()
                 let info = dm
                     .create(&d.name, opts)
                     .map_err(dm_err("create", d.name.as_str()))?;
+                tick();
                 known.insert(d.name.clone(), info.dev);
                 dm.load(&d.name, &table, load)
                     .map_err(dm_err("load", d.name.as_str()))?;
+                tick();
                 out.created.push(d.name.clone());
                 // A snapshot over an origin being switched (planned before it) goes
                 // live inside the suspend window.
@@ -276,6 +296,7 @@ fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()
                 } else {
                     dm.resume(&d.name, SuspendOptions::default())
                         .map_err(dm_err("resume", d.name.as_str()))?;
+                    tick();
                 }
             }
             Some(info) => {
@@ -287,6 +308,7 @@ fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()
                 if !same {
                     dm.load(info.dev, &table, load)
                         .map_err(dm_err("load", d.name.as_str()))?;
+                    tick();
                     reload.insert(d.name.to_string());
                     pending.push((i, true));
                 }
@@ -304,6 +326,7 @@ fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()
         if existed {
             dm.suspend(&d.name, SuspendOptions::default())
                 .map_err(dm_err("suspend", d.name.as_str()))?;
+            tick();
         }
     }
     // Resume: snapshot-origin devices last, everything else in plan order.
@@ -315,6 +338,7 @@ fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()
         };
         dm.resume(&d.name, SuspendOptions::default())
             .map_err(dm_err("resume", d.name.as_str()))?;
+        tick();
         if reload.contains(d.name.as_str()) {
             out.reloaded.push(d.name.clone());
         }
@@ -361,6 +385,7 @@ fn remove_extra(
             });
         }
         crate::kernel::undo::remove_retrying(dm, &name).map_err(dm_err("remove", name.as_str()))?;
+        tick();
         out.removed.push(name);
     }
     if let Some((name, dev)) = extra.first() {

@@ -452,7 +452,8 @@ impl VgSession {
             .ok_or(WriteError::Internal("commit without precommit"))?;
         let report = p.pre.commit(&self.pv_files)?;
         for f in &report.failed {
-            self.warnings.push(format!("WARNING: a metadata area kept the old copy: {f}"));
+            self.warnings
+                .push(format!("WARNING: a metadata area kept the old copy: {f}"));
         }
         self.max_seqno = p.vg.seqno;
         self.vg = p.vg;

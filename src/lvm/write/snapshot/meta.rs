@@ -219,13 +219,7 @@ pub fn add_snapshot(vg: &VolumeGroup, s: &NewSnapshot) -> Result<VolumeGroup, Sn
     } else {
         &["READ", "WRITE"]
     };
-    let cow = new_lv(
-        &s.cow_name,
-        s.cow_id,
-        cow_status,
-        s,
-        s.segments.clone(),
-    );
+    let cow = new_lv(&s.cow_name, s.cow_id, cow_status, s, s.segments.clone());
     let name = next_snapshot_name(vg);
     let seg = Segment {
         start_extent: 0,
