@@ -1,6 +1,8 @@
-//! A crash after every step of an LVM snapshot merge start and merge finish, recovered by
+//! A crash after every step of an LVM snapshot create, remove, merge start and merge
+//! finish, recovered by
 //! `dmsnap lvm activate VG`: each step's child process aborts through devmapper's fault
-//! injection (`DEVMAPPER_FAULT_STEP`: `lvm-merge:<k>` / `lvm-merge-finish:<k>` around the
+//! injection (`DEVMAPPER_FAULT_STEP`: `lvm-snapshot:<k>`, `lvm-remove:<k>`,
+//! `lvm-merge:<k>` / `lvm-merge-finish:<k>` around the
 //! metadata writes, `lvm-dm:<k>` after the k-th device-mapper change: create, load,
 //! suspend, resume, clear, remove), and afterwards lvm2 reads the VG (`vgck` clean),
 //! nothing is suspended, the VG's devices are exactly those of its metadata, and the
@@ -68,6 +70,16 @@ fn lvm_fault_child() {
         "finish" => {
             let f = merge::finish_done(&vg, Some("lv"), &opts(&devs)).unwrap();
             assert_eq!(f.len(), 1);
+        }
+        "snapshot" => {
+            use devmapper::lvm::write::snapshot::create::{SnapshotRequest, lvcreate_snapshot};
+            use devmapper::lvm::write::snapshot::size::CowSize;
+            let req = SnapshotRequest::new(CowSize::Sectors(4096));
+            lvcreate_snapshot(&vg, "lv", Some("snap"), &req, &opts(&devs)).unwrap();
+        }
+        "remove" => {
+            devmapper::lvm::write::snapshot::remove::lvremove(&vg, "snap", false, &opts(&devs))
+                .unwrap();
         }
         _ => panic!("unknown op {op}"),
     }
@@ -153,19 +165,21 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
                 &vg,
             ]);
             write(&dev_node(&dm, &vg, "lv"), 0, &before);
-            lvm(&[
-                "lvcreate",
-                "-y",
-                "-s",
-                "-L",
-                "2M",
-                "-n",
-                "snap",
-                "--devices",
-                &devs,
-                &format!("{vg}/lv"),
-            ]);
-            write(&dev_node(&dm, &vg, "lv"), 0, &after);
+            if op != "snapshot" {
+                lvm(&[
+                    "lvcreate",
+                    "-y",
+                    "-s",
+                    "-L",
+                    "2M",
+                    "-n",
+                    "snap",
+                    "--devices",
+                    &devs,
+                    &format!("{vg}/lv"),
+                ]);
+                write(&dev_node(&dm, &vg, "lv"), 0, &after);
+            }
             if op == "finish" {
                 let s = merge::merge(&vg, "snap", &opts(&devs)).unwrap();
                 assert_eq!(s.start, merge::MergeStart::Started);
@@ -206,6 +220,8 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
                 );
                 crashed += 1;
             }
+            // A guardian process may still be resuming what the child suspended.
+            std::thread::sleep(std::time::Duration::from_millis(300));
             // Recovery: dmsnap lvm activate VG.
             let (ok, out, e) = common::output(&bin, &["lvm", "activate", &vg, &devs]);
             assert!(ok, "{op} {family}:{k}: activate failed: {e}{out}");
@@ -219,19 +235,22 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
             let l = lvs(&vg, &devs);
             let names: Vec<&str> = l.iter().map(|x| x.0.as_str()).collect();
             let origin = read(&dev_node(&dm, &vg, "lv"), len);
+            // The origin's content with the snapshot gone / kept.
+            let (if_gone, if_kept) = match op {
+                "snapshot" => (&before, &before),
+                "remove" => (&after, &after),
+                _ => (&before, &after),
+            };
             match names.as_slice() {
-                // Completed: the snapshot merged and gone, only the origin's device.
+                // The snapshot gone (merged, removed, or not created): only the origin.
                 ["lv"] => {
-                    assert!(
-                        origin == before,
-                        "{what}: the origin holds the snapshot's content"
-                    );
+                    assert!(origin == *if_gone, "{what}: the origin's content");
                     assert_eq!(vg_devices(&dm, &vg), [format!("{vg}-lv")], "{what}");
                 }
-                // Undone: the snapshot still there, not merging, as lvm2 would activate it.
+                // The snapshot there, not merging, as lvm2 would activate it.
                 ["lv", "snap"] => {
                     assert!(l[1].1.starts_with('s'), "{what}: {l:?}");
-                    assert!(origin == after, "{what}: the origin unchanged");
+                    assert!(origin == *if_kept, "{what}: the origin's content");
                     assert!(
                         read(&dev_node(&dm, &vg, "snap"), len) == before,
                         "{what}: snapshot intact"
@@ -256,7 +275,7 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
         }
     }
     println!("{op}: {crashed} crashes injected, each recovered");
-    assert!(crashed >= 6, "{op}: only {crashed} crashes injected");
+    assert!(crashed >= 5, "{op}: only {crashed} crashes injected");
     let _ = lvm_try(&["vgremove", "-ff", "-y", "--devices", &devs, &vg]);
     let _ = lvm_try(&["pvremove", "-ff", "-y", "--devices", &devs, &devs]);
 }
@@ -276,5 +295,23 @@ fn lvm_merge_finish_crash_at_every_step_is_recovered() {
         "lvm_merge_finish_crash_at_every_step_is_recovered",
         "finish",
         &[("lvm-merge-finish", 3), ("lvm-dm", 12)],
+    );
+}
+
+#[test]
+fn lvm_snapshot_create_crash_at_every_step_is_recovered() {
+    crash_every_step(
+        "lvm_snapshot_create_crash_at_every_step_is_recovered",
+        "snapshot",
+        &[("lvm-snapshot", 8)],
+    );
+}
+
+#[test]
+fn lvm_snapshot_remove_crash_at_every_step_is_recovered() {
+    crash_every_step(
+        "lvm_snapshot_remove_crash_at_every_step_is_recovered",
+        "remove",
+        &[("lvm-remove", 5)],
     );
 }

@@ -441,7 +441,7 @@ pub fn activate_vg(
     let skipped: Vec<LvmId> = plan
         .skipped
         .iter()
-        .filter_map(|k| vg.lv(&k.lv).map(|l| l.id.clone()))
+        .filter_map(|k| vg.lv(&k.lv).map(|l| l.id))
         .collect();
     let done = reconcile(dm, &vg.id, &plan, Scope::Except(&skipped))?;
     Ok((plan, done))

@@ -509,3 +509,45 @@ fn lvm_activate_reconciles_interrupted_states() {
     );
     v.vgck_clean();
 }
+
+#[test]
+fn lvm_merge_of_dmsnap_snapshots_by_lvm2_and_dmsnap() {
+    let Some(v) = Vg::new("lvm_merge_of_dmsnap_snapshots_by_lvm2_and_dmsnap", "s") else {
+        return;
+    };
+    println!("PRIVILEGED-TEST-RAN lvm_merge_of_dmsnap_snapshots_by_lvm2_and_dmsnap");
+    v.lvm(&["lvcreate", "-y", "-L", "16M", "-n", "lv", &v.name]);
+    let m = v.mnt.path().display().to_string();
+    let lv = format!("{}/lv", v.name);
+    sh(&format!(
+        "mkfs.ext4 -q -F {} >/dev/null 2>&1",
+        v.node("lv").display()
+    ));
+    for (round, merger) in ["lvm2", "dmsnap"].into_iter().enumerate() {
+        // A snapshot taken by dmsnap of the mounted origin, then the origin changed.
+        sh(&format!(
+            "mount {} {m} && echo before > {m}/a && rm -f {m}/b && sync",
+            v.node("lv").display()
+        ));
+        let snap = format!("snap{round}");
+        v.dmsnap_ok(&["lvm", "snapshot", &lv, "--size", "8M", "--name", &snap]);
+        sh(&format!("echo after > {m}/a && echo new > {m}/b && sync"));
+        let h = v.hash(&snap);
+        v.umount();
+        if merger == "lvm2" {
+            // lvm2 merges it in the foreground and removes it.
+            v.lvm(&[
+                "lvconvert",
+                "--merge",
+                "-y",
+                "-i",
+                "1",
+                &format!("{}/{snap}", v.name),
+            ]);
+        } else {
+            let out = v.dmsnap_ok(&["lvm", "merge", &format!("{}/{snap}", v.name), "--wait"]);
+            assert!(out.contains("has finished"), "{out}");
+        }
+        v.assert_merged(h);
+    }
+}

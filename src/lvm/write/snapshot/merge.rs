@@ -329,10 +329,10 @@ fn first_status(dm: &DeviceMapper, dev: crate::DevNum) -> Option<TargetStatus> {
 
 /// The ids of the origin and every COW LV of it: the devices a merge changes.
 fn stack_ids(vg: &VolumeGroup, origin: &str) -> Vec<LvmId> {
-    let mut ids: Vec<LvmId> = vg.lv(origin).map(|l| l.id.clone()).into_iter().collect();
+    let mut ids: Vec<LvmId> = vg.lv(origin).map(|l| l.id).into_iter().collect();
     for link in vg.snapshots_of(origin) {
         if let Some(c) = vg.lv(link.cow) {
-            ids.push(c.id.clone());
+            ids.push(c.id);
         }
     }
     ids
