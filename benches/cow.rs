@@ -1,4 +1,5 @@
-//! COW store benchmarks, each next to a same-run anchor:
+//! Inner-function benches (not whole commands; see e2e_host/e2e_vm for those): COW store
+//! benchmarks, each next to a same-run anchor:
 //! - `scan`: walk a table of 1 million exceptions (4 KiB chunks, 16 MB of metadata) from
 //!   memory and from a file in the page cache (tmpfs when there is one), against a plain
 //!   copy + checksum of the same metadata bytes;

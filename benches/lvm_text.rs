@@ -1,3 +1,4 @@
+//! Inner-function bench (not whole commands; see e2e_host for `lvm scan --metadata`):
 //! LVM2 metadata text: parse a generated 10,000-LV VG (about 5.6 MB, in lvm2's on-disk
 //! layout) and a small VG, with our parser (`config::parse`) and through the full import
 //! (`VolumeGroup::from_text`). Same-run anchor: lvm2's own parser, libdevmapper's

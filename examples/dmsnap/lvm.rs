@@ -3,7 +3,6 @@
 //! [`devmapper::lvm::plan::Plan`] with the ioctl core ([`devmapper::lvm::activate`]).
 
 use std::error::Error;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -11,7 +10,7 @@ use devmapper::io::{CopyError, Input, Output, Overwrite, read_file_capped};
 use devmapper::lvm::activate;
 use devmapper::lvm::check::PvRef;
 use devmapper::lvm::config;
-use devmapper::lvm::export::{SnapshotView, export, open_lv};
+use devmapper::lvm::export::{SnapshotView, export_to, open_lv};
 use devmapper::lvm::index::VgIndex;
 use devmapper::lvm::label::DiskLocn;
 use devmapper::lvm::model::{PhysicalVolume, VolumeGroup};
@@ -343,12 +342,9 @@ fn device_line(
     paths: &[PathBuf],
 ) -> Option<(bool, String)> {
     let p = path_of(paths, d.device);
-    let id = report
-        .pvs
-        .iter()
-        .find(|pv| pv.device == d.device)
-        .map(|pv| pv.label.pv_id.to_string())
-        .unwrap_or_default();
+    let id =
+        d.pv.map(|pv| pv.label.pv_id.to_string())
+            .unwrap_or_default();
     let areas = || {
         d.bad_areas
             .iter()
@@ -753,15 +749,12 @@ fn export_lv(
     };
     let reader = open_lv(vg, lv_name, &src, view)?;
     out.ensure_capacity(reader.size()?)?;
-    // Large pieces go straight through; the buffer only gathers small writes.
-    let mut w = BufWriter::with_capacity(1 << 20, &out);
-    // Write errors name the output path themselves.
-    let n = export(&*reader, &mut w).map_err(|e| match e {
+    // Only the data of sparse PVs is read; holes stay holes in a file output. Write
+    // errors name the output path themselves.
+    let n = export_to(&*reader, &out).map_err(|e| match e {
         CopyError::Read { .. } => format!("{vg_lv}: {e}"),
         other => other.to_string(),
     })?;
-    w.flush()?;
-    drop(w);
     out.commit()?;
     errln!("{vg_lv}: {n} bytes written to {}", output.display());
     Ok(())

@@ -73,7 +73,7 @@ ensure_cmds qemu-system-x86_64:qemu-system-x86 /bin/busybox:busybox-static cpio:
 eval "$("$VM_DIR/kernel.sh")"
 
 # Modules the guest loads, each after its dependencies (from modules.dep).
-MODULES=(dm-mod dm-bufio dm-snapshot dm-zero loop
+MODULES=(dm-mod dm-bufio dm-snapshot dm-zero loop dm-log-writes dm-flakey
     libcrc32c dm-persistent-data dm-bio-prison dm-thin-pool
     md-mod raid1
     virtio_pci virtio_blk)

@@ -20,6 +20,8 @@
 //! device ends the table too (the kernel would fail to read it; such a store cannot be made
 //! by a kernel that kept it valid).
 
+use std::collections::HashMap;
+
 use super::error::{CorruptKind, Error, Result, io_err};
 use super::header::{ENTRY_LEN, Geometry};
 use crate::io::ReadAt;
@@ -76,45 +78,109 @@ impl TableEnd {
     };
 }
 
-/// A set of COW chunks, one bit each, grown on demand up to the device's chunk count.
+/// A set of COW chunks, one bit each, whose memory is bounded by the chunks inserted, not
+/// by the device size a header claims: a dense bitmap from chunk 0 that grows only while
+/// the chunks inserted fill it (a kernel-made store allocates chunks in order, so every
+/// chunk lands there), and pages of [`PAGE_BITS`] bits allocated on first use for chunks
+/// beyond it (one exception near the end of a 15 TiB store costs one page, not 500 MB).
 #[derive(Debug, Default)]
 pub(crate) struct ChunkSet {
     words: Vec<u64>,
+    /// Chunks beyond the dense bitmap: page number -> its bits.
+    pages: HashMap<u64, Box<[u64; PAGE_WORDS]>>,
+    /// Words the device's chunk count needs.
     cap_words: usize,
+    inserted: u64,
 }
+
+/// Words per page of [`ChunkSet`]'s sparse part (512 bytes).
+const PAGE_WORDS: usize = 64;
+/// Chunks per page of [`ChunkSet`]'s sparse part.
+const PAGE_BITS: u64 = PAGE_WORDS as u64 * 64;
+/// Words of dense bitmap allowed before any chunk was inserted (32 KiB, 262,144 chunks);
+/// beyond that, one word per 16 chunks inserted (at most half a byte per chunk).
+const DENSE_FREE_WORDS: u64 = 4096;
 
 impl ChunkSet {
     pub(crate) fn new(chunks: u64) -> ChunkSet {
         ChunkSet {
             words: Vec::new(),
+            pages: HashMap::new(),
             cap_words: usize::try_from(chunks.div_ceil(64)).unwrap_or(usize::MAX),
+            inserted: 0,
         }
     }
 
-    /// Insert `chunk` (which must be below the capacity); false if it was already present.
+    /// Words the dense bitmap may hold now.
+    fn dense_limit(&self) -> usize {
+        let allowed = DENSE_FREE_WORDS.saturating_add(self.inserted / 16);
+        usize::try_from(allowed)
+            .unwrap_or(usize::MAX)
+            .min(self.cap_words)
+    }
+
+    /// Insert `chunk` (which must be below the capacity); false if it was already present
+    /// (or is beyond the capacity).
     #[inline]
     pub(crate) fn insert(&mut self, chunk: u64) -> bool {
         let Ok(w) = usize::try_from(chunk / 64) else {
             return false;
         };
-        if w >= self.words.len() {
-            if w >= self.cap_words {
-                return false;
-            }
+        if w >= self.cap_words {
+            return false;
+        }
+        if w >= self.words.len() && w < self.dense_limit() {
             let want = (w + 1)
                 .max(self.words.len().saturating_mul(2))
-                .min(self.cap_words);
+                .min(self.dense_limit());
             self.words.resize(want, 0);
         }
-        let bit = 1u64 << (chunk % 64);
-        match self.words.get_mut(w) {
-            Some(word) if *word & bit == 0 => {
-                *word |= bit;
-                true
+        let fresh = match self.words.get_mut(w) {
+            Some(word) => {
+                let bit = 1u64 << (chunk % 64);
+                // A chunk put in a page before the bitmap grew over it is still there.
+                if *word & bit != 0 || (!self.pages.is_empty() && in_pages(&self.pages, chunk)) {
+                    false
+                } else {
+                    *word |= bit;
+                    true
+                }
             }
-            _ => false,
-        }
+            None => {
+                let page = self
+                    .pages
+                    .entry(chunk / PAGE_BITS)
+                    .or_insert_with(|| Box::new([0; PAGE_WORDS]));
+                let at = chunk % PAGE_BITS;
+                let bit = 1u64 << (at % 64);
+                match page.get_mut((at / 64) as usize) {
+                    Some(word) if *word & bit == 0 => {
+                        *word |= bit;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        };
+        self.inserted += u64::from(fresh);
+        fresh
     }
+
+    /// Bytes of memory the set holds (bitmap and pages, without the map's own table).
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.words.capacity() * 8 + self.pages.len() * PAGE_WORDS * 8
+    }
+}
+
+/// Whether `chunk` is in the sparse pages of a [`ChunkSet`].
+#[cold]
+fn in_pages(pages: &HashMap<u64, Box<[u64; PAGE_WORDS]>>, chunk: u64) -> bool {
+    let at = chunk % PAGE_BITS;
+    pages
+        .get(&(chunk / PAGE_BITS))
+        .and_then(|p| p.get((at / 64) as usize))
+        .is_some_and(|word| word & (1u64 << (at % 64)) != 0)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

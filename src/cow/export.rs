@@ -1,7 +1,9 @@
 //! Copy a snapshot (or any [`ReadAt`] source) into a file, keeping holes.
 //!
-//! In a regular-file output, 4 KiB pages that are all zeros are skipped (left as holes) and
-//! the length is set at the end; the size is verified afterwards. Block devices get every
+//! Only the source's data is read: its holes ([`ReadAt::next_data`]: the holes of a sparse
+//! origin image that no exception covers) are skipped. In a regular-file output they stay
+//! holes, and 4 KiB pages of data that are all zeros are skipped too (left as holes); the
+//! length is set at the end and verified afterwards. Block devices get every
 //! byte and must be large enough; pipes, FIFOs and character devices get every byte in
 //! order. [`export_to`] writes a checked [`Output`] (never an input, nothing partial left
 //! behind); [`export`] writes an open file.
@@ -241,23 +243,57 @@ fn copy_out<R: ReadAt + ?Sized>(
     let sparse = mode == Mode::Regular && opts.sparse;
     let block = opts.block_size.max(4096);
     let mut buf = vec![0u8; usize::try_from(total).unwrap_or(block).min(block)];
-    let mut pos = 0u64;
+    let zero = vec![0u8; buf.len().min(64 << 10)];
     let mut written = 0u64;
-    while pos < total {
-        let n = (total - pos).min(buf.len() as u64) as usize;
-        let Some(b) = buf.get_mut(..n) else { break };
-        src.read_exact_at(b, pos).map_err(io_err("snapshot", pos))?;
+    // A hole of the source (reads as zeros, never read): left as a hole in a sparse
+    // regular-file output, written as zeros anywhere else.
+    let hole = |from: u64, to: u64, written: &mut u64| -> Result<()> {
         if sparse {
-            written += write_sparse(out, b, pos)?;
-        } else if mode == Mode::Stream {
-            out.write_seq(b)?;
-            written += n as u64;
-        } else {
-            out.write_at(b, pos)?;
-            written += n as u64;
+            return Ok(());
         }
-        pos += n as u64;
-        progress(pos, total);
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(zero.len() as u64) as usize;
+            let z = zero.get(..n).unwrap_or_default();
+            if mode == Mode::Stream {
+                out.write_seq(z)?;
+            } else {
+                out.write_at(z, at)?;
+            }
+            *written += n as u64;
+            at += n as u64;
+        }
+        Ok(())
+    };
+    let mut pos = 0u64;
+    for range in crate::io::data_ranges(src, 0, total) {
+        let (start, end) = range.map_err(io_err("snapshot", pos))?;
+        if start > pos {
+            hole(pos, start, &mut written)?;
+            progress(start, total);
+        }
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(buf.len() as u64) as usize;
+            let Some(b) = buf.get_mut(..n) else { break };
+            src.read_exact_at(b, at).map_err(io_err("snapshot", at))?;
+            if sparse {
+                written += write_sparse(out, b, at)?;
+            } else if mode == Mode::Stream {
+                out.write_seq(b)?;
+                written += n as u64;
+            } else {
+                out.write_at(b, at)?;
+                written += n as u64;
+            }
+            at += n as u64;
+            progress(at, total);
+        }
+        pos = end;
+    }
+    if pos < total {
+        hole(pos, total, &mut written)?;
+        progress(total, total);
     }
     if mode == Mode::Regular {
         out.file().set_len(total).map_err(|source| Error::Write {

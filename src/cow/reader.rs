@@ -216,6 +216,41 @@ impl<O: ReadAt, C: ReadAt> ReadAt for SnapshotReader<O, C> {
     fn size(&self) -> io::Result<u64> {
         Ok(self.size)
     }
+
+    /// The origin's data and the chunks with an exception are data; what is a hole in
+    /// the origin and has no exception is a hole.
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        if offset >= self.size {
+            return Ok(None);
+        }
+        let origin = self
+            .origin
+            .next_data(offset)?
+            .filter(|&(s, _)| s < self.size)
+            .map(|(s, e)| (s, e.min(self.size)));
+        let cb = self.chunk_bytes;
+        // The next run of consecutive exception chunks at or after `offset`.
+        let exception = (cb > 0)
+            .then(|| {
+                let i = self.map.partition_point(|&(old, _)| old < offset / cb);
+                let &(first, _) = self.map.get(i)?;
+                let mut last = first;
+                for &(old, _) in self.map.get(i + 1..).unwrap_or_default() {
+                    if old != last + 1 {
+                        break;
+                    }
+                    last = old;
+                }
+                let start = first.checked_mul(cb)?.max(offset);
+                let end = last.checked_add(1)?.checked_mul(cb)?.min(self.size);
+                (start < end).then_some((start, end))
+            })
+            .flatten();
+        Ok(match (origin, exception) {
+            (Some(o), Some(x)) => Some(if o.0 <= x.0 { o } else { x }),
+            (o, x) => o.or(x),
+        })
+    }
 }
 
 /// `Read + Seek` over a [`ReadAt`] source.

@@ -141,6 +141,27 @@ impl ReadAt for SparseImage {
     fn size(&self) -> io::Result<u64> {
         Ok(self.size)
     }
+
+    /// Stored pages are data (runs of consecutive pages as one range), the rest holes.
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        if offset >= self.size {
+            return Ok(None);
+        }
+        let mut pages = self.pages.range(offset / self.page..).map(|(&i, _)| i);
+        let Some(first) = pages.next() else {
+            return Ok(None);
+        };
+        let mut last = first;
+        for i in pages {
+            if i != last + 1 {
+                break;
+            }
+            last = i;
+        }
+        let start = (first * self.page).max(offset);
+        let end = (last + 1).saturating_mul(self.page).min(self.size);
+        Ok((start < end).then_some((start, end)))
+    }
 }
 
 /// Builds a persistent exception store the way the kernel fills one.

@@ -530,6 +530,10 @@ impl ReadAt for Input {
     fn size(&self) -> io::Result<u64> {
         Ok(self.size)
     }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        super::sparse::file_next_data(&self.file, offset, self.size)
+    }
 }
 
 /// Writes need an input opened with [`Input::open_rw`]; one opened with [`Input::open`]

@@ -44,9 +44,12 @@ use std::path::Path;
 pub mod bytes;
 mod input;
 mod output;
+mod sparse;
 
 pub use input::{FileId, FileKind, Input, InputError, input_error, read_capped, read_file_capped};
 pub use output::{Output, OutputError, OutputKind, Overwrite};
+pub use sparse::copy_to;
+pub(crate) use sparse::data_ranges;
 
 /// Read-only positioned access to a fixed-size byte source.
 pub trait ReadAt {
@@ -56,6 +59,24 @@ pub trait ReadAt {
 
     /// The size of the source in bytes.
     fn size(&self) -> io::Result<u64>;
+
+    /// The first range at or after `offset` that may hold data, as `(start, end)` with
+    /// `offset <= start < end <= size`: the bytes from `offset` to `start` are a hole
+    /// (they read as zeros) and need not be read. `None`: only zeros from `offset` to the
+    /// end. Files answer from the file system (`SEEK_DATA`/`SEEK_HOLE`), LV and snapshot
+    /// readers from their sources; the default says everything is data.
+    ///
+    /// ```
+    /// use devmapper::io::ReadAt;
+    /// let bytes: &[u8] = &[1, 2, 3];
+    /// assert_eq!(bytes.next_data(1)?, Some((1, 3)));
+    /// assert_eq!(bytes.next_data(3)?, None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let size = self.size()?;
+        Ok((offset < size).then_some((offset, size)))
+    }
 }
 
 impl ReadAt for [u8] {
@@ -112,6 +133,10 @@ impl ReadAt for File {
         f.seek(SeekFrom::Start(pos))?;
         Ok(end)
     }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        sparse::file_next_data(self, offset, ReadAt::size(self)?)
+    }
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for &T {
@@ -121,6 +146,24 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
 
     fn size(&self) -> io::Result<u64> {
         (**self).size()
+    }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        (**self).next_data(offset)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for Box<T> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        (**self).size()
+    }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        (**self).next_data(offset)
     }
 }
 

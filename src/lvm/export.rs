@@ -86,6 +86,20 @@ enum Source<'a, R: ReadAt + ?Sized> {
 }
 
 impl<R: ReadAt + ?Sized> Source<'_, R> {
+    fn next_data(&self, off: u64) -> io::Result<Option<(u64, u64)>> {
+        match self {
+            Source::Pv(r, _) => r.next_data(off),
+            Source::Lv(l) => l.next_data(off),
+        }
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        match self {
+            Source::Pv(r, _) => r.size(),
+            Source::Lv(l) => Ok(l.size),
+        }
+    }
+
     fn read(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
         match self {
             Source::Pv(r, pv) => r
@@ -475,6 +489,57 @@ impl<R: ReadAt + ?Sized> ReadAt for LvReader<'_, R> {
     fn size(&self) -> io::Result<u64> {
         Ok(self.size)
     }
+
+    /// Zero segments are holes; a linear segment (or a one-area striped one) has the holes
+    /// of its PV or LV; other segments are data.
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let first = self.segments.partition_point(|s| s.start + s.len <= offset);
+        for seg in self.segments.get(first..).unwrap_or_default() {
+            let from = offset.max(seg.start);
+            let seg_end = seg.start + seg.len;
+            match &seg.kind {
+                SegMap::Zero => continue,
+                SegMap::Error => return Ok(Some((from, seg_end))),
+                SegMap::Striped { areas, .. } => {
+                    let [(src, base)] = areas.as_slice() else {
+                        return Ok(Some((from, seg_end)));
+                    };
+                    let Some(at) = base.checked_add(from - seg.start) else {
+                        return Ok(Some((from, seg_end)));
+                    };
+                    // Source offsets back to LV offsets, within this segment.
+                    let to_lv = |o: u64| seg.start + (o - base);
+                    let area_end = base.saturating_add(seg.len);
+                    if let Some((s, e)) = src.next_data(at)?
+                        && s < area_end
+                    {
+                        let s = s.max(at);
+                        return Ok(Some((to_lv(s), to_lv(e.clamp(s + 1, area_end)))));
+                    }
+                    // A source shorter than the segment: the part past its end is not a
+                    // hole but an error when read, as without hole skipping.
+                    let src_end = src.size()?;
+                    if src_end < area_end {
+                        return Ok(Some((to_lv(src_end.max(at)), seg_end)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Copy all of `src` into a checked [`crate::io::Output`], reading only the data of
+/// sparse PVs and images and keeping their holes as holes in a regular-file output
+/// ([`crate::io::copy_to`]); returns the bytes written.
+///
+/// # Errors
+/// [`crate::io::CopyError`]: reading (with [`PvReadError`] inside for a PV) or writing.
+pub fn export_to<R: ReadAt + ?Sized>(
+    src: &R,
+    out: &crate::io::Output,
+) -> Result<u64, crate::io::CopyError> {
+    crate::io::copy_to(src, out)
 }
 
 /// Copy all of `src` to `out` in 1 MiB pieces; returns the bytes written.
@@ -544,6 +609,14 @@ impl<R: ReadAt + ?Sized> ReadAt for OriginView<'_, R> {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.len)
+    }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        Ok(self
+            .inner
+            .next_data(offset)?
+            .filter(|&(s, _)| s < self.len)
+            .map(|(s, e)| (s, e.min(self.len))))
     }
 }
 

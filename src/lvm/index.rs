@@ -1,8 +1,12 @@
 //! [`VgIndex`]: a VG's LVs, PVs and snapshot relations indexed by name once.
 //!
 //! The model's own lookups ([`VolumeGroup::lv`], [`VolumeGroup::cow_link`],
-//! [`VolumeGroup::is_visible`]) scan every LV, which is quadratic over a VG with many
-//! LVs; the planner and the reports use this index instead.
+//! [`VolumeGroup::is_visible`], ...) scan every LV: O(n) each, so quadratic when called
+//! once per LV. [`VgIndex`] is built in one pass (O(n)) and answers each of them in O(1)
+//! (or O(own size)). It borrows the VG, so it cannot go stale: a VG being edited is
+//! indexed again after the edit, never cached inside [`VolumeGroup`] (plain data whose
+//! fields writers change). The planner, the exporter, the reports and the CLI use it in
+//! every loop.
 //!
 //! ```
 //! use devmapper::lvm::{config::ParseMode, index::VgIndex, model::VolumeGroup};
@@ -39,6 +43,7 @@ impl<'a> VgIndex<'a> {
     /// Index `vg`, leaving out the snapshot relations whose COW LV `skip` names (the
     /// planner leaves out the snapshots lvm2 would not activate).
     pub fn without(vg: &'a VolumeGroup, skip: &dyn Fn(&str) -> bool) -> VgIndex<'a> {
+        meter::visit(vg.lvs.len() + vg.pvs.len());
         let mut ix = VgIndex {
             vg,
             // The later of two sections with one name (the importer refuses duplicate LV
@@ -101,5 +106,53 @@ impl<'a> VgIndex<'a> {
                 .is_some_and(|o| o.status.contains("VISIBLE")),
             None => lv.status.contains("VISIBLE"),
         }
+    }
+}
+
+/// The index of `item` in `items` when it is one of its elements (by address): O(1).
+/// Callers hand back references into the VG they got from it; anything else is `None`.
+pub(crate) fn position_in<T>(items: &[T], item: &T) -> Option<usize> {
+    let size = std::mem::size_of::<T>();
+    if size == 0 {
+        return None;
+    }
+    let base = items.as_ptr() as usize;
+    let at = (item as *const T as usize).checked_sub(base)?;
+    let i = at / size;
+    (at % size == 0 && i < items.len()).then_some(i)
+}
+
+/// Work counted for the linearity tests: every element a linear scan of a VG's LVs or
+/// PVs (or of a scan report's devices, or a walk of snapshot links) visits, and every
+/// byte of metadata text parsed. A no-op outside `cfg(test)`.
+pub(crate) mod meter {
+    #[cfg(test)]
+    thread_local! {
+        static VISITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        static PARSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// `n` elements visited.
+    #[inline(always)]
+    pub(crate) fn visit(n: usize) {
+        #[cfg(test)]
+        VISITS.with(|v| v.set(v.get() + n as u64));
+        #[cfg(not(test))]
+        let _ = n;
+    }
+
+    /// `n` bytes of metadata text parsed.
+    #[inline(always)]
+    pub(crate) fn parsed(n: usize) {
+        #[cfg(test)]
+        PARSED.with(|v| v.set(v.get() + n as u64));
+        #[cfg(not(test))]
+        let _ = n;
+    }
+
+    /// `(visits, bytes parsed)` counted on this thread since the last call (and reset).
+    #[cfg(test)]
+    pub(crate) fn take() -> (u64, u64) {
+        (VISITS.with(|v| v.replace(0)), PARSED.with(|v| v.replace(0)))
     }
 }

@@ -245,7 +245,10 @@ pub fn read_committed<R: ReadAt + ?Sized>(dev: &R, header: &MdaHeader) -> Result
             computed: crc,
         }));
     }
-    if let Some(nul) = text.iter().position(|&c| c == 0) {
+    // `CStr` finds the NUL with the standard library's word-at-a-time memchr (a byte loop
+    // was most of a 200-PV scan).
+    if let Ok(c) = std::ffi::CStr::from_bytes_until_nul(&text) {
+        let nul = c.count_bytes();
         text.truncate(nul);
     }
     Ok(MdaContent::Text(MetadataText {

@@ -41,7 +41,13 @@ pub fn detect_mode(text: &[u8]) -> ParseMode {
 /// # Errors
 /// As [`VolumeGroup::from_text`].
 pub fn read_vg(text: &[u8]) -> Result<VolumeGroup> {
-    VolumeGroup::from_text(text, detect_mode(text))
+    // `detect_mode` and the import in one parse when the text is as stored on disk.
+    if let Ok(cfg) = config::parse(text)
+        && cfg.nodes().next().is_some_and(|n| n.is_section())
+    {
+        return VolumeGroup::from_config(&cfg);
+    }
+    VolumeGroup::from_text(text, ParseMode::File)
 }
 
 /// The committed text of the newest copy (highest `seqno`; the later area on a tie) among

@@ -1,9 +1,9 @@
 //! LVM2 volume groups without lvm2: PV label, metadata area, text metadata, typed model,
-//! the device-mapper plan lvm2 would load, offline LV export, and (in [`write`]) the
+//! the device-mapper plan lvm2 would load, offline LV export, and (in [`write`](mod@write)) the
 //! writing half: metadata text, lvm2's commit protocol and locks, pvcreate ... pvremove.
 //!
 //! Reading flows one way, bytes to types to plans; only [`activate`] talks to the kernel and
-//! only [`write`] changes bytes on PVs. PVs are read through [`crate::io::ReadAt`] (and
+//! only [`write`](mod@write) changes bytes on PVs. PVs are read through [`crate::io::ReadAt`] (and
 //! written through [`crate::io::WriteAt`]), so image files, block devices and byte slices
 //! all work.
 //!
@@ -25,7 +25,7 @@
 //! | [`plan`] | dm names, uuids, typed tables, creation order | `dev_manager.c`, `libdm-deptree.c` |
 //! | [`export`] | LV contents from PV images | — |
 //! | [`activate`] | plans applied with the ioctl core (the only kernel user here) | `activate.c` |
-//! | [`write`] | metadata text, commit, locks, allocation, PV labels, pvcreate ... pvremove | `format-text.c`, `lv_manip.c`, tools |
+//! | [`write`](mod@write) | metadata text, commit, locks, allocation, PV labels, pvcreate ... pvremove | `format-text.c`, `lv_manip.c`, tools |
 //!
 //! ```
 //! use devmapper::lvm::{config, model::VolumeGroup, plan};

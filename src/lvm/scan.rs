@@ -12,11 +12,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::config::{self, ParseMode};
 use super::error::{Error, ModelErrorKind, Result, ScanErrorKind, ValueType};
 use super::id::LvmId;
+use super::index::{meter, position_in};
 use super::label::{DiskLocn, Label, read_label};
 use super::mda::{MdaContent, MetadataText, read_metadata};
 use super::model::{PhysicalVolume, VolumeGroup};
@@ -95,9 +96,17 @@ impl ScannedVg {
             .map(|(p, _)| p)
     }
 
-    /// The input device index holding `pv`.
+    /// The input device index holding `pv`: O(1) for a PV of [`Self::vg`] (a reference
+    /// into `vg.pvs`, as plans and reports hand them back), O(number of PVs) for any other
+    /// `PhysicalVolume` (looked up by id).
     pub fn device_of(&self, pv: &PhysicalVolume) -> Option<usize> {
-        let i = self.vg.pvs.iter().position(|p| p.id == pv.id)?;
+        let i = match position_in(&self.vg.pvs, pv) {
+            Some(i) => i,
+            None => {
+                meter::visit(self.vg.pvs.len());
+                self.vg.pvs.iter().position(|p| p.id == pv.id)?
+            }
+        };
         self.pv_devices.get(i).copied().flatten()
     }
 }
@@ -178,6 +187,8 @@ pub enum DeviceStatus<'r> {
 pub struct DeviceReport<'r> {
     /// Index of the device in the input list.
     pub device: usize,
+    /// Its label and metadata areas, when it carries a label.
+    pub pv: Option<&'r ScannedPv>,
     /// What it is.
     pub status: DeviceStatus<'r>,
     /// Metadata areas that could not be read, and why (also when another copy was good).
@@ -209,22 +220,21 @@ impl ScanReport {
     /// assert!(matches!(d[0].status, DeviceStatus::NoLabel) && d[0].is_error());
     /// ```
     pub fn devices(&self) -> Vec<DeviceReport<'_>> {
-        (0..self.device_count).map(|i| self.device(i)).collect()
+        let lookup = Lookup::new(self);
+        (0..self.device_count)
+            .map(|i| self.device(i, &lookup))
+            .collect()
     }
 
-    fn device(&self, device: usize) -> DeviceReport<'_> {
-        let Some(pv) = self.pvs.iter().find(|p| p.device == device) else {
-            let error = self
-                .errors
-                .iter()
-                .find(|(d, _)| *d == Some(device))
-                .map(|(_, e)| e);
-            let status = match error {
+    fn device<'r>(&'r self, device: usize, ix: &Lookup<'r>) -> DeviceReport<'r> {
+        let Some(pv) = ix.pv_of.get(&device).copied() else {
+            let status = match ix.error_of.get(&device).copied() {
                 Some(Error::NoLabel) | None => DeviceStatus::NoLabel,
                 Some(e) => DeviceStatus::BadLabel { error: e },
             };
             return DeviceReport {
                 device,
+                pv: None,
                 status,
                 bad_areas: Vec::new(),
             };
@@ -245,27 +255,30 @@ impl ScanReport {
                 _ => None,
             })
             .collect();
-        let status = if let Some(i) = self
-            .vgs
-            .iter()
-            .position(|v| v.pv_devices.contains(&Some(device)))
-        {
+        // The first of `ids`' entries in `by`, by position (the first match in list order).
+        let first =
+            |by: &HashMap<LvmId, usize>| texts.iter().filter_map(|t| by.get(t)).min().copied();
+        // The first other device with this PV id (in scan order), when it is the one used.
+        let duplicate_of = ix
+            .devices_of_id
+            .get(&pv.label.pv_id)
+            .and_then(|ds| ds.iter().copied().find(|&o| o != device))
+            .filter(|&of| of < device || ix.vg_of.contains_key(&of));
+        let failed = [
+            ix.failed_of_device.get(&device).copied(),
+            first(&ix.failed_of_id),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .and_then(|i| self.failed_vgs.get(i));
+        let status = if let Some(&i) = ix.vg_of.get(&device) {
             DeviceStatus::InVg { vg: i }
-        } else if let Some(of) = self
-            .pvs
-            .iter()
-            .find(|o| o.device != device && o.label.pv_id == pv.label.pv_id)
-            .map(|o| o.device)
-            .filter(|&of| of < device || self.vgs.iter().any(|v| v.pv_devices.contains(&Some(of))))
-        {
+        } else if let Some(of) = duplicate_of {
             DeviceStatus::Duplicate { of }
-        } else if let Some(f) = self
-            .failed_vgs
-            .iter()
-            .find(|f| f.devices.contains(&device) || texts.contains(&f.id))
-        {
+        } else if let Some(f) = failed {
             DeviceStatus::VgNotImported { vg: f }
-        } else if let Some(i) = self.vgs.iter().position(|v| texts.contains(&v.vg.id)) {
+        } else if let Some(i) = first(&ix.vg_of_id) {
             DeviceStatus::NotListed { vg: i }
         } else if pv.mdas.is_empty() {
             DeviceStatus::NoMetadataArea
@@ -276,21 +289,122 @@ impl ScanReport {
         };
         DeviceReport {
             device,
+            pv: Some(pv),
             status,
             bad_areas,
         }
     }
 }
 
+/// What [`ScanReport::devices`] looks up per device, built once (linear in the report).
+struct Lookup<'r> {
+    /// Device -> its labelled PV (the first one scanned for it).
+    pv_of: HashMap<usize, &'r ScannedPv>,
+    /// Device -> the first error recorded for it.
+    error_of: HashMap<usize, &'r Error>,
+    /// Device -> the first VG (index in `vgs`) that uses it.
+    vg_of: HashMap<usize, usize>,
+    /// VG id -> the first VG with that id.
+    vg_of_id: HashMap<LvmId, usize>,
+    /// PV id -> the devices carrying it, in scan order.
+    devices_of_id: HashMap<LvmId, Vec<usize>>,
+    /// Device -> the first failed VG naming it; VG id -> the first failed VG with it.
+    failed_of_device: HashMap<usize, usize>,
+    failed_of_id: HashMap<LvmId, usize>,
+}
+
+impl<'r> Lookup<'r> {
+    fn new(r: &'r ScanReport) -> Lookup<'r> {
+        meter::visit(r.device_count + r.pvs.len() + r.vgs.len() + r.failed_vgs.len());
+        let mut ix = Lookup {
+            pv_of: HashMap::new(),
+            error_of: HashMap::new(),
+            vg_of: HashMap::new(),
+            vg_of_id: HashMap::new(),
+            devices_of_id: HashMap::new(),
+            failed_of_device: HashMap::new(),
+            failed_of_id: HashMap::new(),
+        };
+        for pv in &r.pvs {
+            ix.pv_of.entry(pv.device).or_insert(pv);
+            ix.devices_of_id
+                .entry(pv.label.pv_id)
+                .or_default()
+                .push(pv.device);
+        }
+        for (d, e) in &r.errors {
+            if let Some(d) = d {
+                ix.error_of.entry(*d).or_insert(e);
+            }
+        }
+        for (i, v) in r.vgs.iter().enumerate() {
+            ix.vg_of_id.entry(v.vg.id).or_insert(i);
+            for d in v.pv_devices.iter().flatten() {
+                ix.vg_of.entry(*d).or_insert(i);
+            }
+        }
+        for (i, f) in r.failed_vgs.iter().enumerate() {
+            ix.failed_of_id.entry(f.id).or_insert(i);
+            for d in &f.devices {
+                ix.failed_of_device.entry(*d).or_insert(i);
+            }
+        }
+        ix
+    }
+}
+
 /// Read one device: its label and every metadata area (a bad area is recorded, not fatal).
 pub fn scan_pv<R: ReadAt + ?Sized>(dev: &R, device: usize) -> Result<ScannedPv> {
+    scan_pv_with(dev, device, &mut Summaries::default())
+}
+
+/// The summaries of the metadata texts read so far: every PV of a VG holds the same text,
+/// which is parsed once (lvm2 likewise skips a copy whose checksum and size it has seen),
+/// so a scan of n PVs parses each distinct text once instead of n times.
+/// VG name, id and seqno of a metadata text ([`summary`]).
+type Summary = (String, LvmId, u64);
+
+/// A distinct metadata text and its summary.
+type Parsed = (Vec<u8>, Summary);
+
+#[derive(Default)]
+struct Summaries {
+    /// `(checksum, length)` -> the distinct texts with that key and their summaries.
+    seen: HashMap<(u32, usize), Vec<Parsed>>,
+}
+
+impl Summaries {
+    fn get(&mut self, text: &MetadataText) -> Result<Summary> {
+        let key = (text.locn.checksum, text.text.len());
+        if let Some(found) = self
+            .seen
+            .get(&key)
+            .and_then(|v| v.iter().find(|(t, _)| *t == text.text))
+        {
+            return Ok(found.1.clone());
+        }
+        meter::parsed(text.text.len());
+        let s = summary(&text.text)?;
+        self.seen
+            .entry(key)
+            .or_default()
+            .push((text.text.clone(), s.clone()));
+        Ok(s)
+    }
+}
+
+fn scan_pv_with<R: ReadAt + ?Sized>(
+    dev: &R,
+    device: usize,
+    cache: &mut Summaries,
+) -> Result<ScannedPv> {
     let label = read_label(dev)?;
     let mdas = label
         .metadata_areas
         .iter()
         .map(|&area| MdaRead {
             area,
-            outcome: read_area(dev, area),
+            outcome: read_area(dev, area, cache),
         })
         .collect();
     Ok(ScannedPv {
@@ -300,12 +414,12 @@ pub fn scan_pv<R: ReadAt + ?Sized>(dev: &R, device: usize) -> Result<ScannedPv> 
     })
 }
 
-fn read_area<R: ReadAt + ?Sized>(dev: &R, area: DiskLocn) -> MdaOutcome {
+fn read_area<R: ReadAt + ?Sized>(dev: &R, area: DiskLocn, cache: &mut Summaries) -> MdaOutcome {
     match read_metadata(dev, area) {
         Err(e) => MdaOutcome::Error(e),
         Ok((_, MdaContent::Ignored)) => MdaOutcome::Ignored,
         Ok((_, MdaContent::Empty)) => MdaOutcome::Empty,
-        Ok((_, MdaContent::Text(text))) => match summary(&text.text) {
+        Ok((_, MdaContent::Text(text))) => match cache.get(&text) {
             Ok((vg_name, vg_id, seqno)) => MdaOutcome::Text {
                 vg_name,
                 vg_id,
@@ -363,8 +477,9 @@ pub fn scan<R: ReadAt>(devices: &[R]) -> ScanReport {
         device_count: devices.len(),
         ..ScanReport::default()
     };
+    let mut cache = Summaries::default();
     for (i, dev) in devices.iter().enumerate() {
-        match scan_pv(dev, i) {
+        match scan_pv_with(dev, i, &mut cache) {
             Ok(pv) => report.pvs.push(pv),
             Err(e) => report.errors.push((Some(i), e)),
         }
@@ -379,6 +494,9 @@ pub fn scan<R: ReadAt>(devices: &[R]) -> ScanReport {
 /// The VGs of `pvs` whose newest copy does not import (those not among `vgs`).
 fn failed_vgs(pvs: &[ScannedPv], vgs: &[ScannedVg]) -> Vec<FailedVg> {
     let mut out: Vec<FailedVg> = Vec::new();
+    let imported: HashSet<LvmId> = vgs.iter().map(|v| v.vg.id).collect();
+    // VG id -> its entry in `out`.
+    let mut at: HashMap<LvmId, usize> = HashMap::new();
     for pv in pvs {
         for m in &pv.mdas {
             let MdaOutcome::Text {
@@ -390,17 +508,21 @@ fn failed_vgs(pvs: &[ScannedPv], vgs: &[ScannedVg]) -> Vec<FailedVg> {
             else {
                 continue;
             };
-            if vgs.iter().any(|v| v.vg.id == *vg_id) {
+            if imported.contains(vg_id) {
                 continue;
             }
-            match out.iter_mut().find(|f| f.id == *vg_id) {
+            let found = at.get(vg_id).copied();
+            match found.and_then(|i| out.get_mut(i)) {
                 Some(f) if *seqno < f.seqno => {}
                 Some(f) if *seqno == f.seqno => {
-                    if !f.devices.contains(&pv.device) {
+                    // Devices come in scan order: a device's second area comes right
+                    // after its first.
+                    if f.devices.last() != Some(&pv.device) {
                         f.devices.push(pv.device);
                     }
                 }
-                found => {
+                other => {
+                    meter::parsed(text.text.len());
                     let error = match VolumeGroup::from_text(&text.text, ParseMode::Disk) {
                         Err(e) => e,
                         Ok(_) => continue, // imported after all: not a failure
@@ -412,9 +534,12 @@ fn failed_vgs(pvs: &[ScannedPv], vgs: &[ScannedVg]) -> Vec<FailedVg> {
                         devices: vec![pv.device],
                         error,
                     };
-                    match found {
+                    match other {
                         Some(old) => *old = f,
-                        None => out.push(f),
+                        None => {
+                            at.insert(*vg_id, out.len());
+                            out.push(f);
+                        }
                     }
                 }
             }
@@ -460,13 +585,20 @@ pub fn assemble(pvs: &[ScannedPv]) -> (Vec<ScannedVg>, Vec<Error>) {
     ordered.sort_by_key(|(_, b)| b.order);
     let mut vgs = Vec::new();
     let mut errors = Vec::new();
+    // PV id -> the first device carrying it.
+    let mut device_of: HashMap<LvmId, usize> = HashMap::new();
+    for s in pvs {
+        device_of.entry(s.label.pv_id).or_insert(s.device);
+    }
+    meter::visit(pvs.len());
     for (id, b) in ordered {
+        meter::parsed(b.text.len());
         match VolumeGroup::from_text(b.text, ParseMode::Disk) {
             Ok(vg) => {
                 let pv_devices = vg
                     .pvs
                     .iter()
-                    .map(|p| pvs.iter().find(|s| s.label.pv_id == p.id).map(|s| s.device))
+                    .map(|p| device_of.get(&p.id).copied())
                     .collect();
                 vgs.push(ScannedVg {
                     vg,

@@ -2,6 +2,7 @@
 
 mod activate;
 mod alloc;
+mod alloc_lvm2;
 mod commit;
 mod config;
 mod crc;
@@ -14,9 +15,11 @@ mod model;
 mod plan;
 mod print;
 mod print_backup;
+mod print_props;
 mod print_refusals;
 mod pv;
 mod sample;
+mod scale;
 mod scan;
 mod session;
 mod writer;

@@ -642,10 +642,10 @@ fn lvm_write_ring_wraps() {
         "--extent-size",
         "1M",
     ]);
-    // Make each copy large (100 LVs, about 30 KiB): some 30 commits per turn of the
+    // Make each copy large (60 LVs, about 18 KiB): some 55 commits per turn of the
     // 1 MiB ring.
     let mut n = 1;
-    for i in 0..100 {
+    for i in 0..60 {
         library_commit(&vg, &a.path, Some(&format!("base{i:03}")), None);
         n += 1;
     }
@@ -653,7 +653,7 @@ fn lvm_write_ring_wraps() {
     let mut wraps = 0;
     let mut last = committed_offset(&a.path);
     let mut i = 0;
-    while wraps < 6 {
+    while wraps < 3 {
         let lv = format!("spin{i}");
         library_commit(&vg, &a.path, Some(&lv), None);
         library_commit(&vg, &a.path, None, Some(&lv));
@@ -696,7 +696,7 @@ fn lvm_write_ring_wraps() {
     println!("{test}: {n} commits, the ring wrapped {wraps} times");
     assert_eq!(seqno(&vg, &devs), n);
     vgck_clean(&vg, &devs);
-    assert_eq!(lvm2_lvs(&vg, &devs).len(), 100);
+    assert_eq!(lvm2_lvs(&vg, &devs).len(), 60);
 }
 
 #[test]

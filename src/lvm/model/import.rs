@@ -91,10 +91,11 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
     let pvs_node = req(vgn, "physical_volumes", path)?;
     let mut pvs: Vec<PhysicalVolume> = Vec::new();
     let mut pv_ids: HashMap<LvmId, String> = HashMap::new();
+    let mut pv_handles: HashSet<&str> = HashSet::new();
     for pvn in pvs_node.sections() {
         let ppath = format!("{path}/physical_volumes/{}", pvn.key());
         let pv = import_pv(&pvn, extent_size, &ppath, &w)?;
-        if pvs.iter().any(|p| p.handle == pv.handle) {
+        if !pv_handles.insert(pvn.key()) {
             w.push(&ppath, WarningKind::DuplicatePvHandle);
         }
         if let Some(first) = pv_ids.get(&pv.id) {

@@ -1,16 +1,25 @@
 //! Questions about an imported VG: lookups, visibility, snapshot relations, and the LVs
 //! that import but cannot be mapped or read.
+//!
+//! The lookups by name here scan the VG (O(n) each, documented on each); code that asks
+//! once per LV or PV goes through [`crate::lvm::index::VgIndex`] instead.
 
 use std::collections::{HashMap, HashSet};
 
 use super::types::{Area, LogicalVolume, PhysicalVolume, SegmentKind, SnapshotLink, VolumeGroup};
 use super::warning::ImportWarning;
 use crate::lvm::error::UnmappableKind;
+#[cfg(doc)]
+use crate::lvm::index::VgIndex;
+use crate::lvm::index::meter;
 
 impl VolumeGroup {
     /// The PV with this handle. If two PV sections share the name, the later one, as
     /// lvm2's importer resolves areas (its PV hash keeps the last insert).
+    ///
+    /// O(number of PVs): in a loop, use [`VgIndex::pv`].
     pub fn pv(&self, handle: &str) -> Option<&PhysicalVolume> {
+        meter::visit(self.pvs.len());
         self.pvs.iter().rev().find(|p| p.handle == handle)
     }
 
@@ -18,6 +27,9 @@ impl VolumeGroup {
     /// striped segment the kernel refuses (`stripe_size` 0 or not dividing the stripe
     /// length) or an area running past the end of the LV it is on. The VG-wide
     /// `extent_size` 0 and snapshot relations are checked by [`Self::unmappable`].
+    ///
+    /// O(number of LVs) per LV area: in a loop, use [`VgIndex`] (the planner and the
+    /// exporter look the sizes up there).
     pub fn lv_fault(&self, lv: &LogicalVolume) -> Option<UnmappableKind> {
         self.lv_fault_with(lv, &|name| self.lv(name).map(LogicalVolume::le_count))
     }
@@ -91,6 +103,8 @@ impl VolumeGroup {
     /// assert!(matches!(&faults[0], ("b", UnmappableKind::SnapshotCycle { .. })));
     /// # Ok::<(), devmapper::lvm::Error>(())
     /// ```
+    ///
+    /// O(number of LVs) for the whole VG: call it once, not per LV.
     pub fn snapshot_faults(&self) -> Vec<(&str, UnmappableKind)> {
         let links: Vec<SnapshotLink<'_>> = self.snapshot_links().collect();
         let mut by_cow: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -146,6 +160,9 @@ impl VolumeGroup {
     /// Everything that stops `lv` from being mapped or read although it imports: the
     /// VG's `extent_size` 0, [`Self::lv_fault`], and, for a snapshot's COW LV,
     /// [`Self::snapshot_faults`].
+    ///
+    /// O(number of LVs): for every LV of a VG, call [`Self::snapshot_faults`] once and
+    /// [`Self::lv_fault`] through a [`VgIndex`] instead (as the planner does).
     pub fn unmappable(&self, lv: &LogicalVolume) -> Option<UnmappableKind> {
         if self.extent_size == 0 {
             return Some(UnmappableKind::ExtentSizeZero);
@@ -169,7 +186,10 @@ impl VolumeGroup {
     }
 
     /// The LV with this name.
+    ///
+    /// O(number of LVs): in a loop, use [`VgIndex::lv`].
     pub fn lv(&self, name: &str) -> Option<&LogicalVolume> {
+        meter::visit(self.lvs.len());
         self.lvs.iter().find(|l| l.name == name)
     }
 
@@ -180,6 +200,8 @@ impl VolumeGroup {
 
     /// The snapshot segments (of internal `snapshotN` LVs) whose origin is `origin`, in
     /// metadata order.
+    ///
+    /// O(number of LVs): in a loop, use [`VgIndex::links_of`].
     pub fn snapshots_of<'s>(
         &'s self,
         origin: &'s str,
@@ -187,8 +209,9 @@ impl VolumeGroup {
         self.snapshot_links().filter(move |l| l.origin == origin)
     }
 
-    /// Every snapshot relation in the VG.
+    /// Every snapshot relation in the VG (one pass over the LVs).
     pub fn snapshot_links(&self) -> impl Iterator<Item = SnapshotLink<'_>> {
+        meter::visit(self.lvs.len());
         self.lvs.iter().filter_map(|lv| match lv.first_kind() {
             Some(SegmentKind::Snapshot {
                 chunk_size,
@@ -208,6 +231,8 @@ impl VolumeGroup {
     }
 
     /// The snapshot relation in which `lv` is the COW store.
+    ///
+    /// O(number of LVs): in a loop, use [`VgIndex::cow`].
     pub fn cow_link(&self, lv: &str) -> Option<SnapshotLink<'_>> {
         self.snapshot_links().find(|l| l.cow == lv)
     }
@@ -219,6 +244,8 @@ impl VolumeGroup {
 
     /// lvm2's `lv_is_visible`: the internal `snapshotN` LVs are not; a COW LV is visible
     /// when its origin is; others by their `VISIBLE` flag.
+    ///
+    /// O(number of LVs): in a loop, use [`VgIndex::is_visible`].
     pub fn is_visible(&self, lv: &LogicalVolume) -> bool {
         if self.is_snapshot_internal(lv) {
             return false;
@@ -246,9 +273,11 @@ fn cycles<'a>(next: &HashMap<&'a str, &'a str>) -> HashMap<&'a str, Vec<String>>
         let mut path: Vec<&str> = Vec::new();
         let mut cur = start;
         loop {
+            meter::visit(1);
             match state.get(cur) {
                 Some(true) => break,
                 Some(false) => {
+                    meter::visit(path.len());
                     let from = path.iter().position(|p| *p == cur).unwrap_or(0);
                     let cyc = path.get(from..).unwrap_or_default();
                     for (i, m) in cyc.iter().enumerate() {

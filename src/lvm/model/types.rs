@@ -177,6 +177,12 @@ impl VolumeGroup {
             warnings: Vec::new(),
         }
     }
+
+    /// Remove and return the import warnings (for a caller that has shown them, or a VG
+    /// built from an imported one that they no longer describe).
+    pub fn take_warnings(&mut self) -> Vec<ImportWarning> {
+        std::mem::take(&mut self.warnings)
+    }
 }
 
 /// A physical volume as the VG metadata describes it.

@@ -229,6 +229,7 @@ fn striping_needs_free_space_on_enough_pvs() {
     assert_eq!(
         e,
         AllocError::Insufficient {
+            contiguous: false,
             lv: "s".into(),
             more: 4
         }
@@ -237,6 +238,57 @@ fn striping_needs_free_space_on_enough_pvs() {
         e.to_string(),
         "Insufficient suitable allocatable extents for logical volume s: 4 more required"
     );
+}
+
+#[test]
+fn a_pv_list_without_free_allocatable_pvs_is_refused_as_lvm2_does() {
+    let mut vg = vg_with_pvs(&[(10, true), (10, false), (10, true)]);
+    vg.lvs.push(lv("full", 0, vec![linear(0, "pv0", 0, 10)]));
+    let e = alloc::allocate(
+        &vg,
+        &AllocRequest::linear("x", 1).on_pvs(vec!["pv0".into(), "pv1".into()]),
+    )
+    .unwrap_err();
+    assert_eq!(e, AllocError::NoSpecifiedPvSpace);
+    assert_eq!(e.to_string(), "No specified PVs have space available.");
+    // The full and the non-allocatable PV are dropped from the list, so two stripes
+    // on it are too many.
+    let e = alloc::allocate(
+        &vg,
+        &AllocRequest::striped("s", 2, 2, 128).on_pvs(vec![
+            "pv0".into(),
+            "pv1".into(),
+            "pv2".into(),
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(e, AllocError::TooManyStripes { stripes: 2, pvs: 1 });
+}
+
+#[test]
+fn vg_policy_contiguous_never_splits_and_anywhere_is_refused() {
+    let mut vg = vg_with_pvs(&[(50, true)]);
+    vg.lvs.push(lv("a", 0, vec![linear(0, "pv0", 10, 10)]));
+    vg.allocation_policy = crate::lvm::model::AllocPolicy::Contiguous;
+    let segs = alloc::allocate(&vg, &AllocRequest::linear("n", 30)).unwrap();
+    assert_eq!(placement(&segs), vec![vec![p("pv0", 20, 30)]]);
+    let e = alloc::allocate(&vg, &AllocRequest::linear("n", 35)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Insufficient suitable contiguous allocatable extents for logical volume n: 35 more required"
+    );
+    vg.allocation_policy = crate::lvm::model::AllocPolicy::Normal;
+    assert_eq!(
+        alloc::allocate(&vg, &AllocRequest::linear("n", 35))
+            .unwrap()
+            .len(),
+        2
+    );
+    vg.allocation_policy = crate::lvm::model::AllocPolicy::Anywhere;
+    assert!(matches!(
+        alloc::allocate(&vg, &AllocRequest::linear("n", 1)),
+        Err(AllocError::UnsupportedPolicy { .. })
+    ));
 }
 
 #[test]

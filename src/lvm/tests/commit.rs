@@ -681,12 +681,14 @@ fn replay_every_point(areas: &[(usize, DiskLocn)], old_pad: usize, new_pad: usiz
 #[test]
 fn every_crash_point_reads_old_or_new_one_area() {
     let n = replay_every_point(&[(0, MDA1)], 0, 3000);
+    println!("one area: {n} crash states read");
     assert!(n > 20, "{n}");
 }
 
 #[test]
 fn every_crash_point_reads_old_or_new_two_devices_three_areas() {
     let n = replay_every_point(&[(0, MDA1), (0, MDA2), (1, MDA1)], 1000, 20000);
+    println!("three areas on two devices: {n} crash states read");
     assert!(n > 100, "{n}");
 }
 

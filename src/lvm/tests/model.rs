@@ -690,38 +690,48 @@ fn duplicate_pv_names_use_the_later_section() {
 /// time, each member's chain cut to a bounded length.
 #[test]
 fn long_snapshot_cycle_is_linear_and_bounded() {
-    // 2000 links: linear, this takes well under a second natively (seconds in the
-    // emulated test VM); the earlier quadratic walk took minutes at 20000.
-    let n = 2000;
-    let mut lvs = String::new();
-    for k in 0..n {
-        lvs += &format!(
-            "c{k} {{ id = \"{k:0>6}-8888-0000-aaaa-bbbb-cccc-dddddd\" status = [\"READ\", \"VISIBLE\"] \
-             segment_count = 1 segment1 {{ start_extent = 0 extent_count = 1 type = \"striped\" \
-             stripe_count = 1 stripes = [\"pv0\", {k}] }} }}\n"
-        );
-        lvs += &format!(
-            "snapshot{k} {{ id = \"{k:0>6}-7777-0000-aaaa-bbbb-cccc-dddddd\" status = [\"READ\"] \
-             segment_count = 1 segment1 {{ start_extent = 0 extent_count = 1 type = \"snapshot\" \
-             chunk_size = 8 origin = \"c{k}\" cow_store = \"c{}\" }} }}\n",
-            (k + 1) % n
-        );
-    }
-    let text = format!(
-        "big {{ id = \"aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg\" seqno = 1 status = [\"READ\"] \
-         extent_size = 8 max_lv = 0 max_pv = 0 physical_volumes {{ pv0 {{ \
-         id = \"AAAAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGGGG\" status = [\"ALLOCATABLE\"] \
-         pe_start = 0 pe_count = {n} }} }} logical_volumes {{ {lvs} }} }}\n\
-         contents = \"Text Format Volume Group\" version = 1\n"
-    );
-    let t = std::time::Instant::now();
-    let v = vg(&text).unwrap();
-    let f = v.snapshot_faults();
+    // n links in one cycle: the walk visits each link a bounded number of times, counted
+    // (not timed); the earlier quadratic walk took minutes at 20000.
+    let cycle = |n: usize| {
+        let mut lvs = String::new();
+        for k in 0..n {
+            lvs += &format!(
+                "c{k} {{ id = \"{k:0>6}-8888-0000-aaaa-bbbb-cccc-dddddd\" status = [\"READ\", \"VISIBLE\"] \
+                 segment_count = 1 segment1 {{ start_extent = 0 extent_count = 1 type = \"striped\" \
+                 stripe_count = 1 stripes = [\"pv0\", {k}] }} }}\n"
+            );
+            lvs += &format!(
+                "snapshot{k} {{ id = \"{k:0>6}-7777-0000-aaaa-bbbb-cccc-dddddd\" status = [\"READ\"] \
+                 segment_count = 1 segment1 {{ start_extent = 0 extent_count = 1 type = \"snapshot\" \
+                 chunk_size = 8 origin = \"c{k}\" cow_store = \"c{}\" }} }}\n",
+                (k + 1) % n
+            );
+        }
+        format!(
+            "big {{ id = \"aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg\" seqno = 1 status = [\"READ\"] \
+             extent_size = 8 max_lv = 0 max_pv = 0 physical_volumes {{ pv0 {{ \
+             id = \"AAAAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGGGG\" status = [\"ALLOCATABLE\"] \
+             pe_start = 0 pe_count = {n} }} }} logical_volumes {{ {lvs} }} }}\n\
+             contents = \"Text Format Volume Group\" version = 1\n"
+        )
+    };
+    let work = |n: usize| {
+        let text = cycle(n);
+        crate::lvm::index::meter::take();
+        let v = vg(&text).unwrap();
+        let f = v.snapshot_faults();
+        assert_eq!(f.len(), n);
+        (crate::lvm::index::meter::take().0, v, n)
+    };
+    let (small, _, _) = work(500);
+    let (large, v, n) = work(2000);
+    assert!(small > 0);
     assert!(
-        t.elapsed() < std::time::Duration::from_secs(20),
-        "{:?}",
-        t.elapsed()
+        large <= small * 9 / 2,
+        "4x the links cost {:.1}x the visits ({small} -> {large})",
+        large as f64 / small as f64
     );
+    let f = v.snapshot_faults();
     assert_eq!(f.len(), n);
     for (cow, kind) in &f {
         match kind {

@@ -59,6 +59,38 @@ fn default_layout_is_lvm2s() {
 }
 
 #[test]
+fn aligned_layouts_follow_lvm2s_rules() {
+    // 4 MiB alignment: the metadata area grows to end at 4 MiB.
+    let l = PvLayout::lvm2_aligned(64 << 20, 8192, 0).unwrap();
+    assert_eq!((l.pe_start, l.mda.size), (8192, (4 << 20) - 4096));
+    // An offset moves the end past the aligned point.
+    let l = PvLayout::lvm2_aligned(64 << 20, 2048, 7).unwrap();
+    assert_eq!((l.pe_start, l.mda.size), (2055, (1 << 20) - 4096 + 7 * 512));
+    // Alignment smaller than the default area: the area keeps its size, already aligned.
+    assert_eq!(
+        PvLayout::lvm2_aligned(64 << 20, 128, 0).unwrap().pe_start,
+        2048
+    );
+    // An alignment that does not divide 1 MiB rounds the end up to its next multiple.
+    assert_eq!(
+        PvLayout::lvm2_aligned(64 << 20, 768, 0).unwrap().pe_start,
+        2304
+    );
+    // The alignment must fit the device; the offset may not exceed the alignment.
+    assert!(matches!(
+        PvLayout::lvm2_aligned(4 << 20, 16384, 0),
+        Err(PvError::BadLayout { .. })
+    ));
+    assert!(matches!(
+        PvLayout::lvm2_aligned(64 << 20, 2048, 4096),
+        Err(PvError::BadLayout { .. })
+    ));
+    // An alignment as large as the device puts pe_start at its end (no room for extents).
+    let l = PvLayout::lvm2_aligned(3 << 20, 6144, 0).unwrap();
+    assert_eq!((l.pe_start, l.pe_count(2048)), (6144, 0));
+}
+
+#[test]
 fn write_pv_matches_lvm2_pvcreate_byte_for_byte() {
     let dev = MemDevice::from_vec(vec![0xAAu8; SIZE]);
     let layout = PvLayout::lvm2_default(SIZE as u64).unwrap();

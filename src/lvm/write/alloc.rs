@@ -40,7 +40,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::lvm::model::{Area, LogicalVolume, PhysicalVolume, Segment, SegmentKind, VolumeGroup};
+use crate::lvm::model::{
+    AllocPolicy, Area, LogicalVolume, PhysicalVolume, Segment, SegmentKind, VolumeGroup,
+};
 use crate::lvm::names::{self, NameError};
 
 /// Most stripes lvm2 allows (`MAX_STRIPES`).
@@ -152,6 +154,9 @@ pub enum AllocError {
         /// The VG.
         vg: String,
     },
+    /// None of the PVs the caller allowed is allocatable with free extents.
+    #[error("No specified PVs have space available.")]
+    NoSpecifiedPvSpace,
     /// Not enough free extents in the whole VG.
     #[error(
         "Volume group \"{vg}\" has insufficient free space ({free} extents): {required} required."
@@ -174,13 +179,24 @@ pub enum AllocError {
     },
     /// The free space cannot be arranged as asked (e.g. stripes on too few PVs).
     #[error(
-        "Insufficient suitable allocatable extents for logical volume {lv}: {more} more required"
+        "Insufficient suitable {}allocatable extents for logical volume {lv}: {more} more required",
+        if *contiguous { "contiguous " } else { "" }
     )]
     Insufficient {
+        /// The VG's policy is `contiguous` (no splitting).
+        contiguous: bool,
         /// The new LV's name.
         lv: String,
         /// Extents that could not be placed.
         more: u64,
+    },
+    /// The VG's allocation policy is one this allocator does not replay (`anywhere`).
+    #[error("Allocation policy {policy} of volume group {vg} is not supported")]
+    UnsupportedPolicy {
+        /// The VG.
+        vg: String,
+        /// The policy's name.
+        policy: &'static str,
     },
     /// A segment this crate does not model uses PV extents directly (e.g. `pvmove`'s
     /// mirror): its extents cannot be accounted for, so nothing is allocated.
@@ -745,6 +761,20 @@ impl Allocator {
 /// space (`Volume group "vg" has insufficient free space ...`), the allowed allocatable
 /// PVs' free space, then whether the space can be arranged.
 pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
+    // lvcreate's policy is `inherit`: the VG's. lvm2 tries `contiguous` up to it.
+    let (policies, can_split): (&[Policy], bool) = match vg.allocation_policy {
+        AllocPolicy::Normal | AllocPolicy::Inherit => {
+            (&[Policy::Contiguous, Policy::Cling, Policy::Normal], true)
+        }
+        AllocPolicy::Cling => (&[Policy::Contiguous, Policy::Cling], true),
+        AllocPolicy::Contiguous => (&[Policy::Contiguous], false),
+        AllocPolicy::Anywhere => {
+            return Err(AllocError::UnsupportedPolicy {
+                vg: vg.name.clone(),
+                policy: "anywhere",
+            });
+        }
+    };
     if req.stripes == 0 || req.stripes > MAX_STRIPES {
         return Err(AllocError::StripeCount {
             stripes: req.stripes,
@@ -766,7 +796,16 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
     if needed > MAX_EXTENT_COUNT {
         return Err(AllocError::TooManyExtents { extents: needed });
     }
-    // The allowed PVs, in order, once each.
+    let usage = pv_usage(vg)?;
+    let pv_free = |pv: &PhysicalVolume| -> u64 {
+        let used = usage
+            .get(pv.handle.as_str())
+            .map_or(&[][..], |v| v.as_slice());
+        free_ranges(pv, used).iter().map(|r| r.1).sum()
+    };
+    // The allowed PVs, in order, once each. A list given by the caller keeps only the
+    // allocatable PVs with free extents, as lvm2's `create_pv_list` does (it warns about
+    // the others).
     let mut allowed: Vec<&PhysicalVolume> = Vec::new();
     match &req.pvs {
         None => allowed.extend(vg.pvs.iter()),
@@ -778,9 +817,15 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
                         vg: vg.name.clone(),
                     }
                 })?;
+                if !pv.status.contains("ALLOCATABLE") || pv.is_missing() || pv_free(pv) == 0 {
+                    continue;
+                }
                 if !allowed.iter().any(|p| p.handle == pv.handle) {
                     allowed.push(pv);
                 }
+            }
+            if allowed.is_empty() {
+                return Err(AllocError::NoSpecifiedPvSpace);
             }
         }
     }
@@ -790,7 +835,6 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
             pvs: allowed.len(),
         });
     }
-    let usage = pv_usage(vg)?;
     let vg_free: u64 = vg
         .pvs
         .iter()
@@ -843,7 +887,7 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
         allocated: 0,
         placed: vec![Vec::new(); stripes],
     };
-    for policy in [Policy::Contiguous, Policy::Cling, Policy::Normal] {
+    for &policy in policies {
         let available = a.free();
         let still = a.needed - a.allocated;
         if still > available {
@@ -854,16 +898,16 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
         }
         let flags = match policy {
             Policy::Contiguous => Flags {
-                can_split: true,
+                can_split,
                 ..Flags::default()
             },
             Policy::Cling => Flags {
-                can_split: true,
+                can_split,
                 cling_to_allocated: true,
                 positional: true,
             },
             Policy::Normal => Flags {
-                can_split: true,
+                can_split,
                 cling_to_allocated: a.allocated != a.needed,
                 positional: false,
             },
@@ -875,6 +919,7 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
     }
     if a.allocated != a.needed {
         return Err(AllocError::Insufficient {
+            contiguous: !can_split,
             lv: req.name.clone(),
             more: a.needed - a.allocated,
         });

@@ -20,9 +20,11 @@
 //! (no metadata yet: both slots zero) and last the label, so a label never points at an
 //! area that is not set up. [`write_pv`] does the same, then flushes the device.
 //!
-//! What this does not do: device topology (lvm2 moves `pe_start` off 1 MiB only when the
-//! device's `minimum_io_size`/`optimal_io_size` does not divide 1 MiB, or with
-//! `--dataalignment`), two metadata areas, bootloader areas.
+//! [`PvLayout::lvm2_aligned`] applies a data alignment and offset as lvm2 does (its
+//! `--dataalignment`/`--dataalignmentoffset`; lvm2 also takes them from the device
+//! topology, but only when `minimum_io_size`/`optimal_io_size` does not divide 1 MiB, and
+//! reading sysfs is the caller's business). Not done: two metadata areas, bootloader
+//! areas.
 //!
 //! ```
 //! use devmapper::io::MemDevice;
@@ -87,6 +89,16 @@ impl PvLayout {
     /// lvm2's default layout for a device of `dev_size_bytes` (4 KiB pages, no topology
     /// hints): label in sector 1, metadata area `[4096, 1 MiB)`, `pe_start` 2048 sectors.
     pub fn lvm2_default(dev_size_bytes: u64) -> Result<PvLayout, PvError> {
+        PvLayout::lvm2_aligned(dev_size_bytes, DEFAULT_PE_ALIGN, 0)
+    }
+
+    /// lvm2's layout with a data alignment and alignment offset in sectors (what
+    /// `pvcreate --dataalignment A --dataalignmentoffset O` or the device topology give):
+    /// the default-sized metadata area at 4 KiB, grown so that it ends on a multiple of
+    /// `align`, then by `offset`, where that fits; shrunk (to end two alignments before
+    /// the end of the device, aligned) where the default does not fit; `pe_start` where
+    /// it ends (`_text_pv_initialise`, `_text_pv_add_metadata_area`).
+    pub fn lvm2_aligned(dev_size_bytes: u64, align: u64, offset: u64) -> Result<PvLayout, PvError> {
         let sectors = dev_size_bytes / SECTOR;
         if sectors < PV_MIN_SIZE_SECTORS {
             return Err(PvError::TooSmall {
@@ -94,22 +106,56 @@ impl PvLayout {
                 min_sectors: PV_MIN_SIZE_SECTORS,
             });
         }
+        // lvm2 never aligns to less than a page.
+        let align = align.max(MDA_START / SECTOR);
+        if align < offset {
+            return Err(PvError::BadLayout {
+                reason: format!(
+                    "pe_align ({align} sectors) must not be less than pe_align_offset ({offset} sectors)"
+                ),
+            });
+        }
+        if sectors < align.saturating_add(offset) {
+            return Err(PvError::BadLayout {
+                reason: "Data alignment must not exceed device size.".into(),
+            });
+        }
         let disk = sectors * SECTOR;
-        let align = DEFAULT_PE_ALIGN * SECTOR;
-        let mut mda_size = DEFAULT_MDA_SECTORS * SECTOR;
-        // Align the end of the area to the data alignment where it fits
-        // (`_text_pv_add_metadata_area`); with the defaults it already ends at 1 MiB.
-        let rem = (MDA_START + mda_size) % align;
-        if rem != 0 && MDA_START + mda_size + align - rem <= disk {
-            mda_size += align - rem;
+        let (align, offset) = (align * SECTOR, offset * SECTOR);
+        let start = MDA_START;
+        let mut size = DEFAULT_MDA_SECTORS * SECTOR;
+        let rem = (start + size) % align;
+        if rem != 0 && start + size + align - rem <= disk {
+            size += align - rem;
+        }
+        if offset != 0 && (start + size).is_multiple_of(align) && start + size + offset <= disk {
+            size += offset;
+        }
+        if start + size > disk {
+            if disk - start > align * 2 {
+                size = disk - start - align * 2;
+                let rem = (start + size) % align;
+                if rem != 0 {
+                    size += align - rem;
+                }
+            } else {
+                size = disk - start;
+            }
+        }
+        if size < MDA_SIZE_MIN || start + size > disk {
+            return Err(PvError::BadLayout {
+                reason: format!(
+                    "Metadata area size too small: {size} bytes. It must be at least {MDA_SIZE_MIN} bytes."
+                ),
+            });
         }
         Ok(PvLayout {
             label_sector: 1,
             mda: DiskLocn {
-                offset: MDA_START,
-                size: mda_size,
+                offset: start,
+                size,
             },
-            pe_start: (MDA_START + mda_size) / SECTOR,
+            pe_start: (start + size) / SECTOR,
             dev_size: disk,
         })
     }

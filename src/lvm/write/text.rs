@@ -485,8 +485,12 @@ impl Out {
 
     /// `outsize`: a line with the size comment for `sectors`.
     fn size(&mut self, text: &str, sectors: u64) {
-        let c = size_comment(sectors);
-        self.line_c(text, Some(&c));
+        if self.file {
+            let c = size_comment(sectors);
+            self.line_c(text, Some(&c));
+        } else {
+            self.line(text);
+        }
     }
 }
 
