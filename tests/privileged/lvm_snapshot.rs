@@ -398,6 +398,7 @@ fn live_snapshot_of_a_busy_mounted_origin_as_lvm2() {
     // Data%: ours equals lvm2's, for both snapshots, after more writes.
     std::fs::write(mnt.join("big"), common::pattern(9, 3 << 20)).unwrap();
     run_ok("sync", &[]);
+    write_direct(&c.node("orb"), 1 << 20, &common::pattern(8, 1 << 20));
     let ours = c.our_lvs();
     for snap in ["sna", "snb"] {
         let theirs: f64 = c.lvs(snap, "data_percent")[0].parse().unwrap();
@@ -623,8 +624,13 @@ fn lvm2_small_snap_and_usage_scenarios() {
     println!("PRIVILEGED-TEST-RAN lvm2_small_snap_and_usage_scenarios");
 }
 
+/// sha256 of a device read with O_DIRECT (no page cache can answer for it).
 fn sha(path: &Path) -> String {
-    run_ok("sha256sum", &[path.to_str().unwrap()])
+    let cmd = format!(
+        "dd if={} bs=1M iflag=direct 2>/dev/null | sha256sum",
+        path.display()
+    );
+    run_ok("sh", &["-c", &cmd])
         .split_whitespace()
         .next()
         .unwrap()

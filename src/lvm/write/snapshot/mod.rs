@@ -29,6 +29,9 @@ pub mod meta;
 pub mod remove;
 pub mod size;
 
+#[cfg(test)]
+mod tests;
+
 /// Why a snapshot operation was refused or its metadata transform failed. The messages
 /// are lvm2's where lvm2 has one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
