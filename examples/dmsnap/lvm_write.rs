@@ -106,6 +106,17 @@ pub enum WriteCmd {
         #[command(flatten)]
         scan: Devices,
     },
+    /// Roll the origin back to a snapshot, as `lvconvert --merge`: started at once when
+    /// neither the origin nor the snapshot is open, otherwise at the next activation.
+    Merge {
+        /// The snapshot, as VG/SNAP.
+        vg_snap: String,
+        /// Wait for the merge to finish (progress on a terminal), then remove the snapshot.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        scan: Devices,
+    },
     /// A snapshot of an LV, as `lvcreate -s`: taken live (filesystem frozen for a moment)
     /// when the origin is active.
     Snapshot(crate::lvm_snap::SnapshotArgs),
@@ -215,6 +226,14 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
                 errln!("  {w}");
             }
             writeln!(out, "  Logical volume \"{lv}\" successfully removed.");
+        }
+        WriteCmd::Merge {
+            vg_snap,
+            wait,
+            scan,
+        } => {
+            let (vg, snap) = split_vg_lv(&vg_snap)?;
+            return crate::lvm_merge::merge_cmd(vg, snap, wait, &scan.options(), out);
         }
         WriteCmd::Vgremove { vg, scan } => {
             for w in ops::vgremove(&vg, &scan.options())? {

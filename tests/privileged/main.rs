@@ -11,6 +11,7 @@ mod cow_probe;
 mod files;
 mod ioctl;
 mod lvm_activate;
+mod lvm_merge;
 mod lvm_powercut;
 mod lvm_print;
 mod lvm_pv;

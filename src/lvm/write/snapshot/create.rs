@@ -371,17 +371,22 @@ fn create_live(
     let result = (|| -> Result<Duration> {
         // 2. The COW layer, then the precommit.
         create_planned(dm, &mut undo, &cow_dev, &mut known, true)?;
+        crate::snapshot::fault::step("lvm-snapshot", 1);
         s.precommit(new.clone())?;
+        crate::snapshot::fault::step("lvm-snapshot", 2);
         // 3. Everything else before the suspend.
         if first {
             create_planned(dm, &mut undo, &real_dev, &mut known, true)?;
+            crate::snapshot::fault::step("lvm-snapshot", 3);
         }
         create_planned(dm, &mut undo, &snap_dev, &mut known, false)?;
+        crate::snapshot::fault::step("lvm-snapshot", 4);
         if first {
             let t = resolve(dm, &origin_dev, &known)?;
             dm.load(&origin_dev.name, &t, LoadOptions::default())
                 .map_err(WriteError::dm("load", origin_dev.name.as_str()))?;
             undo.push(UndoAction::ClearInactive(origin_dev.name.clone()));
+            crate::snapshot::fault::step("lvm-snapshot", 5);
         }
         // 4. The window: the guardian resumes snapshots before the origin should we die.
         nix::unistd::sync();
@@ -407,8 +412,10 @@ fn create_live(
                 crate::DEFAULT_SUSPEND_BOUND
             )));
         }
+        crate::snapshot::fault::step("lvm-snapshot", 6);
         // 5. Commit while suspended.
         s.commit()?;
+        crate::snapshot::fault::step("lvm-snapshot", 7);
         Ok(t0.elapsed())
     })();
     let t0 = match result {
@@ -435,6 +442,7 @@ fn create_live(
             first_err = Some(WriteError::dm("resume", n.as_str())(e));
         }
     }
+    crate::snapshot::fault::step("lvm-snapshot", 8);
     let fired = undo.disarm();
     let window = t0 + start.elapsed();
     match first_err {

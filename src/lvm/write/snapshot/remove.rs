@@ -172,6 +172,7 @@ fn remove_one(
     let mut undo = Undo::new(dm);
     let result = (|| -> Result<()> {
         s.precommit(new.clone())?;
+        crate::snapshot::fault::step("lvm-remove", 1);
         if last {
             // The origin gets its plain table back (PVs only: no dm references).
             let devnum = |p: &crate::lvm::model::PhysicalVolume| s.pv_devnum(p).map(DevRef::from);
@@ -185,10 +186,14 @@ fn remove_one(
             dm.load(&origin_info.name, &t, LoadOptions::default())
                 .map_err(WriteError::dm("load", origin_info.name.as_str()))?;
             undo.push(UndoAction::ClearInactive(origin_info.name.clone()));
+            crate::snapshot::fault::step("lvm-remove", 2);
             undo.suspend(&origin_info.name, SuspendOptions::default())
                 .map_err(WriteError::dm("suspend", origin_info.name.as_str()))?;
+            crate::snapshot::fault::step("lvm-remove", 3);
         }
-        s.commit()
+        s.commit()?;
+        crate::snapshot::fault::step("lvm-remove", 4);
+        Ok(())
     })();
     if let Err(e) = result {
         drop(undo);
@@ -208,6 +213,7 @@ fn remove_one(
                 source: Box::new(WriteError::dm("resume", origin_info.name.as_str())(e)),
             })?;
         gone.push(layer_name(old, origin, Some("real"))?);
+        crate::snapshot::fault::step("lvm-remove", 5);
     }
     remove_all(dm, &gone).map_err(|e| WriteError::AfterCommit {
         what: format!("snapshot {cow} removed from the metadata, its devices not all removed"),
