@@ -221,6 +221,45 @@ fn activate(
         ..PlanOptions::default()
     };
     let dm = DeviceMapper::new()?;
+    let Some(_) = lv else {
+        // The whole VG: brought to the plan (repairs an interrupted snapshot operation),
+        // delayed merges started, finished merges removed.
+        let (plan, done) = devmapper::lvm::reconcile::activate_vg(&dm, s, &dev, system_id, &opts)?;
+        for n in &done.created {
+            match dm.info(n) {
+                Ok(i) => writeln!(out, "{n} {} active", i.dev),
+                Err(_) => writeln!(out, "{n} active"),
+            }
+        }
+        let reused = plan.devices.len() - done.created.len();
+        if reused > 0 {
+            writeln!(out, "{reused} device(s) were already active");
+        }
+        let fixes = devmapper::lvm::reconcile::Reconciled {
+            created: Vec::new(),
+            ..done
+        };
+        if !fixes.is_noop() {
+            writeln!(out, "{fixes}");
+        }
+        for sk in &plan.skipped {
+            errln!("dmsnap: {vg}/{}: skipped: {}", sk.lv, sk.reason);
+        }
+        let failed = plan.skipped.iter().filter(|s| s.is_error()).count();
+        if failed > 0 {
+            return Err(format!("{failed} LV(s) of {vg} were not activated").into());
+        }
+        let merging = s.vg.snapshot_links().any(|l| l.merging);
+        if merging && !read_only {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let mut wo = devmapper::lvm::write::session::WriteOptions::new(command);
+            if !scanned_all {
+                wo.devices = Some(paths.to_vec());
+            }
+            crate::lvm_merge::finish_merges(vg, &wo, out)?;
+        }
+        return Ok(());
+    };
     let (plan, created) = activate::activate_vg(&dm, s, &dev, lv, system_id, &opts)?;
     for d in &created {
         writeln!(out, "{} {} active", d.name, d.dev);

@@ -29,7 +29,7 @@ pub struct Devices {
 }
 
 impl Devices {
-    fn options(&self) -> WriteOptions {
+    pub(crate) fn options(&self) -> WriteOptions {
         let command = std::env::args().collect::<Vec<_>>().join(" ");
         let mut o = WriteOptions::new(command);
         if !self.devices.is_empty() {
@@ -95,13 +95,31 @@ pub enum WriteCmd {
         #[command(flatten)]
         scan: Devices,
     },
-    /// Remove an LV, as `lvremove` (refused while it is open).
+    /// Remove an LV, as `lvremove` (refused while it is open): also a snapshot, or an
+    /// origin with --force together with its snapshots.
     Lvremove {
         /// The LV, as VG/LV.
         vg_lv: String,
+        /// Remove an origin together with its snapshots.
+        #[arg(long, short = 'f')]
+        force: bool,
         #[command(flatten)]
         scan: Devices,
     },
+    /// Roll the origin back to a snapshot, as `lvconvert --merge`: started at once when
+    /// neither the origin nor the snapshot is open, otherwise at the next activation.
+    Merge {
+        /// The snapshot, as VG/SNAP.
+        vg_snap: String,
+        /// Wait for the merge to finish (progress on a terminal), then remove the snapshot.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        scan: Devices,
+    },
+    /// A snapshot of an LV, as `lvcreate -s`: taken live (filesystem frozen for a moment)
+    /// when the origin is active.
+    Snapshot(crate::lvm_snap::SnapshotArgs),
     /// Remove an empty VG, as `vgremove`.
     Vgremove {
         /// The VG name.
@@ -133,7 +151,7 @@ pub enum WriteCmd {
     },
 }
 
-fn split_vg_lv(s: &str) -> Result<(&str, &str), Box<dyn Error>> {
+pub(crate) fn split_vg_lv(s: &str) -> Result<(&str, &str), Box<dyn Error>> {
     s.split_once('/')
         .filter(|(v, l)| !v.is_empty() && !l.is_empty())
         .ok_or_else(|| format!("{s}: give the LV as VG/LV").into())
@@ -197,13 +215,25 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             }
             writeln!(out, "  Logical volume \"{lv}\" created.");
         }
-        WriteCmd::Lvremove { vg_lv, scan } => {
+        WriteCmd::Lvremove { vg_lv, force, scan } => {
             let (vg, lv) = split_vg_lv(&vg_lv)?;
-            let done = ops::lvremove(vg, lv, &scan.options())?;
+            let done = if force {
+                devmapper::lvm::write::snapshot::remove::lvremove(vg, lv, true, &scan.options())?
+            } else {
+                ops::lvremove(vg, lv, &scan.options())?
+            };
             for w in &done.warnings {
                 errln!("  {w}");
             }
             writeln!(out, "  Logical volume \"{lv}\" successfully removed.");
+        }
+        WriteCmd::Merge {
+            vg_snap,
+            wait,
+            scan,
+        } => {
+            let (vg, snap) = split_vg_lv(&vg_snap)?;
+            return crate::lvm_merge::merge_cmd(vg, snap, wait, &scan.options(), out);
         }
         WriteCmd::Vgremove { vg, scan } => {
             for w in ops::vgremove(&vg, &scan.options())? {
@@ -225,6 +255,7 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
                 );
             }
         }
+        WriteCmd::Snapshot(a) => return crate::lvm_snap::run(a, out),
         WriteCmd::Lvs { vgs, json, scan } => return lvs_cmd(&vgs, json, &scan, out),
     }
     Ok(())

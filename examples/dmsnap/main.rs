@@ -14,6 +14,8 @@ mod out;
 mod cow;
 mod kernel;
 mod lvm;
+mod lvm_merge;
+mod lvm_snap;
 mod lvm_write;
 mod snap;
 

@@ -176,7 +176,7 @@ pub fn activate_vg(
     opts: &PlanOptions,
 ) -> Result<(Plan, Vec<DeviceInfo>)> {
     check_vg(s, local_system_id)?;
-    let vg = &s.vg;
+    let vg = &postpone_merges(dm, &s.vg);
     let plan = match lv {
         None => plan_vg(vg, pv_device, opts)?,
         Some(name) => {
@@ -191,6 +191,66 @@ pub fn activate_vg(
     };
     let created = apply(dm, &plan)?;
     Ok((plan, created))
+}
+
+/// The VG to plan from, with lvm2's rules for a pending snapshot merge applied
+/// (`_add_new_lv_to_dtree` in `dev_manager.c`): a merge whose origin device already runs
+/// `snapshot-merge` stays; one whose origin device or merging snapshot device is open is
+/// postponed (planned as a plain snapshot, `snapshot-origin` on the origin) until an
+/// activation finds both closed; otherwise the plan starts it.
+pub fn postpone_merges(dm: &DeviceMapper, vg: &VolumeGroup) -> VolumeGroup {
+    let open = |lv: &str| -> (bool, bool) {
+        // (exists with a live table, open count > 0; merging runs)
+        let Some(l) = vg.lv(lv) else {
+            return (false, false);
+        };
+        let Ok(uuid) = DmUuid::new(&format!("{}{}", uuid_prefix(&vg.id), l.id.as_str())) else {
+            return (false, false);
+        };
+        match dm.info(crate::DevId::Uuid(&uuid)) {
+            Ok(i) if i.has_live_table() => (true, i.open_count > 0),
+            _ => (false, false),
+        }
+    };
+    let runs_merge = |lv: &str| -> bool {
+        let Some(l) = vg.lv(lv) else { return false };
+        let Ok(uuid) = DmUuid::new(&format!("{}{}", uuid_prefix(&vg.id), l.id.as_str())) else {
+            return false;
+        };
+        dm.table(crate::DevId::Uuid(&uuid), Which::Live)
+            .map(|t| {
+                t.lines()
+                    .iter()
+                    .any(|x| matches!(x.target, crate::targets::Target::SnapshotMerge(_)))
+            })
+            .unwrap_or(false)
+    };
+    let postponed: Vec<String> = vg
+        .snapshot_links()
+        .filter(|l| l.merging)
+        .filter(|l| {
+            if runs_merge(l.origin) {
+                return false;
+            }
+            open(l.origin).1 || open(l.cow).1
+        })
+        .map(|l| l.snapshot_lv.name.clone())
+        .collect();
+    if postponed.is_empty() {
+        return vg.clone();
+    }
+    let mut out = vg.clone();
+    for lv in &mut out.lvs {
+        if !postponed.contains(&lv.name) {
+            continue;
+        }
+        for seg in &mut lv.segments {
+            if let super::model::SegmentKind::Snapshot { merging, .. } = &mut seg.kind {
+                *merging = false;
+            }
+        }
+    }
+    out
 }
 
 /// The table of `d` with its `/dev/mapper/<name>` references ([`mapper_name`]) replaced

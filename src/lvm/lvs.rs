@@ -112,7 +112,8 @@ fn size_string(sectors: u64, long: bool) -> String {
     let mut prefix = "";
     if s < 6 {
         let d = 100.0 * value;
-        if (d.floor() - d.round()).abs() > 1e-7 {
+        // nearbyintl in libdm: ties to even (12.125 MiB shows as "12.12 MiB", no `<`).
+        if (d.floor() - d.round_ties_even()).abs() > 1e-7 {
             prefix = "<";
         }
     }

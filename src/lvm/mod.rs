@@ -88,6 +88,7 @@ pub mod metadata_text;
 pub mod model;
 pub mod names;
 pub mod plan;
+pub mod reconcile;
 pub mod report;
 pub mod scan;
 pub mod write;

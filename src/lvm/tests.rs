@@ -10,6 +10,7 @@ mod export;
 mod label;
 mod lock;
 mod mda;
+mod merge;
 mod model;
 mod plan;
 mod print;

@@ -42,7 +42,7 @@ pub mod activate;
 mod blockdev;
 mod discard;
 mod error;
-mod fault;
+pub(crate) mod fault;
 mod handle;
 pub mod identity;
 mod options;

@@ -222,7 +222,7 @@ impl<'a> Builder<'a> {
             used_pool_top || self.opts.read_only || !lv.is_writable()
         };
         let mut table = Vec::new();
-        let mut after: Vec<&'a LogicalVolume> = Vec::new();
+        let mut after: Vec<(&'a LogicalVolume, bool)> = Vec::new();
         let top = layer.is_none();
         let snaps: Vec<SnapshotLink<'a>> = self.ix.vg.links_of(&lv.name).to_vec();
 
@@ -240,7 +240,7 @@ impl<'a> Builder<'a> {
                 table.push(line(0, size, SnapshotOrigin::new(real)));
             }
             for s in &snaps {
-                after.push(self.lv(lv, s.cow)?);
+                after.push((self.lv(lv, s.cow)?, s.merging));
             }
         } else if top && let Some(link) = self.ix.vg.cow(&lv.name) {
             let origin = self.lv(lv, link.origin)?;
@@ -278,6 +278,14 @@ impl<'a> Builder<'a> {
         } else {
             None
         };
+        // The snapshots before their origin, as lvm2 resumes them ("Resume snapshot
+        // origins after new snapshots"): the kernel's snapshot-origin computes the chunk
+        // boundary it splits writes at when it resumes, from the snapshots registered
+        // then; resumed first, a write spanning several chunks would be copied only for
+        // its first chunk. A merging snapshot (its `error` device) comes after.
+        for (cow, _) in after.iter().filter(|(_, merging)| !merging) {
+            self.add(cow, None)?;
+        }
         self.seen.insert(uuid.clone());
         self.devices.push(PlannedDevice {
             name,
@@ -288,7 +296,7 @@ impl<'a> Builder<'a> {
             dev,
             table: Table::from_lines(table),
         });
-        for cow in after {
+        for (cow, _) in after.into_iter().filter(|(_, merging)| *merging) {
             self.add(cow, None)?;
         }
         Ok(())

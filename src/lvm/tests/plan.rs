@@ -47,20 +47,21 @@ fn sample_origin_snapshot_and_linear() {
         render(&p),
         [
             "vg0-root-real 0 10485760 linear 8:16 2048",
-            "vg0-root 0 10485760 snapshot-origin /dev/mapper/vg0-root-real",
             "vg0-root_snap-cow 0 2097152 linear 8:16 31459328",
             "vg0-root_snap 0 10485760 snapshot /dev/mapper/vg0-root-real /dev/mapper/vg0-root_snap-cow P 8",
+            // after its snapshots, as lvm2 resumes them
+            "vg0-root 0 10485760 snapshot-origin /dev/mapper/vg0-root-real",
             "vg0-home 0 20971520 linear 8:16 10487808",
         ]
     );
     let uuids: Vec<_> = p.devices.iter().map(|d| d.uuid.as_str()).collect();
     // dm references are typed paths, PVs what the caller gave.
-    let Target::Snapshot(snap) = &p.devices[3].table.lines()[0].target else {
-        panic!("{:?}", p.devices[3]);
+    let Target::Snapshot(snap) = &p.devices[2].table.lines()[0].target else {
+        panic!("{:?}", p.devices[2]);
     };
     assert_eq!(
         crate::lvm::plan::mapper_name(&snap.cow).as_ref(),
-        Some(&p.devices[2].name)
+        Some(&p.devices[1].name)
     );
     assert_eq!(
         p.devices[0].table.lines()[0].target.devices(),
@@ -70,9 +71,9 @@ fn sample_origin_snapshot_and_linear() {
         uuids,
         [
             format!("LVM-{V}J4A3DdvHyrNktBXtnjfObINf5AjxvUlK-real"),
-            format!("LVM-{V}J4A3DdvHyrNktBXtnjfObINf5AjxvUlK"),
             format!("LVM-{V}t4R5YhuIG43KIjFAHQsiJoUGm1YtmaD7-cow"),
             format!("LVM-{V}t4R5YhuIG43KIjFAHQsiJoUGm1YtmaD7"),
+            format!("LVM-{V}J4A3DdvHyrNktBXtnjfObINf5AjxvUlK"),
             format!("LVM-{V}siC47wqaMl9Xvq2ZG4MzAOUQklImCvBP"),
         ]
     );
@@ -120,20 +121,21 @@ cow_store = "root_snap2"
     let r = render(&p);
     assert_eq!(r.len(), 7);
     assert_eq!(r[0], "vg0-root-real 0 10485760 linear 8:16 2048");
-    assert_eq!(
-        r[1],
-        "vg0-root 0 10485760 snapshot-origin /dev/mapper/vg0-root-real"
-    );
     // snapshots in metadata order: snapshot1 (root_snap2) is listed before snapshot0.
-    assert_eq!(r[2], "vg0-root_snap2-cow 0 131072 linear 8:16 33556480");
+    assert_eq!(r[1], "vg0-root_snap2-cow 0 131072 linear 8:16 33556480");
     // A read-only snapshot: the top device is read-only, its COW store is not.
     assert_eq!(
-        r[3],
+        r[2],
         "vg0-root_snap2 (ro) 0 10485760 snapshot /dev/mapper/vg0-root-real /dev/mapper/vg0-root_snap2-cow P 128"
     );
     assert_eq!(
-        r[5],
+        r[4],
         "vg0-root_snap 0 10485760 snapshot /dev/mapper/vg0-root-real /dev/mapper/vg0-root_snap-cow P 8"
+    );
+    // The origin after all its snapshots.
+    assert_eq!(
+        r[5],
+        "vg0-root 0 10485760 snapshot-origin /dev/mapper/vg0-root-real"
     );
     assert_eq!(r[6], "vg0-home 0 20971520 linear 8:16 10487808");
 }
@@ -257,7 +259,8 @@ fn thin_lv_alone_brings_its_pool_layer_only() {
 fn snapshot_alone_brings_its_origin() {
     let p = plan_lv(&vg(SAMPLE), "root_snap", &sdb, &PlanOptions::default()).unwrap();
     assert_eq!(p.devices.len(), 4);
-    assert_eq!(p.devices[3].name.as_str(), "vg0-root_snap");
+    assert_eq!(p.devices[2].name.as_str(), "vg0-root_snap");
+    assert_eq!(p.devices[3].name.as_str(), "vg0-root");
 }
 
 #[test]

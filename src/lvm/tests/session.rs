@@ -409,3 +409,59 @@ fn pvcreate_to_pvremove_on_images() {
     assert_eq!(std::fs::read(&paths[0]).unwrap(), img);
     ops::pvcreate(&paths[..1], true, &o).unwrap();
 }
+
+/// A commit error about one device names its path, not just the index in the session's
+/// device list.
+#[test]
+fn a_commit_error_names_the_device_path() {
+    use crate::lvm::write::commit::CommitError;
+    use std::os::unix::fs::FileExt;
+    let v = vg(2);
+    let im = Images::new(&v, &[]);
+    let o = im.opts();
+    let mut s = VgSession::open("vg0", &o).unwrap();
+    // The second PV's metadata area header goes bad after the scan (its checksum).
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&im.paths[1])
+        .unwrap();
+    f.write_all_at(&[0xde, 0xad, 0xbe, 0xef], MDA.0).unwrap();
+    let mut new = s.vg().clone();
+    new.tags.push("x".into());
+    let e = s.precommit(new).unwrap_err();
+    match &e {
+        WriteError::CommitOn { device, source } => {
+            assert_eq!(device, &im.paths[1]);
+            assert_eq!(source.device(), Some(1));
+            assert!(
+                matches!(
+                    source,
+                    CommitError::BadArea { device: 1, .. }
+                        | CommitError::HeaderChanged { device: 1, .. }
+                ),
+                "{source:?}"
+            );
+        }
+        other => panic!("not CommitOn: {other:?}"),
+    }
+    assert!(
+        e.to_string()
+            .starts_with(&im.paths[1].display().to_string()),
+        "{e}"
+    );
+    drop(s);
+    // The first PV still holds seqno 1, untouched.
+    let (got, _) = {
+        let f = std::fs::File::open(&im.paths[0]).unwrap();
+        let h = crate::lvm::mda::read_mda_header(
+            &f,
+            DiskLocn {
+                offset: MDA.0,
+                size: MDA.1,
+            },
+        )
+        .unwrap();
+        (h.raw_locns.len(), ())
+    };
+    assert_eq!(got, 1);
+}

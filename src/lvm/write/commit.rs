@@ -437,6 +437,24 @@ pub enum CommitError {
 }
 
 impl CommitError {
+    /// The index (in the device slice given to [`precommit`]) of the device this error
+    /// is about, if it names one.
+    pub fn device(&self) -> Option<usize> {
+        match self {
+            CommitError::NoSuchDevice { device, .. }
+            | CommitError::DuplicateArea { device, .. }
+            | CommitError::TooLarge { device, .. }
+            | CommitError::NoRoom { device, .. }
+            | CommitError::BadArea { device, .. }
+            | CommitError::AreaSize { device, .. }
+            | CommitError::AreaPastEnd { device, .. }
+            | CommitError::HeaderChanged { device, .. }
+            | CommitError::Io { device, .. } => Some(*device),
+            CommitError::RevertFailed { first, .. } => first.device(),
+            _ => None,
+        }
+    }
+
     /// The step that failed, for I/O failures and changed headers.
     pub fn phase(&self) -> Option<Phase> {
         match self {

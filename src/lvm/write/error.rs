@@ -257,12 +257,25 @@ pub enum WriteError {
     /// written were reverted.
     #[error(transparent)]
     Commit(#[from] super::commit::CommitError),
+    /// [`WriteError::Commit`] about one device (the commit error names it by index):
+    /// its path.
+    #[error("{}: {source}", device.display())]
+    CommitOn {
+        /// The device the error is about.
+        device: PathBuf,
+        /// The commit error.
+        #[source]
+        source: super::commit::CommitError,
+    },
     /// A PV label could not be written or wiped.
     #[error(transparent)]
     Pv(#[from] super::pv::PvError),
     /// An archive file could not be written (nothing was written to the PVs).
     #[error(transparent)]
     Backup(#[from] super::backup::BackupError),
+    /// A snapshot operation was refused (chunk size, COW size, origin, removal rules).
+    #[error(transparent)]
+    Snapshot(#[from] super::snapshot::SnapshotError),
 
     // ---- failures underneath ----
     /// Reading PVs or metadata failed.
@@ -354,6 +367,7 @@ impl WriteError {
                 | WriteError::Internal(_)
                 | WriteError::Lock(_)
                 | WriteError::Commit(_)
+                | WriteError::CommitOn { .. }
                 | WriteError::Pv(_)
                 | WriteError::Backup(_)
         )

@@ -15,6 +15,7 @@
 //! | [`pv`] | PV label, `pv_header` and metadata area layout; wiping them | `pvcreate`, `text_label.c` |
 //! | [`session`] | lock, re-read, refuse what is unsafe, commit, keep backups | `vg_read`/`vg_write`/`vg_commit` |
 //! | [`ops`] | pvcreate, vgcreate, lvcreate, lvremove, vgremove, pvremove | `tools/*.c` |
+//! | [`snapshot`] | snapshot metadata, COW sizes, live creation, removal, merge | `snapshot_manip.c`, `lvcreate.c` |
 //! | [`error`] | what can go wrong while writing | — |
 #![forbid(unsafe_code)]
 
@@ -26,4 +27,5 @@ pub mod lock;
 pub mod ops;
 pub mod pv;
 pub mod session;
+pub mod snapshot;
 pub mod text;

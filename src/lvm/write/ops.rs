@@ -215,7 +215,12 @@ pub fn pvcreate(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<V
     check_distinct(paths)?;
     // Every device first: nothing is written when one of them is refused.
     for p in paths {
-        let ro = File::open(p).map_err(WriteError::io(p))?;
+        // (`Input`, not a bare `File`: a block device's size comes from the kernel, and
+        // the scan needs it.)
+        let ro = Input::open(p).map_err(|e| WriteError::Io {
+            path: p.clone(),
+            source: e.into(),
+        })?;
         if let Some(vg) = vg_of_pv(&ro) {
             return Err(WriteError::PvInVg {
                 path: p.clone(),
@@ -785,6 +790,11 @@ pub fn lvremove(vg_name: &str, lv_name: &str, opts: &WriteOptions) -> Result<LvR
         vg: vg_name.into(),
         lv: lv_name.into(),
     })?;
+    if super::snapshot::remove::is_snapshot_related(&old, lv) {
+        // Snapshots, their internal LVs and origins: lvm::write::snapshot (no force:
+        // an origin with snapshots is refused).
+        return super::snapshot::remove::remove_in_session(dm.as_ref(), &mut s, lv_name, false);
+    }
     removable(&old, lv)?;
     let mut out = LvRemoved::default();
     let active = match &dm {
@@ -869,7 +879,12 @@ pub fn pvremove(paths: &[PathBuf], force: bool, opts: &WriteOptions) -> Result<(
     for p in paths {
         // Read first (a PV under an active LV is held by it: no exclusive open), as lvm2
         // names the VG before it tries to open the device exclusively.
-        let ro = File::open(p).map_err(WriteError::io(p))?;
+        // (`Input`, not a bare `File`: a block device's size comes from the kernel, and
+        // the scan needs it.)
+        let ro = Input::open(p).map_err(|e| WriteError::Io {
+            path: p.clone(),
+            source: e.into(),
+        })?;
         if read_label(&ro).is_err() {
             return Err(WriteError::NotAPv { path: p.clone() });
         }

@@ -58,12 +58,13 @@ pub struct WriteOptions {
 }
 
 impl WriteOptions {
-    /// lvm2's defaults: every device, the default lock directory, `/etc/lvm/backup` and
+    /// lvm2's defaults: every device, the lock directory `lvm.conf` names
+    /// ([`LockDir::system`]; lvm2's default when it cannot be read), `/etc/lvm/backup` and
     /// `/etc/lvm/archive` when both exist, no system id.
     pub fn new(command: impl Into<String>) -> WriteOptions {
         WriteOptions {
             devices: None,
-            lock_dir: LockDir::default(),
+            lock_dir: LockDir::system().unwrap_or_default(),
             backups: BackupDirs::system(),
             local_system_id: None,
             command: command.into(),
@@ -410,7 +411,7 @@ impl VgSession {
     ///
     /// # Errors
     /// [`WriteError::Internal`] when a copy is already pending; [`WriteError::SelfCheck`],
-    /// [`WriteError::Alloc`], [`WriteError::Backup`], [`WriteError::Commit`] (the size
+    /// [`WriteError::Alloc`], [`WriteError::Backup`], [`WriteError::Commit`] or [`WriteError::CommitOn`] (the size
     /// limit, an I/O error: every area already written is reverted).
     pub fn precommit(&mut self, mut new: VolumeGroup) -> Result<()> {
         if self.pending.is_some() {
@@ -434,7 +435,8 @@ impl VgSession {
             }
             self.archived = true;
         }
-        let pre = commit::precommit(&self.pv_files, &self.targets, &new.name, &text)?;
+        let pre = commit::precommit(&self.pv_files, &self.targets, &new.name, &text)
+            .map_err(|e| self.commit_error(e))?;
         self.writes += 1;
         self.pending = Some(Pending { pre, vg: new });
         Ok(())
@@ -444,16 +446,27 @@ impl VgSession {
     /// there is a warning, as in lvm2).
     ///
     /// # Errors
-    /// [`WriteError::Internal`] without a pending copy; [`WriteError::Commit`].
+    /// [`WriteError::Internal`] without a pending copy; [`WriteError::Commit`],
+    /// [`WriteError::CommitOn`] (naming the device). Areas that kept the old copy while
+    /// another took the new one are warnings naming their devices.
     pub fn commit(&mut self) -> Result<()> {
         let p = self
             .pending
             .take()
             .ok_or(WriteError::Internal("commit without precommit"))?;
-        let report = p.pre.commit(&self.pv_files)?;
+        let report = match p.pre.commit(&self.pv_files) {
+            Ok(r) => r,
+            Err(e) => return Err(self.commit_error(e)),
+        };
         for f in &report.failed {
-            self.warnings
-                .push(format!("WARNING: a metadata area kept the old copy: {f}"));
+            let at = f
+                .device()
+                .and_then(|i| self.pv_paths.get(i))
+                .map_or_else(String::new, |p| format!(" on {}", p.display()));
+            self.warnings.push(format!(
+                "WARNING: the metadata area{at} kept the old copy (seqno {} is in the others): {f}",
+                report.seqno
+            ));
         }
         self.max_seqno = p.vg.seqno;
         self.vg = p.vg;
@@ -475,8 +488,23 @@ impl VgSession {
     /// [`WriteError::Commit`].
     pub fn revert(&mut self) -> Result<()> {
         match self.pending.take() {
-            Some(p) => Ok(p.pre.revert(&self.pv_files)?),
+            Some(p) => p
+                .pre
+                .revert(&self.pv_files)
+                .map_err(|e| self.commit_error(e)),
             None => Ok(()),
+        }
+    }
+
+    /// A commit error, with the path of the device it names by index
+    /// ([`WriteError::CommitOn`]).
+    fn commit_error(&self, e: commit::CommitError) -> WriteError {
+        match e.device().and_then(|i| self.pv_paths.get(i)) {
+            Some(p) => WriteError::CommitOn {
+                device: p.clone(),
+                source: e,
+            },
+            None => WriteError::Commit(e),
         }
     }
 

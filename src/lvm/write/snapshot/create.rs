@@ -1,0 +1,461 @@
+//! `lvcreate -s -L SIZE -n SNAP VG/LV`: a snapshot of an LV, live on an active (mounted,
+//! busy) origin, or metadata only on an inactive one.
+//!
+//! The live sequence (one commit; lvm2 takes two, see the [module doc](super)):
+//!
+//! 1. under `V_<vg>`, the COW's extents allocated (lvm2's normal policy) and its first
+//!    4 KiB zeroed (through the PV, where `VG-SNAP-cow` will map it) before any metadata
+//!    names it: the kernel then starts a fresh exception store;
+//! 2. `VG-SNAP-cow` created from the planned table (the plan of the new VG:
+//!    [`crate::lvm::plan::plan_lv`]), then the new VG precommitted;
+//! 3. `VG-LV-real` (the origin's old table) and `VG-SNAP` (`snapshot <real> <cow> P
+//!    <chunk>`, the COW LV's uuid) created and loaded, `snapshot-origin <real>` staged in
+//!    the origin's inactive slot: all before any suspend;
+//! 4. the origin suspended with its filesystem frozen (existing snapshots of the origin
+//!    with it, as lvm2 does), a guardian armed that resumes them if this process dies or
+//!    stalls;
+//! 5. the metadata committed while suspended;
+//! 6. the new snapshot resumed, then the other snapshots, then the origin.
+//!
+//! Every dm step before the commit is recorded in a dm transaction: any failure there
+//! reverts the precommitted copy, clears the staged table, resumes what was suspended and
+//! removes what was created. The origin is never left suspended.
+//!
+//! ```no_run
+//! use devmapper::lvm::write::session::WriteOptions;
+//! use devmapper::lvm::write::snapshot::create::{lvcreate_snapshot, SnapshotRequest};
+//! use devmapper::lvm::write::snapshot::size::CowSize;
+//! let opts = WriteOptions::new("example");
+//! let req = SnapshotRequest::new(CowSize::Sectors(100 << 11));
+//! let made = lvcreate_snapshot("vg0", "root", Some("root_snap"), &req, &opts)?;
+//! for n in &made.notices { println!("{n}"); }
+//! # Ok::<(), devmapper::lvm::write::error::WriteError>(())
+//! ```
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::meta::{NewSnapshot, add_snapshot, check_origin, snapshots_of};
+use super::size::{CowSize, DEFAULT_CHUNK, check_chunk, cow_extents};
+use crate::io::WriteAt;
+use crate::kernel::undo::{Undo, UndoAction};
+use crate::lvm::id::LvmId;
+use crate::lvm::model::{Area, SegmentKind, VolumeGroup};
+use crate::lvm::names::check_lv_name;
+use crate::lvm::plan::{PlanOptions, PlannedDevice, mapper_name, plan_lv};
+use crate::lvm::write::alloc::{AllocRequest, allocate};
+use crate::lvm::write::error::{Result, WriteError};
+use crate::lvm::write::ops::ZERO_BYTES;
+use crate::lvm::write::session::{VgSession, WriteOptions};
+use crate::table::{Table, TableLine};
+use crate::targets::DevRef;
+use crate::{
+    CreateOptions, DevId, DevNum, DeviceMapper, DmName, GuardPlan, LoadOptions, SuspendOptions,
+};
+
+/// What to create: the COW's size, chunk size, permission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    /// `-L` / `-l`.
+    pub size: CowSize,
+    /// Chunk size in sectors (`-c`; default 4 KiB).
+    pub chunk: u64,
+    /// `-pr`: a read-only snapshot.
+    pub read_only: bool,
+}
+
+impl SnapshotRequest {
+    /// A read-write snapshot of this size with lvm2's default chunk (4 KiB).
+    pub fn new(size: CowSize) -> SnapshotRequest {
+        SnapshotRequest {
+            size,
+            chunk: DEFAULT_CHUNK,
+            read_only: false,
+        }
+    }
+}
+
+/// What [`lvcreate_snapshot`] did.
+#[derive(Clone, Debug)]
+pub struct SnapshotCreated {
+    /// The snapshot's (COW LV's) name.
+    pub name: String,
+    /// The internal `snapshotN` LV.
+    pub internal: String,
+    /// COW extents.
+    pub extents: u64,
+    /// What lvm2 would have printed on the way (`Rounding up ...`, `Reducing COW size ...`).
+    pub notices: Vec<String>,
+    /// The origin was active: the snapshot is active too.
+    pub live: bool,
+    /// How long the origin was suspended (live creation only).
+    pub suspended_for: Option<Duration>,
+    /// Non-fatal problems (a backup file not written).
+    pub warnings: Vec<String>,
+}
+
+/// The dm uuid of an LV's own device (`LVM-` + VG id + LV id).
+pub(crate) fn lv_dm_uuid(vg: &VolumeGroup, id: &LvmId) -> Result<crate::DmUuid> {
+    crate::DmUuid::new(&format!("LVM-{}{}", vg.id.as_str(), id.as_str()))
+        .map_err(|e| WriteError::BadOption(e.to_string()))
+}
+
+/// Device-mapper, or `None` when this kernel has none (then no LV can be active).
+pub(crate) fn dm_if_present() -> Result<Option<DeviceMapper>> {
+    match DeviceMapper::new() {
+        Ok(d) => Ok(Some(d)),
+        Err(e) => {
+            let misc = std::fs::read_to_string("/proc/misc").unwrap_or_default();
+            if misc
+                .lines()
+                .any(|l| l.trim_end().ends_with(" device-mapper"))
+            {
+                Err(WriteError::dm("open", "/dev/mapper/control")(e))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The live device of an LV (by its uuid), if active.
+pub(crate) fn active_device(
+    dm: &DeviceMapper,
+    vg: &VolumeGroup,
+    lv: &str,
+) -> Result<Option<crate::DeviceInfo>> {
+    let Some(l) = vg.lv(lv) else { return Ok(None) };
+    let uuid = lv_dm_uuid(vg, &l.id)?;
+    match dm.info(DevId::Uuid(&uuid)) {
+        Ok(i) if i.has_live_table() => Ok(Some(i)),
+        Ok(_) => Ok(None),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(WriteError::dm("info", lv)(e)),
+    }
+}
+
+pub(crate) fn nodename() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A planned table with its `/dev/mapper/<name>` references replaced by the numbers of
+/// the devices created so far (`known`) or of active devices.
+pub(crate) fn resolve(
+    dm: &DeviceMapper,
+    d: &PlannedDevice,
+    known: &HashMap<DmName, DevNum>,
+) -> Result<Table> {
+    let mut lines: Vec<TableLine> = d.table.clone().into_lines();
+    for l in &mut lines {
+        for r in l.target.devices_mut() {
+            let Some(name) = mapper_name(r) else { continue };
+            let dev = match known.get(&name) {
+                Some(n) => *n,
+                None => {
+                    dm.info(&name)
+                        .map_err(WriteError::dm("info", name.as_str()))?
+                        .dev
+                }
+            };
+            *r = DevRef::Num(dev);
+        }
+    }
+    Ok(Table::from_lines(lines))
+}
+
+/// Create a planned device, load its table (recording its removal) and optionally
+/// resume it.
+pub(crate) fn create_planned(
+    dm: &DeviceMapper,
+    undo: &mut Undo<'_>,
+    d: &PlannedDevice,
+    known: &mut HashMap<DmName, DevNum>,
+    resume: bool,
+) -> Result<()> {
+    let table = resolve(dm, d, known)?;
+    if dm
+        .exists(&d.name)
+        .map_err(WriteError::dm("info", d.name.as_str()))?
+    {
+        return Err(WriteError::BadOption(format!(
+            "device-mapper device {} already exists (run activation of the VG to reconcile it)",
+            d.name
+        )));
+    }
+    let info = dm
+        .create(
+            &d.name,
+            CreateOptions::default()
+                .uuid(d.uuid.clone())
+                .read_only(d.read_only),
+        )
+        .map_err(WriteError::dm("create", d.name.as_str()))?;
+    undo.push(UndoAction::Remove(d.name.clone()));
+    known.insert(d.name.clone(), info.dev);
+    let load = LoadOptions {
+        read_only: d.read_only,
+        ..LoadOptions::default()
+    };
+    dm.load(&d.name, &table, load)
+        .map_err(WriteError::dm("load", d.name.as_str()))?;
+    if resume {
+        dm.resume(&d.name, SuspendOptions::default())
+            .map_err(WriteError::dm("resume", d.name.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Zero the first [`ZERO_BYTES`] of the COW's extents (capped at its size) through the
+/// PV holding LE 0, durably.
+fn zero_cow(s: &VgSession, vg: &VolumeGroup, segs: &[crate::lvm::model::Segment]) -> Result<()> {
+    let first = segs
+        .first()
+        .ok_or(WriteError::Internal("COW without extents"))?;
+    let SegmentKind::Striped { areas, .. } = &first.kind else {
+        return Err(WriteError::Internal("COW not striped"));
+    };
+    let Some(Area::Pv { pv, pe }) = areas.first() else {
+        return Err(WriteError::Internal("COW not on a PV"));
+    };
+    let i = vg
+        .pvs
+        .iter()
+        .position(|p| &p.handle == pv)
+        .ok_or(WriteError::Internal("COW on an unknown PV"))?;
+    let (Some(p), Some(f)) = (vg.pvs.get(i), s.pv_files().get(i)) else {
+        return Err(WriteError::Internal("COW PV not open"));
+    };
+    let path = s.pv_paths().get(i).cloned().unwrap_or_default();
+    let offset = (p.pe_start + pe * vg.extent_size) * 512;
+    let n = ZERO_BYTES.min(first.extent_count * vg.extent_size * 512) as usize;
+    f.write_all_at(&vec![0u8; n], offset)
+        .and_then(|()| WriteAt::sync(f))
+        .map_err(WriteError::io(path))
+}
+
+/// `lvcreate -s` of `origin` in `vg_name`: a snapshot named `name` (default
+/// `<origin>_snap`, as dmsnap's CLI names it; lvm2 would pick `lvolN`), sized and
+/// checked as lvm2 does ([`cow_extents`]). Live when the origin is active (see the module
+/// doc), metadata only otherwise (activation, ours or lvm2's, then builds the stack).
+///
+/// # Errors
+/// [`WriteError::Name`], [`WriteError::LvExists`], [`WriteError::Snapshot`] (chunk, size,
+/// origin refusals: nothing was written or suspended), [`WriteError::Alloc`], the errors
+/// of [`VgSession::open`] and of the commit, [`WriteError::Dm`] (everything undone),
+/// [`WriteError::AfterCommit`] (committed, a resume failed: the devices are resumed as
+/// far as possible; activation reconciles).
+pub fn lvcreate_snapshot(
+    vg_name: &str,
+    origin: &str,
+    name: Option<&str>,
+    req: &SnapshotRequest,
+    opts: &WriteOptions,
+) -> Result<SnapshotCreated> {
+    let name = name.map_or_else(|| format!("{origin}_snap"), str::to_string);
+    check_lv_name(vg_name, &name)?;
+    check_chunk(req.chunk)?;
+    let dm = dm_if_present()?;
+    // The archive and backup files are written here, outside the suspend window (the
+    // session would write the backup inside it, at the commit).
+    let mut quiet = opts.clone();
+    quiet.backups = None;
+    let mut s = VgSession::open(vg_name, &quiet)?;
+    let old = s.vg().clone();
+    check_origin(&old, origin)?;
+    if old.lv(&name).is_some() {
+        return Err(WriteError::LvExists {
+            vg: vg_name.into(),
+            lv: name,
+        });
+    }
+    if old.max_lv != 0 {
+        let visible = old.lvs.iter().filter(|l| old.is_visible(l)).count() as u64;
+        if visible >= old.max_lv {
+            return Err(WriteError::BadOption(format!(
+                "Maximum number of logical volumes ({}) reached in volume group {vg_name}",
+                old.max_lv
+            )));
+        }
+    }
+    let origin_lv = old.lv(origin).ok_or(WriteError::Internal("origin gone"))?;
+    let sized = cow_extents(&old, origin_lv, &req.size, req.chunk)?;
+    let segments = allocate(&old, &AllocRequest::linear(&name, sized.extents))?;
+    let mut snap = NewSnapshot::new(origin, &name, segments, req.chunk, now(), &nodename())
+        .map_err(WriteError::io("/dev/urandom"))?;
+    snap.read_only = req.read_only;
+    let new = add_snapshot(&old, &snap)?;
+    let internal = new
+        .cow_link(&name)
+        .map(|l| l.snapshot_lv.name.clone())
+        .ok_or(WriteError::Internal("snapshot not linked"))?;
+    let active = match &dm {
+        Some(dm) => active_device(dm, &old, origin)?,
+        None => None,
+    };
+    // The COW starts as a fresh store: zeroed before the metadata names it.
+    zero_cow(&s, &old, &snap.segments)?;
+    if let Some(dirs) = &opts.backups {
+        crate::lvm::write::backup::archive(dirs, &old, &opts.command)?;
+    }
+    let mut out = SnapshotCreated {
+        name: name.clone(),
+        internal,
+        extents: sized.extents,
+        notices: sized.notices,
+        live: false,
+        suspended_for: None,
+        warnings: Vec::new(),
+    };
+    match (&dm, active) {
+        (Some(dm), Some(_)) => {
+            out.suspended_for = Some(create_live(dm, &mut s, &old, &new, origin, &name)?);
+            out.live = true;
+        }
+        _ => {
+            s.precommit(new)?;
+            s.commit()?;
+        }
+    }
+    out.warnings.extend(s.warnings().iter().cloned());
+    if let Some(dirs) = &opts.backups
+        && let Err(e) = crate::lvm::write::backup::backup(dirs, s.vg(), &opts.command)
+    {
+        out.warnings.push(format!(
+            "WARNING: Backup of volume group {vg_name} metadata failed: {e}"
+        ));
+    }
+    Ok(out)
+}
+
+/// Steps 2-6 of the module doc; returns how long the origin was suspended.
+fn create_live(
+    dm: &DeviceMapper,
+    s: &mut VgSession,
+    old: &VolumeGroup,
+    new: &VolumeGroup,
+    origin: &str,
+    name: &str,
+) -> Result<Duration> {
+    let devnum = |p: &crate::lvm::model::PhysicalVolume| s.pv_devnum(p).map(DevRef::from);
+    let plan = plan_lv(new, origin, &devnum, &PlanOptions::default())?;
+    let find = |lv: &str, layer: Option<&str>| {
+        plan.devices
+            .iter()
+            .find(|d| d.lv == lv && d.layer.as_deref() == layer)
+            .ok_or(WriteError::Internal("planned device missing"))
+    };
+    let cow_dev = find(name, Some("cow"))?.clone();
+    let snap_dev = find(name, None)?.clone();
+    let real_dev = find(origin, Some("real"))?.clone();
+    let origin_dev = find(origin, None)?.clone();
+    let first = snapshots_of(old, origin).is_empty();
+    // Existing snapshot devices of the origin (suspended with it, as lvm2 does).
+    let mut others = Vec::new();
+    for cow in snapshots_of(old, origin) {
+        if let Some(i) = active_device(dm, old, &cow)? {
+            others.push(i.name);
+        }
+    }
+
+    let mut undo = Undo::new(dm);
+    let mut known = HashMap::new();
+    let result = (|| -> Result<Duration> {
+        // 2. The COW layer, then the precommit.
+        create_planned(dm, &mut undo, &cow_dev, &mut known, true)?;
+        crate::snapshot::fault::step("lvm-snapshot", 1);
+        s.precommit(new.clone())?;
+        crate::snapshot::fault::step("lvm-snapshot", 2);
+        // 3. Everything else before the suspend.
+        if first {
+            create_planned(dm, &mut undo, &real_dev, &mut known, true)?;
+            crate::snapshot::fault::step("lvm-snapshot", 3);
+        }
+        create_planned(dm, &mut undo, &snap_dev, &mut known, false)?;
+        crate::snapshot::fault::step("lvm-snapshot", 4);
+        if first {
+            let t = resolve(dm, &origin_dev, &known)?;
+            dm.load(&origin_dev.name, &t, LoadOptions::default())
+                .map_err(WriteError::dm("load", origin_dev.name.as_str()))?;
+            undo.push(UndoAction::ClearInactive(origin_dev.name.clone()));
+            crate::snapshot::fault::step("lvm-snapshot", 5);
+        }
+        // 4. The window: the guardian resumes snapshots before the origin should we die.
+        nix::unistd::sync();
+        let mut resume_order: Vec<DevId<'_>> = vec![DevId::from(&snap_dev.name)];
+        resume_order.extend(others.iter().map(DevId::from));
+        resume_order.push(DevId::from(&origin_dev.name));
+        undo.arm(
+            &GuardPlan::new().when_suspended(&origin_dev.name, resume_order),
+            crate::DEFAULT_SUSPEND_BOUND,
+        )
+        .map_err(WriteError::dm("guard", origin_dev.name.as_str()))?;
+        let t0 = Instant::now();
+        undo.suspend(&origin_dev.name, SuspendOptions::default())
+            .map_err(WriteError::dm("suspend", origin_dev.name.as_str()))?;
+        for o in &others {
+            undo.suspend(o, SuspendOptions::default())
+                .map_err(WriteError::dm("suspend", o.as_str()))?;
+        }
+        if undo.check_fired() {
+            return Err(WriteError::BadOption(format!(
+                "the suspend of {} outlasted {:?}: undone",
+                origin_dev.name,
+                crate::DEFAULT_SUSPEND_BOUND
+            )));
+        }
+        crate::snapshot::fault::step("lvm-snapshot", 6);
+        // 5. Commit while suspended.
+        s.commit()?;
+        crate::snapshot::fault::step("lvm-snapshot", 7);
+        Ok(t0.elapsed())
+    })();
+    let t0 = match result {
+        Ok(d) => d,
+        Err(e) => {
+            // Undo (drop) first: the origin is resumed on its old table, then the
+            // precommitted copy is forgotten.
+            drop(undo);
+            let _ = s.revert();
+            return Err(e);
+        }
+    };
+    // 6. Committed: no undo from here; resume everything, snapshots first.
+    undo.commit();
+    let start = Instant::now();
+    let mut first_err = None;
+    let mut order = vec![snap_dev.name.clone()];
+    order.extend(others.iter().cloned());
+    order.push(origin_dev.name.clone());
+    for n in &order {
+        if let Err(e) = dm.resume(n, SuspendOptions::default())
+            && first_err.is_none()
+        {
+            first_err = Some(WriteError::dm("resume", n.as_str())(e));
+        }
+    }
+    crate::snapshot::fault::step("lvm-snapshot", 8);
+    let fired = undo.disarm();
+    let window = t0 + start.elapsed();
+    match first_err {
+        Some(e) => Err(WriteError::AfterCommit {
+            what: format!("snapshot {name} of {origin} committed but not resumed"),
+            source: Box::new(e),
+        }),
+        None if fired => Err(WriteError::AfterCommit {
+            what: format!(
+                "snapshot {name} of {origin} committed; the suspend outlasted its bound and the guardian resumed"
+            ),
+            source: Box::new(WriteError::Internal("suspend bound")),
+        }),
+        None => Ok(window),
+    }
+}
