@@ -160,6 +160,13 @@ fn resolved(d: &PlannedDevice, known: &HashMap<DmName, DevNum>) -> Option<Table>
     Some(Table::from_lines(lines))
 }
 
+fn is_merge(d: &PlannedDevice) -> bool {
+    d.table
+        .lines()
+        .iter()
+        .any(|l| matches!(l.target, Target::SnapshotMerge(_)))
+}
+
 fn is_origin(d: &PlannedDevice) -> bool {
     d.table
         .lines()
@@ -284,14 +291,14 @@ fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()
                     .map_err(dm_err("load", d.name.as_str()))?;
                 tick();
                 out.created.push(d.name.clone());
-                // A snapshot over an origin being switched (planned before it) goes
-                // live inside the suspend window.
+                // A new snapshot goes live inside the suspend window, before its origin
+                // is resumed (on a `snapshot-origin` table it may be switched to).
                 let top_snapshot = d.layer.is_none()
                     && table
                         .lines()
                         .iter()
                         .any(|l| matches!(l.target, Target::Snapshot(_)));
-                if top_snapshot && !reload.is_empty() {
+                if top_snapshot {
                     pending.push((i, false));
                 } else {
                     dm.resume(&d.name, SuspendOptions::default())
@@ -329,9 +336,18 @@ fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()
             tick();
         }
     }
-    // Resume: snapshot-origin devices last, everything else in plan order.
+    // Resume: a merging origin first (it takes the exceptions over from the suspended
+    // snapshot device), `snapshot-origin` devices last (their snapshots must be live
+    // first), everything else in plan order.
     let mut order: Vec<usize> = pending.iter().map(|&(i, _)| i).collect();
-    order.sort_by_key(|&i| (plan.devices.get(i).is_some_and(is_origin), i));
+    order.sort_by_key(|&i| {
+        let rank = match plan.devices.get(i) {
+            Some(d) if is_merge(d) => 0,
+            Some(d) if is_origin(d) => 2,
+            _ => 1,
+        };
+        (rank, i)
+    });
     for i in order {
         let Some(d) = plan.devices.get(i) else {
             continue;
