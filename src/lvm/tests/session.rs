@@ -435,7 +435,7 @@ fn a_commit_error_names_the_device_path() {
             assert_eq!(source.device(), Some(1));
             assert!(
                 matches!(
-                    source,
+                    **source,
                     CommitError::BadArea { device: 1, .. }
                         | CommitError::HeaderChanged { device: 1, .. }
                 ),

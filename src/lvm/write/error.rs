@@ -265,7 +265,7 @@ pub enum WriteError {
         device: PathBuf,
         /// The commit error.
         #[source]
-        source: super::commit::CommitError,
+        source: Box<super::commit::CommitError>,
     },
     /// A PV label could not be written or wiped.
     #[error(transparent)]

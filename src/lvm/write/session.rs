@@ -502,7 +502,7 @@ impl VgSession {
         match e.device().and_then(|i| self.pv_paths.get(i)) {
             Some(p) => WriteError::CommitOn {
                 device: p.clone(),
-                source: e,
+                source: Box::new(e),
             },
             None => WriteError::Commit(e),
         }
