@@ -365,6 +365,9 @@ pub fn scan_pv<R: ReadAt + ?Sized>(dev: &R, device: usize) -> Result<ScannedPv> 
 /// VG name, id and seqno of a metadata text ([`summary`]).
 type Summary = (String, LvmId, u64);
 
+/// A verified text and its summary.
+type Verified = (Arc<[u8]>, Summary);
+
 /// The metadata texts read and verified so far in one scan, by the checksum and size their
 /// slot in the area header gives.
 ///
@@ -389,12 +392,12 @@ type Summary = (String, LvmId, u64);
 #[derive(Default)]
 struct Summaries {
     /// `(checksum, slot size)` -> the first text verified with that key, and its summary.
-    seen: HashMap<(u32, u64), (Arc<[u8]>, Summary)>,
+    seen: HashMap<(u32, u64), Verified>,
 }
 
 impl Summaries {
     /// The text and summary already read under the slot's key, if any.
-    fn shared(&self, locn: &RawLocn) -> Option<(Arc<[u8]>, Summary)> {
+    fn shared(&self, locn: &RawLocn) -> Option<Verified> {
         self.seen.get(&(locn.checksum, locn.size)).cloned()
     }
 
