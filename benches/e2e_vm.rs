@@ -7,7 +7,8 @@
 //! * with those LVs active, `dmsnap lvm lvs` (when the binary has it; else `dmsnap lvm
 //!   scan` of the PV, which prints the LVs) against `lvs`;
 //! * 5,000 dm devices (`zero` tables, made by one `dmsetup create --concise`):
-//!   `dmsnap ls` against `dmsetup ls`.
+//!   `dmsnap ls` against `dmsetup ls` and against the same information from dmsetup
+//!   (`dmsetup info -c ...` and `dmsetup table`).
 //!
 //! Run (root, device-mapper, lvm2; the VM has them):
 //! `cargo build --release --example dmsnap && cargo bench --no-run --bench e2e_vm`, then
@@ -201,7 +202,19 @@ fn bench_ls(bin: &str, devices: usize, rounds: usize) {
     let total: usize = sh("dmsetup ls | wc -l").parse().expect("count");
     let d_ls = vec![bin.clone(), "ls".into()];
     let l_ls = strs(&["dmsetup", "ls"]);
-    let r = compare(&[&d_ls, &l_ls], rounds);
+    // The same information as `dmsnap ls` prints (uuid, open count, state, target types).
+    let l_full = strs(&[
+        "sh",
+        "-c",
+        "dmsetup info -c --noheadings -o name,uuid,major,minor,open,attr && dmsetup table",
+    ]);
+    let r = compare(&[&d_ls, &l_ls, &l_full], rounds);
     report(&format!("ls, {total} dm devices"), r[0], "dmsetup ls", r[1]);
+    report(
+        &format!("ls, {total} dm devices"),
+        r[0],
+        "dmsetup info -c + dmsetup table",
+        r[2],
+    );
     sh("dmsetup remove_all");
 }

@@ -80,7 +80,8 @@ impl ListedDevice {
 }
 
 /// Every device, sorted by name, with its info and live table's target types. A device
-/// that vanishes between the list and its query is left out.
+/// that vanishes between the list and its query is left out. Costs the list ioctl and one
+/// `DM_TABLE_STATUS` per device (its reply header is the device's info).
 ///
 /// ```no_run
 /// use devmapper::DeviceMapper;
@@ -98,11 +99,11 @@ pub fn list_devices(dm: &DeviceMapper) -> Result<Vec<ListedDevice>> {
     let mut rows = Vec::new();
     for d in dm.list()? {
         let name = DmName::new(d.name.as_str())?;
-        let Ok(info) = dm.info(&name) else { continue };
-        let targets = dm
-            .table_raw(&name, Which::Live)
-            .map(|t| t.into_iter().map(|t| t.target_type).collect())
-            .unwrap_or_default();
+        // One ioctl per device: the table-status reply carries the info header too.
+        let Ok((info, table)) = dm.table_with_info(&name, Which::Live) else {
+            continue;
+        };
+        let targets = table.into_iter().map(|t| t.target_type).collect();
         rows.push(ListedDevice { info, targets });
     }
     rows.sort_by(|a, b| a.info.name.cmp(&b.info.name));

@@ -14,6 +14,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
+
 use super::crc::{INITIAL_CRC, calc_crc};
 use super::error::{Error, MdaErrorKind, Result, io_err};
 use super::label::DiskLocn;
@@ -94,8 +96,9 @@ pub struct MetadataText {
     pub locn: RawLocn,
     /// Whether the copy wraps around the end of the circular buffer.
     pub wrapped: bool,
-    /// The text up to (not including) its first NUL.
-    pub text: Vec<u8>,
+    /// The text up to (not including) its first NUL; shared between the PVs of a scan
+    /// that hold the same copy (`scan`).
+    pub text: Arc<[u8]>,
 }
 
 /// Decode and check a header read from `expected_start` (the PV header's area offset).
@@ -178,17 +181,87 @@ pub fn read_metadata<R: ReadAt + ?Sized>(
     Ok((header, content))
 }
 
+/// Where the committed text of an area is, checked against the area's bounds but not
+/// read ([`committed_slot`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommittedSlot {
+    /// A text is there: its slot, and whether it wraps around the end of the buffer.
+    Text {
+        /// The slot.
+        locn: RawLocn,
+        /// Whether the copy wraps around the end of the circular buffer.
+        wrapped: bool,
+    },
+    /// The area is flagged ignored.
+    Ignored,
+    /// No VG metadata (an orphan PV).
+    Empty,
+}
+
+/// Check the committed slot of `header` (offset and size inside the area, size under
+/// [`MAX_METADATA_TEXT`]) without reading the text: what [`read_committed`] checks before
+/// it reads.
+///
+/// ```
+/// use devmapper::lvm::mda::{CommittedSlot, MdaHeader, committed_slot};
+/// let h = MdaHeader { checksum: 0, version: 1, start: 4096, size: 1 << 20, raw_locns: vec![] };
+/// assert_eq!(committed_slot(&h)?, CommittedSlot::Empty);
+/// # Ok::<(), devmapper::lvm::Error>(())
+/// ```
+///
+/// # Errors
+/// The slot points outside the area or is too large.
+pub fn committed_slot(header: &MdaHeader) -> Result<CommittedSlot> {
+    let Some(&locn) = header.committed() else {
+        return Ok(CommittedSlot::Empty);
+    };
+    if locn.is_ignored() {
+        return Ok(CommittedSlot::Ignored);
+    }
+    if locn.offset == 0 {
+        return Ok(CommittedSlot::Empty);
+    }
+    let bad = |kind: MdaErrorKind| Error::Mda {
+        offset: header.start,
+        kind,
+    };
+    let hdr_size = MDA_HEADER_SIZE as u64;
+    if locn.offset < hdr_size || locn.offset >= header.size {
+        return Err(bad(MdaErrorKind::TextOutsideBuffer {
+            offset: locn.offset,
+            area_size: header.size,
+        }));
+    }
+    if locn.size == 0 || locn.size > header.size - hdr_size || locn.size > u64::from(u32::MAX) {
+        return Err(bad(MdaErrorKind::TextSizeUnfit { size: locn.size }));
+    }
+    if locn.size > MAX_METADATA_TEXT {
+        return Err(bad(MdaErrorKind::TextOverLimit {
+            size: locn.size,
+            limit: MAX_METADATA_TEXT,
+        }));
+    }
+    let end = locn.offset.checked_add(locn.size).ok_or_else(|| {
+        bad(MdaErrorKind::Overflow {
+            what: "text location",
+        })
+    })?;
+    Ok(CommittedSlot::Text {
+        locn,
+        wrapped: end > header.size,
+    })
+}
+
 /// Read the committed text that `header` points at.
 pub fn read_committed<R: ReadAt + ?Sized>(dev: &R, header: &MdaHeader) -> Result<MdaContent> {
+    match committed_slot(header)? {
+        CommittedSlot::Empty => return Ok(MdaContent::Empty),
+        CommittedSlot::Ignored => return Ok(MdaContent::Ignored),
+        CommittedSlot::Text { .. } => {}
+    }
     let Some(&locn) = header.committed() else {
         return Ok(MdaContent::Empty);
     };
-    if locn.is_ignored() {
-        return Ok(MdaContent::Ignored);
-    }
-    if locn.offset == 0 {
-        return Ok(MdaContent::Empty);
-    }
     let bad = |kind: MdaErrorKind| Error::Mda {
         offset: header.start,
         kind,
@@ -254,6 +327,6 @@ pub fn read_committed<R: ReadAt + ?Sized>(dev: &R, header: &MdaHeader) -> Result
     Ok(MdaContent::Text(MetadataText {
         locn,
         wrapped: wrap > 0,
-        text,
+        text: text.into(),
     }))
 }

@@ -123,7 +123,7 @@ fn check_step(step: &str, vg_name: &str, pvs: &[String], dir: &std::path::Path) 
         let Some(t) = metadata_text::newest_text(&scanned) else {
             continue; // an ignored area (vgmetadatacopies)
         };
-        let text = t.text.clone();
+        let text = t.text.to_vec();
         let vg = VolumeGroup::from_text(&text, ParseMode::Disk)
             .unwrap_or_else(|e| panic!("{step}: {pv}: import: {e}"));
         let mut want = text.clone();

@@ -260,6 +260,21 @@ impl Request for TableStatus<'_> {
     }
 }
 
+/// `DM_TABLE_STATUS`, keeping the device info of the reply header as well.
+pub(super) struct TableStatusInfo<'a>(pub(super) DevId<'a>, pub(super) DmFlags);
+
+impl Request for TableStatusInfo<'_> {
+    const COMMAND: Command = Command::TableStatus;
+    type Output = (DeviceInfo, Vec<RawTarget>);
+    fn encode(&self) -> Result<Encoding<'_>> {
+        Ok(Encoding::device(self.0).flags(self.1))
+    }
+    fn decode(&self, reply: &Reply) -> Result<Self::Output> {
+        let targets = reply.targets()?;
+        Ok((reply.info()?, targets))
+    }
+}
+
 /// `DM_LIST_VERSIONS`.
 pub(super) struct ListVersions;
 

@@ -363,6 +363,29 @@ impl DeviceMapper {
         self.run(&commands::TableStatus(id.into(), flags))
     }
 
+    /// [`Self::table_raw`] and [`Self::info`] in one ioctl: the reply header of
+    /// `DM_TABLE_STATUS` carries the device's info (open count, flags, event number)
+    /// along with the table.
+    ///
+    /// ```no_run
+    /// use devmapper::{DeviceMapper, DmName, Which};
+    /// let dm = DeviceMapper::new()?;
+    /// let (info, table) = dm.table_with_info(&DmName::new("vg-lv")?, Which::Live)?;
+    /// println!("{} open, {} targets", info.open_count, table.len());
+    /// # Ok::<(), devmapper::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The ioctl fails or the reply is malformed.
+    pub fn table_with_info<'a>(
+        &self,
+        id: impl Into<DevId<'a>>,
+        which: Which,
+    ) -> Result<(DeviceInfo, Vec<RawTarget>)> {
+        let flags = DmFlags::STATUS_TABLE | which.flags();
+        self.run(&commands::TableStatusInfo(id.into(), flags))
+    }
+
     /// `DM_TABLE_STATUS`—each target's status, as `dmsetup status` shows it. With `noflush`
     /// targets that would flush to compute their status do not.
     ///

@@ -58,7 +58,7 @@ fn pv(id: &str, areas: &[DiskLocn], t: &[u8]) -> MemDevice {
 
 fn committed_text<R: ReadAt + ?Sized>(dev: &R, area: DiskLocn) -> Result<Vec<u8>, Error> {
     match mda::read_metadata(dev, area)?.1 {
-        MdaContent::Text(t) => Ok(t.text),
+        MdaContent::Text(t) => Ok(t.text.to_vec()),
         other => panic!("expected text, got {other:?}"),
     }
 }
@@ -194,7 +194,7 @@ fn identical_bytes_on_two_devices_and_two_areas_per_device() {
         let MdaContent::Text(t) = c else {
             panic!("{c:?}")
         };
-        assert_eq!(t.text, body(&new));
+        assert_eq!(&*t.text, body(&new));
         assert_eq!(h.raw_locns[0].checksum, report.committed[0].locn.checksum);
         // The bytes after the text up to the sector end are zero.
         let end = area.offset + t.locn.offset + t.locn.size;

@@ -11,7 +11,7 @@ const AREA: DiskLocn = DiskLocn {
 
 fn text_of(c: MdaContent) -> (Vec<u8>, bool) {
     match c {
-        MdaContent::Text(t) => (t.text, t.wrapped),
+        MdaContent::Text(t) => (t.text.to_vec(), t.wrapped),
         other => panic!("expected text, got {other:?}"),
     }
 }

@@ -142,7 +142,7 @@ pub(super) fn committed_text(image: &[u8]) -> Vec<u8> {
 /// [`committed_text`]; `None` when every metadata area is ignored (`vgmetadatacopies`).
 pub(super) fn try_committed_text(image: &[u8]) -> Option<Vec<u8>> {
     let scanned = scan::scan_pv(image, 0).expect("scans");
-    metadata_text::newest_text(&scanned).map(|t| t.text.clone())
+    metadata_text::newest_text(&scanned).map(|t| t.text.to_vec())
 }
 
 /// First differing line, for failure messages.
