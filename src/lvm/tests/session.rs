@@ -100,7 +100,7 @@ impl Images {
             .iter()
             .flat_map(|p| &p.mdas)
             .filter_map(|m| match &m.outcome {
-                MdaOutcome::Text { seqno, text, .. } => Some((*seqno, text.text.clone())),
+                MdaOutcome::Text { seqno, text, .. } => Some((*seqno, text.text.to_vec())),
                 _ => None,
             })
             .collect();

@@ -282,7 +282,7 @@ impl VgSession {
                         vg_id, seqno, text, ..
                     } if *vg_id == vg.id => {
                         max_seqno = max_seqno.max(*seqno);
-                        if *seqno == vg.seqno && text.text != s.text {
+                        if *seqno == vg.seqno && *text.text != *s.text {
                             disagree.push(area);
                         }
                     }
