@@ -41,7 +41,7 @@
 //! let report = pre.commit(&[&dev])?;
 //! assert_eq!(report.seqno, 1);
 //! let (_, content) = mda::read_metadata(&dev, area)?;
-//! assert!(matches!(content, mda::MdaContent::Text(t) if t.text == text[..text.len() - 1]));
+//! assert!(matches!(content, mda::MdaContent::Text(t) if *t.text == text[..text.len() - 1]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]

@@ -213,7 +213,13 @@ fn vg_extent_count(vg: &VolumeGroup) -> u64 {
 /// let origin = vg.lv("lv0").unwrap(); // 12 MiB, 4 MiB extents
 /// let c = cow_extents(&vg, origin, &CowSize::Sectors(90 << 11), 8).unwrap();
 /// assert_eq!(c.extents, 4);
-/// assert_eq!(c.notices, ["Reducing COW size 92.00 MiB down to maximum usable size 16.00 MiB."]);
+/// assert_eq!(
+///     c.notices,
+///     [
+///         "Rounding up size to full physical extent 92.00 MiB",
+///         "Reducing COW size 92.00 MiB down to maximum usable size 16.00 MiB.",
+///     ]
+/// );
 /// ```
 ///
 /// # Errors
