@@ -13,12 +13,12 @@
 #        DEVMAPPER_REQUIRE_PRIVILEGED=1 RUST_BACKTRACE=1 DMSNAP_BIN=/usr/local/bin/dmsnap
 #        PROPTEST_CASES=32 (unless set; the host run does the full count)
 #        PROPTEST_DISABLE_FAILURE_PERSISTENCE=1 (no source tree in the guest)
-#      and `--nocapture` plus ARGS, each under --test-timeout (default 900 s);
+#      and `--nocapture` plus ARGS, each under --test-timeout (default 1500 s);
 #   4. prints each binary's libtest summary and the privileged tests that ran.
 #
 # Privileged tests print `PRIVILEGED-TEST-RAN <name>` when they really ran against the
 # kernel. Exit status: non-zero if any binary failed or timed out, if the VM failed or
-# timed out (--timeout, default 2400 s for the whole VM run), or if no privileged test ran.
+# timed out (--timeout, default 3000 s for the whole VM run), or if no privileged test ran.
 # Logs: target/vm/out/logs/<binary>.log and target/vm/console.log.
 # VM_TEST_THREADS=N passes --test-threads=N (default: libtest's, the guest's CPU count).
 set -euo pipefail
@@ -26,8 +26,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 profile_args=()
-vm_timeout=2400
-test_timeout=900
+vm_timeout=3000
+test_timeout=1500
 strip=(--strip)
 envs=()
 while (($#)); do
