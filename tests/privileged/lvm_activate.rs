@@ -604,7 +604,12 @@ fn dmsnap_lvm_activate_and_deactivate() {
     );
     assert_eq!(
         active(&dm),
-        ["more-morigin", "more-pool2", "more-pool2_tdata", "more-pool2_tmeta"]
+        [
+            "more-morigin",
+            "more-pool2",
+            "more-pool2_tdata",
+            "more-pool2_tmeta"
+        ]
     );
     // Deactivate by VG name alone (found from the active devices).
     let (ok, out, err) = dmsnap_run(&bin, &["lvm", "deactivate", "more"]);
