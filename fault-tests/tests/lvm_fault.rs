@@ -9,8 +9,9 @@
 //! origin holds either its own content (the merge undone: not committed) or the
 //! snapshot's (completed). Privileged, with lvm2 as the oracle (run in the VM).
 
+use common::{lvm, lvm_try};
 use std::path::PathBuf;
-use std::process::{Command as Proc, Stdio};
+use std::process::Command as Proc;
 
 use devmapper::DeviceMapper;
 use devmapper::lvm::write::session::WriteOptions;
@@ -23,26 +24,6 @@ mod common;
 use common::{LoopDev, assert_nothing_suspended, pattern, read, write};
 
 const MIB: u64 = 1 << 20;
-
-fn lvm_try(args: &[&str]) -> (bool, String, String) {
-    let out = Proc::new("lvm")
-        .args(args)
-        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lvm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn lvm(args: &[&str]) -> String {
-    let (ok, out, err) = lvm_try(args);
-    assert!(ok, "lvm {} failed: {err}{out}", args.join(" "));
-    out
-}
 
 fn opts(devs: &str) -> WriteOptions {
     let mut o = WriteOptions::new("fault test");

@@ -398,3 +398,25 @@ pub fn reboot(dm: &DeviceMapper, name: &DmName) {
         "devices of {name} left"
     );
 }
+
+/// Run lvm2 (`lvm ARGS`, fd warnings suppressed, stdin closed): (success, stdout, stderr).
+pub fn lvm_try(args: &[&str]) -> (bool, String, String) {
+    let out = Proc::new("lvm")
+        .args(args)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run lvm");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run lvm2, which must succeed; its stdout.
+pub fn lvm(args: &[&str]) -> String {
+    let (ok, out, err) = lvm_try(args);
+    assert!(ok, "lvm {} failed: {err}{out}", args.join(" "));
+    out
+}

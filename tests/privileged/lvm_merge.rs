@@ -19,10 +19,11 @@
 //! Snapshots are made with lvm2 here (the oracle); dmsnap-made snapshots come with
 //! `dmsnap lvm snapshot` (issue 12 item 3).
 
+use crate::common::{lvm, lvm_try};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::Hasher;
 use std::path::PathBuf;
-use std::process::{Command as Proc, Stdio};
+use std::process::Command as Proc;
 
 use devmapper::{DeviceMapper, DmName, Which};
 
@@ -39,26 +40,6 @@ fn tools() -> Result<(), String> {
             .map_err(|e| format!("{t} not found: {e}"))?;
     }
     Ok(())
-}
-
-fn lvm_try(args: &[&str]) -> (bool, String, String) {
-    let out = Proc::new("lvm")
-        .args(args)
-        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lvm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn lvm(args: &[&str]) -> String {
-    let (ok, out, err) = lvm_try(args);
-    assert!(ok, "lvm {} failed: {err}{out}", args.join(" "));
-    out
 }
 
 fn sh(cmd: &str) {

@@ -13,37 +13,18 @@
 //! - lvm2's snapshot-reactivate.sh: the snapshot's content stays the same across origin
 //!   writes and deactivation/activation by dmsnap and by lvm2.
 
+use crate::common::{lvm, lvm_try};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command as Proc, Stdio};
+use std::process::Command as Proc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::{self, LoopDev, assert_nothing_suspended, output};
-
-fn lvm_try(args: &[&str]) -> (bool, String, String) {
-    let out = Proc::new("lvm")
-        .args(args)
-        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lvm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn lvm(args: &[&str]) -> String {
-    let (ok, out, err) = lvm_try(args);
-    assert!(ok, "lvm {} failed: {err}{out}", args.join(" "));
-    out
-}
 
 fn run_ok(cmd: &str, args: &[&str]) -> String {
     let out = Proc::new(cmd)

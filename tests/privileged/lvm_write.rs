@@ -16,6 +16,7 @@
 //! - bad input changes nothing (too large, duplicate, invalid and reserved names, an open
 //!   LV, a device holding a filesystem, a VG that is not empty).
 
+use crate::common::{lvm, lvm_try};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -58,28 +59,6 @@ fn setup(test: &str) -> Option<Ctx> {
     }
     let bin = common::dmsnap_or_skip(test)?;
     Some(Ctx { dm, bin })
-}
-
-/// Run lvm2: (success, stdout, stderr).
-fn lvm_try(args: &[&str]) -> (bool, String, String) {
-    let out = Proc::new("lvm")
-        .args(args)
-        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lvm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Run lvm2, which must succeed; stdout.
-fn lvm(args: &[&str]) -> String {
-    let (ok, out, err) = lvm_try(args);
-    assert!(ok, "lvm {} failed: {err}{out}", args.join(" "));
-    out
 }
 
 /// The `--devices` list for lvm2 and dmsnap.
