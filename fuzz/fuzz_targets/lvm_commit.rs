@@ -73,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if pre.commit(&[&dev]).is_ok() {
         match read_metadata(&dev, area) {
-            Ok((_, MdaContent::Text(t))) => assert_eq!(t.text, text[..text.len() - 1]),
+            Ok((_, MdaContent::Text(t))) => assert_eq!(&t.text[..], &text[..text.len() - 1]),
             other => panic!("committed text not read back: {other:?}"),
         }
     }
