@@ -20,9 +20,10 @@
 #   --smp N              guest CPUs (default 2)
 #
 # The guest has: devtmpfs on /dev, proc, sysfs, tmpfs on /tmp and /run; device-mapper
-# (dm-mod, dm-bufio, dm-snapshot, dm-zero, dm-thin-pool and deps), loop, md (raid1);
+# (dm-mod, dm-bufio, dm-snapshot, dm-zero, dm-thin-pool and deps), loop, md (raid1), xfs, btrfs;
 # busybox applets; dmsetup, lvm (+ pvcreate/vgcreate/... links; /etc/lvm/lvm.conf set up
-# for a system without udev), mdadm, mke2fs/mkfs.ext4, e2fsck, losetup (util-linux).
+# for a system without udev), mdadm, mke2fs/mkfs.ext4, e2fsck, losetup (util-linux),
+# mkfs.xfs, xfs_repair, xfs_admin, xfs_db, mkfs.btrfs, btrfs.
 # No udev runs: /dev/dm-N nodes appear by themselves, /dev/mapper/<name> nodes do not.
 # The command runs in `sh` (dash) from /, with $VM_OUT=/out: whatever it writes
 # there is copied back to --out. Its stdout and stderr go to the serial console, which is
@@ -69,18 +70,20 @@ guest_cmd="$1"
 
 ensure_cmds qemu-system-x86_64:qemu-system-x86 /bin/busybox:busybox-static cpio:cpio \
     depmod:kmod dmsetup:dmsetup lvm:lvm2 mdadm:mdadm mke2fs:e2fsprogs losetup:mount \
-    gzip:gzip flock:util-linux timeout:coreutils ldd:libc-bin dash:dash
+    gzip:gzip flock:util-linux timeout:coreutils ldd:libc-bin dash:dash \
+    mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs
 eval "$("$VM_DIR/kernel.sh")"
 
 # Modules the guest loads, each after its dependencies (from modules.dep).
 MODULES=(dm-mod dm-bufio dm-snapshot dm-zero loop dm-log-writes dm-flakey
     libcrc32c dm-persistent-data dm-bio-prison dm-thin-pool
     md-mod raid1
+    xfs btrfs
     virtio_pci virtio_blk)
 read -ra extra_modules <<<"${VM_MODULES_EXTRA:-}"
 MODULES+=("${extra_modules[@]+"${extra_modules[@]}"}")
 # Real tools, copied with their libraries into /usr/local/sbin (ahead of busybox in PATH).
-TOOLS=(dmsetup lvm mdadm mke2fs e2fsck losetup blkid)
+TOOLS=(dmsetup lvm mdadm mke2fs e2fsck losetup blkid mkfs.xfs xfs_repair xfs_admin xfs_db mkfs.btrfs btrfs)
 LVM_LINKS=(pvcreate pvremove pvs pvscan pvdisplay pvchange pvresize
     vgcreate vgremove vgs vgscan vgdisplay vgchange vgextend vgreduce vgcfgbackup
     vgcfgrestore vgrename vgmknodes lvcreate lvremove lvs lvscan lvdisplay lvchange
