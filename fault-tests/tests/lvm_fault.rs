@@ -1,13 +1,16 @@
-//! A crash after every step of an LVM snapshot create, remove, merge start and merge
-//! finish, recovered by
-//! `dmsnap lvm activate VG`: each step's child process aborts through devmapper's fault
-//! injection (`DEVMAPPER_FAULT_STEP`: `lvm-snapshot:<k>`, `lvm-remove:<k>`,
-//! `lvm-merge:<k>` / `lvm-merge-finish:<k>` around the
-//! metadata writes, `lvm-dm:<k>` after the k-th device-mapper change: create, load,
-//! suspend, resume, clear, remove), and afterwards lvm2 reads the VG (`vgck` clean),
-//! nothing is suspended, the VG's devices are exactly those of its metadata, and the
-//! origin holds either its own content (the merge undone: not committed) or the
-//! snapshot's (completed). Privileged, with lvm2 as the oracle (run in the VM).
+//! A crash after every step of an LVM snapshot create, remove, origin removal with its
+//! snapshots (`lvremove --force`), merge start, merge finish and delayed-merge start at
+//! activation, recovered by `dmsnap lvm activate VG`: each step's child process aborts
+//! through devmapper's fault injection (`DEVMAPPER_FAULT_STEP`: `lvm-snapshot:<k>`,
+//! `lvm-remove:<k>`, `lvm-remove-origin:<k>`, `lvm-merge:<k>` / `lvm-merge-finish:<k>`
+//! around the metadata writes and device removals, `lvm-dm:<k>` after the k-th
+//! device-mapper change of an activation: create, load, suspend, resume, clear, remove),
+//! and afterwards lvm2 reads the VG (`vgck` clean), nothing is suspended, the VG's devices
+//! are exactly those of its metadata, and the origin holds either its own content (the
+//! operation undone) or the one it has when the operation completed; a committed merge is
+//! always completed, an origin removal all or nothing. Privileged, with lvm2 as the oracle
+//! (run in the VM). The starting states are made with the library (no lvm2 process per
+//! step: lvm2 judges the result, `vgck` and `lvs`).
 
 use common::{lvm, lvm_try};
 use std::path::PathBuf;
@@ -62,6 +65,25 @@ fn lvm_fault_child() {
             devmapper::lvm::write::snapshot::remove::lvremove(&vg, "snap", false, &opts(&devs))
                 .unwrap();
         }
+        "remove-origin" => {
+            devmapper::lvm::write::snapshot::remove::lvremove(&vg, "lv", true, &opts(&devs))
+                .unwrap();
+        }
+        "activate" => {
+            // `dmsnap lvm activate VG` as the library does it: the VG brought to its plan
+            // (the delayed merge started), then the merge polled and finished.
+            use devmapper::lvm::{plan::PlanOptions, reconcile, report, scan};
+            let file = std::fs::File::open(&devs).unwrap();
+            let report = scan::scan(std::slice::from_ref(&file));
+            let s = report::find_vg(&report, &vg).unwrap();
+            let num = pv_devnum(&devs);
+            let dev =
+                |p: &devmapper::lvm::model::PhysicalVolume| s.device_of(p).map(|_| num.clone());
+            let dm = DeviceMapper::new().unwrap();
+            reconcile::activate_vg(&dm, s, &dev, None, &PlanOptions::default()).unwrap();
+            let f = merge::wait(&vg, "lv", &opts(&devs), |_| {}).unwrap();
+            assert!(f.is_some(), "the merge was not started by the activation");
+        }
         _ => panic!("unknown op {op}"),
     }
 }
@@ -108,7 +130,83 @@ fn lvs(vg: &str, devs: &str) -> Vec<(String, String)> {
     v
 }
 
-/// Every step of `op` (`merge` or `finish`) crashed once and recovered.
+/// The `major:minor` of a block device node.
+fn pv_devnum(path: &str) -> devmapper::targets::DevRef {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata(path).unwrap().rdev();
+    devmapper::targets::DevRef::num(libc::major(rdev), libc::minor(rdev))
+}
+
+/// The snapshots of `lv` that the operation's starting state has.
+fn snapshots_for(op: &str) -> &'static [&'static str] {
+    match op {
+        "snapshot" => &[],
+        "remove-origin" => &["snap", "snap2"],
+        _ => &["snap"],
+    }
+}
+
+/// The starting state of `op`, made with the library (fast: no lvm2 process, no scan of
+/// every device): `lv` (4 MiB) holding `before`; unless `op` creates it, snapshots of
+/// that, then `after` written to the origin; for the merge operations a merge started
+/// (`finish`: and done) or recorded while the origin is open (`activate`: delayed).
+fn set_up(dm: &DeviceMapper, op: &str, vg: &str, devs: &str, before: &[u8], after: &[u8]) {
+    use devmapper::lvm::write::ops::{LvCreate, lvcreate};
+    use devmapper::lvm::write::snapshot::create::{SnapshotRequest, lvcreate_snapshot};
+    use devmapper::lvm::write::snapshot::size::CowSize;
+    let o = opts(devs);
+    lvcreate(vg, "lv", &LvCreate::size("4M").unwrap(), &o).unwrap();
+    write(&dev_node(dm, vg, "lv"), 0, before);
+    for snap in snapshots_for(op) {
+        let req = SnapshotRequest::new(CowSize::Sectors(4096));
+        lvcreate_snapshot(vg, "lv", Some(snap), &req, &o).unwrap();
+    }
+    if op == "snapshot" {
+        return;
+    }
+    write(&dev_node(dm, vg, "lv"), 0, after);
+    match op {
+        "finish" => {
+            let s = merge::merge(vg, "snap", &o).unwrap();
+            assert_eq!(s.start, merge::MergeStart::Started);
+            for _ in 0..300 {
+                let v = devmapper::lvm::write::session::VgSession::open(vg, &o)
+                    .unwrap()
+                    .vg()
+                    .clone();
+                if merge::origin_merge_status(dm, &v, "lv")
+                    .unwrap()
+                    .is_some_and(|p| p.done)
+                {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        "activate" => {
+            // Held open: the merge is only recorded, for the next activation.
+            let held = std::fs::File::open(dev_node(dm, vg, "lv")).unwrap();
+            let s = merge::merge(vg, "snap", &o).unwrap();
+            assert_eq!(s.start, merge::MergeStart::DelayedOriginOpen);
+            drop(held);
+        }
+        _ => {}
+    }
+}
+
+/// Back to an empty VG (the origin and whatever snapshots are left), with the library.
+fn tear_down(vg: &str, devs: &str) {
+    let o = opts(devs);
+    let v = devmapper::lvm::write::session::VgSession::open(vg, &o)
+        .unwrap()
+        .vg()
+        .clone();
+    if v.lv("lv").is_some() {
+        devmapper::lvm::write::snapshot::remove::lvremove(vg, "lv", true, &o).unwrap();
+    }
+}
+
+/// Every step of `op` crashed once and recovered.
 fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
     let Some(dm) = common::dm_or_skip(test) else {
         return;
@@ -121,63 +219,37 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
         return;
     }
     println!("PRIVILEGED-TEST-RAN {test}");
+    let t0 = std::time::Instant::now();
     let exe = std::env::current_exe().unwrap();
     let lo = LoopDev::new(32 * MIB);
     let devs = lo.path.display().to_string();
-    let vg = format!("dmf{}{op}", std::process::id());
+    let vg = format!("dmf{}{}", std::process::id(), op.replace('-', ""));
     lvm(&["pvcreate", "-y", "--devices", &devs, &devs]);
     lvm(&["vgcreate", "-s", "1M", "--devices", &devs, &vg, &devs]);
     let len = 256 * 1024;
     let (before, after) = (pattern(21, len), pattern(22, len));
+    // The snapshots there when the operation is undone (or, for a creation, done).
+    let snaps: &[&str] = if op == "snapshot" {
+        &["snap"]
+    } else {
+        snapshots_for(op)
+    };
+    // The origin's content once the snapshots are gone (merged, removed, or never made) /
+    // while they are there; which end states are right.
+    let (if_gone, if_kept) = match op {
+        "snapshot" => (&before, &before),
+        "remove" => (&after, &after),
+        _ => (&before, &after),
+    };
+    // A merge committed before the crash is always completed; an origin removal is all
+    // or nothing.
+    let may_keep = !matches!(op, "finish" | "activate");
+    let may_lose_origin = op == "remove-origin";
     let mut crashed = 0;
     for &(family, max) in steps {
         for k in 1..=max {
-            // A fresh origin with a snapshot of `before`, the origin then `after`.
-            let _ = lvm_try(&["lvremove", "-f", "-y", "--devices", &devs, &vg]);
-            lvm(&[
-                "lvcreate",
-                "-y",
-                "-L",
-                "4M",
-                "-n",
-                "lv",
-                "--devices",
-                &devs,
-                &vg,
-            ]);
-            write(&dev_node(&dm, &vg, "lv"), 0, &before);
-            if op != "snapshot" {
-                lvm(&[
-                    "lvcreate",
-                    "-y",
-                    "-s",
-                    "-L",
-                    "2M",
-                    "-n",
-                    "snap",
-                    "--devices",
-                    &devs,
-                    &format!("{vg}/lv"),
-                ]);
-                write(&dev_node(&dm, &vg, "lv"), 0, &after);
-            }
-            if op == "finish" {
-                let s = merge::merge(&vg, "snap", &opts(&devs)).unwrap();
-                assert_eq!(s.start, merge::MergeStart::Started);
-                for _ in 0..300 {
-                    let v = devmapper::lvm::write::session::VgSession::open(&vg, &opts(&devs))
-                        .unwrap()
-                        .vg()
-                        .clone();
-                    if merge::origin_merge_status(&dm, &v, "lv")
-                        .unwrap()
-                        .is_some_and(|p| p.done)
-                    {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-            }
+            let t = std::time::Instant::now();
+            set_up(&dm, op, &vg, &devs, &before, &after);
             let st = Proc::new(&exe)
                 .args([
                     "--ignored",
@@ -194,18 +266,19 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
                 .unwrap();
             let aborted = !st.status.success();
             let err = String::from_utf8_lossy(&st.stderr);
+            let out = String::from_utf8_lossy(&st.stdout);
             if aborted {
                 assert!(
                     err.contains("fault injection: aborting"),
-                    "{op} {family}:{k}: {err}"
+                    "{op} {family}:{k}: {err}{out}"
                 );
                 crashed += 1;
             }
             // A guardian process may still be resuming what the child suspended.
             std::thread::sleep(std::time::Duration::from_millis(300));
             // Recovery: dmsnap lvm activate VG.
-            let (ok, out, e) = common::output(&bin, &["lvm", "activate", &vg, &devs]);
-            assert!(ok, "{op} {family}:{k}: activate failed: {e}{out}");
+            let (ok, o, e) = common::output(&bin, &["lvm", "activate", &vg, &devs]);
+            assert!(ok, "{op} {family}:{k}: activate failed: {e}{o}");
             let what = format!("{op} {family}:{k} (aborted: {aborted})");
             let (ok, o, e) = lvm_try(&["vgck", "--devices", &devs, &vg]);
             assert!(
@@ -215,47 +288,49 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
             assert_nothing_suspended(&dm, &vg);
             let l = lvs(&vg, &devs);
             let names: Vec<&str> = l.iter().map(|x| x.0.as_str()).collect();
-            let origin = read(&dev_node(&dm, &vg, "lv"), len);
-            // The origin's content with the snapshot gone / kept.
-            let (if_gone, if_kept) = match op {
-                "snapshot" => (&before, &before),
-                "remove" => (&after, &after),
-                _ => (&before, &after),
-            };
-            match names.as_slice() {
+            let full: Vec<&str> = std::iter::once("lv").chain(snaps.iter().copied()).collect();
+            if names.is_empty() {
+                // The origin removed with its snapshots: nothing of them left.
+                assert!(may_lose_origin, "{what}: the origin is gone");
+                assert!(vg_devices(&dm, &vg).is_empty(), "{what}");
+            } else if names == ["lv"] && !may_lose_origin {
                 // The snapshot gone (merged, removed, or not created): only the origin.
-                ["lv"] => {
-                    assert!(origin == *if_gone, "{what}: the origin's content");
-                    assert_eq!(vg_devices(&dm, &vg), [format!("{vg}-lv")], "{what}");
-                }
-                // The snapshot there, not merging, as lvm2 would activate it.
-                ["lv", "snap"] => {
-                    assert!(l[1].1.starts_with('s'), "{what}: {l:?}");
-                    assert!(origin == *if_kept, "{what}: the origin's content");
+                let origin = read(&dev_node(&dm, &vg, "lv"), len);
+                assert!(origin == *if_gone, "{what}: the origin's content");
+                assert_eq!(vg_devices(&dm, &vg), [format!("{vg}-lv")], "{what}");
+            } else if names == full && may_keep {
+                // The snapshots there, not merging, as lvm2 would activate them.
+                let origin = read(&dev_node(&dm, &vg, "lv"), len);
+                assert!(origin == *if_kept, "{what}: the origin's content");
+                let mut want = vec![format!("{vg}-lv"), format!("{vg}-lv-real")];
+                for (snap, attr) in snaps.iter().zip(&l[1..]) {
+                    assert!(attr.1.starts_with('s'), "{what}: {l:?}");
                     assert!(
-                        read(&dev_node(&dm, &vg, "snap"), len) == before,
-                        "{what}: snapshot intact"
+                        read(&dev_node(&dm, &vg, snap), len) == before,
+                        "{what}: snapshot {snap} intact"
                     );
-                    assert_eq!(
-                        vg_devices(&dm, &vg),
-                        [
-                            format!("{vg}-lv"),
-                            format!("{vg}-lv-real"),
-                            format!("{vg}-snap"),
-                            format!("{vg}-snap-cow")
-                        ],
-                        "{what}"
-                    );
+                    want.push(format!("{vg}-{snap}"));
+                    want.push(format!("{vg}-{snap}-cow"));
                 }
-                other => panic!("{what}: LVs {other:?}"),
+                want.sort();
+                assert_eq!(vg_devices(&dm, &vg), want, "{what}");
+            } else {
+                panic!("{what}: LVs {l:?}");
             }
-            println!("{what}: recovered to LVs {names:?}");
+            println!(
+                "{what}: recovered to LVs {names:?} ({} ms)",
+                t.elapsed().as_millis()
+            );
+            tear_down(&vg, &devs);
             if !aborted {
                 break; // past the last step of this family
             }
         }
     }
-    println!("{op}: {crashed} crashes injected, each recovered");
+    println!(
+        "{op}: {crashed} crashes injected, each recovered ({} s)",
+        t0.elapsed().as_secs()
+    );
     assert!(crashed >= 5, "{op}: only {crashed} crashes injected");
     let _ = lvm_try(&["vgremove", "-ff", "-y", "--devices", &devs, &vg]);
     let _ = lvm_try(&["pvremove", "-ff", "-y", "--devices", &devs, &devs]);
@@ -293,6 +368,24 @@ fn lvm_snapshot_remove_crash_at_every_step_is_recovered() {
     crash_every_step(
         "lvm_snapshot_remove_crash_at_every_step_is_recovered",
         "remove",
-        &[("lvm-remove", 5)],
+        &[("lvm-remove", 8)],
+    );
+}
+
+#[test]
+fn lvm_origin_remove_with_snapshots_crash_at_every_step_is_recovered() {
+    crash_every_step(
+        "lvm_origin_remove_with_snapshots_crash_at_every_step_is_recovered",
+        "remove-origin",
+        &[("lvm-remove-origin", 9)],
+    );
+}
+
+#[test]
+fn lvm_delayed_merge_activation_crash_at_every_step_is_recovered() {
+    crash_every_step(
+        "lvm_delayed_merge_activation_crash_at_every_step_is_recovered",
+        "activate",
+        &[("lvm-dm", 16), ("lvm-merge-finish", 3)],
     );
 }

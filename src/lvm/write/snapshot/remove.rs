@@ -132,15 +132,17 @@ fn layer_name(vg: &VolumeGroup, lv: &str, layer: Option<&str>) -> Result<DmName>
     DmName::new(&dm_name(&vg.name, lv, layer)).map_err(|e| WriteError::BadOption(e.to_string()))
 }
 
-/// Remove these dm devices (gone ones are fine), in order; the first error.
-fn remove_all(dm: &DeviceMapper, names: &[DmName]) -> Result<()> {
+/// Remove these dm devices (gone ones are fine), in order; the first error. Fault
+/// injection: step `family:first_step + i` after the i-th device.
+fn remove_all(dm: &DeviceMapper, names: &[DmName], family: &str, first_step: u32) -> Result<()> {
     let mut first = None;
-    for n in names {
+    for (n, k) in names.iter().zip(first_step..) {
         if let Err(e) = remove_retrying(dm, n)
             && first.is_none()
         {
             first = Some(WriteError::dm("remove", n.as_str())(e));
         }
+        crate::snapshot::fault::step(family, k);
     }
     first.map_or(Ok(()), Err)
 }
@@ -215,7 +217,9 @@ fn remove_one(
         gone.push(layer_name(old, origin, Some("real"))?);
         crate::snapshot::fault::step("lvm-remove", 5);
     }
-    remove_all(dm, &gone).map_err(|e| WriteError::AfterCommit {
+    // Steps 6.. (one per device; 6 when the origin is not touched, as for 5).
+    let after = if last { 6 } else { 5 };
+    remove_all(dm, &gone, "lvm-remove", after).map_err(|e| WriteError::AfterCommit {
         what: format!("snapshot {cow} removed from the metadata, its devices not all removed"),
         source: Box::new(e),
     })?;
@@ -256,10 +260,22 @@ fn remove_origin(
             names.push(layer_name(old, c, Some("cow"))?);
         }
         names.push(layer_name(old, origin, Some("real"))?);
-        remove_all(dm, &names)?;
+        // Fault injection: `lvm-remove-origin:1..=n` after each device removed.
+        remove_all(dm, &names, "lvm-remove-origin", 1)?;
         out.deactivated = true;
     }
-    let done = s.precommit(new).and_then(|()| s.commit());
+    // Then `:n+1` after the precommit, `:n+2` after the commit (n = 0 when inactive).
+    let n = if out.deactivated {
+        2 * snaps.len() as u32 + 2
+    } else {
+        0
+    };
+    let done = s.precommit(new).and_then(|()| {
+        crate::snapshot::fault::step("lvm-remove-origin", n + 1);
+        s.commit()?;
+        crate::snapshot::fault::step("lvm-remove-origin", n + 2);
+        Ok(())
+    });
     if let Err(e) = done {
         if let (true, Some(dm)) = (out.deactivated, dm) {
             // Bring the origin and its snapshots back, as they were.
