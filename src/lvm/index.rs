@@ -100,10 +100,13 @@ impl<'a> VgIndex<'a> {
             return false;
         }
         match self.cow.get(lv.name.as_str()) {
-            Some(link) => self
-                .lvs
-                .get(link.origin)
-                .is_some_and(|o| o.status.contains("VISIBLE")),
+            Some(link) => {
+                !link.merging
+                    && self
+                        .lvs
+                        .get(link.origin)
+                        .is_some_and(|o| o.status.contains("VISIBLE"))
+            }
             None => lv.status.contains("VISIBLE"),
         }
     }

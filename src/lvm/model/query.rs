@@ -243,7 +243,7 @@ impl VolumeGroup {
     }
 
     /// lvm2's `lv_is_visible`: the internal `snapshotN` LVs are not; a COW LV is visible
-    /// when its origin is; others by their `VISIBLE` flag.
+    /// when its origin is and it is not merging; others by their `VISIBLE` flag.
     ///
     /// O(number of LVs): in a loop, use [`VgIndex::is_visible`].
     pub fn is_visible(&self, lv: &LogicalVolume) -> bool {
@@ -251,9 +251,11 @@ impl VolumeGroup {
             return false;
         }
         if let Some(link) = self.cow_link(&lv.name) {
-            return self
-                .lv(link.origin)
-                .is_some_and(|o| o.status.contains("VISIBLE"));
+            // lvm2 hides a merging COW LV (`lv_is_merging_cow`).
+            return !link.merging
+                && self
+                    .lv(link.origin)
+                    .is_some_and(|o| o.status.contains("VISIBLE"));
         }
         lv.status.contains("VISIBLE")
     }

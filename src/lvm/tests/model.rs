@@ -309,6 +309,11 @@ fn snapshot_merging_store() {
     let t = SAMPLE.replace("cow_store = \"root_snap\"", "merging_store = \"root_snap\"");
     let v = vg(&t).unwrap();
     assert!(v.snapshots_of("root").next().unwrap().merging);
+    // lvm2 hides a merging COW LV (`lvs` without `-a` does not list it).
+    assert!(!v.is_visible(v.lv("root_snap").unwrap()));
+    let ix = crate::lvm::index::VgIndex::new(&v);
+    assert!(!ix.is_visible(v.lv("root_snap").unwrap()));
+    assert!(ix.is_visible(v.lv("root").unwrap()));
     let e = model_err(&SAMPLE.replace("cow_store = \"root_snap\"", "cow_store = \"nope\""));
     assert!(
         matches!(&e.1, ModelErrorKind::UnknownLv { key, name } if key == "cow_store" && name == "nope"),
