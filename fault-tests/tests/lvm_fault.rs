@@ -141,15 +141,16 @@ fn pv_devnum(path: &str) -> devmapper::targets::DevRef {
 fn snapshots_for(op: &str) -> &'static [&'static str] {
     match op {
         "snapshot" => &[],
-        "remove-origin" => &["snap", "snap2"],
+        "remove-origin" | "activate" => &["snap", "snap2"],
         _ => &["snap"],
     }
 }
 
 /// The starting state of `op`, made with the library (fast: no lvm2 process, no scan of
 /// every device): `lv` (4 MiB) holding `before`; unless `op` creates it, snapshots of
-/// that, then `after` written to the origin; for the merge operations a merge started
-/// (`finish`: and done) or recorded while the origin is open (`activate`: delayed).
+/// that, then `after` written to the origin; for the merge operations a merge of `snap`
+/// started (`finish`: and done) or recorded while the origin is open (`activate`:
+/// delayed, and `snap2` stays: the origin goes back to `snapshot-origin` when done).
 fn set_up(dm: &DeviceMapper, op: &str, vg: &str, devs: &str, before: &[u8], after: &[u8]) {
     use devmapper::lvm::write::ops::{LvCreate, lvcreate};
     use devmapper::lvm::write::snapshot::create::{SnapshotRequest, lvcreate_snapshot};
@@ -228,28 +229,30 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
     lvm(&["vgcreate", "-s", "1M", "--devices", &devs, &vg, &devs]);
     let len = 256 * 1024;
     let (before, after) = (pattern(21, len), pattern(22, len));
-    // The snapshots there when the operation is undone (or, for a creation, done).
-    let snaps: &[&str] = if op == "snapshot" {
-        &["snap"]
-    } else {
-        snapshots_for(op)
+    // The end states that are right: the operation undone (`kept`: these snapshots, the
+    // origin `if_kept`) or completed (`left`: these snapshots, the origin `if_gone`; no
+    // origin at all after its removal). A merge committed before the crash is always
+    // completed; an origin removal is all or nothing.
+    let (kept, left): (Option<&[&str]>, Option<&[&str]>) = match op {
+        "snapshot" => (Some(&["snap"]), Some(&[])),
+        "remove-origin" => (Some(&["snap", "snap2"]), None),
+        "finish" => (None, Some(&[])),
+        "activate" => (None, Some(&["snap2"])),
+        _ => (Some(&["snap"]), Some(&[])),
     };
-    // The origin's content once the snapshots are gone (merged, removed, or never made) /
-    // while they are there; which end states are right.
     let (if_gone, if_kept) = match op {
         "snapshot" => (&before, &before),
         "remove" => (&after, &after),
         _ => (&before, &after),
     };
-    // A merge committed before the crash is always completed; an origin removal is all
-    // or nothing.
-    let may_keep = !matches!(op, "finish" | "activate");
-    let may_lose_origin = op == "remove-origin";
     let mut crashed = 0;
     for &(family, max) in steps {
         for k in 1..=max {
             let t = std::time::Instant::now();
+            let mut ms = Vec::new();
+            let lap = |m: &mut Vec<u128>| m.push(t.elapsed().as_millis());
             set_up(&dm, op, &vg, &devs, &before, &after);
+            lap(&mut ms);
             let st = Proc::new(&exe)
                 .args([
                     "--ignored",
@@ -274,35 +277,50 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
                 );
                 crashed += 1;
             }
+            lap(&mut ms);
             // A guardian process may still be resuming what the child suspended.
             std::thread::sleep(std::time::Duration::from_millis(300));
             // Recovery: dmsnap lvm activate VG.
             let (ok, o, e) = common::output(&bin, &["lvm", "activate", &vg, &devs]);
             assert!(ok, "{op} {family}:{k}: activate failed: {e}{o}");
+            lap(&mut ms);
             let what = format!("{op} {family}:{k} (aborted: {aborted})");
             let (ok, o, e) = lvm_try(&["vgck", "--devices", &devs, &vg]);
             assert!(
                 ok && !e.contains("WARNING") && !o.contains("WARNING"),
                 "{what}: vgck: {e}{o}"
             );
+            lap(&mut ms);
             assert_nothing_suspended(&dm, &vg);
             let l = lvs(&vg, &devs);
+            lap(&mut ms);
             let names: Vec<&str> = l.iter().map(|x| x.0.as_str()).collect();
-            let full: Vec<&str> = std::iter::once("lv").chain(snaps.iter().copied()).collect();
-            if names.is_empty() {
+            let with = |snaps: &[&str]| -> Vec<String> {
+                std::iter::once("lv")
+                    .chain(snaps.iter().copied())
+                    .map(str::to_string)
+                    .collect()
+            };
+            let (snaps, content) = if names.is_empty() {
                 // The origin removed with its snapshots: nothing of them left.
-                assert!(may_lose_origin, "{what}: the origin is gone");
+                assert!(left.is_none(), "{what}: the origin is gone");
                 assert!(vg_devices(&dm, &vg).is_empty(), "{what}");
-            } else if names == ["lv"] && !may_lose_origin {
-                // The snapshot gone (merged, removed, or not created): only the origin.
+                (None, None)
+            } else if let Some(s) = left.filter(|s| names == with(s)) {
+                (Some(s), Some(if_gone))
+            } else if let Some(s) = kept.filter(|s| names == with(s)) {
+                (Some(s), Some(if_kept))
+            } else {
+                panic!("{what}: LVs {l:?}");
+            };
+            if let (Some(snaps), Some(content)) = (snaps, content) {
                 let origin = read(&dev_node(&dm, &vg, "lv"), len);
-                assert!(origin == *if_gone, "{what}: the origin's content");
-                assert_eq!(vg_devices(&dm, &vg), [format!("{vg}-lv")], "{what}");
-            } else if names == full && may_keep {
+                assert!(origin == *content, "{what}: the origin's content");
                 // The snapshots there, not merging, as lvm2 would activate them.
-                let origin = read(&dev_node(&dm, &vg, "lv"), len);
-                assert!(origin == *if_kept, "{what}: the origin's content");
-                let mut want = vec![format!("{vg}-lv"), format!("{vg}-lv-real")];
+                let mut want = vec![format!("{vg}-lv")];
+                if !snaps.is_empty() {
+                    want.push(format!("{vg}-lv-real"));
+                }
                 for (snap, attr) in snaps.iter().zip(&l[1..]) {
                     assert!(attr.1.starts_with('s'), "{what}: {l:?}");
                     assert!(
@@ -314,11 +332,9 @@ fn crash_every_step(test: &str, op: &str, steps: &[(&str, u32)]) {
                 }
                 want.sort();
                 assert_eq!(vg_devices(&dm, &vg), want, "{what}");
-            } else {
-                panic!("{what}: LVs {l:?}");
             }
             println!(
-                "{what}: recovered to LVs {names:?} ({} ms)",
+                "{what}: recovered to LVs {names:?} ({} ms; set up, child, activate, vgck, lvs at {ms:?})",
                 t.elapsed().as_millis()
             );
             tear_down(&vg, &devs);
