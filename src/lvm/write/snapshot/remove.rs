@@ -217,7 +217,8 @@ fn remove_one(
         gone.push(layer_name(old, origin, Some("real"))?);
         crate::snapshot::fault::step("lvm-remove", 5);
     }
-    // Steps 6.. (one per device; 6 when the origin is not touched, as for 5).
+    // Fault injection: a step after each device removed, from 6 (after the origin's
+    // resume, step 5) or, when the origin keeps other snapshots, from 5.
     let after = if last { 6 } else { 5 };
     remove_all(dm, &gone, "lvm-remove", after).map_err(|e| WriteError::AfterCommit {
         what: format!("snapshot {cow} removed from the metadata, its devices not all removed"),
