@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 #[macro_use]
 mod out;
+mod backup;
 mod cow;
 mod kernel;
 mod lvm;
@@ -132,11 +133,17 @@ enum Cmd {
         /// The wrapped device.
         name: String,
     },
-    /// Complete or undo an interrupted snapshot, drop or rollback of NAME.
+    /// Complete or undo an interrupted snapshot, drop or rollback of NAME; without NAME,
+    /// clean up after every `dmsnap backup` that was killed.
     Recover {
         /// The wrapped device.
-        name: String,
+        name: Option<String>,
     },
+    /// Snapshot SOURCEs at one instant, mount them read-only, run COMMAND, clean up.
+    ///
+    /// State files of running backups live in /run/dmsnap/backup (DMSNAP_BACKUP_DIR
+    /// overrides it); `dmsnap recover` cleans up after a killed one.
+    Backup(Box<backup::BackupArgs>),
     /// After a reboot: re-create the wrappers and persistent snapshots found on the devices
     /// (every block device when none is given); idempotent.
     Activate {
@@ -167,8 +174,12 @@ fn main() -> ExitCode {
             };
         }
     };
+    let cmd = match cli.cmd {
+        Cmd::Backup(a) => return backup::main(*a),
+        c => c,
+    };
     let mut out = Out::default();
-    let r = run(cli.cmd, &mut out).and_then(|()| Ok(out.flush()?));
+    let r = run(cmd, &mut out).and_then(|()| Ok(out.flush()?));
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<StdoutError>() {
@@ -231,7 +242,10 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
             force,
         } => snap::rollback(&name, snap.as_deref(), wait, force, out),
         Cmd::Unwrap { name } => snap::unwrap(&name, out),
-        Cmd::Recover { name } => snap::recover(&name, out),
+        Cmd::Recover { name: Some(name) } => snap::recover(&name, out),
+        Cmd::Recover { name: None } => backup::recover(out),
+        // Dispatched in `main` (its exit status is the command's).
+        Cmd::Backup(_) => Err("backup is run by main".into()),
         Cmd::Activate { devices, json } => snap::activate(devices, json, out),
         Cmd::Targets => kernel::targets(out),
         Cmd::Cow(c) => cow::run(c, out),

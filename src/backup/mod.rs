@@ -308,9 +308,10 @@ fn plan(sources: &[Source], id: &str) -> Result<Vec<PlannedSnapshot>, BackupErro
             });
         }
         out.push(match s {
-            Source::Raw { name, .. } => {
+            Source::Raw { name, cow } => {
                 check_component(s, name.as_str())?;
                 PlannedSnapshot::Raw {
+                    cow: std::path::absolute(cow).unwrap_or_else(|_| cow.clone()),
                     origin: name.clone(),
                     snapshot: DmName::new(&format!("{name}-bk{id}")).map_err(|e| {
                         BackupError::BadName {
@@ -609,6 +610,7 @@ mod tests {
                 PlannedSnapshot::Raw {
                     origin: DmName::new("dat").unwrap(),
                     snapshot: DmName::new("dat-bk0123456789ab").unwrap(),
+                    cow: "/dev/x".into(),
                 },
                 PlannedSnapshot::Lvm {
                     vg: "vg0".into(),

@@ -12,7 +12,7 @@
 //! owner    4242    1234567
 //! created    1767312000
 //! command    4250    1234890
-//! snapshot    raw    dat    dat-bk1f2e3d4c
+//! snapshot    raw    dat    dat-bk1f2e3d4c    /dev/sdc1
 //! snapshot    lvm    vg0    pccehr    pccehr_bk1f2e3d4c
 //! dir    /run/dmsnap/backup/1f2e3d4c5b6a
 //! mount    /run/dmsnap/backup/1f2e3d4c5b6a/dat
@@ -127,6 +127,8 @@ pub enum PlannedSnapshot {
         origin: DmName,
         /// The snapshot device.
         snapshot: DmName,
+        /// Its COW device (a transient store: its start is wiped after the drop).
+        cow: PathBuf,
     },
     /// A snapshot LV.
     Lvm {
@@ -142,7 +144,9 @@ pub enum PlannedSnapshot {
 impl fmt::Display for PlannedSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PlannedSnapshot::Raw { origin, snapshot } => write!(f, "{snapshot} (of {origin})"),
+            PlannedSnapshot::Raw {
+                origin, snapshot, ..
+            } => write!(f, "{snapshot} (of {origin})"),
             PlannedSnapshot::Lvm { vg, lv, snapshot } => {
                 write!(f, "{vg}/{snapshot} (of {vg}/{lv})")
             }
@@ -207,8 +211,18 @@ impl BackupState {
         }
         for p in &self.snapshots {
             match p {
-                PlannedSnapshot::Raw { origin, snapshot } => {
-                    line(&["snapshot", "raw", origin.as_str(), snapshot.as_str()]);
+                PlannedSnapshot::Raw {
+                    origin,
+                    snapshot,
+                    cow,
+                } => {
+                    line(&[
+                        "snapshot",
+                        "raw",
+                        origin.as_str(),
+                        snapshot.as_str(),
+                        &cow.to_string_lossy(),
+                    ]);
                 }
                 PlannedSnapshot::Lvm { vg, lv, snapshot } => {
                     line(&["snapshot", "lvm", vg, lv, snapshot]);
@@ -264,10 +278,13 @@ impl BackupState {
                 ["owner", p, s] => owner = Some(pid(p, s)?),
                 ["created", t] => st.created = t.parse().map_err(|_| bad("bad time"))?,
                 ["command", p, s] => st.command = Some(pid(p, s)?),
-                ["snapshot", "raw", o, s] => st.snapshots.push(PlannedSnapshot::Raw {
-                    origin: name(o)?,
-                    snapshot: name(s)?,
-                }),
+                ["snapshot", "raw", o, s, c] if c.starts_with('/') => {
+                    st.snapshots.push(PlannedSnapshot::Raw {
+                        origin: name(o)?,
+                        snapshot: name(s)?,
+                        cow: PathBuf::from(c),
+                    })
+                }
                 ["snapshot", "lvm", vg, lv, s] => {
                     if [vg, lv, s].iter().any(|x| x.is_empty() || x.contains('/')) {
                         return Err(bad("bad LV name"));
@@ -392,6 +409,7 @@ mod tests {
         st.snapshots.push(PlannedSnapshot::Raw {
             origin: DmName::new("dat").unwrap(),
             snapshot: DmName::new("dat-bk abc").unwrap(),
+            cow: "/dev/sdc1".into(),
         });
         st.snapshots.push(PlannedSnapshot::Lvm {
             vg: "vg0".into(),

@@ -10,7 +10,7 @@ use super::{BACKUP_TAG, BackupOptions, Source};
 use crate::lvm::write::error::WriteError;
 use crate::lvm::write::session::{VgSession, WriteOptions};
 use crate::snapshot::{SnapError, SnapshotOptions, Wrapper, WrongStateKind};
-use crate::targets::{SnapshotStatus, TargetStatus};
+use crate::targets::{DevRef, ExceptionStore, SnapshotStatus, Target, TargetStatus};
 use crate::{DevNum, DeviceMapper, DmName, StatusFlush, Which};
 
 /// A snapshot that exists.
@@ -200,7 +200,11 @@ fn drop_once(
         kind: Box::new(kind),
     };
     match p {
-        PlannedSnapshot::Raw { origin, snapshot } => {
+        PlannedSnapshot::Raw {
+            origin,
+            snapshot,
+            cow,
+        } => {
             let e = |k: SnapError| err(origin.to_string(), k.into());
             let w = match Wrapper::open(dm, origin) {
                 Ok(w) => w,
@@ -210,7 +214,11 @@ fn drop_once(
             w.recover().map_err(e)?;
             match w.snapshot(Some(snapshot)) {
                 Ok(s) => {
+                    let transient_cow = transient_cow_of(dm, snapshot);
                     s.discard().map_err(e)?;
+                    if let Some(dev) = transient_cow {
+                        wipe_cow(cow, dev);
+                    }
                     Ok(true)
                 }
                 Err(SnapError::NoSnapshot { .. })
@@ -229,4 +237,57 @@ fn drop_once(
             }
         }
     }
+}
+
+/// The COW device of a live snapshot with a transient store.
+fn transient_cow_of(dm: &DeviceMapper, snapshot: &DmName) -> Option<DevNum> {
+    let t = dm.table(snapshot, Which::Live).ok()?;
+    match t.into_lines().into_iter().next().map(|l| l.target) {
+        Some(Target::Snapshot(s)) if s.store == ExceptionStore::Transient => match s.cow {
+            DevRef::Num(n) => Some(n),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Bytes wiped at the start of a transient COW after its snapshot is dropped: the
+/// region [`crate::probe::identify`] reads (68 KiB) and the LUKS2 secondary-header
+/// offsets (up to 4 MiB), so the copied origin chunks there (a filesystem superblock,
+/// most often) do not make the device look like it holds data at the next backup.
+const WIPE_HEAD: u64 = (4 << 20) + (64 << 10);
+/// ... and at its end (md 0.90/1.0 superblocks, the backup GPT header).
+const WIPE_TAIL: u64 = 128 << 10;
+
+/// Zero the start and the end of the COW device `path`, if it is still device `dev`
+/// (best effort: the snapshot is gone already).
+fn wipe_cow(path: &std::path::Path, dev: DevNum) {
+    use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+    let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) else {
+        return;
+    };
+    let Ok(meta) = f.metadata() else { return };
+    if !meta.file_type().is_block_device() || DevNum::from_dev_t(meta.rdev()) != dev {
+        return;
+    }
+    let Ok(size) = crate::io::ReadAt::size(&f) else {
+        return;
+    };
+    let zeros = vec![0u8; 1 << 20];
+    let zero = |from: u64, to: u64| {
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(zeros.len() as u64) as usize;
+            if f.write_all_at(&zeros[..n], at).is_err() {
+                return;
+            }
+            at += n as u64;
+        }
+    };
+    zero(0, size.min(WIPE_HEAD));
+    zero(
+        size.saturating_sub(WIPE_TAIL).max(size.min(WIPE_HEAD)),
+        size,
+    );
+    let _ = f.sync_all();
 }
