@@ -16,6 +16,7 @@
 //! | [`cow`] | on-disk formats | the dm-snapshot COW store: read, write, export, merge offline | none |
 //! | [`lvm`] | on-disk formats + workflow | LVM2 metadata: scan, model, plan, activate, export | none |
 //! | [`snapshot`] | workflows | wrap, snapshot, drop, rollback, recover, activate at boot | none |
+//! | [`snapshot_set`] | workflows | several snapshots (wrapped devices and LVs) in one freeze | none |
 //!
 //! ```no_run
 //! use devmapper::{DeviceMapper, DmName};
@@ -43,6 +44,7 @@ pub mod lvm;
 pub mod probe;
 // Workflows.
 pub mod snapshot;
+pub mod snapshot_set;
 
 pub use kernel::command::{Command, Version};
 pub use kernel::devnum::DevNum;
