@@ -558,6 +558,9 @@ impl<'s, 'dm> Taking<'s, 'dm> {
                 Err(self.abandon(true))
             }
             Ok((thawed, _)) => {
+                // Taken: nothing is undone (a set without LVM members has no commit in
+                // its window to do this).
+                undo.commit();
                 drop(undo);
                 Ok(self.taken(thawed.suspended_for))
             }
