@@ -155,6 +155,9 @@ fn run(a: BackupArgs, sources: &[Source]) -> CliResult<ExitCode> {
         steps = steps.post(sh(p));
     }
     let report = backup::run(&dm, sources, &opts, &mut steps)?;
+    for n in &report.notices {
+        errln!("  {n}");
+    }
     for w in &report.warnings {
         errln!("dmsnap backup: warning: {w}");
     }
@@ -312,6 +315,7 @@ fn json(r: &BackupReport, outcome: &Outcome) -> serde_json::Value {
         "total_ms": r.total.as_secs_f64() * 1e3,
         "sources": members,
         "recovered": r.recovered.iter().map(recovered_json).collect::<Vec<_>>(),
+        "notices": r.notices,
         "warnings": r.warnings,
     })
 }

@@ -119,6 +119,9 @@ pub enum SnapshotErrorKind {
     /// An LVM write.
     #[error(transparent)]
     Lvm(#[from] WriteError),
+    /// The snapshot set (everything of it undone unless its kind says otherwise).
+    #[error(transparent)]
+    Set(#[from] crate::snapshot_set::SetError),
 }
 
 /// Any failure of [`run`](super::run) or [`recover`](super::recover).

@@ -1,8 +1,9 @@
 //! Backups from snapshots that clean up after themselves: [`run`] and [`recover`].
 //!
 //! One backup: stale backups of dead processes are recovered first; then the caller's
-//! `pre` hook (a database flush or lock), every source snapshotted (raw wrapped devices
-//! with transient stores, LVs tagged [`BACKUP_TAG`]), the `post` hook (run even when the
+//! `pre` hook (a database flush or lock), every source snapshotted at one instant, in one
+//! freeze ([`crate::snapshot_set::SnapshotSet`]; raw wrapped devices with transient
+//! stores, LVs tagged [`BACKUP_TAG`] right after), the `post` hook (run even when the
 //! snapshots failed, to release what `pre` took), each snapshot mounted read-only under
 //! the mount directory (`DIR/NAME`, `DIR/VG/LV`) with the options its filesystem needs
 //! ([`MountPlan`]; by device node, never by UUID: a snapshot carries its origin's UUID),
@@ -258,6 +259,8 @@ pub struct BackupReport {
     pub recovered: Vec<RecoveredBackup>,
     /// What cleanup did.
     pub cleanup: Vec<CleanupAction>,
+    /// What the LVM steps said on the way (sizes rounded up or cut, as lvm2 says it).
+    pub notices: Vec<String>,
     /// Non-fatal problems.
     pub warnings: Vec<String>,
 }
@@ -436,6 +439,7 @@ pub fn run(
         suspended_for: Duration::ZERO,
         interrupted: None,
         warnings: &mut warnings,
+        notices: Vec::new(),
     };
     let result = if create {
         mkdir(&mount_dir).map_err(io(&mount_dir))
@@ -446,6 +450,7 @@ pub fn run(
     let members = std::mem::take(&mut body.members);
     let suspended_for = body.suspended_for;
     let interrupted = body.interrupted;
+    let notices = std::mem::take(&mut body.notices);
     let mut cleanup = Vec::new();
     let problems = recover::undo(dm, &st, dir, &opts.write, false, &mut cleanup);
     drop(signals);
@@ -467,6 +472,7 @@ pub fn run(
         interrupted,
         recovered,
         cleanup,
+        notices,
         warnings,
     })
 }
@@ -483,6 +489,7 @@ struct Body<'a, 'b> {
     suspended_for: Duration,
     interrupted: Option<nix::sys::signal::Signal>,
     warnings: &'b mut Vec<String>,
+    notices: Vec<String>,
 }
 
 impl Body<'_, '_> {
@@ -506,9 +513,12 @@ impl Body<'_, '_> {
             take::take_all(dm, self.sources, planned, self.opts)
         });
         let post = steps.post().map_err(step(StepKind::Post));
-        let (taken, frozen) = taken?;
+        let made = taken?;
+        self.warnings.extend(made.warnings);
+        self.notices.extend(made.notices);
+        let taken = made.taken;
+        self.suspended_for = made.suspended_for;
         post?;
-        self.suspended_for = frozen;
         self.check_signals()?;
 
         // Mount each snapshot: recorded in the state file first.
@@ -664,6 +674,7 @@ mod tests {
             interrupted: None,
             recovered: Vec::new(),
             cleanup: Vec::new(),
+            notices: Vec::new(),
             warnings: Vec::new(),
         };
         assert_eq!(r.outcome(), Outcome::Success);

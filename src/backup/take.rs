@@ -9,7 +9,9 @@ use super::state::PlannedSnapshot;
 use super::{BACKUP_TAG, BackupOptions, Source};
 use crate::lvm::write::error::WriteError;
 use crate::lvm::write::session::{VgSession, WriteOptions};
+use crate::lvm::write::snapshot::create::SnapshotRequest;
 use crate::snapshot::{SnapError, SnapshotOptions, Wrapper, WrongStateKind};
+use crate::snapshot_set::{SetOptions, SnapshotSet};
 use crate::targets::{DevRef, ExceptionStore, SnapshotStatus, Target, TargetStatus};
 use crate::{DevNum, DeviceMapper, DmName, StatusFlush, Which};
 
@@ -23,123 +25,127 @@ pub(crate) struct Taken {
     pub dev: DevNum,
 }
 
-/// The dm device of a planned snapshot.
-pub(crate) fn dm_name_of(p: &PlannedSnapshot) -> Result<DmName, crate::kernel::id::IdError> {
-    match p {
-        PlannedSnapshot::Raw { snapshot, .. } => Ok(snapshot.clone()),
-        PlannedSnapshot::Lvm { vg, snapshot, .. } => {
-            DmName::new(&crate::lvm::plan::dm_name(vg, snapshot, None))
-        }
-    }
+/// What [`take_all`] made.
+pub(crate) struct TakenAll {
+    pub taken: Vec<Taken>,
+    pub suspended_for: Duration,
+    pub notices: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
-fn member_err(s: &Source, kind: impl Into<SnapshotErrorKind>) -> BackupError {
-    BackupError::Snapshot {
-        member: s.to_string(),
-        kind: Box::new(kind.into()),
-    }
-}
-
-/// Take every snapshot; returns them with how long the origins were suspended. On an
-/// error the ones taken are dropped again.
+/// Take every snapshot in one freeze ([`SnapshotSet::take`]), then tag the LVM ones
+/// (one commit per VG, after the freeze); returns them in the order of `sources`, how
+/// long the origins were suspended, and the set's notices and warnings. On an error the
+/// caller drops whatever of `planned` exists.
 pub(crate) fn take_all(
     dm: &DeviceMapper,
     sources: &[Source],
     planned: &[PlannedSnapshot],
     opts: &BackupOptions,
-) -> Result<(Vec<Taken>, Duration), BackupError> {
-    let mut taken = Vec::new();
-    let mut frozen = Duration::ZERO;
+) -> Result<TakenAll, BackupError> {
+    let mut set = SnapshotSet::new();
     for (s, p) in sources.iter().zip(planned) {
-        let t0 = Instant::now();
-        let r = match (s, p) {
+        match (s, p) {
             (Source::Raw { name, cow }, PlannedSnapshot::Raw { snapshot, .. }) => {
-                let w = Wrapper::open(dm, name)
-                    .map_err(|e| member_err(s, e))?
-                    .with_suspend_bound(opts.bound);
-                w.take_snapshot(
-                    &SnapshotOptions::new(cow.clone())
+                set.raw(
+                    name.clone(),
+                    SnapshotOptions::new(cow.clone())
                         .transient(true)
                         .name(snapshot.clone()),
-                )
-                .map(|_| t0.elapsed())
-                .map_err(|e| member_err(s, e))
+                );
             }
             (Source::Lvm { vg, lv, size }, PlannedSnapshot::Lvm { snapshot, .. }) => {
-                let req = crate::lvm::write::snapshot::create::SnapshotRequest::new(*size);
-                crate::lvm::write::snapshot::create::lvcreate_snapshot(
-                    vg,
-                    lv,
-                    Some(snapshot),
-                    &req,
-                    &opts.write,
-                )
-                .map_err(|e| member_err(s, e))
-                .and_then(|made| {
-                    if !made.live {
-                        // Not active: nothing to mount; undo.
-                        let _ = drop_planned(dm, p, &opts.write);
-                        return Err(member_err(
-                            s,
-                            WriteError::BadOption(format!(
-                                "{vg}/{lv} is not active: a backup needs an active origin"
-                            )),
-                        ));
-                    }
-                    tag_lv(vg, snapshot, &opts.write).map_err(|e| member_err(s, e))?;
-                    Ok(made.suspended_for.unwrap_or_default())
-                })
+                set.lvm(vg, lv, Some(snapshot), SnapshotRequest::new(*size));
             }
-            _ => unreachable_pair(),
-        };
-        match r.and_then(|d| {
-            let name = dm_name_of(p).map_err(|e| BackupError::Dm(e.into()))?;
-            let info = dm.info(&name)?;
-            Ok((d, name, info.dev))
-        }) {
-            Ok((d, dm_name, dev)) => {
-                frozen += d;
-                taken.push(Taken {
-                    planned: p.clone(),
-                    node: dm.node_path(&dm_name),
-                    dm_name,
-                    dev,
+            _ => {
+                return Err(BackupError::Snapshot {
+                    member: s.to_string(),
+                    kind: Box::new(SnapshotErrorKind::Lvm(WriteError::Internal(
+                        "source and plan do not match",
+                    ))),
                 });
-            }
-            Err(e) => {
-                for t in taken.iter().rev() {
-                    let _ = drop_planned(dm, &t.planned, &opts.write);
-                }
-                return Err(e);
             }
         }
     }
-    Ok((taken, frozen))
-}
-
-fn unreachable_pair() -> Result<Duration, BackupError> {
-    Err(BackupError::Snapshot {
-        member: String::new(),
-        kind: Box::new(SnapshotErrorKind::Lvm(WriteError::Internal(
-            "source and plan do not match",
-        ))),
+    let set_opts = SetOptions::new(opts.write.command.clone())
+        .bound(opts.bound)
+        .write(opts.write.clone());
+    let made = set.take(dm, &set_opts).map_err(|e| BackupError::Snapshot {
+        member: e
+            .member
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        kind: Box::new(SnapshotErrorKind::Set(e)),
+    })?;
+    let mut taken = Vec::new();
+    let mut tags: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (s, p) in sources.iter().zip(planned) {
+        let m = made
+            .members
+            .iter()
+            .find(|m| m.source.to_string() == s.to_string())
+            .ok_or_else(|| BackupError::Snapshot {
+                member: s.to_string(),
+                kind: Box::new(SnapshotErrorKind::Lvm(WriteError::Internal(
+                    "the set did not report this member",
+                ))),
+            })?;
+        if let PlannedSnapshot::Lvm { vg, lv, snapshot } = p {
+            if !m.live {
+                return Err(BackupError::Snapshot {
+                    member: s.to_string(),
+                    kind: Box::new(SnapshotErrorKind::Lvm(WriteError::BadOption(format!(
+                        "{vg}/{lv} is not active: a backup needs an active origin"
+                    )))),
+                });
+            }
+            match tags.iter_mut().find(|(v, _)| v == vg) {
+                Some((_, lvs)) => lvs.push(snapshot),
+                None => tags.push((vg, vec![snapshot])),
+            }
+        }
+        let info = dm.info(&m.snapshot)?;
+        taken.push(Taken {
+            planned: p.clone(),
+            dm_name: m.snapshot.clone(),
+            node: m.snapshot_node.clone(),
+            dev: info.dev,
+        });
+    }
+    for (vg, lvs) in tags {
+        tag_lvs(vg, &lvs, &opts.write).map_err(|e| BackupError::Snapshot {
+            member: vg.to_owned(),
+            kind: Box::new(SnapshotErrorKind::Lvm(e)),
+        })?;
+    }
+    Ok(TakenAll {
+        taken,
+        suspended_for: made.suspended_for,
+        notices: made.notices,
+        warnings: made.warnings,
     })
 }
 
-/// Add [`BACKUP_TAG`] to `vg/lv` (one metadata commit, outside any suspend).
-fn tag_lv(vg: &str, lv: &str, opts: &WriteOptions) -> Result<(), WriteError> {
+/// Add [`BACKUP_TAG`] to the LVs `lvs` of `vg` (one metadata commit, outside any
+/// suspend).
+fn tag_lvs(vg: &str, lvs: &[&str], opts: &WriteOptions) -> Result<(), WriteError> {
     let mut s = VgSession::open(vg, opts)?;
     let mut new = s.vg().clone();
-    let Some(l) = new.lvs.iter_mut().find(|l| l.name == lv) else {
-        return Err(WriteError::LvNotFound {
-            vg: vg.into(),
-            lv: lv.into(),
-        });
-    };
-    if l.tags.iter().any(|t| t == BACKUP_TAG) {
+    for lv in lvs {
+        let Some(l) = new.lvs.iter_mut().find(|l| l.name == *lv) else {
+            return Err(WriteError::LvNotFound {
+                vg: vg.into(),
+                lv: (*lv).into(),
+            });
+        };
+        if !l.tags.iter().any(|t| t == BACKUP_TAG) {
+            l.tags.push(BACKUP_TAG.into());
+        }
+    }
+    if new == *s.vg() {
         return Ok(());
     }
-    l.tags.push(BACKUP_TAG.into());
     s.precommit(new)?;
     s.commit()
 }
