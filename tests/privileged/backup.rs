@@ -459,6 +459,14 @@ fn sigkill_of_backup_then_recover_leaves_nothing() {
         .unwrap()
         .parse()
         .unwrap();
+    // The state file names what recovery must undo.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("snapshot\traw\t") && l.contains(&name)),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("mount\t")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("owner\t")), "{text}");
     child.kill().unwrap();
     child.wait().unwrap();
     // Right after the kill: nothing suspended (ours and dmsetup's view).
@@ -618,4 +626,54 @@ fn btrfs_snapshot_of_a_mounted_origin_is_refused_with_a_reason() {
         "{stderr}"
     );
     f.assert_nothing_left();
+}
+
+#[test]
+fn sigterm_is_passed_to_the_command_and_cleanup_follows() {
+    let test = "sigterm_is_passed_to_the_command_and_cleanup_follows";
+    if !has_tools(test, &["mkfs.ext4"]) {
+        return;
+    }
+    let Some(mut f) = Fixture::new(test, "t") else {
+        return;
+    };
+    let r = f.raw("ext4", 32, 8);
+    let (name, cow) = (
+        f.raws[r].name.clone(),
+        f.raws[r].cow.path.display().to_string(),
+    );
+    let child = f
+        .backup_cmd(&[&name, "--cow", &cow, "--", "sleep", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !f.state_files().into_iter().any(|p| {
+        std::fs::read_to_string(p).is_ok_and(|t| t.lines().any(|l| l.starts_with("command\t")))
+    }) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the command never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t1 = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = t1.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // `sleep` died of the forwarded SIGTERM: 128 + 15, long before its 30 s.
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(stderr.contains("SIGTERM was passed on"), "{stderr}");
+    f.assert_nothing_left();
+    println!(
+        "SIGTERM to cleanup done: {:.0} ms",
+        took.as_secs_f64() * 1e3
+    );
 }
