@@ -149,10 +149,10 @@ fn run(a: BackupArgs, sources: &[Source]) -> CliResult<ExitCode> {
     cmd.args(&a.command[1..]);
     let mut steps = ProcessSteps::new(cmd).env(MOUNT_DIR_ENV);
     if let Some(p) = &a.pre {
-        steps = steps.pre(sh(p));
+        steps = steps.pre_hook(sh(p));
     }
     if let Some(p) = &a.post {
-        steps = steps.post(sh(p));
+        steps = steps.post_hook(sh(p));
     }
     let report = backup::run(&dm, sources, &opts, &mut steps)?;
     for n in &report.notices {

@@ -38,6 +38,7 @@
 //!     Outcome::Success => println!("done in {:?}", report.total),
 //!     Outcome::CommandFailed(st) => println!("the command failed: {st}"),
 //!     Outcome::BrokenView { invalid, .. } => println!("snapshots overflowed: {invalid:?}"),
+//!     _ => {}
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -101,18 +101,22 @@ impl CommandRun<'_> {
     /// backup receives meanwhile are passed on to it (except those a terminal already sent
     /// to the whole process group). Cleanup follows when it exits.
     ///
+    /// The child starts with no signal blocked (the backup blocks these signals in its own
+    /// thread, and a child would inherit that). Only the program, the arguments and the
+    /// environment changes of `cmd` are used: the child inherits this process's working
+    /// directory and standard streams, and a working directory set on `cmd` is refused.
+    ///
     /// # Errors
     /// The program cannot be started or waited for.
-    pub fn spawn(&mut self, cmd: &mut Command) -> Result<ExitStatus, StepError> {
-        let mut child = cmd.spawn()?;
-        if let Ok(Some(p)) = ProcessId::of(child.id()) {
+    pub fn spawn(&mut self, cmd: &Command) -> Result<ExitStatus, StepError> {
+        let pid = spawn_clean(cmd)?;
+        if let Ok(Some(p)) = ProcessId::of(pid.as_raw() as u32) {
             self.state.command = Some(p);
             // Best effort: without the record, recovery cannot stop an orphaned command.
             let _ = write_state(self.state_dir, self.state);
         }
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let status = loop {
-            if let Some(st) = child.try_wait()? {
+            if let Some(st) = try_wait(pid)? {
                 break st;
             }
             match self.signals {
@@ -134,6 +138,74 @@ impl CommandRun<'_> {
     }
 }
 
+/// Start `cmd` (program, arguments, environment) with an empty signal mask.
+fn spawn_clean(cmd: &Command) -> Result<nix::unistd::Pid, StepError> {
+    use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawnp};
+    use std::ffi::{CString, OsString};
+    use std::os::unix::ffi::OsStrExt;
+    if cmd.get_current_dir().is_some() {
+        return Err("a working directory for the command is not supported".into());
+    }
+    let c = |s: &std::ffi::OsStr| {
+        CString::new(s.as_bytes()).map_err(|_| format!("{s:?} contains a NUL byte"))
+    };
+    let program = c(cmd.get_program())?;
+    let mut argv = vec![program.clone()];
+    for a in cmd.get_args() {
+        argv.push(c(a)?);
+    }
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    for (k, v) in cmd.get_envs() {
+        env.retain(|(ek, _)| ek != k);
+        if let Some(v) = v {
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    let envp = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            c(&kv)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut attr = PosixSpawnAttr::init()?;
+    attr.set_sigmask(&SigSet::empty())?;
+    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
+    let actions = PosixSpawnFileActions::init()?;
+    posix_spawnp(&program, &actions, &attr, &argv, &envp)
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()).into())
+}
+
+/// The child's status if it has exited (`None`: still running).
+fn try_wait(pid: nix::unistd::Pid) -> Result<Option<ExitStatus>, StepError> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use std::os::unix::process::ExitStatusExt;
+    loop {
+        return match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(ExitStatus::from_raw((code & 0xff) << 8))),
+            Ok(WaitStatus::Signaled(_, sig, core)) => Ok(Some(ExitStatus::from_raw(
+                sig as i32 | if core { 0x80 } else { 0 },
+            ))),
+            Ok(_) => Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => Err(e.into()),
+        };
+    }
+}
+
+/// Run `cmd` to its end (a hook), with an empty signal mask.
+fn run_clean(cmd: &Command) -> Result<ExitStatus, StepError> {
+    let pid = spawn_clean(cmd)?;
+    loop {
+        if let Some(st) = try_wait(pid)? {
+            return Ok(st);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Programs as the steps: `pre` and `post` must exit 0; the command's status is the
 /// backup's. The caller builds the [`Command`]s (a shell line is the caller's business:
 /// `sh -c LINE`) and adds the environment it wants (the mount directory: see
@@ -145,7 +217,7 @@ impl CommandRun<'_> {
 /// let mut pre = Command::new("sh");
 /// pre.args(["-c", "mysql -e 'FLUSH TABLES WITH READ LOCK'"]);
 /// let steps = ProcessSteps::new(Command::new("restic"))
-///     .pre(pre)
+///     .pre_hook(pre)
 ///     .env("BACKUP_MOUNT_DIR");
 /// ```
 #[derive(Debug)]
@@ -169,14 +241,14 @@ impl ProcessSteps {
 
     /// The hook run before the freeze.
     #[must_use]
-    pub fn pre(mut self, cmd: Command) -> ProcessSteps {
+    pub fn pre_hook(mut self, cmd: Command) -> ProcessSteps {
         self.pre = Some(cmd);
         self
     }
 
     /// The hook run right after it.
     #[must_use]
-    pub fn post(mut self, cmd: Command) -> ProcessSteps {
+    pub fn post_hook(mut self, cmd: Command) -> ProcessSteps {
         self.post = Some(cmd);
         self
     }
@@ -190,7 +262,7 @@ impl ProcessSteps {
 }
 
 fn run_hook(cmd: &mut Command) -> Result<(), StepError> {
-    let st = cmd.status()?;
+    let st = run_clean(cmd)?;
     if st.success() {
         Ok(())
     } else {
@@ -211,7 +283,7 @@ impl Steps for ProcessSteps {
         if let Some(name) = &self.env {
             self.command.env(name, run.mount_dir());
         }
-        run.spawn(&mut self.command)
+        run.spawn(&self.command)
     }
 }
 
@@ -296,5 +368,47 @@ impl Drop for Signals {
     fn drop(&mut self) {
         let _ = self.take();
         let _ = self.old.thread_set_mask();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child started while this thread blocks SIGTERM starts with nothing blocked;
+    /// one started by `Command::status` inherits the mask (so the check can tell).
+    #[test]
+    fn children_start_with_an_empty_signal_mask() {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTERM);
+        let old = set.thread_swap_mask(SigmaskHow::SIG_BLOCK).unwrap();
+        let mut grep = Command::new("grep");
+        grep.args(["-q", "^SigBlk:\t0*$", "/proc/self/status"]);
+        let ours = run_clean(&grep);
+        let std_status = grep.status();
+        old.thread_set_mask().unwrap();
+        let Ok(std_status) = std_status else {
+            println!("SKIP: no grep");
+            return;
+        };
+        assert!(ours.unwrap().success(), "the child had signals blocked");
+        assert!(
+            !std_status.success(),
+            "std's child did not inherit the mask"
+        );
+    }
+
+    #[test]
+    fn a_failing_hook_is_an_error_naming_its_status() {
+        let mut steps = ProcessSteps::new(Command::new("true")).pre_hook(Command::new("false"));
+        let e = Steps::pre(&mut steps).unwrap_err().to_string();
+        assert!(e.contains("false") && e.contains("exit status: 1"), "{e}");
+        let mut steps =
+            ProcessSteps::new(Command::new("true")).post_hook(Command::new("/nonexistent/x"));
+        let e = Steps::post(&mut steps).unwrap_err().to_string();
+        assert!(e.contains("cannot run"), "{e}");
+        let mut cwd = Command::new("true");
+        cwd.current_dir("/");
+        assert!(spawn_clean(&cwd).is_err());
     }
 }
