@@ -405,6 +405,36 @@ fn backup_exit_status_is_the_commands() {
     let (code, _, stderr) = f.backup(&[&name, "--cow", &cow, "--", "sh", "-c", "exit 7"]);
     assert_eq!(code, Some(7), "{stderr}");
     f.assert_nothing_left();
+    // A --mount-dir that does not exist yet is made, used and removed again.
+    let given = PathBuf::from(format!("/tmp/{}-mnt", f.tag));
+    let _ = std::fs::remove_dir_all(&given);
+    let probe = format!("test -f {}/{name}/before.txt", given.display());
+    let given_s = given.display().to_string();
+    let (code, _, stderr) = f.backup(&[
+        &name,
+        "--cow",
+        &cow,
+        "--mount-dir",
+        &given_s,
+        "--",
+        "sh",
+        "-c",
+        &probe,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !given.exists(),
+        "the mount directory made for the backup is left"
+    );
+    // One that holds something is refused before anything is made.
+    std::fs::create_dir_all(given.join("x")).unwrap();
+    let (code, _, stderr) =
+        f.backup(&[&name, "--cow", &cow, "--mount-dir", &given_s, "--", "true"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("is not an empty directory"), "{stderr}");
+    assert!(given.join("x").exists());
+    std::fs::remove_dir_all(&given).unwrap();
+    f.assert_nothing_left();
     // Usage errors: 2, nothing made.
     let (code, _, stderr) = f.backup(&[&name, "--", "true"]);
     assert_eq!(code, Some(2), "{stderr}");
@@ -429,8 +459,13 @@ fn sigkill_of_backup_then_recover_leaves_nothing() {
         f.raws[r].name.clone(),
         f.raws[r].cow.path.display().to_string(),
     );
+    // And an LV: recovery removes its snapshot LV from the metadata too.
+    f.lv("ext4", 128, 48);
+    let vg_lv = format!("{}/data", f.vg.as_ref().unwrap().0);
     let mut child = f
-        .backup_cmd(&[&name, "--cow", &cow, "--", "sleep", "30"])
+        .backup_cmd(&[
+            &name, &vg_lv, "--cow", &cow, "--size", "16m", "--", "sleep", "30",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -465,7 +500,16 @@ fn sigkill_of_backup_then_recover_leaves_nothing() {
             .any(|l| l.starts_with("snapshot\traw\t") && l.contains(&name)),
         "{text}"
     );
-    assert!(text.lines().any(|l| l.starts_with("mount\t")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("snapshot\tlvm\t") && l.contains("\tdata\t")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("mount\t")).count(),
+        2,
+        "{text}"
+    );
     assert!(text.lines().any(|l| l.starts_with("owner\t")), "{text}");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -481,6 +525,21 @@ fn sigkill_of_backup_then_recover_leaves_nothing() {
             .unwrap()
             .iter()
             .any(|d| d.name.starts_with(&format!("{name}-bk")))
+    );
+    let (vg, devs, _, _) = f.vg.as_ref().unwrap();
+    let lvs = lvm(&[
+        "lvs",
+        "--noheadings",
+        "-o",
+        "lv_name,lv_tags",
+        "--devices",
+        devs,
+        vg,
+    ]);
+    assert!(
+        lvs.lines()
+            .any(|l| l.contains("data_bk") && l.contains("dmsnap_backup")),
+        "{lvs}"
     );
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(
