@@ -765,7 +765,8 @@ fn snapshot_set_of_a_wrapped_device_and_two_lvs_on_mounted_ext4() {
         m.mount(dev, dir, None);
     }
 
-    // A set of one first (its freeze is the yardstick).
+    // A set of one first, with unsynced files too (its freeze is the yardstick).
+    write_files(&[&dirs[3]], 0);
     let one = {
         let mut set = SnapshotSet::new();
         set.lvm(&c.vg, "dc", None, set_request(8));
