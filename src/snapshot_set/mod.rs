@@ -727,8 +727,17 @@ impl<'s, 'dm> Taking<'s, 'dm> {
     /// names the snapshots.
     fn abandon(&mut self, committed: bool) -> SetError {
         let mut left = Vec::new();
+        // The clean-up has windows of its own: not under a bound the set just outlasted.
+        let bound = self.opts.bound.max(crate::DEFAULT_SUSPEND_BOUND);
         for (i, w) in self.wrappers.iter().enumerate() {
             let Some(w) = w else { continue };
+            let w = match Wrapper::open(self.dm, w.name()) {
+                Ok(w) => w.with_suspend_bound(bound),
+                Err(e) => {
+                    left.push(format!("{}: {e}", self.sources[i]));
+                    continue;
+                }
+            };
             if let Err(e) = w.recover() {
                 left.push(format!("{}: {e}", self.sources[i]));
                 continue;
