@@ -15,7 +15,10 @@
 //!   snapshot (not yet mounted) during `post`, the mount during the command; a failing
 //!   `--pre` cancels the backup before any snapshot;
 //! - btrfs, whose snapshot the kernel refuses while the origin is mounted: a typed refusal,
-//!   nothing left.
+//!   nothing left;
+//! - SIGTERM while the command runs: passed on to it (exit 143), cleanup follows;
+//! - `backup::recover` on hand-made state files: dead owner (exited pid, reused pid) vs
+//!   live one, a malformed file left alone.
 //!
 //! Each test uses its own state directory (`DMSNAP_BACKUP_DIR`), so that recovery at the
 //! start of another test's backup does not take its leftovers.
@@ -735,4 +738,84 @@ fn sigterm_is_passed_to_the_command_and_cleanup_follows() {
         "SIGTERM to cleanup done: {:.0} ms",
         took.as_secs_f64() * 1e3
     );
+}
+
+/// `backup::recover` on hand-made state files: a dead owner's (a pid that exited) is
+/// cleaned up (its directories, then the file; a planned snapshot that was never made is
+/// not an error), a running owner's (this process) and a reused pid's differ by start
+/// time only, a malformed file is left alone and reported.
+#[test]
+fn recover_tells_dead_owners_from_live_ones_and_leaves_bad_files() {
+    use devmapper::backup::state::{state_path, write_state};
+    use devmapper::backup::{
+        self, BackupError, BackupOptions, BackupState, BadStateKind, CleanupAction,
+        PlannedSnapshot, ProcessId,
+    };
+    let test = "recover_tells_dead_owners_from_live_ones_and_leaves_bad_files";
+    let Some(dm) = common::dm_or_skip(test) else {
+        return;
+    };
+    let dir = PathBuf::from(format!("/run/dmsnap-test/rc{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = BackupOptions::new("test").state_dir(&dir);
+    // A process that has exited: its pid names nothing (or something started later).
+    let mut gone = Proc::new("true").spawn().unwrap();
+    let gone_id = ProcessId {
+        pid: gone.id(),
+        start: 1,
+    };
+    gone.wait().unwrap();
+    let me = ProcessId::current().unwrap();
+    let mut dead = BackupState::new("dead1", gone_id);
+    let mnt = dir.join("dead1");
+    std::fs::create_dir_all(mnt.join("sub")).unwrap();
+    dead.dirs = vec![mnt.clone(), mnt.join("sub")];
+    dead.mounts = vec![mnt.join("sub")];
+    // Planned, never made (the kill came before the snapshot): nothing to drop.
+    dead.snapshots = vec![PlannedSnapshot::Raw {
+        origin: devmapper::DmName::new(&format!("norig{}", std::process::id())).unwrap(),
+        snapshot: devmapper::DmName::new(&format!("norig{}-bknever", std::process::id())).unwrap(),
+        cow: "/dev/null".into(),
+    }];
+    write_state(&dir, &dead).unwrap();
+    // This process: alive. The same pid with another start time: a reused pid, dead.
+    write_state(&dir, &BackupState::new("live1", me)).unwrap();
+    let reused = ProcessId {
+        pid: me.pid,
+        start: me.start + 7,
+    };
+    write_state(&dir, &BackupState::new("reused1", reused)).unwrap();
+    std::fs::write(dir.join("bad1.state"), "not a state file\n").unwrap();
+
+    let report = backup::recover(&dm, &opts).unwrap();
+    let ids: Vec<&str> = report
+        .recovered
+        .iter()
+        .map(|b| b.state.id.as_str())
+        .collect();
+    assert_eq!(ids, ["dead1", "reused1"]);
+    let d = &report.recovered[0];
+    assert!(d.problems.is_empty(), "{:?}", d.problems);
+    assert_eq!(
+        d.actions,
+        [
+            CleanupAction::RemovedDir(mnt.join("sub")),
+            CleanupAction::RemovedDir(mnt.clone()),
+            CleanupAction::RemovedStateFile(state_path(&dir, "dead1")),
+        ]
+    );
+    assert!(!mnt.exists());
+    assert_eq!(report.running, [state_path(&dir, "live1")]);
+    assert!(state_path(&dir, "live1").exists());
+    assert!(!state_path(&dir, "reused1").exists());
+    match &report.unreadable[..] {
+        [(p, BackupError::BadState { kind, .. })] => {
+            assert_eq!(p, &dir.join("bad1.state"));
+            assert_eq!(*kind, BadStateKind::Magic);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(dir.join("bad1.state").exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
