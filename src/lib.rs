@@ -16,6 +16,8 @@
 //! | [`cow`] | on-disk formats | the dm-snapshot COW store: read, write, export, merge offline | none |
 //! | [`lvm`] | on-disk formats + workflow | LVM2 metadata: scan, model, plan, activate, export | none |
 //! | [`snapshot`] | workflows | wrap, snapshot, drop, rollback, recover, activate at boot | none |
+//! | [`snapshot_set`] | workflows | several snapshots (wrapped devices and LVs) in one freeze | none |
+//! | [`backup`] | workflows | snapshot, mount read-only, run a command, clean up; recover after a kill | none |
 //!
 //! ```no_run
 //! use devmapper::{DeviceMapper, DmName};
@@ -42,7 +44,9 @@ pub mod io;
 pub mod lvm;
 pub mod probe;
 // Workflows.
+pub mod backup;
 pub mod snapshot;
+pub mod snapshot_set;
 
 pub use kernel::command::{Command, Version};
 pub use kernel::devnum::DevNum;

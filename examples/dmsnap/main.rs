@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 #[macro_use]
 mod out;
+mod backup;
 mod cow;
 mod kernel;
 mod lvm;
@@ -28,7 +29,7 @@ quietly, when stdout is a closed pipe.";
 /// Device-mapper snapshots, rollback and inspection, in pure Rust.
 #[derive(Debug, Parser)]
 #[command(name = "dmsnap", version, about, long_about = None, after_help = EXIT_STATUS)]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -81,16 +82,19 @@ enum Cmd {
         #[arg(long)]
         boot: bool,
     },
-    /// Take a snapshot of NAME while it stays mounted and in use (brief freeze).
+    /// Take a snapshot of NAME while it stays mounted and in use (brief freeze); with
+    /// several NAMEs, snapshots of all of them at one instant (one freeze).
     Snapshot {
-        /// The wrapped device.
-        name: String,
-        /// The COW device holding the snapshot's changed chunks (its start is overwritten).
+        /// The wrapped device(s).
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// The COW device holding the snapshot's changed chunks (its start is overwritten);
+        /// one per NAME, the n-th for the n-th NAME.
         /// Refused when it holds anything recognisable (a filesystem, partition table, LVM
         /// PV, md member, LUKS, swap, or an earlier snapshot's store); all-zero or
         /// unrecognised devices are used.
-        #[arg(long)]
-        cow: std::path::PathBuf,
+        #[arg(long, required = true, value_name = "DEVICE")]
+        cow: Vec<std::path::PathBuf>,
         /// Overwrite the COW device even though it holds something recognisable (that data,
         /// or that earlier snapshot, is lost).
         #[arg(long)]
@@ -101,9 +105,9 @@ enum Cmd {
         /// Transient store: nothing survives a reboot; cannot be rolled back.
         #[arg(long)]
         transient: bool,
-        /// Name of the snapshot device (default NAME-snap).
+        /// Name of the snapshot device (default NAME-snap); with several NAMEs, one per NAME.
         #[arg(long)]
-        snap: Option<String>,
+        snap: Vec<String>,
     },
     /// Discard a snapshot; the origin keeps its data and gets its plain table back.
     Drop {
@@ -132,11 +136,17 @@ enum Cmd {
         /// The wrapped device.
         name: String,
     },
-    /// Complete or undo an interrupted snapshot, drop or rollback of NAME.
+    /// Complete or undo an interrupted snapshot, drop or rollback of NAME; without NAME,
+    /// clean up after every `dmsnap backup` that was killed.
     Recover {
         /// The wrapped device.
-        name: String,
+        name: Option<String>,
     },
+    /// Snapshot SOURCEs at one instant, mount them read-only, run COMMAND, clean up.
+    ///
+    /// State files of running backups live in /run/dmsnap/backup (DMSNAP_BACKUP_DIR
+    /// overrides it); `dmsnap recover` cleans up after a killed one.
+    Backup(Box<backup::BackupArgs>),
     /// After a reboot: re-create the wrappers and persistent snapshots found on the devices
     /// (every block device when none is given); idempotent.
     Activate {
@@ -167,12 +177,21 @@ fn main() -> ExitCode {
             };
         }
     };
+    let cmd = match cli.cmd {
+        Cmd::Backup(a) => return backup::main(*a),
+        c => c,
+    };
     let mut out = Out::default();
-    let r = run(cli.cmd, &mut out).and_then(|()| Ok(out.flush()?));
+    let r = run(cmd, &mut out).and_then(|()| Ok(out.flush()?));
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<StdoutError>() {
             Some(s) => stdout_failed(s),
+            // A command line clap cannot check alone (counts that must match).
+            None if e.is::<snap::Usage>() => {
+                errln!("{e}");
+                ExitCode::from(EXIT_USAGE)
+            }
             None => {
                 report(&*e);
                 ExitCode::from(EXIT_FAILURE)
@@ -208,21 +227,13 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
         }
         Cmd::Wrap { name, device, boot } => snap::wrap(&name, &device, boot, out),
         Cmd::Snapshot {
-            name,
+            names,
             cow,
             chunk,
             transient,
             snap,
             force,
-        } => snap::snapshot(
-            &name,
-            cow,
-            chunk.as_deref(),
-            transient,
-            snap.as_deref(),
-            force,
-            out,
-        ),
+        } => snap::snapshot_cmd(&names, cow, chunk.as_deref(), transient, snap, force, out),
         Cmd::Drop { name, snap } => snap::drop_snapshot(&name, snap.as_deref(), out),
         Cmd::Rollback {
             name,
@@ -231,7 +242,10 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
             force,
         } => snap::rollback(&name, snap.as_deref(), wait, force, out),
         Cmd::Unwrap { name } => snap::unwrap(&name, out),
-        Cmd::Recover { name } => snap::recover(&name, out),
+        Cmd::Recover { name: Some(name) } => snap::recover(&name, out),
+        Cmd::Recover { name: None } => backup::recover(out),
+        // Dispatched in `main` (its exit status is the command's).
+        Cmd::Backup(_) => Err("backup is run by main".into()),
         Cmd::Activate { devices, json } => snap::activate(devices, json, out),
         Cmd::Targets => kernel::targets(out),
         Cmd::Cow(c) => cow::run(c, out),

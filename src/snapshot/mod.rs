@@ -52,7 +52,7 @@ mod recover;
 mod retry;
 mod rollback;
 mod state;
-mod take;
+pub(crate) mod take;
 mod window;
 
 pub use blockdev::BlockDev;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::blockdev;
 use super::error::{BadChunkKind, BadDeviceKind, SnapError, SnapResult, WrongStateKind};
-use super::fault::{pause, step};
+use super::fault::step;
 use super::persist;
 use super::record::{DeviceId, RECORD_LEN, Record, RecordState};
 use super::retry::load_retrying_busy;
@@ -16,12 +16,13 @@ use super::{CowOverwrite, Snapshot, SnapshotOptions};
 use crate::kernel::id::{DmName, DmUuid};
 use crate::kernel::undo::{Undo, UndoAction};
 use crate::probe::{self, Found};
+use crate::snapshot_set::window::{Family, Frozen, WindowError, freeze};
 use crate::table::{Table, TableLine};
 use crate::targets::{
     DevRef, ExceptionStore, Linear, Snapshot as SnapTarget, SnapshotOrigin, Target,
 };
 use crate::units::{SECTOR_SIZE, Sectors};
-use crate::{CreateOptions, DevId, GuardPlan, LoadOptions, SuspendOptions};
+use crate::{CreateOptions, LoadOptions, SuspendOptions};
 
 /// Refuse a COW device that holds something recognisable, unless `policy` forces it.
 fn cow_content_check(f: &std::fs::File, path: &Path, policy: CowOverwrite) -> SnapResult<()> {
@@ -110,6 +111,44 @@ fn chunk_check(chunk: Sectors, lbs_bytes: u64) -> SnapResult<()> {
     Ok(())
 }
 
+/// What [`Wrapper::check_take`] found: the snapshot exists already, or everything the
+/// steps need, checked (nothing changed yet; the COW is held open exclusively).
+#[derive(Debug)]
+pub(crate) enum Checked {
+    /// An active snapshot of this name exists.
+    Existing(DmName),
+    /// A new snapshot can be taken.
+    New(Box<TakePlan>),
+}
+
+/// A checked snapshot, ready for [`Wrapper::prepare_take`].
+#[derive(Debug)]
+pub(crate) struct TakePlan {
+    st: State,
+    cow_path: std::path::PathBuf,
+    cow_file: crate::io::Input,
+    cow_dev: crate::DevNum,
+    backing: crate::DevNum,
+    len: Sectors,
+    opts: SnapshotOptions,
+    /// The new snapshot device's name.
+    pub(crate) snap_name: DmName,
+    /// The COW device's size.
+    pub(crate) cow_sectors: Sectors,
+    persist: Option<Persist>,
+}
+
+impl TakePlan {
+    /// The COW device.
+    pub(crate) fn cow_dev(&self) -> crate::DevNum {
+        self.cow_dev
+    }
+    /// The origin's device.
+    pub(crate) fn origin_dev(&self) -> crate::DevNum {
+        self.st.origin.info.dev
+    }
+}
+
 impl<'dm> Wrapper<'dm> {
     /// Take a snapshot while the origin stays mounted and in use.
     ///
@@ -117,6 +156,8 @@ impl<'dm> Wrapper<'dm> {
     /// COW header, the snapshot device and both new tables); then the origin is frozen
     /// (filesystem sync and freeze, never `noflush`), the snapshot is resumed before the
     /// origin, and the origin is resumed. The origin is suspended for three ioctls.
+    /// This is a [`SnapshotSet`](crate::snapshot_set::SnapshotSet) of one: the same
+    /// checks, steps and window.
     ///
     /// Taking a snapshot whose name already exists as an active snapshot of this origin
     /// returns it (so re-running after a crash completes).
@@ -128,6 +169,50 @@ impl<'dm> Wrapper<'dm> {
     /// [`CowOverwrite::Force`]), name taken. Failures during the
     /// sequence are undone.
     pub fn take_snapshot(&self, opts: &SnapshotOptions) -> SnapResult<Snapshot<'_, 'dm>> {
+        let plan = match self.check_take(opts)? {
+            Checked::Existing(name) => {
+                return Ok(Snapshot {
+                    wrapper: self,
+                    name,
+                });
+            }
+            Checked::New(plan) => plan,
+        };
+        let snap_name = plan.snap_name.clone();
+        let mut undo = Undo::new(self.dm);
+        let result = (|| -> SnapResult<()> {
+            let frozen = self.prepare_take(*plan, &mut undo)?;
+            let thawed = freeze::<std::convert::Infallible>(
+                self.dm,
+                &mut undo,
+                &[frozen],
+                self.suspend_bound,
+                None,
+            )
+            .map_err(|e| match e {
+                WindowError::Guard(e)
+                | WindowError::Suspend(_, e)
+                | WindowError::Resume { source: e, .. } => SnapError::from(*e),
+                WindowError::FiredBeforeCommit => self.bound_error(),
+                WindowError::Commit(never) => match never {},
+            })?;
+            if thawed.fired {
+                return Err(self.bound_error());
+            }
+            Ok(())
+        })();
+        if result.is_ok() {
+            undo.commit();
+        }
+        self.guarded(result, undo).map(|()| Snapshot {
+            wrapper: self,
+            name: snap_name,
+        })
+    }
+
+    /// Everything [`Wrapper::take_snapshot`] checks before it changes anything (after
+    /// [`Wrapper::recover`], which completes or undoes an interrupted workflow).
+    pub(crate) fn check_take(&self, opts: &SnapshotOptions) -> SnapResult<Checked> {
         self.recover()?;
         let st = self.state()?;
         let snap_name = match &opts.name {
@@ -137,10 +222,7 @@ impl<'dm> Wrapper<'dm> {
         if let Some(existing) = st.snapshots.iter().find(|s| s.name == snap_name)
             && matches!(existing.live, Some(Target::Snapshot(_)))
         {
-            return Ok(Snapshot {
-                wrapper: self,
-                name: snap_name,
-            });
+            return Ok(Checked::Existing(snap_name));
         }
         if self.dm.exists(&snap_name)? {
             return Err(SnapError::NameTaken {
@@ -228,46 +310,39 @@ impl<'dm> Wrapper<'dm> {
                     .unwrap_or_default(),
             }
         });
-
-        let mut undo = Undo::new(self.dm);
-        let result = self.take_steps(
-            &st,
-            &opts.cow,
+        Ok(Checked::New(Box::new(TakePlan {
+            st,
+            cow_path: opts.cow.clone(),
             cow_file,
-            cow.dev,
+            cow_dev: cow.dev,
+            backing,
+            len,
+            opts: opts.clone(),
+            snap_name,
+            cow_sectors: Sectors(cow.size / SECTOR_SIZE),
+            persist,
+        })))
+    }
+
+    /// Steps 1-5 of a checked snapshot: everything before the window, recorded in `undo`;
+    /// what the window then suspends and resumes.
+    pub(crate) fn prepare_take(&self, plan: TakePlan, undo: &mut Undo<'_>) -> SnapResult<Frozen> {
+        let TakePlan {
+            st,
+            cow_path,
+            cow_file,
+            cow_dev,
             backing,
             len,
             opts,
-            &snap_name,
-            persist.as_ref(),
-            &mut undo,
-        );
-        if result.is_ok() {
-            undo.commit();
-        }
-        self.guarded(result, undo).map(|()| Snapshot {
-            wrapper: self,
-            name: snap_name,
-        })
-    }
-
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one call site; the steps share these facts"
-    )]
-    fn take_steps(
-        &self,
-        st: &State,
-        cow_path: &Path,
-        cow_file: crate::io::Input,
-        cow_dev: crate::DevNum,
-        backing: crate::DevNum,
-        len: Sectors,
-        opts: &SnapshotOptions,
-        snap_name: &DmName,
-        persist: Option<&Persist>,
-        undo: &mut Undo<'_>,
-    ) -> SnapResult<()> {
+            snap_name,
+            persist,
+            ..
+        } = plan;
+        let cow_path = cow_path.as_path();
+        let persist = persist.as_ref();
+        let opts = &opts;
+        let snap_name = &snap_name;
         let dm = self.dm;
         // 1. The -real device: the backing device's mapping under a private name.
         let real_name = self.real_name()?;
@@ -393,29 +468,13 @@ impl<'dm> Wrapper<'dm> {
             persist::write_durable(&f, &block, 0).map_err(io)?;
         }
         step("snapshot", 5);
-        // 5. The short window: freeze, activate the snapshot, then the origin. Guarded: if
-        // we die or stall, the guardian does the same two resumes, in the same order, and
-        // only while the origin is frozen.
-        nix::unistd::sync();
-        undo.arm(
-            &GuardPlan::new()
-                .when_suspended(&self.name, [DevId::from(snap_name), (&self.name).into()]),
-            self.suspend_bound,
-        )?;
-        pause("snapshot", 5);
-        undo.suspend(&self.name, SuspendOptions::default())?;
-        step("snapshot", 6);
-        pause("snapshot", 6);
-        dm.resume(snap_name, SuspendOptions::default())?;
-        step("snapshot", 7);
-        pause("snapshot", 7);
-        dm.resume(&self.name, SuspendOptions::default())?;
-        step("snapshot", 8);
-        pause("snapshot", 8);
-        if undo.disarm() {
-            return Err(self.bound_error());
-        }
-        Ok(())
+        Ok(Frozen {
+            family: Family::Raw,
+            origin: self.name.clone(),
+            snapshot: snap_name.clone(),
+            others: Vec::new(),
+            level: 0,
+        })
     }
 }
 

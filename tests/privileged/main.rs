@@ -4,6 +4,7 @@
 //! (`scripts/vm/test.sh`). Elsewhere each prints `SKIP <test>: <reason>` and returns.
 
 mod activate;
+mod backup;
 mod cli;
 mod common;
 mod cow_kernel;

@@ -34,7 +34,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::meta::{NewSnapshot, add_snapshot, check_origin, snapshots_of};
 use super::size::{CowSize, DEFAULT_CHUNK, check_chunk, cow_extents};
@@ -48,11 +48,10 @@ use crate::lvm::write::alloc::{AllocRequest, allocate};
 use crate::lvm::write::error::{Result, WriteError};
 use crate::lvm::write::ops::ZERO_BYTES;
 use crate::lvm::write::session::{VgSession, WriteOptions};
+use crate::snapshot_set::window::{Family, Frozen, WindowError, freeze};
 use crate::table::{Table, TableLine};
 use crate::targets::DevRef;
-use crate::{
-    CreateOptions, DevId, DevNum, DeviceMapper, DmName, GuardPlan, LoadOptions, SuspendOptions,
-};
+use crate::{CreateOptions, DevId, DevNum, DeviceMapper, DmName, LoadOptions, SuspendOptions};
 
 /// What to create: the COW's size, chunk size, permission.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,10 +241,215 @@ fn zero_cow(s: &VgSession, vg: &VolumeGroup, segs: &[crate::lvm::model::Segment]
         .map_err(WriteError::io(path))
 }
 
+/// One snapshot asked of a VG: its origin, its name, its request.
+#[derive(Debug, Clone)]
+pub(crate) struct LvAsk<'a> {
+    pub(crate) origin: &'a str,
+    pub(crate) name: String,
+    pub(crate) req: &'a SnapshotRequest,
+}
+
+/// One planned snapshot of a [`VgPlan`].
+#[derive(Debug, Clone)]
+pub(crate) struct LvPlanned {
+    pub(crate) origin: String,
+    pub(crate) name: String,
+    pub(crate) internal: String,
+    pub(crate) extents: u64,
+    pub(crate) notices: Vec<String>,
+    segments: Vec<crate::lvm::model::Segment>,
+    /// The origin's live device (the snapshot is created live).
+    pub(crate) active: Option<crate::DeviceInfo>,
+}
+
+/// The snapshots of one VG, checked and allocated on one new model (each on the model
+/// updated by the ones before it).
+#[derive(Debug, Clone)]
+pub(crate) struct VgPlan {
+    pub(crate) old: VolumeGroup,
+    pub(crate) new: VolumeGroup,
+    pub(crate) lvs: Vec<LvPlanned>,
+}
+
+/// The checks of the request alone (name, chunk): the snapshot's name.
+pub(crate) fn check_ask(
+    vg_name: &str,
+    origin: &str,
+    name: Option<&str>,
+    req: &SnapshotRequest,
+) -> Result<String> {
+    let name = name.map_or_else(|| format!("{origin}_snap"), str::to_string);
+    check_lv_name(vg_name, &name)?;
+    check_chunk(req.chunk)?;
+    Ok(name)
+}
+
+/// Every check of `lvcreate -s` on the locked VG, for each ask, and the new model with all
+/// of them; nothing is written.
+pub(crate) fn plan_vg(
+    dm: Option<&DeviceMapper>,
+    s: &VgSession,
+    asks: &[LvAsk<'_>],
+) -> std::result::Result<VgPlan, (usize, WriteError)> {
+    let old = s.vg().clone();
+    let vg_name = old.name.clone();
+    let mut cur = old.clone();
+    let mut lvs = Vec::with_capacity(asks.len());
+    for (i, ask) in asks.iter().enumerate() {
+        let one = |cur: &VolumeGroup| -> Result<(LvPlanned, VolumeGroup)> {
+            let name = &ask.name;
+            check_origin(cur, ask.origin)?;
+            if cur.lv(name).is_some() {
+                return Err(WriteError::LvExists {
+                    vg: vg_name.clone(),
+                    lv: name.clone(),
+                });
+            }
+            if old.max_lv != 0 {
+                let visible = old.lvs.iter().filter(|l| old.is_visible(l)).count() as u64;
+                if visible + i as u64 >= old.max_lv {
+                    return Err(WriteError::BadOption(format!(
+                        "Maximum number of logical volumes ({}) reached in volume group {vg_name}",
+                        old.max_lv
+                    )));
+                }
+            }
+            let origin_lv = cur
+                .lv(ask.origin)
+                .ok_or(WriteError::Internal("origin gone"))?;
+            let sized = cow_extents(cur, origin_lv, &ask.req.size, ask.req.chunk)?;
+            let segments = allocate(cur, &AllocRequest::linear(name, sized.extents))?;
+            let mut snap = NewSnapshot::new(
+                ask.origin,
+                name,
+                segments,
+                ask.req.chunk,
+                now(),
+                &nodename(),
+            )
+            .map_err(WriteError::io("/dev/urandom"))?;
+            snap.read_only = ask.req.read_only;
+            let next = add_snapshot(cur, &snap)?;
+            let internal = next
+                .cow_link(name)
+                .map(|l| l.snapshot_lv.name.clone())
+                .ok_or(WriteError::Internal("snapshot not linked"))?;
+            let active = match dm {
+                Some(dm) => active_device(dm, &old, ask.origin)?,
+                None => None,
+            };
+            let planned = LvPlanned {
+                origin: ask.origin.to_string(),
+                name: name.clone(),
+                internal,
+                extents: sized.extents,
+                notices: sized.notices,
+                segments: snap.segments,
+                active,
+            };
+            Ok((planned, next))
+        };
+        let (planned, next) = one(&cur).map_err(|e| (i, e))?;
+        lvs.push(planned);
+        cur = next;
+    }
+    Ok(VgPlan { old, new: cur, lvs })
+}
+
+/// Zero the start of every planned COW: the kernel then starts a fresh exception store.
+pub(crate) fn zero_cows(s: &VgSession, plan: &VgPlan) -> Result<()> {
+    for lv in &plan.lvs {
+        zero_cow(s, &plan.old, &lv.segments)?;
+    }
+    Ok(())
+}
+
+/// Steps 2-3 of the module doc for every live snapshot of `plan`: the COW layers, the one
+/// precommit of the VG, the `-real` devices, the snapshot devices and the staged origin
+/// tables, recorded in `undo`. What the window suspends, one per live origin.
+pub(crate) fn stage_vg(
+    dm: &DeviceMapper,
+    undo: &mut Undo<'_>,
+    s: &mut VgSession,
+    plan: &VgPlan,
+) -> Result<Vec<Frozen>> {
+    struct Devs {
+        cow: PlannedDevice,
+        snap: PlannedDevice,
+        real: PlannedDevice,
+        origin: PlannedDevice,
+        first: bool,
+        others: Vec<DmName>,
+    }
+    let mut staged = Vec::new();
+    for lv in plan.lvs.iter().filter(|l| l.active.is_some()) {
+        let devnum = |p: &crate::lvm::model::PhysicalVolume| s.pv_devnum(p).map(DevRef::from);
+        let planned = plan_lv(&plan.new, &lv.origin, &devnum, &PlanOptions::default())?;
+        let find = |name: &str, layer: Option<&str>| {
+            planned
+                .devices
+                .iter()
+                .find(|d| d.lv == name && d.layer.as_deref() == layer)
+                .cloned()
+                .ok_or(WriteError::Internal("planned device missing"))
+        };
+        // Existing snapshot devices of the origin (suspended with it, as lvm2 does).
+        let mut others = Vec::new();
+        for cow in snapshots_of(&plan.old, &lv.origin) {
+            if let Some(i) = active_device(dm, &plan.old, &cow)? {
+                others.push(i.name);
+            }
+        }
+        staged.push(Devs {
+            cow: find(&lv.name, Some("cow"))?,
+            snap: find(&lv.name, None)?,
+            real: find(&lv.origin, Some("real"))?,
+            origin: find(&lv.origin, None)?,
+            first: snapshots_of(&plan.old, &lv.origin).is_empty(),
+            others,
+        });
+    }
+    let mut known = HashMap::new();
+    // 2. The COW layers, then the precommit.
+    for d in &staged {
+        create_planned(dm, undo, &d.cow, &mut known, true)?;
+    }
+    crate::snapshot::fault::step("lvm-snapshot", 1);
+    s.precommit(plan.new.clone())?;
+    crate::snapshot::fault::step("lvm-snapshot", 2);
+    // 3. Everything else before the suspend.
+    let mut frozen = Vec::with_capacity(staged.len());
+    for d in staged {
+        if d.first {
+            create_planned(dm, undo, &d.real, &mut known, true)?;
+            crate::snapshot::fault::step("lvm-snapshot", 3);
+        }
+        create_planned(dm, undo, &d.snap, &mut known, false)?;
+        crate::snapshot::fault::step("lvm-snapshot", 4);
+        if d.first {
+            let t = resolve(dm, &d.origin, &known)?;
+            dm.load(&d.origin.name, &t, LoadOptions::default())
+                .map_err(WriteError::dm("load", d.origin.name.as_str()))?;
+            undo.push(UndoAction::ClearInactive(d.origin.name.clone()));
+            crate::snapshot::fault::step("lvm-snapshot", 5);
+        }
+        frozen.push(Frozen {
+            family: Family::Lvm,
+            origin: d.origin.name,
+            snapshot: d.snap.name,
+            others: d.others,
+            level: 0,
+        });
+    }
+    Ok(frozen)
+}
+
 /// `lvcreate -s` of `origin` in `vg_name`: a snapshot named `name` (default
 /// `<origin>_snap`, as dmsnap's CLI names it; lvm2 would pick `lvolN`), sized and
 /// checked as lvm2 does ([`cow_extents`]). Live when the origin is active (see the module
 /// doc), metadata only otherwise (activation, ours or lvm2's, then builds the stack).
+/// This is a [`SnapshotSet`](crate::snapshot_set::SnapshotSet) of one: the same checks,
+/// steps and window.
 ///
 /// # Errors
 /// [`WriteError::Name`], [`WriteError::LvExists`], [`WriteError::Snapshot`] (chunk, size,
@@ -260,68 +464,39 @@ pub fn lvcreate_snapshot(
     req: &SnapshotRequest,
     opts: &WriteOptions,
 ) -> Result<SnapshotCreated> {
-    let name = name.map_or_else(|| format!("{origin}_snap"), str::to_string);
-    check_lv_name(vg_name, &name)?;
-    check_chunk(req.chunk)?;
+    let name = check_ask(vg_name, origin, name, req)?;
     let dm = dm_if_present()?;
     // The archive and backup files are written here, outside the suspend window (the
     // session would write the backup inside it, at the commit).
     let mut quiet = opts.clone();
     quiet.backups = None;
     let mut s = VgSession::open(vg_name, &quiet)?;
-    let old = s.vg().clone();
-    check_origin(&old, origin)?;
-    if old.lv(&name).is_some() {
-        return Err(WriteError::LvExists {
-            vg: vg_name.into(),
-            lv: name,
-        });
-    }
-    if old.max_lv != 0 {
-        let visible = old.lvs.iter().filter(|l| old.is_visible(l)).count() as u64;
-        if visible >= old.max_lv {
-            return Err(WriteError::BadOption(format!(
-                "Maximum number of logical volumes ({}) reached in volume group {vg_name}",
-                old.max_lv
-            )));
-        }
-    }
-    let origin_lv = old.lv(origin).ok_or(WriteError::Internal("origin gone"))?;
-    let sized = cow_extents(&old, origin_lv, &req.size, req.chunk)?;
-    let segments = allocate(&old, &AllocRequest::linear(&name, sized.extents))?;
-    let mut snap = NewSnapshot::new(origin, &name, segments, req.chunk, now(), &nodename())
-        .map_err(WriteError::io("/dev/urandom"))?;
-    snap.read_only = req.read_only;
-    let new = add_snapshot(&old, &snap)?;
-    let internal = new
-        .cow_link(&name)
-        .map(|l| l.snapshot_lv.name.clone())
-        .ok_or(WriteError::Internal("snapshot not linked"))?;
-    let active = match &dm {
-        Some(dm) => active_device(dm, &old, origin)?,
-        None => None,
-    };
+    let plan = plan_vg(dm.as_ref(), &s, &[LvAsk { origin, name, req }]).map_err(|(_, e)| e)?;
     // The COW starts as a fresh store: zeroed before the metadata names it.
-    zero_cow(&s, &old, &snap.segments)?;
+    zero_cows(&s, &plan)?;
     if let Some(dirs) = &opts.backups {
-        crate::lvm::write::backup::archive(dirs, &old, &opts.command)?;
+        crate::lvm::write::backup::archive(dirs, &plan.old, &opts.command)?;
     }
+    let lv = plan
+        .lvs
+        .first()
+        .ok_or(WriteError::Internal("nothing planned"))?;
     let mut out = SnapshotCreated {
-        name: name.clone(),
-        internal,
-        extents: sized.extents,
-        notices: sized.notices,
+        name: lv.name.clone(),
+        internal: lv.internal.clone(),
+        extents: lv.extents,
+        notices: lv.notices.clone(),
         live: false,
         suspended_for: None,
         warnings: Vec::new(),
     };
-    match (&dm, active) {
-        (Some(dm), Some(_)) => {
-            out.suspended_for = Some(create_live(dm, &mut s, &old, &new, origin, &name)?);
+    match (&dm, lv.active.is_some()) {
+        (Some(dm), true) => {
+            out.suspended_for = Some(create_live(dm, &mut s, &plan)?);
             out.live = true;
         }
         _ => {
-            s.precommit(new)?;
+            s.precommit(plan.new)?;
             s.commit()?;
         }
     }
@@ -336,90 +511,16 @@ pub fn lvcreate_snapshot(
     Ok(out)
 }
 
-/// Steps 2-6 of the module doc; returns how long the origin was suspended.
-fn create_live(
-    dm: &DeviceMapper,
-    s: &mut VgSession,
-    old: &VolumeGroup,
-    new: &VolumeGroup,
-    origin: &str,
-    name: &str,
-) -> Result<Duration> {
-    let devnum = |p: &crate::lvm::model::PhysicalVolume| s.pv_devnum(p).map(DevRef::from);
-    let plan = plan_lv(new, origin, &devnum, &PlanOptions::default())?;
-    let find = |lv: &str, layer: Option<&str>| {
-        plan.devices
-            .iter()
-            .find(|d| d.lv == lv && d.layer.as_deref() == layer)
-            .ok_or(WriteError::Internal("planned device missing"))
+/// Steps 2-6 of the module doc for the one snapshot of `plan`; returns how long the
+/// origin was suspended.
+fn create_live(dm: &DeviceMapper, s: &mut VgSession, plan: &VgPlan) -> Result<Duration> {
+    let (name, origin) = match plan.lvs.first() {
+        Some(l) => (l.name.as_str(), l.origin.as_str()),
+        None => return Err(WriteError::Internal("nothing planned")),
     };
-    let cow_dev = find(name, Some("cow"))?.clone();
-    let snap_dev = find(name, None)?.clone();
-    let real_dev = find(origin, Some("real"))?.clone();
-    let origin_dev = find(origin, None)?.clone();
-    let first = snapshots_of(old, origin).is_empty();
-    // Existing snapshot devices of the origin (suspended with it, as lvm2 does).
-    let mut others = Vec::new();
-    for cow in snapshots_of(old, origin) {
-        if let Some(i) = active_device(dm, old, &cow)? {
-            others.push(i.name);
-        }
-    }
-
     let mut undo = Undo::new(dm);
-    let mut known = HashMap::new();
-    let result = (|| -> Result<Duration> {
-        // 2. The COW layer, then the precommit.
-        create_planned(dm, &mut undo, &cow_dev, &mut known, true)?;
-        crate::snapshot::fault::step("lvm-snapshot", 1);
-        s.precommit(new.clone())?;
-        crate::snapshot::fault::step("lvm-snapshot", 2);
-        // 3. Everything else before the suspend.
-        if first {
-            create_planned(dm, &mut undo, &real_dev, &mut known, true)?;
-            crate::snapshot::fault::step("lvm-snapshot", 3);
-        }
-        create_planned(dm, &mut undo, &snap_dev, &mut known, false)?;
-        crate::snapshot::fault::step("lvm-snapshot", 4);
-        if first {
-            let t = resolve(dm, &origin_dev, &known)?;
-            dm.load(&origin_dev.name, &t, LoadOptions::default())
-                .map_err(WriteError::dm("load", origin_dev.name.as_str()))?;
-            undo.push(UndoAction::ClearInactive(origin_dev.name.clone()));
-            crate::snapshot::fault::step("lvm-snapshot", 5);
-        }
-        // 4. The window: the guardian resumes snapshots before the origin should we die.
-        nix::unistd::sync();
-        let mut resume_order: Vec<DevId<'_>> = vec![DevId::from(&snap_dev.name)];
-        resume_order.extend(others.iter().map(DevId::from));
-        resume_order.push(DevId::from(&origin_dev.name));
-        undo.arm(
-            &GuardPlan::new().when_suspended(&origin_dev.name, resume_order),
-            crate::DEFAULT_SUSPEND_BOUND,
-        )
-        .map_err(WriteError::dm("guard", origin_dev.name.as_str()))?;
-        let t0 = Instant::now();
-        undo.suspend(&origin_dev.name, SuspendOptions::default())
-            .map_err(WriteError::dm("suspend", origin_dev.name.as_str()))?;
-        for o in &others {
-            undo.suspend(o, SuspendOptions::default())
-                .map_err(WriteError::dm("suspend", o.as_str()))?;
-        }
-        if undo.check_fired() {
-            return Err(WriteError::BadOption(format!(
-                "the suspend of {} outlasted {:?}: undone",
-                origin_dev.name,
-                crate::DEFAULT_SUSPEND_BOUND
-            )));
-        }
-        crate::snapshot::fault::step("lvm-snapshot", 6);
-        // 5. Commit while suspended.
-        s.commit()?;
-        crate::snapshot::fault::step("lvm-snapshot", 7);
-        Ok(t0.elapsed())
-    })();
-    let t0 = match result {
-        Ok(d) => d,
+    let frozen = match stage_vg(dm, &mut undo, s, plan) {
+        Ok(f) => f,
         Err(e) => {
             // Undo (drop) first: the origin is resumed on its old table, then the
             // precommitted copy is forgotten.
@@ -428,34 +529,47 @@ fn create_live(
             return Err(e);
         }
     };
-    // 6. Committed: no undo from here; resume everything, snapshots first.
-    undo.commit();
-    let start = Instant::now();
-    let mut first_err = None;
-    let mut order = vec![snap_dev.name.clone()];
-    order.extend(others.iter().cloned());
-    order.push(origin_dev.name.clone());
-    for n in &order {
-        if let Err(e) = dm.resume(n, SuspendOptions::default())
-            && first_err.is_none()
-        {
-            first_err = Some(WriteError::dm("resume", n.as_str())(e));
-        }
-    }
-    crate::snapshot::fault::step("lvm-snapshot", 8);
-    let fired = undo.disarm();
-    let window = t0 + start.elapsed();
-    match first_err {
-        Some(e) => Err(WriteError::AfterCommit {
+    let mut commit = || s.commit();
+    let result = freeze(
+        dm,
+        &mut undo,
+        &frozen,
+        crate::DEFAULT_SUSPEND_BOUND,
+        Some(&mut commit),
+    );
+    let origin_dev = frozen
+        .first()
+        .map_or_else(String::new, |f| f.origin.to_string());
+    let window_error = |e: WindowError<WriteError>| match e {
+        WindowError::Guard(e) => WriteError::dm("guard", &origin_dev)(*e),
+        WindowError::Suspend(n, e) => WriteError::dm("suspend", n.as_str())(*e),
+        WindowError::FiredBeforeCommit => WriteError::BadOption(format!(
+            "the suspend of {origin_dev} outlasted {:?}: undone",
+            crate::DEFAULT_SUSPEND_BOUND
+        )),
+        WindowError::Commit(e) => e,
+        WindowError::Resume { device, source, .. } => WriteError::AfterCommit {
             what: format!("snapshot {name} of {origin} committed but not resumed"),
-            source: Box::new(e),
-        }),
-        None if fired => Err(WriteError::AfterCommit {
+            source: Box::new(WriteError::dm("resume", device.as_str())(*source)),
+        },
+    };
+    match result {
+        Ok(thawed) if thawed.fired => Err(WriteError::AfterCommit {
             what: format!(
                 "snapshot {name} of {origin} committed; the suspend outlasted its bound and the guardian resumed"
             ),
             source: Box::new(WriteError::Internal("suspend bound")),
         }),
-        None => Ok(window),
+        Ok(thawed) => Ok(thawed.suspended_for),
+        Err(
+            e @ WindowError::Resume {
+                committed: true, ..
+            },
+        ) => Err(window_error(e)),
+        Err(e) => {
+            drop(undo);
+            let _ = s.revert();
+            Err(window_error(e))
+        }
     }
 }
