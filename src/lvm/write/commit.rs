@@ -516,8 +516,9 @@ pub fn format_area<D: WriteAt + ?Sized>(dev: &D, area: DiskLocn) -> io::Result<(
     dev.sync()
 }
 
-/// Check the text and read its seqno.
-fn check_text(vg: &str, text: &[u8]) -> Result<u32, TextProblem> {
+/// Check the text and read its seqno; `known`: the caller has parsed this very text and
+/// read its seqno already (the cheap checks still run, the parse is not repeated).
+fn check_text(vg: &str, text: &[u8], known: Option<u32>) -> Result<u32, TextProblem> {
     let Some((&last, body)) = text.split_last() else {
         return Err(TextProblem::Empty);
     };
@@ -536,6 +537,9 @@ fn check_text(vg: &str, text: &[u8]) -> Result<u32, TextProblem> {
     let after = body.strip_prefix(vg.as_bytes()).and_then(|r| r.first());
     if vg.is_empty() || !matches!(after, Some(b' ' | b'\t' | b'\n' | b'{')) {
         return Err(TextProblem::WrongName);
+    }
+    if let Some(seqno) = known {
+        return Ok(seqno);
     }
     let cfg = config::parse(body).map_err(TextProblem::Parse)?;
     let seqno = cfg
@@ -715,7 +719,20 @@ pub fn precommit<D: WriteAt>(
     vg_name: &str,
     text: &[u8],
 ) -> Result<Precommitted, CommitError> {
-    let seqno = check_text(vg_name, text).map_err(|problem| CommitError::BadText {
+    precommit_parsed(devs, mdas, vg_name, text, None)
+}
+
+/// [`precommit`] of a text the caller has parsed back already (the session's self-check
+/// reads the printed text into a VG and compares it with the model): `seqno` is the seqno
+/// it read, and the text is not parsed a second time here.
+pub(crate) fn precommit_parsed<D: WriteAt>(
+    devs: &[D],
+    mdas: &[MdaTarget],
+    vg_name: &str,
+    text: &[u8],
+    seqno: Option<u32>,
+) -> Result<Precommitted, CommitError> {
+    let seqno = check_text(vg_name, text, seqno).map_err(|problem| CommitError::BadText {
         vg: vg_name.to_owned(),
         problem,
     })?;

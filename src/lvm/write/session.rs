@@ -189,20 +189,23 @@ impl VgSession {
     pub fn open(vg_name: &str, opts: &WriteOptions) -> Result<VgSession> {
         let lock = lock_vg(&opts.lock_dir, vg_name, LockMode::Exclusive, true)?;
         let scanned = scan_devices(opts)?;
-        let mut s = VgSession::from_scan(vg_name, &scanned, opts)?;
+        let mut s = VgSession::from_scan(vg_name, scanned, opts)?;
         s.lock = Some(lock);
         Ok(s)
     }
 
-    /// Checks and opens of [`VgSession::open`] on a scan made under the VG lock.
+    /// Checks and opens of [`VgSession::open`] on a scan made under the VG lock (the
+    /// VG is moved out of the scan, not copied).
     pub(crate) fn from_scan(
         vg_name: &str,
-        scanned: &ScannedDevices,
+        mut scanned: ScannedDevices,
         opts: &WriteOptions,
     ) -> Result<VgSession> {
         let report = &scanned.report;
-        let matching: Vec<_> = report.vgs.iter().filter(|v| v.vg.name == vg_name).collect();
-        let s = match matching.as_slice() {
+        let matching: Vec<usize> = (0..report.vgs.len())
+            .filter(|&i| report.vgs[i].vg.name == vg_name)
+            .collect();
+        let vi = match matching.as_slice() {
             [] => {
                 if let Some(f) = report.failed_vgs.iter().find(|f| f.name == vg_name) {
                     return Err(WriteError::Unreadable {
@@ -223,6 +226,7 @@ impl VgSession {
                 });
             }
         };
+        let s = &report.vgs[vi];
         let vg = &s.vg;
         if let Some(lt) = &vg.lock_type
             && lt != "none"
@@ -317,9 +321,10 @@ impl VgSession {
             .iter()
             .map(|p| open_rw(p))
             .collect::<Result<Vec<File>>>()?;
+        let vg = scanned.report.vgs.swap_remove(vi).vg;
         Ok(VgSession {
             lock: None,
-            vg: vg.clone(),
+            vg,
             pv_files,
             pv_paths,
             targets,
@@ -435,7 +440,9 @@ impl VgSession {
             }
             self.archived = true;
         }
-        let pre = commit::precommit(&self.pv_files, &self.targets, &new.name, &text)
+        // `self_check` parsed this text back to `new`: its seqno is `new.seqno`.
+        let seqno = u32::try_from(new.seqno).ok();
+        let pre = commit::precommit_parsed(&self.pv_files, &self.targets, &new.name, &text, seqno)
             .map_err(|e| self.commit_error(e))?;
         self.writes += 1;
         self.pending = Some(Pending { pre, vg: new });
