@@ -731,21 +731,52 @@ const LV_TABLE: &[(&str, Kind)] = &[
     ("CACHE_USES_CACHEVOL", G),
 ];
 
+/// A set of flag names as [`effective`] makes it: a handful per object, so a list
+/// searched in place (no hashing; this runs for every LV of every print).
+#[derive(Default)]
+struct FlagSet<'t>(Vec<&'t str>);
+
+impl<'t> FlagSet<'t> {
+    fn contains(&self, name: &str) -> bool {
+        self.0.contains(&name)
+    }
+
+    fn insert(&mut self, name: &'t str) {
+        if !self.contains(name) {
+            self.0.push(name);
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> bool {
+        match self.0.iter().position(|n| *n == name) {
+            Some(i) => {
+                self.0.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// The flags lvm2 holds in memory after reading `status` and `flags` with `table`:
 /// status-kind names from `status`, compatible ones from `flags` (`MISSING` and
-/// `CACHE_VOL` from either), `WRITE_LOCKED` read as `WRITE`.
+/// `CACHE_VOL` from either), `WRITE_LOCKED` read as `WRITE`. Names not in `table` are
+/// dropped, as lvm2 drops them.
 fn effective<'t>(
     status: &BTreeSet<String>,
     flags: &BTreeSet<String>,
     table: &'t [(&'t str, Kind)],
-) -> HashSet<&'t str> {
+) -> FlagSet<'t> {
     let either = |n: &str| n == "MISSING" || n == "CACHE_VOL";
-    let mut set = HashSet::new();
-    for &(name, kind) in table {
-        if (kind == S || either(name)) && status.contains(name)
-            || (kind == C || either(name)) && flags.contains(name)
-        {
-            set.insert(name);
+    let mut set = FlagSet::default();
+    // Each (short) list looked up in the table, rather than the table in the lists.
+    for (list, want) in [(status, S), (flags, C)] {
+        for f in list {
+            if let Some(&(name, kind)) = table.iter().find(|(n, _)| *n == f.as_str())
+                && (kind == want || either(name))
+            {
+                set.insert(name);
+            }
         }
     }
     if set.remove("WRITE_LOCKED") {
@@ -754,7 +785,7 @@ fn effective<'t>(
     set
 }
 
-fn flag_list<'t>(set: &HashSet<&'t str>, table: &'t [(&'t str, Kind)], kind: Kind) -> String {
+fn flag_list<'t>(set: &FlagSet<'t>, table: &'t [(&'t str, Kind)], kind: Kind) -> String {
     str_list(
         table
             .iter()
@@ -763,7 +794,7 @@ fn flag_list<'t>(set: &HashSet<&'t str>, table: &'t [(&'t str, Kind)], kind: Kin
     )
 }
 
-fn print_flags(o: &mut Out, mut set: HashSet<&str>, table: &[(&str, Kind)], write_locked: bool) {
+fn print_flags(o: &mut Out, mut set: FlagSet<'_>, table: &[(&str, Kind)], write_locked: bool) {
     // `vg_flag_write_locked`: VGs with a system id or lock type are written with
     // WRITE_LOCKED instead of WRITE, so that old lvm2 versions treat them as read-only.
     if write_locked && set.remove("WRITE") {
