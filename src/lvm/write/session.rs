@@ -155,6 +155,9 @@ pub struct VgSession {
     /// The VG's PVs, opened read-write, in `vg.pvs` order.
     pv_files: Vec<File>,
     pv_paths: Vec<PathBuf>,
+    /// For each PV (in `pv_files` order): it holds a metadata area in use, so the
+    /// precommit writes and flushes it.
+    flushed: Vec<bool>,
     targets: Vec<MdaTarget>,
     max_seqno: u64,
     backups: Option<BackupDirs>,
@@ -269,6 +272,7 @@ impl VgSession {
         let mut max_seqno = vg.seqno;
         let mut disagree = Vec::new();
         let mut pv_paths = Vec::with_capacity(vg.pvs.len());
+        let mut flushed = Vec::with_capacity(vg.pvs.len());
         let mut targets = Vec::new();
         for (i, dev) in s.pv_devices.iter().enumerate() {
             let Some(dev) = *dev else { continue };
@@ -305,6 +309,11 @@ impl VgSession {
                 });
             }
             pv_paths.push(path);
+            flushed.push(
+                pv.mdas
+                    .iter()
+                    .any(|m| !matches!(m.outcome, MdaOutcome::Ignored)),
+            );
         }
         if !disagree.is_empty() {
             return Err(WriteError::AreasDisagree {
@@ -327,6 +336,7 @@ impl VgSession {
             vg,
             pv_files,
             pv_paths,
+            flushed,
             targets,
             max_seqno,
             backups: opts.backups.clone(),
@@ -350,7 +360,9 @@ impl VgSession {
         let mut targets = Vec::new();
         let mut pv_paths = Vec::new();
         let mut pv_files = Vec::new();
+        let mut flushed = Vec::new();
         for (i, (path, file, areas)) in pvs.into_iter().enumerate() {
+            flushed.push(!areas.is_empty());
             targets.extend(areas.into_iter().map(|area| MdaTarget { device: i, area }));
             pv_paths.push(path);
             pv_files.push(file);
@@ -360,6 +372,7 @@ impl VgSession {
             vg,
             pv_files,
             pv_paths,
+            flushed,
             targets,
             max_seqno: 0,
             backups: opts.backups.clone(),
@@ -392,6 +405,20 @@ impl VgSession {
     pub fn pv_devnum(&self, pv: &PhysicalVolume) -> Option<DevNum> {
         let i = self.vg.pvs.iter().position(|p| p.id == pv.id)?;
         self.pv_files.get(i).and_then(devnum_of)
+    }
+
+    /// Whether [`VgSession::precommit`] flushes this PV's device (it holds a metadata area
+    /// in use): then a write made to the PV before the precommit (the zeroed start of a
+    /// new COW store) is durable before the commit names it, without a flush of its own.
+    /// `false` for a PV without metadata areas in use (`--metadatacopies 0`, ignored
+    /// areas), and for a PV not in the VG.
+    pub fn precommit_flushes(&self, pv: &PhysicalVolume) -> bool {
+        self.vg
+            .pvs
+            .iter()
+            .position(|p| p.id == pv.id)
+            .and_then(|i| self.flushed.get(i).copied())
+            .unwrap_or(false)
     }
 
     /// The open PV devices (read-write), in the metadata's PV order.
