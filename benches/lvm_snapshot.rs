@@ -12,6 +12,9 @@
 //! default `/usr/local/bin/dmsnap`): run it in the VM. `DM_BENCH_ROUNDS` sets the rounds
 //! (default 7); medians are reported, with the writer's longest write in a quiet stretch
 //! before each command (`quiet max`, the emulated machine's noise floor).
+//! `DM_BENCH_HOOK`, a shell command, runs once after the setup and before the rounds,
+//! while the writer runs, with `VG`, `DEV` and `MNT` in its environment (for profiling one
+//! command, e.g. under `strace -f -tt -T`); the stall of that run is printed.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -162,6 +165,25 @@ fn main() {
     run("sync", &[]);
     let origin = format!("{vg}/o");
     let snap = format!("{vg}/s");
+    if let Ok(hook) = std::env::var("DM_BENCH_HOOK") {
+        let s = measure(&file, || {
+            let st = Command::new("sh")
+                .args(["-c", &hook])
+                .env("VG", &vg)
+                .env("DEV", &p)
+                .env("MNT", &mnt)
+                .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+                .status()
+                .expect("run DM_BENCH_HOOK");
+            println!("lvm_snapshot: DM_BENCH_HOOK exited with {st}");
+        });
+        println!(
+            "lvm_snapshot: hook stall {}, wall {}, quiet max {}",
+            ms(s.stall),
+            ms(s.wall),
+            ms(s.quiet)
+        );
+    }
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for r in 0..rounds {

@@ -18,7 +18,9 @@
 //! `cargo build --release --example dmsnap && cargo bench --no-run --bench lvm_write`, then
 //! `scripts/vm/run.sh --add target/release/examples/dmsnap:/usr/local/bin/dmsnap --add
 //! <bench exe>:/b -- '/b --bench'`. `DM_BENCH_ROUNDS` (default 7) sets the rounds and
-//! `DM_BENCH_LVS` (default 1000) the LVs in the VG.
+//! `DM_BENCH_LVS` (default 1000) the LVs in the VG. `DM_BENCH_HOOK`, a shell command, runs
+//! once after the setup and before the rounds with `VG` and `DEV` in its environment (for
+//! profiling one command, e.g. under `strace -f -tt -T`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -135,6 +137,16 @@ fn main() {
         "lvm_write: VG {vg} with {nlvs} LVs set up in {}",
         ms(t.elapsed())
     );
+    if let Ok(hook) = std::env::var("DM_BENCH_HOOK") {
+        let st = Command::new("sh")
+            .args(["-c", &hook])
+            .env("VG", &vg)
+            .env("DEV", &p)
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+            .status()
+            .expect("run DM_BENCH_HOOK");
+        println!("lvm_write: DM_BENCH_HOOK exited with {st}");
+    }
     let lv = format!("{vg}/bench");
     let mut ours = Vec::new();
     let mut theirs = Vec::new();

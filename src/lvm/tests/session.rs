@@ -465,3 +465,33 @@ fn a_commit_error_names_the_device_path() {
     };
     assert_eq!(got, 1);
 }
+
+/// `precommit_flushes` tells which PVs the precommit flushes: a PV with a metadata area
+/// yes, a PV without one (`--metadatacopies 0`) no, a PV of another VG no.
+#[test]
+fn precommit_flushes_only_pvs_with_metadata_areas() {
+    let v = vg(2);
+    let own = disk_text(&v, &TextHeader::now("test"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (i, id) in PV_IDS.iter().enumerate() {
+        let areas: Vec<(u64, u64, Option<&[u8]>)> = if i == 0 {
+            vec![(MDA.0, MDA.1, Some(&own[..]))]
+        } else {
+            Vec::new()
+        };
+        let p = dir.path().join(format!("pv{i}.img"));
+        std::fs::write(&p, pv_image(LEN, id, &areas)).unwrap();
+        paths.push(p);
+    }
+    let mut o = WriteOptions::new("test");
+    o.devices = Some(paths);
+    o.lock_dir = LockDir::new(dir.path().join("lock"));
+    o.backups = None;
+    let s = VgSession::open("vg0", &o).unwrap();
+    assert!(s.precommit_flushes(&s.vg().pvs[0]));
+    assert!(!s.precommit_flushes(&s.vg().pvs[1]));
+    let mut stranger = s.vg().pvs[0].clone();
+    stranger.id = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ".parse().unwrap();
+    assert!(!s.precommit_flushes(&stranger));
+}

@@ -487,6 +487,11 @@ pub struct Precommitted {
     vg: String,
     seqno: u32,
     areas: Vec<WrittenArea>,
+    /// For each of `areas`: the header sector as phase 2 wrote it, and the sector the
+    /// commit writes (slot 0 = the new copy, slot 1 cleared, sealed), both made at
+    /// precommit time so that the commit (inside a suspend window, for live snapshots)
+    /// is one sector read, one sector write and one flush per device.
+    sectors: Vec<([u8; MDA_HEADER_SIZE], [u8; MDA_HEADER_SIZE])>,
     ignored: Vec<MdaTarget>,
 }
 
@@ -516,8 +521,9 @@ pub fn format_area<D: WriteAt + ?Sized>(dev: &D, area: DiskLocn) -> io::Result<(
     dev.sync()
 }
 
-/// Check the text and read its seqno.
-fn check_text(vg: &str, text: &[u8]) -> Result<u32, TextProblem> {
+/// Check the text and read its seqno; `known`: the caller has parsed this very text and
+/// read its seqno already (the cheap checks still run, the parse is not repeated).
+fn check_text(vg: &str, text: &[u8], known: Option<u32>) -> Result<u32, TextProblem> {
     let Some((&last, body)) = text.split_last() else {
         return Err(TextProblem::Empty);
     };
@@ -536,6 +542,9 @@ fn check_text(vg: &str, text: &[u8]) -> Result<u32, TextProblem> {
     let after = body.strip_prefix(vg.as_bytes()).and_then(|r| r.first());
     if vg.is_empty() || !matches!(after, Some(b' ' | b'\t' | b'\n' | b'{')) {
         return Err(TextProblem::WrongName);
+    }
+    if let Some(seqno) = known {
+        return Ok(seqno);
     }
     let cfg = config::parse(body).map_err(TextProblem::Parse)?;
     let seqno = cfg
@@ -570,15 +579,6 @@ fn slot_offset(h: &[u8; MDA_HEADER_SIZE], at: usize) -> u64 {
 
 fn slot_flags(h: &[u8; MDA_HEADER_SIZE], at: usize) -> u32 {
     u32::from_le_bytes(h[at + 20..at + 24].try_into().unwrap_or_default())
-}
-
-fn read_slot(h: &[u8; MDA_HEADER_SIZE], at: usize) -> RawLocn {
-    RawLocn {
-        offset: slot_offset(h, at),
-        size: u64::from_le_bytes(h[at + 8..at + 16].try_into().unwrap_or_default()),
-        checksum: u32::from_le_bytes(h[at + 16..at + 20].try_into().unwrap_or_default()),
-        flags: slot_flags(h, at),
-    }
 }
 
 /// What `_vg_commit_raw_rlocn` does to the sector before setting a slot: an area with an
@@ -715,7 +715,20 @@ pub fn precommit<D: WriteAt>(
     vg_name: &str,
     text: &[u8],
 ) -> Result<Precommitted, CommitError> {
-    let seqno = check_text(vg_name, text).map_err(|problem| CommitError::BadText {
+    precommit_parsed(devs, mdas, vg_name, text, None)
+}
+
+/// [`precommit`] of a text the caller has parsed back already (the session's self-check
+/// reads the printed text into a VG and compares it with the model): `seqno` is the seqno
+/// it read, and the text is not parsed a second time here.
+pub(crate) fn precommit_parsed<D: WriteAt>(
+    devs: &[D],
+    mdas: &[MdaTarget],
+    vg_name: &str,
+    text: &[u8],
+    seqno: Option<u32>,
+) -> Result<Precommitted, CommitError> {
+    let seqno = check_text(vg_name, text, seqno).map_err(|problem| CommitError::BadText {
         vg: vg_name.to_owned(),
         problem,
     })?;
@@ -808,6 +821,7 @@ pub fn precommit<D: WriteAt>(
         flags: 0,
     };
     let mut done = 0;
+    let mut sectors = Vec::with_capacity(plans.len());
     let result = (|| {
         for p in &plans {
             let dev = &devs[p.target.device];
@@ -823,6 +837,12 @@ pub fn precommit<D: WriteAt>(
             fresh_slots(&mut h);
             set_slot(&mut h, SLOT1, Some(&new_locn(p)));
             seal_header(&mut h, p.target.area.offset);
+            let mut c = h;
+            fresh_slots(&mut c);
+            set_slot(&mut c, SLOT0, Some(&new_locn(p)));
+            set_slot(&mut c, SLOT1, None);
+            seal_header(&mut c, p.target.area.offset);
+            sectors.push((h, c));
             done += 1;
             write_header(dev, &p.target, &h, Phase::Precommit)?;
         }
@@ -840,6 +860,7 @@ pub fn precommit<D: WriteAt>(
         vg: vg_name.to_owned(),
         seqno,
         areas,
+        sectors,
         ignored,
     };
     match result {
@@ -847,6 +868,7 @@ pub fn precommit<D: WriteAt>(
         Err(first) => {
             let touched = Precommitted {
                 areas: pre.areas[..done].to_vec(),
+                sectors: Vec::new(),
                 ..pre
             };
             match touched.revert(devs) {
@@ -928,8 +950,8 @@ impl Precommitted {
     pub fn commit<D: WriteAt>(self, devs: &[D]) -> Result<CommitReport, CommitError> {
         let mut committed = Vec::new();
         let mut failed = Vec::new();
-        for a in &self.areas {
-            match self.commit_one(devs, a) {
+        for (i, a) in self.areas.iter().enumerate() {
+            match self.commit_one(devs, i, a) {
                 Ok(()) => committed.push(*a),
                 Err(e) => failed.push(e),
             }
@@ -974,28 +996,44 @@ impl Precommitted {
         })
     }
 
-    fn commit_one<D: WriteAt>(&self, devs: &[D], a: &WrittenArea) -> Result<(), CommitError> {
+    /// One area's switch: its header sector read back and compared byte for byte with
+    /// what the precommit wrote (another writer, which would have changed it, stops the
+    /// commit there), then the commit sector prepared at precommit time written. No
+    /// parsing and no size queries: the checks were made before the precommit.
+    fn commit_one<D: WriteAt>(
+        &self,
+        devs: &[D],
+        i: usize,
+        a: &WrittenArea,
+    ) -> Result<(), CommitError> {
         let dev = devs.get(a.target.device).ok_or(CommitError::NoSuchDevice {
             device: a.target.device,
             area: a.target.area.offset,
             devices: devs.len(),
         })?;
-        let (mut h, _) = read_header(dev, &a.target, Phase::Commit)?;
-        let slot1 = read_slot(&h, SLOT1);
-        if (slot1.offset, slot1.size, slot1.checksum)
-            != (a.locn.offset, a.locn.size, a.locn.checksum)
-        {
+        let Some((precommitted, commit)) = self.sectors.get(i) else {
+            return Err(CommitError::HeaderChanged {
+                device: a.target.device,
+                area: a.target.area.offset,
+                phase: Phase::Commit,
+            });
+        };
+        let mut now = [0u8; MDA_HEADER_SIZE];
+        dev.read_exact_at(&mut now, a.target.area.offset)
+            .map_err(|source| CommitError::Io {
+                phase: Phase::Commit,
+                device: a.target.device,
+                area: a.target.area.offset,
+                source,
+            })?;
+        if now != *precommitted {
             return Err(CommitError::HeaderChanged {
                 device: a.target.device,
                 area: a.target.area.offset,
                 phase: Phase::Commit,
             });
         }
-        fresh_slots(&mut h);
-        set_slot(&mut h, SLOT0, Some(&a.locn));
-        set_slot(&mut h, SLOT1, None);
-        seal_header(&mut h, a.target.area.offset);
-        write_header(dev, &a.target, &h, Phase::Commit)
+        write_header(dev, &a.target, commit, Phase::Commit)
     }
 
     /// Slot 1 cleared on every area, then sync; the committed copy is untouched. `devs` must

@@ -33,6 +33,7 @@ use crate::io::{Input, ReadAt, WriteAt};
 use crate::kernel::undo::remove_retrying;
 use crate::lvm::activate;
 use crate::lvm::id::LvmId;
+use crate::lvm::index::VgIndex;
 use crate::lvm::label::{DiskLocn, read_label};
 use crate::lvm::lvs::display_size_long;
 use crate::lvm::model::{
@@ -617,15 +618,18 @@ pub fn lvcreate(
         None
     };
     let mut s = VgSession::open(vg_name, opts)?;
-    let old = s.vg().clone();
+    // Borrowed from the session: one copy of the VG (the new one) is made, not two.
+    let old = s.vg();
+    let extent_size = old.extent_size;
     if old.lv(lv_name).is_some() {
         return Err(WriteError::LvExists {
             vg: vg_name.into(),
             lv: lv_name.into(),
         });
     }
+    let ix = VgIndex::new(old);
     if old.max_lv != 0 {
-        let visible = old.lvs.iter().filter(|l| old.is_visible(l)).count() as u64;
+        let visible = old.lvs.iter().filter(|l| ix.is_visible(l)).count() as u64;
         if visible >= old.max_lv {
             return Err(WriteError::BadOption(format!(
                 "Maximum number of logical volumes ({}) reached in volume group {vg_name}",
@@ -634,10 +638,10 @@ pub fn lvcreate(
         }
     }
     let mut notices = Vec::new();
-    let extents = extents_for(&old, req.size_sectors, req.stripes, &mut notices)?;
+    let extents = extents_for(old, req.size_sectors, req.stripes, &mut notices)?;
     let stripe_size = stripe_size.min(old.extent_size);
     let segments = allocate(
-        &old,
+        old,
         &AllocRequest::striped(lv_name, extents, req.stripes, stripe_size),
     )?;
     let lv = LogicalVolume {
@@ -664,7 +668,7 @@ pub fn lvcreate(
     let at = new
         .lvs
         .iter()
-        .position(|l| !old.is_visible(l))
+        .position(|l| !ix.is_visible(l))
         .unwrap_or(new.lvs.len());
     new.lvs.insert(at, lv);
     s.precommit(new)?;
@@ -676,7 +680,7 @@ pub fn lvcreate(
         warnings: Vec::new(),
     };
     if let Some(dm) = &dm {
-        let size = extents * old.extent_size;
+        let size = extents * extent_size;
         let done = activate_lv(&s, dm, lv_name).and_then(|info| {
             if req.zero {
                 zero_start(&info, size)?;
@@ -691,8 +695,8 @@ pub fn lvcreate(
                 if let Ok(n) = crate::DmName::new(&name) {
                     let _ = remove_retrying(dm, &n);
                 }
-                let mut back = old.clone();
-                back.seqno = s.vg().seqno;
+                let mut back = s.vg().clone();
+                back.lvs.retain(|l| l.name != lv_name);
                 let undone = s.precommit(back).and_then(|()| s.commit());
                 return Err(match undone {
                     Ok(()) => e,
@@ -812,20 +816,21 @@ pub struct LvRemoved {
 pub fn lvremove(vg_name: &str, lv_name: &str, opts: &WriteOptions) -> Result<LvRemoved> {
     let dm = dm_if_present()?;
     let mut s = VgSession::open(vg_name, opts)?;
-    let old = s.vg().clone();
+    // Borrowed from the session: one copy of the VG (the new one) is made.
+    let old = s.vg();
     let lv = old.lv(lv_name).ok_or_else(|| WriteError::LvNotFound {
         vg: vg_name.into(),
         lv: lv_name.into(),
     })?;
-    if super::snapshot::remove::is_snapshot_related(&old, lv) {
+    if super::snapshot::remove::is_snapshot_related(old, lv) {
         // Snapshots, their internal LVs and origins: lvm::write::snapshot (no force:
         // an origin with snapshots is refused).
         return super::snapshot::remove::remove_in_session(dm.as_ref(), &mut s, lv_name, false);
     }
-    removable(&old, lv)?;
+    removable(old, lv)?;
     let mut out = LvRemoved::default();
     let active = match &dm {
-        Some(dm) => lv_device(dm, &old, lv)?,
+        Some(dm) => lv_device(dm, old, lv)?,
         None => None,
     };
     if let (Some(dm), Some(info)) = (&dm, active) {

@@ -155,6 +155,9 @@ pub struct VgSession {
     /// The VG's PVs, opened read-write, in `vg.pvs` order.
     pv_files: Vec<File>,
     pv_paths: Vec<PathBuf>,
+    /// For each PV (in `pv_files` order): it holds a metadata area in use, so the
+    /// precommit writes and flushes it.
+    flushed: Vec<bool>,
     targets: Vec<MdaTarget>,
     max_seqno: u64,
     backups: Option<BackupDirs>,
@@ -189,20 +192,23 @@ impl VgSession {
     pub fn open(vg_name: &str, opts: &WriteOptions) -> Result<VgSession> {
         let lock = lock_vg(&opts.lock_dir, vg_name, LockMode::Exclusive, true)?;
         let scanned = scan_devices(opts)?;
-        let mut s = VgSession::from_scan(vg_name, &scanned, opts)?;
+        let mut s = VgSession::from_scan(vg_name, scanned, opts)?;
         s.lock = Some(lock);
         Ok(s)
     }
 
-    /// Checks and opens of [`VgSession::open`] on a scan made under the VG lock.
+    /// Checks and opens of [`VgSession::open`] on a scan made under the VG lock (the
+    /// VG is moved out of the scan, not copied).
     pub(crate) fn from_scan(
         vg_name: &str,
-        scanned: &ScannedDevices,
+        mut scanned: ScannedDevices,
         opts: &WriteOptions,
     ) -> Result<VgSession> {
         let report = &scanned.report;
-        let matching: Vec<_> = report.vgs.iter().filter(|v| v.vg.name == vg_name).collect();
-        let s = match matching.as_slice() {
+        let matching: Vec<usize> = (0..report.vgs.len())
+            .filter(|&i| report.vgs[i].vg.name == vg_name)
+            .collect();
+        let vi = match matching.as_slice() {
             [] => {
                 if let Some(f) = report.failed_vgs.iter().find(|f| f.name == vg_name) {
                     return Err(WriteError::Unreadable {
@@ -223,6 +229,7 @@ impl VgSession {
                 });
             }
         };
+        let s = &report.vgs[vi];
         let vg = &s.vg;
         if let Some(lt) = &vg.lock_type
             && lt != "none"
@@ -265,6 +272,7 @@ impl VgSession {
         let mut max_seqno = vg.seqno;
         let mut disagree = Vec::new();
         let mut pv_paths = Vec::with_capacity(vg.pvs.len());
+        let mut flushed = Vec::with_capacity(vg.pvs.len());
         let mut targets = Vec::new();
         for (i, dev) in s.pv_devices.iter().enumerate() {
             let Some(dev) = *dev else { continue };
@@ -301,6 +309,11 @@ impl VgSession {
                 });
             }
             pv_paths.push(path);
+            flushed.push(
+                pv.mdas
+                    .iter()
+                    .any(|m| !matches!(m.outcome, MdaOutcome::Ignored)),
+            );
         }
         if !disagree.is_empty() {
             return Err(WriteError::AreasDisagree {
@@ -317,11 +330,13 @@ impl VgSession {
             .iter()
             .map(|p| open_rw(p))
             .collect::<Result<Vec<File>>>()?;
+        let vg = scanned.report.vgs.swap_remove(vi).vg;
         Ok(VgSession {
             lock: None,
-            vg: vg.clone(),
+            vg,
             pv_files,
             pv_paths,
+            flushed,
             targets,
             max_seqno,
             backups: opts.backups.clone(),
@@ -345,7 +360,9 @@ impl VgSession {
         let mut targets = Vec::new();
         let mut pv_paths = Vec::new();
         let mut pv_files = Vec::new();
+        let mut flushed = Vec::new();
         for (i, (path, file, areas)) in pvs.into_iter().enumerate() {
+            flushed.push(!areas.is_empty());
             targets.extend(areas.into_iter().map(|area| MdaTarget { device: i, area }));
             pv_paths.push(path);
             pv_files.push(file);
@@ -355,6 +372,7 @@ impl VgSession {
             vg,
             pv_files,
             pv_paths,
+            flushed,
             targets,
             max_seqno: 0,
             backups: opts.backups.clone(),
@@ -387,6 +405,20 @@ impl VgSession {
     pub fn pv_devnum(&self, pv: &PhysicalVolume) -> Option<DevNum> {
         let i = self.vg.pvs.iter().position(|p| p.id == pv.id)?;
         self.pv_files.get(i).and_then(devnum_of)
+    }
+
+    /// Whether [`VgSession::precommit`] flushes this PV's device (it holds a metadata area
+    /// in use): then a write made to the PV before the precommit (the zeroed start of a
+    /// new COW store) is durable before the commit names it, without a flush of its own.
+    /// `false` for a PV without metadata areas in use (`--metadatacopies 0`, ignored
+    /// areas), and for a PV not in the VG.
+    pub fn precommit_flushes(&self, pv: &PhysicalVolume) -> bool {
+        self.vg
+            .pvs
+            .iter()
+            .position(|p| p.id == pv.id)
+            .and_then(|i| self.flushed.get(i).copied())
+            .unwrap_or(false)
     }
 
     /// The open PV devices (read-write), in the metadata's PV order.
@@ -435,7 +467,9 @@ impl VgSession {
             }
             self.archived = true;
         }
-        let pre = commit::precommit(&self.pv_files, &self.targets, &new.name, &text)
+        // `self_check` parsed this text back to `new`: its seqno is `new.seqno`.
+        let seqno = u32::try_from(new.seqno).ok();
+        let pre = commit::precommit_parsed(&self.pv_files, &self.targets, &new.name, &text, seqno)
             .map_err(|e| self.commit_error(e))?;
         self.writes += 1;
         self.pending = Some(Pending { pre, vg: new });
