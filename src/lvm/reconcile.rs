@@ -273,7 +273,7 @@ fn is_top_snapshot(d: &PlannedDevice) -> bool {
 /// groups (devices joined by the references of their tables) that are wholly new, hold no
 /// snapshot device and refer only to planned devices before them. For each such device,
 /// the planned devices its table refers to; `None` for the others.
-fn independent(
+pub(crate) fn independent(
     plan: &Plan,
     listed: &HashMap<String, crate::DeviceEntry>,
 ) -> Vec<Option<Vec<usize>>> {
