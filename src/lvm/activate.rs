@@ -329,26 +329,30 @@ pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
     Ok(created)
 }
 
-/// How many threads issue the device-mapper changes of an activation or deactivation.
+/// How many threads issue the device-mapper changes of an activation (`default`
+/// [`ACTIVATE_THREADS`]) or deactivation ([`REMOVE_THREADS`]), for `jobs` changes.
 ///
-/// Each create, load, resume and remove mostly waits in the kernel (device registration,
-/// RCU grace periods when a queue is frozen or a table swapped); devices that do not
-/// depend on each other are done at once so the waits overlap, as `vgchange` does not.
-/// `DEVMAPPER_DM_THREADS` overrides the default (1: one change at a time); with the
-/// crash-test feature the changes are always made one at a time, in a fixed order.
-pub(crate) fn dm_threads(jobs: usize) -> usize {
+/// A removal mostly waits in the kernel (RCU grace periods while the device's queue is
+/// torn down), so removals of devices that do not hold each other overlap their waits, as
+/// `vgchange -an` does not. Creating and loading keep the CPU busy in the kernel instead
+/// (one device after another was fastest in the VM bench), so activation makes its
+/// changes one at a time by default. `DEVMAPPER_DM_THREADS` overrides both defaults; with
+/// the crash-test feature the changes are always made one at a time, in a fixed order.
+pub(crate) fn dm_threads(jobs: usize, default: usize) -> usize {
     if cfg!(feature = "fault-injection") {
         return 1;
     }
     let n = std::env::var("DEVMAPPER_DM_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(DM_THREADS);
+        .unwrap_or(default);
     n.clamp(1, 64).min(jobs.max(1))
 }
 
-/// The default of [`dm_threads`].
-const DM_THREADS: usize = 8;
+/// Threads of an activation ([`dm_threads`]).
+pub(crate) const ACTIVATE_THREADS: usize = 1;
+/// Threads of a deactivation ([`dm_threads`]).
+pub(crate) const REMOVE_THREADS: usize = 16;
 
 /// Run jobs `0..unblocks.len()` on up to `threads` threads: a job starts once every job
 /// naming it in `unblocks` has finished, the lowest-numbered ready job first. After the
@@ -527,7 +531,8 @@ pub(crate) fn vg_part_is(dm_name: &str, vg: &str) -> bool {
 /// One list ioctl finds the devices and one `DM_TABLE_DEPS` per device gives both its
 /// dependencies and its open count (a second one only for a device with an inactive
 /// table); removals of devices that do not hold each other run on several threads
-/// ([`dm_threads`]), each only after every device of the VG holding it is gone.
+/// (`REMOVE_THREADS`, see `dm_threads`), each only after every device of the VG holding
+/// it is gone.
 pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<DmName>> {
     let devs = vg_devices(dm, vg_id)?;
     let names = devs
@@ -546,25 +551,30 @@ pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<DmName>> {
         .map(|_| std::sync::OnceLock::new())
         .collect();
     let none: Vec<Vec<usize>> = vec![Vec::new(); devs.len()];
-    run_ordered(&none, dm_threads(devs.len()), |i| -> Result<()> {
-        let (Some(e), Some(name), Some(slot)) = (devs.get(i), names.get(i), probed.get(i)) else {
-            return Ok(());
-        };
-        let (info, live) = dm
-            .deps_with_info(e.dev, Which::Live)
-            .map_err(dm_err("info", name.as_str()))?;
-        let mut mine: Vec<usize> = live.iter().filter_map(|d| by_dev.get(d).copied()).collect();
-        if info.has_inactive_table() {
-            // A device without that table answers with no deps or an error: both mean none.
-            if let Ok(d) = dm.deps(e.dev, Which::Inactive) {
-                mine.extend(d.iter().filter_map(|d| by_dev.get(d).copied()));
+    run_ordered(
+        &none,
+        dm_threads(devs.len(), REMOVE_THREADS),
+        |i| -> Result<()> {
+            let (Some(e), Some(name), Some(slot)) = (devs.get(i), names.get(i), probed.get(i))
+            else {
+                return Ok(());
+            };
+            let (info, live) = dm
+                .deps_with_info(e.dev, Which::Live)
+                .map_err(dm_err("info", name.as_str()))?;
+            let mut mine: Vec<usize> = live.iter().filter_map(|d| by_dev.get(d).copied()).collect();
+            if info.has_inactive_table() {
+                // A device without that table answers with no deps or an error: both mean none.
+                if let Ok(d) = dm.deps(e.dev, Which::Inactive) {
+                    mine.extend(d.iter().filter_map(|d| by_dev.get(d).copied()));
+                }
             }
-        }
-        mine.sort_unstable();
-        mine.dedup();
-        let _ = slot.set((info.open_count, mine));
-        Ok(())
-    })?;
+            mine.sort_unstable();
+            mine.dedup();
+            let _ = slot.set((info.open_count, mine));
+            Ok(())
+        },
+    )?;
     let probed: Vec<(i32, Vec<usize>)> = probed
         .into_iter()
         .map(|s| s.into_inner().unwrap_or_default())
@@ -595,14 +605,18 @@ pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<DmName>> {
     }
     // Removing device i frees the devices it uses.
     let unblocks: Vec<Vec<usize>> = probed.into_iter().map(|(_, d)| d).collect();
-    let order = run_ordered(&unblocks, dm_threads(devs.len()), |i| -> Result<()> {
-        let (Some(e), Some(name)) = (devs.get(i), names.get(i)) else {
-            return Ok(());
-        };
-        dm.remove(e.dev, RemoveMode::Now)
-            .map(|_| ())
-            .map_err(dm_err("remove", name.as_str()))
-    })?;
+    let order = run_ordered(
+        &unblocks,
+        dm_threads(devs.len(), REMOVE_THREADS),
+        |i| -> Result<()> {
+            let (Some(e), Some(name)) = (devs.get(i), names.get(i)) else {
+                return Ok(());
+            };
+            dm.remove(e.dev, RemoveMode::Now)
+                .map(|_| ())
+                .map_err(dm_err("remove", name.as_str()))
+        },
+    )?;
     // A dependency cycle (impossible for dm) would leave devices: say so.
     if order.len() < devs.len() {
         let mut removed = vec![false; devs.len()];

@@ -335,8 +335,9 @@ pub(crate) fn independent(
 /// Step 2: create what is missing, reload what differs (one suspend window).
 ///
 /// Groups of new devices that touch nothing else ([`independent`]: the common case of a
-/// VG activated from nothing) are created, loaded and resumed on several threads, each
-/// device after the devices its table refers to; the rest, one at a time in plan order.
+/// VG activated from nothing) are created, loaded and resumed by the ordered runner (on
+/// `ACTIVATE_THREADS` threads: one by default), each device after the devices its table
+/// refers to; the rest, one at a time in plan order.
 fn apply_plan(
     dm: &DeviceMapper,
     plan: &Plan,
@@ -368,7 +369,7 @@ fn apply_plan(
         .collect();
     let made = super::activate::run_ordered(
         &unblocks,
-        super::activate::dm_threads(jobs.len()),
+        super::activate::dm_threads(jobs.len(), super::activate::ACTIVATE_THREADS),
         |k| -> Result<()> {
             let Some((&i, d)) = jobs.get(k).and_then(|i| Some((i, plan.devices.get(*i)?))) else {
                 return Ok(());
