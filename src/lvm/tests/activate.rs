@@ -266,7 +266,7 @@ mod parallel {
                 .lines()
                 .iter()
                 .flat_map(|l| l.target.devices())
-                .filter_map(|r| crate::lvm::plan::mapper_name(r))
+                .filter_map(crate::lvm::plan::mapper_name)
                 .map(|n| index[n.as_str()])
                 .collect();
             want.sort_unstable();
