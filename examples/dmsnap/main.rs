@@ -28,7 +28,7 @@ quietly, when stdout is a closed pipe.";
 /// Device-mapper snapshots, rollback and inspection, in pure Rust.
 #[derive(Debug, Parser)]
 #[command(name = "dmsnap", version, about, long_about = None, after_help = EXIT_STATUS)]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -81,16 +81,19 @@ enum Cmd {
         #[arg(long)]
         boot: bool,
     },
-    /// Take a snapshot of NAME while it stays mounted and in use (brief freeze).
+    /// Take a snapshot of NAME while it stays mounted and in use (brief freeze); with
+    /// several NAMEs, snapshots of all of them at one instant (one freeze).
     Snapshot {
-        /// The wrapped device.
-        name: String,
-        /// The COW device holding the snapshot's changed chunks (its start is overwritten).
+        /// The wrapped device(s).
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// The COW device holding the snapshot's changed chunks (its start is overwritten);
+        /// one per NAME, the n-th for the n-th NAME.
         /// Refused when it holds anything recognisable (a filesystem, partition table, LVM
         /// PV, md member, LUKS, swap, or an earlier snapshot's store); all-zero or
         /// unrecognised devices are used.
-        #[arg(long)]
-        cow: std::path::PathBuf,
+        #[arg(long, required = true, value_name = "DEVICE")]
+        cow: Vec<std::path::PathBuf>,
         /// Overwrite the COW device even though it holds something recognisable (that data,
         /// or that earlier snapshot, is lost).
         #[arg(long)]
@@ -101,9 +104,9 @@ enum Cmd {
         /// Transient store: nothing survives a reboot; cannot be rolled back.
         #[arg(long)]
         transient: bool,
-        /// Name of the snapshot device (default NAME-snap).
+        /// Name of the snapshot device (default NAME-snap); with several NAMEs, one per NAME.
         #[arg(long)]
-        snap: Option<String>,
+        snap: Vec<String>,
     },
     /// Discard a snapshot; the origin keeps its data and gets its plain table back.
     Drop {
@@ -173,6 +176,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<StdoutError>() {
             Some(s) => stdout_failed(s),
+            // A command line clap cannot check alone (counts that must match).
+            None if e.is::<snap::Usage>() => {
+                errln!("{e}");
+                ExitCode::from(EXIT_USAGE)
+            }
             None => {
                 report(&*e);
                 ExitCode::from(EXIT_FAILURE)
@@ -208,21 +216,13 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
         }
         Cmd::Wrap { name, device, boot } => snap::wrap(&name, &device, boot, out),
         Cmd::Snapshot {
-            name,
+            names,
             cow,
             chunk,
             transient,
             snap,
             force,
-        } => snap::snapshot(
-            &name,
-            cow,
-            chunk.as_deref(),
-            transient,
-            snap.as_deref(),
-            force,
-            out,
-        ),
+        } => snap::snapshot_cmd(&names, cow, chunk.as_deref(), transient, snap, force, out),
         Cmd::Drop { name, snap } => snap::drop_snapshot(&name, snap.as_deref(), out),
         Cmd::Rollback {
             name,

@@ -1,5 +1,6 @@
 //! Snapshot workflow commands: wrap, snapshot, status, drop, rollback, unwrap, recover.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use devmapper::snapshot::{
     CowOverwrite, Dropped, MergeProgress, Rollback, RollbackOptions, SnapError, SnapshotOptions,
     SnapshotReport, Wrapper, WrapperState, WrongStateKind,
 };
+use devmapper::snapshot_set::{SetErrorKind, SetOptions, SnapshotSet};
 use devmapper::units::parse_size;
 use devmapper::{DeviceMapper, DmName};
 
@@ -61,17 +63,108 @@ pub fn wrap(name: &str, device: &std::path::Path, boot: bool, out: &mut Out) -> 
     Ok(())
 }
 
-pub fn snapshot(
-    name: &str,
-    cow: PathBuf,
+/// `dmsnap snapshot NAME... --cow DEVICE...`: one NAME is today's single snapshot (same
+/// output); several are one [`SnapshotSet`], the n-th `--cow` (and `--snap`) for the n-th
+/// NAME.
+pub fn snapshot_cmd(
+    names: &[String],
+    cow: Vec<PathBuf>,
     chunk: Option<&str>,
     transient: bool,
-    snap: Option<&str>,
+    snap: Vec<String>,
     force: bool,
     out: &mut Out,
 ) -> CliResult {
+    if cow.len() != names.len() {
+        return Err(Usage::new::<crate::Cli>(
+            &["snapshot"],
+            format!(
+                "{} NAME(s) but {} --cow: give one --cow DEVICE per NAME, in the same order",
+                names.len(),
+                cow.len()
+            ),
+        )
+        .into());
+    }
+    if !snap.is_empty() && snap.len() != names.len() {
+        return Err(Usage::new::<crate::Cli>(
+            &["snapshot"],
+            format!(
+                "{} NAME(s) but {} --snap: give none or one per NAME",
+                names.len(),
+                snap.len()
+            ),
+        )
+        .into());
+    }
+    if let ([name], [cow]) = (names, cow.as_slice()) {
+        return snapshot(
+            name,
+            cow.clone(),
+            chunk,
+            transient,
+            snap.first().map(String::as_str),
+            force,
+            out,
+        );
+    }
     let dm = DeviceMapper::new()?;
-    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
+    let mut set = SnapshotSet::new();
+    for (i, (name, cow)) in names.iter().zip(cow).enumerate() {
+        let mut opts = snapshot_options(cow, chunk, transient, force)?;
+        if let Some(s) = snap.get(i) {
+            opts = opts.name(DmName::new(s)?);
+        }
+        set.raw(DmName::new(name)?, opts);
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let t = Instant::now();
+    let taken = set
+        .take(&dm, &SetOptions::new(command))
+        .map_err(|e| match &e.kind {
+            SetErrorKind::Snap(s) => match advice(s) {
+                Some(hint) => format!("{e}{hint}").into(),
+                None => Box::<dyn std::error::Error>::from(e),
+            },
+            _ => Box::<dyn std::error::Error>::from(e),
+        })?;
+    for m in &taken.members {
+        writeln!(
+            out,
+            "snapshot of {} at {}",
+            m.source,
+            m.snapshot_node.display()
+        );
+    }
+    writeln!(
+        out,
+        "{} snapshots at one instant ({:.1} ms, origins suspended {:.1} ms)",
+        taken.members.len(),
+        t.elapsed().as_secs_f64() * 1e3,
+        taken.suspended_for.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// What to add to a refusal of the COW device.
+fn advice(e: &SnapError) -> Option<&'static str> {
+    match e {
+        SnapError::CowHoldsData { .. }
+        | SnapError::CowHoldsSnapshot { .. }
+        | SnapError::CowRecordDamaged { .. } => Some(" (with --force)"),
+        SnapError::CowHoldsRecord { .. } => Some(
+            "\nhint: run `dmsnap activate` to bring that snapshot back (or overwrite it with --force)",
+        ),
+        _ => None,
+    }
+}
+
+fn snapshot_options(
+    cow: PathBuf,
+    chunk: Option<&str>,
+    transient: bool,
+    force: bool,
+) -> CliResult<SnapshotOptions> {
     let overwrite = if force {
         CowOverwrite::Force
     } else {
@@ -88,19 +181,28 @@ pub fn snapshot(
             .ok_or_else(|| format!("chunk size {c} is not a whole number of 512-byte sectors"))?;
         opts = opts.chunk(sectors);
     }
+    Ok(opts)
+}
+
+pub fn snapshot(
+    name: &str,
+    cow: PathBuf,
+    chunk: Option<&str>,
+    transient: bool,
+    snap: Option<&str>,
+    force: bool,
+    out: &mut Out,
+) -> CliResult {
+    let dm = DeviceMapper::new()?;
+    let w = Wrapper::open(&dm, &DmName::new(name)?)?;
+    let mut opts = snapshot_options(cow, chunk, transient, force)?;
     if let Some(s) = snap {
         opts = opts.name(DmName::new(s)?);
     }
     let t = Instant::now();
-    let s = w.take_snapshot(&opts).map_err(|e| match e {
-        SnapError::CowHoldsData { .. }
-        | SnapError::CowHoldsSnapshot { .. }
-        | SnapError::CowRecordDamaged { .. } => format!("{e} (with --force)").into(),
-        SnapError::CowHoldsRecord { .. } => format!(
-            "{e}\nhint: run `dmsnap activate` to bring that snapshot back (or overwrite it with --force)"
-        )
-        .into(),
-        e => Box::<dyn std::error::Error>::from(e),
+    let s = w.take_snapshot(&opts).map_err(|e| match advice(&e) {
+        Some(hint) => format!("{e}{hint}").into(),
+        None => Box::<dyn std::error::Error>::from(e),
     })?;
     writeln!(
         out,
@@ -412,3 +514,37 @@ pub fn activate(devices: Vec<PathBuf>, json: bool, out: &mut Out) -> CliResult {
     }
     Ok(())
 }
+
+/// A bad command line found after parsing (counts of options that must match): printed
+/// as clap prints its usage errors, exit status 2.
+#[derive(Debug)]
+pub struct Usage {
+    text: String,
+}
+
+impl Usage {
+    /// `message` for the subcommand at `path` (e.g. `["lvm", "snapshot"]`), with its usage
+    /// line, as clap formats it.
+    pub fn new<C: clap::CommandFactory>(path: &[&str], message: impl fmt::Display) -> Usage {
+        let mut cmd = C::command();
+        cmd.build();
+        for p in path {
+            match cmd.find_subcommand(p) {
+                Some(sub) => cmd = sub.clone(),
+                None => break,
+            }
+        }
+        let e = cmd.error(clap::error::ErrorKind::WrongNumberOfValues, message);
+        Usage {
+            text: e.render().to_string().trim_end().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Usage {}
