@@ -550,5 +550,41 @@ fn offline_commands_match_their_goldens() {
     ] {
         g.fails(name, &args);
     }
+
+    // Usage errors clap cannot see alone (counts that must match): exit 2, clap's format
+    // with the subcommand's usage line, nothing done (no device-mapper needed).
+    for (name, args) in [
+        (
+            "usage-snapshot-cow-count",
+            vec!["snapshot", "a", "b", "--cow", "/dev/null"],
+        ),
+        (
+            "usage-snapshot-snap-count",
+            vec![
+                "snapshot", "a", "b", "--cow", "/dev/x", "--cow", "/dev/y", "--snap", "s",
+            ],
+        ),
+        (
+            "usage-lvm-snapshot-size-count",
+            vec![
+                "lvm", "snapshot", "vg/a", "vg/b", "vg/c", "--size", "8M", "--size", "4M",
+            ],
+        ),
+        (
+            "usage-lvm-snapshot-name-count",
+            vec![
+                "lvm", "snapshot", "vg/a", "--size", "8M", "-n", "x", "-n", "y",
+            ],
+        ),
+    ] {
+        let out = g.run(name, &args);
+        if out.status.code() != Some(2) || !out.stdout.is_empty() {
+            g.failures.push(format!(
+                "{name}: dmsnap {args:?} exited {:?} (2 expected), stdout {:?}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+    }
     g.finish();
 }

@@ -473,6 +473,7 @@ impl<'dm> Wrapper<'dm> {
             origin: self.name.clone(),
             snapshot: snap_name.clone(),
             others: Vec::new(),
+            level: 0,
         })
     }
 }

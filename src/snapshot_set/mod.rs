@@ -41,9 +41,10 @@
 //!    and loaded, every origin's new table staged, one precommit per VG; all recorded in
 //!    one undo list.
 //! 3. **Window**: one guardian with one rule per origin (lower origins first), `sync()`,
-//!    the origins suspended top-down (the existing snapshots of an LV with it), each VG
-//!    committed once (no other I/O in the window), the snapshots resumed, the origins
-//!    resumed bottom-up.
+//!    the origins suspended top-down (the existing snapshots of an LV with it): level by
+//!    level of the stacking, the origins of one level at the same time (one thread each),
+//!    so N filesystems freeze in about the time of the slowest; each VG committed once (no
+//!    other I/O in the window), the snapshots resumed, the origins resumed bottom-up.
 //! 4. **Failure**: anything before the last commit undoes everything: staged tables
 //!    cleared, origins resumed on their old tables, new devices removed, precommits
 //!    reverted. When VG *k*'s commit fails after VG *j* committed, VG *j*'s old metadata is
@@ -339,8 +340,9 @@ struct Taking<'s, 'dm> {
     /// Wrapped devices: the snapshot's name and the COW's size.
     raw_snaps: Vec<Option<(DmName, Sectors)>>,
     vgs: Vec<VgPart>,
-    /// Members with an active origin, in suspend order (top-down).
-    order: Vec<usize>,
+    /// Members with an active origin, in suspend order (top-down, level by level), with
+    /// their stacking level.
+    order: Vec<(usize, usize)>,
 }
 
 impl<'s, 'dm> Taking<'s, 'dm> {
@@ -493,7 +495,7 @@ impl<'s, 'dm> Taking<'s, 'dm> {
 
     /// The suspend order of the live origins (top-down), and the check that no VG's
     /// metadata lies on one of them.
-    fn stacking(&self) -> Result<Vec<usize>, SetError> {
+    fn stacking(&self) -> Result<Vec<(usize, usize)>, SetError> {
         let live = self.live_origins();
         let Some(dm_major) = live.first().map(|(_, d)| d.major) else {
             return Ok(Vec::new());
@@ -504,7 +506,7 @@ impl<'s, 'dm> Taking<'s, 'dm> {
             below.push(order::reachable(*d, |x| self.deps(dm_major, x))?);
         }
         let pairs = order::stacked_pairs(&origins, &below);
-        let order = order::suspend_order(live.len(), &pairs).map_err(|cycle| {
+        let levels = order::levels(live.len(), &pairs).map_err(|cycle| {
             SetError::new(
                 None,
                 SetErrorKind::StackCycle {
@@ -530,10 +532,10 @@ impl<'s, 'dm> Taking<'s, 'dm> {
                 }
             }
         }
-        Ok(order
-            .into_iter()
-            .filter_map(|k| live.get(k).map(|(i, _)| *i))
-            .collect())
+        let mut order: Vec<(usize, usize)> =
+            live.iter().zip(levels).map(|((i, _), l)| (*i, l)).collect();
+        order.sort_by_key(|&(i, l)| (l, i));
+        Ok(order)
     }
 
     /// Steps 2-5.
@@ -638,7 +640,12 @@ impl<'s, 'dm> Taking<'s, 'dm> {
         let members: Vec<Frozen> = self
             .order
             .iter()
-            .filter_map(|i| frozen.iter().find(|(k, _)| k == i).map(|(_, f)| f.clone()))
+            .filter_map(|&(i, level)| {
+                frozen
+                    .iter()
+                    .find(|(k, _)| *k == i)
+                    .map(|(_, f)| Frozen { level, ..f.clone() })
+            })
             .collect();
         let member_of = |n: &DmName| {
             frozen
@@ -720,8 +727,17 @@ impl<'s, 'dm> Taking<'s, 'dm> {
     /// names the snapshots.
     fn abandon(&mut self, committed: bool) -> SetError {
         let mut left = Vec::new();
+        // The clean-up has windows of its own: not under a bound the set just outlasted.
+        let bound = self.opts.bound.max(crate::DEFAULT_SUSPEND_BOUND);
         for (i, w) in self.wrappers.iter().enumerate() {
             let Some(w) = w else { continue };
+            let w = match Wrapper::open(self.dm, w.name()) {
+                Ok(w) => w.with_suspend_bound(bound),
+                Err(e) => {
+                    left.push(format!("{}: {e}", self.sources[i]));
+                    continue;
+                }
+            };
             if let Err(e) = w.recover() {
                 left.push(format!("{}: {e}", self.sources[i]));
                 continue;

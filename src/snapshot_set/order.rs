@@ -77,6 +77,25 @@ pub(crate) fn suspend_order(n: usize, pairs: &[(usize, usize)]) -> Result<Vec<us
     Ok(order)
 }
 
+/// The stacking level of each of `n` members: 0 for a member no other member is built
+/// on, else one more than the highest level of the members built on it. Members of one
+/// level are independent of each other: they can be suspended at the same time, after
+/// every lower level number (their uppers) and before every higher one. `Err` as
+/// [`suspend_order`].
+pub(crate) fn levels(n: usize, pairs: &[(usize, usize)]) -> Result<Vec<usize>, Vec<usize>> {
+    let order = suspend_order(n, pairs)?;
+    let mut level = vec![0usize; n];
+    // In suspend order every upper comes before its lowers: one pass settles them.
+    for &u in &order {
+        for &(pu, pl) in pairs {
+            if pu == u && pl < n {
+                level[pl] = level[pl].max(level[u] + 1);
+            }
+        }
+    }
+    Ok(level)
+}
+
 /// The first source named twice.
 pub(crate) fn first_duplicate(sources: &[SetSource]) -> Option<&SetSource> {
     let mut seen = HashSet::new();
@@ -185,6 +204,24 @@ mod tests {
         let pos = |m| order.iter().position(|&x| x == m).unwrap();
         for (u, l) in pairs {
             assert!(pos(u) < pos(l), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn levels_group_what_can_be_suspended_together() {
+        assert_eq!(levels(3, &[]), Ok(vec![0, 0, 0]));
+        // 0 on 1 on 2 (and 0 on 2 directly): three levels.
+        assert_eq!(levels(3, &[(0, 1), (1, 2), (0, 2)]), Ok(vec![0, 1, 2]));
+        // Two uppers on one lower, an independent fourth member.
+        assert_eq!(levels(4, &[(1, 0), (2, 0)]), Ok(vec![1, 0, 0, 0]));
+        // The longest path counts: 3 on 0 directly and through 1.
+        assert_eq!(levels(4, &[(3, 0), (3, 1), (1, 0)]), Ok(vec![2, 1, 0, 0]));
+        assert_eq!(levels(2, &[(0, 1), (1, 0)]), Err(vec![0, 1]));
+        // Every pair: the upper's level below the lower's.
+        let pairs = [(3, 0), (0, 1), (4, 1), (2, 4)];
+        let l = levels(5, &pairs).unwrap();
+        for (u, lo) in pairs {
+            assert!(l[u] < l[lo], "{l:?}");
         }
     }
 

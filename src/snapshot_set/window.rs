@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::kernel::undo::Undo;
+use crate::kernel::undo::{Undo, UndoAction};
 use crate::snapshot::fault::{pause, step};
 use crate::{DevId, DeviceMapper, DmName, GuardPlan, SuspendOptions};
 
@@ -35,6 +35,9 @@ pub(crate) struct Frozen {
     pub(crate) snapshot: DmName,
     /// Existing snapshot devices of the origin, suspended with it (LVM, as lvm2 does).
     pub(crate) others: Vec<DmName>,
+    /// Stacking level (0: no member is built on this origin; see `order::levels`): the
+    /// origins of one level are suspended at the same time, the levels in order.
+    pub(crate) level: usize,
 }
 
 /// How a window ended early.
@@ -80,6 +83,33 @@ pub(crate) fn guard_plan(members: &[Frozen]) -> GuardPlan {
     plan
 }
 
+/// One suspend of the window and how it went.
+struct Suspended {
+    name: DmName,
+    result: crate::Result<()>,
+    /// Failed in a way that may have left the device suspended.
+    maybe: bool,
+}
+
+/// Suspend an origin, then its other snapshots; stops at the first failure. What was
+/// tried, in order, with its outcome.
+fn suspend_one(dm: &DeviceMapper, m: &Frozen) -> Vec<Suspended> {
+    let mut done = Vec::with_capacity(1 + m.others.len());
+    for n in std::iter::once(&m.origin).chain(&m.others) {
+        let result = dm.suspend(n, SuspendOptions::default()).map(drop);
+        let failed = result.is_err();
+        done.push(Suspended {
+            name: n.clone(),
+            result,
+            maybe: false,
+        });
+        if failed {
+            break;
+        }
+    }
+    done
+}
+
 /// Run the window over `members` (in suspend order: an origin stacked on another comes
 /// first), calling `commit` (if any) while everything is suspended. The suspends go into
 /// `undo`; after a successful commit the undo is committed (the metadata now names the
@@ -101,12 +131,59 @@ pub(crate) fn freeze<E>(
         pause("snapshot", 5);
     }
     let t0 = Instant::now();
-    for m in members {
-        undo.suspend(&m.origin, SuspendOptions::default())
-            .map_err(|e| WindowError::Suspend(m.origin.clone(), Box::new(e)))?;
-        for o in &m.others {
-            undo.suspend(o, SuspendOptions::default())
-                .map_err(|e| WindowError::Suspend(o.clone(), Box::new(e)))?;
+    // Level by level (uppers first); the origins of a level at the same time, so that N
+    // filesystems freeze in about the time of the slowest one, not of all in a row.
+    let mut at = 0;
+    while at < members.len() {
+        let level = members[at].level;
+        let n = members[at..]
+            .iter()
+            .take_while(|m| m.level == level)
+            .count();
+        let group = &members[at..at + n];
+        at += n;
+        let results: Vec<Vec<Suspended>> = if group.len() == 1 {
+            vec![suspend_one(dm, &group[0])]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = group
+                    .iter()
+                    .map(|m| scope.spawn(move || suspend_one(dm, m)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .zip(group)
+                    .map(|(h, m)| {
+                        // A thread that panicked may have suspended any of its devices.
+                        h.join().unwrap_or_else(|_| {
+                            std::iter::once(&m.origin)
+                                .chain(&m.others)
+                                .map(|n| Suspended {
+                                    name: n.clone(),
+                                    result: Err(crate::Error::Guardian {
+                                        what: "suspend (the thread panicked)",
+                                        errno: crate::Errno::EINTR,
+                                    }),
+                                    maybe: true,
+                                })
+                                .collect()
+                        })
+                    })
+                    .collect()
+            })
+        };
+        // Every suspend that happened is undone by a resume, whatever failed beside it.
+        let mut failed = None;
+        for s in results.into_iter().flatten() {
+            if s.result.is_ok() || s.maybe {
+                undo.push(UndoAction::Resume(s.name.clone()));
+            }
+            if let Err(e) = s.result {
+                failed.get_or_insert(WindowError::Suspend(s.name, Box::new(e)));
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
     let committed = commit.is_some();

@@ -765,7 +765,8 @@ fn snapshot_set_of_a_wrapped_device_and_two_lvs_on_mounted_ext4() {
         m.mount(dev, dir, None);
     }
 
-    // A set of one first (its freeze is the yardstick).
+    // A set of one first, with unsynced files too (its freeze is the yardstick).
+    write_files(&[&dirs[3]], 0);
     let one = {
         let mut set = SnapshotSet::new();
         set.lvm(&c.vg, "dc", None, set_request(8));
@@ -1004,5 +1005,67 @@ fn snapshot_set_of_a_wrapper_stacked_on_a_member_lv_does_not_deadlock() {
     );
     drop(m);
     w.snapshot(None).unwrap().discard().unwrap();
+    println!("PRIVILEGED-TEST-RAN {test}");
+}
+
+/// A set whose freeze outlasts its bound (1 ms: the guardian fires inside the window) is
+/// abandoned: `BoundExceeded` with nothing left behind, no new device, the origins back
+/// on their plain tables and running, no snapshot in the metadata.
+#[test]
+fn snapshot_set_past_its_bound_is_abandoned_leaving_nothing() {
+    use devmapper::snapshot::{SnapshotOptions, Wrapper};
+    use devmapper::snapshot_set::{SetErrorKind, SnapshotSet};
+    let test = "snapshot_set_past_its_bound_is_abandoned_leaving_nothing";
+    let Some(c) = setup(test, "setbd", 96, "4M") else {
+        return;
+    };
+    c.lvm(&["lvcreate", "-q", "-n", "ba", "-L", "16M", &c.vg]);
+    let disk = LoopDev::new(16 << 20);
+    let cow = LoopDev::new(8 << 20);
+    let wname = devmapper::DmName::new(&format!("{}w", c.vg)).unwrap();
+    Wrapper::wrap(&c.dm, &wname, &disk.path).unwrap();
+    let _wg = common::WrapGuard {
+        dm: &c.dm,
+        name: wname.clone(),
+    };
+    let wnode = dm_node(&c.dm, &wname);
+    let mut m = Mounts::default();
+    let base = PathBuf::from(format!("/tmp/{}", c.vg));
+    for (dev, d) in [(wnode, "w"), (c.node("ba"), "ba")] {
+        run_ok("mkfs.ext4", &["-q", "-F", dev.to_str().unwrap()]);
+        m.mount(&dev, &base.join(d), None);
+    }
+    write_files(&[&base.join("w"), &base.join("ba")], 5);
+    let names0 = dm_names(&c.dm);
+    let seq0 = c.seqno();
+    let mut set = SnapshotSet::new();
+    set.raw(wname.clone(), SnapshotOptions::new(&cow.path))
+        .lvm(&c.vg, "ba", None, set_request(8));
+    let e = set
+        .take(&c.dm, &set_options(&c).bound(Duration::from_millis(1)))
+        .unwrap_err();
+    match &e.kind {
+        SetErrorKind::BoundExceeded { bound, left } => {
+            assert_eq!(*bound, Duration::from_millis(1));
+            assert!(left.is_empty(), "left behind: {left:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(dm_names(&c.dm), names0, "devices of the set left");
+    assert_nothing_suspended(&c.dm, "");
+    for n in [wname.to_string(), c.name("ba")] {
+        let t = run_ok("dmsetup", &["table", &n]);
+        assert!(t.contains(" linear "), "{n}: {t}");
+    }
+    assert_eq!(c.lvs("ba", "lv_attr")[0].chars().next(), Some('-'));
+    let (ok, _, _) = lvm_try(&["lvs", "--devices", &c.devs, &format!("{}/ba_snap", c.vg)]);
+    assert!(!ok, "ba_snap is in the metadata");
+    c.vgck();
+    // The origins still work.
+    write_files(&[&base.join("w"), &base.join("ba")], 6);
+    println!(
+        "SNAPSHOT-SET past its bound: abandoned ({e}); VG seqno {seq0} -> {}",
+        c.seqno()
+    );
     println!("PRIVILEGED-TEST-RAN {test}");
 }

@@ -438,6 +438,7 @@ pub(crate) fn stage_vg(
             origin: d.origin.name,
             snapshot: d.snap.name,
             others: d.others,
+            level: 0,
         });
     }
     Ok(frozen)
