@@ -27,7 +27,10 @@
 //! `scripts/vm/run.sh --add target/release/deps/snapshot_set-HASH:/b -- '/b --bench'`.
 //! `DM_BENCH_ROUNDS` sets the rounds (default 7); medians are reported, with the writers'
 //! longest write in a quiet stretch before each take (`quiet max`, the emulated machine's
-//! noise floor) and the suspend window the library reports (`suspended_for`).
+//! noise floor), the suspend window the library reports (`suspended_for`), and the
+//! `window stall`: the longest write overlapping the last `suspended_for` + 100 ms of the
+//! take (the freeze itself; a set of four prepares four members first, a longer stretch in
+//! which the emulator's noise alone makes long writes).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -58,6 +61,10 @@ struct Sample {
     stall: Duration,
     /// The same per origin (zero for an idle one).
     per_origin: [Duration; N],
+    /// Longest write overlapping the end of the take, the reported suspend window plus
+    /// 100 ms before it, over the busy origins: the stall of the freeze itself, without the
+    /// emulator's noise during the (longer, for four members) preparation.
+    window: Duration,
     /// Wall time of `take`.
     wall: Duration,
     /// The suspend window `take` reported.
@@ -116,8 +123,19 @@ fn measure(busy: &[(usize, PathBuf)], take: impl FnOnce() -> SetTaken) -> (SetTa
             suspended: taken.suspended_for,
             ..Sample::default()
         };
+        let w0 = t1
+            .checked_sub(taken.suspended_for + Duration::from_millis(100))
+            .unwrap_or(t0)
+            .max(t0);
         for (i, w) in writers {
             let log = w.join().unwrap();
+            let window = log
+                .iter()
+                .filter(|(t, d)| *t < t1 && *t + *d > w0)
+                .map(|(_, d)| *d)
+                .max()
+                .unwrap_or_default();
+            sample.window = sample.window.max(window);
             let stall = log
                 .iter()
                 .filter(|(t, d)| *t < t1 && *t + *d > t0)
@@ -306,6 +324,7 @@ fn bench(kind: &str, dm: &DeviceMapper, o: &dyn Origins, targets: &[PathBuf], ro
         }
     }
     let mut stall = Vec::new();
+    let mut window = Vec::new();
     for (ci, case) in Case::ALL.iter().enumerate() {
         let v = &samples[ci];
         let st = median(v.iter().map(|s| s.stall).collect());
@@ -314,23 +333,28 @@ fn bench(kind: &str, dm: &DeviceMapper, o: &dyn Origins, targets: &[PathBuf], ro
             .into_iter()
             .map(|i| ms(median(v.iter().map(|s| s.per_origin[i]).collect())))
             .collect();
+        let wi = median(v.iter().map(|s| s.window).collect());
         println!(
-            "snapshot_set {kind}: {:<12} stall median {} (worst {}), per origin [{}], suspended_for median {}, take wall median {}, quiet max {}",
+            "snapshot_set {kind}: {:<12} stall median {} (worst {}), per origin [{}], window stall median {}, suspended_for median {}, take wall median {}, quiet max {}",
             case.label(),
             ms(st),
             ms(v.iter().map(|s| s.stall).max().unwrap_or_default()),
             per.join(", "),
+            ms(wi),
             ms(median(v.iter().map(|s| s.suspended).collect())),
             ms(median(v.iter().map(|s| s.wall).collect())),
             ms(median(v.iter().map(|s| s.quiet).collect())),
         );
         stall.push(st);
+        window.push(wi);
     }
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     println!(
-        "snapshot_set {kind}: {rounds} rounds; stall set of 4 / set of 1 = {:.2} (goal <= 1.5); set of 4 / 1 of 4 busy = {:.2}",
+        "snapshot_set {kind}: {rounds} rounds; stall set of 4 / set of 1 = {:.2} (goal <= 1.5); set of 4 / 1 of 4 busy = {:.2}; window stall set of 4 / set of 1 = {:.2}, set of 4 / 1 of 4 busy = {:.2}",
         ratio(stall[0], stall[1]),
         ratio(stall[0], stall[2]),
+        ratio(window[0], window[1]),
+        ratio(window[0], window[2]),
     );
 }
 
