@@ -555,11 +555,15 @@ impl<'s, 'dm> Taking<'s, 'dm> {
         let staged = self.prepare(&mut undo);
         let result = staged.and_then(|frozen| self.window(&mut undo, &frozen).map(|t| (t, frozen)));
         match result {
+            // The window ran to its end: the new devices stay (a set without LVM members
+            // has no commit that would have kept them already).
             Ok((thawed, _)) if thawed.fired => {
+                undo.commit();
                 drop(undo);
                 Err(self.abandon(true))
             }
             Ok((thawed, _)) => {
+                undo.commit();
                 drop(undo);
                 Ok(self.taken(thawed.suspended_for))
             }
