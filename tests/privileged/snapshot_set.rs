@@ -540,7 +540,7 @@ impl LvPair {
     }
 
     /// One round of one set snapshot of both (one VG: one commit).
-    fn set_round(&self) -> Round {
+    fn set_round(&self, round: usize) -> Round {
         let mut set = SnapshotSet::new();
         for lv in ["a", "b"] {
             set.lvm(&self.vg, lv, Some(&format!("{lv}_s")), Self::req());
@@ -551,7 +551,16 @@ impl LvPair {
                 &self.dm,
                 &SetOptions::new("snapshot_set test").write(self.opts()),
             )
-            .unwrap_or_else(|e| panic!("set snapshot: {e}"));
+            .unwrap_or_else(|e| {
+                let list: Vec<String> = self
+                    .dm
+                    .list()
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| d.name)
+                    .collect();
+                panic!("set snapshot, round {round}: {e:?}; devices {list:?}")
+            });
         let take = t.elapsed();
         let snaps = ["a", "b"].map(|lv| {
             member(
@@ -653,7 +662,7 @@ fn lv_pair_counters_one_instant() {
     };
     let writer = pair.writer();
     let t = Instant::now();
-    let set = rounds(&writer, SET_ROUNDS, |_| pair.set_round());
+    let set = rounds(&writer, SET_ROUNDS, |r| pair.set_round(r));
     let t_set = t.elapsed();
     let t = Instant::now();
     let control = rounds(&writer, LVM_CONTROL_ROUNDS, |_| pair.separate_round());
