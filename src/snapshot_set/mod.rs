@@ -555,13 +555,14 @@ impl<'s, 'dm> Taking<'s, 'dm> {
         let staged = self.prepare(&mut undo);
         let result = staged.and_then(|frozen| self.window(&mut undo, &frozen).map(|t| (t, frozen)));
         match result {
+            // The window ran to its end: the new devices stay (a set without LVM members
+            // has no commit that would have kept them already).
             Ok((thawed, _)) if thawed.fired => {
+                undo.commit();
                 drop(undo);
                 Err(self.abandon(true))
             }
             Ok((thawed, _)) => {
-                // Taken: nothing is undone (a set without LVM members has no commit in
-                // its window to do this).
                 undo.commit();
                 drop(undo);
                 Ok(self.taken(thawed.suspended_for))
@@ -1049,5 +1050,171 @@ mod tests {
             e.to_string(),
             "the freeze outlasted 2s: every origin was resumed and the set abandoned; left behind: x: busy"
         );
+    }
+
+    /// A VG on a fresh PV image with one inactive LV `lv0` (no device-mapper needed).
+    fn image_vg(dir: &std::path::Path, vg: &str) -> crate::lvm::write::session::WriteOptions {
+        use crate::lvm::write::lock::LockDir;
+        use crate::lvm::write::ops::{self, LvCreate};
+        let path = dir.join(format!("{vg}.img"));
+        std::fs::write(&path, vec![0u8; 32 << 20]).unwrap();
+        let mut o = WriteOptions::new("test");
+        o.devices = Some(vec![path.clone()]);
+        o.lock_dir = LockDir::new(dir.join("lock"));
+        o.backups = None;
+        ops::pvcreate(std::slice::from_ref(&path), true, &o).unwrap();
+        ops::vgcreate(vg, std::slice::from_ref(&path), None, false, &o).unwrap();
+        let mut req = LvCreate::size("8M").unwrap();
+        req.activate = false;
+        req.zero = false;
+        ops::lvcreate(vg, "lv0", &req, &o).unwrap();
+        o
+    }
+
+    #[test]
+    fn a_failed_commit_commits_the_old_metadata_of_the_vgs_before_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (oa, ob) = (image_vg(dir.path(), "vga"), image_vg(dir.path(), "vgb"));
+        let req = SnapshotRequest::new(CowSize::Sectors(8 << 11));
+        let sources = [
+            SetSource::Lvm {
+                vg: "vga".into(),
+                lv: "lv0".into(),
+            },
+            SetSource::Lvm {
+                vg: "vgb".into(),
+                lv: "lv0".into(),
+            },
+        ];
+        let mut parts = Vec::new();
+        for (i, (vg, o)) in [("vga", &oa), ("vgb", &ob)].into_iter().enumerate() {
+            let session = VgSession::open(vg, o).unwrap();
+            let ask = LvAsk {
+                origin: "lv0",
+                name: "lv0_snap".into(),
+                req: &req,
+            };
+            let plan = plan_vg(None, &session, &[ask]).unwrap();
+            parts.push(VgPart {
+                members: vec![i],
+                session,
+                plan,
+                committed: false,
+            });
+        }
+        let seq_a = parts[0].plan.old.seqno;
+        let seq_b = parts[1].plan.old.seqno;
+        // VG a is precommitted, VG b is not: b's commit fails after a's.
+        let new_a = parts[0].plan.new.clone();
+        parts[0].session.precommit(new_a).unwrap();
+        let e = commit_all(&mut parts, &sources).unwrap_err();
+        assert_eq!(e.member, Some(sources[1].clone()), "{e}");
+        assert!(
+            matches!(&e.kind, SetErrorKind::Write(w) if matches!(**w, WriteError::Internal(_))),
+            "{e:?}"
+        );
+        assert!(!parts[0].committed);
+        drop(parts);
+        // VG a: committed twice (the snapshot, then the old metadata again): no snapshot.
+        let a = VgSession::open("vga", &oa).unwrap().vg().clone();
+        assert_eq!(a.seqno, seq_a + 2);
+        assert!(a.lv("lv0_snap").is_none() && a.snapshot_links().next().is_none());
+        let b = VgSession::open("vgb", &ob).unwrap().vg().clone();
+        assert_eq!(b.seqno, seq_b);
+        assert!(b.lv("lv0_snap").is_none());
+    }
+
+    #[test]
+    fn commits_of_every_vg_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (oa, ob) = (image_vg(dir.path(), "vga"), image_vg(dir.path(), "vgb"));
+        let req = SnapshotRequest::new(CowSize::Sectors(4 << 11));
+        let sources: Vec<SetSource> = ["vga", "vgb"]
+            .iter()
+            .map(|v| SetSource::Lvm {
+                vg: (*v).into(),
+                lv: "lv0".into(),
+            })
+            .collect();
+        let mut parts = Vec::new();
+        for (i, (vg, o)) in [("vga", &oa), ("vgb", &ob)].into_iter().enumerate() {
+            let mut session = VgSession::open(vg, o).unwrap();
+            let asks = [LvAsk {
+                origin: "lv0",
+                name: "s1".into(),
+                req: &req,
+            }];
+            let plan = plan_vg(None, &session, &asks).unwrap();
+            session.precommit(plan.new.clone()).unwrap();
+            parts.push(VgPart {
+                members: vec![i],
+                session,
+                plan,
+                committed: false,
+            });
+        }
+        commit_all(&mut parts, &sources).unwrap();
+        assert!(parts.iter().all(|p| p.committed));
+        drop(parts);
+        for (vg, o) in [("vga", &oa), ("vgb", &ob)] {
+            let v = VgSession::open(vg, o).unwrap().vg().clone();
+            assert_eq!(
+                v.cow_link("s1").map(|l| l.origin.to_string()),
+                Some("lv0".into())
+            );
+        }
+    }
+
+    #[test]
+    fn several_lvs_of_one_vg_are_planned_on_one_model() {
+        use crate::lvm::write::ops::{self, LvCreate};
+        let dir = tempfile::tempdir().unwrap();
+        let o = image_vg(dir.path(), "vgm");
+        let mut lv = LvCreate::size("8M").unwrap();
+        lv.activate = false;
+        lv.zero = false;
+        ops::lvcreate("vgm", "lv1", &lv, &o).unwrap();
+        let session = VgSession::open("vgm", &o).unwrap();
+        let req = SnapshotRequest::new(CowSize::Sectors(4 << 11));
+        let asks = [
+            LvAsk {
+                origin: "lv0",
+                name: "lv0_snap".into(),
+                req: &req,
+            },
+            LvAsk {
+                origin: "lv1",
+                name: "lv1_snap".into(),
+                req: &req,
+            },
+        ];
+        let plan = plan_vg(None, &session, &asks).unwrap();
+        // Both in the one new model, on different extents, internal LVs numbered on.
+        let internals: Vec<&str> = plan.lvs.iter().map(|l| l.internal.as_str()).collect();
+        assert_eq!(internals, ["snapshot0", "snapshot1"]);
+        assert_eq!(plan.new.cow_link("lv0_snap").unwrap().origin, "lv0");
+        assert_eq!(plan.new.cow_link("lv1_snap").unwrap().origin, "lv1");
+        let extents = |n: &str| match &plan.new.lv(n).unwrap().segments[0].kind {
+            crate::lvm::model::SegmentKind::Striped { areas, .. } => areas[0].clone(),
+            _ => panic!(),
+        };
+        assert_ne!(extents("lv0_snap"), extents("lv1_snap"));
+        // A name twice in one VG: the second ask is refused, naming its index.
+        let twice = [
+            LvAsk {
+                origin: "lv0",
+                name: "s".into(),
+                req: &req,
+            },
+            LvAsk {
+                origin: "lv1",
+                name: "s".into(),
+                req: &req,
+            },
+        ];
+        match plan_vg(None, &session, &twice) {
+            Err((1, WriteError::LvExists { lv, .. })) => assert_eq!(lv, "s"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The freeze every snapshot workflow shares, for one origin or many: one guardian, the
-//! origins suspended top-down, the metadata committed, the snapshots resumed, the origins
-//! resumed bottom-up.
+//! origins suspended top-down (level by level of their stacking; the origins of one level
+//! at the same time, one thread each, so N freezes cost about the slowest one), the
+//! metadata committed, the snapshots resumed, the origins resumed bottom-up.
 //!
 //! [`Wrapper::take_snapshot`](crate::snapshot::Wrapper::take_snapshot) and
 //! [`lvcreate_snapshot`](crate::lvm::write::snapshot::create::lvcreate_snapshot) run it

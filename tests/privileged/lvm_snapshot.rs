@@ -689,9 +689,16 @@ fn dm_node(dm: &devmapper::DeviceMapper, name: &devmapper::DmName) -> PathBuf {
     PathBuf::from(format!("/dev/dm-{}", dm.info(name).unwrap().dev.minor))
 }
 
-/// Every dm device name, sorted.
-fn dm_names(dm: &devmapper::DeviceMapper) -> Vec<String> {
-    let mut v: Vec<String> = dm.list().unwrap().into_iter().map(|d| d.name).collect();
+/// Every dm device name starting with `prefix` (a test's VG name: its LVs and wrappers),
+/// sorted.
+fn dm_names(dm: &devmapper::DeviceMapper, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = dm
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .filter(|n| n.starts_with(prefix))
+        .collect();
     v.sort();
     v
 }
@@ -777,7 +784,7 @@ fn snapshot_set_of_a_wrapped_device_and_two_lvs_on_mounted_ext4() {
 
     let before = write_files(&[&dirs[0], &dirs[1], &dirs[2]], 1);
     let seq0 = c.seqno();
-    let names0 = dm_names(&c.dm);
+    let names0 = dm_names(&c.dm, &c.vg);
     let mut set = SnapshotSet::new();
     set.raw(
         wname.clone(),
@@ -811,7 +818,7 @@ fn snapshot_set_of_a_wrapped_device_and_two_lvs_on_mounted_ext4() {
     c.vgck();
     // Exactly the new devices: the wrapper's snapshot and -real, and per LV snapshot,
     // -cow and -real.
-    let mut added: Vec<String> = dm_names(&c.dm)
+    let mut added: Vec<String> = dm_names(&c.dm, &c.vg)
         .into_iter()
         .filter(|n| !names0.contains(n))
         .collect();
@@ -828,7 +835,7 @@ fn snapshot_set_of_a_wrapped_device_and_two_lvs_on_mounted_ext4() {
     ];
     want.sort();
     assert_eq!(added, want);
-    assert_nothing_suspended(&c.dm, "");
+    assert_nothing_suspended(&c.dm, &c.vg);
     // Each snapshot mounts read-only and holds exactly the files from before the set.
     for (k, t) in taken.members.iter().enumerate() {
         let node = dm_node(&c.dm, &t.snapshot);
@@ -875,11 +882,11 @@ fn snapshot_set_refused_by_its_last_member_changes_nothing() {
     run_ok("mkfs.ext4", &["-q", "-F", cow.path.to_str().unwrap()]);
     let cow_sha = sha(&cow.path);
     let seq0 = c.seqno();
-    let names0 = dm_names(&c.dm);
+    let names0 = dm_names(&c.dm, &c.vg);
     let unchanged = |what: &str| {
-        assert_eq!(dm_names(&c.dm), names0, "{what}: devices changed");
+        assert_eq!(dm_names(&c.dm, &c.vg), names0, "{what}: devices changed");
         assert_eq!(c.seqno(), seq0, "{what}: metadata committed");
-        assert_nothing_suspended(&c.dm, "");
+        assert_nothing_suspended(&c.dm, &c.vg);
         assert_eq!(sha(&cow.path), cow_sha, "{what}: COW written");
         assert_eq!(
             c.lvs("la", "lv_attr")[0].chars().next(),
@@ -987,7 +994,7 @@ fn snapshot_set_of_a_wrapper_stacked_on_a_member_lv_does_not_deadlock() {
         "the freeze took {:?} (bound {bound:?})",
         taken.suspended_for
     );
-    assert_nothing_suspended(&c.dm, "");
+    assert_nothing_suspended(&c.dm, &c.vg);
     assert_eq!(c.lvs("low_snap", "origin"), ["low"]);
     // Both snapshots hold the filesystem with the files: the wrapper's directly, the LV's
     // because the wrapper maps it linearly.
@@ -1036,7 +1043,7 @@ fn snapshot_set_past_its_bound_is_abandoned_leaving_nothing() {
         m.mount(&dev, &base.join(d), None);
     }
     write_files(&[&base.join("w"), &base.join("ba")], 5);
-    let names0 = dm_names(&c.dm);
+    let names0 = dm_names(&c.dm, &c.vg);
     let seq0 = c.seqno();
     let mut set = SnapshotSet::new();
     set.raw(wname.clone(), SnapshotOptions::new(&cow.path))
@@ -1051,8 +1058,8 @@ fn snapshot_set_past_its_bound_is_abandoned_leaving_nothing() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(dm_names(&c.dm), names0, "devices of the set left");
-    assert_nothing_suspended(&c.dm, "");
+    assert_eq!(dm_names(&c.dm, &c.vg), names0, "devices of the set left");
+    assert_nothing_suspended(&c.dm, &c.vg);
     for n in [wname.to_string(), c.name("ba")] {
         let t = run_ok("dmsetup", &["table", &n]);
         assert!(t.contains(" linear "), "{n}: {t}");
@@ -1067,5 +1074,91 @@ fn snapshot_set_past_its_bound_is_abandoned_leaving_nothing() {
         "SNAPSHOT-SET past its bound: abandoned ({e}); VG seqno {seq0} -> {}",
         c.seqno()
     );
+    println!("PRIVILEGED-TEST-RAN {test}");
+}
+
+/// The CLI of sets: `dmsnap lvm snapshot VG/LV VG/LV --size S` (one size for both, one
+/// commit) and `dmsnap snapshot A B --cow X --cow Y` (the n-th COW for the n-th NAME).
+#[test]
+fn snapshot_set_from_the_cli() {
+    use devmapper::snapshot::Wrapper;
+    let test = "snapshot_set_from_the_cli";
+    let Some(c) = setup(test, "setcli", 96, "4M") else {
+        return;
+    };
+    c.lvm(&["lvcreate", "-q", "-n", "ca", "-L", "16M", &c.vg]);
+    c.lvm(&["lvcreate", "-q", "-n", "cb", "-L", "16M", &c.vg]);
+    let seq0 = c.seqno();
+    let (a, b) = (format!("{}/ca", c.vg), format!("{}/cb", c.vg));
+    let out = c.ok(&[
+        "lvm",
+        "snapshot",
+        &a,
+        &b,
+        "--size",
+        "8M",
+        "--devices",
+        &c.devs,
+    ]);
+    assert_eq!(
+        out,
+        "  Logical volume \"ca_snap\" created.\n  Logical volume \"cb_snap\" created.\n"
+    );
+    assert_eq!(c.seqno(), seq0 + 1);
+    assert_eq!(c.lvs("ca_snap", "origin"), ["ca"]);
+    assert_eq!(c.lvs("cb_snap", "lv_size"), ["16384"]);
+    c.vgck();
+
+    let (d1, d2, k1, k2) = (
+        LoopDev::new(8 << 20),
+        LoopDev::new(8 << 20),
+        LoopDev::new(4 << 20),
+        LoopDev::new(4 << 20),
+    );
+    let n1 = devmapper::DmName::new(&format!("{}x", c.vg)).unwrap();
+    let n2 = devmapper::DmName::new(&format!("{}y", c.vg)).unwrap();
+    Wrapper::wrap(&c.dm, &n1, &d1.path).unwrap();
+    let _g1 = common::WrapGuard {
+        dm: &c.dm,
+        name: n1.clone(),
+    };
+    Wrapper::wrap(&c.dm, &n2, &d2.path).unwrap();
+    let _g2 = common::WrapGuard {
+        dm: &c.dm,
+        name: n2.clone(),
+    };
+    let (k1s, k2s) = (k1.path.display().to_string(), k2.path.display().to_string());
+    let out = c.ok(&[
+        "snapshot",
+        n1.as_str(),
+        n2.as_str(),
+        "--cow",
+        &k1s,
+        "--cow",
+        &k2s,
+        "--snap",
+        &format!("{n1}-s"),
+        "--snap",
+        &format!("{n2}-s"),
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], format!("snapshot of {n1} at /dev/mapper/{n1}-s"));
+    assert_eq!(lines[1], format!("snapshot of {n2} at /dev/mapper/{n2}-s"));
+    assert!(
+        lines[2].starts_with("2 snapshots at one instant ("),
+        "{out}"
+    );
+    // The n-th COW went to the n-th name (under its store's -cow layer).
+    let t = run_ok("dmsetup", &["table", &format!("{n2}-s-cow")]);
+    assert!(t.contains(&k2.devnum().to_string()), "{t}");
+    for n in [&n1, &n2] {
+        Wrapper::open(&c.dm, n)
+            .unwrap()
+            .snapshot(None)
+            .unwrap()
+            .discard()
+            .unwrap();
+    }
     println!("PRIVILEGED-TEST-RAN {test}");
 }

@@ -19,5 +19,6 @@ mod lvm_pv;
 mod lvm_snapshot;
 mod lvm_write;
 mod snapshot;
+mod snapshot_set;
 mod snapshot_walkthrough;
 mod targets;
