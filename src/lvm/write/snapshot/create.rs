@@ -214,7 +214,7 @@ pub(crate) fn create_planned(
 }
 
 /// Zero the first [`ZERO_BYTES`] of the COW's extents (capped at its size) through the
-/// PV holding LE 0, durably.
+/// PV holding LE 0, durable before the metadata names it.
 fn zero_cow(s: &VgSession, vg: &VolumeGroup, segs: &[crate::lvm::model::Segment]) -> Result<()> {
     let first = segs
         .first()
@@ -237,8 +237,15 @@ fn zero_cow(s: &VgSession, vg: &VolumeGroup, segs: &[crate::lvm::model::Segment]
     let offset = (p.pe_start + pe * vg.extent_size) * 512;
     let n = ZERO_BYTES.min(first.extent_count * vg.extent_size * 512) as usize;
     f.write_all_at(&vec![0u8; n], offset)
-        .and_then(|()| WriteAt::sync(f))
-        .map_err(WriteError::io(path))
+        .map_err(WriteError::io(&path))?;
+    // The precommit, which always follows before any metadata names the COW, flushes
+    // every PV holding a metadata area in use after writing its text: on such a PV that
+    // flush makes these zeros durable in time, and a flush of our own would only lengthen
+    // the command. Elsewhere, flush here.
+    if !s.precommit_flushes(p) {
+        WriteAt::sync(f).map_err(WriteError::io(path))?;
+    }
+    Ok(())
 }
 
 /// One snapshot asked of a VG: its origin, its name, its request.
