@@ -10,7 +10,7 @@
 //!   `snapshot-merge <real> <cow> P <chunk>` and the snapshot's device an `error` table
 //!   (the exceptions are handed over from the suspended snapshot), as lvm2 loads them.
 //!   The origin shows the snapshot's content at once.
-//! * Otherwise only committed ([`MergeStart::Delayed`]: `Delaying merge since origin is
+//! * Otherwise only committed ([`MergeStart::DelayedOriginOpen`]: `Delaying merge since origin is
 //!   open.`; [`MergeStart::OnActivation`] for an inactive origin): the next activation
 //!   (ours, [`crate::lvm::activate`], or lvm2's `vgchange -ay`) starts it before anything
 //!   opens the origin.
