@@ -450,17 +450,7 @@ fn apply_rest(
         }
         // One ioctl for an existing device: its info and live table together.
         let existing = if listed.contains_key(d.name.as_str()) {
-            match dm.table_with_info(&d.name, Which::Live) {
-                Ok(found) => Some(found),
-                // Listed a moment ago: a failed table query must not make us create it
-                // again (EBUSY). Its info alone says whether it is still there; its table
-                // then counts as different and is reloaded.
-                Err(_) => match dm.info(&d.name) {
-                    Ok(info) => Some((info, Vec::new())),
-                    Err(e) if e.is_not_found() => None,
-                    Err(e) => return Err(dm_err("info", d.name.as_str())(e)),
-                },
-            }
+            dm.table_with_info(&d.name, Which::Live).ok()
         } else {
             None
         };
