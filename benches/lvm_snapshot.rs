@@ -16,8 +16,6 @@
 //! while the writer runs, with `VG`, `DEV` and `MNT` in its environment (for profiling one
 //! command, e.g. under `strace -f -tt -T`); the stall of that run is printed.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +24,7 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 #[path = "../tests/privileged/common.rs"]
 mod common;
+mod stall;
 
 fn run(bin: &str, args: &[&str]) {
     let out = Command::new(bin)
@@ -49,39 +48,12 @@ struct Sample {
     writes: usize,
 }
 
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
 /// Run `op` while a writer does 4 KiB O_DIRECT|O_DSYNC writes into `file`.
 fn measure(file: &Path, op: impl FnOnce()) -> Sample {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let w = s.spawn(|| {
-            let f = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
-                .open(file)
-                .unwrap();
-            let mut raw = vec![0x5au8; 8192];
-            let off = raw.as_ptr().align_offset(4096);
-            let buf = &mut raw[off..off + 4096];
-            let mut log = Vec::with_capacity(1 << 16);
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                buf[0] = i as u8;
-                let t = Instant::now();
-                f.write_all_at(buf, (i % 16) * 4096).unwrap();
-                log.push((t, t.elapsed()));
-                i += 1;
-            }
-            log
-        });
-        let _stop = StopOnDrop(&stop);
+        let w = s.spawn(|| stall::write_loop(file, &stop));
+        let _stop = stall::StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(300));
         let t0 = Instant::now();
         op();

@@ -32,9 +32,7 @@
 //! take (the freeze itself; a set of four prepares four members first, a longer stretch in
 //! which the emulator's noise alone makes long writes).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -50,6 +48,7 @@ use devmapper::{DeviceMapper, DmName};
 #[allow(dead_code)]
 #[path = "../tests/privileged/common.rs"]
 mod common;
+mod stall;
 
 /// Origins.
 const N: usize = 4;
@@ -73,45 +72,15 @@ struct Sample {
     quiet: Duration,
 }
 
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// One writer's log: (start, duration) of every write.
-fn write_loop(dev: &Path, stop: &AtomicBool) -> Vec<(Instant, Duration)> {
-    let f = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
-        .open(dev)
-        .unwrap_or_else(|e| panic!("open {}: {e}", dev.display()));
-    let mut raw = vec![0x5au8; 8192];
-    let off = raw.as_ptr().align_offset(4096);
-    let buf = &mut raw[off..off + 4096];
-    let mut log = Vec::with_capacity(1 << 16);
-    let mut i = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        buf[0] = i as u8;
-        let t = Instant::now();
-        f.write_all_at(buf, (i % 16) * 4096).unwrap();
-        log.push((t, t.elapsed()));
-        i += 1;
-    }
-    log
-}
-
 /// Run `take` while a writer hammers each of `busy` (origin index, node).
 fn measure(busy: &[(usize, PathBuf)], take: impl FnOnce() -> SetTaken) -> (SetTaken, Sample) {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let writers: Vec<_> = busy
             .iter()
-            .map(|(i, dev)| (*i, s.spawn(|| write_loop(dev, &stop))))
+            .map(|(i, dev)| (*i, s.spawn(|| stall::write_loop(dev, &stop))))
             .collect();
-        let _stop = StopOnDrop(&stop);
+        let _stop = stall::StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(300));
         let t0 = Instant::now();
         let taken = take();

@@ -27,8 +27,6 @@
 //! in a quiet stretch, reported as `quiet max`) bounds how small a stall can be measured.
 
 use devmapper::RemoveMode;
-use std::fs::OpenOptions;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +43,7 @@ const COW_BYTES: u64 = 32 << 20;
 #[allow(dead_code)]
 #[path = "../tests/privileged/common.rs"]
 mod common;
+mod stall;
 
 use common::LoopDev as Loop;
 
@@ -85,28 +84,9 @@ struct Sample {
 fn measure<T>(dev: &Path, op: impl FnOnce() -> T) -> (T, Sample) {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let w = s.spawn(|| {
-            let f = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
-                .open(dev)
-                .unwrap();
-            let mut raw = vec![0x5au8; 8192];
-            let off = raw.as_ptr().align_offset(4096);
-            let buf = &mut raw[off..off + 4096];
-            let mut log = Vec::with_capacity(1 << 16);
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                buf[0] = i as u8;
-                let t = Instant::now();
-                f.write_all_at(buf, (i % 16) * 4096).unwrap();
-                log.push((t, t.elapsed()));
-                i += 1;
-            }
-            log
-        });
+        let w = s.spawn(|| stall::write_loop(dev, &stop));
         // Stop the writer even if `op` panics (the scope joins it).
-        let _stop = StopOnDrop(&stop);
+        let _stop = stall::StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(300));
         let t0 = Instant::now();
         let r = op();
@@ -210,15 +190,6 @@ fn dmsetup_round(
         }
     }
     s
-}
-
-/// Sets a flag when dropped.
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Resumes a device when dropped (a no-op when it is running).
