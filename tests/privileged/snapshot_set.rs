@@ -575,6 +575,11 @@ impl LvPair {
             snaps[0].as_str(),
             devmapper::lvm::plan::dm_name(&self.vg, "a_s", None)
         );
+        self.read_and_drop(take)
+    }
+
+    /// The counters in `a_s` and `b_s`, then both snapshots removed (timed).
+    fn read_and_drop(&self, take: Duration) -> Round {
         let (a, b) = (
             read_counter(&self.node("a_s")),
             read_counter(&self.node("b_s")),
@@ -596,18 +601,7 @@ impl LvPair {
         lvcreate_snapshot(&self.vg, "a", Some("a_s"), &Self::req(), &o).unwrap();
         lvcreate_snapshot(&self.vg, "b", Some("b_s"), &Self::req(), &o).unwrap();
         let take = t.elapsed();
-        let (a, b) = (
-            read_counter(&self.node("a_s")),
-            read_counter(&self.node("b_s")),
-        );
-        let t = Instant::now();
-        self.remove_snapshots();
-        Round {
-            a,
-            b,
-            take,
-            drop: t.elapsed(),
-        }
+        self.read_and_drop(take)
     }
 
     /// lvm2 finds the VG consistent, with exactly `lvs` (name, origin) in it.
