@@ -19,9 +19,24 @@ pub fn version(out: &mut Out) -> CliResult {
     Ok(())
 }
 
+/// With `DMSNAP_IOCTL_STATS` set, the ioctls this run made, per command, on stderr
+/// (profiling: counts and times).
+pub fn print_ioctl_stats() {
+    if std::env::var_os("DMSNAP_IOCTL_STATS").is_none() {
+        return;
+    }
+    for s in devmapper::kernel::stats::ioctl_stats() {
+        errln!("dmsnap: ioctl {s}");
+    }
+}
+
 pub fn ls(json: bool, out: &mut Out) -> CliResult {
+    let t0 = std::time::Instant::now();
     let dm = DeviceMapper::new()?;
     let rows = list_devices(&dm)?;
+    if std::env::var_os("DMSNAP_IOCTL_STATS").is_some() {
+        errln!("dmsnap: ls: {:?} to open and list", t0.elapsed());
+    }
     if json {
         let devices: Vec<serde_json::Value> = rows
             .iter()

@@ -225,11 +225,8 @@ fn activate(
         // The whole VG: brought to the plan (repairs an interrupted snapshot operation),
         // delayed merges started, finished merges removed.
         let (plan, done) = devmapper::lvm::reconcile::activate_vg(&dm, s, &dev, system_id, &opts)?;
-        for n in &done.created {
-            match dm.info(n) {
-                Ok(i) => writeln!(out, "{n} {} active", i.dev),
-                Err(_) => writeln!(out, "{n} active"),
-            }
+        for (n, dev) in done.created.iter().zip(&done.created_devs) {
+            writeln!(out, "{n} {dev} active");
         }
         let reused = plan.devices.len() - done.created.len();
         if reused > 0 {
@@ -237,6 +234,7 @@ fn activate(
         }
         let fixes = devmapper::lvm::reconcile::Reconciled {
             created: Vec::new(),
+            created_devs: Vec::new(),
             ..done
         };
         if !fixes.is_noop() {

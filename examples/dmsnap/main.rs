@@ -183,6 +183,7 @@ fn main() -> ExitCode {
     };
     let mut out = Out::default();
     let r = run(cmd, &mut out).and_then(|()| Ok(out.flush()?));
+    kernel::print_ioctl_stats();
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<StdoutError>() {

@@ -81,7 +81,8 @@ impl ListedDevice {
 
 /// Every device, sorted by name, with its info and live table's target types. A device
 /// that vanishes between the list and its query is left out. Costs the list ioctl and one
-/// `DM_TABLE_STATUS` per device (its reply header is the device's info).
+/// `DM_TABLE_STATUS` per device (its reply header is the device's info, and its first
+/// buffer is small), spread over a few threads when there are many devices.
 ///
 /// ```no_run
 /// use devmapper::DeviceMapper;
@@ -96,16 +97,42 @@ impl ListedDevice {
 /// # Errors
 /// The list call fails, or the kernel reports an invalid name.
 pub fn list_devices(dm: &DeviceMapper) -> Result<Vec<ListedDevice>> {
-    let mut rows = Vec::new();
-    for d in dm.list()? {
-        let name = DmName::new(d.name.as_str())?;
+    let names = dm
+        .list()?
+        .into_iter()
+        .map(|d| DmName::new(d.name.as_str()))
+        .collect::<Result<Vec<DmName>, _>>()?;
+    let one = |name: &DmName| -> Option<ListedDevice> {
         // One ioctl per device: the table-status reply carries the info header too.
-        let Ok((info, table)) = dm.table_with_info(&name, Which::Live) else {
-            continue;
-        };
+        let (info, table) = dm.table_with_info(name, Which::Live).ok()?;
         let targets = table.into_iter().map(|t| t.target_type).collect();
-        rows.push(ListedDevice { info, targets });
-    }
+        Some(ListedDevice { info, targets })
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_THREADS)
+        .min(names.len() / DEVICES_PER_THREAD)
+        .max(1);
+    let mut rows: Vec<ListedDevice> = if threads == 1 {
+        names.iter().filter_map(one).collect()
+    } else {
+        let chunk = names.len().div_ceil(threads);
+        std::thread::scope(|sc| {
+            let parts: Vec<_> = names
+                .chunks(chunk)
+                .map(|part| sc.spawn(move || part.iter().filter_map(one).collect::<Vec<_>>()))
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
     rows.sort_by(|a, b| a.info.name.cmp(&b.info.name));
     Ok(rows)
 }
+
+/// At most this many threads query devices for [`list_devices`].
+const MAX_THREADS: usize = 4;
+/// [`list_devices`] starts a thread for at least this many devices.
+const DEVICES_PER_THREAD: usize = 256;

@@ -19,6 +19,7 @@
 //! | [`guard`] | the suspend guardian: nothing stays suspended past a bound |
 //! | [`nodes`] | `/dev/mapper` node maintenance |
 //! | [`listing`] | every device with its state, as `ls` shows it |
+//! | [`stats`] | counts and times of the ioctls made, per command (profiling) |
 //! | `undo` (private) | the one dm transaction: undo steps run on drop unless committed |
 
 pub mod command;
@@ -36,6 +37,7 @@ pub(crate) mod dm;
 pub mod guard;
 pub mod listing;
 pub mod nodes;
+pub mod stats;
 pub(crate) mod undo;
 
 pub use dm::{

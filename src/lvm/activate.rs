@@ -329,6 +329,127 @@ pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
     Ok(created)
 }
 
+/// How many threads issue the device-mapper changes of an activation (`default`
+/// [`ACTIVATE_THREADS`]) or deactivation ([`REMOVE_THREADS`]), for `jobs` changes.
+///
+/// A removal mostly waits in the kernel (RCU grace periods while the device's queue is
+/// torn down), so removals of devices that do not hold each other overlap their waits, as
+/// `vgchange -an` does not. Creating and loading keep the CPU busy in the kernel instead
+/// (one device after another was fastest in the VM bench), so activation makes its
+/// changes one at a time by default. `DEVMAPPER_DM_THREADS` overrides both defaults; with
+/// the crash-test feature the changes are always made one at a time, in a fixed order.
+pub(crate) fn dm_threads(jobs: usize, default: usize) -> usize {
+    if cfg!(feature = "fault-injection") {
+        return 1;
+    }
+    let n = std::env::var("DEVMAPPER_DM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(default);
+    n.clamp(1, 64).min(jobs.max(1))
+}
+
+/// Threads of an activation ([`dm_threads`]).
+pub(crate) const ACTIVATE_THREADS: usize = 1;
+/// Threads of a deactivation ([`dm_threads`]).
+pub(crate) const REMOVE_THREADS: usize = 16;
+
+/// Run jobs `0..unblocks.len()` on up to `threads` threads: a job starts once every job
+/// naming it in `unblocks` has finished, the lowest-numbered ready job first. After the
+/// first error no job starts, the running ones finish, and that error is returned.
+/// Returns the jobs in the order they finished; a job left out was never ready (a cycle).
+pub(crate) fn run_ordered<E: Send>(
+    unblocks: &[Vec<usize>],
+    threads: usize,
+    work: impl Fn(usize) -> std::result::Result<(), E> + Sync,
+) -> std::result::Result<Vec<usize>, E> {
+    use std::sync::{Condvar, Mutex, PoisonError};
+    struct State<E> {
+        ready: BinaryHeap<Reverse<usize>>,
+        waits: Vec<usize>,
+        running: usize,
+        done: Vec<usize>,
+        err: Option<E>,
+    }
+    let n = unblocks.len();
+    let mut waits = vec![0usize; n];
+    for js in unblocks {
+        for &j in js {
+            if let Some(w) = waits.get_mut(j) {
+                *w += 1;
+            }
+        }
+    }
+    let ready = (0..n)
+        .filter(|&i| waits.get(i) == Some(&0))
+        .map(Reverse)
+        .collect();
+    let state = Mutex::new(State {
+        ready,
+        waits,
+        running: 0,
+        done: Vec::with_capacity(n),
+        err: None,
+    });
+    let cv = Condvar::new();
+    let worker = || {
+        let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut st = lock();
+        loop {
+            if st.err.is_some() {
+                break;
+            }
+            if let Some(Reverse(i)) = st.ready.pop() {
+                st.running += 1;
+                drop(st);
+                let r = work(i);
+                st = lock();
+                st.running -= 1;
+                match r {
+                    Ok(()) => {
+                        st.done.push(i);
+                        for &j in unblocks.get(i).map(Vec::as_slice).unwrap_or_default() {
+                            if let Some(w) = st.waits.get_mut(j) {
+                                *w = w.saturating_sub(1);
+                                if *w == 0 {
+                                    st.ready.push(Reverse(j));
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if st.err.is_none() {
+                            st.err = Some(e);
+                        }
+                    }
+                }
+                cv.notify_all();
+                continue;
+            }
+            if st.running == 0 {
+                break;
+            }
+            st = cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        cv.notify_all();
+    };
+    let threads = threads.clamp(1, n.max(1));
+    if threads == 1 {
+        worker();
+    } else {
+        std::thread::scope(|sc| {
+            for _ in 0..threads {
+                sc.spawn(worker);
+            }
+        });
+    }
+    let st = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+    match st.err {
+        Some(e) => Err(e),
+        None => Ok(st.done),
+    }
+}
+
 /// The uuid prefix of every dm device of a VG: `LVM-` + the VG id.
 pub fn uuid_prefix(vg_id: &LvmId) -> String {
     format!("LVM-{}", vg_id.as_str())
@@ -406,6 +527,12 @@ pub(crate) fn vg_part_is(dm_name: &str, vg: &str) -> bool {
 /// Remove every active device of the VG, devices nobody in the VG depends on first.
 /// Refuses, removing nothing, when a device is held open by anything but another
 /// device of the VG. Returns the names removed, in removal order.
+///
+/// One list ioctl finds the devices and one `DM_TABLE_DEPS` per device gives both its
+/// dependencies and its open count (a second one only for a device with an inactive
+/// table); removals of devices that do not hold each other run on several threads
+/// (`REMOVE_THREADS`, see `dm_threads`), each only after every device of the VG holding
+/// it is gone.
 pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<DmName>> {
     let devs = vg_devices(dm, vg_id)?;
     let names = devs
@@ -419,95 +546,103 @@ pub fn deactivate(dm: &DeviceMapper, vg_id: &LvmId) -> Result<Vec<DmName>> {
         })
         .collect::<Result<Vec<DmName>>>()?;
     let by_dev: HashMap<DevNum, usize> = devs.iter().enumerate().map(|(i, e)| (e.dev, i)).collect();
-    // deps[i]: the VG devices device i's tables use.
-    let mut deps: Vec<Vec<usize>> = Vec::with_capacity(devs.len());
-    let mut holders = vec![0i32; devs.len()];
-    for e in &devs {
-        let mut mine = HashSet::new();
-        for which in [Which::Live, Which::Inactive] {
-            // A device without that table answers with no deps or an error: both mean none.
-            if let Ok(d) = dm.deps(e.dev, which) {
-                for dn in d {
-                    if let Some(&j) = by_dev.get(&dn) {
-                        mine.insert(j);
-                        if let Some(h) = holders.get_mut(j) {
-                            *h += 1;
-                        }
-                    }
+    // Each device's info and the VG devices its tables use, on the worker threads.
+    let probed: Vec<std::sync::OnceLock<(i32, Vec<usize>)>> = (0..devs.len())
+        .map(|_| std::sync::OnceLock::new())
+        .collect();
+    let none: Vec<Vec<usize>> = vec![Vec::new(); devs.len()];
+    run_ordered(
+        &none,
+        dm_threads(devs.len(), REMOVE_THREADS),
+        |i| -> Result<()> {
+            let (Some(e), Some(name), Some(slot)) = (devs.get(i), names.get(i), probed.get(i))
+            else {
+                return Ok(());
+            };
+            let (info, live) = dm
+                .deps_with_info(e.dev, Which::Live)
+                .map_err(dm_err("info", name.as_str()))?;
+            let mut mine: Vec<usize> = live.iter().filter_map(|d| by_dev.get(d).copied()).collect();
+            if info.has_inactive_table() {
+                // A device without that table answers with no deps or an error: both mean none.
+                if let Ok(d) = dm.deps(e.dev, Which::Inactive) {
+                    mine.extend(d.iter().filter_map(|d| by_dev.get(d).copied()));
                 }
             }
+            mine.sort_unstable();
+            mine.dedup();
+            let _ = slot.set((info.open_count, mine));
+            Ok(())
+        },
+    )?;
+    let probed: Vec<(i32, Vec<usize>)> = probed
+        .into_iter()
+        .map(|s| s.into_inner().unwrap_or_default())
+        .collect();
+    let mut holders = vec![0i32; devs.len()];
+    for (_, deps) in &probed {
+        for &j in deps {
+            if let Some(h) = holders.get_mut(j) {
+                *h += 1;
+            }
         }
-        deps.push(mine.into_iter().collect());
     }
-    let mut busy = Vec::new();
-    for ((e, name), held) in devs.iter().zip(&names).zip(&holders) {
-        let info = dm.info(e.dev).map_err(dm_err("info", name.as_str()))?;
-        if info.open_count - held > 0 {
-            busy.push(OpenDevice {
-                name: name.clone(),
-                open_count: info.open_count,
-            });
-        }
-    }
+    let busy: Vec<OpenDevice> = probed
+        .iter()
+        .zip(&names)
+        .zip(&holders)
+        .filter(|(((open, _), _), held)| *open - **held > 0)
+        .map(|(((open, _), name), _)| OpenDevice {
+            name: name.clone(),
+            open_count: *open,
+        })
+        .collect();
     if !busy.is_empty() {
         return Err(ActivateError::Busy {
             vg: vg_id.to_string(),
             devices: busy,
         });
     }
-    // Remove devices with no remaining holder in the VG, repeatedly.
-    let mut remaining_holders: Vec<usize> = vec![0; devs.len()];
-    for d in &deps {
-        for &j in d {
-            if let Some(h) = remaining_holders.get_mut(j) {
-                *h += 1;
-            }
-        }
-    }
-    let mut removed = vec![false; devs.len()];
-    let mut order = Vec::with_capacity(devs.len());
-    // The lowest-numbered device without a remaining holder goes next (a min-heap of the
-    // ready ones: linear in devices and dependencies, up to the heap's log factor).
-    let mut ready: BinaryHeap<Reverse<usize>> = remaining_holders
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| **h == 0)
-        .map(|(i, _)| Reverse(i))
-        .collect();
-    while let Some(Reverse(i)) = ready.pop() {
-        let (Some(e), Some(name)) = (devs.get(i), names.get(i)) else {
-            break;
-        };
-        dm.remove(e.dev, RemoveMode::Now)
-            .map_err(dm_err("remove", name.as_str()))?;
-        if let Some(r) = removed.get_mut(i) {
-            *r = true;
-        }
-        for &j in deps.get(i).map(Vec::as_slice).unwrap_or_default() {
-            if let Some(h) = remaining_holders.get_mut(j) {
-                *h = h.saturating_sub(1);
-                if *h == 0 {
-                    ready.push(Reverse(j));
-                }
-            }
-        }
-        order.push(name.clone());
-    }
+    // Removing device i frees the devices it uses.
+    let unblocks: Vec<Vec<usize>> = probed.into_iter().map(|(_, d)| d).collect();
+    let order = run_ordered(
+        &unblocks,
+        dm_threads(devs.len(), REMOVE_THREADS),
+        |i| -> Result<()> {
+            let (Some(e), Some(name)) = (devs.get(i), names.get(i)) else {
+                return Ok(());
+            };
+            dm.remove(e.dev, RemoveMode::Now)
+                .map(|_| ())
+                .map_err(dm_err("remove", name.as_str()))
+        },
+    )?;
     // A dependency cycle (impossible for dm) would leave devices: say so.
-    if let Some((e, name)) = devs
-        .iter()
-        .zip(&names)
-        .zip(&removed)
-        .find_map(|(e, r)| (!r).then_some(e))
-    {
-        let open_count = dm.info(e.dev).map_or(0, |i| i.open_count);
-        return Err(ActivateError::Busy {
-            vg: vg_id.to_string(),
-            devices: vec![OpenDevice {
-                name: name.clone(),
-                open_count,
-            }],
-        });
+    if order.len() < devs.len() {
+        let mut removed = vec![false; devs.len()];
+        for &i in &order {
+            if let Some(r) = removed.get_mut(i) {
+                *r = true;
+            }
+        }
+        if let Some((e, name)) = devs
+            .iter()
+            .zip(&names)
+            .zip(&removed)
+            .find_map(|(e, r)| (!r).then_some(e))
+        {
+            let open_count = dm.info(e.dev).map_or(0, |i| i.open_count);
+            return Err(ActivateError::Busy {
+                vg: vg_id.to_string(),
+                devices: vec![OpenDevice {
+                    name: name.clone(),
+                    open_count,
+                }],
+            });
+        }
     }
-    Ok(order)
+    Ok(order
+        .into_iter()
+        .filter_map(|i| names.get(i).cloned())
+        .collect())
 }

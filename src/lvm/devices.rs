@@ -183,6 +183,13 @@ pub fn scan_devices_in(sys_class_block: &Path) -> std::io::Result<Vec<BlockDevic
     for e in std::fs::read_dir(sys_class_block)? {
         let Ok(e) = e else { continue };
         let name = e.file_name().to_string_lossy().into_owned();
+        // An LV's own device is skipped ([`Skip::Lv`]) whatever else sysfs says: one
+        // read instead of the whole directory (a VG of 1,000 active LVs has as many).
+        if name.starts_with("dm-")
+            && read_trim(&e.path().join("dm/uuid")).is_some_and(|u| u.starts_with("LVM-"))
+        {
+            continue;
+        }
         let Some((facts, dev)) = entry(&e.path(), &name) else {
             continue;
         };

@@ -22,6 +22,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+use std::collections::HashSet;
+
 use super::index::VgIndex;
 use super::model::{Area, LogicalVolume, SegmentKind, VolumeGroup};
 use super::scan::ScanReport;
@@ -371,7 +373,17 @@ pub fn rows(
 /// device; for a snapshot, the snapshot device). `None` when device-mapper cannot be
 /// asked; a device that does not exist is `exists: false`.
 pub fn kernel_state(dm: &DeviceMapper, vg: &VolumeGroup, lv: &LogicalVolume) -> Option<LiveState> {
-    let uuid = DmUuid::new(&format!("LVM-{}{}", vg.id.as_str(), lv.id.as_str())).ok()?;
+    live_state(
+        dm,
+        &format!("LVM-{}{}", vg.id.as_str(), lv.id.as_str()),
+        true,
+    )
+}
+
+/// [`kernel_state`] of the device with this uuid; its status is read only with
+/// `snapshot` (an LV whose device can run `snapshot` or `snapshot-merge`).
+fn live_state(dm: &DeviceMapper, uuid: &str, snapshot: bool) -> Option<LiveState> {
+    let uuid = DmUuid::new(uuid).ok()?;
     let info = match dm.info(DevId::Uuid(&uuid)) {
         Ok(i) => i,
         Err(e) if e.is_not_found() => return Some(LiveState::default()),
@@ -386,7 +398,8 @@ pub fn kernel_state(dm: &DeviceMapper, vg: &VolumeGroup, lv: &LogicalVolume) -> 
         open_count: info.open_count,
         snapshot: None,
     };
-    if st.live_table
+    if snapshot
+        && st.live_table
         && !st.suspended
         && let Ok(lines) = dm.status(DevId::Uuid(&uuid), Which::Live, StatusFlush::NoFlush)
     {
@@ -400,14 +413,31 @@ pub fn kernel_state(dm: &DeviceMapper, vg: &VolumeGroup, lv: &LogicalVolume) -> 
 
 /// The `lvs` rows of every VG of a scan (or of the VGs named), with the kernel state
 /// from `dm` (`None`: unknown, `X` letters) and the PVs not found marked partial.
+///
+/// One `DM_LIST_DEVICES` says which LVs have a device; only those are asked for their
+/// info, and only snapshots and origins of snapshots for their status too.
 pub fn collect(report: &ScanReport, vg_names: &[String], dm: Option<&DeviceMapper>) -> Vec<LvsRow> {
     let mut out = Vec::new();
+    // The uuids of every dm device (`None`: device-mapper cannot be asked).
+    let listed: Option<(&DeviceMapper, HashSet<String>)> = dm.and_then(|dm| {
+        let l = dm.list().ok()?;
+        Some((dm, l.into_iter().filter_map(|e| e.uuid).collect()))
+    });
     for s in &report.vgs {
         if !vg_names.is_empty() && !vg_names.contains(&s.vg.name) {
             continue;
         }
         let missing: Vec<String> = s.missing_pvs().map(|p| p.handle.clone()).collect();
-        let live = |lv: &LogicalVolume| dm.and_then(|dm| kernel_state(dm, &s.vg, lv));
+        let ix = VgIndex::new(&s.vg);
+        let live = |lv: &LogicalVolume| -> Option<LiveState> {
+            let (dm, uuids) = listed.as_ref()?;
+            let uuid = format!("LVM-{}{}", s.vg.id.as_str(), lv.id.as_str());
+            if !uuids.contains(&uuid) {
+                return Some(LiveState::default());
+            }
+            let snapshotty = ix.cow(&lv.name).is_some() || !ix.links_of(&lv.name).is_empty();
+            live_state(dm, &uuid, snapshotty)
+        };
         out.extend(rows(&s.vg, &live, &missing));
     }
     out

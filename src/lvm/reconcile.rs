@@ -81,6 +81,8 @@ pub struct Reconciled {
     pub resumed: Vec<DmName>,
     /// Planned devices that were missing and were created.
     pub created: Vec<DmName>,
+    /// The device numbers of [`created`](Self::created), in the same order.
+    pub created_devs: Vec<DevNum>,
     /// Planned devices whose table was replaced by the planned one.
     pub reloaded: Vec<DmName>,
     /// Devices of the VG the plan does not have, removed.
@@ -122,18 +124,14 @@ impl fmt::Display for Reconciled {
     }
 }
 
-thread_local! {
-    /// Device-mapper changes made by the running [`reconcile`] (fault injection counts them).
-    static CHANGES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
+/// Device-mapper changes made by the running [`reconcile`] (fault injection counts them;
+/// with that feature the changes are made on one thread, in a fixed order).
+static CHANGES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// One device-mapper change made: fault-injection step `lvm-dm:<n>` (crash-safety tests
 /// only; nothing without the test-only feature).
 fn tick() {
-    let n = CHANGES.with(|c| {
-        c.set(c.get() + 1);
-        c.get()
-    });
+    let n = CHANGES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     crate::snapshot::fault::step("lvm-dm", n);
 }
 
@@ -189,30 +187,41 @@ pub fn reconcile(
     scope: Scope<'_>,
 ) -> Result<Reconciled> {
     let mut out = Reconciled::default();
+    // One list for the whole run: which planned names exist, and the VG's devices.
+    let listed: HashMap<String, crate::DeviceEntry> = dm
+        .list()
+        .map_err(dm_err("list", "devices"))?
+        .into_iter()
+        .map(|e| (e.name.clone(), e))
+        .collect();
     // Refuse before changing anything: a planned name taken by a foreign device.
     for d in &plan.devices {
-        if let Ok(info) = dm.info(&d.name)
-            && info.uuid.as_deref() != Some(d.uuid.as_str())
+        if let Some(e) = listed.get(d.name.as_str())
+            && e.uuid.as_deref() != Some(d.uuid.as_str())
         {
             return Err(ActivateError::NameTaken {
                 device: d.name.clone(),
-                found: info.uuid,
+                found: e.uuid.clone(),
                 expected: d.uuid.clone(),
             });
         }
     }
-    CHANGES.with(|c| c.set(0));
-    settle(dm, vg_id, &mut out)?;
-    apply_plan(dm, plan, &mut out)?;
+    CHANGES.store(0, std::sync::atomic::Ordering::SeqCst);
+    let prefix = super::activate::uuid_prefix(vg_id);
+    let of_vg: Vec<&crate::DeviceEntry> = listed
+        .values()
+        .filter(|e| e.uuid.as_deref().is_some_and(|u| u.starts_with(&prefix)))
+        .collect();
+    settle(dm, &of_vg, &mut out)?;
+    apply_plan(dm, plan, &listed, &mut out)?;
     remove_extra(dm, vg_id, plan, scope, &mut out)?;
     Ok(out)
 }
 
 /// Step 1: clear inactive tables, resume suspended devices lower layers first.
-fn settle(dm: &DeviceMapper, vg_id: &LvmId, out: &mut Reconciled) -> Result<()> {
-    let devs = vg_devices(dm, vg_id)?;
+fn settle(dm: &DeviceMapper, devs: &[&crate::DeviceEntry], out: &mut Reconciled) -> Result<()> {
     let mut suspended: Vec<(DmName, DevNum)> = Vec::new();
-    for e in &devs {
+    for e in devs {
         let info = dm
             .info(e.dev)
             .map_err(dm_err("info", &e.name.to_string()))?;
@@ -250,15 +259,201 @@ fn settle(dm: &DeviceMapper, vg_id: &LvmId, out: &mut Reconciled) -> Result<()> 
     Ok(())
 }
 
+/// Whether `d` is an LV's own `snapshot` device: made live inside the suspend window of
+/// its origin, not at once.
+fn is_top_snapshot(d: &PlannedDevice) -> bool {
+    d.layer.is_none()
+        && d.table
+            .lines()
+            .iter()
+            .any(|l| matches!(l.target, Target::Snapshot(_)))
+}
+
+/// The planned devices that can be made on their own, in parallel: those of connected
+/// groups (devices joined by the references of their tables) that are wholly new, hold no
+/// snapshot device and refer only to planned devices before them. For each such device,
+/// the planned devices its table refers to; `None` for the others.
+pub(crate) fn independent(
+    plan: &Plan,
+    listed: &HashMap<String, crate::DeviceEntry>,
+) -> Vec<Option<Vec<usize>>> {
+    let n = plan.devices.len();
+    let index: HashMap<&str, usize> = plan
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.as_str(), i))
+        .collect();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while let Some(&p) = parent.get(i) {
+            if p == i {
+                break;
+            }
+            let gp = parent.get(p).copied().unwrap_or(p);
+            if let Some(x) = parent.get_mut(i) {
+                *x = gp;
+            }
+            i = gp;
+        }
+        i
+    }
+    let mut refs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut alone = vec![true; n];
+    for (i, d) in plan.devices.iter().enumerate() {
+        if listed.contains_key(d.name.as_str()) || is_top_snapshot(d) {
+            alone[i] = false;
+        }
+        for r in d.table.lines().iter().flat_map(|l| l.target.devices()) {
+            let Some(name) = mapper_name(r) else { continue };
+            match index.get(name.as_str()) {
+                Some(&j) if j < i => {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    if let Some(x) = parent.get_mut(a) {
+                        *x = b;
+                    }
+                    if let Some(v) = refs.get_mut(i) {
+                        v.push(j);
+                    }
+                }
+                _ => alone[i] = false,
+            }
+        }
+    }
+    let mut bad: HashSet<usize> = HashSet::new();
+    for (i, ok) in alone.iter().enumerate() {
+        if !ok {
+            bad.insert(root(&mut parent, i));
+        }
+    }
+    refs.into_iter()
+        .enumerate()
+        .map(|(i, r)| (!bad.contains(&root(&mut parent, i))).then_some(r))
+        .collect()
+}
+
 /// Step 2: create what is missing, reload what differs (one suspend window).
-fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()> {
+///
+/// Groups of new devices that touch nothing else ([`independent`]: the common case of a
+/// VG activated from nothing) are created, loaded and resumed by the ordered runner (on
+/// `ACTIVATE_THREADS` threads: one by default), each device after the devices its table
+/// refers to; the rest, one at a time in plan order.
+fn apply_plan(
+    dm: &DeviceMapper,
+    plan: &Plan,
+    listed: &HashMap<String, crate::DeviceEntry>,
+    out: &mut Reconciled,
+) -> Result<()> {
+    let alone = independent(plan, listed);
+    let jobs: Vec<usize> = (0..plan.devices.len())
+        .filter(|&i| alone.get(i).is_some_and(Option::is_some))
+        .collect();
+    let job_of: HashMap<usize, usize> = jobs.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    // A device can be made once the devices its table refers to are running.
+    let mut unblocks: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    for (k, &i) in jobs.iter().enumerate() {
+        for j in alone.get(i).and_then(Option::as_ref).into_iter().flatten() {
+            if let Some(u) = job_of.get(j).and_then(|&kj| unblocks.get_mut(kj)) {
+                u.push(k);
+            }
+        }
+    }
+    let index: HashMap<&DmName, usize> = plan
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (&d.name, i))
+        .collect();
+    let numbers: Vec<std::sync::OnceLock<DevNum>> = (0..plan.devices.len())
+        .map(|_| std::sync::OnceLock::new())
+        .collect();
+    let made = super::activate::run_ordered(
+        &unblocks,
+        super::activate::dm_threads(jobs.len(), super::activate::ACTIVATE_THREADS),
+        |k| -> Result<()> {
+            let Some((&i, d)) = jobs.get(k).and_then(|i| Some((i, plan.devices.get(*i)?))) else {
+                return Ok(());
+            };
+            let mut lines: Vec<TableLine> = d.table.clone().into_lines();
+            for l in &mut lines {
+                for r in l.target.devices_mut() {
+                    let Some(name) = mapper_name(r) else { continue };
+                    let dev = index
+                        .get(&name)
+                        .and_then(|&j| numbers.get(j)?.get().copied())
+                        .ok_or_else(|| ActivateError::UnknownReference {
+                            device: d.name.clone(),
+                            reference: r.clone(),
+                        })?;
+                    *r = DevRef::Num(dev);
+                }
+            }
+            let table = Table::from_lines(lines);
+            let mut opts = CreateOptions::default()
+                .uuid(d.uuid.clone())
+                .read_only(d.read_only);
+            if let Some(dev) = d.dev {
+                opts = opts.dev(dev);
+            }
+            let info = dm
+                .create(&d.name, opts)
+                .map_err(dm_err("create", d.name.as_str()))?;
+            tick();
+            if let Some(slot) = numbers.get(i) {
+                let _ = slot.set(info.dev);
+            }
+            let load = LoadOptions {
+                read_only: d.read_only,
+                ..LoadOptions::default()
+            };
+            dm.load(&d.name, &table, load)
+                .map_err(dm_err("load", d.name.as_str()))?;
+            tick();
+            dm.resume(&d.name, SuspendOptions::default())
+                .map_err(dm_err("resume", d.name.as_str()))?;
+            tick();
+            Ok(())
+        },
+    );
+    // What was made, in plan order, whether or not a job failed.
+    let mut created: Vec<(usize, DmName, DevNum)> = numbers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| Some((i, plan.devices.get(i)?.name.clone(), *n.get()?)))
+        .collect();
+    let r = made.and_then(|_| apply_rest(dm, plan, &alone, listed, &mut created, out));
+    created.sort_by_key(|c| c.0);
+    for (_, name, dev) in created {
+        out.created.push(name);
+        out.created_devs.push(dev);
+    }
+    r
+}
+
+/// The planned devices [`independent`] left out, one at a time in plan order.
+fn apply_rest(
+    dm: &DeviceMapper,
+    plan: &Plan,
+    alone: &[Option<Vec<usize>>],
+    listed: &HashMap<String, crate::DeviceEntry>,
+    created: &mut Vec<(usize, DmName, DevNum)>,
+    out: &mut Reconciled,
+) -> Result<()> {
     let mut known: HashMap<DmName, DevNum> = HashMap::new();
     // Devices loaded but not resumed yet (new snapshot devices and reloads), plan order.
     let mut pending: Vec<(usize, bool)> = Vec::new();
     // Planned devices that stay suspended until the window closes.
     let mut reload: HashSet<String> = HashSet::new();
     for (i, d) in plan.devices.iter().enumerate() {
-        let existing = dm.info(&d.name).ok();
+        if alone.get(i).is_some_and(Option::is_some) {
+            continue;
+        }
+        // One ioctl for an existing device: its info and live table together.
+        let existing = if listed.contains_key(d.name.as_str()) {
+            dm.table_with_info(&d.name, Which::Live).ok()
+        } else {
+            None
+        };
         let table = resolved(d, &known).ok_or_else(|| ActivateError::UnknownReference {
             device: d.name.clone(),
             reference: d
@@ -287,18 +482,13 @@ fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()
                     .map_err(dm_err("create", d.name.as_str()))?;
                 tick();
                 known.insert(d.name.clone(), info.dev);
+                created.push((i, d.name.clone(), info.dev));
                 dm.load(&d.name, &table, load)
                     .map_err(dm_err("load", d.name.as_str()))?;
                 tick();
-                out.created.push(d.name.clone());
                 // A new snapshot goes live inside the suspend window, before its origin
                 // is resumed (on a `snapshot-origin` table it may be switched to).
-                let top_snapshot = d.layer.is_none()
-                    && table
-                        .lines()
-                        .iter()
-                        .any(|l| matches!(l.target, Target::Snapshot(_)));
-                if top_snapshot {
+                if is_top_snapshot(d) {
                     pending.push((i, false));
                 } else {
                     dm.resume(&d.name, SuspendOptions::default())
@@ -306,9 +496,16 @@ fn apply_plan(dm: &DeviceMapper, plan: &Plan, out: &mut Reconciled) -> Result<()
                     tick();
                 }
             }
-            Some(info) => {
+            Some((info, raw)) => {
                 known.insert(d.name.clone(), info.dev);
-                let live = dm.table(info.dev, Which::Live).ok();
+                let live = raw
+                    .iter()
+                    .map(|r| {
+                        TableLine::from_raw_lenient(r.start, r.length, &r.target_type, &r.params)
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .ok()
+                    .map(Table::from_lines);
                 let same = info.has_live_table()
                     && live.as_ref() == Some(&table)
                     && info.read_only() == d.read_only;

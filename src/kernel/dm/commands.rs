@@ -246,6 +246,23 @@ impl Request for Deps<'_> {
     }
 }
 
+/// `DM_TABLE_DEPS`, with the device's info from the reply header.
+pub(super) struct DepsInfo<'a>(pub(super) DevId<'a>, pub(super) Which);
+
+impl Request for DepsInfo<'_> {
+    const COMMAND: Command = Command::TableDeps;
+    type Output = (DeviceInfo, Vec<DevNum>);
+    fn encode(&self) -> Result<Encoding<'_>> {
+        Ok(Encoding::device(self.0)
+            .flags(self.1.flags())
+            .reply_hint(TABLE_WITH_INFO_HINT))
+    }
+    fn decode(&self, reply: &Reply) -> Result<Self::Output> {
+        let deps = reply.decode(wire::decode_deps)?;
+        Ok((reply.info()?, deps))
+    }
+}
+
 /// `DM_TABLE_STATUS`: the status lines, or the table with `DM_STATUS_TABLE_FLAG`.
 pub(super) struct TableStatus<'a>(pub(super) DevId<'a>, pub(super) DmFlags);
 
@@ -263,11 +280,17 @@ impl Request for TableStatus<'_> {
 /// `DM_TABLE_STATUS`, keeping the device info of the reply header as well.
 pub(super) struct TableStatusInfo<'a>(pub(super) DevId<'a>, pub(super) DmFlags);
 
+/// The first reply buffer of [`TableStatusInfo`]: the header and a few table lines (a
+/// larger table costs one more call per doubling).
+const TABLE_WITH_INFO_HINT: usize = 2048;
+
 impl Request for TableStatusInfo<'_> {
     const COMMAND: Command = Command::TableStatus;
     type Output = (DeviceInfo, Vec<RawTarget>);
     fn encode(&self) -> Result<Encoding<'_>> {
-        Ok(Encoding::device(self.0).flags(self.1))
+        Ok(Encoding::device(self.0)
+            .flags(self.1)
+            .reply_hint(TABLE_WITH_INFO_HINT))
     }
     fn decode(&self, reply: &Reply) -> Result<Self::Output> {
         let targets = reply.targets()?;

@@ -352,6 +352,28 @@ impl DeviceMapper {
         self.run(&commands::Deps(id, which))
     }
 
+    /// [`Self::deps`] and [`Self::info`] in one ioctl: the reply header of
+    /// `DM_TABLE_DEPS` carries the device's info (open count, flags) along with the
+    /// devices its table uses. A device without that table has no deps.
+    ///
+    /// ```no_run
+    /// use devmapper::{DeviceMapper, DmName, Which};
+    /// let dm = DeviceMapper::new()?;
+    /// let (info, deps) = dm.deps_with_info(&DmName::new("vg-lv")?, Which::Live)?;
+    /// println!("open {}, uses {deps:?}", info.open_count);
+    /// # Ok::<(), devmapper::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The ioctl fails or the reply is malformed.
+    pub fn deps_with_info<'a>(
+        &self,
+        id: impl Into<DevId<'a>>,
+        which: Which,
+    ) -> Result<(DeviceInfo, Vec<DevNum>)> {
+        self.run(&commands::DepsInfo(id.into(), which))
+    }
+
     /// `DM_TABLE_STATUS` with `DM_STATUS_TABLE_FLAG`—the table, as `dmsetup table` shows it
     /// (devices as `major:minor`).
     ///

@@ -48,6 +48,10 @@ pub(super) struct Encoding<'a> {
     pub(super) target_count: u32,
     /// What follows the header.
     pub(super) payload: Cow<'a, [u8]>,
+    /// The first buffer size to try for a reply that can grow, when smaller than the
+    /// handle's [`initial_buffer`](super::Options::initial_buffer) (the kernel copies the
+    /// whole buffer in on every call: a small reply is cheaper with a small buffer).
+    pub(super) reply_hint: Option<usize>,
 }
 
 impl<'a> Encoding<'a> {
@@ -59,6 +63,7 @@ impl<'a> Encoding<'a> {
             event_nr: 0,
             target_count: 0,
             payload: Cow::Borrowed(&[]),
+            reply_hint: None,
         }
     }
 
@@ -70,6 +75,12 @@ impl<'a> Encoding<'a> {
     /// Set the flags.
     pub(super) fn flags(mut self, flags: DmFlags) -> Self {
         self.flags = flags;
+        self
+    }
+
+    /// Start with a buffer of `bytes` for a reply that is usually small.
+    pub(super) fn reply_hint(mut self, bytes: usize) -> Self {
+        self.reply_hint = Some(bytes);
         self
     }
 
@@ -248,7 +259,10 @@ impl DeviceMapper {
         };
         let min = HEADER_SIZE + enc.payload.len();
         let mut size = if cmd.reply_can_grow() {
-            min.max(self.opts.initial_buffer)
+            let first = enc.reply_hint.map_or(self.opts.initial_buffer, |h| {
+                h.min(self.opts.initial_buffer)
+            });
+            min.max(first).max(HEADER_SIZE + 8)
         } else {
             min
         };
@@ -256,7 +270,10 @@ impl DeviceMapper {
             let mut buf = Buffer::zeroed(size);
             wire::encode_request(buf.as_bytes_mut(), &header, &enc.payload)
                 .map_err(|e| bad(cmd, e))?;
-            if let Err(errno) = ioctl::dm_ioctl(self.control.as_fd(), cmd, &mut buf) {
+            let t0 = std::time::Instant::now();
+            let rc = ioctl::dm_ioctl(self.control.as_fd(), cmd, &mut buf);
+            crate::kernel::stats::record(cmd, t0.elapsed(), rc.is_ok());
+            if let Err(errno) = rc {
                 return Err(Error::Ioctl {
                     cmd,
                     device,
