@@ -279,21 +279,25 @@ fn resolve(dm: &DeviceMapper, d: &PlannedDevice, known: &HashMap<DmName, DevNum>
 
 /// Apply a plan: for each device in order, create it (or reuse a device that already
 /// has the planned name and uuid, e.g. a `-real` layer shared with an active LV), load
-/// its table with dm references resolved, and resume it. On failure every device this
-/// call created is removed again, newest first, and the first error is returned.
+/// its table with dm references resolved, and resume it. A device of the plan's name and
+/// uuid that has no live table or is suspended (what a command killed between its
+/// create and its resume leaves) is finished: loaded and resumed, not created again. On
+/// failure every device this call created (or found without a table) is removed again,
+/// newest first, and the first error is returned.
 ///
-/// Returns the devices created (reused ones are not listed).
+/// Returns the devices created or finished (running ones reused are not listed).
 pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
     let mut undo = Undo::new(dm);
     let mut created: Vec<DeviceInfo> = Vec::new();
     let mut known: HashMap<DmName, DevNum> = HashMap::new();
     for d in &plan.devices {
         let name = &d.name;
-        if let Ok(info) = dm.info(name) {
+        let existing = dm.info(name).ok();
+        if let Some(info) = &existing {
             if info.uuid.as_deref() != Some(d.uuid.as_str()) {
                 return Err(ActivateError::NameTaken {
                     device: name.clone(),
-                    found: info.uuid,
+                    found: info.uuid.clone(),
                     expected: d.uuid.clone(),
                 });
             }
@@ -304,16 +308,30 @@ pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
             }
         }
         let table = resolve(dm, d, &known)?;
-        let mut opts = CreateOptions::default()
-            .uuid(d.uuid.clone())
-            .read_only(d.read_only);
-        if let Some(dev) = d.dev {
-            opts = opts.dev(dev);
-        }
-        let info = dm
-            .create(name, opts)
-            .map_err(dm_err("create", name.as_str()))?;
-        undo.push(UndoAction::Remove(name.clone()));
+        let info = match existing {
+            // Ours, left half made (a command killed between create and resume, or
+            // inside a suspend): finished here with the planned table, not created again.
+            // One without a live table held nothing, so a failure removes it as well.
+            Some(info) => {
+                if !info.has_live_table() {
+                    undo.push(UndoAction::Remove(name.clone()));
+                }
+                info
+            }
+            None => {
+                let mut opts = CreateOptions::default()
+                    .uuid(d.uuid.clone())
+                    .read_only(d.read_only);
+                if let Some(dev) = d.dev {
+                    opts = opts.dev(dev);
+                }
+                let info = dm
+                    .create(name, opts)
+                    .map_err(dm_err("create", name.as_str()))?;
+                undo.push(UndoAction::Remove(name.clone()));
+                info
+            }
+        };
         known.insert(name.clone(), info.dev);
         created.push(info);
         let load = LoadOptions {

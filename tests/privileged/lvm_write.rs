@@ -936,6 +936,61 @@ fn lvm_write_sigkill_all_or_nothing() {
     vgck_clean(&vg, &devs);
 }
 
+/// Each state a command killed between its create and its resume can leave (the LV's
+/// device made with no table; made and loaded, not resumed; suspended): `dmsnap lvm
+/// activate --lv` finishes it with the planned table instead of creating it again.
+#[test]
+fn lvm_activate_lv_finishes_half_made_device() {
+    use devmapper::{CreateOptions, DmName, DmUuid, LoadOptions, SuspendOptions, Which};
+    let test = "lvm_activate_lv_finishes_half_made_device";
+    let Some(c) = setup(test) else { return };
+    let a = LoopDev::new(64 << 20);
+    let pa = a.path.to_str().unwrap().to_string();
+    let devs = devlist(&[&a]);
+    let vg = vg_name("half");
+    let _g = VgGuard {
+        vg: vg.clone(),
+        devs: devs.clone(),
+    };
+    c.ok(&["lvm", "vgcreate", &vg, &pa, "--devices", &devs]);
+    let lv = format!("{vg}/h");
+    c.ok(&["lvm", "lvcreate", &lv, "-L", "4M", "--devices", &devs]);
+    let name = DmName::new(&dm_name(&vg, "h")).unwrap();
+    let want = dm_table(name.as_str()).expect("the LV's table");
+    let info = c.dm.info(&name).unwrap();
+    let uuid = DmUuid::new(info.uuid.as_deref().unwrap()).unwrap();
+    let live: devmapper::table::Table = c.dm.table(&name, Which::Live).unwrap();
+    for state in ["no table", "inactive table only", "suspended"] {
+        match state {
+            "suspended" => {
+                c.dm.suspend(&name, SuspendOptions::default()).unwrap();
+            }
+            _ => {
+                c.dm.remove(&name, devmapper::RemoveMode::Now).unwrap();
+                c.dm.create(&name, CreateOptions::default().uuid(uuid.clone()))
+                    .unwrap();
+                if state == "inactive table only" {
+                    c.dm.load(&name, &live, LoadOptions::default()).unwrap();
+                }
+            }
+        }
+        let out = c.ok(&["lvm", "activate", &vg, "--lv", "h", pa.as_str()]);
+        assert_eq!(
+            dm_table(name.as_str()).as_deref(),
+            Some(want.as_str()),
+            "{state}: {out}"
+        );
+        let after = c.dm.info(&name).unwrap();
+        assert!(
+            after.has_live_table() && !after.suspended() && !after.has_inactive_table(),
+            "{state}: {after:?}"
+        );
+        assert_eq!(after.uuid.as_deref(), Some(uuid.as_str()), "{state}");
+        assert_nothing_suspended(&c.dm, &vg);
+    }
+    vgck_clean(&vg, &devs);
+}
+
 #[test]
 fn lvm_write_bad_input_changes_nothing() {
     let test = "lvm_write_bad_input_changes_nothing";
