@@ -218,8 +218,12 @@ fn member_line(m: &MemberReport) -> String {
         Some(u) => format!("{:.1}% used at the end", u.used_percent().unwrap_or(0.0)),
         None => state_name(m.status_at_end).to_uppercase(),
     };
+    let fsid = m
+        .new_fsid
+        .map(|u| format!(" (given the new fsid {u}: the origin's is in use)"))
+        .unwrap_or_default();
     format!(
-        "  {}: snapshot {} ({}), {} on {}, COW {:.1} MiB, {usage}",
+        "  {}: snapshot {} ({}), {}{fsid} on {}, COW {:.1} MiB, {usage}",
         m.source,
         m.snapshot,
         m.node.display(),
@@ -289,6 +293,7 @@ fn json(r: &BackupReport, outcome: &Outcome) -> serde_json::Value {
                 "node": m.node.display().to_string(),
                 "fs": m.fs.name(),
                 "mount_point": m.mount_point.display().to_string(),
+                "new_fsid": m.new_fsid.map(|u| u.to_string()),
                 "cow_sectors": m.cow_sectors.0,
                 "state_at_end": state_name(m.status_at_end),
                 "allocated_sectors": u.map(|u| u.allocated.0),

@@ -72,18 +72,21 @@ pub enum MountErrorKind {
         /// What the probe found.
         found: String,
     },
-    /// btrfs: a filesystem with the same fsid is mounted (the origin, most likely), and
-    /// this kernel refuses (or would confuse) a second device with that fsid. A changed
-    /// fsid would need a write of the snapshot's superblocks (`btrfstune -m`), which this
-    /// crate does not do.
+    /// btrfs: a filesystem with the same fsid is mounted (the origin, most likely), the
+    /// kernel refuses a second device with that fsid, and the snapshot could not be given
+    /// a new one ([`super::btrfs_fsid::reidentify`] refused: another checksum type than
+    /// crc32c, a multi-device filesystem, a damaged superblock, or a write error).
     #[error(
         "it is btrfs with fsid {fsid}, and a filesystem with that fsid is mounted (the origin): \
-         the kernel does not mount a second device of the same btrfs filesystem; unmount the \
-         origin, or back it up with btrfs's own snapshots (btrfs subvolume snapshot -r)"
+         the kernel does not mount a second device of the same btrfs filesystem, and the \
+         snapshot could not be given a new fsid: {why}"
     )]
     BtrfsFsidInUse {
         /// The filesystem's fsid.
         fsid: uuid::Uuid,
+        /// Why the snapshot kept it.
+        #[source]
+        why: super::btrfs_fsid::FsidError,
     },
     /// `/dev/mapper/<name>` is not the snapshot's device (a stale or foreign node).
     #[error("{node} is not device {expected}")]

@@ -44,6 +44,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod btrfs_fsid;
 mod error;
 mod mount;
 mod recover;
@@ -196,6 +197,9 @@ pub struct MemberReport {
     pub fs: FsKind,
     /// Where it was mounted.
     pub mount_point: PathBuf,
+    /// btrfs beside its mounted origin: the new fsid the snapshot was given so that the
+    /// kernel would mount it ([`btrfs_fsid::reidentify`]).
+    pub new_fsid: Option<uuid::Uuid>,
     /// Size of its COW.
     pub cow_sectors: Sectors,
     /// The snapshot's state after the command (`None`: its device was gone).
@@ -560,6 +564,7 @@ impl Body<'_, '_> {
                 node: t.node.clone(),
                 fs: plan.fs,
                 mount_point: target.clone(),
+                new_fsid: plan.reidentified.map(|r| r.new_fsid),
                 cow_sectors,
                 status_at_end: None,
             });
@@ -658,6 +663,7 @@ mod tests {
             node: "/dev/mapper/dat-bk1".into(),
             fs: FsKind::Ext4,
             mount_point: "/m/dat".into(),
+            new_fsid: None,
             cow_sectors: Sectors(100),
             status_at_end: status,
         };

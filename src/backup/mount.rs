@@ -36,6 +36,9 @@ pub struct MountPlan {
     pub options: &'static str,
     /// For btrfs: the fsid (checked against the mounted btrfs filesystems).
     pub btrfs_fsid: Option<uuid::Uuid>,
+    /// For btrfs whose fsid a mounted filesystem (the origin) has: the snapshot was given
+    /// a new fsid before the mount ([`super::btrfs_fsid::reidentify`]).
+    pub reidentified: Option<super::btrfs_fsid::Reidentified>,
 }
 
 /// Read-only, no atime updates, no set-uid programs or device nodes.
@@ -73,6 +76,7 @@ impl MountPlan {
             fstype,
             options,
             btrfs_fsid: if *kind == FsKind::Btrfs { *uuid } else { None },
+            reidentified: None,
         })
     }
 }
@@ -105,13 +109,22 @@ pub(crate) fn mount_snapshot(
     }
     let found = crate::probe::identify(&f).map_err(MountErrorKind::Probe)?;
     drop(f);
-    let plan = MountPlan::for_found(&found)?;
+    let mut plan = MountPlan::for_found(&found)?;
     if let Some(fsid) = plan.btrfs_fsid
         && Path::new("/sys/fs/btrfs")
             .join(fsid.hyphenated().to_string())
             .exists()
     {
-        return Err(MountErrorKind::BtrfsFsidInUse { fsid });
+        // The kernel will not mount a second device of a mounted btrfs: the snapshot's
+        // own copy gets a new fsid (the origin is not touched).
+        let mut rw = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(node)
+            .map_err(MountErrorKind::Io)?;
+        let r = super::btrfs_fsid::reidentify(&mut rw, uuid::Uuid::new_v4())
+            .map_err(|why| MountErrorKind::BtrfsFsidInUse { fsid, why })?;
+        plan.reidentified = Some(r);
     }
     nix::mount::mount(
         Some(node),

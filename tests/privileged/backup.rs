@@ -14,8 +14,9 @@
 //! - `--pre` and `--post` run in order around the freeze: no snapshot during `pre`, the
 //!   snapshot (not yet mounted) during `post`, the mount during the command; a failing
 //!   `--pre` cancels the backup before any snapshot;
-//! - btrfs, whose snapshot the kernel refuses while the origin is mounted: a typed refusal,
-//!   nothing left;
+//! - btrfs beside its mounted origin (which the kernel refuses for a second device with the
+//!   same fsid): the snapshot gets a new fsid, the command sees the frozen files, the
+//!   origin keeps its fsid;
 //! - SIGTERM while the command runs: passed on to it (exit 143), cleanup follows;
 //! - `backup::recover` on hand-made state files: dead owner (exited pid, reused pid) vs
 //!   live one, a malformed file left alone.
@@ -666,27 +667,69 @@ fn pre_and_post_run_in_order_around_the_freeze() {
     f.assert_nothing_left();
 }
 
+/// The btrfs fsid of `dev` as blkid reads it.
+fn btrfs_fsid(dev: &str) -> String {
+    sh_ok(&format!("blkid -p -s UUID -o value {dev}"))
+        .trim()
+        .to_owned()
+}
+
 #[test]
-fn btrfs_snapshot_of_a_mounted_origin_is_refused_with_a_reason() {
-    let test = "btrfs_snapshot_of_a_mounted_origin_is_refused_with_a_reason";
-    if !has_tools(test, &["mkfs.btrfs"]) {
+fn btrfs_backup_beside_its_mounted_origin() {
+    let test = "btrfs_backup_beside_its_mounted_origin";
+    if !has_tools(test, &["mkfs.btrfs", "btrfs"]) {
         return;
     }
     let Some(mut f) = Fixture::new(test, "f") else {
         return;
     };
     let r = f.raw("btrfs", 160, 8);
-    let (name, cow) = (
-        f.raws[r].name.clone(),
-        f.raws[r].cow.path.display().to_string(),
+    let raw = &f.raws[r];
+    let node = format!("/dev/mapper/{}", raw.name);
+    let fsid = btrfs_fsid(&node);
+    assert!(!fsid.is_empty());
+    let out = PathBuf::from(format!("/tmp/{}-out", f.tag));
+    std::fs::create_dir_all(&out).unwrap();
+    let script = format!(
+        "set -e; echo late > {o}/after.txt; sync; \
+         ls \"$DMSNAP_MOUNT_DIR/{n}\" > {out}/ls; cat \"$DMSNAP_MOUNT_DIR/{n}/before.txt\" > {out}/cat; \
+         grep \" $DMSNAP_MOUNT_DIR/{n} \" /proc/mounts > {out}/mount; \
+         btrfs filesystem show \"$DMSNAP_MOUNT_DIR/{n}\" > {out}/show",
+        o = raw.mnt.display(),
+        n = raw.name,
+        out = out.display(),
     );
-    let (code, stdout, stderr) = f.backup(&[&name, "--cow", &cow, "--", "true"]);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stdout.is_empty());
+    let cow = raw.cow.path.display().to_string();
+    let (code, stdout, stderr) = f.backup(&[
+        &raw.name, "--cow", &cow, "--json", "--", "sh", "-c", &script,
+    ]);
+    assert_eq!(code, Some(0), "backup failed: {stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(j["outcome"], "success", "{j}");
+    assert_eq!(j["sources"][0]["fs"], "btrfs", "{j}");
+    let new_fsid = j["sources"][0]["new_fsid"].as_str().expect("a new fsid");
+    assert_ne!(new_fsid, fsid);
+    let ls = std::fs::read_to_string(out.join("ls")).unwrap();
+    assert!(ls.lines().any(|l| l == "before.txt"), "{ls}");
+    assert!(!ls.lines().any(|l| l == "after.txt"), "a later file: {ls}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("cat")).unwrap(),
+        format!("{} before\n", raw.name)
+    );
+    let mount = std::fs::read_to_string(out.join("mount")).unwrap();
     assert!(
-        stderr.contains("btrfs") && stderr.contains("fsid"),
-        "{stderr}"
+        mount.starts_with("/dev/mapper/") && mount.contains(" btrfs ro,"),
+        "{mount}"
     );
+    // The snapshot had its own fsid, not the origin's; the origin kept its fsid and its
+    // later file.
+    let show = std::fs::read_to_string(out.join("show")).unwrap();
+    assert!(
+        show.contains(&format!("uuid: {new_fsid}")) && !show.contains(&fsid),
+        "{show}"
+    );
+    assert_eq!(btrfs_fsid(&node), fsid);
+    assert!(raw.mnt.join("after.txt").exists());
     f.assert_nothing_left();
 }
 
