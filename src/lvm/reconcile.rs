@@ -336,7 +336,7 @@ pub(crate) fn independent(
 ///
 /// Groups of new devices that touch nothing else ([`independent`]: the common case of a
 /// VG activated from nothing) are created, loaded and resumed by the ordered runner (on
-/// `ACTIVATE_THREADS` threads: one by default), each device after the devices its table
+/// `ACTIVATE_THREADS` threads: eight by default), each device after the devices its table
 /// refers to; the rest, one at a time in plan order.
 fn apply_plan(
     dm: &DeviceMapper,

@@ -389,10 +389,25 @@ type Verified = (Arc<[u8]>, Summary);
 /// lost is the detection of a corrupt copy whose CRC and size collide with a good one
 /// (`inconsistent` would have been set): lvm2's trade-off, accepted here. The first text
 /// read under a key is the one shared, so the result does not depend on later PVs.
+///
+/// Each text is parsed once: its summary and its import come from the same parse, and the
+/// import is handed to [`assemble`] for the copy that wins (lvm2 parses each copy once as
+/// well).
 #[derive(Default)]
 struct Summaries {
     /// `(checksum, slot size)` -> the first text verified with that key, and its summary.
     seen: HashMap<(u32, u64), Verified>,
+    /// The address of a text in `seen` -> its import.
+    imported: Imported,
+}
+
+/// Imports made while summarising, by the address of their shared text (held here, so
+/// that no other text can take that address while the entry lives).
+type Imported = HashMap<usize, (Arc<[u8]>, Result<VolumeGroup>)>;
+
+/// The key of a shared text in [`Imported`].
+fn text_key(text: &Arc<[u8]>) -> usize {
+    Arc::as_ptr(text).cast::<u8>() as usize
 }
 
 impl Summaries {
@@ -404,7 +419,12 @@ impl Summaries {
     /// Summarise a text just read and verified, and remember it.
     fn add(&mut self, text: &MetadataText) -> Result<Summary> {
         meter::parsed(text.text.len());
-        let s = summary(&text.text)?;
+        let cfg = config::parse(&text.text)?;
+        let s = summary_of(&cfg)?;
+        self.imported.insert(
+            text_key(&text.text),
+            (text.text.clone(), VolumeGroup::from_config(&cfg)),
+        );
         self.seen.insert(
             (text.locn.checksum, text.locn.size),
             (text.text.clone(), s.clone()),
@@ -472,7 +492,11 @@ fn read_area<R: ReadAt + ?Sized>(dev: &R, area: DiskLocn, cache: &mut Summaries)
 
 /// VG name, id and seqno of a metadata text (lvm2's `text_read_metadata_summary`).
 pub fn summary(text: &[u8]) -> Result<(String, LvmId, u64)> {
-    let cfg = config::parse(text)?;
+    summary_of(&config::parse(text)?)
+}
+
+/// [`summary`] of a parsed text.
+fn summary_of(cfg: &config::Config<'_>) -> Result<Summary> {
     let vgn = cfg
         .nodes()
         .find(|n| n.is_section())
@@ -523,7 +547,7 @@ pub fn scan<R: ReadAt>(devices: &[R]) -> ScanReport {
             Err(e) => report.errors.push((Some(i), e)),
         }
     }
-    let (vgs, errors) = assemble(&report.pvs);
+    let (vgs, errors) = assemble_imported(&report.pvs, &mut cache.imported);
     report.vgs = vgs;
     report.errors.extend(errors.into_iter().map(|e| (None, e)));
     report.failed_vgs = failed_vgs(&report.pvs, &report.vgs);
@@ -589,10 +613,16 @@ fn failed_vgs(pvs: &[ScannedPv], vgs: &[ScannedVg]) -> Vec<FailedVg> {
 
 /// Group scanned PVs into VGs (newest seqno per VG id wins).
 pub fn assemble(pvs: &[ScannedPv]) -> (Vec<ScannedVg>, Vec<Error>) {
+    assemble_imported(pvs, &mut Imported::new())
+}
+
+/// [`assemble`], taking the import of a winning text from `imported` when the scan made
+/// it already.
+fn assemble_imported(pvs: &[ScannedPv], imported: &mut Imported) -> (Vec<ScannedVg>, Vec<Error>) {
     struct Best<'a> {
         order: usize,
         seqno: u64,
-        text: &'a [u8],
+        text: &'a Arc<[u8]>,
         inconsistent: bool,
     }
     let mut best: BTreeMap<LvmId, Best<'_>> = BTreeMap::new();
@@ -615,7 +645,7 @@ pub fn assemble(pvs: &[ScannedPv]) -> (Vec<ScannedVg>, Vec<Error>) {
                 e.seqno = *seqno;
                 e.text = &text.text;
                 e.inconsistent = true;
-            } else if *seqno < e.seqno || *text.text != *e.text {
+            } else if *seqno < e.seqno || *text.text != **e.text {
                 e.inconsistent = true;
             }
         }
@@ -631,8 +661,14 @@ pub fn assemble(pvs: &[ScannedPv]) -> (Vec<ScannedVg>, Vec<Error>) {
     }
     meter::visit(pvs.len());
     for (id, b) in ordered {
-        meter::parsed(b.text.len());
-        match VolumeGroup::from_text(b.text, ParseMode::Disk) {
+        let vg = imported
+            .remove(&text_key(b.text))
+            .map(|(_, vg)| vg)
+            .unwrap_or_else(|| {
+                meter::parsed(b.text.len());
+                VolumeGroup::from_text(b.text, ParseMode::Disk)
+            });
+        match vg {
             Ok(vg) => {
                 let pv_devices = vg
                     .pvs
