@@ -459,14 +459,22 @@ impl VgSession {
         };
         let header = TextHeader::now(description);
         let text = disk_text(&new, &header);
-        self_check(&new, &text)?;
-        check_layout(&new)?;
-        if !self.archived {
-            if let Some(dirs) = &self.backups {
-                backup::archive(dirs, &self.vg, &self.command)?;
-            }
-            self.archived = true;
+        // The archive of the old metadata (its own print and file) is written on a second
+        // thread while the new text is checked; both must be done before the precommit.
+        let archive = (!self.archived).then_some(self.backups.as_ref()).flatten();
+        let (vg, command) = (&self.vg, &self.command);
+        let (checked, archived) = std::thread::scope(|sc| {
+            let handle = archive.map(|dirs| sc.spawn(move || backup::archive(dirs, vg, command)));
+            let checked = self_check(&new, &text).and_then(|()| Ok(check_layout(&new)?));
+            let archived =
+                handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (checked, archived)
+        });
+        checked?;
+        if let Some(r) = archived {
+            r?;
         }
+        self.archived = true;
         // `self_check` parsed this text back to `new`: its seqno is `new.seqno`.
         let seqno = u32::try_from(new.seqno).ok();
         let pre = commit::precommit_parsed(&self.pv_files, &self.targets, &new.name, &text, seqno)
@@ -568,10 +576,10 @@ fn self_check(new: &VolumeGroup, text: &[u8]) -> Result<()> {
         reason,
     };
     let parsed = VolumeGroup::from_text(body, ParseMode::Disk).map_err(|e| bad(e.to_string()))?;
-    let mut a = parsed.lvs.clone();
-    let mut b = new.lvs.clone();
-    a.sort_by(|x, y| x.name.cmp(&y.name));
-    b.sort_by(|x, y| x.name.cmp(&y.name));
+    let mut a: Vec<&crate::lvm::model::LogicalVolume> = parsed.lvs.iter().collect();
+    let mut b: Vec<&crate::lvm::model::LogicalVolume> = new.lvs.iter().collect();
+    a.sort_unstable_by(|x, y| x.name.cmp(&y.name));
+    b.sort_unstable_by(|x, y| x.name.cmp(&y.name));
     if parsed.pvs != new.pvs {
         return Err(bad("the PVs differ".into()));
     }
