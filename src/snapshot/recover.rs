@@ -130,7 +130,7 @@ impl Wrapper<'_> {
             if !s.info.has_live_table() || handed_over || !tracking {
                 if s.info.suspended() {
                     let _ = dm.clear_table(&s.name);
-                    dm.resume(&s.name, SuspendOptions::default())?;
+                    resume_settled(dm, &s.name)?;
                 }
                 remove_retrying(dm, &s.name)?;
                 done.push(RecoveryAction::RemovedSnapshot {
@@ -140,7 +140,7 @@ impl Wrapper<'_> {
                 if s.info.has_inactive_table() {
                     dm.clear_table(&s.name)?;
                 }
-                dm.resume(&s.name, SuspendOptions::default())?;
+                resume_settled(dm, &s.name)?;
                 done.push(RecoveryAction::ResumedSnapshot {
                     snapshot: s.name.clone(),
                 });
@@ -149,7 +149,7 @@ impl Wrapper<'_> {
         if let Some(r) = &st.real
             && r.info.suspended()
         {
-            dm.resume(&r.name, SuspendOptions::default())?;
+            resume_settled(dm, &r.name)?;
             done.push(RecoveryAction::ResumedReal {
                 real: r.name.clone(),
             });
@@ -190,6 +190,20 @@ impl Wrapper<'_> {
             _ => {}
         }
         Ok(done)
+    }
+}
+
+/// Resume `name`; a resume that fails because the device is no longer suspended is done.
+/// Right after a crash the dead process's guardian may be resuming the same devices
+/// (its rules run once when its parent dies), so a state read a moment ago can be stale:
+/// the kernel then answers `EINVAL` (a device with nothing to resume).
+fn resume_settled(dm: &crate::DeviceMapper, name: &crate::DmName) -> crate::Result<()> {
+    match dm.resume(name, SuspendOptions::default()) {
+        Ok(_) => Ok(()),
+        Err(e) => match dm.info(name) {
+            Ok(i) if !i.suspended() => Ok(()),
+            _ => Err(e),
+        },
     }
 }
 
