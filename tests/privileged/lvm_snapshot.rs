@@ -380,9 +380,21 @@ fn live_snapshot_of_a_busy_mounted_origin_as_lvm2() {
     std::fs::write(mnt.join("big"), common::pattern(9, 3 << 20)).unwrap();
     run_ok("sync", &[]);
     write_direct(&c.node("orb"), 1 << 20, &common::pattern(8, 1 << 20));
-    let ours = c.our_lvs();
     for snap in ["sna", "snb"] {
-        let theirs: f64 = c.lvs(snap, "data_percent")[0].parse().unwrap();
+        // ext4's own background writes (lazy inode-table init, journal commits) may still
+        // reach the origin: compare our reading with lvm2's taken just before and after it,
+        // once those two agree.
+        let mut tries = 0;
+        let (ours, theirs) = loop {
+            let before: f64 = c.lvs(snap, "data_percent")[0].parse().unwrap();
+            let ours = c.our_lvs();
+            let after: f64 = c.lvs(snap, "data_percent")[0].parse().unwrap();
+            if before == after || tries == 30 {
+                break (ours, after);
+            }
+            tries += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        };
         assert!(theirs > 0.0);
         assert_eq!(percent(&ours[snap]), Some(theirs), "Data% of {snap}");
         assert_eq!(
@@ -394,6 +406,7 @@ fn live_snapshot_of_a_busy_mounted_origin_as_lvm2() {
             Some(if snap == "sna" { "ora" } else { "orb" })
         );
     }
+    let ours = c.our_lvs();
     assert_eq!(
         ours["ora"]["attr"].as_str().unwrap(),
         c.lvs("ora", "lv_attr")[0]
