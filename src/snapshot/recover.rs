@@ -43,8 +43,27 @@ impl Wrapper<'_> {
     /// # Errors
     /// A device-mapper call fails (the state is then reported by [`Wrapper::status`]).
     pub fn recover(&self) -> SnapResult<Vec<RecoveryAction>> {
-        let dm = self.dm;
+        // Right after a crash the dead process's guardian runs its rules once (resumes,
+        // a dropped staged table) while this may already be reading the state: a step
+        // built on a state read a moment ago can be refused by the kernel (`EINVAL`:
+        // nothing to resume, already suspended). Recovery is idempotent, so it starts over
+        // from a fresh read, a few times.
         let mut done = Vec::new();
+        for attempt in 0.. {
+            match self.recover_once(&mut done) {
+                Err(super::SnapError::Dm(e))
+                    if attempt < RECOVER_ATTEMPTS && e.errno() == Some(crate::Errno::EINVAL) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
+                }
+                r => return r.map(|()| done),
+            }
+        }
+        Ok(done)
+    }
+
+    fn recover_once(&self, done: &mut Vec<RecoveryAction>) -> SnapResult<()> {
+        let dm = self.dm;
         let st = self.state()?;
 
         // 1. A suspended origin: finish the window it was suspended for, guarded like the
@@ -189,9 +208,12 @@ impl Wrapper<'_> {
             }
             _ => {}
         }
-        Ok(done)
+        Ok(())
     }
 }
+
+/// How many times [`Wrapper::recover`] starts over after the kernel refused a step.
+const RECOVER_ATTEMPTS: u32 = 4;
 
 /// Resume `name`; a resume that fails because the device is no longer suspended is done.
 /// Right after a crash the dead process's guardian may be resuming the same devices
