@@ -37,9 +37,7 @@ use super::model::VolumeGroup;
 use super::plan::{Plan, PlanOptions, PlannedDevice, PvDevice, mapper_name, plan_lv, plan_vg};
 use super::scan::ScannedVg;
 use crate::kernel::undo::{Undo, UndoAction};
-use crate::kernel::{
-    CreateOptions, DeviceInfo, DeviceMapper, LoadOptions, RemoveMode, SuspendOptions, Which,
-};
+use crate::kernel::{DeviceInfo, DeviceMapper, RemoveMode, SuspendOptions, Which};
 use crate::table::{Table, TableLine};
 use crate::targets::DevRef;
 use crate::{DevNum, Error as DmError};
@@ -319,12 +317,7 @@ pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
                 info
             }
             None => {
-                let mut opts = CreateOptions::default()
-                    .uuid(d.uuid.clone())
-                    .read_only(d.read_only);
-                if let Some(dev) = d.dev {
-                    opts = opts.dev(dev);
-                }
+                let opts = d.create_options();
                 let info = dm
                     .create(name, opts)
                     .map_err(dm_err("create", name.as_str()))?;
@@ -334,10 +327,7 @@ pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
         };
         known.insert(name.clone(), info.dev);
         created.push(info);
-        let load = LoadOptions {
-            read_only: d.read_only,
-            ..LoadOptions::default()
-        };
+        let load = d.load_options();
         dm.load(name, &table, load)
             .map_err(dm_err("load", name.as_str()))?;
         dm.resume(name, SuspendOptions::default())

@@ -41,7 +41,7 @@ use std::fmt;
 use super::activate::{ActivateError, OpenDevice, Result, vg_devices};
 use super::id::LvmId;
 use super::plan::{Plan, PlannedDevice, mapper_name};
-use crate::kernel::{CreateOptions, DeviceMapper, LoadOptions, SuspendOptions, Which};
+use crate::kernel::{DeviceMapper, SuspendOptions, Which};
 use crate::table::{Table, TableLine};
 use crate::targets::{DevRef, Target};
 use crate::{DevNum, DmName, Error as DmError};
@@ -389,12 +389,7 @@ fn apply_plan(
                 }
             }
             let table = Table::from_lines(lines);
-            let mut opts = CreateOptions::default()
-                .uuid(d.uuid.clone())
-                .read_only(d.read_only);
-            if let Some(dev) = d.dev {
-                opts = opts.dev(dev);
-            }
+            let opts = d.create_options();
             let info = dm
                 .create(&d.name, opts)
                 .map_err(dm_err("create", d.name.as_str()))?;
@@ -402,10 +397,7 @@ fn apply_plan(
             if let Some(slot) = numbers.get(i) {
                 let _ = slot.set(info.dev);
             }
-            let load = LoadOptions {
-                read_only: d.read_only,
-                ..LoadOptions::default()
-            };
+            let load = d.load_options();
             dm.load(&d.name, &table, load)
                 .map_err(dm_err("load", d.name.as_str()))?;
             tick();
@@ -465,18 +457,10 @@ fn apply_rest(
                 .cloned()
                 .unwrap_or(DevRef::Num(DevNum::new(0, 0))),
         })?;
-        let load = LoadOptions {
-            read_only: d.read_only,
-            ..LoadOptions::default()
-        };
+        let load = d.load_options();
         match existing {
             None => {
-                let mut opts = CreateOptions::default()
-                    .uuid(d.uuid.clone())
-                    .read_only(d.read_only);
-                if let Some(dev) = d.dev {
-                    opts = opts.dev(dev);
-                }
+                let opts = d.create_options();
                 let info = dm
                     .create(&d.name, opts)
                     .map_err(dm_err("create", d.name.as_str()))?;

@@ -91,6 +91,27 @@ pub struct PlannedDevice {
     pub table: Table,
 }
 
+impl PlannedDevice {
+    /// How the device is created: its uuid, read-only flag and requested number.
+    pub(crate) fn create_options(&self) -> crate::CreateOptions {
+        let opts = crate::CreateOptions::default()
+            .uuid(self.uuid.clone())
+            .read_only(self.read_only);
+        match self.dev {
+            Some(dev) => opts.dev(dev),
+            None => opts,
+        }
+    }
+
+    /// How its table is loaded.
+    pub(crate) fn load_options(&self) -> crate::LoadOptions {
+        crate::LoadOptions {
+            read_only: self.read_only,
+            ..crate::LoadOptions::default()
+        }
+    }
+}
+
 /// An LV the plan does not activate, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SkippedLv {
