@@ -63,6 +63,9 @@ fn lvm2_accepts_our_pv_and_makes_a_vg_on_it() {
             .unwrap();
         let layout = PvLayout::lvm2_default(size).unwrap();
         pv::write_pv(&dev, &id, &layout, false).unwrap();
+        // On disk before lvm2 reads it (lvm2 reads with O_DIRECT; seen once in the VM:
+        // "Failed to find physical volume" right after the buffered write).
+        dev.sync_all().unwrap();
     }
     let (ok, out, err) = lvm(&[
         "pvs",
