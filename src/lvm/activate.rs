@@ -309,10 +309,13 @@ pub fn apply(dm: &DeviceMapper, plan: &Plan) -> Result<Vec<DeviceInfo>> {
         let info = match existing {
             // Ours, left half made (a command killed between create and resume, or
             // inside a suspend): finished here with the planned table, not created again.
-            // One without a live table held nothing, so a failure removes it as well.
+            // One without a live table held nothing, so a failure removes it as well; a
+            // suspended one is resumed on failure, never left suspended.
             Some(info) => {
                 if !info.has_live_table() {
                     undo.push(UndoAction::Remove(name.clone()));
+                } else if info.suspended() {
+                    undo.push(UndoAction::Resume(name.clone()));
                 }
                 info
             }

@@ -49,17 +49,18 @@ impl Wrapper<'_> {
         // nothing to resume, already suspended). Recovery is idempotent, so it starts over
         // from a fresh read, a few times.
         let mut done = Vec::new();
-        for attempt in 0.. {
+        let mut attempt = 0;
+        loop {
             match self.recover_once(&mut done) {
                 Err(super::SnapError::Dm(e))
                     if attempt < RECOVER_ATTEMPTS && e.errno() == Some(crate::Errno::EINVAL) =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
+                    attempt += 1;
                 }
                 r => return r.map(|()| done),
             }
         }
-        Ok(done)
     }
 
     fn recover_once(&self, done: &mut Vec<RecoveryAction>) -> SnapResult<()> {
@@ -149,7 +150,7 @@ impl Wrapper<'_> {
             if !s.info.has_live_table() || handed_over || !tracking {
                 if s.info.suspended() {
                     let _ = dm.clear_table(&s.name);
-                    resume_settled(dm, &s.name)?;
+                    dm.resume(&s.name, SuspendOptions::default())?;
                 }
                 remove_retrying(dm, &s.name)?;
                 done.push(RecoveryAction::RemovedSnapshot {
@@ -159,7 +160,7 @@ impl Wrapper<'_> {
                 if s.info.has_inactive_table() {
                     dm.clear_table(&s.name)?;
                 }
-                resume_settled(dm, &s.name)?;
+                dm.resume(&s.name, SuspendOptions::default())?;
                 done.push(RecoveryAction::ResumedSnapshot {
                     snapshot: s.name.clone(),
                 });
@@ -168,7 +169,7 @@ impl Wrapper<'_> {
         if let Some(r) = &st.real
             && r.info.suspended()
         {
-            resume_settled(dm, &r.name)?;
+            dm.resume(&r.name, SuspendOptions::default())?;
             done.push(RecoveryAction::ResumedReal {
                 real: r.name.clone(),
             });
@@ -214,20 +215,6 @@ impl Wrapper<'_> {
 
 /// How many times [`Wrapper::recover`] starts over after the kernel refused a step.
 const RECOVER_ATTEMPTS: u32 = 4;
-
-/// Resume `name`; a resume that fails because the device is no longer suspended is done.
-/// Right after a crash the dead process's guardian may be resuming the same devices
-/// (its rules run once when its parent dies), so a state read a moment ago can be stale:
-/// the kernel then answers `EINVAL` (a device with nothing to resume).
-fn resume_settled(dm: &crate::DeviceMapper, name: &crate::DmName) -> crate::Result<()> {
-    match dm.resume(name, SuspendOptions::default()) {
-        Ok(_) => Ok(()),
-        Err(e) => match dm.info(name) {
-            Ok(i) if !i.suspended() => Ok(()),
-            _ => Err(e),
-        },
-    }
-}
 
 /// One thing [`Wrapper::recover`] did, naming the device; `Display` gives a line such as
 /// `removed snapshot device data-snap`.
