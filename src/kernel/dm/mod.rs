@@ -65,6 +65,31 @@ pub struct DeviceMapper {
 }
 
 impl DeviceMapper {
+    /// [`DeviceMapper::new`], or `None` when this kernel has no device-mapper driver (then
+    /// nothing can be active, and callers that only look at active devices have nothing to
+    /// do).
+    ///
+    /// ```no_run
+    /// use devmapper::DeviceMapper;
+    /// match DeviceMapper::new_if_present()? {
+    ///     Some(dm) => println!("{} devices", dm.list()?.len()),
+    ///     None => println!("no device-mapper in this kernel"),
+    /// }
+    /// # Ok::<(), devmapper::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`DeviceMapper::new`] when the driver is present (or may be).
+    pub fn new_if_present() -> Result<Option<Self>> {
+        match Self::new() {
+            Ok(dm) => Ok(Some(dm)),
+            Err(Error::NoDeviceMapper {
+                reason: DmUnavailable::NoDriver,
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Open `/dev/mapper/control` with default [`Options`], creating the node from sysfs if
     /// it is missing.
     ///

@@ -283,23 +283,6 @@ pub struct MergeStarted {
     pub warnings: Vec<String>,
 }
 
-fn dm_if_present() -> Result<Option<DeviceMapper>> {
-    match DeviceMapper::new() {
-        Ok(d) => Ok(Some(d)),
-        Err(e) => {
-            let misc = std::fs::read_to_string("/proc/misc").unwrap_or_default();
-            if misc
-                .lines()
-                .any(|l| l.trim_end().ends_with(" device-mapper"))
-            {
-                Err(dm_err("open", "/dev/mapper/control")(e))
-            } else {
-                Ok(None)
-            }
-        }
-    }
-}
-
 fn lv_dm_uuid(vg_id: &LvmId, lv_id: &LvmId) -> Option<DmUuid> {
     DmUuid::new(&format!("LVM-{}{}", vg_id.as_str(), lv_id.as_str())).ok()
 }
@@ -360,7 +343,7 @@ fn switch_origin(
 /// [`VgSession::open`] and of the commit, [`MergeError::Activate`] (the merge is
 /// committed: the next activation starts it).
 pub fn merge(vg_name: &str, snap: &str, opts: &WriteOptions) -> Result<MergeStarted> {
-    let dm = dm_if_present()?;
+    let dm = DeviceMapper::new_if_present().map_err(dm_err("open", "/dev/mapper/control"))?;
     let mut s = VgSession::open(vg_name, opts)?;
     let old = s.vg().clone();
     let new = start_merge(&old, snap)?;
@@ -480,7 +463,8 @@ pub fn finish_done(
     origin: Option<&str>,
     opts: &WriteOptions,
 ) -> Result<Vec<MergeFinished>> {
-    let Some(dm) = dm_if_present()? else {
+    let Some(dm) = DeviceMapper::new_if_present().map_err(dm_err("open", "/dev/mapper/control"))?
+    else {
         return Ok(Vec::new());
     };
     let mut s = VgSession::open(vg_name, opts)?;
@@ -524,7 +508,8 @@ pub fn wait(
     opts: &WriteOptions,
     mut progress: impl FnMut(MergeProgress),
 ) -> Result<Option<MergeFinished>> {
-    let Some(dm) = dm_if_present()? else {
+    let Some(dm) = DeviceMapper::new_if_present().map_err(dm_err("open", "/dev/mapper/control"))?
+    else {
         return Ok(None);
     };
     let vg = {

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use super::SnapshotError;
-use super::create::{active_device, dm_if_present, resolve};
+use super::create::{active_device, resolve};
 use super::meta::{remove_snapshot, snapshots_of};
 use crate::kernel::undo::{Undo, UndoAction, remove_retrying};
 use crate::lvm::model::{LogicalVolume, VolumeGroup};
@@ -55,7 +55,8 @@ pub fn lvremove(
     force: bool,
     opts: &WriteOptions,
 ) -> Result<LvRemoved> {
-    let dm = dm_if_present()?;
+    let dm =
+        DeviceMapper::new_if_present().map_err(WriteError::dm("open", "/dev/mapper/control"))?;
     let mut s = VgSession::open(vg_name, opts)?;
     let related = s
         .vg()
