@@ -34,11 +34,11 @@ use std::fmt;
 use super::check::{Blocker, activation_blockers, scanned_blockers};
 use super::id::LvmId;
 use super::model::VolumeGroup;
-use super::plan::{Plan, PlanOptions, PlannedDevice, PvDevice, mapper_name, plan_lv, plan_vg};
+use super::plan::{Plan, PlanOptions, PlannedDevice, PvDevice, plan_lv, plan_vg};
 use super::scan::ScannedVg;
 use crate::kernel::undo::{Undo, UndoAction};
 use crate::kernel::{DeviceInfo, DeviceMapper, RemoveMode, SuspendOptions, Which};
-use crate::table::{Table, TableLine};
+use crate::table::Table;
 use crate::targets::DevRef;
 use crate::{DevNum, Error as DmError};
 use crate::{DmName, DmUuid};
@@ -133,7 +133,8 @@ impl fmt::Display for OpenDevice {
 /// Result alias of this module.
 pub type Result<T, E = ActivateError> = std::result::Result<T, E>;
 
-fn dm_err(step: &'static str, device: &str) -> impl FnOnce(DmError) -> ActivateError {
+/// The [`ActivateError::Dm`] of a failed `step` on `device`.
+pub(crate) fn dm_err(step: &'static str, device: &str) -> impl FnOnce(DmError) -> ActivateError {
     let device = device.to_string();
     move |source| ActivateError::Dm {
         step,
@@ -254,25 +255,16 @@ pub fn postpone_merges(dm: &DeviceMapper, vg: &VolumeGroup) -> VolumeGroup {
 /// The table of `d` with its `/dev/mapper/<name>` references ([`mapper_name`]) replaced
 /// by device numbers: of the devices created before it (`known`), or of active devices.
 fn resolve(dm: &DeviceMapper, d: &PlannedDevice, known: &HashMap<DmName, DevNum>) -> Result<Table> {
-    let mut lines: Vec<TableLine> = d.table.clone().into_lines();
-    for l in &mut lines {
-        for r in l.target.devices_mut() {
-            let Some(name) = mapper_name(r) else { continue };
-            let dev = match known.get(&name) {
-                Some(n) => *n,
-                None => {
-                    dm.info(&name)
-                        .map_err(|_| ActivateError::UnknownReference {
-                            device: d.name.clone(),
-                            reference: r.clone(),
-                        })?
-                        .dev
-                }
-            };
-            *r = DevRef::Num(dev);
-        }
-    }
-    Ok(Table::from_lines(lines))
+    d.resolved_table(|name, r| match known.get(name) {
+        Some(n) => Ok(*n),
+        None => dm
+            .info(name)
+            .map(|i| i.dev)
+            .map_err(|_| ActivateError::UnknownReference {
+                device: d.name.clone(),
+                reference: r.clone(),
+            }),
+    })
 }
 
 /// Apply a plan: for each device in order, create it (or reuse a device that already

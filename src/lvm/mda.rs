@@ -254,40 +254,22 @@ pub fn committed_slot(header: &MdaHeader) -> Result<CommittedSlot> {
 
 /// Read the committed text that `header` points at.
 pub fn read_committed<R: ReadAt + ?Sized>(dev: &R, header: &MdaHeader) -> Result<MdaContent> {
-    match committed_slot(header)? {
+    let locn = match committed_slot(header)? {
         CommittedSlot::Empty => return Ok(MdaContent::Empty),
         CommittedSlot::Ignored => return Ok(MdaContent::Ignored),
-        CommittedSlot::Text { .. } => {}
-    }
-    let Some(&locn) = header.committed() else {
-        return Ok(MdaContent::Empty);
+        CommittedSlot::Text { locn, .. } => locn,
     };
     let bad = |kind: MdaErrorKind| Error::Mda {
         offset: header.start,
         kind,
     };
     let hdr_size = MDA_HEADER_SIZE as u64;
-    if locn.offset < hdr_size || locn.offset >= header.size {
-        return Err(bad(MdaErrorKind::TextOutsideBuffer {
-            offset: locn.offset,
-            area_size: header.size,
-        }));
-    }
-    if locn.size == 0 || locn.size > header.size - hdr_size || locn.size > u64::from(u32::MAX) {
-        return Err(bad(MdaErrorKind::TextSizeUnfit { size: locn.size }));
-    }
     let over_limit = MdaErrorKind::TextOverLimit {
         size: locn.size,
         limit: MAX_METADATA_TEXT,
     };
-    if locn.size > MAX_METADATA_TEXT {
-        return Err(bad(over_limit));
-    }
-    let end = locn.offset.checked_add(locn.size).ok_or_else(|| {
-        bad(MdaErrorKind::Overflow {
-            what: "text location",
-        })
-    })?;
+    // committed_slot checked the bounds and that this sum does not overflow.
+    let end = locn.offset.saturating_add(locn.size);
     let wrap = end.saturating_sub(header.size);
     let first_len = locn.size - wrap;
     // Below MAX_METADATA_TEXT, so these fit a usize (checked all the same).

@@ -38,13 +38,13 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::activate::{ActivateError, OpenDevice, Result, vg_devices};
+use super::activate::{ActivateError, OpenDevice, Result, dm_err, vg_devices};
 use super::id::LvmId;
 use super::plan::{Plan, PlannedDevice, mapper_name};
 use crate::kernel::{DeviceMapper, SuspendOptions, Which};
 use crate::table::{Table, TableLine};
 use crate::targets::{DevRef, Target};
-use crate::{DevNum, DmName, Error as DmError};
+use crate::{DevNum, DmName};
 
 /// Which devices of the VG [`reconcile`] may remove when the plan lacks them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,15 +133,6 @@ static CHANGES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 fn tick() {
     let n = CHANGES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     crate::snapshot::fault::step("lvm-dm", n);
-}
-
-fn dm_err(step: &'static str, device: &str) -> impl FnOnce(DmError) -> ActivateError {
-    let device = device.to_string();
-    move |source| ActivateError::Dm {
-        step,
-        device,
-        source: Box::new(source),
-    }
 }
 
 /// The planned table with its `/dev/mapper/<name>` references replaced by the numbers of

@@ -110,6 +110,23 @@ impl PlannedDevice {
             ..crate::LoadOptions::default()
         }
     }
+
+    /// Its table with every `/dev/mapper/<name>` reference ([`mapper_name`]) replaced by
+    /// the device number `lookup` gives for that name (and reference), ready to load.
+    pub(crate) fn resolved_table<E>(
+        &self,
+        mut lookup: impl FnMut(&DmName, &DevRef) -> std::result::Result<DevNum, E>,
+    ) -> std::result::Result<Table, E> {
+        let mut lines = self.table.clone().into_lines();
+        for l in &mut lines {
+            for r in l.target.devices_mut() {
+                if let Some(name) = mapper_name(r) {
+                    *r = DevRef::Num(lookup(&name, r)?);
+                }
+            }
+        }
+        Ok(Table::from_lines(lines))
+    }
 }
 
 /// An LV the plan does not activate, and why.

@@ -43,13 +43,13 @@ use crate::kernel::undo::{Undo, UndoAction};
 use crate::lvm::id::LvmId;
 use crate::lvm::model::{Area, SegmentKind, VolumeGroup};
 use crate::lvm::names::check_lv_name;
-use crate::lvm::plan::{PlanOptions, PlannedDevice, mapper_name, plan_lv};
+use crate::lvm::plan::{PlanOptions, PlannedDevice, plan_lv};
 use crate::lvm::write::alloc::{AllocRequest, allocate};
 use crate::lvm::write::error::{Result, WriteError};
 use crate::lvm::write::ops::ZERO_BYTES;
 use crate::lvm::write::session::{VgSession, WriteOptions};
 use crate::snapshot_set::window::{Family, Frozen, WindowError, freeze};
-use crate::table::{Table, TableLine};
+use crate::table::Table;
 use crate::targets::DevRef;
 use crate::{CreateOptions, DevId, DevNum, DeviceMapper, DmName, LoadOptions, SuspendOptions};
 
@@ -100,24 +100,6 @@ pub(crate) fn lv_dm_uuid(vg: &VolumeGroup, id: &LvmId) -> Result<crate::DmUuid> 
         .map_err(|e| WriteError::BadOption(e.to_string()))
 }
 
-/// Device-mapper, or `None` when this kernel has none (then no LV can be active).
-pub(crate) fn dm_if_present() -> Result<Option<DeviceMapper>> {
-    match DeviceMapper::new() {
-        Ok(d) => Ok(Some(d)),
-        Err(e) => {
-            let misc = std::fs::read_to_string("/proc/misc").unwrap_or_default();
-            if misc
-                .lines()
-                .any(|l| l.trim_end().ends_with(" device-mapper"))
-            {
-                Err(WriteError::dm("open", "/dev/mapper/control")(e))
-            } else {
-                Ok(None)
-            }
-        }
-    }
-}
-
 /// The live device of an LV (by its uuid), if active.
 pub(crate) fn active_device(
     dm: &DeviceMapper,
@@ -153,22 +135,13 @@ pub(crate) fn resolve(
     d: &PlannedDevice,
     known: &HashMap<DmName, DevNum>,
 ) -> Result<Table> {
-    let mut lines: Vec<TableLine> = d.table.clone().into_lines();
-    for l in &mut lines {
-        for r in l.target.devices_mut() {
-            let Some(name) = mapper_name(r) else { continue };
-            let dev = match known.get(&name) {
-                Some(n) => *n,
-                None => {
-                    dm.info(&name)
-                        .map_err(WriteError::dm("info", name.as_str()))?
-                        .dev
-                }
-            };
-            *r = DevRef::Num(dev);
-        }
-    }
-    Ok(Table::from_lines(lines))
+    d.resolved_table(|name, _| match known.get(name) {
+        Some(n) => Ok(*n),
+        None => dm
+            .info(name)
+            .map(|i| i.dev)
+            .map_err(WriteError::dm("info", name.as_str())),
+    })
 }
 
 /// Create a planned device, load its table (recording its removal) and optionally
@@ -472,7 +445,8 @@ pub fn lvcreate_snapshot(
     opts: &WriteOptions,
 ) -> Result<SnapshotCreated> {
     let name = check_ask(vg_name, origin, name, req)?;
-    let dm = dm_if_present()?;
+    let dm =
+        DeviceMapper::new_if_present().map_err(WriteError::dm("open", "/dev/mapper/control"))?;
     // The archive and backup files are written here, outside the suspend window (the
     // session would write the backup inside it, at the commit).
     let mut quiet = opts.clone();
