@@ -43,7 +43,7 @@ use super::id::LvmId;
 use super::plan::{Plan, PlannedDevice, mapper_name};
 use crate::kernel::{DeviceMapper, SuspendOptions, Which};
 use crate::table::{Table, TableLine};
-use crate::targets::{DevRef, Target};
+use crate::targets::Target;
 use crate::{DevNum, DmName};
 
 /// Which devices of the VG [`reconcile`] may remove when the plan lacks them.
@@ -133,20 +133,6 @@ static CHANGES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 fn tick() {
     let n = CHANGES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     crate::snapshot::fault::step("lvm-dm", n);
-}
-
-/// The planned table with its `/dev/mapper/<name>` references replaced by the numbers of
-/// existing devices (`known`), `None` when one is not there.
-fn resolved(d: &PlannedDevice, known: &HashMap<DmName, DevNum>) -> Option<Table> {
-    let mut lines: Vec<TableLine> = d.table.clone().into_lines();
-    for l in &mut lines {
-        for r in l.target.devices_mut() {
-            if let Some(name) = mapper_name(r) {
-                *r = DevRef::Num(*known.get(&name)?);
-            }
-        }
-    }
-    Some(Table::from_lines(lines))
 }
 
 fn is_merge(d: &PlannedDevice) -> bool {
@@ -365,21 +351,15 @@ fn apply_plan(
             let Some((&i, d)) = jobs.get(k).and_then(|i| Some((i, plan.devices.get(*i)?))) else {
                 return Ok(());
             };
-            let mut lines: Vec<TableLine> = d.table.clone().into_lines();
-            for l in &mut lines {
-                for r in l.target.devices_mut() {
-                    let Some(name) = mapper_name(r) else { continue };
-                    let dev = index
-                        .get(&name)
-                        .and_then(|&j| numbers.get(j)?.get().copied())
-                        .ok_or_else(|| ActivateError::UnknownReference {
-                            device: d.name.clone(),
-                            reference: r.clone(),
-                        })?;
-                    *r = DevRef::Num(dev);
-                }
-            }
-            let table = Table::from_lines(lines);
+            let table = d.resolved_table(|name, r| {
+                index
+                    .get(name)
+                    .and_then(|&j| numbers.get(j)?.get().copied())
+                    .ok_or_else(|| ActivateError::UnknownReference {
+                        device: d.name.clone(),
+                        reference: r.clone(),
+                    })
+            })?;
             let opts = d.create_options();
             let info = dm
                 .create(&d.name, opts)
@@ -437,16 +417,14 @@ fn apply_rest(
         } else {
             None
         };
-        let table = resolved(d, &known).ok_or_else(|| ActivateError::UnknownReference {
-            device: d.name.clone(),
-            reference: d
-                .table
-                .lines()
-                .iter()
-                .flat_map(|l| l.target.devices())
-                .find(|r| mapper_name(r).is_some_and(|n| !known.contains_key(&n)))
-                .cloned()
-                .unwrap_or(DevRef::Num(DevNum::new(0, 0))),
+        let table = d.resolved_table(|name, r| {
+            known
+                .get(name)
+                .copied()
+                .ok_or_else(|| ActivateError::UnknownReference {
+                    device: d.name.clone(),
+                    reference: r.clone(),
+                })
         })?;
         let load = d.load_options();
         match existing {
