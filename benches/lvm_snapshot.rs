@@ -11,7 +11,9 @@
 //! Needs root, device-mapper, lvm2, `mkfs.ext4` and the dmsnap binary (`DMSNAP_BIN`,
 //! default `/usr/local/bin/dmsnap`): run it in the VM. `DM_BENCH_ROUNDS` sets the rounds
 //! (default 7); medians are reported, with the writer's longest write in a quiet stretch
-//! before each command (`quiet max`, the emulated machine's noise floor).
+//! before each command (`quiet max`, the emulated machine's noise floor). Each round also
+//! measures the floor any tool that snapshots a mounted origin has: the stall of a bare
+//! suspend (filesystem frozen) and resume of the origin, with nothing in between.
 //! `DM_BENCH_HOOK`, a shell command, runs once after the setup and before the rounds,
 //! while the writer runs, with `VG`, `DEV` and `MNT` in its environment (for profiling one
 //! command, e.g. under `strace -f -tt -T`); the stall of that run is printed.
@@ -158,6 +160,11 @@ fn main() {
     }
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
+    // The floor: the stall of the origin's bare suspend (filesystem frozen, as both
+    // tools suspend it) and resume, with nothing in between.
+    let dm = devmapper::DeviceMapper::new().expect("device-mapper");
+    let origin_dm = devmapper::DmName::new(&format!("{vg}-o")).expect("dm name");
+    let mut floor = Vec::new();
     for r in 0..rounds {
         let mut sides: Vec<bool> = vec![true, false];
         if r % 2 == 1 {
@@ -203,6 +210,12 @@ fn main() {
             run("lvm", &["lvremove", "-q", "-f", "--devices", &p, &snap]);
             if dmsnap { &mut ours } else { &mut theirs }.push(s);
         }
+        floor.push(measure(&file, || {
+            let opts = devmapper::SuspendOptions::default();
+            let suspended = dm.suspend(&origin_dm, opts);
+            let resumed = dm.resume(&origin_dm, opts);
+            suspended.and(resumed).expect("suspend and resume the origin");
+        }));
     }
     let _ = Command::new("umount").arg(&mnt).status();
     let _ = Command::new("lvm")
@@ -226,9 +239,12 @@ fn main() {
     };
     let (os, ow) = report("dmsnap lvm snapshot", &ours);
     let (ts, tw) = report("lvm2 lvcreate -s", &theirs);
+    let (fs, _) = report("suspend+resume only", &floor);
     println!(
-        "lvm_snapshot: {rounds} rounds; stall dmsnap/lvm2 = {:.3}, wall dmsnap/lvm2 = {:.3}",
+        "lvm_snapshot: {rounds} rounds; stall dmsnap/lvm2 = {:.3}, wall dmsnap/lvm2 = {:.3}; \
+         floor (a bare suspend and resume of the origin)/lvm2 stall = {:.3}",
         os.as_secs_f64() / ts.as_secs_f64().max(1e-9),
-        ow.as_secs_f64() / tw.as_secs_f64().max(1e-9)
+        ow.as_secs_f64() / tw.as_secs_f64().max(1e-9),
+        fs.as_secs_f64() / ts.as_secs_f64().max(1e-9)
     );
 }
