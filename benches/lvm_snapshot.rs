@@ -214,7 +214,9 @@ fn main() {
             let opts = devmapper::SuspendOptions::default();
             let suspended = dm.suspend(&origin_dm, opts);
             let resumed = dm.resume(&origin_dm, opts);
-            suspended.and(resumed).expect("suspend and resume the origin");
+            suspended
+                .and(resumed)
+                .expect("suspend and resume the origin");
         }));
     }
     let _ = Command::new("umount").arg(&mnt).status();
