@@ -284,14 +284,17 @@ impl DeviceMapper {
             let header = wire::decode_header(buf.as_bytes()).map_err(|e| bad(cmd, e))?;
             let reply = Reply { cmd, header, buf };
             if reply.flags().contains(DmFlags::BUFFER_FULL) && cmd.reply_can_grow() {
-                let next = reply.buf.len().saturating_mul(2);
-                if next > self.opts.max_buffer {
+                // Four times larger each time, up to the cap: a retry costs the kernel a
+                // whole walk (all devices for a list), so 5,000 devices take three calls
+                // from 16 KiB, not five.
+                let len = reply.buf.len();
+                if len >= self.opts.max_buffer {
                     return Err(Error::ReplyTooLarge {
                         cmd,
                         cap: self.opts.max_buffer,
                     });
                 }
-                size = next;
+                size = len.saturating_mul(4).min(self.opts.max_buffer);
                 continue;
             }
             return Ok(reply);
