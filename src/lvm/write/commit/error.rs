@@ -47,7 +47,7 @@ impl fmt::Display for Phase {
     }
 }
 
-/// What is wrong with the text given to [`precommit`].
+/// What is wrong with the text given to [`precommit`](super::precommit).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TextProblem {
@@ -63,7 +63,7 @@ pub enum TextProblem {
         /// Byte offset of the first NUL.
         at: usize,
     },
-    /// Longer than any reader here accepts ([`MAX_METADATA_TEXT`]).
+    /// Longer than any reader here accepts ([`MAX_METADATA_TEXT`](crate::lvm::mda::MAX_METADATA_TEXT)).
     #[error("is {len} bytes, more than the {max} accepted")]
     TooLong {
         /// Its length.
@@ -82,7 +82,7 @@ pub enum TextProblem {
     NoSeqno,
 }
 
-/// A failure of [`precommit`], [`Precommitted::commit`] or [`Precommitted::revert`].
+/// A failure of [`precommit`](super::precommit), [`Precommitted::commit`](super::Precommitted::commit) or [`Precommitted::revert`](super::Precommitted::revert).
 ///
 /// ```
 /// use devmapper::io::MemDevice;
@@ -148,7 +148,7 @@ pub enum CommitError {
         area: u64,
         /// Text size, NUL included.
         size: u64,
-        /// [`max_text_size`] of the area.
+        /// [`max_text_size`](super::max_text_size) of the area.
         max: u64,
     },
     /// The new copy would overlap the committed one (lvm2's sanity check).
@@ -247,7 +247,7 @@ pub enum CommitError {
 }
 
 impl CommitError {
-    /// The index (in the device slice given to [`precommit`]) of the device this error
+    /// The index (in the device slice given to [`precommit`](super::precommit)) of the device this error
     /// is about, if it names one.
     pub fn device(&self) -> Option<usize> {
         match self {

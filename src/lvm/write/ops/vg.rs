@@ -29,13 +29,13 @@ pub struct VgCreated {
 }
 
 /// `vgcreate VG DEVICE...`: a new VG over orphan PVs (devices that are no PV yet are made
-/// PVs first, refused like [`pvcreate`] when they hold something recognisable, unless
+/// PVs first, refused like [`pvcreate`](super::pvcreate) when they hold something recognisable, unless
 /// `force`), extent size `extent_size` sectors (default 4 MiB), first commit on every PV,
 /// then each PV's label marked in use. Under the global lock and the new VG's lock.
 ///
 /// # Errors
 /// [`WriteError::Name`], [`WriteError::VgExists`], [`WriteError::PvInVg`],
-/// [`WriteError::BadOption`] (extent size), the errors of [`pvcreate`] and of the commit.
+/// [`WriteError::BadOption`] (extent size), the errors of [`pvcreate`](super::pvcreate) and of the commit.
 pub fn vgcreate(
     name: &str,
     paths: &[PathBuf],
