@@ -17,7 +17,7 @@ pub(super) struct Used {
 
 /// The used ranges of each PV (by handle), sorted by PE. Areas of LVs are accounted
 /// for; a segment this crate keeps only by name that names a PV is refused.
-pub(super) fn pv_usage(vg: &VolumeGroup) -> Result<BTreeMap<&str, Vec<Used>>> {
+pub(super) fn pv_usage(vg: &VolumeGroup) -> Result<Usage<'_>> {
     let mut by_pv: BTreeMap<&str, Vec<Used>> = vg
         .pvs
         .iter()
@@ -102,8 +102,14 @@ pub(super) fn pv_usage(vg: &VolumeGroup) -> Result<BTreeMap<&str, Vec<Used>>> {
     Ok(by_pv)
 }
 
+/// The used ranges of each PV (by handle), as [`pv_usage`] gives them.
+pub(super) type Usage<'v> = BTreeMap<&'v str, Vec<Used>>;
+
 /// The free ranges `(pe, len)` of `pv`, in PE order.
-pub(super) fn free_ranges(pv: &PhysicalVolume, used: &[Used]) -> Vec<(u64, u64)> {
+pub(super) fn free_ranges(usage: &Usage<'_>, pv: &PhysicalVolume) -> Vec<(u64, u64)> {
+    let used = usage
+        .get(pv.handle.as_str())
+        .map_or(&[][..], |v| v.as_slice());
     let mut out = Vec::new();
     let mut at = 0u64;
     for u in used {
@@ -122,14 +128,12 @@ pub(super) fn free_ranges(pv: &PhysicalVolume, used: &[Used]) -> Vec<(u64, u64)>
 /// which counts non-allocatable PVs too).
 pub fn free_extents(vg: &VolumeGroup) -> Result<u64> {
     let usage = pv_usage(vg)?;
-    let mut free = 0u64;
-    for pv in &vg.pvs {
-        let used = usage
-            .get(pv.handle.as_str())
-            .map_or(&[][..], |v| v.as_slice());
-        free += free_ranges(pv, used).iter().map(|r| r.1).sum::<u64>();
-    }
-    Ok(free)
+    Ok(vg.pvs.iter().map(|pv| pv_free(&usage, pv)).sum())
+}
+
+/// Free extents of `pv`.
+pub(super) fn pv_free(usage: &Usage<'_>, pv: &PhysicalVolume) -> u64 {
+    free_ranges(usage, pv).iter().map(|r| r.1).sum()
 }
 
 /// Free ranges `(first PE, extents)` of every PV, by handle, in PE order.
@@ -138,11 +142,6 @@ pub fn free_space(vg: &VolumeGroup) -> Result<BTreeMap<String, Vec<(u64, u64)>>>
     Ok(vg
         .pvs
         .iter()
-        .map(|pv| {
-            let used = usage
-                .get(pv.handle.as_str())
-                .map_or(&[][..], |v| v.as_slice());
-            (pv.handle.clone(), free_ranges(pv, used))
-        })
+        .map(|pv| (pv.handle.clone(), free_ranges(&usage, pv)))
         .collect())
 }

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::free::{free_ranges, pv_usage};
+use super::free::{free_ranges, pv_free, pv_usage};
 use super::{
     AllocError, AllocRequest, MAX_EXTENT_COUNT, MAX_STRIPES, Result, STRIPE_SIZE_MIN,
     stripe_rounded,
@@ -334,12 +334,6 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
         return Err(AllocError::TooManyExtents { extents: needed });
     }
     let usage = pv_usage(vg)?;
-    let pv_free = |pv: &PhysicalVolume| -> u64 {
-        let used = usage
-            .get(pv.handle.as_str())
-            .map_or(&[][..], |v| v.as_slice());
-        free_ranges(pv, used).iter().map(|r| r.1).sum()
-    };
     // The allowed PVs, in order, once each. A list given by the caller keeps only the
     // allocatable PVs with free extents, as lvm2's `create_pv_list` does (it warns about
     // the others).
@@ -354,7 +348,8 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
                         vg: vg.name.clone(),
                     }
                 })?;
-                if !pv.status.contains("ALLOCATABLE") || pv.is_missing() || pv_free(pv) == 0 {
+                if !pv.status.contains("ALLOCATABLE") || pv.is_missing() || pv_free(&usage, pv) == 0
+                {
                     continue;
                 }
                 if !allowed.iter().any(|p| p.handle == pv.handle) {
@@ -372,16 +367,7 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
             pvs: allowed.len(),
         });
     }
-    let vg_free: u64 = vg
-        .pvs
-        .iter()
-        .map(|pv| {
-            let used = usage
-                .get(pv.handle.as_str())
-                .map_or(&[][..], |v| v.as_slice());
-            free_ranges(pv, used).iter().map(|r| r.1).sum::<u64>()
-        })
-        .sum();
+    let vg_free: u64 = vg.pvs.iter().map(|pv| pv_free(&usage, pv)).sum();
     if vg_free < needed {
         return Err(AllocError::VgFull {
             vg: vg.name.clone(),
@@ -395,14 +381,11 @@ pub fn allocate(vg: &VolumeGroup, req: &AllocRequest) -> Result<Vec<Segment>> {
         if !pv.status.contains("ALLOCATABLE") || pv.is_missing() {
             continue;
         }
-        let used = usage
-            .get(pv.handle.as_str())
-            .map_or(&[][..], |v| v.as_slice());
         let mut m = PvMap {
             handle: pv.handle.clone(),
             areas: Vec::new(),
         };
-        for (start, count) in free_ranges(pv, used) {
+        for (start, count) in free_ranges(&usage, pv) {
             m.insert(
                 PvArea {
                     id: next_id,
