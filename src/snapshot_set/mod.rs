@@ -29,7 +29,7 @@
 //! # The sequence
 //! 1. **Checks**, before anything changes: the set itself (not empty, no source twice, no
 //!    two snapshots of one name or on one COW device); every wrapped device's checks of
-//!    [`Wrapper::take_snapshot`](crate::snapshot::Wrapper::take_snapshot) (after its [`Wrapper::recover`](crate::snapshot::Wrapper::recover)), its COW held open
+//!    [`Wrapper::take_snapshot`] (after its [`Wrapper::recover`]), its COW held open
 //!    exclusively; the VGs locked in name order (the order lvm2 takes them, so two writers
 //!    never wait on each other crosswise) and every LV's checks of
 //!    [`lvcreate_snapshot`](crate::lvm::write::snapshot::create::lvcreate_snapshot), all
@@ -53,10 +53,13 @@
 //!    is abandoned: whatever of it exists is dropped again ([`SetErrorKind::BoundExceeded`]).
 //!    Never a stuck freeze.
 //!
-//! A set of one is exactly the single workflow: [`Wrapper::take_snapshot`](crate::snapshot::Wrapper::take_snapshot) and
+//! A set of one is exactly the single workflow: [`Wrapper::take_snapshot`] and
 //! `lvcreate_snapshot` run the same checks, preparation and window (module `window`).
 //! Unlike `take_snapshot`, a set never returns an existing snapshot of the same name as
 //! taken: it would show another instant.
+//!
+//! [`Wrapper::take_snapshot`]: crate::snapshot::Wrapper::take_snapshot
+//! [`Wrapper::recover`]: crate::snapshot::Wrapper::recover
 #![forbid(unsafe_code)]
 
 mod error;
@@ -110,7 +113,8 @@ impl fmt::Display for SetSource {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum SetMember {
-    /// A wrapped device, with the options of [`Wrapper::take_snapshot`](crate::snapshot::Wrapper::take_snapshot).
+    /// A wrapped device, with the options of
+    /// [`Wrapper::take_snapshot`](crate::snapshot::Wrapper::take_snapshot).
     Raw {
         /// The wrapped device.
         name: DmName,

@@ -281,7 +281,7 @@ impl Request for TableStatus<'_> {
 pub(super) struct TableStatusInfo<'a>(pub(super) DevId<'a>, pub(super) DmFlags);
 
 /// The first reply buffer of [`TableStatusInfo`]: the header and a few table lines (a
-/// larger table costs one more call per doubling).
+/// larger table costs one more call per fourfold growth).
 const TABLE_WITH_INFO_HINT: usize = 2048;
 
 impl Request for TableStatusInfo<'_> {

@@ -63,7 +63,8 @@ pub enum TextProblem {
         /// Byte offset of the first NUL.
         at: usize,
     },
-    /// Longer than any reader here accepts ([`MAX_METADATA_TEXT`](crate::lvm::mda::MAX_METADATA_TEXT)).
+    /// Longer than any reader here accepts
+    /// ([`MAX_METADATA_TEXT`](crate::lvm::mda::MAX_METADATA_TEXT)).
     #[error("is {len} bytes, more than the {max} accepted")]
     TooLong {
         /// Its length.
@@ -82,7 +83,9 @@ pub enum TextProblem {
     NoSeqno,
 }
 
-/// A failure of [`precommit`](super::precommit), [`Precommitted::commit`](super::Precommitted::commit) or [`Precommitted::revert`](super::Precommitted::revert).
+/// A failure of [`precommit`](super::precommit),
+/// [`Precommitted::commit`](super::Precommitted::commit) or
+/// [`Precommitted::revert`](super::Precommitted::revert).
 ///
 /// ```
 /// use devmapper::io::MemDevice;
@@ -247,8 +250,8 @@ pub enum CommitError {
 }
 
 impl CommitError {
-    /// The index (in the device slice given to [`precommit`](super::precommit)) of the device this error
-    /// is about, if it names one.
+    /// The index (in the device slice given to [`precommit`](super::precommit)) of the
+    /// device this error is about, if it names one.
     pub fn device(&self) -> Option<usize> {
         match self {
             CommitError::NoSuchDevice { device, .. }

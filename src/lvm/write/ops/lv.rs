@@ -21,6 +21,7 @@ use crate::lvm::plan::{PlanOptions, plan_lv};
 use crate::lvm::write::alloc::{AllocRequest, allocate};
 use crate::lvm::write::error::{Result, WriteError};
 use crate::lvm::write::session::{VgSession, WriteOptions, open_rw};
+use crate::lvm::write::snapshot;
 use crate::targets::DevRef;
 use crate::{DevId, DeviceMapper, DmUuid};
 
@@ -419,15 +420,10 @@ pub fn lvremove(vg_name: &str, lv_name: &str, opts: &WriteOptions) -> Result<LvR
         vg: vg_name.into(),
         lv: lv_name.into(),
     })?;
-    if crate::lvm::write::snapshot::remove::is_snapshot_related(old, lv) {
+    if snapshot::remove::is_snapshot_related(old, lv) {
         // Snapshots, their internal LVs and origins: lvm::write::snapshot (no force:
         // an origin with snapshots is refused).
-        return crate::lvm::write::snapshot::remove::remove_in_session(
-            dm.as_ref(),
-            &mut s,
-            lv_name,
-            false,
-        );
+        return snapshot::remove::remove_in_session(dm.as_ref(), &mut s, lv_name, false);
     }
     removable(old, lv)?;
     let mut out = LvRemoved::default();

@@ -14,10 +14,13 @@ use crate::lvm::lvs::display_size_long;
 use crate::lvm::model::{PhysicalVolume, VolumeGroup};
 use crate::lvm::names::check_vg_name;
 use crate::lvm::scan::DeviceStatus;
+use crate::lvm::write::backup;
 use crate::lvm::write::error::{PvOp, Result, WriteError};
 use crate::lvm::write::lock::{LockMode, lock_global, lock_vg};
 use crate::lvm::write::pv::{PvLayout, remove_metadata, set_in_vg};
-use crate::lvm::write::session::{ScannedDevices, VgSession, WriteOptions, open_rw, scan_devices};
+use crate::lvm::write::session::{
+    self, ScannedDevices, VgSession, WriteOptions, open_rw, scan_devices,
+};
 
 /// The VG created by [`vgcreate`].
 #[derive(Clone, Debug)]
@@ -29,13 +32,15 @@ pub struct VgCreated {
 }
 
 /// `vgcreate VG DEVICE...`: a new VG over orphan PVs (devices that are no PV yet are made
-/// PVs first, refused like [`pvcreate`](super::pvcreate) when they hold something recognisable, unless
-/// `force`), extent size `extent_size` sectors (default 4 MiB), first commit on every PV,
-/// then each PV's label marked in use. Under the global lock and the new VG's lock.
+/// PVs first, refused like [`pvcreate`](super::pvcreate) when they hold something
+/// recognisable, unless `force`), extent size `extent_size` sectors (default 4 MiB), first
+/// commit on every PV, then each PV's label marked in use. Under the global lock and the
+/// new VG's lock.
 ///
 /// # Errors
 /// [`WriteError::Name`], [`WriteError::VgExists`], [`WriteError::PvInVg`],
-/// [`WriteError::BadOption`] (extent size), the errors of [`pvcreate`](super::pvcreate) and of the commit.
+/// [`WriteError::BadOption`] (extent size), the errors of [`pvcreate`](super::pvcreate)
+/// and of the commit.
 pub fn vgcreate(
     name: &str,
     paths: &[PathBuf],
@@ -61,7 +66,7 @@ pub fn vgcreate(
     let vg_lock = lock_vg(&opts.lock_dir, name, LockMode::Exclusive, true)?;
     // Scan everything (names are unique across what lvm2 sees) plus the PVs given.
     let mut scan_opts = opts.clone();
-    let mut all = crate::lvm::write::session::device_paths(opts)?;
+    let mut all = session::device_paths(opts)?;
     for p in paths {
         if !all.contains(p) {
             all.push(p.clone());
@@ -198,7 +203,7 @@ pub fn vgremove(vg_name: &str, opts: &WriteOptions) -> Result<Vec<String>> {
     }
     let mut warnings = Vec::new();
     if let Some(dirs) = &opts.backups
-        && let Err(e) = crate::lvm::write::backup::archive(dirs, vg, &opts.command)
+        && let Err(e) = backup::archive(dirs, vg, &opts.command)
     {
         warnings.push(format!(
             "WARNING: archiving volume group {vg_name} failed: {e}"
