@@ -43,11 +43,30 @@ impl VolumeGroup {
             .nodes()
             .find(|n| n.is_section())
             .ok_or_else(|| err("", ModelErrorKind::NoVgSection))?;
-        import_vg(&vgn)
+        Ok(import_vg(&vgn, None)?.0)
+    }
+
+    /// [`VolumeGroup::from_config`] of a text from which the sections of the LVs named in
+    /// `elsewhere` were left out: those names count as defined (areas and snapshots may
+    /// refer to them; a section of one of them is a duplicate), and the checks across LVs
+    /// are not made (they need every LV). Also returns the names of the LV sections in the
+    /// text, in order. This is the read-back of a print whose other LV sections were
+    /// copied from a text read and imported before.
+    pub(crate) fn from_config_partial(
+        cfg: &Config<'_>,
+        elsewhere: &[&str],
+    ) -> Result<(VolumeGroup, Vec<String>)> {
+        let vgn = cfg
+            .nodes()
+            .find(|n| n.is_section())
+            .ok_or_else(|| err("", ModelErrorKind::NoVgSection))?;
+        import_vg(&vgn, Some(elsewhere))
     }
 }
 
-fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
+/// The VG section `vgn`; with `elsewhere`, LVs of those names count as defined without a
+/// section and the cross-LV checks are not made. Also the names of the LV sections.
+fn import_vg(vgn: &Node<'_, '_>, elsewhere: Option<&[&str]>) -> Result<(VolumeGroup, Vec<String>)> {
     let w = Warn::default();
     let name = vgn.key().to_string();
     if !valid_name(&name) {
@@ -115,6 +134,9 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
     // LV names first (areas may refer to LVs defined later), then segments.
     let mut lv_nodes = Vec::new();
     let mut lv_names: HashMap<&str, ()> = HashMap::new();
+    for &name in elsewhere.unwrap_or_default() {
+        lv_names.insert(name, ());
+    }
     let mut pmspare: Option<&str> = None;
     if let Some(lvs_node) = vgn.find("logical_volumes") {
         for lvn in lvs_node.sections() {
@@ -161,6 +183,7 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
         lvs: &lv_names,
         w: &w,
     };
+    let names: Vec<String> = lv_nodes.iter().map(|n| n.key().to_string()).collect();
     let mut lvs = Vec::with_capacity(lv_nodes.len());
     for lvn in lv_nodes {
         lvs.push(import_lv(
@@ -190,16 +213,18 @@ fn import_vg(vgn: &Node<'_, '_>) -> Result<VolumeGroup> {
         lvs,
         warnings: Vec::new(),
     };
-    check_links(&vg, &w)?;
-    check_pe_overlaps(&vg, &w);
-    for (lv, kind) in vg.snapshot_faults() {
-        w.push(
-            &format!("{}/logical_volumes/{lv}", vg.name),
-            WarningKind::Unmappable(kind),
-        );
+    if elsewhere.is_none() {
+        check_links(&vg, &w)?;
+        check_pe_overlaps(&vg, &w);
+        for (lv, kind) in vg.snapshot_faults() {
+            w.push(
+                &format!("{}/logical_volumes/{lv}", vg.name),
+                WarningKind::Unmappable(kind),
+            );
+        }
     }
     vg.warnings = w.0.into_inner();
-    Ok(vg)
+    Ok((vg, names))
 }
 
 fn import_pv(pvn: &Node<'_, '_>, extent_size: u64, path: &str, w: &Warn) -> Result<PhysicalVolume> {

@@ -926,3 +926,64 @@ fn model_refusals_are_typed() {
         assert!(got.1.to_string().starts_with(message), "{}", got.1);
     }
 }
+
+/// `text` without the section of the LV `lv` (brace counting on a printed text).
+fn without_section(text: &str, lv: &str) -> String {
+    let start = text.find(&format!("\n{lv} {{\n")).expect("section") + 1;
+    let mut depth = 0;
+    let mut end = start;
+    for (i, c) in text[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = start + i + 2;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+#[test]
+fn partial_import_counts_left_out_lvs_as_defined() {
+    use crate::lvm::write::text::{TextHeader, disk_text};
+    let full = vg(SAMPLE).unwrap();
+    let snap = full
+        .lvs
+        .iter()
+        .find(|l| {
+            l.segments
+                .iter()
+                .any(|s| matches!(s.kind, SegmentKind::Snapshot { .. }))
+        })
+        .expect("SAMPLE has a snapshot")
+        .clone();
+    let SegmentKind::Snapshot { origin, .. } = &snap.segments[0].kind else {
+        unreachable!()
+    };
+    let printed = disk_text(&full, &TextHeader::now("test"));
+    let printed = String::from_utf8(printed[..printed.len() - 1].to_vec()).unwrap();
+    let cut = without_section(&printed, origin);
+    let cfg = parse(cut.as_bytes()).unwrap();
+    // The snapshot names an LV the text does not hold: an error for a whole import ...
+    assert!(VolumeGroup::from_config(&cfg).is_err());
+    // ... defined elsewhere for a partial one, which imports the others unchanged.
+    let (part, names) = VolumeGroup::from_config_partial(&cfg, &[origin.as_str()]).unwrap();
+    assert_eq!(names.len(), full.lvs.len() - 1);
+    assert!(!names.contains(origin));
+    assert_eq!(part.lv(&snap.name), Some(&snap));
+    assert_eq!(part.pvs, full.pvs);
+    // A section of a name said to be elsewhere is a duplicate.
+    let whole = parse(printed.as_bytes()).unwrap();
+    assert!(matches!(
+        VolumeGroup::from_config_partial(&whole, &[origin.as_str()]),
+        Err(Error::Model {
+            kind: ModelErrorKind::DuplicateLv { .. },
+            ..
+        })
+    ));
+}

@@ -9,7 +9,10 @@ use crate::lvm::model::{
     AllocPolicy, Area, Discards, Flags, LogicalVolume, PersistentReservation, PhysicalVolume,
     Segment, SegmentKind, ThinMessage, VolumeGroup,
 };
-use crate::lvm::write::text::{TextHeader, check_printable, disk_text, file_text};
+use crate::lvm::write::text::{
+    TextHeader, check_printable, check_printable_base, disk_text, disk_text_from, file_text,
+    file_text_from,
+};
 
 /// Draws from a pool of random numbers (shrinks toward zeros, i.e. small models).
 struct Ent {
@@ -406,4 +409,111 @@ proptest! {
         check_printable(&vg, &disk).map_err(|e| TestCaseError::fail(e.to_string()))?;
         check_printable(&vg, file.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
+
+    #[test]
+    fn prints_from_a_base_equal_prints_from_scratch(
+        pool in prop::collection::vec(any::<u64>(), 0..200),
+        edits in prop::collection::vec(any::<u64>(), 1..6),
+        h in any::<u64>(),
+    ) {
+        let mut old = model(pool);
+        let h = header(h);
+        let disk = disk_text(&old, &h);
+        let mut disk_base = check_printable_base(&old, &disk)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+            .ok_or_else(|| TestCaseError::fail("our own text is not verbatim"))?;
+        let mut file_base = file_text_from(&old, &h, None);
+        for e in edits {
+            let (new, touched) = edit(&old, e);
+            let (bytes, printed) = disk_text_from(&new, &h, Some((&old, &disk_base)));
+            let scratch = disk_text(&new, &h);
+            prop_assert_eq!(String::from_utf8_lossy(&bytes), String::from_utf8_lossy(&scratch));
+            let file = file_text_from(&new, &h, Some((&old, &file_base)));
+            let scratch = file_text(&new, &h);
+            prop_assert_eq!(file.text(), scratch.as_str());
+            // An LV the edit changed is never copied.
+            if let Some(t) = &touched {
+                prop_assert!(!printed.reused(t));
+                prop_assert!(!file.reused(t));
+            }
+            old = new;
+            disk_base = printed;
+            file_base = file;
+        }
+    }
+}
+
+/// One random change to `vg`, as commands make them; the LV it changed, if one.
+fn edit(vg: &VolumeGroup, e: u64) -> (VolumeGroup, Option<String>) {
+    let mut new = vg.clone();
+    new.seqno += 1;
+    let n = new.lvs.len() as u64;
+    let pick = ((e >> 8) % n.max(1)) as usize;
+    let touched = match e % 10 {
+        0 | 1 if n > 0 => {
+            new.lvs.remove(pick);
+            None
+        }
+        2 | 3 if n > 0 => {
+            let mut lv = new.lvs[pick].clone();
+            lv.name = format!("{}_new{e}", lv.name);
+            lv.id = LvmId::from_raw(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345").expect("id");
+            let at = ((e >> 20) % (n + 1)) as usize;
+            let name = lv.name.clone();
+            new.lvs.insert(at, lv);
+            Some(name)
+        }
+        4 if n > 0 => {
+            new.lvs[pick].tags.push(format!("t{e}"));
+            Some(new.lvs[pick].name.clone())
+        }
+        5 if n > 1 => {
+            new.lvs.swap(pick, ((e >> 20) % n) as usize);
+            None
+        }
+        // lvconvert -s: an existing LV becomes the COW of a new snapshot of another, which
+        // hides it (its section changes although the LV does not).
+        7 if n > 1 => {
+            let origin = new.lvs[((e >> 20) % n) as usize].clone();
+            let mut snap = new.lvs[pick].clone();
+            let cow = std::mem::replace(&mut snap.name, format!("snapshot{e}"));
+            snap.segments = vec![Segment {
+                start_extent: 0,
+                extent_count: origin.le_count(),
+                type_name: "snapshot".into(),
+                kind: SegmentKind::Snapshot {
+                    chunk_size: 8,
+                    origin: origin.name.clone(),
+                    cow,
+                    merging: false,
+                },
+            }];
+            let name = snap.name.clone();
+            new.lvs.push(snap);
+            Some(name)
+        }
+        6 => {
+            new.system_id = match new.system_id {
+                Some(_) => None,
+                None => Some("other".into()),
+            };
+            None
+        }
+        // The PVs' order names them in areas (pv0, pv1 ...).
+        8 if new.pvs.len() > 1 => {
+            new.pvs.swap(0, 1);
+            None
+        }
+        8 => {
+            new.extent_size *= 2;
+            None
+        }
+        _ => {
+            if let Some(pv) = new.pvs.first_mut() {
+                pv.pe_count += 1;
+            }
+            None
+        }
+    };
+    (new, touched)
 }

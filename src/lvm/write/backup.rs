@@ -36,7 +36,7 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use super::text::{TextHeader, file_text};
+use super::text::{PrintedVg, TextHeader, file_text_from};
 use crate::lvm::config::{self, ParseMode, Scalar};
 use crate::lvm::model::{VolumeGroup, valid_name};
 
@@ -174,24 +174,30 @@ fn temp_file(dir: &Path) -> Result<(PathBuf, File), BackupError> {
     })
 }
 
-/// The VG's file text in a synced temporary file in `dir`.
-fn write_temp(dir: &Path, vg: &VolumeGroup, desc: String) -> Result<PathBuf, BackupError> {
+/// The VG's file text (copying unchanged LV sections from `base`) in a synced temporary
+/// file in `dir`; also the print.
+fn write_temp(
+    dir: &Path,
+    vg: &VolumeGroup,
+    desc: String,
+    base: Option<(&VolumeGroup, &PrintedVg)>,
+) -> Result<(PathBuf, PrintedVg), BackupError> {
     if !valid_name(&vg.name) {
         return Err(BackupError::InvalidVgName {
             name: vg.name.clone(),
         });
     }
-    let text = file_text(vg, &TextHeader::now(desc));
+    let printed = file_text_from(vg, &TextHeader::now(desc), base);
     let (path, mut f) = temp_file(dir)?;
     let r = f
-        .write_all(text.as_bytes())
+        .write_all(printed.text().as_bytes())
         .map_err(io("write", &path))
         .and_then(|()| f.sync_all().map_err(io("fsync", &path)));
     if let Err(e) = r {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    Ok(path)
+    Ok((path, printed))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BackupError> {
@@ -237,8 +243,21 @@ pub fn archive(
     old: &VolumeGroup,
     command: &str,
 ) -> Result<PathBuf, BackupError> {
+    archive_printed(dirs, old, command).map(|(path, _)| path)
+}
+
+/// [`archive`], also returning the file print of `old`: the base from which
+/// [`backup_from`] copies the LVs the command did not change.
+///
+/// # Errors
+/// As [`archive`].
+pub fn archive_printed(
+    dirs: &BackupDirs,
+    old: &VolumeGroup,
+    command: &str,
+) -> Result<(PathBuf, PrintedVg), BackupError> {
     let dir = &dirs.archive;
-    let temp = write_temp(dir, old, description(command, true))?;
+    let (temp, printed) = write_temp(dir, old, description(command, true), None)?;
     let mut ix = next_index(dir, &old.name)?;
     let rnum = random();
     for _ in 0..10 {
@@ -248,7 +267,7 @@ pub fn archive(
             Ok(()) => {
                 std::fs::remove_file(&temp).map_err(io("unlink", &temp))?;
                 sync_dir(dir)?;
-                return Ok(target);
+                return Ok((target, printed));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => ix = ix.saturating_add(1),
             Err(e) => {
@@ -267,15 +286,30 @@ pub fn archive(
 /// # Errors
 /// [`BackupError`].
 pub fn backup(dirs: &BackupDirs, new: &VolumeGroup, command: &str) -> Result<PathBuf, BackupError> {
+    backup_from(dirs, new, command, None).map(|(path, _)| path)
+}
+
+/// [`backup`], copying the sections of LVs equal in `base` (the VG before the change and
+/// its file print, from [`archive_printed`] or an earlier backup) from that print: the
+/// same file. Also returns the print, the base for the next backup.
+///
+/// # Errors
+/// As [`backup`].
+pub fn backup_from(
+    dirs: &BackupDirs,
+    new: &VolumeGroup,
+    command: &str,
+    base: Option<(&VolumeGroup, &PrintedVg)>,
+) -> Result<(PathBuf, PrintedVg), BackupError> {
     let dir = &dirs.backup;
-    let temp = write_temp(dir, new, description(command, false))?;
+    let (temp, printed) = write_temp(dir, new, description(command, false), base)?;
     let target = dir.join(&new.name);
     if let Err(e) = std::fs::rename(&temp, &target) {
         let _ = std::fs::remove_file(&temp);
         return Err(io("rename", &target)(e));
     }
     sync_dir(dir)?;
-    Ok(target)
+    Ok((target, printed))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -33,10 +34,10 @@ use super::backup::{self, BackupDirs};
 use super::commit::{self, MdaTarget, Precommitted};
 use super::error::{AreaRef, Result, WriteError};
 use super::lock::{FileLock, LockDir, LockMode, lock_vg};
-use super::text::{TextHeader, check_printable, disk_text};
+use super::text::{PrintedVg, TextHeader, check_printable_base, disk_text_from};
 use crate::DevNum;
 use crate::lvm::check::PvRef;
-use crate::lvm::config::ParseMode;
+use crate::lvm::config::{self, ParseMode};
 use crate::lvm::devices;
 use crate::lvm::model::{PhysicalVolume, VolumeGroup};
 use crate::lvm::scan::{self, MdaOutcome, ScanReport};
@@ -146,6 +147,8 @@ pub(crate) fn devnum_of(f: &File) -> Option<DevNum> {
 struct Pending {
     pre: Precommitted,
     vg: VolumeGroup,
+    /// The on-disk print of `vg`.
+    printed: PrintedVg,
 }
 
 /// A VG locked for writing, re-read after locking, checked safe to write.
@@ -164,6 +167,11 @@ pub struct VgSession {
     command: String,
     writes: u32,
     archived: bool,
+    /// The on-disk print of `vg`, when it is the committed text byte for byte: the base
+    /// the next print copies unchanged LV sections from.
+    disk_base: Option<PrintedVg>,
+    /// The file print of `vg` (its archive or backup file), the base of the next backup.
+    file_base: Option<PrintedVg>,
     pending: Option<Pending>,
     warnings: Vec<String>,
 }
@@ -322,7 +330,7 @@ impl VgSession {
                 areas: disagree,
             });
         }
-        check_printable(vg, &s.text).map_err(|e| WriteError::Unprintable {
+        let disk_base = check_printable_base(vg, &s.text).map_err(|e| WriteError::Unprintable {
             vg: vg.name.clone(),
             reason: e.to_string(),
         })?;
@@ -343,6 +351,8 @@ impl VgSession {
             command: opts.command.clone(),
             writes: 0,
             archived: false,
+            disk_base,
+            file_base: None,
             pending: None,
             warnings: Vec::new(),
         })
@@ -380,6 +390,8 @@ impl VgSession {
             writes: 0,
             // Nothing to archive before the first commit.
             archived: true,
+            disk_base: None,
+            file_base: None,
             pending: None,
             warnings: Vec::new(),
         }
@@ -458,21 +470,23 @@ impl VgSession {
             format!("Write[{}] from {}.", self.writes, self.command)
         };
         let header = TextHeader::now(description);
-        let text = disk_text(&new, &header);
+        let base = self.disk_base.as_ref().map(|p| (&self.vg, p));
+        let (text, printed) = disk_text_from(&new, &header, base);
         // The archive of the old metadata (its own print and file) is written on a second
         // thread while the new text is checked; both must be done before the precommit.
         let archive = (!self.archived).then_some(self.backups.as_ref()).flatten();
         let (vg, command) = (&self.vg, &self.command);
         let (checked, archived) = std::thread::scope(|sc| {
-            let handle = archive.map(|dirs| sc.spawn(move || backup::archive(dirs, vg, command)));
-            let checked = self_check(&new, &text).and_then(|()| Ok(check_layout(&new)?));
+            let handle =
+                archive.map(|dirs| sc.spawn(move || backup::archive_printed(dirs, vg, command)));
+            let checked = self_check(&new, &text, &printed).and_then(|()| Ok(check_layout(&new)?));
             let archived =
                 handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
             (checked, archived)
         });
         checked?;
         if let Some(r) = archived {
-            r?;
+            self.file_base = Some(r?.1);
         }
         self.archived = true;
         // `self_check` parsed this text back to `new`: its seqno is `new.seqno`.
@@ -480,7 +494,11 @@ impl VgSession {
         let pre = commit::precommit_parsed(&self.pv_files, &self.targets, &new.name, &text, seqno)
             .map_err(|e| self.commit_error(e))?;
         self.writes += 1;
-        self.pending = Some(Pending { pre, vg: new });
+        self.pending = Some(Pending {
+            pre,
+            vg: new,
+            printed,
+        });
         Ok(())
     }
 
@@ -511,14 +529,21 @@ impl VgSession {
             ));
         }
         self.max_seqno = p.vg.seqno;
+        // The backup copies unchanged LV sections from the old VG's file print.
+        let file_base = self.file_base.take();
+        let backed_up = self.backups.as_ref().map(|dirs| {
+            let base = file_base.as_ref().map(|f| (&self.vg, f));
+            backup::backup_from(dirs, &p.vg, &self.command, base)
+        });
         self.vg = p.vg;
-        if let Some(dirs) = &self.backups
-            && let Err(e) = backup::backup(dirs, &self.vg, &self.command)
-        {
-            self.warnings.push(format!(
+        self.disk_base = Some(p.printed);
+        match backed_up {
+            Some(Ok((_, printed))) => self.file_base = Some(printed),
+            Some(Err(e)) => self.warnings.push(format!(
                 "WARNING: Backup of volume group {} metadata failed: {e}",
                 self.vg.name
-            ));
+            )),
+            None => {}
         }
         Ok(())
     }
@@ -568,16 +593,60 @@ impl Drop for VgSession {
 }
 
 /// The printed text parses back to `new` (LV order aside: lvm2 prints visible LVs first).
-fn self_check(new: &VolumeGroup, text: &[u8]) -> Result<()> {
+/// The LV sections `printed` copied from the base are left out of what is parsed back:
+/// they are bytes read from disk and imported into the base's LVs, which are equal to
+/// `new`'s (the property tests hold prints from a base to prints from scratch). What was
+/// printed anew (the VG's settings, its PVs, new and changed LVs) is parsed and imported,
+/// and the text must hold exactly `new`'s LV names.
+fn self_check(new: &VolumeGroup, text: &[u8], printed: &PrintedVg) -> Result<()> {
     let body = text.split(|&c| c == 0).next().unwrap_or_default();
     let bad = |reason: String| WriteError::SelfCheck {
         vg: new.name.clone(),
         seqno: new.seqno,
         reason,
     };
-    let parsed = VolumeGroup::from_text(body, ParseMode::Disk).map_err(|e| bad(e.to_string()))?;
+    let copied = printed.copied_lvs();
+    let (parsed, mut in_text) = if copied.is_empty() {
+        let vg = VolumeGroup::from_text(body, ParseMode::Disk).map_err(|e| bad(e.to_string()))?;
+        let names = vg.lvs.iter().map(|l| l.name.clone()).collect();
+        (vg, names)
+    } else {
+        let mut rest = Vec::with_capacity(body.len());
+        let mut at = 0;
+        for (_, r) in &copied {
+            rest.extend_from_slice(body.get(at..r.start).unwrap_or_default());
+            at = r.end;
+        }
+        rest.extend_from_slice(body.get(at..).unwrap_or_default());
+        let cfg = config::parse_with(&rest, ParseMode::Disk).map_err(|e| bad(e.to_string()))?;
+        let names: Vec<&str> = copied.iter().map(|(n, _)| *n).collect();
+        VolumeGroup::from_config_partial(&cfg, &names).map_err(|e| bad(e.to_string()))?
+    };
+    in_text.extend(copied.iter().map(|(n, _)| n.to_string()));
+    in_text.sort_unstable();
+    let mut in_model: Vec<&str> = new.lvs.iter().map(|l| l.name.as_str()).collect();
+    in_model.sort_unstable();
+    if !in_text
+        .iter()
+        .map(String::as_str)
+        .eq(in_model.iter().copied())
+    {
+        return Err(bad(format!(
+            "the text holds {} LVs, the model {}, or other names",
+            in_text.len(),
+            in_model.len()
+        )));
+    }
+    let fresh: HashSet<&str> = parsed.lvs.iter().map(|l| l.name.as_str()).collect();
     let mut a: Vec<&crate::lvm::model::LogicalVolume> = parsed.lvs.iter().collect();
-    let mut b: Vec<&crate::lvm::model::LogicalVolume> = new.lvs.iter().collect();
+    let mut b: Vec<&crate::lvm::model::LogicalVolume> = new
+        .lvs
+        .iter()
+        .filter(|l| fresh.contains(l.name.as_str()))
+        .collect();
+    if b.len() + copied.len() != new.lvs.len() {
+        return Err(bad("an LV was neither copied nor printed".into()));
+    }
     a.sort_unstable_by(|x, y| x.name.cmp(&y.name));
     b.sort_unstable_by(|x, y| x.name.cmp(&y.name));
     if parsed.pvs != new.pvs {

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::out::{Out, print_header};
 use super::print::print_vg;
-use super::{DiffKind, PrintError, TextHeader, disk_text};
+use super::{DiffKind, PrintError, PrintedVg, TextHeader, disk_text};
 use crate::lvm::config::{self, Node, ParseMode, Value};
 use crate::lvm::metadata_text::detect_mode;
 use crate::lvm::model::{SegmentKind, VolumeGroup};
@@ -28,6 +28,20 @@ use crate::lvm::model::{SegmentKind, VolumeGroup};
 /// # Errors
 /// [`PrintError`]: which LV or key, and what would change.
 pub fn check_printable(vg: &VolumeGroup, committed: &[u8]) -> Result<(), PrintError> {
+    check_printable_base(vg, committed).map(drop)
+}
+
+/// [`check_printable`], returning the on-disk print of `vg` when the committed text is
+/// exactly that print (lvm2's texts and ours are): the base from which the next
+/// [`disk_text_from`](super::disk_text_from) copies unchanged LV sections. `None` when the
+/// texts are equal only key by key (another writer's order or spacing).
+///
+/// # Errors
+/// As [`check_printable`].
+pub fn check_printable_base(
+    vg: &VolumeGroup,
+    committed: &[u8],
+) -> Result<Option<PrintedVg>, PrintError> {
     for lv in &vg.lvs {
         for s in &lv.segments {
             if let SegmentKind::Other { .. } = s.kind {
@@ -39,8 +53,8 @@ pub fn check_printable(vg: &VolumeGroup, committed: &[u8]) -> Result<(), PrintEr
             }
         }
     }
-    if printed_verbatim(vg, committed) {
-        return Ok(());
+    if let Some(printed) = printed_verbatim(vg, committed) {
+        return Ok(Some(printed));
     }
     let old =
         config::parse_with(committed, detect_mode(committed)).map_err(PrintError::Committed)?;
@@ -80,20 +94,19 @@ pub fn check_printable(vg: &VolumeGroup, committed: &[u8]) -> Result<(), PrintEr
     if let Some((path, kind)) = node_diff(old_vg, new_vg, old_vg.key()) {
         return Err(differs(path, kind));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The fast path of [`check_printable`]: the committed text starts with exactly the VG
 /// section [`disk_text`] prints for `vg` (lvm2's on-disk texts and ours do), and what
 /// follows is a header block without sections whose `contents` and `version` are the
 /// printed ones. Then the trees compared by the slow path are equal: one print instead of
-/// two parses, a print and a tree walk. `false` sends the caller to the slow path.
-fn printed_verbatim(vg: &VolumeGroup, committed: &[u8]) -> bool {
-    let mut o = Out::new(false);
-    print_vg(&mut o, vg);
-    let Some(rest) = committed.strip_prefix(o.buf.as_bytes()) else {
-        return false;
-    };
+/// two parses, a print and a tree walk. The print is returned; `None` sends the caller to
+/// the slow path.
+fn printed_verbatim(vg: &VolumeGroup, committed: &[u8]) -> Option<PrintedVg> {
+    let mut o = Out::with_capacity(false, committed.len());
+    let lvs = print_vg(&mut o, vg, None);
+    let rest = committed.strip_prefix(o.buf.as_bytes())?;
     let rest = rest.strip_suffix(b"\0").unwrap_or(rest);
     let mut h = Out::new(false);
     print_header(&mut h, &TextHeader::now(""));
@@ -101,12 +114,17 @@ fn printed_verbatim(vg: &VolumeGroup, committed: &[u8]) -> bool {
         config::parse_with(rest, ParseMode::Disk),
         config::parse_with(h.buf.as_bytes(), ParseMode::Disk),
     ) else {
-        return false;
+        return None;
     };
-    !old.nodes().any(|n| n.is_section())
+    let verbatim = !old.nodes().any(|n| n.is_section())
         && ["contents", "version"]
             .iter()
-            .all(|k| value_diff(old.find(k), new.find(k), k).is_none())
+            .all(|k| value_diff(old.find(k), new.find(k), k).is_none());
+    verbatim.then_some(PrintedVg {
+        text: o.buf,
+        file: false,
+        lvs,
+    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -47,11 +47,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod base;
 mod check;
 mod out;
 mod print;
 
-pub use check::check_printable;
+pub use base::PrintedVg;
+pub use check::{check_printable, check_printable_base};
 use out::{Out, print_header};
 use print::print_vg;
 
@@ -213,19 +215,51 @@ pub enum DiffKind {
 /// the header block after the VG section, one NUL byte at the end (counted in the size lvm2
 /// records in the area header).
 pub fn disk_text(vg: &VolumeGroup, h: &TextHeader) -> Vec<u8> {
-    let mut o = Out::new(false);
-    print_vg(&mut o, vg);
+    disk_text_from(vg, h, None).0
+}
+
+/// [`disk_text`], copying the sections of LVs that are equal in `base` (the VG a change
+/// started from, and its on-disk print) from that print; the same bytes as [`disk_text`]
+/// gives. Also returns the print, the base for the next change.
+pub fn disk_text_from(
+    vg: &VolumeGroup,
+    h: &TextHeader,
+    base: Option<(&VolumeGroup, &PrintedVg)>,
+) -> (Vec<u8>, PrintedVg) {
+    let mut o = Out::with_capacity(false, base.map_or(0, |(_, p)| p.text.len() + 4096));
+    let lvs = print_vg(&mut o, vg, base);
     print_header(&mut o, h);
-    let mut b = o.buf.into_bytes();
-    b.push(0);
-    b
+    let mut bytes = Vec::with_capacity(o.buf.len() + 1);
+    bytes.extend_from_slice(o.buf.as_bytes());
+    bytes.push(0);
+    let printed = PrintedVg {
+        text: o.buf,
+        file: false,
+        lvs,
+    };
+    (bytes, printed)
 }
 
 /// The VG's metadata as lvm2 writes a backup or archive file: header block first, tab
 /// indentation, lvm2's comments.
 pub fn file_text(vg: &VolumeGroup, h: &TextHeader) -> String {
-    let mut o = Out::new(true);
+    file_text_from(vg, h, None).text
+}
+
+/// [`file_text`], copying the sections of LVs that are equal in `base` (the VG a change
+/// started from, and its file print) from that print; [`PrintedVg::text`] is the same
+/// text as [`file_text`] gives.
+pub fn file_text_from(
+    vg: &VolumeGroup,
+    h: &TextHeader,
+    base: Option<(&VolumeGroup, &PrintedVg)>,
+) -> PrintedVg {
+    let mut o = Out::with_capacity(true, base.map_or(0, |(_, p)| p.text.len() + 4096));
     print_header(&mut o, h);
-    print_vg(&mut o, vg);
-    o.buf
+    let lvs = print_vg(&mut o, vg, base);
+    PrintedVg {
+        text: o.buf,
+        file: true,
+        lvs,
+    }
 }

@@ -19,8 +19,13 @@ pub(super) struct Out {
 
 impl Out {
     pub(super) fn new(file: bool) -> Out {
+        Out::with_capacity(file, 0)
+    }
+
+    /// An output expected to grow to about `bytes`.
+    pub(super) fn with_capacity(file: bool, bytes: usize) -> Out {
         Out {
-            buf: String::with_capacity(16 * 1024),
+            buf: String::with_capacity(bytes.max(16 * 1024)),
             file,
             indent: 0,
         }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use super::base::{Base, LvSection, PrintedVg};
 use super::out::{Out, iso_time, q, str_list};
 use crate::lvm::model::{
     AllocPolicy, Area, Discards, LogicalVolume, PhysicalVolume, Segment, SegmentKind, ThinMessage,
@@ -139,7 +140,7 @@ fn print_flags(o: &mut Out, mut set: FlagSet<'_>, table: &[(&str, Kind)], write_
     o.linef(format_args!("flags = {}", flag_list(&set, table, C)));
 }
 
-fn write_locked(vg: &VolumeGroup) -> bool {
+pub(super) fn write_locked(vg: &VolumeGroup) -> bool {
     vg.system_id.as_deref().is_some_and(|s| !s.is_empty())
         || vg
             .lock_type
@@ -150,7 +151,14 @@ fn write_locked(vg: &VolumeGroup) -> bool {
 // ---------------------------------------------------------------------------------------
 // The VG.
 
-pub(super) fn print_vg(o: &mut Out, vg: &VolumeGroup) {
+/// Print `vg`; with a base, the sections of LVs equal to the base's are copied from its
+/// print. Returns where each LV's section lies, by position in `vg.lvs`.
+pub(super) fn print_vg(
+    o: &mut Out,
+    vg: &VolumeGroup,
+    base: Option<(&VolumeGroup, &PrintedVg)>,
+) -> Vec<LvSection> {
+    let base = base.and_then(|(old, printed)| Base::new(old, printed, vg, o.file));
     o.linef(format_args!("{} {{", vg.name));
     o.inc();
     o.linef(format_args!("id = \"{}\"", vg.id));
@@ -220,15 +228,29 @@ pub(super) fn print_vg(o: &mut Out, vg: &VolumeGroup) {
     o.dec();
     o.line("}");
     o.nl();
+    let mut sections = vec![LvSection::default(); vg.lvs.len()];
     if !vg.lvs.is_empty() {
         o.line("logical_volumes {");
         o.inc();
         let rel = Relations::new(vg);
         for pass in [true, false] {
-            for lv in &vg.lvs {
-                if rel.visible(lv, 0) == pass {
-                    print_lv(o, vg, lv, &rel, &pv_index);
+            for (lv, section) in vg.lvs.iter().zip(&mut sections) {
+                if rel.visible(lv, 0) != pass {
+                    continue;
                 }
+                let hidden = rel.hidden.contains(lv.name.as_str());
+                let start = o.buf.len();
+                let copy = base.as_ref().and_then(|b| b.section(lv, hidden));
+                match copy {
+                    Some(text) => o.buf.push_str(text),
+                    None => print_lv(o, vg, lv, &rel, &pv_index),
+                }
+                *section = LvSection {
+                    name: lv.name.clone(),
+                    range: start..o.buf.len(),
+                    hidden,
+                    reused: copy.is_some(),
+                };
             }
         }
         o.dec();
@@ -237,6 +259,7 @@ pub(super) fn print_vg(o: &mut Out, vg: &VolumeGroup) {
     o.nl();
     o.dec();
     o.line("}");
+    sections
 }
 
 fn print_pv(o: &mut Out, vg: &VolumeGroup, i: usize, pv: &PhysicalVolume) {
