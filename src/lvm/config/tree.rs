@@ -279,8 +279,11 @@ impl<'a> Config<'a> {
 fn find_in<'c, 'a>(mut nodes: Children<'c, 'a>, path: &str) -> Option<Node<'c, 'a>> {
     let mut rest = path;
     loop {
-        rest = rest.trim_start_matches('/');
-        let (seg, tail) = match rest.find('/') {
+        // Byte loops: paths are a few bytes long, where `str::find(char)`'s set-up costs
+        // more than the search (this runs for every key the importer reads).
+        let lead = rest.bytes().take_while(|&b| b == b'/').count();
+        rest = &rest[lead..];
+        let (seg, tail) = match rest.bytes().position(|b| b == b'/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
