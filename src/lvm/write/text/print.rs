@@ -67,30 +67,58 @@ const LV_TABLE: &[(&str, Kind)] = &[
     ("CACHE_USES_CACHEVOL", G),
 ];
 
-/// A set of flag names as [`effective`] makes it: a handful per object, so a list
-/// searched in place (no hashing; this runs for every LV of every print).
-#[derive(Default)]
-struct FlagSet<'t>(Vec<&'t str>);
+/// A set of flags of one table, as [`effective`] makes it: one bit per table entry (every
+/// table has fewer than 64), so that printing a list walks the table once (this runs for
+/// every LV of every print).
+#[derive(Clone, Copy)]
+struct FlagSet<'t> {
+    table: &'t [(&'t str, Kind)],
+    bits: u64,
+}
+
+const _: () = assert!(VG_TABLE.len() < 64 && PV_TABLE.len() < 64 && LV_TABLE.len() < 64);
 
 impl<'t> FlagSet<'t> {
-    fn contains(&self, name: &str) -> bool {
-        self.0.contains(&name)
+    fn new(table: &'t [(&'t str, Kind)]) -> FlagSet<'t> {
+        FlagSet { table, bits: 0 }
     }
 
-    fn insert(&mut self, name: &'t str) {
-        if !self.contains(name) {
-            self.0.push(name);
-        }
+    fn bit(&self, name: &str) -> u64 {
+        self.table
+            .iter()
+            .position(|(n, _)| *n == name)
+            .map_or(0, |i| 1 << i)
+    }
+
+    /// A name the table does not have is never in the set.
+    fn insert(&mut self, name: &str) {
+        self.bits |= self.bit(name);
     }
 
     fn remove(&mut self, name: &str) -> bool {
-        match self.0.iter().position(|n| *n == name) {
-            Some(i) => {
-                self.0.swap_remove(i);
-                true
+        let bit = self.bit(name);
+        let had = self.bits & bit != 0;
+        self.bits &= !bit;
+        had
+    }
+
+    /// `["A", "B"]`: the set's flags of `kind`, in table order.
+    fn push_list(&self, out: &mut String, kind: Kind) {
+        out.push('[');
+        let mut first = true;
+        for (i, (name, k)) in self.table.iter().enumerate() {
+            if *k == kind && self.bits & (1 << i) != 0 {
+                if !first {
+                    out.push_str(", ");
+                }
+                first = false;
+                // Flag names hold nothing to escape.
+                out.push('"');
+                out.push_str(name);
+                out.push('"');
             }
-            None => false,
         }
+        out.push(']');
     }
 }
 
@@ -104,7 +132,7 @@ fn effective<'t>(
     table: &'t [(&'t str, Kind)],
 ) -> FlagSet<'t> {
     let either = |n: &str| n == "MISSING" || n == "CACHE_VOL";
-    let mut set = FlagSet::default();
+    let mut set = FlagSet::new(table);
     // Each (short) list looked up in the table, rather than the table in the lists.
     for (list, want) in [(status, S), (flags, C)] {
         for f in list {
@@ -121,23 +149,19 @@ fn effective<'t>(
     set
 }
 
-fn flag_list<'t>(set: &FlagSet<'t>, table: &'t [(&'t str, Kind)], kind: Kind) -> String {
-    str_list(
-        table
-            .iter()
-            .filter(|(n, k)| *k == kind && set.contains(n))
-            .map(|(n, _)| *n),
-    )
-}
-
-fn print_flags(o: &mut Out, mut set: FlagSet<'_>, table: &[(&str, Kind)], write_locked: bool) {
+fn print_flags(o: &mut Out, mut set: FlagSet<'_>, write_locked: bool) {
     // `vg_flag_write_locked`: VGs with a system id or lock type are written with
     // WRITE_LOCKED instead of WRITE, so that old lvm2 versions treat them as read-only.
     if write_locked && set.remove("WRITE") {
         set.insert("WRITE_LOCKED");
     }
-    o.linef(format_args!("status = {}", flag_list(&set, table, S)));
-    o.linef(format_args!("flags = {}", flag_list(&set, table, C)));
+    let mut line = String::with_capacity(96);
+    for (key, kind) in [("status = ", S), ("flags = ", C)] {
+        line.clear();
+        line.push_str(key);
+        set.push_list(&mut line, kind);
+        o.line(&line);
+    }
 }
 
 pub(super) fn write_locked(vg: &VolumeGroup) -> bool {
@@ -165,7 +189,7 @@ pub(super) fn print_vg(
     o.linef(format_args!("seqno = {}", vg.seqno));
     o.line_c("format = \"lvm2\"", Some("# informational"));
     let wl = write_locked(vg);
-    print_flags(o, effective(&vg.status, &vg.flags, VG_TABLE), VG_TABLE, wl);
+    print_flags(o, effective(&vg.status, &vg.flags, VG_TABLE), wl);
     if !vg.tags.is_empty() {
         o.linef(format_args!(
             "tags = {}",
@@ -274,12 +298,7 @@ fn print_pv(o: &mut Out, vg: &VolumeGroup, i: usize, pv: &PhysicalVolume) {
         o.linef(format_args!("device_id_type = {}", q(t)));
         o.linef(format_args!("device_id = {}", q(id)));
     }
-    print_flags(
-        o,
-        effective(&pv.status, &pv.flags, PV_TABLE),
-        PV_TABLE,
-        false,
-    );
+    print_flags(o, effective(&pv.status, &pv.flags, PV_TABLE), false);
     if !pv.tags.is_empty() {
         o.linef(format_args!(
             "tags = {}",
@@ -409,7 +428,7 @@ fn print_lv(
     if rel.hidden.contains(lv.name.as_str()) {
         set.remove("VISIBLE");
     }
-    print_flags(o, set, LV_TABLE, write_locked(vg));
+    print_flags(o, set, write_locked(vg));
     if !lv.tags.is_empty() {
         o.linef(format_args!(
             "tags = {}",
