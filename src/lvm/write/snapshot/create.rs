@@ -45,6 +45,7 @@ use crate::lvm::model::{Area, SegmentKind, VolumeGroup};
 use crate::lvm::names::check_lv_name;
 use crate::lvm::plan::{PlanOptions, PlannedDevice, plan_lv};
 use crate::lvm::write::alloc::{AllocRequest, allocate};
+use crate::lvm::write::backup;
 use crate::lvm::write::error::{Result, WriteError};
 use crate::lvm::write::ops::ZERO_BYTES;
 use crate::lvm::write::session::{VgSession, WriteOptions};
@@ -455,9 +456,11 @@ pub fn lvcreate_snapshot(
     let plan = plan_vg(dm.as_ref(), &s, &[LvAsk { origin, name, req }]).map_err(|(_, e)| e)?;
     // The COW starts as a fresh store: zeroed before the metadata names it.
     zero_cows(&s, &plan)?;
-    if let Some(dirs) = &opts.backups {
-        crate::lvm::write::backup::archive(dirs, &plan.old, &opts.command)?;
-    }
+    // The archive's print of the old VG is the base the backup copies unchanged LVs from.
+    let archived = match &opts.backups {
+        Some(dirs) => Some(backup::archive_printed(dirs, &plan.old, &opts.command)?.1),
+        None => None,
+    };
     let lv = plan
         .lvs
         .first()
@@ -483,7 +486,12 @@ pub fn lvcreate_snapshot(
     }
     out.warnings.extend(s.warnings().iter().cloned());
     if let Some(dirs) = &opts.backups
-        && let Err(e) = crate::lvm::write::backup::backup(dirs, s.vg(), &opts.command)
+        && let Err(e) = backup::backup_from(
+            dirs,
+            s.vg(),
+            &opts.command,
+            archived.as_ref().map(|p| (&plan.old, p)),
+        )
     {
         out.warnings.push(format!(
             "WARNING: Backup of volume group {vg_name} metadata failed: {e}"
