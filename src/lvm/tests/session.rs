@@ -495,3 +495,73 @@ fn precommit_flushes_only_pvs_with_metadata_areas() {
     stranger.id = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ".parse().unwrap();
     assert!(!s.precommit_flushes(&stranger));
 }
+
+/// The on-disk texts and backup files of writes that copy unchanged LV sections from the
+/// print they started from (across commands and across writes of one session) are what a
+/// print from scratch gives; the archive holds the VG as it was before the last write.
+#[test]
+fn texts_and_backups_printed_from_a_base_are_prints_from_scratch() {
+    use crate::lvm::config::ParseMode;
+    use crate::lvm::write::backup::BackupDirs;
+    use crate::lvm::write::text::file_text;
+    let v = vg(2);
+    let im = Images::new(&v, &[]);
+    let mut o = im.opts();
+    let root = im.dir.path().join("etc");
+    let dirs = BackupDirs {
+        backup: root.join("backup"),
+        archive: root.join("archive"),
+    };
+    std::fs::create_dir_all(&dirs.backup).unwrap();
+    std::fs::create_dir_all(&dirs.archive).unwrap();
+    o.backups = Some(dirs.clone());
+    for name in ["a", "b", "c"] {
+        ops::lvcreate("vg0", name, &no_activate("1M"), &o).unwrap();
+    }
+    let mut s = VgSession::open("vg0", &o).unwrap();
+    let mut n = s.vg().clone();
+    let b = n.lvs.iter_mut().find(|l| l.name == "b").unwrap();
+    b.tags.push("tagged".into());
+    s.precommit(n).unwrap();
+    s.commit().unwrap();
+    let before_last = s.vg().clone();
+    let mut n = s.vg().clone();
+    n.lvs.retain(|l| l.name != "a");
+    s.precommit(n).unwrap();
+    s.commit().unwrap();
+    drop(s);
+    let (got, areas) = im.read();
+    assert_eq!(got.seqno, 6);
+    assert!(got.lv("a").is_none());
+    assert_eq!(got.lv("b").unwrap().tags, ["tagged"]);
+    let h = TextHeader::now("scratch");
+    // On disk: the VG section, then the header block.
+    let vg_part = |t: &[u8]| -> Vec<u8> {
+        let end = t.windows(10).position(|w| w == b"\ncontents ").unwrap();
+        t[..end].to_vec()
+    };
+    for (_, text) in &areas {
+        assert_eq!(
+            String::from_utf8_lossy(&vg_part(text)),
+            String::from_utf8_lossy(&vg_part(&disk_text(&got, &h)))
+        );
+    }
+    // In files: the header block, then the VG section.
+    let from = |t: &str| t[t.find("\nvg0 {").unwrap()..].to_string();
+    let file = std::fs::read_to_string(dirs.backup.join("vg0")).unwrap();
+    assert_eq!(from(&file), from(&file_text(&got, &h)));
+    // The newest archive is the VG before the last write (the first write of the session
+    // archived it before the first change; later writes of a session archive nothing).
+    let mut archives: Vec<PathBuf> = std::fs::read_dir(&dirs.archive)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    archives.sort();
+    assert_eq!(archives.len(), 4, "three lvcreates and one session");
+    let last = std::fs::read(archives.last().unwrap()).unwrap();
+    let mut old = VolumeGroup::from_text(&last, ParseMode::File).unwrap();
+    old.take_warnings();
+    assert_eq!(old.seqno, 4);
+    assert!(old.lv("a").is_some() && old.lv("b").unwrap().tags.is_empty());
+    assert_ne!(old, before_last);
+}
