@@ -4,9 +4,10 @@
 //! the lock is seen), and refuses what is not safe to write (a VG shared through
 //! lvmlockd, a foreign system id, missing PVs, metadata the printer cannot write back
 //! unchanged, metadata areas that disagree). [`VgSession::precommit`] gives the new VG the
-//! next seqno, prints it, parses its own text back and compares it with the model, checks
-//! the extent layout, and writes it into every metadata area of every PV (precommit
-//! slot); [`VgSession::commit`] makes it the committed copy everywhere (and keeps
+//! next seqno, prints it (copying the sections of unchanged LVs from the print of the VG
+//! it started from, [`PrintedVg`]), parses back what was printed anew and compares it with
+//! the model, checks the extent layout, and writes it into every metadata area of every PV
+//! (precommit slot); [`VgSession::commit`] makes it the committed copy everywhere (and keeps
 //! `/etc/lvm/archive` and `/etc/lvm/backup` up to date where they exist);
 //! [`VgSession::revert`] (or dropping the session) forgets a precommitted copy. The lock
 //! is held until the session is dropped, so across the commit and any device-mapper
