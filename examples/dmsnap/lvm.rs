@@ -5,7 +5,9 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+
+use crate::deferred::DeferredArgs;
 use devmapper::io::{CopyError, Input, Output, Overwrite, read_file_capped};
 use devmapper::lvm::activate;
 use devmapper::lvm::check::PvRef;
@@ -27,109 +29,133 @@ use crate::out::Out;
 #[derive(Debug, Subcommand)]
 pub enum LvmCmd {
     /// VGs, PVs and LVs found on the given devices or images (like vgs, pvs, lvs).
-    Scan {
-        /// PV devices or images.
-        pvs: Vec<PathBuf>,
-        /// Read a metadata text file instead (a vgcfgbackup/archive file, or text as
-        /// stored on disk).
-        #[arg(long, conflicts_with = "pvs")]
-        metadata: Option<PathBuf>,
-        /// One JSON document on stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    Scan(DeferredArgs<ScanArgs>),
     /// The committed metadata text of the PV's VG, exactly as stored (newest copy).
-    Metadata {
-        /// A PV device or image.
-        pv: PathBuf,
-    },
+    Metadata(DeferredArgs<MetadataArgs>),
     /// Every dm device lvm2 would create to activate the VGs, lower layers first.
-    Plan {
-        /// PV devices or images (all PVs of the VG).
-        #[arg(required = true)]
-        pvs: Vec<PathBuf>,
-        /// One JSON document on stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    Plan(DeferredArgs<PlanArgs>),
     /// Write an LV's content to a file (linear, striped, multi-segment and snapshot LVs).
-    Export {
-        /// The LV, as VG/LV.
-        vg_lv: String,
-        /// Output: a new file, written under a temporary name and renamed to OUT when
-        /// complete (nothing is left behind on failure); an existing non-empty file or a
-        /// block device only with --force; a pipe or FIFO gets the bytes in order. Never
-        /// one of the PVs.
-        #[arg(short = 'o', long, value_name = "OUT")]
-        output: PathBuf,
-        /// Replace an existing OUT: a file is replaced only once the export is complete
-        /// (kept as it was on failure); a block device (large enough) is overwritten.
-        #[arg(long)]
-        force: bool,
-        /// PV devices or images (all PVs the LV uses).
-        #[arg(required = true)]
-        pvs: Vec<PathBuf>,
-        /// For a snapshot LV, write its COW store (the LV's own segments) instead of the
-        /// snapshot's content.
-        #[arg(long)]
-        raw: bool,
-    },
+    Export(DeferredArgs<ExportArgs>),
     /// Activate the LVs of a VG from its PV block devices, as `vgchange -ay` (root).
-    Activate {
-        /// The VG name.
-        vg: String,
-        /// Only this LV (and the devices it needs).
-        #[arg(long)]
-        lv: Option<String>,
-        /// Everything read-only.
-        #[arg(long)]
-        read_only: bool,
-        /// This host's lvm system id (VGs with another one are refused).
-        #[arg(long)]
-        system_id: Option<String>,
-        /// PV block devices (all PVs of the VG; default: every block device, as lvm2).
-        devices: Vec<PathBuf>,
-    },
+    Activate(DeferredArgs<ActivateArgs>),
     /// Remove every active dm device of a VG, as `vgchange -an` (root). Without PVs the
     /// VG is found by the names and `LVM-` uuids of the active devices.
-    Deactivate {
-        /// The VG name.
-        vg: String,
-        /// PV devices of the VG (to read its id from the metadata).
-        devices: Vec<PathBuf>,
-    },
+    Deactivate(DeferredArgs<DeactivateArgs>),
     /// LVM2 commands that write (pvcreate ... pvremove) and lvs.
     #[command(flatten)]
     Write(crate::lvm_write::WriteCmd),
 }
 
+/// The arguments of `scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// PV devices or images.
+    pub pvs: Vec<PathBuf>,
+    /// Read a metadata text file instead (a vgcfgbackup/archive file, or text as
+    /// stored on disk).
+    #[arg(long, conflicts_with = "pvs")]
+    pub metadata: Option<PathBuf>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `metadata`.
+#[derive(Debug, Args)]
+pub struct MetadataArgs {
+    /// A PV device or image.
+    pub pv: PathBuf,
+}
+
+/// The arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// PV devices or images (all PVs of the VG).
+    #[arg(required = true)]
+    pub pvs: Vec<PathBuf>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The LV, as VG/LV.
+    pub vg_lv: String,
+    /// Output: a new file, written under a temporary name and renamed to OUT when
+    /// complete (nothing is left behind on failure); an existing non-empty file or a
+    /// block device only with --force; a pipe or FIFO gets the bytes in order. Never
+    /// one of the PVs.
+    #[arg(short = 'o', long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Replace an existing OUT: a file is replaced only once the export is complete
+    /// (kept as it was on failure); a block device (large enough) is overwritten.
+    #[arg(long)]
+    pub force: bool,
+    /// PV devices or images (all PVs the LV uses).
+    #[arg(required = true)]
+    pub pvs: Vec<PathBuf>,
+    /// For a snapshot LV, write its COW store (the LV's own segments) instead of the
+    /// snapshot's content.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// The arguments of `activate`.
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    /// The VG name.
+    pub vg: String,
+    /// Only this LV (and the devices it needs).
+    #[arg(long)]
+    pub lv: Option<String>,
+    /// Everything read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// This host's lvm system id (VGs with another one are refused).
+    #[arg(long)]
+    pub system_id: Option<String>,
+    /// PV block devices (all PVs of the VG; default: every block device, as lvm2).
+    pub devices: Vec<PathBuf>,
+}
+
+/// The arguments of `deactivate`.
+#[derive(Debug, Args)]
+pub struct DeactivateArgs {
+    /// The VG name.
+    pub vg: String,
+    /// PV devices of the VG (to read its id from the metadata).
+    pub devices: Vec<PathBuf>,
+}
+
 /// Run one `dmsnap lvm` command.
 pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     match cmd {
-        LvmCmd::Scan {
+        LvmCmd::Scan(DeferredArgs(ScanArgs {
             pvs,
             metadata,
             json,
-        } => match metadata {
+        })) => match metadata {
             Some(file) => scan_metadata_file(&file, json, out),
             None => scan_devices(&pvs, json, out),
         },
-        LvmCmd::Metadata { pv } => metadata(&pv, out),
-        LvmCmd::Plan { pvs, json } => plan(&pvs, json, out),
-        LvmCmd::Export {
+        LvmCmd::Metadata(DeferredArgs(MetadataArgs { pv })) => metadata(&pv, out),
+        LvmCmd::Plan(DeferredArgs(PlanArgs { pvs, json })) => plan(&pvs, json, out),
+        LvmCmd::Export(DeferredArgs(ExportArgs {
             vg_lv,
             output,
             force,
             pvs,
             raw,
-        } => export_lv(&vg_lv, &output, force, &pvs, raw),
-        LvmCmd::Activate {
+        })) => export_lv(&vg_lv, &output, force, &pvs, raw),
+        LvmCmd::Activate(DeferredArgs(ActivateArgs {
             vg,
             lv,
             read_only,
             system_id,
             devices,
-        } => activate(
+        })) => activate(
             &vg,
             lv.as_deref(),
             read_only,
@@ -137,7 +163,9 @@ pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             &devices,
             out,
         ),
-        LvmCmd::Deactivate { vg, devices } => deactivate(&vg, &devices, out),
+        LvmCmd::Deactivate(DeferredArgs(DeactivateArgs { vg, devices })) => {
+            deactivate(&vg, &devices, out)
+        }
         LvmCmd::Write(c) => crate::lvm_write::run(c, out),
     }
 }

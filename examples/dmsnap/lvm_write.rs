@@ -7,6 +7,8 @@ use std::error::Error;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+
+use crate::deferred::DeferredArgs;
 use devmapper::DeviceMapper;
 use devmapper::lvm::lvs::{self, LvsRow};
 use devmapper::lvm::write::ops::{self, LvCreate};
@@ -45,110 +47,142 @@ pub enum WriteCmd {
     /// Write a PV label, pv_header and one metadata area (lvm2's default layout), as
     /// `pvcreate`. Refuses a device holding a filesystem, partition table, RAID, LVM or
     /// swap signature unless --force.
-    Pvcreate {
-        /// Block devices.
-        #[arg(required = true)]
-        devices: Vec<PathBuf>,
-        /// Overwrite whatever the devices hold.
-        #[arg(long, short = 'f')]
-        force: bool,
-        #[command(flatten)]
-        scan: Devices,
-    },
+    Pvcreate(DeferredArgs<PvcreateArgs>),
     /// A new VG over PVs (made by dmsnap or lvm2; other devices are made PVs first), as
     /// `vgcreate`.
-    Vgcreate {
-        /// The VG name.
-        vg: String,
-        /// PV devices.
-        #[arg(required = true)]
-        pvs: Vec<PathBuf>,
-        /// Physical extent size (lvm2's units, default 4 MiB).
-        #[arg(long, short = 's', value_name = "SIZE")]
-        extent_size: Option<String>,
-        /// Make PVs of devices holding something recognisable.
-        #[arg(long, short = 'f')]
-        force: bool,
-        #[command(flatten)]
-        scan: Devices,
-    },
+    Vgcreate(DeferredArgs<VgcreateArgs>),
     /// A linear (or striped) LV, activated at once, as `lvcreate -n LV -L SIZE VG`.
-    Lvcreate {
-        /// The LV, as VG/LV.
-        vg_lv: String,
-        /// Size (lvm2's units: 512b, 8s, 4k, 12M, 10G, 1T; no unit = MiB), rounded up to
-        /// whole extents.
-        #[arg(long, short = 'L')]
-        size: String,
-        /// Number of stripes.
-        #[arg(long, short = 'i', default_value_t = 1)]
-        stripes: u32,
-        /// Stripe size (default 64k).
-        #[arg(long, short = 'I', value_name = "SIZE")]
-        stripe_size: Option<String>,
-        /// Do not activate the new LV (it is not zeroed either).
-        #[arg(long)]
-        no_activate: bool,
-        /// Do not zero the first 4 KiB of the new LV.
-        #[arg(long)]
-        no_zero: bool,
-        #[command(flatten)]
-        scan: Devices,
-    },
+    Lvcreate(DeferredArgs<LvcreateArgs>),
     /// Remove an LV, as `lvremove` (refused while it is open): also a snapshot, or an
     /// origin with --force together with its snapshots.
-    Lvremove {
-        /// The LV, as VG/LV.
-        vg_lv: String,
-        /// Remove an origin together with its snapshots.
-        #[arg(long, short = 'f')]
-        force: bool,
-        #[command(flatten)]
-        scan: Devices,
-    },
+    Lvremove(DeferredArgs<LvremoveArgs>),
     /// Roll the origin back to a snapshot, as `lvconvert --merge`: started at once when
     /// neither the origin nor the snapshot is open, otherwise at the next activation.
-    Merge {
-        /// The snapshot, as VG/SNAP.
-        vg_snap: String,
-        /// Wait for the merge to finish (progress on a terminal), then remove the snapshot.
-        #[arg(long)]
-        wait: bool,
-        #[command(flatten)]
-        scan: Devices,
-    },
+    Merge(DeferredArgs<MergeArgs>),
     /// A snapshot of an LV, as `lvcreate -s`: taken live (filesystem frozen for a moment)
     /// when the origin is active.
-    Snapshot(crate::lvm_snap::SnapshotArgs),
+    Snapshot(DeferredArgs<crate::lvm_snap::SnapshotArgs>),
     /// Remove an empty VG, as `vgremove`.
-    Vgremove {
-        /// The VG name.
-        vg: String,
-        #[command(flatten)]
-        scan: Devices,
-    },
+    Vgremove(DeferredArgs<VgremoveArgs>),
     /// Wipe PV labels, as `pvremove`.
-    Pvremove {
-        /// PV devices.
-        #[arg(required = true)]
-        devices: Vec<PathBuf>,
-        /// Wipe a PV that belongs to a VG.
-        #[arg(long, short = 'f')]
-        force: bool,
-        #[command(flatten)]
-        scan: Devices,
-    },
+    Pvremove(DeferredArgs<PvremoveArgs>),
     /// LVs with lvm2's columns and attr letters, from the metadata and the kernel, as
     /// `lvs`.
-    Lvs {
-        /// Only these VGs.
-        vgs: Vec<String>,
-        /// One JSON document on stdout.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        scan: Devices,
-    },
+    Lvs(DeferredArgs<LvsArgs>),
+}
+
+/// The arguments of `pvcreate`.
+#[derive(Debug, Args)]
+pub struct PvcreateArgs {
+    /// Block devices.
+    #[arg(required = true)]
+    pub devices: Vec<PathBuf>,
+    /// Overwrite whatever the devices hold.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    #[command(flatten)]
+    pub scan: Devices,
+}
+
+/// The arguments of `vgcreate`.
+#[derive(Debug, Args)]
+pub struct VgcreateArgs {
+    /// The VG name.
+    pub vg: String,
+    /// PV devices.
+    #[arg(required = true)]
+    pub pvs: Vec<PathBuf>,
+    /// Physical extent size (lvm2's units, default 4 MiB).
+    #[arg(long, short = 's', value_name = "SIZE")]
+    pub extent_size: Option<String>,
+    /// Make PVs of devices holding something recognisable.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    #[command(flatten)]
+    pub scan: Devices,
+}
+
+/// The arguments of `lvcreate`.
+#[derive(Debug, Args)]
+pub struct LvcreateArgs {
+    /// The LV, as VG/LV.
+    pub vg_lv: String,
+    /// Size (lvm2's units: 512b, 8s, 4k, 12M, 10G, 1T; no unit = MiB), rounded up to
+    /// whole extents.
+    #[arg(long, short = 'L')]
+    pub size: String,
+    /// Number of stripes.
+    #[arg(long, short = 'i', default_value_t = 1)]
+    pub stripes: u32,
+    /// Stripe size (default 64k).
+    #[arg(long, short = 'I', value_name = "SIZE")]
+    pub stripe_size: Option<String>,
+    /// Do not activate the new LV (it is not zeroed either).
+    #[arg(long)]
+    pub no_activate: bool,
+    /// Do not zero the first 4 KiB of the new LV.
+    #[arg(long)]
+    pub no_zero: bool,
+    #[command(flatten)]
+    pub scan: Devices,
+}
+
+/// The arguments of `lvremove`.
+#[derive(Debug, Args)]
+pub struct LvremoveArgs {
+    /// The LV, as VG/LV.
+    pub vg_lv: String,
+    /// Remove an origin together with its snapshots.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    #[command(flatten)]
+    pub scan: Devices,
+}
+
+/// The arguments of `merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The snapshot, as VG/SNAP.
+    pub vg_snap: String,
+    /// Wait for the merge to finish (progress on a terminal), then remove the snapshot.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub scan: Devices,
+}
+
+/// The arguments of `vgremove`.
+#[derive(Debug, Args)]
+pub struct VgremoveArgs {
+    /// The VG name.
+    pub vg: String,
+    #[command(flatten)]
+    pub scan: Devices,
+}
+
+/// The arguments of `pvremove`.
+#[derive(Debug, Args)]
+pub struct PvremoveArgs {
+    /// PV devices.
+    #[arg(required = true)]
+    pub devices: Vec<PathBuf>,
+    /// Wipe a PV that belongs to a VG.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    #[command(flatten)]
+    pub scan: Devices,
+}
+
+/// The arguments of `lvs`.
+#[derive(Debug, Args)]
+pub struct LvsArgs {
+    /// Only these VGs.
+    pub vgs: Vec<String>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub scan: Devices,
 }
 
 pub(crate) fn split_vg_lv(s: &str) -> Result<(&str, &str), Box<dyn Error>> {
@@ -160,11 +194,11 @@ pub(crate) fn split_vg_lv(s: &str) -> Result<(&str, &str), Box<dyn Error>> {
 /// Run one writing command.
 pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     match cmd {
-        WriteCmd::Pvcreate {
+        WriteCmd::Pvcreate(DeferredArgs(PvcreateArgs {
             devices,
             force,
             scan,
-        } => {
+        })) => {
             for c in ops::pvcreate(&devices, force, &scan.options())? {
                 writeln!(
                     out,
@@ -173,13 +207,13 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
                 );
             }
         }
-        WriteCmd::Vgcreate {
+        WriteCmd::Vgcreate(DeferredArgs(VgcreateArgs {
             vg,
             pvs,
             extent_size,
             force,
             scan,
-        } => {
+        })) => {
             let es = extent_size.map(|s| ops::parse_size(&s, 2048)).transpose()?;
             let made = ops::vgcreate(&vg, &pvs, es, force, &scan.options())?;
             for p in &made.pvcreated {
@@ -191,7 +225,7 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             }
             writeln!(out, "  Volume group \"{vg}\" successfully created");
         }
-        WriteCmd::Lvcreate {
+        WriteCmd::Lvcreate(DeferredArgs(LvcreateArgs {
             vg_lv,
             size,
             stripes,
@@ -199,7 +233,7 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             no_activate,
             no_zero,
             scan,
-        } => {
+        })) => {
             let (vg, lv) = split_vg_lv(&vg_lv)?;
             let mut req = LvCreate::size(&size)?;
             req.stripes = stripes;
@@ -215,7 +249,7 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             }
             writeln!(out, "  Logical volume \"{lv}\" created.");
         }
-        WriteCmd::Lvremove { vg_lv, force, scan } => {
+        WriteCmd::Lvremove(DeferredArgs(LvremoveArgs { vg_lv, force, scan })) => {
             let (vg, lv) = split_vg_lv(&vg_lv)?;
             let done = if force {
                 devmapper::lvm::write::snapshot::remove::lvremove(vg, lv, true, &scan.options())?
@@ -227,25 +261,25 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             }
             writeln!(out, "  Logical volume \"{lv}\" successfully removed.");
         }
-        WriteCmd::Merge {
+        WriteCmd::Merge(DeferredArgs(MergeArgs {
             vg_snap,
             wait,
             scan,
-        } => {
+        })) => {
             let (vg, snap) = split_vg_lv(&vg_snap)?;
             return crate::lvm_merge::merge_cmd(vg, snap, wait, &scan.options(), out);
         }
-        WriteCmd::Vgremove { vg, scan } => {
+        WriteCmd::Vgremove(DeferredArgs(VgremoveArgs { vg, scan })) => {
             for w in ops::vgremove(&vg, &scan.options())? {
                 errln!("  {w}");
             }
             writeln!(out, "  Volume group \"{vg}\" successfully removed");
         }
-        WriteCmd::Pvremove {
+        WriteCmd::Pvremove(DeferredArgs(PvremoveArgs {
             devices,
             force,
             scan,
-        } => {
+        })) => {
             ops::pvremove(&devices, force, &scan.options())?;
             for d in &devices {
                 writeln!(
@@ -255,8 +289,10 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
                 );
             }
         }
-        WriteCmd::Snapshot(a) => return crate::lvm_snap::run(a, out),
-        WriteCmd::Lvs { vgs, json, scan } => return lvs_cmd(&vgs, json, &scan, out),
+        WriteCmd::Snapshot(DeferredArgs(a)) => return crate::lvm_snap::run(a, out),
+        WriteCmd::Lvs(DeferredArgs(LvsArgs { vgs, json, scan })) => {
+            return lvs_cmd(&vgs, json, &scan, out);
+        }
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 mod out;
 mod backup;
 mod cow;
+mod deferred;
 mod kernel;
 mod lvm;
 mod lvm_merge;
@@ -160,10 +161,10 @@ enum Cmd {
     Targets,
     /// Offline: the snapshot exception store (COW) on a device or image, no kernel needed.
     #[command(subcommand)]
-    Cow(cow::CowCmd),
+    Cow(deferred::Deferred<cow::CowCmd>),
     /// LVM2 volume groups without lvm2: scan, metadata, plan, export (offline).
     #[command(subcommand)]
-    Lvm(lvm::LvmCmd),
+    Lvm(deferred::Deferred<lvm::LvmCmd>),
 }
 
 fn main() -> ExitCode {
@@ -249,8 +250,8 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
         Cmd::Backup(_) => Err("backup is run by main".into()),
         Cmd::Activate { devices, json } => snap::activate(devices, json, out),
         Cmd::Targets => kernel::targets(out),
-        Cmd::Cow(c) => cow::run(c, out),
-        Cmd::Lvm(c) => lvm::run(c, out),
+        Cmd::Cow(c) => cow::run(c.0, out),
+        Cmd::Lvm(c) => lvm::run(c.0, out),
     }
 }
 
