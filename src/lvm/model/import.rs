@@ -49,7 +49,8 @@ impl VolumeGroup {
     /// [`VolumeGroup::from_config`] of a text from which the sections of the LVs named in
     /// `elsewhere` were left out: those names count as defined (areas and snapshots may
     /// refer to them; a section of one of them is a duplicate), and the checks across LVs
-    /// are not made (they need every LV). Also returns the names of the LV sections in the
+    /// that need every LV only warn or are not made (an LV mapping onto itself is still an
+    /// error). Also returns the names of the LV sections in the
     /// text, in order. This is the read-back of a print whose other LV sections were
     /// copied from a text read and imported before.
     pub(crate) fn from_config_partial(
@@ -213,8 +214,9 @@ fn import_vg(vgn: &Node<'_, '_>, elsewhere: Option<&[&str]>) -> Result<(VolumeGr
         lvs,
         warnings: Vec::new(),
     };
+    // A partial VG's links to LVs left out only warn (they read as missing).
+    check_links(&vg, &w)?;
     if elsewhere.is_none() {
-        check_links(&vg, &w)?;
         check_pe_overlaps(&vg, &w);
         for (lv, kind) in vg.snapshot_faults() {
             w.push(

@@ -977,6 +977,28 @@ fn partial_import_counts_left_out_lvs_as_defined() {
     assert!(!names.contains(origin));
     assert_eq!(part.lv(&snap.name), Some(&snap));
     assert_eq!(part.pvs, full.pvs);
+    // An LV mapping onto itself is refused by a partial import too.
+    let mut selfish = full.clone();
+    let lv = selfish
+        .lvs
+        .iter_mut()
+        .find(|l| l.name != snap.name && l.name != *origin)
+        .expect("a third LV");
+    let own = lv.name.clone();
+    lv.segments.truncate(1);
+    lv.segments[0].kind = SegmentKind::Striped {
+        stripe_size: 0,
+        areas: vec![Area::Lv { lv: own, le: 0 }],
+    };
+    let t = disk_text(&selfish, &TextHeader::now("test"));
+    let cfg = parse(&t[..t.len() - 1]).unwrap();
+    assert!(matches!(
+        VolumeGroup::from_config_partial(&cfg, &[]),
+        Err(Error::Model {
+            kind: ModelErrorKind::SelfMapping,
+            ..
+        })
+    ));
     // A section of a name said to be elsewhere is a duplicate.
     let whole = parse(printed.as_bytes()).unwrap();
     assert!(matches!(
