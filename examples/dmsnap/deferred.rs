@@ -11,8 +11,9 @@
 
 use clap::{ArgMatches, Args, Command, FromArgMatches, Subcommand};
 
-/// A subcommand group `T` whose subcommands are added to its `Command` only when clap
-/// needs them.
+/// A subcommand group `T` (a `Subcommand`) whose subcommands, or a subcommand's
+/// arguments `T` (an `Args`), are added to its `Command` only when clap needs them (the
+/// command line enters it, or its help is shown).
 #[derive(Debug)]
 pub struct Deferred<T>(pub T);
 
@@ -64,21 +65,6 @@ impl<T: Subcommand> Subcommand for Deferred<T> {
     }
 }
 
-/// A subcommand's arguments `T`, added to its `Command` only when clap needs them (the
-/// subcommand was given, or its help is shown).
-#[derive(Debug)]
-pub struct DeferredArgs<T>(pub T);
-
-impl<T: FromArgMatches> FromArgMatches for DeferredArgs<T> {
-    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
-        T::from_arg_matches(m).map(DeferredArgs)
-    }
-
-    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
-        self.0.update_from_arg_matches(m)
-    }
-}
-
 fn args<T: Args>(cmd: Command) -> Command {
     keep_about(cmd, T::augment_args)
 }
@@ -87,7 +73,7 @@ fn args_for_update<T: Args>(cmd: Command) -> Command {
     keep_about(cmd, T::augment_args_for_update)
 }
 
-impl<T: Args> Args for DeferredArgs<T> {
+impl<T: Args> Args for Deferred<T> {
     fn augment_args(cmd: Command) -> Command {
         cmd.defer(args::<T>)
     }

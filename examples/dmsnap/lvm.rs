@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use crate::deferred::DeferredArgs;
+use crate::deferred::Deferred;
 use devmapper::io::{CopyError, Input, Output, Overwrite, read_file_capped};
 use devmapper::lvm::activate;
 use devmapper::lvm::check::PvRef;
@@ -29,18 +29,18 @@ use crate::out::Out;
 #[derive(Debug, Subcommand)]
 pub enum LvmCmd {
     /// VGs, PVs and LVs found on the given devices or images (like vgs, pvs, lvs).
-    Scan(DeferredArgs<ScanArgs>),
+    Scan(Deferred<ScanArgs>),
     /// The committed metadata text of the PV's VG, exactly as stored (newest copy).
-    Metadata(DeferredArgs<MetadataArgs>),
+    Metadata(Deferred<MetadataArgs>),
     /// Every dm device lvm2 would create to activate the VGs, lower layers first.
-    Plan(DeferredArgs<PlanArgs>),
+    Plan(Deferred<PlanArgs>),
     /// Write an LV's content to a file (linear, striped, multi-segment and snapshot LVs).
-    Export(DeferredArgs<ExportArgs>),
+    Export(Deferred<ExportArgs>),
     /// Activate the LVs of a VG from its PV block devices, as `vgchange -ay` (root).
-    Activate(DeferredArgs<ActivateArgs>),
+    Activate(Deferred<ActivateArgs>),
     /// Remove every active dm device of a VG, as `vgchange -an` (root). Without PVs the
     /// VG is found by the names and `LVM-` uuids of the active devices.
-    Deactivate(DeferredArgs<DeactivateArgs>),
+    Deactivate(Deferred<DeactivateArgs>),
     /// LVM2 commands that write (pvcreate ... pvremove) and lvs.
     #[command(flatten)]
     Write(crate::lvm_write::WriteCmd),
@@ -132,7 +132,7 @@ pub struct DeactivateArgs {
 /// Run one `dmsnap lvm` command.
 pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     match cmd {
-        LvmCmd::Scan(DeferredArgs(ScanArgs {
+        LvmCmd::Scan(Deferred(ScanArgs {
             pvs,
             metadata,
             json,
@@ -140,16 +140,16 @@ pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             Some(file) => scan_metadata_file(&file, json, out),
             None => scan_devices(&pvs, json, out),
         },
-        LvmCmd::Metadata(DeferredArgs(MetadataArgs { pv })) => metadata(&pv, out),
-        LvmCmd::Plan(DeferredArgs(PlanArgs { pvs, json })) => plan(&pvs, json, out),
-        LvmCmd::Export(DeferredArgs(ExportArgs {
+        LvmCmd::Metadata(Deferred(MetadataArgs { pv })) => metadata(&pv, out),
+        LvmCmd::Plan(Deferred(PlanArgs { pvs, json })) => plan(&pvs, json, out),
+        LvmCmd::Export(Deferred(ExportArgs {
             vg_lv,
             output,
             force,
             pvs,
             raw,
         })) => export_lv(&vg_lv, &output, force, &pvs, raw),
-        LvmCmd::Activate(DeferredArgs(ActivateArgs {
+        LvmCmd::Activate(Deferred(ActivateArgs {
             vg,
             lv,
             read_only,
@@ -163,7 +163,7 @@ pub fn run(cmd: LvmCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             &devices,
             out,
         ),
-        LvmCmd::Deactivate(DeferredArgs(DeactivateArgs { vg, devices })) => {
+        LvmCmd::Deactivate(Deferred(DeactivateArgs { vg, devices })) => {
             deactivate(&vg, &devices, out)
         }
         LvmCmd::Write(c) => crate::lvm_write::run(c, out),

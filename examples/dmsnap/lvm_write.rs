@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::deferred::DeferredArgs;
+use crate::deferred::Deferred;
 use devmapper::DeviceMapper;
 use devmapper::lvm::lvs::{self, LvsRow};
 use devmapper::lvm::write::ops::{self, LvCreate};
@@ -47,28 +47,28 @@ pub enum WriteCmd {
     /// Write a PV label, pv_header and one metadata area (lvm2's default layout), as
     /// `pvcreate`. Refuses a device holding a filesystem, partition table, RAID, LVM or
     /// swap signature unless --force.
-    Pvcreate(DeferredArgs<PvcreateArgs>),
+    Pvcreate(Deferred<PvcreateArgs>),
     /// A new VG over PVs (made by dmsnap or lvm2; other devices are made PVs first), as
     /// `vgcreate`.
-    Vgcreate(DeferredArgs<VgcreateArgs>),
+    Vgcreate(Deferred<VgcreateArgs>),
     /// A linear (or striped) LV, activated at once, as `lvcreate -n LV -L SIZE VG`.
-    Lvcreate(DeferredArgs<LvcreateArgs>),
+    Lvcreate(Deferred<LvcreateArgs>),
     /// Remove an LV, as `lvremove` (refused while it is open): also a snapshot, or an
     /// origin with --force together with its snapshots.
-    Lvremove(DeferredArgs<LvremoveArgs>),
+    Lvremove(Deferred<LvremoveArgs>),
     /// Roll the origin back to a snapshot, as `lvconvert --merge`: started at once when
     /// neither the origin nor the snapshot is open, otherwise at the next activation.
-    Merge(DeferredArgs<MergeArgs>),
+    Merge(Deferred<MergeArgs>),
     /// A snapshot of an LV, as `lvcreate -s`: taken live (filesystem frozen for a moment)
     /// when the origin is active.
-    Snapshot(DeferredArgs<crate::lvm_snap::SnapshotArgs>),
+    Snapshot(Deferred<crate::lvm_snap::SnapshotArgs>),
     /// Remove an empty VG, as `vgremove`.
-    Vgremove(DeferredArgs<VgremoveArgs>),
+    Vgremove(Deferred<VgremoveArgs>),
     /// Wipe PV labels, as `pvremove`.
-    Pvremove(DeferredArgs<PvremoveArgs>),
+    Pvremove(Deferred<PvremoveArgs>),
     /// LVs with lvm2's columns and attr letters, from the metadata and the kernel, as
     /// `lvs`.
-    Lvs(DeferredArgs<LvsArgs>),
+    Lvs(Deferred<LvsArgs>),
 }
 
 /// The arguments of `pvcreate`.
@@ -194,7 +194,7 @@ pub(crate) fn split_vg_lv(s: &str) -> Result<(&str, &str), Box<dyn Error>> {
 /// Run one writing command.
 pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
     match cmd {
-        WriteCmd::Pvcreate(DeferredArgs(PvcreateArgs {
+        WriteCmd::Pvcreate(Deferred(PvcreateArgs {
             devices,
             force,
             scan,
@@ -207,7 +207,7 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
                 );
             }
         }
-        WriteCmd::Vgcreate(DeferredArgs(VgcreateArgs {
+        WriteCmd::Vgcreate(Deferred(VgcreateArgs {
             vg,
             pvs,
             extent_size,
@@ -225,7 +225,7 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             }
             writeln!(out, "  Volume group \"{vg}\" successfully created");
         }
-        WriteCmd::Lvcreate(DeferredArgs(LvcreateArgs {
+        WriteCmd::Lvcreate(Deferred(LvcreateArgs {
             vg_lv,
             size,
             stripes,
@@ -249,7 +249,7 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             }
             writeln!(out, "  Logical volume \"{lv}\" created.");
         }
-        WriteCmd::Lvremove(DeferredArgs(LvremoveArgs { vg_lv, force, scan })) => {
+        WriteCmd::Lvremove(Deferred(LvremoveArgs { vg_lv, force, scan })) => {
             let (vg, lv) = split_vg_lv(&vg_lv)?;
             let done = if force {
                 devmapper::lvm::write::snapshot::remove::lvremove(vg, lv, true, &scan.options())?
@@ -261,7 +261,7 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             }
             writeln!(out, "  Logical volume \"{lv}\" successfully removed.");
         }
-        WriteCmd::Merge(DeferredArgs(MergeArgs {
+        WriteCmd::Merge(Deferred(MergeArgs {
             vg_snap,
             wait,
             scan,
@@ -269,13 +269,13 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
             let (vg, snap) = split_vg_lv(&vg_snap)?;
             return crate::lvm_merge::merge_cmd(vg, snap, wait, &scan.options(), out);
         }
-        WriteCmd::Vgremove(DeferredArgs(VgremoveArgs { vg, scan })) => {
+        WriteCmd::Vgremove(Deferred(VgremoveArgs { vg, scan })) => {
             for w in ops::vgremove(&vg, &scan.options())? {
                 errln!("  {w}");
             }
             writeln!(out, "  Volume group \"{vg}\" successfully removed");
         }
-        WriteCmd::Pvremove(DeferredArgs(PvremoveArgs {
+        WriteCmd::Pvremove(Deferred(PvremoveArgs {
             devices,
             force,
             scan,
@@ -289,8 +289,8 @@ pub fn run(cmd: WriteCmd, out: &mut Out) -> Result<(), Box<dyn Error>> {
                 );
             }
         }
-        WriteCmd::Snapshot(DeferredArgs(a)) => return crate::lvm_snap::run(a, out),
-        WriteCmd::Lvs(DeferredArgs(LvsArgs { vgs, json, scan })) => {
+        WriteCmd::Snapshot(Deferred(a)) => return crate::lvm_snap::run(a, out),
+        WriteCmd::Lvs(Deferred(LvsArgs { vgs, json, scan })) => {
             return lvs_cmd(&vgs, json, &scan, out);
         }
     }

@@ -66,7 +66,8 @@ impl VolumeGroup {
 }
 
 /// The VG section `vgn`; with `elsewhere`, LVs of those names count as defined without a
-/// section and the cross-LV checks are not made. Also the names of the LV sections.
+/// section and the cross-LV checks are not made; then also the names of the LV sections
+/// (empty for a whole import).
 fn import_vg(vgn: &Node<'_, '_>, elsewhere: Option<&[&str]>) -> Result<(VolumeGroup, Vec<String>)> {
     let w = Warn::default();
     let name = vgn.key().to_string();
@@ -184,7 +185,11 @@ fn import_vg(vgn: &Node<'_, '_>, elsewhere: Option<&[&str]>) -> Result<(VolumeGr
         lvs: &lv_names,
         w: &w,
     };
-    let names: Vec<String> = lv_nodes.iter().map(|n| n.key().to_string()).collect();
+    // Only a partial import's caller needs them (a whole import's are its LVs' names).
+    let names: Vec<String> = match elsewhere {
+        Some(_) => lv_nodes.iter().map(|n| n.key().to_string()).collect(),
+        None => Vec::new(),
+    };
     let mut lvs = Vec::with_capacity(lv_nodes.len());
     for lvn in lv_nodes {
         lvs.push(import_lv(

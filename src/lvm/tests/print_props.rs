@@ -433,8 +433,8 @@ proptest! {
             prop_assert_eq!(file.text(), scratch.as_str());
             // An LV the edit changed is never copied.
             if let Some(t) = &touched {
-                prop_assert!(!printed.reused(t));
-                prop_assert!(!file.reused(t));
+                prop_assert!(!printed.copied(t));
+                prop_assert!(!file.copied(t));
             }
             old = new;
             disk_base = printed;

@@ -41,7 +41,7 @@ use crate::lvm::model::{LogicalVolume, VolumeGroup};
 /// let (bytes, printed) = disk_text_from(&new, &h, Some((&old, &base)));
 /// // The same bytes as a print from scratch; lv0's section was copied, not printed.
 /// assert_eq!(bytes, disk_text(&new, &h));
-/// assert!(printed.reused("lv0"));
+/// assert!(printed.copied("lv0"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -62,7 +62,7 @@ pub(super) struct LvSection {
     /// sub-LV, a merging snapshot).
     pub(super) hidden: bool,
     /// Copied from the base rather than printed.
-    pub(super) reused: bool,
+    pub(super) copied: bool,
 }
 
 impl PrintedVg {
@@ -73,8 +73,8 @@ impl PrintedVg {
 
     /// Whether the section of the LV named `lv` was copied from the base rather than
     /// printed (`false` for an LV the VG does not have).
-    pub fn reused(&self, lv: &str) -> bool {
-        self.lvs.iter().any(|s| s.reused && s.name == lv)
+    pub fn copied(&self, lv: &str) -> bool {
+        self.lvs.iter().any(|s| s.copied && s.name == lv)
     }
 
     /// The LVs whose sections were copied from the base, with where each lies in the
@@ -83,7 +83,7 @@ impl PrintedVg {
         let mut v: Vec<(&str, Range<usize>)> = self
             .lvs
             .iter()
-            .filter(|s| s.reused)
+            .filter(|s| s.copied)
             .map(|s| (s.name.as_str(), s.range.clone()))
             .collect();
         v.sort_unstable_by_key(|(_, r)| r.start);

@@ -273,7 +273,7 @@ pub(super) fn print_vg(
                     name: lv.name.clone(),
                     range: start..o.buf.len(),
                     hidden,
-                    reused: copy.is_some(),
+                    copied: copy.is_some(),
                 };
             }
         }
