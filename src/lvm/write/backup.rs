@@ -174,20 +174,22 @@ fn temp_file(dir: &Path) -> Result<(PathBuf, File), BackupError> {
     })
 }
 
-/// The VG's file text (copying unchanged LV sections from `base`) in a synced temporary
-/// file in `dir`; also the print.
-fn write_temp(
-    dir: &Path,
+/// The VG's file text, copying unchanged LV sections from `base`.
+fn print_file(
     vg: &VolumeGroup,
     desc: String,
     base: Option<(&VolumeGroup, &PrintedVg)>,
-) -> Result<(PathBuf, PrintedVg), BackupError> {
+) -> Result<PrintedVg, BackupError> {
     if !valid_name(&vg.name) {
         return Err(BackupError::InvalidVgName {
             name: vg.name.clone(),
         });
     }
-    let printed = file_text_from(vg, &TextHeader::now(desc), base);
+    Ok(file_text_from(vg, &TextHeader::now(desc), base))
+}
+
+/// `printed` in a synced temporary file in `dir`.
+fn write_temp(dir: &Path, printed: &PrintedVg) -> Result<PathBuf, BackupError> {
     let (path, mut f) = temp_file(dir)?;
     let r = f
         .write_all(printed.text().as_bytes())
@@ -197,7 +199,7 @@ fn write_temp(
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    Ok((path, printed))
+    Ok(path)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BackupError> {
@@ -256,27 +258,76 @@ pub fn archive_printed(
     old: &VolumeGroup,
     command: &str,
 ) -> Result<(PathBuf, PrintedVg), BackupError> {
-    let dir = &dirs.archive;
-    let (temp, printed) = write_temp(dir, old, description(command, true), None)?;
-    let mut ix = next_index(dir, &old.name)?;
-    let rnum = random();
-    for _ in 0..10 {
-        let target = dir.join(format!("{}_{ix:05}-{rnum}.vg", old.name));
-        // lvm_rename: link, never replacing an existing archive.
-        match std::fs::hard_link(&temp, &target) {
-            Ok(()) => {
-                std::fs::remove_file(&temp).map_err(io("unlink", &temp))?;
-                sync_dir(dir)?;
-                return Ok((target, printed));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => ix = ix.saturating_add(1),
-            Err(e) => {
-                let _ = std::fs::remove_file(&temp);
-                return Err(io("link", &target)(e));
+    ArchiveText::print(old, command)?.write(dirs)
+}
+
+/// The archive of a VG, printed and not yet written: printing (the CPU-bound part) can
+/// start as soon as the VG is read, on another thread, and the file is written only if
+/// the command goes on to change the VG.
+///
+/// ```
+/// use devmapper::lvm::model::VolumeGroup;
+/// use devmapper::lvm::write::backup::{ArchiveText, BackupDirs};
+/// let dir = std::env::temp_dir().join(format!("devmapper-doc-archive-{}", std::process::id()));
+/// let dirs = BackupDirs { backup: dir.join("backup"), archive: dir.join("archive") };
+/// std::fs::create_dir_all(&dirs.archive)?;
+/// let vg = VolumeGroup::new("vg0", "kY9pF3-4Qy6-nB3W-wd25-rq4f-5zr3-QA7YeE".parse()?, 8192);
+/// let printed = std::thread::spawn(move || ArchiveText::print(&vg, "lvremove vg0/lv0"));
+/// // ... the command checks and prepares its change meanwhile ...
+/// let (path, _print) = printed.join().unwrap()?.write(&dirs)?;
+/// assert!(std::fs::read_to_string(&path)?.contains("Created *before* executing 'lvremove vg0/lv0'"));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ArchiveText {
+    vg: String,
+    printed: PrintedVg,
+}
+
+impl ArchiveText {
+    /// The file print of `old` as lvm2 archives it before `command` changes it.
+    ///
+    /// # Errors
+    /// [`BackupError::InvalidVgName`].
+    pub fn print(old: &VolumeGroup, command: &str) -> Result<ArchiveText, BackupError> {
+        Ok(ArchiveText {
+            vg: old.name.clone(),
+            printed: print_file(old, description(command, true), None)?,
+        })
+    }
+
+    /// Write the print to `<archive>/<vg>_<NNNNN>-<rand>.vg` (the next index, never
+    /// replacing an archive); returns the file's path and the print (the base of the
+    /// backup).
+    ///
+    /// # Errors
+    /// [`BackupError`]; the VG on disk is not affected.
+    pub fn write(self, dirs: &BackupDirs) -> Result<(PathBuf, PrintedVg), BackupError> {
+        let dir = &dirs.archive;
+        let temp = write_temp(dir, &self.printed)?;
+        let mut ix = next_index(dir, &self.vg)?;
+        let rnum = random();
+        for _ in 0..10 {
+            let target = dir.join(format!("{}_{ix:05}-{rnum}.vg", self.vg));
+            // lvm_rename: link, never replacing an existing archive.
+            match std::fs::hard_link(&temp, &target) {
+                Ok(()) => {
+                    std::fs::remove_file(&temp).map_err(io("unlink", &temp))?;
+                    sync_dir(dir)?;
+                    return Ok((target, self.printed));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    ix = ix.saturating_add(1);
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(io("link", &target)(e));
+                }
             }
         }
+        Err(BackupError::ArchiveNamesTaken { temp })
     }
-    Err(BackupError::ArchiveNamesTaken { temp })
 }
 
 /// Write the metadata `new` has after `command` to `<backup>/<vg>`, replacing the previous
@@ -302,7 +353,8 @@ pub fn backup_from(
     base: Option<(&VolumeGroup, &PrintedVg)>,
 ) -> Result<(PathBuf, PrintedVg), BackupError> {
     let dir = &dirs.backup;
-    let (temp, printed) = write_temp(dir, new, description(command, false), base)?;
+    let printed = print_file(new, description(command, false), base)?;
+    let temp = write_temp(dir, &printed)?;
     let target = dir.join(&new.name);
     if let Err(e) = std::fs::rename(&temp, &target) {
         let _ = std::fs::remove_file(&temp);

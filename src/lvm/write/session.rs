@@ -29,9 +29,11 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use super::alloc::check_layout;
-use super::backup::{self, BackupDirs};
+use super::backup::{self, ArchiveText, BackupDirs, BackupError};
 use super::commit::{self, MdaTarget, Precommitted};
 use super::error::{AreaRef, Result, WriteError};
 use super::lock::{FileLock, LockDir, LockMode, lock_vg};
@@ -155,7 +157,8 @@ struct Pending {
 /// A VG locked for writing, re-read after locking, checked safe to write.
 pub struct VgSession {
     lock: Option<FileLock>,
-    vg: VolumeGroup,
+    /// Shared with the thread printing its archive.
+    vg: Arc<VolumeGroup>,
     /// The VG's PVs, opened read-write, in `vg.pvs` order.
     pv_files: Vec<File>,
     pv_paths: Vec<PathBuf>,
@@ -168,6 +171,11 @@ pub struct VgSession {
     command: String,
     writes: u32,
     archived: bool,
+    /// The archive of `vg`, printed on a second thread from the moment the session opened
+    /// (while the command plans its change); the first precommit writes it. `None` where
+    /// no archive is kept, once written, or when no thread could be started (the
+    /// precommit prints it then).
+    archive_job: Option<JoinHandle<std::result::Result<ArchiveText, BackupError>>>,
     /// The on-disk print of `vg`, when it is the committed text byte for byte: the base
     /// the next print copies unchanged LV sections from.
     disk_base: Option<PrintedVg>,
@@ -331,15 +339,26 @@ impl VgSession {
                 areas: disagree,
             });
         }
-        let disk_base = check_printable_base(vg, &s.text).map_err(|e| WriteError::Unprintable {
-            vg: vg.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let found = scanned.report.vgs.swap_remove(vi);
+        let vg = Arc::new(found.vg);
+        // Where archives are kept the first write archives the VG as read: its print
+        // starts now, beside the print-back check and the command's planning.
+        let archive_job = opts.backups.as_ref().and_then(|_| {
+            let (vg, command) = (Arc::clone(&vg), opts.command.clone());
+            std::thread::Builder::new()
+                .name("lvm-archive".into())
+                .spawn(move || ArchiveText::print(&vg, &command))
+                .ok()
+        });
+        let disk_base =
+            check_printable_base(&vg, &found.text).map_err(|e| WriteError::Unprintable {
+                vg: vg.name.clone(),
+                reason: e.to_string(),
+            })?;
         let pv_files = pv_paths
             .iter()
             .map(|p| open_rw(p))
             .collect::<Result<Vec<File>>>()?;
-        let vg = scanned.report.vgs.swap_remove(vi).vg;
         Ok(VgSession {
             lock: None,
             vg,
@@ -352,6 +371,7 @@ impl VgSession {
             command: opts.command.clone(),
             writes: 0,
             archived: false,
+            archive_job,
             disk_base,
             file_base: None,
             pending: None,
@@ -380,7 +400,7 @@ impl VgSession {
         }
         VgSession {
             lock: Some(lock),
-            vg,
+            vg: Arc::new(vg),
             pv_files,
             pv_paths,
             flushed,
@@ -391,6 +411,7 @@ impl VgSession {
             writes: 0,
             // Nothing to archive before the first commit.
             archived: true,
+            archive_job: None,
             disk_base: None,
             file_base: None,
             pending: None,
@@ -471,15 +492,24 @@ impl VgSession {
             format!("Write[{}] from {}.", self.writes, self.command)
         };
         let header = TextHeader::now(description);
-        let base = self.disk_base.as_ref().map(|p| (&self.vg, p));
+        let base = self.disk_base.as_ref().map(|p| (&*self.vg, p));
         let (text, printed) = disk_text_from(&new, &header, base);
-        // The archive of the old metadata (its own print and file) is written on a second
-        // thread while the new text is checked; both must be done before the precommit.
+        // The archive of the old metadata (printed since the session opened) is written on
+        // a second thread while the new text is checked; both must be done before the
+        // precommit.
         let archive = (!self.archived).then_some(self.backups.as_ref()).flatten();
-        let (vg, command) = (&self.vg, &self.command);
+        let job = self.archive_job.take();
+        let (vg, command) = (&*self.vg, &self.command);
         let (checked, archived) = std::thread::scope(|sc| {
-            let handle =
-                archive.map(|dirs| sc.spawn(move || backup::archive_printed(dirs, vg, command)));
+            let handle = archive.map(|dirs| {
+                sc.spawn(move || {
+                    let text = match job {
+                        Some(j) => j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                        None => ArchiveText::print(vg, command),
+                    }?;
+                    text.write(dirs)
+                })
+            });
             let checked = self_check(&new, &text, &printed).and_then(|()| Ok(check_layout(&new)?));
             let archived =
                 handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
@@ -533,10 +563,10 @@ impl VgSession {
         // The backup copies unchanged LV sections from the old VG's file print.
         let file_base = self.file_base.take();
         let backed_up = self.backups.as_ref().map(|dirs| {
-            let base = file_base.as_ref().map(|f| (&self.vg, f));
+            let base = file_base.as_ref().map(|f| (&*self.vg, f));
             backup::backup_from(dirs, &p.vg, &self.command, base)
         });
-        self.vg = p.vg;
+        self.vg = Arc::new(p.vg);
         self.disk_base = Some(p.printed);
         match backed_up {
             Some(Ok((_, printed))) => self.file_base = Some(printed),
