@@ -231,11 +231,20 @@ fn model(pool: Vec<u64>) -> VolumeGroup {
     let mut visible: Vec<LogicalVolume> = Vec::new();
     let mut hidden: Vec<LogicalVolume> = Vec::new();
     let mut taken = std::collections::HashSet::new();
-    let mut fresh = |e: &mut Ent, prefix: &str| loop {
-        let n = e.name(prefix);
-        if taken.insert(n.clone()) {
-            break n;
+    // A few random draws, then a counter: a pool of zeros cycles through a handful of
+    // names, and drawing until a new one came up never ended.
+    let mut fresh = |e: &mut Ent, prefix: &str| {
+        let mut n = e.name(prefix);
+        let mut k = 0u32;
+        while !taken.insert(n.clone()) {
+            k += 1;
+            n = if k < 8 {
+                e.name(prefix)
+            } else {
+                format!("{prefix}{k}")
+            };
         }
+        n
     };
     let pvs = vg.pvs.clone();
     for _ in 0..e.below(6) {
