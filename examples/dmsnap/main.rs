@@ -269,7 +269,9 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
                 kernel::status(&name, inactive, out)
             }
         }
-        Cmd::Wrap(Deferred(WrapArgs { name, device, boot })) => snap::wrap(&name, &device, boot, out),
+        Cmd::Wrap(Deferred(WrapArgs { name, device, boot })) => {
+            snap::wrap(&name, &device, boot, out)
+        }
         Cmd::Snapshot(Deferred(SnapshotArgs {
             names,
             cow,
@@ -278,7 +280,9 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
             snap,
             force,
         })) => snap::snapshot_cmd(&names, cow, chunk.as_deref(), transient, snap, force, out),
-        Cmd::Drop(Deferred(DropArgs { name, snap })) => snap::drop_snapshot(&name, snap.as_deref(), out),
+        Cmd::Drop(Deferred(DropArgs { name, snap })) => {
+            snap::drop_snapshot(&name, snap.as_deref(), out)
+        }
         Cmd::Rollback(Deferred(RollbackArgs {
             name,
             snap,
@@ -290,7 +294,9 @@ fn run(cmd: Cmd, out: &mut Out) -> CliResult {
         Cmd::Recover(Deferred(RecoverArgs { name: None })) => backup::recover(out),
         // Dispatched in `main` (its exit status is the command's).
         Cmd::Backup(_) => Err("backup is run by main".into()),
-        Cmd::Activate(Deferred(ActivateArgs { devices, json })) => snap::activate(devices, json, out),
+        Cmd::Activate(Deferred(ActivateArgs { devices, json })) => {
+            snap::activate(devices, json, out)
+        }
         Cmd::Targets => kernel::targets(out),
         Cmd::Cow(c) => cow::run(c.0, out),
         Cmd::Lvm(c) => lvm::run(c.0, out),

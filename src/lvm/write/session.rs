@@ -8,7 +8,8 @@
 //! it started from, [`PrintedVg`]), parses back what was printed anew and compares it with
 //! the model, checks the extent layout, and writes it into every metadata area of every PV
 //! (precommit slot); [`VgSession::commit`] makes it the committed copy everywhere (and keeps
-//! `/etc/lvm/archive` and `/etc/lvm/backup` up to date where they exist);
+//! `/etc/lvm/archive` and `/etc/lvm/backup` up to date where they exist; the archive is
+//! printed from the moment the session opens, the backup written while the caller goes on);
 //! [`VgSession::revert`] (or dropping the session) forgets a precommitted copy. The lock
 //! is held until the session is dropped, so across the commit and any device-mapper
 //! change that goes with it.
@@ -181,6 +182,10 @@ pub struct VgSession {
     disk_base: Option<PrintedVg>,
     /// The file print of `vg` (its archive or backup file), the base of the next backup.
     file_base: Option<PrintedVg>,
+    /// The backup file of the last commit, being written on a second thread (while the
+    /// caller activates what it committed); waited for by the next write,
+    /// [`VgSession::warnings`], [`VgSession::close`] and drop.
+    backup_job: Option<Background<BackupDone>>,
     pending: Option<Pending>,
     warnings: Vec<String>,
 }
@@ -374,6 +379,7 @@ impl VgSession {
             archive_job,
             disk_base,
             file_base: None,
+            backup_job: None,
             pending: None,
             warnings: Vec::new(),
         })
@@ -414,6 +420,7 @@ impl VgSession {
             archive_job: None,
             disk_base: None,
             file_base: None,
+            backup_job: None,
             pending: None,
             warnings: Vec::new(),
         }
@@ -460,9 +467,31 @@ impl VgSession {
         &self.pv_files
     }
 
-    /// Non-fatal problems met so far (a backup file that could not be written).
-    pub fn warnings(&self) -> &[String] {
+    /// Non-fatal problems met so far (a backup file that could not be written); waits
+    /// for the backup file of the last commit first.
+    pub fn warnings(&mut self) -> &[String] {
+        self.finish_backup();
         &self.warnings
+    }
+
+    /// Wait for the backup file of the last commit: its print becomes the base of the
+    /// next backup, its failure a warning.
+    fn finish_backup(&mut self) {
+        let Some(job) = self.backup_job.take() else {
+            return;
+        };
+        let failed = match job.wait() {
+            Some(Ok((_, printed))) => {
+                self.file_base = Some(printed);
+                return;
+            }
+            Some(Err(e)) => e.to_string(),
+            None => "it was not written".into(),
+        };
+        self.warnings.push(format!(
+            "WARNING: Backup of volume group {} metadata failed: {failed}",
+            self.vg.name
+        ));
     }
 
     /// A precommitted copy waits for [`VgSession::commit`].
@@ -479,12 +508,37 @@ impl VgSession {
     /// [`WriteError::Internal`] when a copy is already pending; [`WriteError::SelfCheck`],
     /// [`WriteError::Alloc`], [`WriteError::Backup`], [`WriteError::Commit`] or [`WriteError::CommitOn`] (the size
     /// limit, an I/O error: every area already written is reverted).
-    pub fn precommit(&mut self, mut new: VolumeGroup) -> Result<()> {
+    pub fn precommit(&mut self, new: VolumeGroup) -> Result<()> {
+        self.precommit_inner(new, None::<fn() -> Result<()>>)
+    }
+
+    /// [`VgSession::precommit`], with `change` run on a second thread while `new` is
+    /// printed and checked: a device-mapper change the new metadata needs made first (the
+    /// device of an LV being removed). Nothing is written unless `change` succeeds; when
+    /// the change succeeded and the precommit then failed, undoing the change is the
+    /// caller's.
+    ///
+    /// # Errors
+    /// `change`'s error, or those of [`VgSession::precommit`].
+    pub fn precommit_with(
+        &mut self,
+        new: VolumeGroup,
+        change: impl FnOnce() -> Result<()> + Send,
+    ) -> Result<()> {
+        self.precommit_inner(new, Some(change))
+    }
+
+    fn precommit_inner<F: FnOnce() -> Result<()> + Send>(
+        &mut self,
+        mut new: VolumeGroup,
+        change: Option<F>,
+    ) -> Result<()> {
         if self.pending.is_some() {
             return Err(WriteError::Internal(
                 "precommit with a copy already pending",
             ));
         }
+        self.finish_backup();
         new.seqno = self.max_seqno + 1;
         let description = if self.writes == 0 {
             format!("Write from {}.", self.command)
@@ -492,15 +546,15 @@ impl VgSession {
             format!("Write[{}] from {}.", self.writes, self.command)
         };
         let header = TextHeader::now(description);
-        let base = self.disk_base.as_ref().map(|p| (&*self.vg, p));
-        let (text, printed) = disk_text_from(&new, &header, base);
         // The archive of the old metadata (printed since the session opened) is written on
-        // a second thread while the new text is checked; both must be done before the
-        // precommit.
+        // a second thread, and the caller's change made on another, while the new text is
+        // printed and checked; all must be done before the precommit.
         let archive = (!self.archived).then_some(self.backups.as_ref()).flatten();
         let job = self.archive_job.take();
         let (vg, command) = (&*self.vg, &self.command);
-        let (checked, archived) = std::thread::scope(|sc| {
+        let base = self.disk_base.as_ref().map(|p| (vg, p));
+        let (changed, checked, archived) = std::thread::scope(|sc| {
+            let change = change.map(|f| sc.spawn(f));
             let handle = archive.map(|dirs| {
                 sc.spawn(move || {
                     let text = match job {
@@ -510,12 +564,17 @@ impl VgSession {
                     text.write(dirs)
                 })
             });
-            let checked = self_check(&new, &text, &printed).and_then(|()| Ok(check_layout(&new)?));
+            let (text, printed) = disk_text_from(&new, &header, base);
+            let checked = self_check(&new, &text, &printed)
+                .and_then(|()| Ok(check_layout(&new)?))
+                .map(|()| (text, printed));
             let archived =
                 handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            (checked, archived)
+            let changed = change.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (changed, checked, archived)
         });
-        checked?;
+        changed.unwrap_or(Ok(()))?;
+        let (text, printed) = checked?;
         if let Some(r) = archived {
             self.file_base = Some(r?.1);
         }
@@ -533,8 +592,10 @@ impl VgSession {
         Ok(())
     }
 
-    /// Commit the precommitted copy on every area; then write the backup file (a failure
-    /// there is a warning, as in lvm2).
+    /// Commit the precommitted copy on every area; then write the backup file, on a second
+    /// thread: it is in place once [`VgSession::warnings`], the next precommit,
+    /// [`VgSession::close`] or dropping the session returns (a failure there is a warning,
+    /// as in lvm2).
     ///
     /// # Errors
     /// [`WriteError::Internal`] without a pending copy; [`WriteError::Commit`],
@@ -560,21 +621,18 @@ impl VgSession {
             ));
         }
         self.max_seqno = p.vg.seqno;
-        // The backup copies unchanged LV sections from the old VG's file print.
-        let file_base = self.file_base.take();
-        let backed_up = self.backups.as_ref().map(|dirs| {
-            let base = file_base.as_ref().map(|f| (&*self.vg, f));
-            backup::backup_from(dirs, &p.vg, &self.command, base)
-        });
-        self.vg = Arc::new(p.vg);
+        let new = Arc::new(p.vg);
+        let old = std::mem::replace(&mut self.vg, Arc::clone(&new));
         self.disk_base = Some(p.printed);
-        match backed_up {
-            Some(Ok((_, printed))) => self.file_base = Some(printed),
-            Some(Err(e)) => self.warnings.push(format!(
-                "WARNING: Backup of volume group {} metadata failed: {e}",
-                self.vg.name
-            )),
-            None => {}
+        // The backup file (copying unchanged LV sections from the old VG's file print) is
+        // written on a second thread, which also frees the old VG.
+        if let Some(dirs) = self.backups.clone() {
+            let file_base = self.file_base.take();
+            let command = self.command.clone();
+            self.backup_job = Some(Background::start("lvm-backup", move || {
+                let base = file_base.as_ref().map(|f| (&*old, f));
+                backup::backup_from(&dirs, &new, &command, base)
+            }));
         }
         Ok(())
     }
@@ -608,6 +666,7 @@ impl VgSession {
 
     /// Give up the lock now (dropping the session does the same).
     pub fn close(mut self) -> Result<()> {
+        self.finish_backup();
         self.revert()?;
         self.lock = None;
         Ok(())
@@ -619,6 +678,39 @@ impl Drop for VgSession {
         // An error path that did not revert: the committed copy stays what it was.
         if let Some(p) = self.pending.take() {
             let _ = p.pre.revert(&self.pv_files);
+        }
+        // The backup file is complete before the lock is given up.
+        self.finish_backup();
+    }
+}
+
+type BackupDone = std::result::Result<(PathBuf, PrintedVg), BackupError>;
+
+/// Work started on a second thread, or done at once when no thread could be started.
+enum Background<T> {
+    Thread(JoinHandle<Option<T>>),
+    Done(Option<T>),
+}
+
+impl<T: Send + 'static> Background<T> {
+    fn start(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Background<T> {
+        // Shared so that the work is still here to do when the thread cannot be started.
+        let work = Arc::new(std::sync::Mutex::new(Some(f)));
+        let theirs = Arc::clone(&work);
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || theirs.lock().ok().and_then(|mut w| w.take()).map(|f| f()));
+        match spawned {
+            Ok(h) => Background::Thread(h),
+            Err(_) => Background::Done(work.lock().ok().and_then(|mut w| w.take()).map(|f| f())),
+        }
+    }
+
+    /// The work's result (`None` only if it was never run).
+    fn wait(self) -> Option<T> {
+        match self {
+            Background::Done(t) => t,
+            Background::Thread(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
         }
     }
 }

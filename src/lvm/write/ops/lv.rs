@@ -431,21 +431,31 @@ pub fn lvremove(vg_name: &str, lv_name: &str, opts: &WriteOptions) -> Result<LvR
         Some(dm) => lv_device(dm, old, lv)?,
         None => None,
     };
-    if let (Some(dm), Some(info)) = (&dm, active) {
-        if info.open_count > 0 {
-            return Err(WriteError::LvOpen {
-                vg: vg_name.into(),
-                lv: lv_name.into(),
-                open_count: info.open_count,
-                holders: has_holders(info.dev),
-            });
-        }
-        remove_retrying(dm, &info.name).map_err(WriteError::dm("remove", info.name.as_str()))?;
-        out.deactivated = true;
-    }
     let mut new = old.clone();
     new.lvs.retain(|l| l.name != lv_name);
-    let done = s.precommit(new).and_then(|()| s.commit());
+    let precommitted = match (&dm, active) {
+        (Some(dm), Some(info)) => {
+            if info.open_count > 0 {
+                return Err(WriteError::LvOpen {
+                    vg: vg_name.into(),
+                    lv: lv_name.into(),
+                    open_count: info.open_count,
+                    holders: has_holders(info.dev),
+                });
+            }
+            // The device goes first (as in lvm2), removed while the new metadata is
+            // printed and checked.
+            let deactivated = &mut out.deactivated;
+            s.precommit_with(new, || {
+                remove_retrying(dm, &info.name)
+                    .map_err(WriteError::dm("remove", info.name.as_str()))?;
+                *deactivated = true;
+                Ok(())
+            })
+        }
+        _ => s.precommit(new),
+    };
+    let done = precommitted.and_then(|()| s.commit());
     if let Err(e) = done {
         if let (true, Some(dm)) = (out.deactivated, &dm) {
             let _ = activate_lv(&s, dm, lv_name);
