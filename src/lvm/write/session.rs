@@ -554,9 +554,9 @@ impl VgSession {
         let (vg, command) = (&*self.vg, &self.command);
         let base = self.disk_base.as_ref().map(|p| (vg, p));
         let (changed, checked, archived) = std::thread::scope(|sc| {
-            let change = change.map(|f| sc.spawn(f));
+            let change = change.map(|f| Scoped::start(sc, f));
             let handle = archive.map(|dirs| {
-                sc.spawn(move || {
+                Scoped::start(sc, move || {
                     let text = match job {
                         Some(j) => j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
                         None => ArchiveText::print(vg, command),
@@ -568,14 +568,16 @@ impl VgSession {
             let checked = self_check(&new, &text, &printed)
                 .and_then(|()| Ok(check_layout(&new)?))
                 .map(|()| (text, printed));
-            let archived =
-                handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            let changed = change.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            let archived = handle.map(Scoped::wait);
+            let changed = change.map(Scoped::wait);
             (changed, checked, archived)
         });
-        changed.unwrap_or(Ok(()))?;
+        changed
+            .unwrap_or(Some(Ok(())))
+            .unwrap_or(Err(WriteError::Internal("the device change was not made")))?;
         let (text, printed) = checked?;
         if let Some(r) = archived {
+            let r = r.ok_or(WriteError::Internal("the archive was not written"))?;
             self.file_base = Some(r?.1);
         }
         self.archived = true;
@@ -711,6 +713,37 @@ impl<T: Send + 'static> Background<T> {
         match self {
             Background::Done(t) => t,
             Background::Thread(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        }
+    }
+}
+
+/// [`Background`] on a thread of a scope (the work may borrow from outside it).
+enum Scoped<'scope, T> {
+    Thread(std::thread::ScopedJoinHandle<'scope, Option<T>>),
+    Done(Option<T>),
+}
+
+impl<'scope, T: Send + 'scope> Scoped<'scope, T> {
+    fn start<'env>(
+        sc: &'scope std::thread::Scope<'scope, 'env>,
+        f: impl FnOnce() -> T + Send + 'scope,
+    ) -> Scoped<'scope, T> {
+        let work = Arc::new(std::sync::Mutex::new(Some(f)));
+        let theirs = Arc::clone(&work);
+        let spawned = std::thread::Builder::new().spawn_scoped(sc, move || {
+            theirs.lock().ok().and_then(|mut w| w.take()).map(|f| f())
+        });
+        match spawned {
+            Ok(h) => Scoped::Thread(h),
+            Err(_) => Scoped::Done(work.lock().ok().and_then(|mut w| w.take()).map(|f| f())),
+        }
+    }
+
+    /// The work's result (`None` only if it was never run).
+    fn wait(self) -> Option<T> {
+        match self {
+            Scoped::Done(t) => t,
+            Scoped::Thread(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
         }
     }
 }
