@@ -173,10 +173,10 @@ pub struct VgSession {
     writes: u32,
     archived: bool,
     /// The archive of `vg`, printed on a second thread from the moment the session opened
-    /// (while the command plans its change); the first precommit writes it. `None` where
-    /// no archive is kept, once written, or when no thread could be started (the
-    /// precommit prints it then).
-    archive_job: Option<JoinHandle<std::result::Result<ArchiveText, BackupError>>>,
+    /// (while the command plans its change; printed at once when no thread could be
+    /// started); the first precommit writes it. `None` where no archive is kept, or once
+    /// written.
+    archive_job: Option<Background<std::result::Result<ArchiveText, BackupError>>>,
     /// The on-disk print of `vg`, when it is the committed text byte for byte: the base
     /// the next print copies unchanged LV sections from.
     disk_base: Option<PrintedVg>,
@@ -348,12 +348,9 @@ impl VgSession {
         let vg = Arc::new(found.vg);
         // Where archives are kept the first write archives the VG as read: its print
         // starts now, beside the print-back check and the command's planning.
-        let archive_job = opts.backups.as_ref().and_then(|_| {
+        let archive_job = opts.backups.as_ref().map(|_| {
             let (vg, command) = (Arc::clone(&vg), opts.command.clone());
-            std::thread::Builder::new()
-                .name("lvm-archive".into())
-                .spawn(move || ArchiveText::print(&vg, &command))
-                .ok()
+            Background::start("lvm-archive", move || ArchiveText::print(&vg, &command))
         });
         let disk_base =
             check_printable_base(&vg, &found.text).map_err(|e| WriteError::Unprintable {
@@ -557,8 +554,8 @@ impl VgSession {
             let change = change.map(|f| Scoped::start(sc, f));
             let handle = archive.map(|dirs| {
                 Scoped::start(sc, move || {
-                    let text = match job {
-                        Some(j) => j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    let text = match job.and_then(Background::wait) {
+                        Some(t) => t,
                         None => ArchiveText::print(vg, command),
                     }?;
                     text.write(dirs)
@@ -572,15 +569,21 @@ impl VgSession {
             let changed = change.map(Scoped::wait);
             (changed, checked, archived)
         });
+        // An archive written is recorded even when the write goes no further: the next
+        // write of the session must not archive the same metadata again.
+        let archived = match archived {
+            None => Ok(()),
+            Some(r) => r
+                .ok_or(WriteError::Internal("the archive was not written"))
+                .and_then(|r| Ok(r?))
+                .map(|(_, print)| self.file_base = Some(print)),
+        };
+        self.archived |= archived.is_ok();
         changed
             .unwrap_or(Some(Ok(())))
             .unwrap_or(Err(WriteError::Internal("the device change was not made")))?;
         let (text, printed) = checked?;
-        if let Some(r) = archived {
-            let r = r.ok_or(WriteError::Internal("the archive was not written"))?;
-            self.file_base = Some(r?.1);
-        }
-        self.archived = true;
+        archived?;
         // `self_check` parsed this text back to `new`: its seqno is `new.seqno`.
         let seqno = u32::try_from(new.seqno).ok();
         let pre = commit::precommit_parsed(&self.pv_files, &self.targets, &new.name, &text, seqno)
@@ -696,15 +699,13 @@ enum Background<T> {
 
 impl<T: Send + 'static> Background<T> {
     fn start(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Background<T> {
-        // Shared so that the work is still here to do when the thread cannot be started.
-        let work = Arc::new(std::sync::Mutex::new(Some(f)));
-        let theirs = Arc::clone(&work);
-        let spawned = std::thread::Builder::new()
+        let (work, theirs) = shared(f);
+        match std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || theirs.lock().ok().and_then(|mut w| w.take()).map(|f| f()));
-        match spawned {
+            .spawn(move || run_taken(&theirs))
+        {
             Ok(h) => Background::Thread(h),
-            Err(_) => Background::Done(work.lock().ok().and_then(|mut w| w.take()).map(|f| f())),
+            Err(_) => Background::Done(run_taken(&work)),
         }
     }
 
@@ -712,7 +713,7 @@ impl<T: Send + 'static> Background<T> {
     fn wait(self) -> Option<T> {
         match self {
             Background::Done(t) => t,
-            Background::Thread(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Background::Thread(h) => joined(h.join()),
         }
     }
 }
@@ -728,14 +729,10 @@ impl<'scope, T: Send + 'scope> Scoped<'scope, T> {
         sc: &'scope std::thread::Scope<'scope, 'env>,
         f: impl FnOnce() -> T + Send + 'scope,
     ) -> Scoped<'scope, T> {
-        let work = Arc::new(std::sync::Mutex::new(Some(f)));
-        let theirs = Arc::clone(&work);
-        let spawned = std::thread::Builder::new().spawn_scoped(sc, move || {
-            theirs.lock().ok().and_then(|mut w| w.take()).map(|f| f())
-        });
-        match spawned {
+        let (work, theirs) = shared(f);
+        match std::thread::Builder::new().spawn_scoped(sc, move || run_taken(&theirs)) {
             Ok(h) => Scoped::Thread(h),
-            Err(_) => Scoped::Done(work.lock().ok().and_then(|mut w| w.take()).map(|f| f())),
+            Err(_) => Scoped::Done(run_taken(&work)),
         }
     }
 
@@ -743,9 +740,28 @@ impl<'scope, T: Send + 'scope> Scoped<'scope, T> {
     fn wait(self) -> Option<T> {
         match self {
             Scoped::Done(t) => t,
-            Scoped::Thread(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Scoped::Thread(h) => joined(h.join()),
         }
     }
+}
+
+/// Work and a second handle on it for a thread that may not start: it stays here to do
+/// when the spawn fails (the spawn drops the closure it was given).
+type Shared<F> = Arc<std::sync::Mutex<Option<F>>>;
+
+fn shared<F>(f: F) -> (Shared<F>, Shared<F>) {
+    let work = Arc::new(std::sync::Mutex::new(Some(f)));
+    (Arc::clone(&work), work)
+}
+
+/// Run the work if nobody took it yet.
+fn run_taken<T, F: FnOnce() -> T>(work: &std::sync::Mutex<Option<F>>) -> Option<T> {
+    work.lock().ok().and_then(|mut w| w.take()).map(|f| f())
+}
+
+/// A thread's result, its panic resumed here.
+fn joined<T>(r: std::thread::Result<T>) -> T {
+    r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// The printed text parses back to `new` (LV order aside: lvm2 prints visible LVs first).

@@ -431,18 +431,20 @@ pub fn lvremove(vg_name: &str, lv_name: &str, opts: &WriteOptions) -> Result<LvR
         Some(dm) => lv_device(dm, old, lv)?,
         None => None,
     };
+    if let Some(info) = &active
+        && info.open_count > 0
+    {
+        return Err(WriteError::LvOpen {
+            vg: vg_name.into(),
+            lv: lv_name.into(),
+            open_count: info.open_count,
+            holders: has_holders(info.dev),
+        });
+    }
     let mut new = old.clone();
     new.lvs.retain(|l| l.name != lv_name);
     let precommitted = match (&dm, active) {
         (Some(dm), Some(info)) => {
-            if info.open_count > 0 {
-                return Err(WriteError::LvOpen {
-                    vg: vg_name.into(),
-                    lv: lv_name.into(),
-                    open_count: info.open_count,
-                    holders: has_holders(info.dev),
-                });
-            }
             // The device goes first (as in lvm2), removed while the new metadata is
             // printed and checked.
             let deactivated = &mut out.deactivated;
